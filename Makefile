@@ -1,0 +1,53 @@
+# Ghaf's developer entry points. Every target creates .venv when it is missing.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+EXTRAS := dev,postgres,redis,nats,s3,ml,serve
+BENCH_SIZE ?= full
+
+.PHONY: demo test lint unit pytest bench bench-smoke bench-gpu audit clean services
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ghaf demo
+
+test: lint pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/bandit -q -c pyproject.toml -r src
+	@bash scripts/check_unsafe_calls.sh
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks --size $(BENCH_SIZE)
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m benchmarks --size smoke
+
+bench-gpu: $(STAMP)
+	$(BIN)/python -m pytest -m gpu -v
+	$(BIN)/python -m benchmarks --size full --only gpu
+
+audit: $(STAMP)
+	$(BIN)/python -m pip install -q pip-audit
+	$(BIN)/pip-audit --strict
+
+services:
+	bash scripts/start_services.sh
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

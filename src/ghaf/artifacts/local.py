@@ -1,0 +1,103 @@
+"""Local-directory blob backend: temp file, fsync, rename; nothing partial is ever visible."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from ghaf.errors import BackendUnavailableError, NotFoundError
+
+
+class _LocalWriter:
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        fd, name = tempfile.mkstemp(dir=root / ".tmp", prefix=f"{uuid.uuid4().hex}-")
+        self._path = Path(name)
+        self._file = os.fdopen(fd, "wb", buffering=0)
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            view = view[written or 0 :]
+
+    def commit(self, key: str) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        final = self._root / key
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():  # same content already stored: keep the old one
+            self._path.unlink(missing_ok=True)
+            return
+        self._path.replace(final)
+        _fsync_dir(final.parent)
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+        self._path.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalBlobStore:
+    """Blobs as files under ``root``; writes land in ``root/.tmp`` until committed."""
+
+    def __init__(self, root: Path, *, region: str = "local") -> None:
+        self.root = root
+        self.region = region
+        self.url = root.as_uri()
+        try:
+            (root / ".tmp").mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise BackendUnavailableError(
+                f"cannot create the artifact directory {root}: {exc.strerror}",
+                hint="check the path and its permissions, or set artifact_url",
+            ) from exc
+
+    def begin_write(self) -> _LocalWriter:
+        return _LocalWriter(self.root)
+
+    @contextlib.contextmanager
+    def open_read(self, key: str) -> Iterator[BinaryIO]:
+        try:
+            handle = (self.root / key).open("rb", buffering=0)
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"artifact blob {key} does not exist") from exc
+        with handle:
+            yield handle
+
+    def exists(self, key: str) -> bool:
+        return (self.root / key).is_file()
+
+    def delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        base = self.root / prefix if prefix else self.root
+        if not base.exists():
+            return
+        for path in sorted(base.rglob("*")):
+            relative = path.relative_to(self.root)
+            if path.is_file() and relative.parts[0] != ".tmp":
+                yield relative.as_posix()
+
+    def clean_temp(self) -> int:
+        """Remove temp files left by crashed writers; returns how many."""
+        removed = 0
+        for path in (self.root / ".tmp").iterdir():
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed

@@ -1,0 +1,151 @@
+"""The content-addressed artifact store over any blob backend: stream in, verify out."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from ghaf.artifacts.base import CHUNK_SIZE, ArtifactInfo, BlobStore
+from ghaf.errors import IntegrityError, InvalidInputError
+
+_PREFIX = "sha256/"
+
+
+def blob_key(digest: str) -> str:
+    """Where the blob of ``digest`` lives: ``sha256/ab/abcdef...``."""
+    if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        raise InvalidInputError(
+            f"artifact digest {digest!r} is not a SHA-256 hex digest",
+            hint="pass the 64-character lowercase hex digest returned by put",
+        )
+    return f"{_PREFIX}{digest[:2]}/{digest}"
+
+
+class VerifyingReader(io.RawIOBase):
+    """Reads through ``inner`` hashing as it goes; at the end, a mismatch raises."""
+
+    def __init__(self, inner: BinaryIO, digest: str) -> None:
+        self._inner = inner
+        self._digest = digest
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        count = self._inner.readinto(buffer)  # type: ignore[attr-defined]
+        if count:
+            self._hash.update(memoryview(buffer)[:count])
+            self.size += count
+            return int(count)
+        if not self._done:
+            self._done = True
+            if self._hash.hexdigest() != self._digest:
+                raise IntegrityError(
+                    f"artifact {self._digest} does not match its digest "
+                    f"(read {self.size} bytes hashing to {self._hash.hexdigest()})",
+                    hint="the stored blob is corrupt; restore it from a replica or re-create it",
+                )
+        return 0
+
+
+def stream_copy(source: BinaryIO, write: object, hasher: hashlib._Hash | None = None) -> int:
+    """Copy ``source`` to the ``write`` callable in fixed chunks; returns bytes copied."""
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    total = 0
+    readinto = getattr(source, "readinto", None)
+    while True:
+        if readinto is not None:
+            count = readinto(view)
+            chunk = view[:count] if count else None
+        else:
+            data = source.read(CHUNK_SIZE)
+            count = len(data)
+            chunk = memoryview(data) if count else None
+        if not chunk:
+            return total
+        if hasher is not None:
+            hasher.update(chunk)
+        write(chunk)  # type: ignore[operator]
+        total += count
+
+
+class ContentStore:
+    """Content-addressed artifacts (SHA-256 of the bytes) on a :class:`BlobStore`."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
+        self.region = blobs.region
+
+    def put(self, source: BinaryIO | Path) -> ArtifactInfo:
+        """Stream ``source`` in; identical content is stored once."""
+        if isinstance(source, Path):
+            with source.open("rb", buffering=0) as handle:
+                return self.put(handle)
+        writer = self.blobs.begin_write()
+        hasher = hashlib.sha256()
+        try:
+            size = stream_copy(source, writer.write, hasher)
+            digest = hasher.hexdigest()
+            writer.commit(blob_key(digest))
+        except BaseException:
+            writer.abort()
+            raise
+        return ArtifactInfo(digest=digest, size=size, region=self.region)
+
+    def put_bytes(self, data: bytes) -> ArtifactInfo:
+        """Store a small in-memory payload."""
+        return self.put(io.BytesIO(data))
+
+    @contextmanager
+    def open(self, digest: str) -> Iterator[BinaryIO]:
+        """A verifying reader; read to the end to have the digest checked."""
+        with self.blobs.open_read(blob_key(digest)) as raw:
+            reader = io.BufferedReader(VerifyingReader(raw, digest), CHUNK_SIZE)
+            yield reader
+
+    def get(self, digest: str, dest: Path) -> ArtifactInfo:
+        """Copy the artifact to ``dest``; ``dest`` appears only after it verified.
+
+        No fsync: the store holds the durable copy, and every loader re-verifies
+        what it reads, so a copy torn by a power cut is caught, not trusted.
+        """
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+        tmp = Path(tmp_name)
+        try:
+            with (
+                os.fdopen(fd, "wb", buffering=0) as out,
+                self.blobs.open_read(blob_key(digest)) as raw,
+            ):
+                reader = VerifyingReader(raw, digest)
+                size = stream_copy(reader, out.write)  # type: ignore[arg-type]
+            tmp.replace(dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return ArtifactInfo(digest=digest, size=size, region=self.region)
+
+    def read_bytes(self, digest: str) -> bytes:
+        """Read a small artifact into memory, verified."""
+        with self.open(digest) as handle:
+            return handle.read()
+
+    def exists(self, digest: str) -> bool:
+        return self.blobs.exists(blob_key(digest))
+
+    def delete(self, digest: str) -> None:
+        self.blobs.delete(blob_key(digest))
+
+    def digests(self) -> Iterator[str]:
+        for key in self.blobs.keys(_PREFIX):
+            yield key.rsplit("/", 1)[-1]

@@ -1,0 +1,33 @@
+"""``ghaf demo``: the whole loop on the embedded defaults, in a fresh home."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ghaf.cli.context import state
+from ghaf.cli.main import app
+from ghaf.settings import load_settings
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="Home to run in (default: a new temporary directory)."),
+    ] = None,
+) -> None:
+    """Run every stage of the scenario end to end and print a summary."""
+    from ghaf.demo.runner import run_stages
+    from ghaf.demo.stages import STAGES
+
+    cli = state(ctx)
+    target = home or Path(tempfile.mkdtemp(prefix="ghaf-demo-"))
+    settings = load_settings(
+        home=target, log_format=cli.settings.log_format, log_level=cli.settings.log_level
+    )
+    run_stages(settings, STAGES, cli.console)

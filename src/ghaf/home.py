@@ -1,0 +1,104 @@
+"""The platform home: ``ghaf init`` creates it, ``ghaf doctor`` checks it."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select, text
+
+from ghaf.errors import GhafError
+from ghaf.metadata.base import utcnow
+from ghaf.metadata.migrate import pending_heads, upgrade
+from ghaf.metadata.platform_tables import HomeInfo
+from ghaf.platform import Platform
+from ghaf.security.identity import Actor
+from ghaf.settings import GhafSettings
+from ghaf.spine import current_session, governed
+
+INIT_HOOKS: list[Callable[[Platform], None]] = []
+"""Steps other concerns add to ``ghaf init`` (keys, default project...), run in order."""
+
+
+def init_home(settings: GhafSettings) -> Platform:
+    """Create the home directory, migrate the metadata store and run the init hooks.
+
+    Safe to run again: every step is idempotent.
+    """
+    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    platform = Platform(settings)
+    upgrade(platform.engine)
+    _record_home(platform, platform.admin())
+    for hook in INIT_HOOKS:
+        hook(platform)
+    return platform
+
+
+@governed("home.init", resource="home:{platform.settings.home}")
+def _record_home(platform: Platform, actor: Actor) -> None:
+    session = current_session()
+    if session.execute(select(HomeInfo)).scalar_one_or_none() is None:
+        session.add(HomeInfo(id=1, home_id=uuid.uuid4().hex, created_at=utcnow()))
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of ``ghaf doctor``: what was checked, whether it is fine, and the fix."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _check(name: str, probe: Callable[[], str], fix: str) -> Check:
+    try:
+        return Check(name, True, probe())
+    except GhafError as exc:
+        return Check(name, False, exc.headline, exc.hint or fix)
+    except Exception as exc:  # noqa: BLE001 - doctor reports every failure as a line
+        return Check(name, False, f"{type(exc).__name__}: {exc}", fix)
+
+
+def run_doctor(settings: GhafSettings) -> list[Check]:
+    """Check every configured backend and say what is wrong and how to fix it."""
+    checks: list[Check] = []
+    platform = Platform(settings)
+    try:
+
+        def metadata() -> str:
+            with platform.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            missing = pending_heads(platform.engine)
+            if missing:
+                raise GhafError(f"schema is behind ({len(missing)} branch heads pending)")
+            return f"{platform.engine.url.render_as_string(hide_password=True)} migrated"
+
+        checks.append(_check("metadata", metadata, "run `ghaf init` (it migrates)"))
+
+        def artifacts() -> str:
+            writer = platform.artifacts.blobs.begin_write()  # type: ignore[attr-defined]
+            writer.write(b"doctor")
+            writer.abort()
+            return f"{settings.resolved_artifact_url} writable (region {settings.artifact_region})"
+
+        checks.append(_check("artifacts", artifacts, "check artifact_url and its permissions"))
+
+        def events() -> str:
+            platform.events.publish("doctor.ping", {"ok": True})
+            return settings.event_bus_url
+
+        checks.append(_check("events", events, "check event_bus_url, or use memory://"))
+
+        def disk() -> str:
+            free = shutil.disk_usage(settings.home).free
+            if free < 1 << 30:
+                raise GhafError(f"only {free >> 20} MiB free in {settings.home}")
+            return f"{free >> 30} GiB free"
+
+        checks.append(_check("disk", disk, "free space or move GHAF_HOME"))
+    finally:
+        platform.close()
+    return checks

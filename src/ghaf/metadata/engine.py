@@ -1,0 +1,78 @@
+"""Engine creation for the metadata store: SQLite tuned for safety, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from ghaf.errors import ConfigError, SpineBypassError
+
+GOVERNED = "ghaf_governed"
+"""Execution option set only by the spine (and migrations) on connections that may write."""
+
+_WRITE_STATEMENT = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE|MERGE)\b", re.I)
+
+
+def create_metadata_engine(url: str) -> Engine:
+    """Create the engine for ``url`` with Ghaf's connection settings and write guard.
+
+    SQLite gets WAL, foreign keys, a busy timeout, ``synchronous=FULL`` and
+    ``BEGIN IMMEDIATE`` transactions, so that two processes writing at once
+    queue instead of failing with "database is locked" mid-transaction.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 60}, pool_pre_ping=False)
+        _tune_sqlite(engine)
+    elif backend == "postgresql":
+        if parsed.get_driver_name() not in ("psycopg", "psycopg2"):
+            raise ConfigError(
+                f"metadata_url driver {parsed.drivername!r} is not supported",
+                hint="use postgresql+psycopg://USER@HOST/DB",
+            )
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    else:
+        raise ConfigError(
+            f"metadata_url scheme {parsed.drivername!r} is not supported",
+            hint="use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
+        )
+    _guard_writes(engine)
+    return engine
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from pysqlite so BEGIN IMMEDIATE is ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=60000",
+            "PRAGMA synchronous=FULL",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Writers take the write lock up front; readers stay deferred and never block.
+        governed = conn.get_execution_options().get(GOVERNED)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if governed else "BEGIN")
+
+
+def _guard_writes(engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _check(
+        conn: Any, _cursor: Any, statement: str, _params: Any, _ctx: Any, _many: bool
+    ) -> None:
+        if _WRITE_STATEMENT.match(statement) and not conn.get_execution_options().get(GOVERNED):
+            raise SpineBypassError(
+                "a metadata write ran outside a governed operation",
+                hint="wrap the service function with @governed(...)",
+            )

@@ -1,0 +1,23 @@
+"""Where each concern's tables live; importing this module registers them all on ``Base``.
+
+Each concern owns its tables in its own module; add the module here when it has some.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ghaf.metadata.base import Base
+
+TABLE_MODULES: tuple[str, ...] = (
+    "ghaf.metadata.platform_tables",
+    "ghaf.projects.tables",
+    "ghaf.security.audit_tables",
+)
+
+
+def load_all_tables() -> type[Base]:
+    """Import every table module so ``Base.metadata`` is complete (for migrations, checks)."""
+    for module in TABLE_MODULES:
+        importlib.import_module(module)
+    return Base

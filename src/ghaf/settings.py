@@ -1,0 +1,192 @@
+"""One typed settings object, built once at the entry point and passed down.
+
+Sources, highest priority first: constructor arguments, ``GHAF_*`` environment
+variables (nested with ``__``, e.g. ``GHAF_SECURITY__ENCRYPT_ARTIFACTS=false``), then
+``ghaf.toml`` in the platform home. Nothing else in Ghaf reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from ghaf.errors import ConfigError
+
+SETTINGS_FILE = "ghaf.toml"
+_ENV_PREFIX = "GHAF_"
+_REGION_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+class SecuritySettings(BaseModel):
+    """Encryption, signing and identity options."""
+
+    encrypt_artifacts: bool = Field(
+        default=True, description="Encrypt every stored artifact with AES-256-GCM."
+    )
+    admin_user: str | None = Field(
+        default=None,
+        description="Principal that is the home's admin in embedded mode; default: the OS user.",
+    )
+    kek_file: Path | None = Field(
+        default=None,
+        description="Key-encryption key file; default: <home>/keys/kek.json.",
+    )
+    audit_checkpoint_every: int = Field(
+        default=1000, ge=1, description="Sign an audit checkpoint every N records."
+    )
+
+
+class GhafSettings(BaseSettings):
+    """Every knob Ghaf has, each with a description; see the module docstring for sources."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=_ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(
+        default=Path("~/.ghaf"),
+        description="Platform home: metadata, artifacts, keys and ghaf.toml live here.",
+    )
+    project: str = Field(default="default", description="Project used when none is given.")
+    metadata_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata store; default: SQLite in the home.",
+    )
+    artifact_url: str | None = Field(
+        default=None,
+        description="Artifact store URL (file:///path or s3://bucket/prefix); default: home.",
+    )
+    artifact_region: str = Field(
+        default="local", description="Region the artifact store's data lives in."
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of an S3-compatible store (MinIO, Ceph...)."
+    )
+    online_store_url: str | None = Field(
+        default=None, description="Online feature store URL (sqlite:///..., redis://...)."
+    )
+    event_bus_url: str = Field(
+        default="memory://", description="Event bus URL: memory:// or nats://host:port."
+    )
+    executor: Literal["local", "ray"] = Field(
+        default="local", description="Pipeline executor: local processes or Ray."
+    )
+    ray_address: str | None = Field(default=None, description="Ray cluster address.")
+    log_format: Literal["human", "json"] = Field(
+        default="human", description="Log lines for people (human) or log pipelines (json)."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level of log lines written."
+    )
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("artifact_region")
+    @classmethod
+    def _check_region(cls, value: str) -> str:
+        if not value or not set(value) <= _REGION_CHARS:
+            raise ValueError("a region is lowercase letters, digits and '-', e.g. ae-auh-1")
+        return value
+
+    @field_validator("metadata_url")
+    @classmethod
+    def _check_metadata_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+        return value
+
+    @field_validator("event_bus_url")
+    @classmethod
+    def _check_bus_url(cls, value: str) -> str:
+        if not value.startswith(("memory://", "nats://")):
+            raise ValueError("use memory:// or nats://HOST:PORT")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        home = _home_before_validation(init_settings)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=home / SETTINGS_FILE)
+        return (init_settings, env_settings, toml)
+
+    # Resolved locations -------------------------------------------------------------
+
+    @property
+    def resolved_metadata_url(self) -> str:
+        """The metadata URL, defaulting to SQLite in the home."""
+        return self.metadata_url or f"sqlite:///{self.home / 'ghaf.db'}"
+
+    @property
+    def resolved_artifact_url(self) -> str:
+        """The artifact store URL, defaulting to a directory in the home."""
+        return self.artifact_url or (self.home / "artifacts").as_uri()
+
+    @property
+    def resolved_online_store_url(self) -> str:
+        """The online store URL, defaulting to SQLite in the home."""
+        return self.online_store_url or f"sqlite:///{self.home / 'online.db'}"
+
+    @property
+    def resolved_admin_user(self) -> str:
+        """The embedded-mode admin: the configured one or the OS user."""
+        return self.security.admin_user or getpass.getuser()
+
+    @property
+    def kek_path(self) -> Path:
+        """Where the local key-encryption key lives."""
+        return self.security.kek_file or self.home / "keys" / "kek.json"
+
+
+def _home_before_validation(init_settings: PydanticBaseSettingsSource) -> Path:
+    """Find the home early, because ``ghaf.toml`` lives inside it."""
+    given: Any = init_settings().get("home") or os.environ.get(f"{_ENV_PREFIX}HOME")
+    return Path(given or "~/.ghaf").expanduser()
+
+
+def load_settings(**overrides: Any) -> GhafSettings:
+    """Build the settings, turning validation failures into one clear ``ConfigError`` line.
+
+    Raises:
+        ConfigError: naming the key, the value given and what is accepted.
+    """
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return GhafSettings(**clean)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+    except (OSError, ValueError) as exc:  # a malformed ghaf.toml
+        raise ConfigError(f"cannot read {SETTINGS_FILE}: {exc}") from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    env_name = _ENV_PREFIX + key.upper().replace(".", "__")
+    value = first.get("input")
+    reason = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        return f"unknown setting {key!r} ({env_name}); remove it or check its spelling"
+    return f"setting {key} ({env_name}) = {value!r} is invalid: {reason}"

@@ -1,0 +1,10 @@
+"""Contract test suites for Ghaf's backend kinds, for third-party backends to run too.
+
+Subclass a suite in your tests and provide its fixture (see each suite's docstring).
+"""
+
+from ghaf.testing.artifacts import BlobStoreContract
+from ghaf.testing.events import EventBusContract
+from ghaf.testing.metadata import MetadataContract
+
+__all__ = ["BlobStoreContract", "EventBusContract", "MetadataContract"]
