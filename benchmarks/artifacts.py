@@ -58,7 +58,9 @@ def run(size_name: str) -> list[Figure]:
         copy, copy_rss = run_child(me, "copy", str(source), str(root / "copy.bin"))
         (root / "copy.bin").unlink()
         put, put_rss = run_child(me, "put", str(source), str(root / "store"))
-        get, get_rss = run_child(me, "get", str(root / "out.bin"), str(root / "store"), put["digest"])
+        get, get_rss = run_child(
+            me, "get", str(root / "out.bin"), str(root / "store"), put["digest"]
+        )
     copy_rate = mb / copy["seconds"]
     return [
         Figure("artifact_put_MBps", mb / put["seconds"], "MB/s", "copy+fsync", copy_rate),
