@@ -173,4 +173,5 @@ def _calibrated(logit: np.ndarray, target: float) -> np.ndarray:
             high = mid
         else:
             low = mid
-    return np.asarray(1 / (1 + np.exp(-(logit + low))))
+    result: np.ndarray = 1 / (1 + np.exp(-(logit + low)))
+    return result
