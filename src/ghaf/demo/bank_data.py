@@ -159,7 +159,7 @@ def _recent_count(customer: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
     counts = np.arange(key.size) - np.searchsorted(sorted_key, sorted_key - DAY_SECONDS)
-    result = np.empty_like(counts)
+    result: np.ndarray = np.empty_like(counts)
     result[order] = counts
     return result
 
