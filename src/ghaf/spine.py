@@ -109,7 +109,10 @@ class Spine:
                 session.rollback()
                 reason = exc.headline if isinstance(exc, GhafError) else type(exc).__name__
                 failure = {**operation.details, "error": reason}
-                self._record(actor, action, resource, project, "failed", failure)
+                try:
+                    self._record(actor, action, resource, project, "failed", failure)
+                except Exception as audit_exc:  # keep the original error; note the audit gap
+                    exc.add_note(f"the failure could not be audited: {audit_exc!r}")
                 raise
             finally:
                 _current.reset(token)

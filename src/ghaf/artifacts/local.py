@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,10 +95,16 @@ class LocalBlobStore:
             if path.is_file() and relative.parts[0] != ".tmp":
                 yield relative.as_posix()
 
-    def clean_temp(self) -> int:
-        """Remove temp files left by crashed writers; returns how many."""
+    def clean_temp(self, older_than_s: float = 3600.0) -> int:
+        """Remove temp files left by crashed writers; returns how many.
+
+        Only files untouched for ``older_than_s`` are removed, so live writers are safe.
+        """
         removed = 0
+        cutoff = time.time() - older_than_s
         for path in (self.root / ".tmp").iterdir():
-            path.unlink(missing_ok=True)
-            removed += 1
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime <= cutoff:
+                    path.unlink()
+                    removed += 1
         return removed

@@ -67,10 +67,7 @@ class AuditLog:
         """Append ``entry`` and return its sequence number (gapless, in commit order)."""
         head = session.execute(
             select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
-        ).scalar_one_or_none()
-        if head is None:
-            head = AuditHeadRow(id=1, seq=0, record_hash=GENESIS_HASH)
-            session.add(head)
+        ).scalar_one()  # the genesis head row is created by the first migration
         row = AuditRecordRow(
             seq=head.seq + 1,
             ts=at or utcnow(),

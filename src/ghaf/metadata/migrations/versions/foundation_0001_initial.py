@@ -25,6 +25,8 @@ def upgrade() -> None:
         sa.Column("record_hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_head")),
     )
+    # The chain's genesis head: appends lock this row, so it must exist before the first.
+    op.execute("INSERT INTO audit_head (id, seq, record_hash) VALUES (1, 0, '" + "0" * 64 + "')")
     op.create_table(
         "audit_records",
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),

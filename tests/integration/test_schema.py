@@ -1,0 +1,83 @@
+"""Migrations build exactly the ORM's schema, on SQLite and PostgreSQL, matching the snapshot.
+
+Regenerate the snapshots after adding a migration: GHAF_TEST_UPDATE_SNAPSHOTS=1 pytest tests/integration/test_schema.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, inspect
+
+from ghaf.metadata.engine import create_metadata_engine
+from ghaf.metadata.migrate import pending_heads, upgrade
+from ghaf.metadata.tables import load_all_tables
+
+SNAPSHOTS = Path(__file__).parent.parent / "data" / "schema"
+
+
+def _engine(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
+    if backend == "sqlite":
+        return create_metadata_engine(f"sqlite:///{tmp_path / 'schema.db'}")
+    return create_metadata_engine(request.getfixturevalue("postgres_url"))
+
+
+def _dump(engine: Engine) -> dict[str, Any]:
+    inspector = inspect(engine)
+    schema: dict[str, Any] = {}
+    for table in sorted(inspector.get_table_names()):
+        if table == "alembic_version":
+            continue
+        schema[table] = {
+            "columns": {
+                c["name"]: {"type": str(c["type"]), "nullable": c["nullable"]}
+                for c in inspector.get_columns(table)
+            },
+            "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
+            "indexes": sorted(
+                f"{i['name']}({','.join(str(c) for c in i['column_names'])})"
+                + (" unique" if i["unique"] else "")
+                for i in inspector.get_indexes(table)
+            ),
+            "unique": sorted(
+                f"{u['name']}({','.join(u['column_names'])})"
+                for u in inspector.get_unique_constraints(table)
+            ),
+            "foreign_keys": sorted(
+                f"{','.join(f['constrained_columns'])}->{f['referred_table']}"
+                for f in inspector.get_foreign_keys(table)
+            ),
+        }
+    return schema
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migrations_match_orm_and_snapshot(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    engine = _engine(backend, request, tmp_path)
+    try:
+        upgrade(engine)
+        upgrade(engine)  # idempotent
+        assert pending_heads(engine) == set()
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            diffs = compare_metadata(context, load_all_tables().metadata)
+            conn.rollback()
+        assert diffs == [], f"ORM and migrations differ: {diffs}"
+        snapshot = SNAPSHOTS / f"{backend}.json"
+        dumped = _dump(engine)
+        if os.environ.get("GHAF_TEST_UPDATE_SNAPSHOTS"):
+            snapshot.parent.mkdir(parents=True, exist_ok=True)
+            snapshot.write_text(json.dumps(dumped, indent=2, sort_keys=True) + "\n")
+        assert dumped == json.loads(snapshot.read_text()), (
+            f"schema differs from {snapshot}; regenerate with GHAF_TEST_UPDATE_SNAPSHOTS=1"
+        )
+    finally:
+        engine.dispose()
