@@ -111,7 +111,7 @@ class Spine:
                 failure = {**operation.details, "error": reason}
                 try:
                     self._record(actor, action, resource, project, "failed", failure)
-                except Exception as audit_exc:  # keep the original error; note the audit gap
+                except Exception as audit_exc:  # noqa: BLE001 - keep the original error
                     exc.add_note(f"the failure could not be audited: {audit_exc!r}")
                 raise
             finally:

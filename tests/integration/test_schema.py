@@ -1,6 +1,7 @@
 """Migrations build exactly the ORM's schema, on SQLite and PostgreSQL, matching the snapshot.
 
-Regenerate the snapshots after adding a migration: GHAF_TEST_UPDATE_SNAPSHOTS=1 pytest tests/integration/test_schema.py
+Regenerate after adding a migration:
+    GHAF_TEST_UPDATE_SNAPSHOTS=1 pytest tests/integration/test_schema.py
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def test_unknown_key_in_toml_is_named(isolated_env: Path) -> None:
 def test_malformed_toml_is_a_config_error(isolated_env: Path) -> None:
     isolated_env.mkdir(parents=True)
     (isolated_env / "ghaf.toml").write_text("project = \n")
-    with pytest.raises(ConfigError, match="ghaf.toml"):
+    with pytest.raises(ConfigError, match=r"ghaf\.toml"):
         load_settings()
 
 
