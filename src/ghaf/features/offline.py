@@ -1,0 +1,308 @@
+"""Offline retrieval: point-in-time correct joins as DuckDB ASOF joins, streamed as Arrow.
+
+For each entity row at time ``t`` and each view, the answer is the feature row with the
+greatest ``(event_ts, created_ts, source row number)`` among rows with ``event_ts <= t``
+and ``created_ts <= t``; its features are null when ``event_ts < t - ttl`` or when no
+row qualifies. Entity rows are never dropped and come back in their input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.features.definitions import FeatureView, Transform
+
+SourceResolver = Callable[[str], str]
+"""Turns a ``dataset:NAME[:V]`` ref into a local Parquet path."""
+
+_MAX_U64 = 18446744073709551615
+_ROW = "__ghaf_row"
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """Features wanted from one view."""
+
+    view: FeatureView
+    features: tuple[str, ...]
+
+
+def quote(name: str) -> str:
+    """A DuckDB identifier, quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def source_sql(
+    con: duckdb.DuckDBPyConnection,
+    view: FeatureView,
+    resolver: SourceResolver | None,
+    tables: dict[str, pa.Table] | None = None,
+) -> str:
+    """A FROM-clause expression for ``view``'s source with a ``__rn`` row-number column."""
+    source = view.source
+    if isinstance(source, Transform):
+        for alias, ref in source.inputs.items():
+            inner = _plain_source(ref, resolver, tables, con, f"__in_{view.name}_{alias}")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(alias)} AS SELECT * FROM {inner}")
+        return f"(SELECT *, row_number() OVER () AS __rn FROM ({source.sql}))"
+    inner = _plain_source(source, resolver, tables, con, f"__src_{view.name}")
+    if inner.startswith("read_parquet("):
+        rn = inner[:-1] + ", file_row_number=true)"
+        return f"(SELECT * EXCLUDE (file_row_number), file_row_number AS __rn FROM {rn})"
+    return f"(SELECT *, row_number() OVER () AS __rn FROM {inner})"
+
+
+def _plain_source(
+    ref: str,
+    resolver: SourceResolver | None,
+    tables: dict[str, pa.Table] | None,
+    con: duckdb.DuckDBPyConnection,
+    register_as: str,
+) -> str:
+    if tables is not None and ref in tables:
+        con.register(register_as, tables[ref])
+        return quote(register_as)
+    if ref.startswith("dataset:"):
+        if resolver is None:
+            raise NotFoundError(
+                f"source {ref!r} needs the data concern to resolve it",
+                hint="install ghaf with its data module, or use a Parquet path",
+            )
+        path = resolver(ref.removeprefix("dataset:"))
+    else:
+        path = ref.removeprefix("file://")
+        if not any(ch in path for ch in "*?[") and not Path(path).exists():
+            raise NotFoundError(f"feature source {path} does not exist", hint="check the path")
+    return f"read_parquet({_literal(path)})"
+
+
+def to_arrow_table(frame: Any, what: str = "entity frame") -> pa.Table:
+    """Accept a pyarrow Table, RecordBatchReader, pandas DataFrame, dict or Parquet path."""
+    if isinstance(frame, pa.Table):
+        return frame
+    if isinstance(frame, pa.RecordBatchReader):
+        return frame.read_all()
+    if isinstance(frame, str | Path):
+        return pq.read_table(frame)
+    if isinstance(frame, dict):
+        return pa.table(frame)
+    if hasattr(frame, "__arrow_c_stream__") or type(frame).__module__.startswith("pandas"):
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    raise InvalidInputError(
+        f"{what} of type {type(frame).__name__} is not supported",
+        hint="pass a pyarrow Table, a pandas DataFrame or a Parquet path",
+    )
+
+
+def _is_time(t: pa.DataType) -> bool:
+    return bool(pa.types.is_timestamp(t))
+
+
+def _kind(t: pa.DataType) -> str:
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    if pa.types.is_boolean(t):
+        return "bool"
+    return str(t)
+
+
+def validate_entity_frame(
+    entity: pa.Table, timestamp_column: str, requests: Sequence[ViewRequest]
+) -> None:
+    """Raise :class:`InvalidInputError` naming the column when the frame cannot be joined."""
+    columns = entity.schema.names
+    if timestamp_column not in columns:
+        raise InvalidInputError(
+            f"entity frame has no timestamp column {timestamp_column!r}",
+            hint=f"add it or pass timestamp_column=...; columns are {', '.join(columns)}",
+        )
+    ts_type = entity.schema.field(timestamp_column).type
+    if not _is_time(ts_type):
+        raise InvalidInputError(
+            f"entity frame column {timestamp_column!r} has type {ts_type}, not a timestamp",
+            hint="convert it to a timezone-aware timestamp",
+        )
+    if entity.column(timestamp_column).null_count:
+        raise InvalidInputError(
+            f"entity frame column {timestamp_column!r} has null timestamps", hint="drop them"
+        )
+    for request in requests:
+        for key in request.view.join_keys:
+            if key not in columns:
+                raise InvalidInputError(
+                    f"entity frame has no join key column {key!r} (feature view "
+                    f"{request.view.name!r})",
+                    hint=f"add the {key!r} column; columns are {', '.join(columns)}",
+                )
+
+
+def _validate_source(
+    con: duckdb.DuckDBPyConnection, src: str, request: ViewRequest, entity: pa.Table, ts: str
+) -> None:
+    view = request.view
+    schema = con.sql(f"SELECT * FROM {src} LIMIT 0").to_arrow_table().schema
+    needed = [*view.join_keys, view.timestamp_field, *request.features]
+    if view.created_timestamp_field:
+        needed.append(view.created_timestamp_field)
+    for name in needed:
+        if name not in schema.names:
+            raise InvalidInputError(
+                f"source of feature view {view.name!r} has no column {name!r}",
+                hint=f"its columns are {', '.join(n for n in schema.names if n != '__rn')}",
+            )
+    for key in view.join_keys:
+        theirs, ours = _kind(schema.field(key).type), _kind(entity.schema.field(key).type)
+        if theirs != ours:
+            raise InvalidInputError(
+                f"join key column {key!r} is {ours} in the entity frame but {theirs} in "
+                f"feature view {view.name!r}",
+                hint=f"cast the entity frame's {key!r} column to {theirs}",
+            )
+    time_columns = [view.timestamp_field]
+    if view.created_timestamp_field:
+        time_columns.append(view.created_timestamp_field)
+    entity_tz = entity.schema.field(ts).type.tz is not None
+    for column in time_columns:
+        col_type = schema.field(column).type
+        if not _is_time(col_type):
+            raise InvalidInputError(
+                f"column {column!r} of feature view {view.name!r} has type {col_type}, "
+                "not a timestamp",
+                hint="make it a timestamp in the source",
+            )
+        if (col_type.tz is not None) != entity_tz:
+            raise InvalidInputError(
+                f"timestamp column {ts!r} of the entity frame is timezone-"
+                f"{'aware' if entity_tz else 'naive'} but {column!r} of feature view "
+                f"{view.name!r} is {'naive' if entity_tz else 'aware'}",
+                hint="make both timezone-aware (UTC)",
+            )
+
+
+def build_query(
+    sources: Sequence[str],
+    requests: Sequence[ViewRequest],
+    entity_columns: Sequence[str],
+    timestamp_column: str,
+    *,
+    full_feature_names: bool,
+) -> str:
+    """The one SQL statement joining every view onto the entity frame ``__entity``."""
+    ts = quote(timestamp_column)
+    ctes = [
+        f"e AS (SELECT *, epoch_us({ts}) AS __us, "
+        f"(epoch_us({ts})::HUGEINT << 64) + {_MAX_U64}::HUGEINT AS __k FROM __entity)"
+    ]
+    selects = [f"e.{quote(c)}" for c in entity_columns if c != _ROW]
+    joins: list[str] = []
+    seen = set(entity_columns)
+    for i, (src, request) in enumerate(zip(sources, requests, strict=True)):
+        view = request.view
+        keys = ", ".join(quote(k) for k in view.join_keys)
+        feats = ", ".join(quote(f) for f in request.features)
+        ev = quote(view.timestamp_field)
+        if view.created_timestamp_field is None:
+            ctes.append(
+                f"f{i} AS (SELECT {keys}, {feats}, epoch_us({ev}) AS __ev, "
+                f"(epoch_us({ev})::HUGEINT << 64) + __rn::HUGEINT AS __k FROM {src})"
+            )
+        else:
+            cr = quote(view.created_timestamp_field)
+            struct = ", ".join(f"{_literal(f)}: {quote(f)}" for f in request.features)
+            avail = f"greatest(epoch_us({ev}), epoch_us({cr}))"
+            ctes.append(
+                f"b{i} AS (SELECT {keys}, (({avail})::HUGEINT << 64) AS __k, arg_max("
+                f"{{'__ev': epoch_us({ev}), {struct}}}, (epoch_us({ev}), epoch_us({cr}), __rn)) "
+                f"OVER (PARTITION BY {keys} ORDER BY {avail} RANGE BETWEEN UNBOUNDED PRECEDING "
+                f"AND CURRENT ROW) AS __best FROM {src} WHERE {ev} IS NOT NULL AND {cr} IS NOT NULL)"
+            )
+            ctes.append(f"f{i} AS (SELECT {keys}, __k, __best.* FROM b{i})")
+        on = " AND ".join(f"e.{quote(k)} = f{i}.{quote(k)}" for k in view.join_keys)
+        joins.append(f"ASOF LEFT JOIN f{i} ON {on} AND e.__k >= f{i}.__k")
+        ttl = None if view.ttl is None else int(view.ttl.total_seconds() * 1_000_000)
+        for feature in request.features:
+            name = f"{view.name}__{feature}" if full_feature_names else feature
+            if name in seen:
+                raise InvalidInputError(
+                    f"output column {name!r} appears twice",
+                    hint="pass full_feature_names=True to name columns view__feature",
+                )
+            seen.add(name)
+            value = f"f{i}.{quote(feature)}"
+            if ttl is not None:
+                value = f"CASE WHEN f{i}.__ev >= e.__us - {ttl} THEN {value} END"
+            selects.append(f"{value} AS {quote(name)}")
+    return (
+        f"WITH {', '.join(ctes)} SELECT {', '.join(selects)} FROM e {' '.join(joins)} "
+        f"ORDER BY e.{_ROW}"
+    )
+
+
+def point_in_time_join(
+    entity_frame: Any,
+    requests: Sequence[ViewRequest],
+    *,
+    timestamp_column: str = "event_ts",
+    resolver: SourceResolver | None = None,
+    tables: dict[str, pa.Table] | None = None,
+    full_feature_names: bool = False,
+    batch_size: int = 65_536,
+    connection: duckdb.DuckDBPyConnection | None = None,
+) -> pa.RecordBatchReader:
+    """Join features onto ``entity_frame`` point-in-time correctly, in one DuckDB plan.
+
+    Args:
+        entity_frame: rows to enrich: the join keys and ``timestamp_column``, plus any
+            columns to carry through (labels).
+        requests: the features wanted from each view.
+        resolver: resolves ``dataset:`` source refs to local Parquet paths.
+        tables: in-memory sources by ref (tests, previews).
+
+    Returns:
+        A reader of Arrow batches, in the entity frame's row order.
+
+    Raises:
+        InvalidInputError: naming the column at fault.
+    """
+    entity = to_arrow_table(entity_frame)
+    validate_entity_frame(entity, timestamp_column, requests)
+    con = connection or duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    entity = entity.append_column(_ROW, pa.array(np.arange(entity.num_rows, dtype=np.int64)))
+    con.register("__entity", entity)
+    sources = [source_sql(con, r.view, resolver, tables) for r in requests]
+    for src, request in zip(sources, requests, strict=True):
+        _validate_source(con, src, request, entity, timestamp_column)
+    query = build_query(
+        sources,
+        requests,
+        entity.schema.names,
+        timestamp_column,
+        full_feature_names=full_feature_names,
+    )
+    reader = con.sql(query).to_arrow_reader(batch_size)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        # Keeps the connection and the registered frame alive while the caller reads.
+        _keep = (con, entity)
+        yield from reader
+        del _keep
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())

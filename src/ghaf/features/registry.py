@@ -1,0 +1,340 @@
+"""Versioned feature definitions: plan a diff, apply it through the spine, read it back."""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+from sqlalchemy import func, select
+
+from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.features.definitions import (
+    Definition,
+    Entity,
+    FeatureService,
+    FeatureView,
+    OnDemandFeatureView,
+    entity_from_spec,
+    incompatibilities,
+    parse_ref,
+    service_from_spec,
+    spec_digest,
+    view_from_spec,
+)
+from ghaf.features.tables import FeatureDefinitionRow
+from ghaf.metadata.base import utcnow
+from ghaf.platform import Platform
+from ghaf.security.identity import Actor
+from ghaf.spine import current_operation, current_session, governed
+
+Action = Literal["create", "update", "unchanged"]
+
+_ON_DEMAND: dict[str, OnDemandFeatureView] = {}
+"""On-demand views hold Python functions: applied ones are kept in-process by name."""
+_ON_DEMAND_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Change:
+    """What applying one definition would do."""
+
+    kind: str
+    name: str
+    action: Action
+    old_version: int | None
+    new_version: int | None
+    incompatible: tuple[str, ...]
+    diff: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class StoredDefinition:
+    kind: str
+    name: str
+    version: int
+    spec: dict[str, Any]
+
+
+def _latest_rows(session: Any, kind: str | None = None) -> dict[tuple[str, str], Any]:
+    latest = (
+        select(
+            FeatureDefinitionRow.kind,
+            FeatureDefinitionRow.name,
+            func.max(FeatureDefinitionRow.version).label("v"),
+        )
+        .group_by(FeatureDefinitionRow.kind, FeatureDefinitionRow.name)
+        .subquery()
+    )
+    query = select(FeatureDefinitionRow).join(
+        latest,
+        (FeatureDefinitionRow.kind == latest.c.kind)
+        & (FeatureDefinitionRow.name == latest.c.name)
+        & (FeatureDefinitionRow.version == latest.c.v),
+    )
+    if kind is not None:
+        query = query.where(FeatureDefinitionRow.kind == kind)
+    return {(row.kind, row.name): row for row in session.execute(query).scalars()}
+
+
+def _pretty(spec: dict[str, Any]) -> list[str]:
+    text = orjson.dumps(spec, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    return text.splitlines()
+
+
+def plan(session: Any, definitions: Sequence[Definition]) -> list[Change]:
+    """Compare ``definitions`` with the stored latest versions."""
+    current = _latest_rows(session)
+    changes: list[Change] = []
+    for item in definitions:
+        spec = item.spec()
+        row = current.get((spec["kind"], item.name))
+        if row is None:
+            diff = "\n".join(f"+ {line}" for line in _pretty(spec))
+            changes.append(Change(spec["kind"], item.name, "create", None, 1, (), diff))
+            continue
+        if row.digest == spec_digest(spec):
+            changes.append(
+                Change(spec["kind"], item.name, "unchanged", row.version, row.version, (), "")
+            )
+            continue
+        old = orjson.loads(row.spec)
+        diff = "\n".join(
+            line
+            for line in difflib.unified_diff(_pretty(old), _pretty(spec), lineterm="", n=1)
+            if not line.startswith(("---", "+++"))
+        )
+        problems = tuple(incompatibilities(old, spec))
+        changes.append(
+            Change(spec["kind"], item.name, "update", row.version, row.version + 1, problems, diff)
+        )
+    return changes
+
+
+def plan_apply(platform: Platform, definitions: Sequence[Definition]) -> list[Change]:
+    """The diff ``apply_definitions`` would make, without changing anything."""
+    with platform.read_session() as session:
+        return plan(session, definitions)
+
+
+@governed("features.apply", resource="feature_definitions:{source}")
+def apply_definitions(
+    platform: Platform,
+    actor: Actor,
+    definitions: Sequence[Definition],
+    *,
+    source: str = "python",
+    force: bool = False,
+) -> list[Change]:
+    """Register new versions of changed definitions.
+
+    Raises:
+        InvalidInputError: an incompatible change (key or type change, removed feature)
+            without ``force``, or a view naming an entity that is not defined.
+    """
+    session = current_session()
+    changes = plan(session, definitions)
+    breaking = [c for c in changes if c.incompatible]
+    if breaking and not force:
+        first = breaking[0]
+        raise InvalidInputError(
+            f"incompatible change to {first.label}: {'; '.join(first.incompatible)}",
+            hint="pass --force (force=True) to register it anyway; the override is audited",
+        )
+    known_entities = {name for (kind, name) in _latest_rows(session, "entity")}
+    known_entities |= {d.name for d in definitions if isinstance(d, Entity)}
+    for item in definitions:
+        if isinstance(item, FeatureView):
+            for entity in item.entities:
+                if entity.name not in known_entities:
+                    raise InvalidInputError(
+                        f"feature view {item.name!r} uses entity {entity.name!r}, not defined",
+                        hint="define the Entity in the same file",
+                    )
+    by_name = {(d.spec()["kind"], d.name): d for d in definitions}
+    now = utcnow()
+    for change in changes:
+        if change.action == "unchanged":
+            continue
+        spec = by_name[(change.kind, change.name)].spec()
+        assert change.new_version is not None
+        session.add(
+            FeatureDefinitionRow(
+                kind=change.kind,
+                name=change.name,
+                version=change.new_version,
+                spec=orjson.dumps(spec, option=orjson.OPT_SORT_KEYS).decode(),
+                digest=spec_digest(spec),
+                created_by=actor.name,
+                created_at=now,
+            )
+        )
+    session.flush()
+    _link_sources(definitions, changes)
+    details = current_operation().details
+    details["changes"] = [f"{c.action} {c.label} v{c.new_version}" for c in changes]
+    if breaking:
+        details["forced"] = [f"{c.label}: {'; '.join(c.incompatible)}" for c in breaking]
+    with _ON_DEMAND_LOCK:
+        for item in definitions:
+            if isinstance(item, OnDemandFeatureView):
+                _ON_DEMAND[item.name] = item
+    invalidate_caches()
+    return changes
+
+
+def _link_sources(definitions: Sequence[Definition], changes: Sequence[Change]) -> None:
+    """Lineage from a view's source dataset to the new view version, when lineage is present."""
+    try:
+        from ghaf.lineage import link  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    versions = {(c.kind, c.name): c.new_version for c in changes if c.action != "unchanged"}
+    for item in definitions:
+        version = versions.get(("feature_view", item.name))
+        if isinstance(item, FeatureView) and version is not None:
+            sources = (
+                [item.source] if isinstance(item.source, str) else list(item.source.inputs.values())
+            )
+            for source in sources:
+                if source.startswith("dataset:"):
+                    link(f"{source}", f"feature_view:{item.name}:{version}", "source")
+
+
+_CACHE_EPOCH = [0]
+
+
+def invalidate_caches() -> None:
+    """Tell in-process readers that definitions changed."""
+    _CACHE_EPOCH[0] += 1
+
+
+def cache_epoch() -> int:
+    return _CACHE_EPOCH[0]
+
+
+def _get(platform: Platform, kind: str, name: str, version: int | None) -> StoredDefinition:
+    with platform.read_session() as session:
+        query = select(FeatureDefinitionRow).where(
+            FeatureDefinitionRow.kind == kind, FeatureDefinitionRow.name == name
+        )
+        if version is None:
+            query = query.order_by(FeatureDefinitionRow.version.desc()).limit(1)
+        else:
+            query = query.where(FeatureDefinitionRow.version == version)
+        row = session.execute(query).scalar_one_or_none()
+    if row is None:
+        label = kind.replace("_", " ")
+        raise NotFoundError(
+            f"{label} {name!r} does not exist", hint="ghaf features list; ghaf features apply"
+        )
+    return StoredDefinition(row.kind, row.name, row.version, orjson.loads(row.spec))
+
+
+def get_entity(platform: Platform, name: str) -> Entity:
+    return entity_from_spec(_get(platform, "entity", name, None).spec)
+
+
+def get_feature_view(
+    platform: Platform, name: str, version: int | None = None
+) -> tuple[FeatureView, int]:
+    """The feature view ``name`` (latest or given version) and its version number."""
+    stored = _get(platform, "feature_view", name, version)
+    entities = {e: get_entity(platform, e) for e in stored.spec["entities"]}
+    return view_from_spec(stored.spec, entities), stored.version
+
+
+def get_feature_service(platform: Platform, name: str) -> FeatureService:
+    return service_from_spec(_get(platform, "feature_service", name, None).spec)
+
+
+def get_on_demand_view(name: str) -> OnDemandFeatureView:
+    with _ON_DEMAND_LOCK:
+        if name in _ON_DEMAND:
+            return _ON_DEMAND[name]
+    raise NotFoundError(
+        f"on-demand feature view {name!r} is not loaded in this process",
+        hint="apply its definitions file in this process (its function is Python code)",
+    )
+
+
+def list_definitions(platform: Platform) -> list[StoredDefinition]:
+    """The latest version of every definition, by kind and name."""
+    with platform.read_session() as session:
+        rows = _latest_rows(session)
+    return [
+        StoredDefinition(row.kind, row.name, row.version, orjson.loads(row.spec))
+        for _, row in sorted(rows.items())
+    ]
+
+
+@dataclass(frozen=True)
+class ViewSelection:
+    """The features wanted from one view, in request order."""
+
+    view: FeatureView
+    version: int
+    features: tuple[str, ...]
+
+
+def resolve(
+    platform: Platform, features: Sequence[str] | str
+) -> tuple[list[ViewSelection], list[OnDemandFeatureView]]:
+    """Turn ``"view:feature"`` refs (or a feature service name) into per-view selections.
+
+    Raises:
+        InvalidInputError: an unknown feature, naming it.
+        NotFoundError: an unknown view or service.
+    """
+    refs = list(get_feature_service(platform, features).features) if isinstance(
+        features, str
+    ) else list(features)
+    if not refs:
+        raise InvalidInputError("no features requested", hint="pass 'view:feature' references")
+    order: list[str] = []
+    wanted: dict[str, list[str]] = {}
+    on_demand: list[OnDemandFeatureView] = []
+    views: dict[str, tuple[FeatureView, int]] = {}
+    for ref in refs:
+        view_name, feature = parse_ref(ref)
+        if view_name in _ON_DEMAND:
+            odfv = get_on_demand_view(view_name)
+            if odfv not in on_demand:
+                on_demand.append(odfv)
+            for source in odfv.sources:
+                _add(platform, views, wanted, order, *parse_ref(source))
+            continue
+        _add(platform, views, wanted, order, view_name, feature)
+    selections = [ViewSelection(views[n][0], views[n][1], tuple(wanted[n])) for n in order]
+    return selections, on_demand
+
+
+def _add(
+    platform: Platform,
+    views: dict[str, tuple[FeatureView, int]],
+    wanted: dict[str, list[str]],
+    order: list[str],
+    view_name: str,
+    feature: str | None,
+) -> None:
+    if view_name not in views:
+        try:
+            views[view_name] = get_feature_view(platform, view_name)
+        except NotFoundError as exc:
+            raise InvalidInputError(
+                f"unknown feature view {view_name!r}", hint="ghaf features list"
+            ) from exc
+        order.append(view_name)
+        wanted[view_name] = []
+    view = views[view_name][0]
+    names = view.feature_names if feature is None else (view.field(feature).name,)
+    for name in names:
+        if name not in wanted[view_name]:
+            wanted[view_name].append(name)
