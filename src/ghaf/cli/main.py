@@ -91,25 +91,17 @@ importlib.import_module("ghaf.cli.demo")
 
 
 def run() -> None:
-    """Entry point: run the app, turning Ghaf errors into one line and an exit code."""
+    """Entry point: run the app, turning Ghaf errors into one line and an exit code.
+
+    Click handles usage errors itself (exit 2); everything Ghaf raises on purpose
+    becomes ``error: <headline>`` plus a hint line, with the code from the one table.
+    """
     err = Console(stderr=True)
     with bind_ids(request_id=new_id()):
         try:
-            app(standalone_mode=False)
+            app()
         except GhafError as exc:
             err.print(f"[bold red]error:[/] {exc.headline}", highlight=False, soft_wrap=True)
             if exc.hint:
                 err.print(f"  hint: {exc.hint}", highlight=False, soft_wrap=True)
             sys.exit(exit_code_for(exc))
-        except typer.Exit as exc:
-            sys.exit(exc.exit_code)
-        except typer.Abort:
-            err.print("aborted")
-            sys.exit(130)
-        except Exception as exc:  # click usage errors carry their own exit code
-            import click
-
-            if isinstance(exc, click.ClickException):
-                exc.show()
-                sys.exit(exc.exit_code)
-            raise

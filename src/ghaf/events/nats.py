@@ -19,8 +19,10 @@ import orjson
 
 from ghaf.errors import BackendUnavailableError, MissingDependencyError
 from ghaf.events.base import Delivery, Event, check_pattern, check_subject
+from ghaf.logs import get_logger
 
 T = TypeVar("T")
+_log = get_logger(__name__)
 _STREAM_PREFIX = "ghaf"
 
 
@@ -78,6 +80,7 @@ class NatsEventBus:
                     connect_timeout=connect_timeout,
                     max_reconnect_attempts=2,
                     allow_reconnect=False,
+                    error_cb=self._on_error,
                 )
             )
             self._js = self._nc.jetstream()
@@ -88,6 +91,11 @@ class NatsEventBus:
                 f"cannot reach NATS JetStream at {url}: {exc}",
                 hint="start nats-server with -js, or set event_bus_url to memory://",
             ) from exc
+
+    @staticmethod
+    async def _on_error(exc: Exception) -> None:
+        # nats-py prints a traceback by default; the caller gets a clear error instead.
+        _log.debug("nats client error", error=repr(exc))
 
     async def _ensure_stream(self) -> None:
         from nats.js.errors import NotFoundError

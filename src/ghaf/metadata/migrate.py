@@ -34,9 +34,14 @@ def upgrade(engine: Engine) -> None:
 
 
 def pending_heads(engine: Engine) -> set[str]:
-    """Heads of the migration scripts that the database has not reached yet."""
+    """Migration revisions the database has not applied yet (empty when up to date).
+
+    Alembic stores only the tips of the applied graph (a branch that depends on
+    another hides it), so "applied" is everything below the stored heads.
+    """
     script = ScriptDirectory.from_config(alembic_config())
     with engine.connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
+        current = MigrationContext.configure(connection).get_current_heads()
         connection.rollback()
-    return set(script.get_heads()) - current
+    applied = {rev.revision for rev in script.iterate_revisions(current, "base") if rev}
+    return {rev.revision for rev in script.walk_revisions()} - applied

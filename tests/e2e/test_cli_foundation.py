@@ -1,0 +1,76 @@
+"""The CLI as a user types it: init, doctor, projects, version; errors are one line + exit code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def ghaf(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ghaf", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_init_is_idempotent_and_doctor_is_happy(isolated_env: Path) -> None:
+    first = ghaf("init")
+    assert first.returncode == 0, first.stderr
+    assert str(isolated_env) in first.stdout
+    again = ghaf("init")
+    assert again.returncode == 0, again.stderr
+    doctor = ghaf("doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    for name in ("metadata", "artifacts", "events", "disk"):
+        assert name in doctor.stdout
+    assert "FAIL" not in doctor.stdout
+
+
+def test_doctor_names_the_broken_backend_and_the_fix(isolated_env: Path) -> None:
+    assert ghaf("init").returncode == 0
+    result = ghaf("doctor", env={"GHAF_EVENT_BUS_URL": "nats://127.0.0.1:1"})
+    assert result.returncode == 9
+    assert "FAIL" in result.stdout and "events" in result.stdout
+    assert "memory://" in result.stdout  # the fix
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_doctor_before_init_says_run_init(isolated_env: Path) -> None:
+    result = ghaf("doctor")
+    assert result.returncode == 9
+    assert "ghaf init" in result.stdout
+
+
+def test_projects_create_list_and_bad_input(isolated_env: Path) -> None:
+    assert ghaf("init").returncode == 0
+    created = ghaf("projects", "create", "fraud", "--region", "ae-auh-1")
+    assert created.returncode == 0, created.stderr
+    duplicate = ghaf("projects", "create", "fraud")
+    assert duplicate.returncode == 5
+    assert "already exists" in duplicate.stderr and "Traceback" not in duplicate.stderr
+    bad = ghaf("projects", "create", "Bad Name")
+    assert bad.returncode == 3
+    assert "project name 'Bad Name' is invalid" in bad.stderr
+    listed = ghaf("projects", "list")
+    assert listed.returncode == 0
+    assert listed.stdout.count("fraud") == 1 and "ae-auh-1" in listed.stdout
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    result = ghaf("frobnicate")
+    assert result.returncode == 2
+    assert "No such command" in result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["json", "human"])
+def test_version_and_log_format(fmt: str) -> None:
+    result = ghaf("--log-format", fmt, "version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == "0.1.0"
