@@ -91,6 +91,11 @@ class GhafSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level of log lines written."
     )
+    lineage_url: str | None = Field(
+        default=None,
+        description="Where OpenLineage events go: a JSON-lines file path (default "
+        "<home>/lineage/openlineage.jsonl), an http(s):// endpoint to POST to, or 'off'.",
+    )
     security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     @field_validator("home", mode="after")

@@ -19,7 +19,13 @@ from ghaf.projects import create_project
 from ghaf.security.audit_tables import AuditRecordRow
 from ghaf.spine import WRITE_OPERATIONS
 
-_SKIP_PREFIXES = ("ghaf.cli", "ghaf.testing", "ghaf.demo", "ghaf.metadata.migrations")
+_SKIP_PREFIXES = (
+    "ghaf.__main__",
+    "ghaf.cli",
+    "ghaf.testing",
+    "ghaf.demo",
+    "ghaf.metadata.migrations",
+)
 
 
 def _import_every_module() -> None:
@@ -38,7 +44,16 @@ def _project_create(platform: Platform) -> None:
     create_project(platform, platform.admin(), "example")
 
 
+def _dataset_write(platform: Platform) -> None:
+    import pyarrow as pa
+
+    from ghaf.data import write_dataset
+
+    write_dataset(platform, platform.admin(), "example", pa.table({"a": [1]}), source="test")
+
+
 EXAMPLES: dict[str, Callable[[Platform], None]] = {
+    "dataset.write": _dataset_write,
     "home.init": _home_init,
     "project.create": _project_create,
 }

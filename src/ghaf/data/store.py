@@ -1,0 +1,378 @@
+"""Dataset versions: stream batches to Parquet (zstd) with a profile, store, record, read back."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import func, select
+
+from ghaf.data.base import (
+    DatasetVersion,
+    check_name,
+    parse_ref,
+    schema_from_text,
+    schema_to_text,
+)
+from ghaf.data.profile import ProfileBuilder
+from ghaf.data.tables import DatasetVersionRow
+from ghaf.errors import IntegrityError, InvalidInputError, NotFoundError
+from ghaf.lineage.graph import NODE_KINDS, link
+from ghaf.lineage.openlineage import DatasetRef, LineageSink, build_run_event
+from ghaf.metadata.base import utcnow
+from ghaf.platform import Platform
+from ghaf.security.identity import Actor
+from ghaf.spine import current_operation, current_session, governed
+
+_FLUSH_ROWS = 1 << 20
+_FLUSH_BYTES = 64 << 20
+
+
+@dataclass
+class Staged:
+    """A dataset written to a local temporary Parquet file, not yet stored or recorded."""
+
+    path: Path
+    schema: pa.Schema
+    num_rows: int
+    profile: dict[str, Any]
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema, where: str) -> pa.RecordBatch:
+    if batch.schema.equals(schema):
+        return batch
+    missing = [name for name in schema.names if name not in batch.schema.names]
+    if missing:
+        raise InvalidInputError(
+            f"{where}: column {missing[0]!r} is missing from a later batch",
+            hint="every batch of a dataset must have the same columns",
+        )
+    columns = []
+    for field in schema:
+        column = batch.column(field.name)
+        if not column.type.equals(field.type):
+            try:
+                column = column.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise InvalidInputError(
+                    f"{where}: column {field.name!r} has type {column.type}, expected {field.type}",
+                    hint="make every batch use the same types",
+                ) from exc
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _batches_of(data: pa.Table | Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    if isinstance(data, pa.Table):
+        yield from data.to_batches(max_chunksize=65_536)
+    else:
+        yield from data
+
+
+def stage(
+    data: pa.Table | Iterable[pa.RecordBatch],
+    directory: Path,
+    *,
+    schema: pa.Schema | None = None,
+    where: str = "data",
+) -> Staged:
+    """Stream ``data`` into a zstd Parquet file in ``directory``, profiling in the same pass.
+
+    Memory stays bounded: batches are buffered up to ~64 MiB per row group.
+    """
+    path = directory / "data.parquet"
+    writer: pq.ParquetWriter | None = None
+    builder: ProfileBuilder | None = None
+    pending: list[pa.RecordBatch] = []
+    pending_rows = pending_bytes = rows = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_rows, pending_bytes
+        if writer is not None and pending:
+            writer.write_table(pa.Table.from_batches(pending), row_group_size=_FLUSH_ROWS)
+        pending, pending_rows, pending_bytes = [], 0, 0
+
+    try:
+        for raw in _batches_of(data):
+            if schema is None:
+                schema = raw.schema
+            batch = _conform(raw, schema, where)
+            if writer is None:
+                writer = pq.ParquetWriter(path, schema, compression="zstd")
+                builder = ProfileBuilder(schema)
+            assert builder is not None
+            builder.update(batch)
+            pending.append(batch)
+            rows += batch.num_rows
+            pending_rows += batch.num_rows
+            pending_bytes += batch.nbytes
+            if pending_rows >= _FLUSH_ROWS or pending_bytes >= _FLUSH_BYTES:
+                flush()
+        if schema is None:
+            raise InvalidInputError(
+                f"{where}: no data and no schema", hint="give at least one batch or a schema"
+            )
+        if writer is None:
+            writer = pq.ParquetWriter(path, schema, compression="zstd")
+            builder = ProfileBuilder(schema)
+        flush()
+    finally:
+        if writer is not None:
+            writer.close()
+    assert builder is not None
+    return Staged(path, schema, rows, builder.result())
+
+
+@contextmanager
+def staging_dir(platform: Platform) -> Iterator[Path]:
+    """A private temporary directory in the home, removed afterwards (nothing partial stays)."""
+    root = platform.settings.home / "tmp"
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with tempfile.TemporaryDirectory(dir=root, prefix="stage-") as name:
+        yield Path(name)
+
+
+def _to_version(row: DatasetVersionRow) -> DatasetVersion:
+    return DatasetVersion(
+        name=row.name,
+        version=row.version,
+        digest=row.digest,
+        num_rows=row.num_rows,
+        schema=schema_from_text(row.schema_b64),
+        profile=json.loads(row.profile),
+        column_tags=json.loads(row.column_tags),
+        residency=row.residency,
+        created_at=row.created_at,
+        source=row.source,
+        inputs=tuple(json.loads(row.inputs)),
+        size=row.size,
+        created_by=row.created_by,
+        validation=json.loads(row.validation) if row.validation else None,
+    )
+
+
+def _input_node(platform: Platform, ref: str) -> str:
+    kind = ref.partition(":")[0]
+    if kind in NODE_KINDS:
+        return ref
+    return get_dataset(platform, ref).node
+
+
+def record_version(
+    platform: Platform,
+    actor: Actor,
+    name: str,
+    staged: Staged,
+    *,
+    source: str,
+    inputs: Sequence[str] = (),
+    column_tags: Mapping[str, str] | None = None,
+    residency: str | None = None,
+    validation: dict[str, Any] | None = None,
+    job: str = "dataset.write",
+    code: str | None = None,
+) -> DatasetVersion:
+    """Store the staged file and record a version (inside the current governed operation).
+
+    Identical content with identical tags as the latest version returns that version:
+    no new blob, no new version.
+    """
+    tags = dict(column_tags or {})
+    unknown = sorted(set(tags) - set(staged.schema.names))
+    if unknown:
+        raise InvalidInputError(
+            f"column tag for {unknown[0]!r}: no such column in dataset {name!r}",
+            hint=f"columns are {', '.join(staged.schema.names)}",
+        )
+    nodes = [_input_node(platform, ref) for ref in inputs]
+    info = platform.artifacts.put(staged.path)
+    session = current_session()
+    latest = session.execute(
+        select(DatasetVersionRow)
+        .where(DatasetVersionRow.name == name)
+        .order_by(DatasetVersionRow.version.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if (
+        latest is not None
+        and latest.digest == info.digest
+        and json.loads(latest.column_tags) == tags
+        and latest.residency == residency
+    ):
+        current_operation().details["unchanged"] = latest.version
+        return _to_version(latest)
+    row = DatasetVersionRow(
+        name=name,
+        version=(latest.version if latest else 0) + 1,
+        project=current_operation().project,
+        digest=info.digest,
+        size=info.size,
+        num_rows=staged.num_rows,
+        schema_b64=schema_to_text(staged.schema),
+        profile=json.dumps(staged.profile),
+        column_tags=json.dumps(tags, sort_keys=True),
+        residency=residency,
+        source=source,
+        inputs=json.dumps(nodes),
+        validation=json.dumps(validation) if validation is not None else None,
+        created_by=actor.name,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    version = _to_version(row)
+    for node in nodes:
+        link(node, version.node, "input")
+    current_operation().details.update(version=version.version, digest=info.digest)
+    _emit(platform, job, version, nodes, source, code)
+    return version
+
+
+def _emit(
+    platform: Platform,
+    job: str,
+    version: DatasetVersion,
+    nodes: Sequence[str],
+    source: str,
+    code: str | None,
+) -> None:
+    namespace = f"ghaf://{platform.default_project}"
+    inputs = [DatasetRef(namespace, n.removeprefix("dataset:")) for n in nodes]
+    if not nodes and source:
+        inputs = [DatasetRef("external", source[:500])]
+    fields = tuple((f.name, str(f.type)) for f in version.schema)
+    output = DatasetRef(namespace, version.ref, fields)
+    event = build_run_event(
+        f"{job}.{version.name}", namespace=namespace, inputs=inputs, outputs=[output], code=code
+    )
+    LineageSink(platform.settings).send(event)
+
+
+@governed("dataset.write", resource="dataset:{name}")
+def write_dataset(
+    platform: Platform,
+    actor: Actor,
+    name: str,
+    data: pa.Table | Iterable[pa.RecordBatch],
+    *,
+    source: str,
+    inputs: Sequence[str] = (),
+    column_tags: Mapping[str, str] | None = None,
+    residency: str | None = None,
+) -> DatasetVersion:
+    """Write ``data`` as a new immutable version of dataset ``name``.
+
+    Args:
+        data: a table or an iterable of record batches (streamed, never all in memory).
+        source: a description of where the data came from.
+        inputs: lineage: dataset refs (``name:3``) or node ids (``run:ID``) it derives from.
+        column_tags: classification per column (``pii``, ``sensitive``, ``public``).
+        residency: the region the dataset must stay in.
+
+    Raises:
+        InvalidInputError: bad name, inconsistent batches, unknown tagged column.
+    """
+    check_name(name)
+    with staging_dir(platform) as directory:
+        staged = stage(data, directory, where=f"dataset {name!r}")
+        return record_version(
+            platform,
+            actor,
+            name,
+            staged,
+            source=source,
+            inputs=inputs,
+            column_tags=column_tags,
+            residency=residency,
+        )
+
+
+def get_dataset(platform: Platform, ref: str) -> DatasetVersion:
+    """The version ``ref`` names: ``name``/``name:latest`` (newest) or ``name:3``.
+
+    Raises:
+        NotFoundError: no such dataset or version.
+    """
+    name, version = parse_ref(ref)
+    with platform.read_session() as session:
+        query = select(DatasetVersionRow).where(DatasetVersionRow.name == name)
+        if version is None:
+            query = query.order_by(DatasetVersionRow.version.desc()).limit(1)
+        else:
+            query = query.where(DatasetVersionRow.version == version)
+        row = session.execute(query).scalar_one_or_none()
+        if row is None:
+            what = f"dataset {name!r}" if version is None else f"dataset version {name}:{version}"
+            raise NotFoundError(f"{what} does not exist", hint=f"ghaf data versions {name}")
+        return _to_version(row)
+
+
+def list_versions(platform: Platform, name: str) -> list[DatasetVersion]:
+    """Every version of ``name``, oldest first (empty when none)."""
+    check_name(name)
+    with platform.read_session() as session:
+        rows = session.execute(
+            select(DatasetVersionRow)
+            .where(DatasetVersionRow.name == name)
+            .order_by(DatasetVersionRow.version)
+        ).scalars()
+        return [_to_version(row) for row in rows]
+
+
+def list_datasets(platform: Platform) -> list[str]:
+    """Names of all datasets."""
+    with platform.read_session() as session:
+        rows = session.execute(
+            select(DatasetVersionRow.name, func.max(DatasetVersionRow.version)).group_by(
+                DatasetVersionRow.name
+            )
+        )
+        return sorted(name for name, _ in rows)
+
+
+def _cache_dir(platform: Platform) -> Path:
+    path = platform.settings.home / "cache" / "datasets"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def _stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def dataset_parquet_path(platform: Platform, ref: str) -> Path:
+    """A local, verified, decrypted Parquet file of the version (cached by digest).
+
+    The file is fetched through the artifact store, which verifies its digest; a
+    stamp beside it (inode, size, mtime) says the cached copy is the verified one,
+    so a changed or replaced cache file is fetched again. Treat the file as read-only.
+    """
+    version = get_dataset(platform, ref)
+    directory = _cache_dir(platform)
+    path = directory / f"{version.digest}.parquet"
+    stamp = directory / f"{version.digest}.verified"
+    if path.exists() and stamp.exists() and stamp.read_text() == _stamp(path):
+        return path
+    info = platform.artifacts.get(version.digest, path)
+    if info.size != version.size:
+        path.unlink(missing_ok=True)
+        raise IntegrityError(
+            f"dataset {version.ref}: stored size {info.size} != recorded {version.size}",
+            hint="the artifact store and metadata disagree; restore the artifact",
+        )
+    path.chmod(0o400)
+    stamp.write_text(_stamp(path))
+    return path
+
+
+def read_dataset(platform: Platform, ref: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """The version ``ref`` as an Arrow table (optionally only ``columns``)."""
+    return pq.read_table(dataset_parquet_path(platform, ref), columns=columns)
