@@ -21,6 +21,10 @@ BACKENDS: dict[str, dict[str, str]] = {
         "memory": "ghaf.events.memory:InProcessEventBus",
         "nats": "ghaf.events.nats:NatsEventBus",
     },
+    "online": {
+        "sqlite": "ghaf.features.online_sqlite:SqliteOnlineStore",
+        "redis": "ghaf.features.online_redis:RedisOnlineStore",
+    },
 }
 
 
