@@ -28,7 +28,7 @@ class Platform:
         self.audit = AuditLog()
         self.spine = Spine(
             self.engine,
-            authorizer or HomeAdminAuthorizer([settings.resolved_admin_user]),
+            authorizer or HomeAdminAuthorizer([settings.resolved_admin_user, *settings.local_principals]),
             self.audit,
         )
 

@@ -97,6 +97,11 @@ class GhafSettings(BaseSettings):
         "<home>/lineage/openlineage.jsonl), an http(s):// endpoint to POST to, or 'off'.",
     )
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    local_principals: list[str] = Field(
+        default_factory=list,
+        description="Extra local principals who are home admins in embedded mode "
+        "(e.g. a second person to approve models: four eyes).",
+    )
 
     @field_validator("home", mode="after")
     @classmethod

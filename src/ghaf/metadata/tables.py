@@ -13,6 +13,8 @@ TABLE_MODULES: tuple[str, ...] = (
     "ghaf.metadata.platform_tables",
     "ghaf.projects.tables",
     "ghaf.security.audit_tables",
+    "ghaf.registry.tables",
+    "ghaf.tracking.tables",
     "ghaf.data.tables",
     "ghaf.lineage.tables",
 )
