@@ -52,12 +52,77 @@ def _dataset_write(platform: Platform) -> None:
     write_dataset(platform, platform.admin(), "example", pa.table({"a": [1]}), source="test")
 
 
+def _register_example_model(platform: Platform) -> None:
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from ghaf.models import save_model
+    from ghaf.registry import register_model
+
+    x = np.arange(20, dtype=float).reshape(10, 2)
+    model = LogisticRegression().fit(x, np.arange(10) % 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_model(model, Path(tmp) / "m")
+        register_model(platform, platform.admin(), "example", Path(tmp) / "m")
+
+
+def _model_alias(platform: Platform) -> None:
+    from ghaf.registry import set_alias
+
+    set_alias(platform, platform.admin(), "example", "champion", 1)
+
+
+def _model_alias_delete(platform: Platform) -> None:
+    from ghaf.registry import delete_alias
+
+    delete_alias(platform, platform.admin(), "example", "champion")
+
+
+def _model_approve(platform: Platform) -> None:
+    from ghaf.registry import approve_model_version
+    from ghaf.security.identity import Actor
+
+    settings = platform.settings.model_copy(update={"local_principals": ["second-approver"]})
+    with Platform(settings) as second:
+        approve_model_version(second, Actor("second-approver"), "example:1")
+
+
+def _model_promote(platform: Platform) -> None:
+    from ghaf.registry import transition_model_version
+
+    transition_model_version(platform, platform.admin(), "example:1", "staging")
+
+
+def _model_card_update(platform: Platform) -> None:
+    from ghaf.registry import update_model_card
+
+    update_model_card(platform, platform.admin(), "example:1", "# Edited card")
+
+
 EXAMPLES: dict[str, Callable[[Platform], None]] = {
+    "model.register": _register_example_model,
+    "model.alias": _model_alias,
+    "model.alias_delete": _model_alias_delete,
+    "model.approve": _model_approve,
+    "model.promote": _model_promote,
+    "model.card_update": _model_card_update,
     "dataset.write": _dataset_write,
     "home.init": _home_init,
     "project.create": _project_create,
 }
 """One call per governed action; add yours when you add a governed function."""
+
+SETUP: dict[str, Callable[[Platform], None]] = {
+    "model.alias": _register_example_model,
+    "model.alias_delete": lambda p: (_register_example_model(p), _model_alias(p)) and None,
+    "model.approve": _register_example_model,
+    "model.promote": _register_example_model,
+    "model.card_update": _register_example_model,
+}
+"""Optional preparation for an action (its own audit records are not counted)."""
 
 
 def test_every_governed_action_has_an_example() -> None:
@@ -69,6 +134,8 @@ def test_every_governed_action_has_an_example() -> None:
 
 @pytest.mark.parametrize("action", sorted(EXAMPLES))
 def test_each_action_appends_exactly_one_audit_record(platform: Platform, action: str) -> None:
+    if action in SETUP:
+        SETUP[action](platform)
     with platform.read_session() as session:
         before = session.execute(select(func.count()).select_from(AuditRecordRow)).scalar_one()
     EXAMPLES[action](platform)

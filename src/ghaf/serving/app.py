@@ -1,0 +1,448 @@
+"""The inference server as a raw ASGI app: OIP v2 REST, a records endpoint, metrics.
+
+Raw ASGI rather than a framework: the per-request path is a dict lookup on the path,
+one ``orjson`` parse, one await on the batcher and one ``orjson`` dump.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ghaf.errors import GhafError, InvalidInputError, NotFoundError
+from ghaf.logs import get_logger
+from ghaf.serving.base import Array
+from ghaf.serving.batching import Batcher, OverloadedError
+from ghaf.serving.metrics import Metrics
+from ghaf.serving.models import ServedModel
+from ghaf.serving.predlog import PredictionLogger, now_ms
+from ghaf.serving.protocol import decode_infer, encode_infer, error_body, to_matrix
+from ghaf.serving.records import FeatureLookup, records_to_matrix
+from ghaf.serving.traffic import TrafficSplit
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_JSON = [(b"content-type", b"application/json")]
+_log = get_logger(__name__)
+
+
+class _TooLargeError(GhafError):
+    pass
+
+
+@dataclass
+class Deployment:
+    """A served name: its versions, how traffic splits between them, where entities come from."""
+
+    name: str
+    versions: dict[str, ServedModel]
+    split: TrafficSplit
+    entity_key: str | None = None
+    features: FeatureLookup | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, served: ServedModel, **kwargs: Any) -> Deployment:
+        version = served.spec.version
+        return cls(served.spec.name, {version: served}, TrafficSplit.single(version), **kwargs)
+
+
+class ServingApp:
+    """ASGI app over deployments; start/stop happen in the lifespan (or ``astart``/``astop``)."""
+
+    def __init__(
+        self,
+        deployments: list[Deployment],
+        *,
+        metrics: Metrics | None = None,
+        prediction_log: PredictionLogger | None = None,
+        max_body_bytes: int = 8 << 20,
+    ) -> None:
+        self.deployments = {d.name: d for d in deployments}
+        self.metrics = metrics or Metrics()
+        self.prediction_log = prediction_log
+        self.max_body_bytes = max_body_bytes
+        self._background: set[asyncio.Task[Any]] = set()
+        self._started = False
+        if prediction_log is not None:
+            self.metrics.dropped_logs = lambda: prediction_log.dropped
+
+    # Lifecycle ---------------------------------------------------------------------
+
+    async def astart(self) -> None:
+        if self._started:
+            return
+        for deployment in self.deployments.values():
+            for served in deployment.versions.values():
+                if served.batcher is not None:
+                    served.batcher.start()
+                    name, version = served.spec.name, served.spec.version
+                    served.batcher._observer = self._batch_observer(name, version)
+                    self.metrics.track_queue(name, version, _depth_of(served.batcher))
+        self._started = True
+
+    async def astop(self) -> None:
+        for deployment in self.deployments.values():
+            for served in deployment.versions.values():
+                if served.batcher is not None:
+                    await served.batcher.stop()
+        if self.prediction_log is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.prediction_log.close)
+
+    def _batch_observer(self, name: str, version: str) -> Callable[[int, float], None]:
+        def observe(rows: int, seconds: float) -> None:
+            self.metrics.observe_batch(name, version, rows, seconds)
+
+        return observe
+
+    # ASGI --------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.astart()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.astop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._started:
+            await self.astart()
+        path: str = scope["path"]
+        method: str = scope["method"]
+        parts = path.strip("/").split("/")
+        try:
+            if method == "POST":
+                body = await self._body(scope, receive)
+                if parts[0] == "v2" and len(parts) >= 4 and parts[-1] == "infer":
+                    await self._infer(scope, parts, body, send)
+                    return
+                if parts[0] == "predict" and len(parts) <= 2:
+                    await self._records(scope, parts, body, send)
+                    return
+            elif method in ("GET", "HEAD"):
+                await self._get(parts, send)
+                return
+            await _reply(send, 404, error_body(f"no route for {method} {path}"))
+        except _TooLargeError as exc:
+            await _reply(send, 413, error_body(exc.headline))
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self.max_body_bytes
+        for key, value in scope["headers"]:
+            if key == b"content-length" and value.isdigit() and int(value) > limit:
+                raise _TooLargeError(f"request body of {int(value)} bytes exceeds {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _TooLargeError(f"request body exceeds {limit} bytes")
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    # GET endpoints -----------------------------------------------------------------
+
+    async def _get(self, parts: list[str], send: Send) -> None:
+        if parts == ["metrics"]:
+            text = self.metrics.render().encode()
+            headers = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
+            await _reply(send, 200, text, headers)
+            return
+        if parts[:1] != ["v2"]:
+            await _reply(send, 404, error_body("unknown path"))
+            return
+        if parts == ["v2"]:
+            doc = {"name": "ghaf", "version": "0.1.0", "extensions": ["binary_tensor_data"]}
+            await _reply(send, 200, orjson.dumps(doc))
+        elif parts == ["v2", "health", "live"]:
+            await _reply(send, 200, b'{"live":true}')
+        elif parts == ["v2", "health", "ready"]:
+            ready = all(self._any_ready(d) for d in self.deployments.values())
+            await _reply(send, 200 if ready else 503, orjson.dumps({"ready": ready}))
+        elif len(parts) >= 3 and parts[1] == "models":
+            await self._model_get(parts, send)
+        else:
+            await _reply(send, 404, error_body("unknown path"))
+
+    @staticmethod
+    def _any_ready(deployment: Deployment) -> bool:
+        return any(deployment.versions[v].ready for v in deployment.split.weights)
+
+    async def _model_get(self, parts: list[str], send: Send) -> None:
+        try:
+            deployment, served, rest = self._lookup(parts)
+        except NotFoundError as exc:
+            await _reply(send, 404, error_body(exc.headline))
+            return
+        if rest == ["ready"]:
+            ok = served.ready if served is not None else self._any_ready(deployment)
+            target = served or deployment.versions[deployment.split.choose(None)]
+            doc = {"name": deployment.name, "ready": ok}
+            if not ok and target.error:
+                doc["error"] = target.error
+            await _reply(send, 200 if ok else 503, orjson.dumps(doc))
+            return
+        if rest:
+            await _reply(send, 404, error_body("unknown path"))
+            return
+        target = served or deployment.versions[next(iter(deployment.split.weights))]
+        signature = target.signature
+        doc = {
+            "name": deployment.name,
+            "versions": list(deployment.versions),
+            "platform": target.spec.flavor,
+            "inputs": [s.to_json() for s in signature.inputs] if signature else [],
+            "outputs": [s.to_json() for s in signature.outputs] if signature else [],
+        }
+        await _reply(send, 200, orjson.dumps(doc))
+
+    def _lookup(self, parts: list[str]) -> tuple[Deployment, ServedModel | None, list[str]]:
+        """(deployment, pinned version or None, the rest of the path) for /v2/models/..."""
+        name = parts[2]
+        deployment = self.deployments.get(name)
+        if deployment is None:
+            raise NotFoundError(f"unknown model {name!r}", hint="GET /v2/models/<name>")
+        if len(parts) >= 5 and parts[3] == "versions":
+            served = deployment.versions.get(parts[4])
+            if served is None:
+                raise NotFoundError(
+                    f"model {name!r} has no version {parts[4]!r}",
+                    hint=f"versions: {', '.join(deployment.versions)}",
+                )
+            return deployment, served, parts[5:]
+        return deployment, None, parts[3:]
+
+    # Inference ---------------------------------------------------------------------
+
+    async def _infer(self, scope: Scope, parts: list[str], body: bytes, send: Send) -> None:
+        started = time.perf_counter()
+        header_length: int | None = None
+        route_key: str | None = None
+        for key, value in scope["headers"]:
+            if key == b"inference-header-content-length":
+                header_length = int(value) if value.isdigit() else -1
+            elif key == b"x-ghaf-route-key":
+                route_key = value.decode("latin-1")
+        served: ServedModel | None = None
+        code = 200
+        try:
+            deployment, served, _ = self._lookup(parts)
+            request = decode_infer(body, header_length)
+            key = route_key or _str_or_none(request.parameters.get("routing_key"))
+            served = served or deployment.versions[deployment.split.choose(key)]
+            signature = self._ready_signature(served)
+            rows = to_matrix(request, signature)
+            outputs = await self._score(deployment, served, rows, request.id, key)
+            payload, head = encode_infer(deployment.name, served.spec.version, request, outputs)
+            headers = _JSON
+            if head is not None:
+                headers = [
+                    (b"content-type", b"application/octet-stream"),
+                    (b"inference-header-content-length", str(head).encode()),
+                ]
+            await _reply(send, 200, payload, headers)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an OIP error body
+            code = await _reply_error(send, exc)
+        finally:
+            if served is not None:
+                spec = served.spec
+                self.metrics.observe_request(
+                    spec.name, spec.version, code, time.perf_counter() - started
+                )
+
+    async def _records(self, scope: Scope, parts: list[str], body: bytes, send: Send) -> None:
+        started = time.perf_counter()
+        served: ServedModel | None = None
+        code = 200
+        try:
+            try:
+                doc = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidInputError(
+                    f"request body is not valid JSON: {exc}", hint="send a list of objects"
+                ) from exc
+            name = parts[1] if len(parts) == 2 else None
+            if isinstance(doc, dict):
+                name = name or _str_or_none(doc.get("model"))
+                records = doc.get("records")
+                key = _str_or_none(doc.get("routing_key"))
+            else:
+                records, key = doc, None
+            deployment = self._deployment(name)
+            served = deployment.versions[deployment.split.choose(key)]
+            signature = self._ready_signature(served)
+            rows = await records_to_matrix(records, signature, deployment)
+            outputs = await self._score(deployment, served, rows, None, key)
+            doc_out = {
+                "model_name": deployment.name,
+                "model_version": served.spec.version,
+                "outputs": outputs,
+            }
+            await _reply(send, 200, orjson.dumps(doc_out, option=orjson.OPT_SERIALIZE_NUMPY))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an OIP error body
+            code = await _reply_error(send, exc)
+        finally:
+            if served is not None:
+                spec = served.spec
+                self.metrics.observe_request(
+                    spec.name, spec.version, code, time.perf_counter() - started
+                )
+
+    def _deployment(self, name: str | None) -> Deployment:
+        if name is None:
+            if len(self.deployments) == 1:
+                return next(iter(self.deployments.values()))
+            raise InvalidInputError(
+                "several models are served; name one", hint="POST /predict/<model>"
+            )
+        deployment = self.deployments.get(name)
+        if deployment is None:
+            raise NotFoundError(f"unknown model {name!r}", hint="GET /v2/models/<name>")
+        return deployment
+
+    @staticmethod
+    def _ready_signature(served: ServedModel) -> Any:
+        if served.batcher is None or served.runtime is None:
+            raise _NotReadyError(
+                f"model {served.spec.name!r} version {served.spec.version} is not ready: "
+                f"{served.error or 'loading'}"
+            )
+        return served.runtime.signature
+
+    async def _score(
+        self,
+        deployment: Deployment,
+        served: ServedModel,
+        rows: Array,
+        request_id: str | None,
+        key: str | None,
+    ) -> dict[str, Array]:
+        assert served.batcher is not None
+        started = time.perf_counter()
+        outputs = await served.batcher.predict(rows)
+        shadow = deployment.split.shadow
+        if shadow is not None and shadow in deployment.versions:
+            target = deployment.versions[shadow]
+            if target.batcher is not None:
+                task = asyncio.get_running_loop().create_task(
+                    self._shadow(deployment, target, rows, request_id)
+                )
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+        if self.prediction_log is not None:
+            variant = "primary" if len(deployment.versions) == 1 else served.spec.version
+            self._log(served, rows, outputs, request_id, started, variant)
+        return outputs
+
+    async def _shadow(
+        self, deployment: Deployment, served: ServedModel, rows: Array, request_id: str | None
+    ) -> None:
+        assert served.batcher is not None
+        started = time.perf_counter()
+        try:
+            outputs = await served.batcher.predict(rows)
+        except Exception as exc:  # noqa: BLE001 - the shadow never affects the caller
+            _log.warning("shadow failed", model=deployment.name, error=str(exc))
+            return
+        if self.prediction_log is not None:
+            self._log(served, rows, outputs, request_id, started, "shadow")
+
+    def _log(
+        self,
+        served: ServedModel,
+        rows: Array,
+        outputs: dict[str, Array],
+        request_id: str | None,
+        started: float,
+        variant: str,
+    ) -> None:
+        assert self.prediction_log is not None
+        self.prediction_log.log(
+            {
+                "request_id": request_id or uuid.uuid4().hex,
+                "ts": now_ms(),
+                "model": served.spec.name,
+                "version": served.spec.version,
+                "variant": variant,
+                "latency_ms": (time.perf_counter() - started) * 1000.0,
+                "features": rows,
+                "outputs": outputs,
+            }
+        )
+
+
+def _depth_of(batcher: Batcher) -> Callable[[], int]:
+    return lambda: batcher.queued_rows
+
+
+class _NotReadyError(GhafError):
+    pass
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+async def _reply(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*(headers or _JSON), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _reply_error(send: Send, exc: Exception) -> int:
+    """Map an exception to its HTTP status (the one table of serving errors) and reply."""
+    headers = list(_JSON)
+    if isinstance(exc, InvalidInputError):
+        status = 400
+    elif isinstance(exc, NotFoundError):
+        status = 404
+    elif isinstance(exc, OverloadedError):
+        status = 503
+        headers.append((b"retry-after", str(exc.retry_after).encode()))
+    elif isinstance(exc, _NotReadyError):
+        status = 503
+    elif isinstance(exc, GhafError):
+        status = 500
+    else:
+        _log.error("inference failed", error=f"{type(exc).__name__}: {exc}")
+        status = 500
+        exc = GhafError("internal error while scoring; see the server log")
+    message = exc.headline if isinstance(exc, GhafError) else str(exc)
+    if isinstance(exc, GhafError) and exc.hint and status < 500:
+        message = f"{message} ({exc.hint})"
+    await _reply(send, status, error_body(message), headers)
+    return status
+
+
+__all__ = ["Deployment", "ServingApp"]

@@ -1,0 +1,65 @@
+"""Runtimes: one per model flavor, all behind :class:`ghaf.serving.base.Runtime`."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.serving.base import Runtime, Signature
+
+RUNTIMES: dict[str, str] = {
+    "skops": "ghaf.serving.runtimes.sklearn:SklearnRuntime",
+    "sklearn": "ghaf.serving.runtimes.sklearn:SklearnRuntime",
+    "lightgbm": "ghaf.serving.runtimes.lightgbm:LightGBMRuntime",
+    "xgboost": "ghaf.serving.runtimes.xgboost:XGBoostRuntime",
+    "onnx": "ghaf.serving.runtimes.onnx:OnnxRuntime",
+    "pytorch": "ghaf.serving.runtimes.torch:TorchRuntime",
+}
+"""Flavor name -> "module:class"; imported lazily so a missing extra only hurts its flavor."""
+
+
+def load_runtime(
+    flavor: str,
+    model_dir: Path,
+    signature: Signature | None = None,
+    *,
+    allowed_files: list[str] | None = None,
+    **options: Any,
+) -> Runtime:
+    """Load the model in ``model_dir`` with the runtime for ``flavor``.
+
+    Args:
+        allowed_files: when given (the files a verified signature lists), the runtime
+            may only open one of these; anything else is an attack and is refused.
+    """
+    target = RUNTIMES.get(flavor)
+    if target is None:
+        raise InvalidInputError(
+            f"no serving runtime for flavor {flavor!r}",
+            hint=f"use one of: {', '.join(sorted(RUNTIMES))}",
+        )
+    module_name, _, class_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    runtime: Runtime = cls.load(model_dir, signature, allowed_files=allowed_files, **options)
+    return runtime
+
+
+def find_model_file(model_dir: Path, suffixes: tuple[str, ...], allowed: list[str] | None) -> Path:
+    """The model file in ``model_dir`` with one of ``suffixes`` (only a listed one if given)."""
+    candidates = sorted(
+        path for path in model_dir.rglob("*") if path.is_file() and path.name.endswith(suffixes)
+    )
+    if allowed is not None:
+        listed = {str(Path(name)) for name in allowed}
+        candidates = [p for p in candidates if str(p.relative_to(model_dir)) in listed]
+    if not candidates:
+        raise NotFoundError(
+            f"no model file ({', '.join(suffixes)}) in {model_dir}",
+            hint="register the model with its flavor's save() so its file is in the directory",
+        )
+    return candidates[0]
+
+
+__all__ = ["RUNTIMES", "find_model_file", "load_runtime"]

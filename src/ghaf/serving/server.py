@@ -1,0 +1,272 @@
+"""Run the serving app on uvicorn (uvloop + httptools): one process or N workers.
+
+Workers share nothing but the port: each is its own process that binds the port with
+``SO_REUSEPORT`` (the kernel spreads connections), loads its own models and runs with
+its math-library thread count set before NumPy loads. Every accepted socket gets
+``TCP_NODELAY`` (uvicorn issue #3149: without it, keep-alive requests wait ~40 ms for a
+delayed ACK).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ghaf.errors import ConfigError
+from ghaf.logs import get_logger
+
+_log = get_logger(__name__)
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+@dataclass
+class ServeConfig:
+    """Everything a worker needs, JSON-able so it crosses to worker processes."""
+
+    models: list[dict[str, Any]]
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    threads: int = 1
+    max_batch_rows: int = 4096
+    max_wait_ms: float = 0.0
+    max_queue_rows: int = 65536
+    max_body_bytes: int = 8 << 20
+    log_dir: str | None = None
+    log_to_bus: bool = False
+    verify: bool = True
+    home: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """The environment that pins OpenMP/BLAS thread pools to ``threads``."""
+    return dict.fromkeys(THREAD_VARIABLES, str(threads))
+
+
+def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> Any:
+    """Load every model of ``config`` (refused ones stay not-ready) into a ``ServingApp``."""
+    from ghaf.serving.app import Deployment, ServingApp
+    from ghaf.serving.base import ModelSpec, Signature
+    from ghaf.serving.batching import BatchPolicy
+    from ghaf.serving.metrics import Metrics
+    from ghaf.serving.models import load_served
+    from ghaf.serving.predlog import EventBusSink, ParquetSink, PredictionLogger, PredictionSink
+    from ghaf.serving.traffic import TrafficSplit
+
+    policy = BatchPolicy(
+        max_batch_rows=config.max_batch_rows,
+        max_wait_ms=config.max_wait_ms,
+        max_queue_rows=config.max_queue_rows,
+        threads=config.threads,
+    )
+    grouped: dict[str, dict[str, Any]] = {}
+    for raw in config.models:
+        signature = Signature.from_json(raw["signature"]) if raw.get("signature") else None
+        spec = ModelSpec(
+            raw["name"],
+            str(raw["version"]),
+            raw["flavor"],
+            Path(raw["path"]),
+            signature,
+            dict(raw.get("options") or {}),
+        )
+        served = load_served(spec, platform=platform, policy=policy, verify=config.verify)
+        entry = grouped.setdefault(spec.name, {"versions": {}, "weights": {}, "shadow": None})
+        entry["versions"][spec.version] = served
+        if raw.get("shadow"):
+            entry["shadow"] = spec.version
+        else:
+            entry["weights"][spec.version] = float(raw.get("weight", 1.0))
+    deployments = [
+        Deployment(name, e["versions"], TrafficSplit(e["weights"], shadow=e["shadow"]))
+        for name, e in grouped.items()
+    ]
+    sinks: list[PredictionSink] = []
+    if config.log_dir:
+        sinks.append(ParquetSink(Path(config.log_dir), prefix=f"predictions-w{worker}"))
+    if config.log_to_bus and platform is not None:
+        sinks.append(EventBusSink(platform.events))
+    logger = PredictionLogger(sinks) if sinks else None
+    return ServingApp(
+        deployments,
+        metrics=Metrics(worker),
+        prediction_log=logger,
+        max_body_bytes=config.max_body_bytes,
+    )
+
+
+def _protocol_class() -> type:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class NoDelayHttpToolsProtocol(HttpToolsProtocol):
+        """httptools protocol that disables Nagle on every accepted connection."""
+
+        def connection_made(self, transport: Any) -> None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            super().connection_made(transport)
+
+    return NoDelayHttpToolsProtocol
+
+
+def uvicorn_server(app: Any, host: str, port: int) -> Any:
+    """A configured ``uvicorn.Server`` (uvloop, httptools with TCP_NODELAY, no access log)."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http=_protocol_class(),
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=30,
+        backlog=4096,
+    )
+    return uvicorn.Server(config)
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket bound with SO_REUSEPORT (the only thing workers share)."""
+    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+        _log.warning("serving on a non-loopback address", host=host)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.setblocking(False)
+    return sock
+
+
+def serve_forever(config: ServeConfig, platform: Any = None) -> None:
+    """Serve until interrupted: in this process for one worker, else N worker processes."""
+    if config.workers <= 1:
+        app = build_app(config, platform)
+        server = uvicorn_server(app, config.host, config.port)
+        sock = reuseport_socket(config.host, config.port)
+        server.run(sockets=[sock])
+        return
+    supervise(config)
+
+
+def supervise(config: ServeConfig) -> None:
+    """Start ``config.workers`` worker processes on one port and wait for them."""
+    if config.port == 0:
+        raise ConfigError("--workers N needs a fixed --port", hint="pick a port, e.g. --port 8080")
+    holder = reuseport_socket(config.host, config.port)  # reserves the port for the workers
+    env = {**os.environ, **thread_environment(config.threads)}
+    payload = orjson.dumps(asdict(config))
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ghaf.serving.server", str(index)],
+            stdin=subprocess.PIPE,
+            env=env,
+        )
+        for index in range(config.workers)
+    ]
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(payload)
+        child.stdin.close()
+
+    def stop(*_: Any) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        for child in children:
+            child.wait()
+    finally:
+        stop()
+        holder.close()
+
+
+def _worker_main(index: str) -> None:
+    """Worker process entry: read the config from stdin, load models, serve."""
+    config = ServeConfig(**orjson.loads(sys.stdin.buffer.read()))
+    platform = None
+    if config.home:
+        from ghaf.platform import Platform
+        from ghaf.settings import load_settings
+
+        platform = Platform(load_settings(home=Path(config.home)))
+    app = build_app(config, platform, worker=index)
+    server = uvicorn_server(app, config.host, config.port)
+    server.run(sockets=[reuseport_socket(config.host, config.port)])
+
+
+class BackgroundServer:
+    """Run an app on uvicorn in a background thread (tests, the demo, notebooks)."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.sock = reuseport_socket(host, port)
+        self.host, self.port = self.sock.getsockname()[:2]
+        self.server = uvicorn_server(app, host, self.port)
+        self._thread = threading.Thread(target=self._run, name="ghaf-serve", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _run(self) -> None:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(self.server.serve(sockets=[self.sock]))
+
+    def start(self, timeout: float = 30.0) -> BackgroundServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise ConfigError("the server did not start", hint="see the log above")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(15)
+        self.sock.close()
+
+
+@contextmanager
+def background_server(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` for the duration of the block; yields its base URL."""
+    server = BackgroundServer(app, host, port).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    _worker_main(sys.argv[1] if len(sys.argv) > 1 else "0")

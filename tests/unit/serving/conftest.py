@@ -1,0 +1,65 @@
+"""Model files for the serving tests, built once per session and sealed like the registry would."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from ghaf.serving.base import ModelSpec
+from ghaf.serving.models import write_digests
+
+N_FEATURES = 8
+
+
+@dataclass
+class Trained:
+    model: Any
+    X: np.ndarray
+    y: np.ndarray
+
+
+@pytest.fixture(scope="session")
+def trained() -> Trained:
+    X, y = make_classification(n_samples=3000, n_features=N_FEATURES, random_state=7)
+    X = X.astype(np.float32)
+    model = HistGradientBoostingClassifier(max_iter=20, random_state=7).fit(X, y)
+    return Trained(model, X, y)
+
+
+def seal(model_dir: Path) -> None:
+    """What registration does: sign the directory (fallback digests without the security module)."""
+    try:
+        importlib.import_module("ghaf.security.signing")
+    except ImportError:
+        write_digests(model_dir)
+        return
+    raise RuntimeError("ghaf.security.signing exists now: seal() must sign with the platform")
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory: pytest.TempPathFactory, trained: Trained) -> Path:
+    import skops.io as sio
+
+    root = tmp_path_factory.mktemp("models")
+    skops_dir = root / "hgb"
+    skops_dir.mkdir()
+    sio.dump(trained.model, skops_dir / "model.skops")
+    seal(skops_dir)
+    return root
+
+
+@pytest.fixture
+def hgb_spec(model_store: Path, tmp_path: Path) -> Iterator[ModelSpec]:
+    """A private copy (tests may corrupt it)."""
+    target = tmp_path / "hgb"
+    shutil.copytree(model_store / "hgb", target)
+    yield ModelSpec("fraud", "1", "skops", target)
