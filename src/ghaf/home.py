@@ -18,7 +18,14 @@ from ghaf.security.identity import Actor
 from ghaf.settings import GhafSettings
 from ghaf.spine import current_session, governed
 
-INIT_HOOKS: list[Callable[[Platform], None]] = []
+
+def _init_keys(platform: Platform) -> None:
+    from ghaf.security.homekeys import init_keys
+
+    init_keys(platform.settings)
+
+
+INIT_HOOKS: list[Callable[[Platform], None]] = [_init_keys]
 """Steps other concerns add to ``ghaf init`` (keys, default project...), run in order."""
 
 

@@ -28,7 +28,8 @@ class Platform:
         self.audit = AuditLog()
         self.spine = Spine(
             self.engine,
-            authorizer or HomeAdminAuthorizer([settings.resolved_admin_user, *settings.local_principals]),
+            authorizer
+            or HomeAdminAuthorizer([settings.resolved_admin_user, *settings.local_principals]),
             self.audit,
         )
 
@@ -52,6 +53,12 @@ class Platform:
             region=self.settings.artifact_region,
             endpoint_url=self.settings.s3_endpoint_url,
         )
+        if self.settings.security.encrypt_artifacts:
+            from ghaf.security.encrypted_store import EncryptedArtifactStore
+            from ghaf.security.keys import open_key_provider
+
+            keys = open_key_provider(self.settings)
+            return EncryptedArtifactStore(blobs, keys, project=self.settings.project)
         return ContentStore(blobs)
 
     @cached_property

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -44,6 +44,12 @@ class SecuritySettings(BaseModel):
     audit_checkpoint_every: int = Field(
         default=1000, ge=1, description="Sign an audit checkpoint every N records."
     )
+    kek: SecretStr | None = Field(
+        default=None,
+        description="KEK supplied from outside (container secret): base64 of 32 bytes, or "
+        "VERSION:BASE64 pairs joined by commas (highest is current); overrides kek_file.",
+    )
+    kek_id: str = Field(default="static", description="Name of the KEK given in `kek`.")
 
 
 class GhafSettings(BaseSettings):

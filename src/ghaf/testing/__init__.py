@@ -6,5 +6,6 @@ Subclass a suite in your tests and provide its fixture (see each suite's docstri
 from ghaf.testing.artifacts import BlobStoreContract
 from ghaf.testing.events import EventBusContract
 from ghaf.testing.metadata import MetadataContract
+from ghaf.testing.online_store import OnlineStoreContract
 
-__all__ = ["BlobStoreContract", "EventBusContract", "MetadataContract"]
+__all__ = ["BlobStoreContract", "EventBusContract", "MetadataContract", "OnlineStoreContract"]
