@@ -68,3 +68,12 @@ def test_logs_carry_ids_and_mask_secrets(fmt: str) -> None:
         assert line["request_id"] == "req-123"
         assert line["url"] == "postgresql://ghaf:***@db/ghaf"
         assert line["event"] == "connected" and line["level"] == "info"
+
+
+def test_http_status_table() -> None:
+    from ghaf.http_status import http_status_for
+
+    assert http_status_for(InvalidInputError("x")) == 400
+    assert http_status_for(NotFoundError("x")) == 404
+    assert http_status_for(PermissionDeniedError("x")) == 403
+    assert http_status_for(GhafError("x")) == 500
