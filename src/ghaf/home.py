@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import uuid
 from collections.abc import Callable
@@ -106,6 +107,8 @@ def run_doctor(settings: GhafSettings) -> list[Check]:
             return f"{free >> 30} GiB free"
 
         checks.append(_check("disk", disk, "free space or move GHAF_HOME"))
+        for name, probe, fix in DOCTOR_PROBES:
+            checks.append(_check(name, functools.partial(probe, platform), fix))
     finally:
         platform.close()
     return checks
