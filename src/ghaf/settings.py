@@ -27,6 +27,10 @@ _ENV_PREFIX = "GHAF_"
 _REGION_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
+def _default_residency() -> dict[str, list[str]]:
+    return {"pii": ["ae-*"], "resident:ae": ["ae-*"]}
+
+
 class SecuritySettings(BaseModel):
     """Encryption, signing and identity options."""
 
@@ -50,6 +54,65 @@ class SecuritySettings(BaseModel):
         "VERSION:BASE64 pairs joined by commas (highest is current); overrides kek_file.",
     )
     kek_id: str = Field(default="static", description="Name of the KEK given in `kek`.")
+    residency: dict[str, list[str]] = Field(
+        default_factory=_default_residency,
+        description="Classification or residency tag -> region patterns its data may be "
+        "stored in (fnmatch, e.g. 'ae-*'); data with several tags must satisfy all.",
+    )
+
+
+class IdentitySettings(BaseModel):
+    """OIDC single sign-on: which issuer's tokens Ghaf servers accept and how claims map to roles."""
+
+    issuer: str | None = Field(
+        default=None,
+        description="OIDC issuer URL (its /.well-known/openid-configuration is read); "
+        "unset: only Ghaf API tokens are accepted.",
+    )
+    audience: str = Field(default="ghaf", description="Audience (`aud`) a JWT must carry.")
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "PS256", "ES256"],
+        description="Asymmetric JWS algorithms accepted (never none or HS*).",
+    )
+    leeway_s: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf.")
+    required_claims: list[str] = Field(
+        default_factory=lambda: ["exp", "iat", "iss", "aud", "sub"],
+        description="Claims a JWT must carry (nbf is checked whenever present).",
+    )
+    subject_claim: str = Field(default="sub", description="Claim naming the principal.")
+    groups_claim: str = Field(default="groups", description="Claim listing the groups.")
+    role_mapping: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Group (claim value) -> roles, each 'PROJECT:ROLE' ('*:ROLE' = every project).",
+    )
+    jwks_refresh_min_s: float = Field(
+        default=10.0, ge=0, description="Fewest seconds between JWKS refetches on an unknown kid."
+    )
+    client_id: str | None = Field(default=None, description="OAuth client of `ghaf login`.")
+    client_secret: SecretStr | None = Field(
+        default=None, description="Secret of the client-credentials login client."
+    )
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        bad = [alg for alg in value if alg.lower() == "none" or alg.upper().startswith("HS")]
+        if bad or not value:
+            raise ValueError("allow only asymmetric algorithms (RS256, PS256, ES256, EdDSA)")
+        return value
+
+
+class TlsSettings(BaseModel):
+    """Transport security of every Ghaf HTTP server."""
+
+    cert_file: Path | None = Field(default=None, description="Server certificate (PEM chain).")
+    key_file: Path | None = Field(default=None, description="Server private key (PEM).")
+    client_ca_file: Path | None = Field(
+        default=None, description="CA bundle of client certificates; set: mTLS is required."
+    )
+    allow_plain_http: bool = Field(
+        default=False, description="Serve plain HTTP when no certificate is set (development)."
+    )
 
 
 class GhafSettings(BaseSettings):
@@ -103,6 +166,8 @@ class GhafSettings(BaseSettings):
         "<home>/lineage/openlineage.jsonl), an http(s):// endpoint to POST to, or 'off'.",
     )
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
     local_principals: list[str] = Field(
         default_factory=list,
         description="Extra local principals who are home admins in embedded mode "
