@@ -29,6 +29,10 @@ def _init_keys(platform: Platform) -> None:
 INIT_HOOKS: list[Callable[[Platform], None]] = [_init_keys]
 """Steps other concerns add to ``ghaf init`` (keys, default project...), run in order."""
 
+DOCTOR_PROBES: list[tuple[str, Callable[[Platform], str], str]] = []
+"""Extra ``ghaf doctor`` checks other concerns add: (name, probe returning a detail or
+raising, the fix to print when it fails)."""
+
 
 def init_home(settings: GhafSettings) -> Platform:
     """Create the home directory, migrate the metadata store and run the init hooks.
