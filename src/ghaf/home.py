@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, text
 
-from ghaf.errors import GhafError
+from ghaf.errors import ConfigError, GhafError
 from ghaf.metadata.base import utcnow
 from ghaf.metadata.migrate import pending_heads, upgrade
 from ghaf.metadata.platform_tables import HomeInfo
@@ -39,7 +39,13 @@ def init_home(settings: GhafSettings) -> Platform:
 
     Safe to run again: every step is idempotent.
     """
-    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the home {settings.home}: {exc.strerror}",
+            hint="pass --home or set GHAF_HOME to a writable directory",
+        ) from exc
     platform = Platform(settings)
     upgrade(platform.engine)
     _record_home(platform, platform.admin())

@@ -74,3 +74,13 @@ def test_version_and_log_format(fmt: str) -> None:
     result = ghaf("--log-format", fmt, "version")
     assert result.returncode == 0
     assert result.stdout.strip() == "0.1.0"
+
+
+def test_init_with_an_unusable_home_is_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = ghaf("--home", str(blocker / "home"), "init")
+    assert result.returncode == 2
+    assert "cannot create the home" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert blocker.read_text() == "not a directory"
