@@ -17,6 +17,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "ghaf.tracking.tables",
     "ghaf.data.tables",
     "ghaf.lineage.tables",
+    "ghaf.security.identity_tables",
 )
 
 
