@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-SUITES: tuple[str, ...] = ("artifacts",)
+SUITES: tuple[str, ...] = ("artifacts", "serving", "gpu")
 """Benchmark modules under ``benchmarks/``, each with ``run(size) -> list[Figure]``."""
 
 

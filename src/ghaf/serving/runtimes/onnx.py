@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +89,13 @@ def convert_sklearn(model: Any, n_features: int, dest: Path, *, quantize: bool =
     except ImportError as exc:
         raise MissingDependencyError("skl2onnx", "ml") from exc
     options = {id(model): {"zipmap": False}} if hasattr(model, "predict_proba") else None
-    onx = to_onnx(
-        model,
-        initial_types=[("input", FloatTensorType([None, n_features]))],
-        options=options,
-        target_opset={"": 17, "ai.onnx.ml": 3},
-    )
+    with _int_missing_flags():
+        onx = to_onnx(
+            model,
+            initial_types=[("input", FloatTensorType([None, n_features]))],
+            options=options,
+            target_opset={"": 17, "ai.onnx.ml": 3},
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_bytes(onx.SerializeToString())
     if quantize:
@@ -102,6 +105,28 @@ def convert_sklearn(model: Any, n_features: int, dest: Path, *, quantize: bool =
         quantize_dynamic(str(dest), str(quantized), weight_type=QuantType.QInt8)
         quantized.replace(dest)
     return dest
+
+
+@contextmanager
+def _int_missing_flags() -> Iterator[None]:
+    """skl2onnx 1.20 passes NumPy booleans as ``nodes_missing_value_tracks_true`` for
+    HistGradientBoosting trees, which onnx 1.23 rejects (ints required): cast them."""
+    from skl2onnx.common import tree_ensemble
+
+    original = tree_ensemble.add_node
+
+    def add_node(*args: Any, **kwargs: Any) -> Any:
+        if "nodes_missing_value_tracks_true" in kwargs:
+            kwargs["nodes_missing_value_tracks_true"] = int(
+                kwargs["nodes_missing_value_tracks_true"]
+            )
+        return original(*args, **kwargs)
+
+    tree_ensemble.add_node = add_node
+    try:
+        yield
+    finally:
+        tree_ensemble.add_node = original
 
 
 def check_parity(

@@ -1,0 +1,50 @@
+"""Child-process apps for the serving benchmark: the bare Starlette baseline and Ghaf.
+
+``python -m benchmarks._serving_apps bare MODEL_DIR PORT`` or ``ghaf MODEL_DIR PORT``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def bare(model_dir: str, port: int) -> None:
+    """The anchor: Starlette + uvicorn calling predict_proba on each request."""
+    import numpy as np
+    import skops.io as sio
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    path = Path(model_dir) / "model.skops"
+    model = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+
+    async def predict(request: Request) -> JSONResponse:
+        body = await request.json()
+        rows = np.asarray(body["instances"], dtype=np.float32)
+        return JSONResponse({"predictions": model.predict_proba(rows).tolist()})
+
+    app = Starlette(routes=[Route("/predict", predict, methods=["POST"])])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def ghaf(model_dir: str, port: int, flavor: str = "skops", log_dir: str = "") -> None:
+    from ghaf.serving.server import ServeConfig, serve_forever
+
+    config = ServeConfig(
+        models=[{"name": "w4", "version": "1", "flavor": flavor, "path": model_dir}],
+        port=port,
+        log_dir=log_dir or None,
+    )
+    serve_forever(config)
+
+
+if __name__ == "__main__":
+    kind, directory, port_text, *rest = sys.argv[1:]
+    if kind == "bare":
+        bare(directory, int(port_text))
+    else:
+        ghaf(directory, int(port_text), *rest)

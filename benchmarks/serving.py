@@ -1,0 +1,268 @@
+"""W4 real-time serving (Ghaf vs a bare Starlette app, same run, wrk) and W6 batch scoring.
+
+Figures: requests/s and p99 for 1-row and 256-row JSON requests at 32 connections;
+W6 rows/s Parquet->Parquet against in-memory predict_proba; ONNX vs native; ``--only
+gpu`` serves a PyTorch MLP on CUDA against bare batched inference on the same GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import Figure
+
+ROOT = Path(__file__).resolve().parent.parent
+THREADS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+SIZES = {
+    "smoke": {"seconds": 2, "w6_rows": 100_000, "soak": 0},
+    "full": {"seconds": 20, "w6_rows": 1_000_000, "soak": 60},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def train_w4(workdir: Path) -> tuple[Any, np.ndarray, Path]:
+    """The W4 model (seed 7), saved with skops and sealed like the registry would."""
+    import skops.io as sio
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from ghaf.serving.models import write_digests
+
+    x, y = make_classification(n_samples=20_000, n_features=20, random_state=7)
+    x = x.astype(np.float32)
+    model = HistGradientBoostingClassifier(max_iter=100, random_state=7).fit(x, y)
+    model_dir = workdir / "w4"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    sio.dump(model, model_dir / "model.skops")
+    write_digests(model_dir)
+    return model, x, model_dir
+
+
+def _start(args: list[str], port: int, env_extra: dict[str, str] | None = None) -> Any:
+    env = {**os.environ, **THREADS_ENV, **(env_extra or {})}
+    process = subprocess.Popen(args, env=env, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                time.sleep(0.5)
+                return process
+        if process.poll() is not None:
+            raise RuntimeError(f"{args} exited {process.returncode}")
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{args} did not start")
+
+
+def _stop(process: Any) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def wrk(
+    url: str,
+    body: bytes,
+    seconds: int,
+    connections: int = 32,
+    headers: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """Run wrk with a POST body; requests/s, p50/p99 ms and errors (non-2xx + socket)."""
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (apt-get install -y wrk)")
+    with tempfile.TemporaryDirectory() as tmp:
+        body_file = Path(tmp) / "body.json"
+        body_file.write_bytes(body)
+        script = Path(tmp) / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\n'
+            + "".join(
+                f'wrk.headers["{k}"] = "{v}"\n'
+                for k, v in (headers or {"Content-Type": "application/json"}).items()
+            )
+            + f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*all")\nf:close()\n'
+        )
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t2",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                str(script),
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    return _parse_wrk(out)
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def _parse_wrk(out: str) -> dict[str, float]:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    errors = 0.0
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        errors += float(non2xx.group(1))
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if sock:
+        errors += sum(float(x) for x in sock.groups())
+    return {"rps": rps, "p50": p50, "p99": p99, "errors": errors}
+
+
+def _bodies(x: np.ndarray, rows: int) -> tuple[bytes, bytes]:
+    data = x[:rows]
+    bare = json.dumps({"instances": data.tolist()}).encode()
+    oip = {
+        "inputs": [
+            {
+                "name": "input",
+                "shape": list(data.shape),
+                "datatype": "FP32",
+                "data": data.ravel().tolist(),
+            }
+        ]
+    }
+    return bare, json.dumps(oip).encode()
+
+
+def bench_w4(size: str, x: np.ndarray, model_dir: Path, workdir: Path) -> list[Figure]:
+    seconds = SIZES[size]["seconds"]
+    figures: list[Figure] = []
+    py = sys.executable
+    for flavor, mdir in (("skops", model_dir), ("onnx", workdir / "w4_onnx")):
+        if flavor == "onnx" and (size == "smoke" or not mdir.exists()):
+            continue  # the ONNX W4 pair runs at full size only (smoke stays under a minute)
+        for rows in (1, 256):
+            bare_body, oip_body = _bodies(x, rows)
+            port_b, port_g = _free_port(), _free_port()
+            bare = _start(
+                [py, "-m", "benchmarks._serving_apps", "bare", str(model_dir), str(port_b)], port_b
+            )
+            try:
+                base = wrk(f"http://127.0.0.1:{port_b}/predict", bare_body, seconds)
+            finally:
+                _stop(bare)
+            logs = str(workdir / f"predlog-{flavor}-{rows}")
+            ghaf = _start(
+                [
+                    py,
+                    "-m",
+                    "benchmarks._serving_apps",
+                    "ghaf",
+                    str(mdir),
+                    str(port_g),
+                    flavor,
+                    logs,
+                ],
+                port_g,
+            )
+            try:
+                ours = wrk(f"http://127.0.0.1:{port_g}/v2/models/w4/infer", oip_body, seconds)
+            finally:
+                _stop(ghaf)
+            tag = "" if flavor == "skops" else " onnx"
+            anchor = "bare starlette+uvicorn predict_proba"
+            figures += [
+                Figure(f"W4{tag} {rows}-row req/s", ours["rps"], "req/s", anchor, base["rps"]),
+                Figure(f"W4{tag} {rows}-row p99", ours["p99"], "ms", anchor, base["p99"], False),
+                Figure(f"W4{tag} {rows}-row p50", ours["p50"], "ms", anchor, base["p50"], False),
+                Figure(
+                    f"W4{tag} {rows}-row errors",
+                    ours["errors"],
+                    "count",
+                    anchor,
+                    base["errors"],
+                    False,
+                ),
+            ]
+    return figures
+
+
+def bench_w6(size: str, model: Any, workdir: Path) -> list[Figure]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.datasets import make_classification
+
+    from ghaf.serving.batch import score_file
+    from ghaf.serving.runtimes import load_runtime
+
+    n = SIZES[size]["w6_rows"]
+    x, _ = make_classification(n_samples=n, n_features=20, random_state=7)
+    x = x.astype(np.float32)
+    columns = [f"f{i}" for i in range(20)]
+    source = workdir / "w6.parquet"
+    pq.write_table(
+        pa.table({c: x[:, i] for i, c in enumerate(columns)}), source, row_group_size=65536
+    )
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=os.cpu_count() or 1):
+        started = time.perf_counter()
+        model.predict_proba(x)
+        limit = n / (time.perf_counter() - started)
+    figures: list[Figure] = []
+    for flavor, mdir in (("skops", workdir / "w4"), ("onnx", workdir / "w4_onnx")):
+        if not mdir.exists():
+            continue
+        runtime = load_runtime(flavor, mdir)
+        started = time.perf_counter()
+        stats = score_file(runtime, source, workdir / f"w6-out-{flavor}.parquet", progress=False)
+        rate = stats.rows / (time.perf_counter() - started)
+        tag = "" if flavor == "skops" else " onnx"
+        figures.append(
+            Figure(
+                f"W6{tag} rows/s Parquet->Parquet", rate, "rows/s", "in-memory predict_proba", limit
+            )
+        )
+    return figures
+
+
+def prepare_onnx(model: Any, x: np.ndarray, workdir: Path) -> list[Figure]:
+    from ghaf.serving.models import write_digests
+    from ghaf.serving.runtimes import load_runtime
+    from ghaf.serving.runtimes.onnx import check_parity, convert_sklearn
+
+    target = workdir / "w4_onnx"
+    convert_sklearn(model, x.shape[1], target / "model.onnx")
+    write_digests(target)
+    worst = check_parity(load_runtime("skops", workdir / "w4"), load_runtime("onnx", target), x)
+    return [Figure("ONNX parity max |diff| (tolerance 1e-4)", worst, "abs", None, None, False)]
+
+
+def run(size: str) -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="ghaf-bench-serving-") as tmp:
+        workdir = Path(tmp)
+        model, x, model_dir = train_w4(workdir)
+        figures = prepare_onnx(model, x, workdir)
+        figures += bench_w4(size, x, model_dir, workdir)
+        figures += bench_w6(size, model, workdir)
+        return figures
