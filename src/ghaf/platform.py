@@ -13,8 +13,9 @@ from ghaf.backends import open_blob_store, open_event_bus
 from ghaf.events.base import EventBus
 from ghaf.metadata.engine import create_metadata_engine
 from ghaf.security.audit import AuditLog
-from ghaf.security.authz import Authorizer, HomeAdminAuthorizer
+from ghaf.security.authz import Authorizer
 from ghaf.security.identity import Actor
+from ghaf.security.rbac import Policy, RbacAuthorizer
 from ghaf.settings import GhafSettings
 from ghaf.spine import Spine
 
@@ -29,7 +30,11 @@ class Platform:
         self.spine = Spine(
             self.engine,
             authorizer
-            or HomeAdminAuthorizer([settings.resolved_admin_user, *settings.local_principals]),
+            or RbacAuthorizer(
+                Policy.default(),
+                self.read_session,
+                admins=[settings.resolved_admin_user, *settings.local_principals],
+            ),
             self.audit,
         )
 

@@ -1,0 +1,297 @@
+"""Role-based access control: the policy (data, in ``policy.yaml``) and the spine's Authorizer.
+
+Roles are bound per project (the domain). An :class:`Actor` produced by authentication
+(an API token or an OIDC JWT, see :mod:`ghaf.security.http_auth`) carries its resolved
+grants in ``Actor.roles`` as strings:
+
+- ``"PROJECT:ROLE"``: an allow grant (``"*:ROLE"`` for every project);
+- ``"!PROJECT:ROLE"``: a deny grant (explicit deny wins);
+- ``"@credential"``: the marker that the grants are final (no home-admin bypass, no
+  lookup of bindings).
+
+An Actor without the marker (the CLI, the SDK in-process) is the home admin (everything)
+or gets its bindings from the metadata store at every request.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ghaf.errors import ConfigError, PermissionDeniedError, PolicyViolationError
+from ghaf.security.identity import Actor
+from ghaf.security.identity_tables import GroupMemberRow, RoleBindingRow
+
+if TYPE_CHECKING:
+    from ghaf.platform import Platform
+
+CREDENTIAL_MARKER = "@credential"
+ALL_PROJECTS = "*"
+SENSITIVE_TAGS = frozenset({"pii", "sensitive"})
+
+
+@dataclass(frozen=True)
+class Role:
+    """One role of the policy: what it allows and what it explicitly denies."""
+
+    name: str
+    description: str
+    allow: tuple[str, ...]
+    deny: tuple[str, ...] = ()
+
+    def allows(self, action: str) -> str | None:
+        """The first allow pattern covering ``action``, if any."""
+        return next((p for p in self.allow if fnmatch.fnmatchcase(action, p)), None)
+
+    def denies(self, action: str) -> str | None:
+        """The first deny pattern covering ``action``, if any."""
+        return next((p for p in self.deny if fnmatch.fnmatchcase(action, p)), None)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An allow/deny with the reason a person can read (``ghaf policy check`` prints it)."""
+
+    allowed: bool
+    reason: str
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Grants:
+    """The roles an actor holds in one project, allowed and explicitly denied."""
+
+    allow: frozenset[str] = field(default_factory=frozenset)
+    deny: frozenset[str] = field(default_factory=frozenset)
+
+
+class Policy:
+    """The RBAC policy table: roles with allow/deny action patterns (see ``policy.yaml``)."""
+
+    def __init__(self, roles: Mapping[str, Role]) -> None:
+        self.roles = dict(roles)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], where: str = "policy") -> Policy:
+        """Build from the parsed YAML, expanding ``includes``.
+
+        Raises:
+            ConfigError: unknown keys, an unknown included role, or a cycle.
+        """
+        raw = data.get("roles")
+        if data.get("version") != 1 or not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected 'version: 1' and a 'roles' mapping")
+
+        def expand(name: str, seen: tuple[str, ...]) -> tuple[list[str], list[str]]:
+            if name not in raw:
+                raise ConfigError(f"{where}: role {seen[-1]!r} includes unknown role {name!r}")
+            if name in seen:
+                raise ConfigError(f"{where}: roles include each other: {' -> '.join(seen)}")
+            spec = raw[name] or {}
+            unknown = set(spec) - {"description", "includes", "allow", "deny"}
+            if unknown:
+                raise ConfigError(f"{where}: role {name!r} has unknown key {sorted(unknown)[0]!r}")
+            allow = [str(p) for p in spec.get("allow", [])]
+            deny = [str(p) for p in spec.get("deny", [])]
+            for included in spec.get("includes", []):
+                more_allow, more_deny = expand(str(included), (*seen, name))
+                allow += more_allow
+                deny += more_deny
+            return allow, deny
+
+        roles = {}
+        for name, spec in raw.items():
+            allow, deny = expand(name, ())
+            description = str((spec or {}).get("description", ""))
+            roles[name] = Role(name, description, tuple(dict.fromkeys(allow)), tuple(deny))
+        return cls(roles)
+
+    @classmethod
+    def default(cls) -> Policy:
+        """The policy shipped in ``ghaf/security/policy.yaml``."""
+        return _default_policy()
+
+    def check_role(self, role: str) -> Role:
+        """The role called ``role``.
+
+        Raises:
+            PolicyViolationError: no such role (the hint lists them).
+        """
+        if role not in self.roles:
+            raise PolicyViolationError(
+                f"role {role!r} is not in the policy", hint=f"use one of {', '.join(self.roles)}"
+            )
+        return self.roles[role]
+
+    def decide(self, grants: Grants, action: str) -> Decision:
+        """Explicit deny wins, then any allow, else deny by default."""
+        held = tuple(sorted(r for r in grants.allow if r in self.roles))
+        for name in sorted(grants.allow | grants.deny):
+            role = self.roles.get(name)
+            pattern = role.denies(action) if role is not None else None
+            if pattern is not None:
+                return Decision(False, f"role {name} explicitly denies {pattern!r}", held)
+        for name in sorted(grants.deny):
+            role = self.roles.get(name)
+            pattern = role.allows(action) if role is not None else None
+            if pattern is not None:
+                return Decision(False, f"a deny binding of role {name} covers {pattern!r}", held)
+        for name in held:
+            pattern = self.roles[name].allows(action)
+            if pattern is not None:
+                return Decision(True, f"role {name} allows {pattern!r}", held)
+        if not held:
+            return Decision(False, "no role in this project (deny by default)", held)
+        return Decision(False, f"none of {', '.join(held)} covers it (deny by default)", held)
+
+    def allowed_roles(self, action: str) -> list[str]:
+        """Roles that, alone, would be allowed ``action`` (for hints)."""
+        return [n for n in self.roles if self.decide(Grants(frozenset({n})), action).allowed]
+
+
+@cache
+def _default_policy() -> Policy:
+    text = resources.files("ghaf.security").joinpath("policy.yaml").read_text(encoding="utf-8")
+    return Policy.from_mapping(yaml.safe_load(text), where="ghaf/security/policy.yaml")
+
+
+def grants_in(roles: Iterable[str], project: str) -> Grants:
+    """Pick the grants (``[!]PROJECT:ROLE`` strings) that count in ``project``."""
+    allow: set[str] = set()
+    deny: set[str] = set()
+    for entry in roles:
+        if entry.startswith("@"):
+            continue
+        negative = entry.startswith("!")
+        scope, _, role = entry.lstrip("!").rpartition(":")
+        if scope in (project, ALL_PROJECTS):
+            (deny if negative else allow).add(role)
+    return Grants(frozenset(allow), frozenset(deny))
+
+
+def bound_roles(session: Session, name: str, groups: Iterable[str] = ()) -> frozenset[str]:
+    """Every binding of ``name`` and its groups (stored and given), as grant strings."""
+    member_of = session.execute(
+        select(GroupMemberRow.group_name).where(GroupMemberRow.member == name)
+    ).scalars()
+    subjects = {name, *(f"group:{g}" for g in (*groups, *member_of))}
+    rows = session.execute(
+        select(RoleBindingRow).where(RoleBindingRow.subject.in_(sorted(subjects)))
+    ).scalars()
+    return frozenset(
+        f"{'!' if row.effect == 'deny' else ''}{row.project}:{row.role}" for row in rows
+    )
+
+
+class RbacAuthorizer:
+    """The spine's Authorizer: the policy table over role bindings; deny by default."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        sessions: Callable[[], Session],
+        *,
+        admins: Iterable[str] = (),
+    ) -> None:
+        self.policy = policy
+        self._sessions = sessions
+        self._admins = frozenset(admins)
+
+    def grants(self, actor: Actor, project: str) -> Grants:
+        """What ``actor`` holds in ``project``: from its credential or from the bindings."""
+        if CREDENTIAL_MARKER in actor.roles:
+            return grants_in(actor.roles, project)
+        with self._sessions() as session:
+            return grants_in(bound_roles(session, actor.name) | actor.roles, project)
+
+    def decide(self, actor: Actor, action: str, project: str) -> Decision:
+        """The decision for ``actor`` doing ``action`` in ``project``, with its reason."""
+        if actor.name in self._admins and CREDENTIAL_MARKER not in actor.roles:
+            return Decision(True, "home admin in embedded mode")
+        return self.policy.decide(self.grants(actor, project), action)
+
+    def authorize(self, actor: Actor, action: str, resource: str, project: str) -> None:
+        decision = self.decide(actor, action, project)
+        if not decision.allowed:
+            roles = ", ".join(self.policy.allowed_roles(action)) or "the home admin only"
+            raise PermissionDeniedError(
+                f"{actor.name!r} may not {action} {resource} in project {project!r}: "
+                f"{decision.reason}",
+                hint=f"roles that may: {roles}",
+            )
+
+
+def audit_denied(
+    platform: Platform, actor: Actor, action: str, resource: str, project: str, reason: str
+) -> None:
+    """Append a ``denied`` audit record for a refusal decided outside the spine."""
+    platform.spine._record(actor, action, resource, project, "denied", {"reason": reason})
+
+
+def authorize_read(
+    platform: Platform,
+    actor: Actor,
+    action: str,
+    resource: str,
+    project: str | None = None,
+    *,
+    audit_allowed: bool = False,
+) -> None:
+    """Authorize a read of something sensitive; a denial is audited, then raised.
+
+    Args:
+        action: e.g. ``"audit.read"`` or ``"dataset.read_pii"`` (see :func:`read_action`).
+        audit_allowed: also append an ``allowed`` record (access logging of pii reads).
+
+    Raises:
+        PermissionDeniedError: the policy refuses.
+    """
+    project = project or platform.default_project
+    try:
+        platform.spine.authorizer.authorize(actor, action, resource, project)
+    except PermissionDeniedError as exc:
+        audit_denied(platform, actor, action, resource, project, exc.headline)
+        raise
+    if audit_allowed:
+        with platform.spine.operation(actor, action, resource, project):
+            pass
+
+
+def read_action(kind: str, tags: Iterable[str]) -> str:
+    """``KIND.read_pii`` when any tag is sensitive (pii, sensitive), else ``KIND.read``."""
+    return f"{kind}.read_pii" if SENSITIVE_TAGS & set(tags) else f"{kind}.read"
+
+
+def check_four_eyes(actor: Actor, author: str) -> None:
+    """An approver can never approve what they created.
+
+    Raises:
+        PolicyViolationError: ``actor`` is the author.
+    """
+    if actor.name.strip().lower() == author.strip().lower():
+        raise PolicyViolationError(
+            f"{actor.name} created this version and cannot approve it",
+            hint="four eyes: another model_approver must approve it",
+        )
+
+
+def check_deployable(ref: str, *, approved: bool, signed: bool) -> None:
+    """A release manager deploys only approved and signed versions.
+
+    Raises:
+        PolicyViolationError: naming what is missing.
+    """
+    missing = [what for what, ok in (("approved", approved), ("signed", signed)) if not ok]
+    if missing:
+        raise PolicyViolationError(
+            f"{ref} is not {' and '.join(missing)}; only approved, signed versions deploy",
+            hint="a model_approver approves it (ghaf models approve); registration signs it",
+        )
