@@ -1,0 +1,66 @@
+"""Model flavors: each module saves one kind of model in safe files and loads it back."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ghaf.errors import InvalidInputError
+from ghaf.models.base import LoadedModel, ModelMeta
+
+FLAVORS: dict[str, str] = {
+    "skops": "ghaf.models.flavors.skops",
+    "lightgbm": "ghaf.models.flavors.lightgbm",
+    "xgboost": "ghaf.models.flavors.xgboost",
+    "onnx": "ghaf.models.flavors.onnx",
+    "pytorch": "ghaf.models.flavors.pytorch",
+    "pyfunc": "ghaf.models.flavors.pyfunc",
+}
+"""Flavor name -> module with ``save(model, directory, **options)`` and ``load(directory)``."""
+
+
+def get_flavor(name: str) -> ModuleType:
+    """The module implementing flavor ``name``."""
+    if name not in FLAVORS:
+        raise InvalidInputError(
+            f"unknown model flavor {name!r}", hint=f"use one of {', '.join(sorted(FLAVORS))}"
+        )
+    return importlib.import_module(FLAVORS[name])
+
+
+def infer_flavor(model: Any) -> str:
+    """Guess the flavor from the model's type."""
+    module = type(model).__module__.split(".")[0]
+    if module == "lightgbm":
+        return "lightgbm"
+    if module == "xgboost":
+        return "xgboost"
+    if module == "onnx" or isinstance(model, bytes):
+        return "onnx"
+    if module == "torch" or hasattr(model, "state_dict"):
+        return "pytorch"
+    if module == "sklearn" or hasattr(model, "fit"):
+        return "skops"
+    raise InvalidInputError(
+        f"cannot tell the flavor of a {type(model).__qualname__}",
+        hint=f"pass flavor= one of {', '.join(sorted(FLAVORS))}",
+    )
+
+
+def save_model(model: Any, directory: Path, *, flavor: str | None = None, **options: Any) -> str:
+    """Save ``model`` into ``directory`` with ``flavor`` (inferred when None); returns it."""
+    chosen = flavor or infer_flavor(model)
+    get_flavor(chosen).save(model, directory, **options)
+    return chosen
+
+
+def load_model_dir(directory: Path) -> LoadedModel:
+    """Load the model in ``directory`` with the flavor its ``ghaf-model.json`` names."""
+    meta = ModelMeta.read(directory)
+    loaded: LoadedModel = get_flavor(meta.flavor).load(directory)
+    return loaded
+
+
+__all__ = ["FLAVORS", "get_flavor", "infer_flavor", "load_model_dir", "save_model"]

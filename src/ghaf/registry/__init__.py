@@ -1,0 +1,30 @@
+"""The model registry: versions, aliases, lifecycle with four-eyes approval, model cards."""
+
+from ghaf.registry.base import ModelVersion, parse_ref
+from ghaf.registry.download import download_model, load_model
+from ghaf.registry.lifecycle import (
+    add_gate_policy,
+    approve_model_version,
+    delete_alias,
+    set_alias,
+    transition_model_version,
+    update_model_card,
+)
+from ghaf.registry.service import get_model_version, list_models, list_versions, register_model
+
+__all__ = [
+    "ModelVersion",
+    "add_gate_policy",
+    "approve_model_version",
+    "delete_alias",
+    "download_model",
+    "get_model_version",
+    "list_models",
+    "list_versions",
+    "load_model",
+    "parse_ref",
+    "register_model",
+    "set_alias",
+    "transition_model_version",
+    "update_model_card",
+]

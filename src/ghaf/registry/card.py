@@ -1,0 +1,133 @@
+"""Model cards: generated from what the registry and tracking recorded, editable, rendered."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ghaf.registry.base import ModelVersion
+
+_FAIRNESS = re.compile(r"(fair|parity|equal|disparit|bias)", re.I)
+
+
+def _table(header: tuple[str, str], rows: list[tuple[str, str]]) -> list[str]:
+    if not rows:
+        return ["_None recorded._"]
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    return lines
+
+
+def generate_card(version: ModelVersion, run: dict[str, Any] | None) -> str:
+    """A Markdown model card: intended use, data, metrics, fairness, limitations."""
+    metrics = sorted(version.metrics.items())
+    fairness = [(k, f"{v:.4g}") for k, v in metrics if _FAIRNESS.search(k)]
+    performance = [(k, f"{v:.4g}") for k, v in metrics if not _FAIRNESS.search(k)]
+    params = sorted((run or {}).get("params", {}).items())
+    inputs = version.signature.get("inputs", {}).get("fields", [])
+    lines = [
+        f"# Model card: {version.name} v{version.version}",
+        "",
+        f"- Flavor: `{version.flavor}`",
+        f"- Registered by: {version.created_by} on {version.created_at:%Y-%m-%d %H:%M} UTC",
+        f"- Training run: `{version.run_id or 'not recorded'}`",
+        f"- Files signed: {'yes' if version.signed else 'no'}",
+        "",
+        "## Intended use",
+        "",
+        version.description or "_Describe the decisions this model supports and who uses it._",
+        "",
+        "## Data",
+        "",
+        *([f"- `{node}`" for node in version.lineage] or ["_No dataset lineage recorded._"]),
+        "",
+        "### Input signature",
+        "",
+        *_table(("column", "type"), [(f["name"], f["type"]) for f in inputs]),
+        "",
+        "## Metrics",
+        "",
+        *_table(("metric", "value"), performance),
+        "",
+        "## Fairness",
+        "",
+        *(
+            _table(("metric", "value"), fairness)
+            if fairness
+            else ["_No fairness metrics recorded; evaluate before production use._"]
+        ),
+        "",
+        "## Training parameters",
+        "",
+        *_table(("param", "value"), [(str(k), str(v)) for k, v in params]),
+        "",
+        "## Limitations",
+        "",
+        "_State known failure modes, populations the data under-represents, and drift risks._",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _inline(text: str) -> str:
+    escaped = html.escape(text)
+    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+    escaped = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", escaped)
+    return re.sub(r"(?<![\w])_([^_]+)_(?![\w])", r"<em>\1</em>", escaped)
+
+
+def render_html(markdown: str, title: str = "Model card") -> str:
+    """Render the Markdown subset cards use (headings, lists, tables, paragraphs); escaped."""
+    out: list[str] = []
+    in_list = False
+    table: list[list[str]] = []
+
+    def close() -> None:
+        nonlocal in_list, table
+        if in_list:
+            out.append("</ul>")
+            in_list = False
+        if table:
+            head, *body = table
+            out.append("<table><thead><tr>")
+            out.extend(f"<th>{_inline(c)}</th>" for c in head)
+            out.append("</tr></thead><tbody>")
+            for row in body:
+                out.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>")
+            out.append("</tbody></table>")
+            table = []
+
+    for line in markdown.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("|"):
+            cells = [c.strip() for c in stripped.strip("|").split("|")]
+            if not all(set(c) <= {"-", ":"} for c in cells):
+                table.append(cells)
+            continue
+        if stripped.startswith(("- ", "* ")):
+            if table:
+                close()
+            if not in_list:
+                out.append("<ul>")
+                in_list = True
+            out.append(f"<li>{_inline(stripped[2:])}</li>")
+            continue
+        close()
+        heading = re.match(r"^(#{1,6})\s+(.*)$", stripped)
+        if heading:
+            level = len(heading.group(1))
+            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+        elif stripped:
+            out.append(f"<p>{_inline(stripped)}</p>")
+    close()
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:860px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+        "code{background:#f3f3f3;padding:0 3px}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>{''.join(out)}</body></html>"
+    )

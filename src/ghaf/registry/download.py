@@ -1,0 +1,56 @@
+"""Fetching a version's files (verified) and loading the model they hold."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ghaf.errors import IntegrityError
+from ghaf.models.base import MODEL_FILE, LoadedModel, ModelMeta
+from ghaf.platform import Platform
+from ghaf.registry.base import ModelVersion
+from ghaf.registry.files import fetch_files
+from ghaf.registry.service import get_model_version
+
+
+def download_version(platform: Platform, version: ModelVersion, dest: Path) -> Path:
+    """Write ``version``'s files into ``dest``: each digest checked, the signature verified."""
+    fetch_files(platform, version.files, dest, signed=version.signed)
+    meta = ModelMeta.read(dest)
+    missing = [f for f in meta.files if f not in version.files]
+    if meta.flavor != version.flavor or missing:
+        raise IntegrityError(
+            f"{version.ref}: {MODEL_FILE} does not match the registry entry",
+            hint="the model files were altered after registration; re-register the model",
+        )
+    return dest
+
+
+def download_model(platform: Platform, ref: str, dest: Path) -> Path:
+    """Fetch the files of the version ``ref`` names into ``dest``, verified; returns ``dest``.
+
+    Raises:
+        NotFoundError: no such version.
+        IntegrityError: a digest or the signature does not verify.
+    """
+    return download_version(platform, get_model_version(platform, ref), dest)
+
+
+def load_version(platform: Platform, version: ModelVersion) -> LoadedModel:
+    """Verify and load ``version``'s model."""
+    from ghaf.models.flavors import load_model_dir
+
+    with tempfile.TemporaryDirectory(prefix="ghaf-load-") as tmp:
+        directory = download_version(platform, version, Path(tmp) / "model")
+        model = load_model_dir(directory)
+    model.version = version  # type: ignore[attr-defined]
+    return model
+
+
+def load_model(platform: Platform, ref: str) -> Any:
+    """Verify and load the model ``ref`` names (``fraud@champion``, ``fraud:3``, ``fraud``).
+
+    Returns an object with ``predict``/``predict_proba`` on Arrow, pandas or NumPy input.
+    """
+    return load_version(platform, get_model_version(platform, ref))

@@ -1,0 +1,355 @@
+"""Registering model versions and reading them back."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.metadata.base import utcnow
+from ghaf.models.base import ModelMeta, infer_schema, schema_to_json
+from ghaf.platform import Platform
+from ghaf.registry.base import ModelRef, ModelVersion, check_name, parse_ref
+from ghaf.registry.card import generate_card
+from ghaf.registry.files import sign_dir, stage_source, temp_workdir, upload_dir
+from ghaf.registry.tables import (
+    ModelAliasRow,
+    ModelApprovalRow,
+    ModelVersionRow,
+    RegisteredModelRow,
+)
+from ghaf.security.identity import Actor
+from ghaf.spine import current_session, governed
+
+
+def link_lineage(src: str, dst: str, relation: str) -> None:
+    """Record a lineage edge when the lineage concern is installed (inside the operation)."""
+    try:
+        from ghaf.lineage import link
+    except ImportError:  # pragma: no cover - lineage ships with Ghaf
+        return
+    link(src, dst, relation)
+
+
+def register_model(
+    platform: Platform,
+    actor: Actor,
+    name: str,
+    source: Path | str,
+    *,
+    run_id: str | None = None,
+    example: Any = None,
+    signature: dict[str, Any] | None = None,
+    metrics: dict[str, float] | None = None,
+    lineage: Sequence[str] = (),
+    description: str = "",
+    project: str | None = None,
+) -> ModelVersion:
+    """Register a new version of ``name`` from a model directory, a model file or a run.
+
+    ``source`` is a directory saved by a flavor, a single model file (``.skops``,
+    ``.onnx``, ``.ubj``, ``.lgb.txt``) or ``run:<run_id>/<artifact path>``. The files
+    are copied, signed (when signing is installed), stored content-addressed, then
+    recorded in one governed operation that assigns the next version number.
+    """
+    check_name(name)
+    with temp_workdir() as tmp:
+        workdir = Path(tmp)
+        if isinstance(source, str) and source.startswith("run:"):
+            run_id, local = _fetch_run_model(platform, source, workdir / "src")
+            source_text = source
+        else:
+            local = Path(source)
+            source_text = str(local.resolve())
+        staged = stage_source(local, workdir)
+        meta = ModelMeta.read(staged)
+        if signature is None and example is not None:
+            signature = _infer_signature(staged, example)
+        example_digest = _store_example(platform, example)
+        signed = sign_dir(platform, staged)
+        files = upload_dir(platform, staged)
+    run_info = _run_info(platform, run_id)
+    if metrics is None and run_info is not None:
+        metrics = dict(run_info.get("metrics", {}))
+    inputs = list(lineage) + [i for i in (run_info or {}).get("inputs", []) if i not in lineage]
+    return create_model_version(
+        platform,
+        actor,
+        name,
+        flavor=meta.flavor,
+        files=files,
+        signed=signed,
+        source=source_text,
+        run_id=run_id,
+        signature=signature or {},
+        example_digest=example_digest,
+        metrics=metrics or {},
+        lineage=inputs,
+        description=description,
+        run_info=run_info,
+        project=project,
+    )
+
+
+@governed("model.register", resource="model:{name}")
+def create_model_version(
+    platform: Platform,
+    actor: Actor,
+    name: str,
+    *,
+    flavor: str,
+    files: dict[str, dict[str, Any]],
+    signed: bool,
+    source: str,
+    run_id: str | None,
+    signature: dict[str, Any],
+    example_digest: str | None,
+    metrics: dict[str, float],
+    lineage: list[str],
+    description: str,
+    run_info: dict[str, Any] | None,
+    project: str | None = None,
+) -> ModelVersion:
+    """Record a version whose files are already stored (use :func:`register_model`)."""
+    session = current_session()
+    model = _lock_model(session, name, project or platform.default_project, actor.name)
+    latest = session.execute(
+        select(func.max(ModelVersionRow.version)).where(ModelVersionRow.model_id == model.id)
+    ).scalar_one()
+    now = utcnow()
+    row = ModelVersionRow(
+        model_id=model.id,
+        version=(latest or 0) + 1,
+        flavor=flavor,
+        stage="candidate",
+        source=source,
+        run_id=run_id,
+        description=description,
+        signature=json.dumps(signature),
+        example_digest=example_digest,
+        metrics=json.dumps(metrics),
+        files=json.dumps(files),
+        signed=signed,
+        lineage=json.dumps(lineage),
+        card="",
+        created_by=actor.name,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    version = to_version(model, row)
+    row.card = generate_card(version, run_info)
+    session.flush()
+    node = version.node
+    if run_id is not None:
+        link_lineage(f"run:{run_id}", node, "produced")
+    for upstream in lineage:
+        link_lineage(upstream, node, "trained_on")
+    return to_version(model, row)
+
+
+def _lock_model(session: Session, name: str, project: str, creator: str) -> RegisteredModelRow:
+    """Create the model row if missing, then lock it so version numbers never collide."""
+    values = {
+        "name": name,
+        "project": project,
+        "description": "",
+        "created_by": creator,
+        "created_at": utcnow(),
+    }
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        insert(RegisteredModelRow).values(**values).on_conflict_do_nothing(index_elements=["name"])
+    )
+    return session.execute(
+        select(RegisteredModelRow).where(RegisteredModelRow.name == name).with_for_update()
+    ).scalar_one()
+
+
+def _fetch_run_model(platform: Platform, source: str, dest: Path) -> tuple[str, Path]:
+    from ghaf.tracking import download_artifacts
+
+    run_id, _, path = source.removeprefix("run:").partition("/")
+    if not run_id:
+        raise InvalidInputError(
+            f"model source {source!r} names no run", hint="use run:<run_id>/<artifact path>"
+        )
+    return run_id, download_artifacts(platform, run_id, path or "model", dest)
+
+
+def _run_info(platform: Platform, run_id: str | None) -> dict[str, Any] | None:
+    if run_id is None:
+        return None
+    from ghaf.tracking import get_run
+
+    run = get_run(platform, run_id)
+    return {
+        "run_id": run.run_id,
+        "experiment": run.experiment,
+        "params": run.params,
+        "metrics": run.metrics,
+        "tags": run.tags,
+        "inputs": list(run.inputs),
+        "user": run.user,
+    }
+
+
+def _infer_signature(model_dir: Path, example: Any) -> dict[str, Any]:
+    from ghaf.models.flavors import load_model_dir
+
+    outputs = load_model_dir(model_dir).predict(example)
+    return {
+        "inputs": schema_to_json(infer_schema(example)),
+        "outputs": schema_to_json(infer_schema(outputs, "output")),
+    }
+
+
+def _store_example(platform: Platform, example: Any) -> str | None:
+    if example is None:
+        return None
+    schema = infer_schema(example)
+    if isinstance(example, pa.Table | pa.RecordBatch):
+        table = pa.table(example)
+    elif hasattr(example, "columns"):
+        table = pa.Table.from_pandas(example, preserve_index=False)
+    else:
+        import numpy as np
+
+        array = np.asarray(example)
+        matrix = array.reshape(-1, 1) if array.ndim == 1 else array
+        table = pa.table([matrix[:, i] for i in range(matrix.shape[1])], schema=schema)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return platform.artifacts.put_bytes(buffer.getvalue()).digest
+
+
+def to_version(
+    model: RegisteredModelRow,
+    row: ModelVersionRow,
+    aliases: Sequence[str] = (),
+    approvals: Sequence[str] = (),
+) -> ModelVersion:
+    return ModelVersion(
+        name=model.name,
+        version=row.version,
+        flavor=row.flavor,
+        stage=row.stage,
+        project=model.project,
+        source=row.source,
+        run_id=row.run_id,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        description=row.description,
+        signature=json.loads(row.signature),
+        example_digest=row.example_digest,
+        metrics=json.loads(row.metrics),
+        files=json.loads(row.files),
+        signed=row.signed,
+        lineage=json.loads(row.lineage),
+        card=row.card,
+        aliases=tuple(sorted(aliases)),
+        approvals=tuple(approvals),
+    )
+
+
+def resolve_rows(session: Session, ref: ModelRef) -> tuple[RegisteredModelRow, ModelVersionRow]:
+    """The model and version rows a reference points at."""
+    model = session.execute(
+        select(RegisteredModelRow).where(RegisteredModelRow.name == ref.name)
+    ).scalar_one_or_none()
+    if model is None:
+        raise NotFoundError(f"model {ref.name!r} is not registered", hint="ghaf models list")
+    number = ref.version
+    if ref.alias is not None:
+        number = session.execute(
+            select(ModelAliasRow.version).where(
+                ModelAliasRow.model_id == model.id, ModelAliasRow.alias == ref.alias
+            )
+        ).scalar_one_or_none()
+        if number is None:
+            raise NotFoundError(
+                f"model {ref.name!r} has no alias {ref.alias!r}",
+                hint=f"ghaf models alias {ref.name} {ref.alias} VERSION",
+            )
+    query = select(ModelVersionRow).where(ModelVersionRow.model_id == model.id)
+    if number is None:
+        query = query.order_by(ModelVersionRow.version.desc()).limit(1)
+    else:
+        query = query.where(ModelVersionRow.version == number)
+    row = session.execute(query).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError(
+            f"model version {ref} does not exist", hint=f"ghaf models show {ref.name}"
+        )
+    return model, row
+
+
+def load_version(session: Session, model: RegisteredModelRow, row: ModelVersionRow) -> ModelVersion:
+    aliases = session.execute(
+        select(ModelAliasRow.alias).where(
+            ModelAliasRow.model_id == model.id, ModelAliasRow.version == row.version
+        )
+    ).scalars()
+    approvals = session.execute(
+        select(ModelApprovalRow.approver)
+        .where(ModelApprovalRow.version_id == row.id)
+        .order_by(ModelApprovalRow.id)
+    ).scalars()
+    return to_version(model, row, list(aliases), list(approvals))
+
+
+def get_model_version(platform: Platform, ref: str) -> ModelVersion:
+    """The version ``ref`` names: ``name:3``, ``name@champion`` or ``name`` (latest).
+
+    Raises:
+        NotFoundError: no such model, version or alias.
+    """
+    parsed = parse_ref(ref)
+    with platform.read_session() as session:
+        model, row = resolve_rows(session, parsed)
+        return load_version(session, model, row)
+
+
+def list_models(platform: Platform) -> list[tuple[str, int, str]]:
+    """Every registered model: (name, latest version, project)."""
+    with platform.read_session() as session:
+        rows = session.execute(
+            select(
+                RegisteredModelRow.name,
+                func.max(ModelVersionRow.version),
+                RegisteredModelRow.project,
+            )
+            .join(ModelVersionRow, ModelVersionRow.model_id == RegisteredModelRow.id)
+            .group_by(RegisteredModelRow.id, RegisteredModelRow.name, RegisteredModelRow.project)
+            .order_by(RegisteredModelRow.name)
+        ).all()
+    return [(str(n), int(v), str(p)) for n, v, p in rows]
+
+
+def list_versions(platform: Platform, name: str) -> list[ModelVersion]:
+    """Every version of ``name``, oldest first."""
+    with platform.read_session() as session:
+        model = session.execute(
+            select(RegisteredModelRow).where(RegisteredModelRow.name == check_name(name))
+        ).scalar_one_or_none()
+        if model is None:
+            raise NotFoundError(f"model {name!r} is not registered", hint="ghaf models list")
+        rows = session.execute(
+            select(ModelVersionRow)
+            .where(ModelVersionRow.model_id == model.id)
+            .order_by(ModelVersionRow.version)
+        ).scalars()
+        return [load_version(session, model, row) for row in rows]

@@ -1,0 +1,434 @@
+"""Tracking's service layer: governed writes (runs, batches, artifacts, inputs) and reads."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.metadata.base import utcnow
+from ghaf.platform import Platform
+from ghaf.security.identity import Actor
+from ghaf.spine import current_operation, current_session, governed
+from ghaf.tracking.base import RUN_STATUSES, MetricPoint, Run
+from ghaf.tracking.tables import (
+    ExperimentRow,
+    LatestMetricRow,
+    MetricPointRow,
+    RunArtifactRow,
+    RunInputRow,
+    RunParamRow,
+    RunRow,
+    RunTagRow,
+)
+
+MetricTuple = tuple[str, float, int, float]
+"""(key, value, step, timestamp) as buffered by a run."""
+
+_KEY = re.compile(r"^[\w./ :-]{1,250}$")
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def check_key(kind: str, key: str) -> str:
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise InvalidInputError(
+            f"{kind} key {key!r} is invalid",
+            hint="use 1-250 letters, digits, '_', '-', '.', '/', ':' or spaces",
+        )
+    return key
+
+
+def check_run_id(run_id: str) -> str:
+    if not _RUN_ID.match(run_id):
+        raise InvalidInputError(
+            f"run id {run_id!r} is not a 32-character hex id", hint="copy it from ghaf runs list"
+        )
+    return run_id
+
+
+def _upsert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+@governed("experiment.create", resource="experiment:{name}")
+def create_experiment(
+    platform: Platform, actor: Actor, name: str, *, project: str | None = None
+) -> str:
+    """Create experiment ``name`` unless it exists; returns the name."""
+    check_key("experiment", name)
+    session = current_session()
+    values = {
+        "name": name,
+        "project": project or platform.default_project,
+        "created_by": actor.name,
+        "created_at": utcnow(),
+    }
+    stmt = _upsert(session)(ExperimentRow).values(**values)
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+    return name
+
+
+@governed("run.create", resource="experiment:{experiment}")
+def create_run(
+    platform: Platform,
+    actor: Actor,
+    experiment: str,
+    *,
+    name: str | None = None,
+    parent_run_id: str | None = None,
+    env: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    project: str | None = None,
+) -> str:
+    """Create a running run in ``experiment`` (created when missing); returns the run id."""
+    session = current_session()
+    create_experiment(platform, actor, experiment, project=project)
+    experiment_id = session.execute(
+        select(ExperimentRow.id).where(ExperimentRow.name == experiment)
+    ).scalar_one()
+    if parent_run_id is not None:
+        _run_row(session, check_run_id(parent_run_id))
+    run_id = uuid.uuid4().hex
+    session.add(
+        RunRow(
+            id=run_id,
+            experiment_id=experiment_id,
+            parent_run_id=parent_run_id,
+            name=name or run_id[:8],
+            status="running",
+            user=actor.name,
+            project=project or platform.default_project,
+            start_time=utcnow(),
+            end_time=None,
+            env=json.dumps(dict(env or {})),
+        )
+    )
+    for key, value in (tags or {}).items():
+        session.add(RunTagRow(run_id=run_id, key=check_key("tag", key), value=str(value)))
+    session.flush()
+    current_operation().details["run_id"] = run_id
+    return run_id
+
+
+def _run_row(session: Session, run_id: str) -> RunRow:
+    row = session.get(RunRow, run_id)
+    if row is None:
+        raise NotFoundError(f"run {run_id} does not exist", hint="ghaf runs list")
+    return row
+
+
+@governed("run.log_batch", resource="run:{run_id}")
+def log_batch(
+    platform: Platform,
+    actor: Actor,
+    run_id: str,
+    *,
+    metrics: Sequence[MetricTuple] = (),
+    params: Mapping[str, str] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> int:
+    """Write a batch of metric points, params and tags in one transaction; returns points.
+
+    Params are write-once: logging a different value for a key raises.
+    """
+    session = current_session()
+    connection = session.connection()
+    _run_row(session, run_id)
+    if params:
+        _write_params(session, run_id, params)
+    if tags:
+        keys = [check_key("tag", k) for k in tags]
+        connection.execute(
+            delete(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key.in_(keys))
+        )
+        connection.execute(
+            insert(RunTagRow),
+            [{"run_id": run_id, "key": k, "value": str(v)} for k, v in tags.items()],
+        )
+    if metrics:
+        connection.execute(
+            insert(MetricPointRow),
+            [
+                {"run_id": run_id, "key": k, "value": v, "step": s, "ts": t}
+                for k, v, s, t in metrics
+            ],
+        )
+        _update_latest(session, run_id, metrics)
+    current_operation().details.update(
+        {"metrics": len(metrics), "params": len(params or {}), "tags": len(tags or {})}
+    )
+    return len(metrics)
+
+
+def _write_params(session: Session, run_id: str, params: Mapping[str, str]) -> None:
+    existing = dict(
+        session.execute(
+            select(RunParamRow.key, RunParamRow.value).where(
+                RunParamRow.run_id == run_id, RunParamRow.key.in_(list(params))
+            )
+        ).all()
+    )
+    fresh = []
+    for key, value in params.items():
+        if key in existing:
+            if existing[key] != str(value):
+                raise InvalidInputError(
+                    f"param {key!r} of run {run_id} is already {existing[key]!r}",
+                    hint="params are set once per run; log a metric or a tag to vary a value",
+                )
+            continue
+        fresh.append({"run_id": run_id, "key": check_key("param", key), "value": str(value)})
+    if fresh:
+        session.connection().execute(insert(RunParamRow), fresh)
+
+
+def _update_latest(session: Session, run_id: str, metrics: Sequence[MetricTuple]) -> None:
+    summary: dict[str, list[float]] = {}
+    for key, value, step, ts in metrics:
+        entry = summary.get(key)
+        if entry is None:
+            summary[key] = [value, step, ts, value, value]
+            continue
+        if (step, ts) >= (entry[1], entry[2]):
+            entry[0], entry[1], entry[2] = value, step, ts
+        entry[3] = min(entry[3], value)
+        entry[4] = max(entry[4], value)
+    connection = session.connection()
+    rows = connection.execute(
+        select(LatestMetricRow.__table__).where(
+            LatestMetricRow.run_id == run_id, LatestMetricRow.key.in_(list(summary))
+        )
+    ).mappings()
+    for old in rows:
+        new = summary.pop(old["key"])
+        if (old["step"], old["ts"]) > (new[1], new[2]):
+            new[0], new[1], new[2] = old["value"], old["step"], old["ts"]
+        connection.execute(
+            update(LatestMetricRow)
+            .where(LatestMetricRow.run_id == run_id, LatestMetricRow.key == old["key"])
+            .values(
+                value=new[0],
+                step=int(new[1]),
+                ts=new[2],
+                min_value=min(new[3], old["min_value"]),
+                max_value=max(new[4], old["max_value"]),
+            )
+        )
+    if summary:
+        connection.execute(
+            insert(LatestMetricRow),
+            [
+                {
+                    "run_id": run_id,
+                    "key": key,
+                    "value": v[0],
+                    "step": int(v[1]),
+                    "ts": v[2],
+                    "min_value": v[3],
+                    "max_value": v[4],
+                }
+                for key, v in summary.items()
+            ],
+        )
+
+
+@governed("run.end", resource="run:{run_id}")
+def end_run(platform: Platform, actor: Actor, run_id: str, status: str = "finished") -> None:
+    """Mark a run finished, failed or killed."""
+    if status not in RUN_STATUSES or status == "running":
+        raise InvalidInputError(
+            f"run status {status!r} is not an end status", hint="use finished, failed or killed"
+        )
+    row = _run_row(current_session(), run_id)
+    row.status = status
+    row.end_time = utcnow()
+    current_operation().details["status"] = status
+
+
+@governed("run.log_artifacts", resource="run:{run_id}")
+def record_artifacts(
+    platform: Platform, actor: Actor, run_id: str, entries: Mapping[str, tuple[str, int]]
+) -> None:
+    """Record files already stored in the artifact store: path -> (digest, size)."""
+    session = current_session()
+    _run_row(session, run_id)
+    session.execute(
+        delete(RunArtifactRow).where(
+            RunArtifactRow.run_id == run_id, RunArtifactRow.path.in_(list(entries))
+        )
+    )
+    for path, (digest, size) in entries.items():
+        session.add(RunArtifactRow(run_id=run_id, path=path, digest=digest, size=size))
+    current_operation().details["files"] = len(entries)
+
+
+@governed("run.log_inputs", resource="run:{run_id}")
+def log_inputs(platform: Platform, actor: Actor, run_id: str, nodes: Sequence[str]) -> None:
+    """Record the dataset / feature versions a run used, as rows and lineage edges."""
+    session = current_session()
+    _run_row(session, run_id)
+    known = set(
+        session.execute(select(RunInputRow.node).where(RunInputRow.run_id == run_id)).scalars()
+    )
+    for node in nodes:
+        if ":" not in node:
+            raise InvalidInputError(
+                f"input {node!r} is not a lineage node id", hint="e.g. dataset:transactions:3"
+            )
+        if node not in known:
+            session.add(RunInputRow(run_id=run_id, node=node))
+            known.add(node)
+        _link(node, f"run:{run_id}")
+    session.flush()
+
+
+def _link(src: str, dst: str) -> None:
+    try:
+        from ghaf.lineage import link
+    except ImportError:  # pragma: no cover - lineage ships with Ghaf
+        return
+    link(src, dst, "input_to")
+
+
+# Reads ------------------------------------------------------------------------------
+
+
+def load_runs(session: Session, rows: Iterable[tuple[RunRow, str]]) -> list[Run]:
+    """Assemble :class:`Run` records (params, latest metrics, tags...) for run rows."""
+    pairs = list(rows)
+    ids = [row.id for row, _ in pairs]
+    if not ids:
+        return []
+    params: dict[str, dict[str, str]] = {i: {} for i in ids}
+    tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+    latest: dict[str, dict[str, tuple[float, float, float]]] = {i: {} for i in ids}
+    for run_id, key, value in session.execute(
+        select(RunParamRow.run_id, RunParamRow.key, RunParamRow.value).where(
+            RunParamRow.run_id.in_(ids)
+        )
+    ):
+        params[run_id][key] = value
+    for run_id, key, value in session.execute(
+        select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(RunTagRow.run_id.in_(ids))
+    ):
+        tags[run_id][key] = value
+    for run_id, key, number, low, high in session.execute(
+        select(
+            LatestMetricRow.run_id,
+            LatestMetricRow.key,
+            LatestMetricRow.value,
+            LatestMetricRow.min_value,
+            LatestMetricRow.max_value,
+        ).where(LatestMetricRow.run_id.in_(ids))
+    ):
+        latest[run_id][key] = (number, low, high)
+    return [
+        Run(
+            run_id=row.id,
+            experiment=experiment,
+            name=row.name,
+            status=row.status,
+            user=row.user,
+            project=row.project,
+            start_time=row.start_time,
+            end_time=row.end_time,
+            parent_run_id=row.parent_run_id,
+            params=params[row.id],
+            metrics={k: v[0] for k, v in latest[row.id].items()},
+            metric_min={k: v[1] for k, v in latest[row.id].items()},
+            metric_max={k: v[2] for k, v in latest[row.id].items()},
+            tags=tags[row.id],
+        )
+        for row, experiment in pairs
+    ]
+
+
+def get_run(platform: Platform, run_id: str, *, with_env: bool = True) -> Run:
+    """A run with everything recorded about it.
+
+    Raises:
+        NotFoundError: no such run.
+    """
+    check_run_id(run_id)
+    with platform.read_session() as session:
+        found = (
+            session.execute(
+                select(RunRow, ExperimentRow.name)
+                .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
+                .where(RunRow.id == run_id)
+            )
+            .tuples()
+            .one_or_none()
+        )
+        if found is None:
+            raise NotFoundError(f"run {run_id} does not exist", hint="ghaf runs list")
+        (run,) = load_runs(session, [found])
+        inputs = tuple(
+            session.execute(
+                select(RunInputRow.node)
+                .where(RunInputRow.run_id == run_id)
+                .order_by(RunInputRow.node)
+            ).scalars()
+        )
+        artifacts = dict(
+            session.execute(
+                select(RunArtifactRow.path, RunArtifactRow.digest).where(
+                    RunArtifactRow.run_id == run_id
+                )
+            ).all()
+        )
+        env = json.loads(found[0].env) if with_env else {}
+    return Run(**{**run.__dict__, "inputs": inputs, "artifacts": artifacts, "env": env})
+
+
+def get_metric_history(platform: Platform, run_id: str, key: str) -> list[MetricPoint]:
+    """Every point of metric ``key`` of a run, by step then time."""
+    check_run_id(run_id)
+    with platform.read_session() as session:
+        rows = session.execute(
+            select(MetricPointRow.value, MetricPointRow.step, MetricPointRow.ts)
+            .where(MetricPointRow.run_id == run_id, MetricPointRow.key == key)
+            .order_by(MetricPointRow.step, MetricPointRow.ts, MetricPointRow.id)
+        ).tuples()
+        return [MetricPoint(key, value, step, ts) for value, step, ts in rows]
+
+
+def list_experiments(platform: Platform) -> list[str]:
+    with platform.read_session() as session:
+        return list(
+            session.execute(select(ExperimentRow.name).order_by(ExperimentRow.name)).scalars()
+        )
+
+
+def download_artifacts(platform: Platform, run_id: str, path: str, dest: Path) -> Path:
+    """Fetch a run's artifact file, or every file under directory ``path``, into ``dest``.
+
+    Returns the local path of ``path`` (a file or a directory).
+    """
+    run = get_run(platform, run_id, with_env=False)
+    prefix = path.strip("/")
+    if prefix in run.artifacts:
+        target = dest / Path(prefix).name
+        platform.artifacts.get(run.artifacts[prefix], target)
+        return target
+    chosen = {p: d for p, d in run.artifacts.items() if p.startswith(prefix + "/")}
+    if not chosen:
+        raise NotFoundError(
+            f"run {run_id} has no artifact {path!r}", hint=f"ghaf runs show {run_id}"
+        )
+    root = dest.resolve()
+    for artifact_path, digest in chosen.items():
+        target = (root / artifact_path[len(prefix) + 1 :]).resolve()
+        if not target.is_relative_to(root):
+            raise InvalidInputError(f"artifact path {artifact_path!r} escapes", hint="re-log it")
+        platform.artifacts.get(digest, target)
+    return root
