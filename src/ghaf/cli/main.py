@@ -25,7 +25,11 @@ app = typer.Typer(
     add_completion=False,
 )
 
-SUBCOMMANDS: tuple[tuple[str, str], ...] = (("projects", "ghaf.cli.projects:app"),)
+SUBCOMMANDS: tuple[tuple[str, str], ...] = (
+    ("projects", "ghaf.cli.projects:app"),
+    ("data", "ghaf.cli.data:app"),
+    ("lineage", "ghaf.cli.lineage:app"),
+)
 """Sub-command groups: name -> "module:typer_app", imported when the CLI starts."""
 
 

@@ -1,0 +1,402 @@
+"""Run a contract over a Parquet file: checks compiled to DuckDB SQL, one scan where possible.
+
+Row-level checks (not-null, range, allowed, regex) become ``count(*) FILTER (WHERE
+fails)``; uniqueness, row counts, freshness and distribution statistics are
+aggregates in the same ``SELECT``; so the whole contract reads the data once.
+Referential checks (an anti-join) and reference statistics need one more query each.
+Samples of failing rows are fetched only for checks that failed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ghaf.data.contracts import (
+    Allowed,
+    Check,
+    Contract,
+    Distribution,
+    Freshness,
+    NotNull,
+    Range,
+    References,
+    Regex,
+    RowCount,
+    Unique,
+    type_matches,
+)
+from ghaf.data.report import CheckResult, ContractReport
+from ghaf.errors import InvalidInputError
+
+SAMPLE_ROWS = 5
+RefResolver = Callable[[str], Path]
+"""Turns a dataset ref into a local Parquet path (for referential and reference checks)."""
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: Any) -> str:
+    """A SQL literal for a contract value (strings quoted, numbers checked, times typed)."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError(f"contract value {value!r} is not finite")
+        return repr(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+        return f"TIMESTAMPTZ '{value.astimezone(UTC).isoformat(sep=' ')}'"
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def fail_predicate(check: Check) -> str | None:
+    """SQL that is true for a row failing a row-level check, else ``None``."""
+    if isinstance(check, NotNull):
+        return f"{ident(check.column)} IS NULL"
+    if isinstance(check, Range):
+        col = ident(check.column)
+        parts = []
+        if check.min is not None:
+            parts.append(f"{col} < {literal(check.min)}")
+        if check.max is not None:
+            parts.append(f"{col} > {literal(check.max)}")
+        return f"({' OR '.join(parts)})"
+    if isinstance(check, Allowed):
+        values = ", ".join(literal(v) for v in check.values)
+        return f"({ident(check.column)} NOT IN ({values}))"
+    if isinstance(check, Regex):
+        return f"(NOT regexp_matches({ident(check.column)}, {literal(check.pattern)}))"
+    return None
+
+
+def _stat_sql(check: Distribution) -> str:
+    col = ident(check.column)
+    if check.stat == "mean":
+        return f"avg({col})"
+    if check.stat == "std":
+        return f"stddev_pop({col})"
+    q = 0.5 if check.stat == "median" else float(check.q or 0.5)
+    return f"approx_quantile({col}, {q!r})"
+
+
+def _unique_sql(check: Unique) -> str:
+    cols = ", ".join(ident(c) for c in check.columns)
+    if len(check.columns) == 1:
+        col = ident(check.columns[0])
+        return f"count({col}) - count(DISTINCT {col})"
+    return f"count(*) - count(DISTINCT ({cols}))"
+
+
+def _scan(path: Path) -> str:
+    return f"read_parquet({literal(str(path))}, file_row_number = true)"
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+class ContractRunner:
+    """Runs one contract over one Parquet file."""
+
+    def __init__(
+        self, contract: Contract, path: Path, *, resolve: RefResolver | None = None
+    ) -> None:
+        self.contract = contract
+        self.path = path
+        self.resolve = resolve
+        self.con = duckdb.connect()
+
+    def _one(self, sql: str) -> tuple[Any, ...] | None:
+        rows = self.con.execute(sql).fetchall()
+        return rows[0] if rows else None
+
+    def schema_problems(self) -> list[CheckResult]:
+        """Missing columns and wrong types, from the file's schema alone."""
+        schema = pq.read_schema(self.path)
+        results = []
+        for spec in self.contract.columns:
+            if spec.name not in schema.names:
+                results.append(
+                    CheckResult(
+                        f"schema({spec.name})",
+                        "schema",
+                        "error",
+                        (spec.name,),
+                        1,
+                        0,
+                        f"column {spec.name!r} is missing",
+                    )
+                )
+            elif spec.type and not type_matches(spec.type, schema.field(spec.name).type):
+                actual = schema.field(spec.name).type
+                results.append(
+                    CheckResult(
+                        f"schema({spec.name})",
+                        "schema",
+                        "error",
+                        (spec.name,),
+                        1,
+                        0,
+                        f"column {spec.name!r} has type {actual}, contract says {spec.type}",
+                    )
+                )
+        if self.contract.strict_columns:
+            known = {c.name for c in self.contract.columns}
+            for name in schema.names:
+                if name not in known:
+                    results.append(
+                        CheckResult(
+                            f"schema({name})",
+                            "schema",
+                            "error",
+                            (name,),
+                            1,
+                            0,
+                            f"column {name!r} is not in the contract",
+                        )
+                    )
+        for check in self.contract.all_checks():
+            if isinstance(check, Freshness) and check.column in schema.names:
+                kind = schema.field(check.column).type
+                if not (pa.types.is_timestamp(kind) or pa.types.is_date(kind)):
+                    results.append(
+                        CheckResult(
+                            check.label,
+                            check.kind,
+                            "error",
+                            (check.column,),
+                            1,
+                            0,
+                            f"freshness needs a timestamp or date column; "
+                            f"{check.column!r} is {kind}",
+                        )
+                    )
+            for column in check.columns_checked():
+                if column not in schema.names:
+                    results.append(
+                        CheckResult(
+                            check.label,
+                            check.kind,
+                            "error",
+                            (column,),
+                            1,
+                            0,
+                            f"check {check.label} names column {column!r}, "
+                            "which the data does not have",
+                        )
+                    )
+        return results
+
+    def run(self) -> ContractReport:
+        """Every check; schema problems stop before scanning."""
+        started = time.perf_counter()
+        problems = self.schema_problems()
+        if problems:
+            rows = pq.ParquetFile(self.path).metadata.num_rows
+            return ContractReport(rows, problems, time.perf_counter() - started)
+        checks = self.contract.all_checks()
+        selects = ["count(*)"]
+        slots: list[tuple[Check, int]] = []
+        for check in checks:
+            expr = self._aggregate(check)
+            if expr is not None:
+                slots.append((check, len(selects)))
+                selects.append(expr)
+        sql = f"SELECT {', '.join(selects)} FROM {_scan(self.path)}"  # noqa: S608 - compiled from quoted identifiers and literals
+        try:
+            row = self._one(sql)
+        except duckdb.Error as exc:
+            raise InvalidInputError(
+                f"contract could not run on {self.path.name}: {exc}",
+                hint="check the contract's values against the column types",
+            ) from exc
+        assert row is not None
+        total = int(row[0])
+        by_check = {id(check): row[index] for check, index in slots}
+        results = [self._result(check, by_check.get(id(check)), total) for check in checks]
+        return ContractReport(total, results, time.perf_counter() - started)
+
+    def _aggregate(self, check: Check) -> str | None:
+        predicate = fail_predicate(check)
+        if predicate is not None:
+            return f"count(*) FILTER (WHERE {predicate})"
+        if isinstance(check, Unique):
+            return _unique_sql(check)
+        if isinstance(check, Freshness):
+            return f"max({ident(check.column)})"
+        if isinstance(check, Distribution):
+            return _stat_sql(check)
+        return None
+
+    def _result(self, check: Check, value: Any, total: int) -> CheckResult:
+        base = (check.label, check.kind, check.severity, check.columns_checked())
+        if check.row_level:
+            failed = int(value or 0)
+            samples = self._samples(fail_predicate(check) or "FALSE") if failed else []
+            return CheckResult(*base, failed, total, f"{failed:,} of {total:,} rows fail", samples)
+        if isinstance(check, Unique):
+            failed = int(value or 0)
+            samples = self._duplicate_samples(check) if failed else []
+            return CheckResult(*base, failed, total, f"{failed:,} duplicate rows", samples)
+        if isinstance(check, RowCount):
+            ok = (check.min is None or total >= check.min) and (
+                check.max is None or total <= check.max
+            )
+            return CheckResult(
+                *base, 0 if ok else 1, total, f"{total:,} rows (bounds {check.min}..{check.max})"
+            )
+        if isinstance(check, Freshness):
+            return self._freshness(check, value, total)
+        if isinstance(check, Distribution):
+            return self._distribution(check, value, total)
+        if isinstance(check, References):
+            return self._references(check, total)
+        raise InvalidInputError(f"check kind {check.kind!r} cannot run")  # pragma: no cover
+
+    def _samples(self, predicate: str) -> list[dict[str, Any]]:
+        sql = (
+            f"SELECT * FROM {_scan(self.path)} WHERE {predicate} "  # noqa: S608 - compiled
+            f"ORDER BY file_row_number LIMIT {SAMPLE_ROWS}"
+        )
+        table = self.con.sql(sql).to_arrow_table()
+        return [{k: _to_jsonable(v) for k, v in r.items()} for r in table.to_pylist()]
+
+    def _duplicate_samples(self, check: Unique) -> list[dict[str, Any]]:
+        cols = ", ".join(ident(c) for c in check.columns)
+        sql = (
+            f"SELECT {cols}, count(*) AS occurrences FROM {_scan(self.path)} "  # noqa: S608
+            f"WHERE {' AND '.join(ident(c) + ' IS NOT NULL' for c in check.columns)} "
+            f"GROUP BY {cols} HAVING count(*) > 1 ORDER BY occurrences DESC LIMIT {SAMPLE_ROWS}"
+        )
+        table = self.con.sql(sql).to_arrow_table()
+        return [{k: _to_jsonable(v) for k, v in r.items()} for r in table.to_pylist()]
+
+    def _freshness(self, check: Freshness, newest: Any, total: int) -> CheckResult:
+        base = (check.label, check.kind, check.severity, check.columns_checked())
+        now = check.now or datetime.now(UTC)
+        if newest is None:
+            return CheckResult(*base, 1, total, "no values to judge freshness")
+        if isinstance(newest, datetime) and newest.tzinfo is None:
+            newest = newest.replace(tzinfo=UTC)
+        if not isinstance(newest, datetime):
+            newest = datetime.combine(newest, datetime.min.time(), UTC)
+        age = now - newest
+        ok = age <= check.max_age
+        return CheckResult(
+            *base,
+            0 if ok else 1,
+            total,
+            f"newest {newest.isoformat()} is {age} old (max {check.max_age})",
+        )
+
+    def _distribution(self, check: Distribution, value: Any, total: int) -> CheckResult:
+        base = (check.label, check.kind, check.severity, check.columns_checked())
+        if value is None:
+            return CheckResult(*base, 1, total, f"{check.stat} is undefined (no values)")
+        value = float(value)
+        low, high = check.min, check.max
+        if check.reference is not None:
+            ref_value = self._reference_stat(check)
+            tolerance = check.tolerance if check.tolerance is not None else 0.1
+            spread = abs(ref_value) * tolerance
+            low, high = ref_value - spread, ref_value + spread
+        ok = (low is None or value >= low) and (high is None or value <= high)
+        return CheckResult(
+            *base, 0 if ok else 1, total, f"{check.stat} = {value:.6g}, allowed [{low}, {high}]"
+        )
+
+    def _reference_stat(self, check: Distribution) -> float:
+        if self.resolve is None or check.reference is None:
+            raise InvalidInputError(f"check {check.label}: a reference needs a platform")
+        path = self.resolve(check.reference)
+        sql = f"SELECT {_stat_sql(check)} FROM {_scan(path)}"  # noqa: S608 - compiled
+        row = self._one(sql)
+        if row is None or row[0] is None:
+            raise InvalidInputError(
+                f"check {check.label}: reference {check.reference} has no values"
+            )
+        return float(row[0])
+
+    def _references(self, check: References, total: int) -> CheckResult:
+        base = (check.label, check.kind, check.severity, check.columns_checked())
+        if self.resolve is None:
+            raise InvalidInputError(f"check {check.label}: a referential check needs a platform")
+        ref_path = self.resolve(check.dataset)
+        col, key = ident(check.column), ident(check.key)
+        missing = (
+            f"FROM {_scan(self.path)} d WHERE d.{col} IS NOT NULL AND NOT EXISTS "  # noqa: S608
+            f"(SELECT 1 FROM read_parquet({literal(str(ref_path))}) r WHERE r.{key} = d.{col})"
+        )
+        try:
+            row = self._one(f"SELECT count(*) {missing}")
+        except duckdb.Error as exc:
+            raise InvalidInputError(
+                f"check {check.label}: cannot join {check.column} to {check.dataset}.{check.key}: "
+                f"{exc}",
+                hint="check the key column name and type in the referenced dataset",
+            ) from exc
+        failed = int(row[0]) if row else 0
+        samples: list[dict[str, Any]] = []
+        if failed:
+            table = self.con.sql(
+                f"SELECT d.* {missing} ORDER BY d.file_row_number LIMIT {SAMPLE_ROWS}"
+            ).to_arrow_table()
+            samples = [{k: _to_jsonable(v) for k, v in r.items()} for r in table.to_pylist()]
+        return CheckResult(
+            *base,
+            failed,
+            total,
+            f"{failed:,} rows reference a missing {check.dataset}.{check.key}",
+            samples,
+        )
+
+    def split(self, good: Path, bad: Path) -> tuple[int, int]:
+        """Write rows passing every row-level check to ``good`` and the rest to ``bad``."""
+        predicates = [p for c in self.contract.all_checks() if (p := fail_predicate(c))]
+        failing = " OR ".join(f"coalesce({p}, FALSE)" for p in predicates) or "FALSE"
+        counts = []
+        for path, where in ((good, f"NOT ({failing})"), (bad, failing)):
+            self.con.sql(
+                f"COPY (SELECT * EXCLUDE (file_row_number) FROM {_scan(self.path)} "  # noqa: S608
+                f"WHERE {where} ORDER BY file_row_number) TO {literal(str(path))} "
+                "(FORMAT parquet, COMPRESSION zstd)"
+            )
+            counts.append(pq.ParquetFile(path).metadata.num_rows)
+        return counts[0], counts[1]
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def run_contract(
+    contract: Contract, path: Path, *, resolve: RefResolver | None = None
+) -> ContractReport:
+    """Run ``contract`` on the Parquet file at ``path``."""
+    runner = ContractRunner(contract, path, resolve=resolve)
+    try:
+        return runner.run()
+    finally:
+        runner.close()

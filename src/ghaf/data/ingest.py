@@ -1,0 +1,160 @@
+"""Ingest a source into a dataset version under a contract; validate data against one."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from ghaf.data.base import DatasetVersion, Source, check_name
+from ghaf.data.checks import ContractRunner, run_contract
+from ghaf.data.contracts import Contract, as_contract
+from ghaf.data.report import ContractReport
+from ghaf.data.sources import ParquetSource, open_source
+from ghaf.data.store import dataset_parquet_path, record_version, stage, staging_dir
+from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.platform import Platform
+from ghaf.security.identity import Actor
+from ghaf.spine import current_operation, governed
+
+ContractLike = Contract | Path | str | Mapping[str, Any] | None
+
+
+class ContractViolationError(InvalidInputError):
+    """An error-severity check failed; nothing was stored. ``report`` has the details."""
+
+    def __init__(self, dataset: str, report: ContractReport) -> None:
+        first = report.errors[0]
+        super().__init__(
+            f"dataset {dataset!r}: contract check {first.name} failed: {first.detail}"
+            + (f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""),
+            hint="fix the data, relax the check to severity: warn, or enable quarantine",
+        )
+        self.report = report
+
+
+def _resolver(platform: Platform) -> Any:
+    return lambda ref: dataset_parquet_path(platform, ref)
+
+
+@governed("dataset.ingest", resource="dataset:{name}")
+def ingest(
+    platform: Platform,
+    actor: Actor,
+    source: Source | Path | str,
+    name: str,
+    *,
+    contract: ContractLike = None,
+    query: str | None = None,
+) -> DatasetVersion:
+    """Stream ``source`` into a new version of ``name``, checked against ``contract``.
+
+    Error-severity failures store nothing and raise :class:`ContractViolationError`; with
+    ``quarantine: true`` failing rows go to ``NAME.quarantine`` and the rest are stored.
+
+    Raises:
+        InvalidInputError: unreadable or malformed input (naming file, line, column),
+            a bad contract, or a failed check.
+    """
+    check_name(name)
+    spec = as_contract(contract)
+    types = spec.arrow_types() if spec else None
+    src = open_source(source, column_types=types, query=query)
+    with staging_dir(platform) as directory:
+        staged = stage(src.batches(), directory, where=src.describe())
+        if spec is None:
+            return record_version(
+                platform, actor, name, staged, source=src.describe(), job="dataset.ingest"
+            )
+        runner = ContractRunner(spec, staged.path, resolve=_resolver(platform))
+        try:
+            report = dataclasses.replace(runner.run(), dataset=name)
+            quarantine_name: str | None = None
+            bad_rows = sum(r.failed for r in report.results if r.kind in _ROW_KINDS)
+            if spec.quarantine and bad_rows and not _fatal_besides_rows(report):
+                good_path, bad_path = directory / "good.parquet", directory / "bad.parquet"
+                runner.split(good_path, bad_path)
+                quarantine_name = f"{name}.quarantine"
+                bad = stage(
+                    ParquetSource(bad_path).batches(),
+                    _sub(directory, "bad"),
+                    schema=pq.read_schema(bad_path),
+                )
+                record_version(
+                    platform,
+                    actor,
+                    quarantine_name,
+                    bad,
+                    source=f"quarantine of {src.describe()}",
+                    job="dataset.quarantine",
+                    column_tags=spec.column_tags,
+                    residency=spec.residency,
+                )
+                staged = stage(
+                    ParquetSource(good_path).batches(),
+                    _sub(directory, "good"),
+                    schema=pq.read_schema(good_path),
+                )
+                results = [
+                    dataclasses.replace(r, quarantined=r.kind in _ROW_KINDS and r.failed > 0)
+                    for r in report.results
+                ]
+                report = dataclasses.replace(report, results=results, quarantine=quarantine_name)
+        finally:
+            runner.close()
+        current_operation().details["contract"] = report.summary()
+        if not report.ok:
+            raise ContractViolationError(name, report)
+        return record_version(
+            platform,
+            actor,
+            name,
+            staged,
+            source=src.describe(),
+            column_tags=spec.column_tags,
+            residency=spec.residency,
+            validation=report.to_dict(),
+            job="dataset.ingest",
+        )
+
+
+_ROW_KINDS = {"not_null", "range", "allowed", "regex"}
+
+
+def _fatal_besides_rows(report: ContractReport) -> bool:
+    return any(r.kind not in _ROW_KINDS for r in report.errors)
+
+
+def _sub(directory: Path, name: str) -> Path:
+    path = directory / name
+    path.mkdir()
+    return path
+
+
+def validate(
+    platform: Platform,
+    target: str | Path | Source,
+    contract: ContractLike,
+    *,
+    query: str | None = None,
+) -> ContractReport:
+    """Run ``contract`` on a stored version (``name[:V]``) or on a source; stores nothing."""
+    spec = as_contract(contract)
+    if spec is None:
+        raise InvalidInputError("validate needs a contract", hint="pass --contract C.yaml")
+    if isinstance(target, str) and not Path(target).exists():
+        try:
+            path = dataset_parquet_path(platform, target)
+        except (NotFoundError, InvalidInputError):
+            path = None
+        if path is not None:
+            report = run_contract(spec, path, resolve=_resolver(platform))
+            return dataclasses.replace(report, dataset=target)
+    src = open_source(target, column_types=spec.arrow_types(), query=query)
+    with staging_dir(platform) as directory:
+        staged = stage(src.batches(), directory, where=src.describe())
+        report = run_contract(spec, staged.path, resolve=_resolver(platform))
+    return dataclasses.replace(report, dataset=src.describe())
