@@ -14,6 +14,7 @@ from ghaf.events.base import EventBus
 from ghaf.metadata.engine import create_metadata_engine
 from ghaf.security.audit import AuditLog
 from ghaf.security.authz import Authorizer
+from ghaf.security.checkpoints import Checkpointer
 from ghaf.security.identity import Actor
 from ghaf.security.rbac import Policy, RbacAuthorizer
 from ghaf.settings import GhafSettings
@@ -26,7 +27,7 @@ class Platform:
     def __init__(self, settings: GhafSettings, *, authorizer: Authorizer | None = None) -> None:
         self.settings = settings
         self.engine: Engine = create_metadata_engine(settings.resolved_metadata_url)
-        self.audit = AuditLog()
+        self.audit = AuditLog(Checkpointer(settings, self.engine))
         self.spine = Spine(
             self.engine,
             authorizer

@@ -29,6 +29,8 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("projects", "ghaf.cli.projects:app"),
     ("data", "ghaf.cli.data:app"),
     ("lineage", "ghaf.cli.lineage:app"),
+    ("keys", "ghaf.cli.keys:app"),
+    ("audit", "ghaf.cli.audit:app"),
 )
 """Sub-command groups: name -> "module:typer_app", imported when the CLI starts."""
 
@@ -92,6 +94,7 @@ def _register_subcommands() -> None:
 
 _register_subcommands()
 importlib.import_module("ghaf.cli.demo")
+importlib.import_module("ghaf.cli.verify")
 
 
 def run() -> None:

@@ -6,17 +6,20 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from ghaf.logs import get_logger
 from ghaf.metadata.base import utcnow
 from ghaf.security.audit_tables import AuditHeadRow, AuditRecordRow
 
 Outcome = Literal["allowed", "denied", "failed"]
 GENESIS_HASH = "0" * 64
+_LAST_SEQ = "ghaf_audit_last_seq"
+_log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,26 @@ def chain_hash(prev_hash_hex: str, body: bytes) -> str:
     return hashlib.sha256(bytes.fromhex(prev_hash_hex) + leaf_hash(body)).hexdigest()
 
 
+class CheckpointHook(Protocol):
+    """Told after each commit that appended records (see ``ghaf.security.checkpoints``)."""
+
+    def after_append(self, seq: int) -> None: ...
+
+
 class AuditLog:
     """Appends records inside the caller's transaction, under a lock on the head row."""
+
+    def __init__(self, checkpoints: CheckpointHook | None = None) -> None:
+        self.checkpoints = checkpoints
+
+    def _after_commit(self, session: Session) -> None:
+        seq = session.info.pop(_LAST_SEQ, None)
+        if self.checkpoints is None or seq is None:
+            return
+        try:
+            self.checkpoints.after_append(seq)
+        except Exception as exc:  # noqa: BLE001 - the operation is committed; say, don't fail
+            _log.warning("audit checkpoint failed", error=f"{type(exc).__name__}: {exc}")
 
     def append(self, session: Session, entry: AuditEntry, *, at: datetime | None = None) -> int:
         """Append ``entry`` and return its sequence number (gapless, in commit order)."""
@@ -86,6 +107,10 @@ class AuditLog:
         head.seq = row.seq
         head.record_hash = row.record_hash
         session.flush()
+        if self.checkpoints is not None:
+            if _LAST_SEQ not in session.info:
+                event.listen(session, "after_commit", self._after_commit, once=True)
+            session.info[_LAST_SEQ] = row.seq
         return row.seq
 
     def records(self, session: Session, *, resource: str | None = None) -> Iterator[AuditRecordRow]:

@@ -1,0 +1,108 @@
+"""Key management operations: rotate the KEK (re-wrap headers only), destroy a version, trust."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ghaf.errors import ConfigError, NotFoundError
+from ghaf.platform import Platform
+from ghaf.security.encrypted_store import EncryptedArtifactStore
+from ghaf.security.homekeys import fingerprint, trust_public_key
+from ghaf.security.identity import Actor
+from ghaf.security.keys import LocalKeyProvider
+from ghaf.spine import current_operation, governed
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    """What a rotation did."""
+
+    version: int
+    artifacts: int
+    rewrapped: int
+    resumed: bool
+
+
+def encrypted_store(platform: Platform) -> EncryptedArtifactStore:
+    """The platform's encrypted store; ``ConfigError`` when encryption is off."""
+    store = platform.artifacts
+    if not isinstance(store, EncryptedArtifactStore):
+        raise ConfigError(
+            "artifact encryption is off (security.encrypt_artifacts = false)",
+            hint="turn it on to manage artifact keys",
+        )
+    return store
+
+
+def local_keys(platform: Platform) -> LocalKeyProvider:
+    """The home's key file provider; KEKs given in settings are rotated where they live."""
+    keys = encrypted_store(platform).keys
+    if not isinstance(keys, LocalKeyProvider):
+        raise ConfigError(
+            "the KEK comes from settings (security.kek), not from the home's key file",
+            hint="rotate it where it is managed, then list both versions in GHAF_SECURITY__KEK",
+        )
+    return keys
+
+
+@governed("keys.rotate", resource="kek:home")
+def rotate_keys(
+    platform: Platform, actor: Actor, *, progress: Callable[[str], None] | None = None
+) -> RotationResult:
+    """Make a new KEK version current and re-wrap every artifact header with it.
+
+    Resumable: a rotation that was interrupted (even by ``kill -9``) is finished
+    by running it again, without making another version. Bodies are never
+    rewritten, and every artifact stays readable throughout.
+    """
+    keys = local_keys(platform)
+    store = encrypted_store(platform)
+    resumed = keys.rotation_pending() is not None
+    version = keys.begin_rotation()
+    total = rewrapped = 0
+    for digest in list(store.digests()):
+        rewrapped += store.rewrap(digest)
+        total += 1
+        if progress is not None:
+            progress(digest)
+    keys.finish_rotation()
+    current_operation().details.update(
+        version=version, artifacts=total, rewrapped=rewrapped, resumed=resumed
+    )
+    return RotationResult(version, total, rewrapped, resumed)
+
+
+@governed("keys.destroy_version", resource="kek:home/v{version}")
+def destroy_key_version(platform: Platform, actor: Actor, version: int) -> list[str]:
+    """Delete a KEK version's key material; returns the artifacts that become unreadable.
+
+    Those are the artifacts whose headers were never re-wrapped to a newer version:
+    they are crypto-shredded (nothing can decrypt them any more).
+    """
+    keys = local_keys(platform)
+    store = encrypted_store(platform)
+    shredded = [
+        digest
+        for digest in store.digests()
+        if {h.wrapped.version for h in store.headers(digest)} == {version}
+    ]
+    keys.destroy_version(version)
+    current_operation().details.update(version=version, shredded=len(shredded))
+    return shredded
+
+
+@governed("keys.trust", resource="public_key:{public_key_file}")
+def trust_key(platform: Platform, actor: Actor, public_key_file: Path) -> str:
+    """Add a public key to the home's trust store; returns its fingerprint."""
+    try:
+        pem = public_key_file.read_bytes()
+    except OSError as exc:
+        raise NotFoundError(
+            f"cannot read public key file {public_key_file}: {exc.strerror}",
+            hint="pass the path of a PEM public key (e.g. another home's keys/signing.pub.pem)",
+        ) from exc
+    trust_public_key(platform.settings, pem)
+    current_operation().details["fingerprint"] = fingerprint(pem)
+    return fingerprint(pem)
