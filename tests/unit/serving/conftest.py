@@ -14,6 +14,7 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from ghaf.platform import Platform
 from ghaf.serving.base import ModelSpec
 from ghaf.serving.models import write_digests
 
@@ -35,14 +36,14 @@ def trained() -> Trained:
     return Trained(model, X, y)
 
 
-def seal(model_dir: Path) -> None:
-    """What registration does: sign the directory (fallback digests without the security module)."""
+def seal(platform: Platform, model_dir: Path) -> None:
+    """What registration does: sign the directory (digests where the signing module is absent)."""
     try:
-        importlib.import_module("ghaf.security.signing")
+        signing = importlib.import_module("ghaf.security.signing")
     except ImportError:
         write_digests(model_dir)
         return
-    raise RuntimeError("ghaf.security.signing exists now: seal() must sign with the platform")
+    signing.sign_model_dir(platform, model_dir)
 
 
 @pytest.fixture(scope="session")
@@ -53,13 +54,13 @@ def model_store(tmp_path_factory: pytest.TempPathFactory, trained: Trained) -> P
     skops_dir = root / "hgb"
     skops_dir.mkdir()
     sio.dump(trained.model, skops_dir / "model.skops")
-    seal(skops_dir)
     return root
 
 
 @pytest.fixture
-def hgb_spec(model_store: Path, tmp_path: Path) -> Iterator[ModelSpec]:
-    """A private copy (tests may corrupt it)."""
+def hgb_spec(model_store: Path, tmp_path: Path, platform: Platform) -> Iterator[ModelSpec]:
+    """A private, signed copy (tests may corrupt it); load it with ``platform=platform``."""
     target = tmp_path / "hgb"
     shutil.copytree(model_store / "hgb", target)
+    seal(platform, target)
     yield ModelSpec("fraud", "1", "skops", target)

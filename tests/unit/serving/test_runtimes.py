@@ -1,0 +1,165 @@
+"""Runtimes load each flavor from a directory and agree with the native model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ghaf.errors import IntegrityError, InvalidInputError
+from ghaf.platform import Platform
+from ghaf.serving.base import ModelSpec
+from ghaf.serving.models import load_served, verify_digests, write_digests
+from ghaf.serving.runtimes import load_runtime
+from ghaf.serving.runtimes.onnx import PARITY_TOLERANCE, check_parity, convert_sklearn
+
+N_FEATURES = 8  # as in conftest.py
+Trained = Any
+
+
+def test_skops_runtime_matches_predict_proba(hgb_spec: ModelSpec, trained: Trained) -> None:
+    runtime = load_runtime("skops", hgb_spec.path)
+    out = runtime.predict(trained.X[:50])
+    np.testing.assert_allclose(out["probabilities"], trained.model.predict_proba(trained.X[:50]))
+    assert runtime.signature.n_features == N_FEATURES
+    assert runtime.signature.outputs[0].name == "probabilities"
+
+
+def test_lightgbm_and_xgboost_native(tmp_path: Path, trained: Trained) -> None:
+    import lightgbm
+    import xgboost
+
+    booster = lightgbm.train(
+        {"objective": "binary", "verbose": -1, "num_threads": 1},
+        lightgbm.Dataset(trained.X, trained.y),
+        num_boost_round=10,
+    )
+    (tmp_path / "lgb").mkdir()
+    booster.save_model(str(tmp_path / "lgb" / "model.txt"))
+    lgb = load_runtime("lightgbm", tmp_path / "lgb")
+    p = lgb.predict(trained.X[:20])["probabilities"]
+    np.testing.assert_allclose(p[:, 1], booster.predict(trained.X[:20]), rtol=1e-6)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+
+    xgb = xgboost.train(
+        {"objective": "binary:logistic", "nthread": 1},
+        xgboost.DMatrix(trained.X, label=trained.y),
+        num_boost_round=10,
+    )
+    (tmp_path / "xgb").mkdir()
+    xgb.save_model(str(tmp_path / "xgb" / "model.ubj"))
+    runtime = load_runtime("xgboost", tmp_path / "xgb")
+    got = runtime.predict(trained.X[:20])["probabilities"][:, 1]
+    np.testing.assert_allclose(got, xgb.predict(xgboost.DMatrix(trained.X[:20])), rtol=1e-5)
+
+
+def test_onnx_parity_within_tolerance(
+    tmp_path: Path, hgb_spec: ModelSpec, trained: Trained
+) -> None:
+    convert_sklearn(trained.model, N_FEATURES, tmp_path / "onnx" / "model.onnx")
+    native = load_runtime("skops", hgb_spec.path)
+    onnx = load_runtime("onnx", tmp_path / "onnx")
+    worst = check_parity(native, onnx, trained.X)
+    assert worst <= PARITY_TOLERANCE
+    assert onnx.predict(trained.X[:3])["probabilities"].shape == (3, 2)
+
+
+def test_onnx_parity_refuses_a_different_model(tmp_path: Path, trained: Trained) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    other = HistGradientBoostingClassifier(max_iter=3).fit(trained.X, 1 - trained.y)
+    convert_sklearn(other, N_FEATURES, tmp_path / "o" / "model.onnx")
+    from ghaf.serving.runtimes.sklearn import SklearnRuntime
+
+    with pytest.raises(IntegrityError, match="differs from the native model"):
+        check_parity(
+            SklearnRuntime(trained.model, None), load_runtime("onnx", tmp_path / "o"), trained.X
+        )
+
+
+def test_pytorch_cpu_runtime(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from ghaf.serving.runtimes.torch import save_torch
+
+    torch.manual_seed(7)
+    mlp = torch.nn.Sequential(
+        torch.nn.Linear(N_FEATURES, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)
+    )
+    save_torch(mlp, N_FEATURES, tmp_path / "mlp" / "model.pt2")
+    runtime = load_runtime("pytorch", tmp_path / "mlp", device="cpu")
+    rows = np.random.default_rng(7).standard_normal((5, N_FEATURES), dtype=np.float32)
+    got = runtime.predict(rows)["predictions"]
+    with torch.inference_mode():
+        want = mlp(torch.from_numpy(rows)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_pytorch_cuda_graphs_bf16(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU on this machine: the CUDA path (bf16, CUDA graphs) is not tested")
+    from ghaf.serving.runtimes.torch import save_torch
+
+    mlp = torch.nn.Sequential(
+        torch.nn.Linear(N_FEATURES, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1)
+    )
+    save_torch(mlp, N_FEATURES, tmp_path / "mlp" / "model.pt2")
+    runtime = load_runtime("pytorch", tmp_path / "mlp")
+    runtime.warmup()
+    rows = np.random.default_rng(7).standard_normal((3, N_FEATURES), dtype=np.float32)
+    with torch.inference_mode():
+        want = mlp(torch.from_numpy(rows)).numpy()
+    for size in (3, 100):  # graph replay (padded) and the eager pinned path
+        batch = np.repeat(rows, (size + 2) // 3, axis=0)[:size]
+        got = runtime.predict(batch)["predictions"][:3]
+        np.testing.assert_allclose(got, want, atol=0.05)  # bf16
+
+
+def test_unknown_flavor_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="no serving runtime for flavor 'keras'"):
+        load_runtime("keras", tmp_path)
+
+
+def test_flipped_byte_is_refused_and_not_ready(platform: Platform, hgb_spec: ModelSpec) -> None:
+    model_file = hgb_spec.path / "model.skops"
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model_file.write_bytes(bytes(data))
+    served = load_served(hgb_spec, platform=platform)
+    assert not served.ready
+    assert served.error  # the reason is kept for /v2/models/{name}/ready
+
+
+def test_missing_signature_is_refused(platform: Platform, hgb_spec: ModelSpec) -> None:
+    for name in ("ghaf-digests.json", "model.sig"):
+        (hgb_spec.path / name).unlink(missing_ok=True)
+    served = load_served(hgb_spec, platform=platform)
+    assert not served.ready
+    assert served.error
+
+
+def test_extra_unlisted_file_is_never_loaded(
+    platform: Platform, hgb_spec: ModelSpec, trained: Trained
+) -> None:
+    import skops.io as sio
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    # An attacker drops a second model file that sorts first; only listed files are loaded.
+    evil = HistGradientBoostingClassifier(max_iter=2).fit(trained.X, 1 - trained.y)
+    sio.dump(evil, hgb_spec.path / "a-evil.skops")
+    served = load_served(hgb_spec, platform=platform)
+    if not served.ready:  # OpenSSF signing refuses a directory with an unlisted file
+        assert served.error
+        return
+    assert served.runtime is not None
+    got = served.runtime.predict(trained.X[:5])["probabilities"]
+    np.testing.assert_allclose(got, trained.model.predict_proba(trained.X[:5]))
+
+
+def test_digest_manifest_round_trip(tmp_path: Path) -> None:
+    (tmp_path / "a.bin").write_bytes(b"abc")
+    write_digests(tmp_path)
+    assert verify_digests(tmp_path) == ["a.bin"]
