@@ -1,0 +1,96 @@
+"""Where a window comes from: an Arrow table, a Parquet path, a dataset ref or a stored profile."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.monitoring.profile import Profile, build_profile
+
+if TYPE_CHECKING:
+    from ghaf.platform import Platform
+
+Window: TypeAlias = pa.Table | Profile | Path | str
+PROFILE_PREFIX = "profile:"
+BATCH_ROWS = 256 * 1024
+
+
+def describe(window: Window) -> str:
+    """A short name for a window, for reports."""
+    if isinstance(window, pa.Table):
+        return f"table ({window.num_rows:,} rows)"
+    if isinstance(window, Profile):
+        return f"profile ({window.num_rows:,} rows)"
+    return Path(window).name if isinstance(window, Path) else str(window)
+
+
+def profile_window(
+    window: Window,
+    platform: Platform | None = None,
+    *,
+    columns: Sequence[str] | None = None,
+    capacity: int | None = None,
+    seed: int | None = 0,
+) -> Profile:
+    """Profile ``window``: a table, a Parquet file (streamed), ``NAME:V`` or ``profile:NAME``.
+
+    Raises:
+        InvalidInputError: the window is empty or unreadable.
+        NotFoundError: the file, dataset or profile does not exist.
+    """
+    if isinstance(window, Profile):
+        return window
+    if isinstance(window, pa.Table):
+        return _checked(
+            build_profile(window, columns=columns, capacity=capacity, seed=seed), "table"
+        )
+    text = str(window)
+    if text.startswith(PROFILE_PREFIX):
+        if platform is None:
+            raise InvalidInputError(f"{text!r} needs a platform", hint="open the platform first")
+        from ghaf.monitoring.store import load_profile
+
+        return load_profile(platform, text[len(PROFILE_PREFIX) :])
+    path = Path(text)
+    if path.exists():
+        return _checked(_profile_parquet(path, columns, capacity, seed), text)
+    if ":" in text or platform is not None:
+        if platform is None:
+            raise InvalidInputError(
+                f"{text!r} is not a file, and dataset refs need a platform",
+                hint="pass a Parquet path or open the platform",
+            )
+        from ghaf.data import dataset_parquet_path
+
+        return _checked(
+            _profile_parquet(dataset_parquet_path(platform, text), columns, capacity, seed), text
+        )
+    raise NotFoundError(f"no file {text!r}", hint="pass a Parquet path or a dataset ref NAME:V")
+
+
+def _profile_parquet(
+    path: Path, columns: Sequence[str] | None, capacity: int | None, seed: int | None
+) -> Profile:
+    try:
+        source = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInputError(
+            f"{path} is not a readable Parquet file", hint="pass a Parquet file"
+        ) from exc
+    schema = source.schema_arrow
+    names = list(columns) if columns is not None else None
+    batches = source.iter_batches(batch_size=BATCH_ROWS, columns=names)
+    return build_profile(batches, columns=names, capacity=capacity, seed=seed, schema=schema)
+
+
+def _checked(profile: Profile, where: str) -> Profile:
+    if profile.num_rows == 0:
+        raise InvalidInputError(
+            f"the window {where!r} has no rows", hint="compare a window that has data"
+        )
+    return profile
