@@ -81,6 +81,11 @@ def _model_alias_delete(platform: Platform) -> None:
     delete_alias(platform, platform.admin(), "example", "champion")
 
 
+def _register_and_alias(platform: Platform) -> None:
+    _register_example_model(platform)
+    _model_alias(platform)
+
+
 def _model_approve(platform: Platform) -> None:
     from ghaf.registry import approve_model_version
     from ghaf.security.identity import Actor
@@ -102,6 +107,49 @@ def _model_card_update(platform: Platform) -> None:
     update_model_card(platform, platform.admin(), "example:1", "# Edited card")
 
 
+def _example_run(platform: Platform) -> None:
+    from ghaf.tracking.service import create_run
+
+    create_run(platform, platform.admin(), "example", name="example")
+
+
+def _run_id(platform: Platform) -> str:
+    from ghaf.tracking import search_runs
+
+    return search_runs(platform, "attributes.name = \x27example\x27").runs[0].run_id
+
+
+def _experiment_create(platform: Platform) -> None:
+    from ghaf.tracking.service import create_experiment
+
+    create_experiment(platform, platform.admin(), "example")
+
+
+def _run_log_batch(platform: Platform) -> None:
+    from ghaf.tracking.service import log_batch
+
+    log_batch(platform, platform.admin(), _run_id(platform), metrics=[("m", 1.0, 0, 0.0)])
+
+
+def _run_end(platform: Platform) -> None:
+    from ghaf.tracking.service import end_run
+
+    end_run(platform, platform.admin(), _run_id(platform))
+
+
+def _run_log_artifacts(platform: Platform) -> None:
+    from ghaf.tracking.service import record_artifacts
+
+    info = platform.artifacts.put_bytes(b"example")
+    record_artifacts(platform, platform.admin(), _run_id(platform), {"a.txt": (info.digest, 7)})
+
+
+def _run_log_inputs(platform: Platform) -> None:
+    from ghaf.tracking.service import log_inputs
+
+    log_inputs(platform, platform.admin(), _run_id(platform), ["dataset:example:1"])
+
+
 def _monitoring_profile_save(platform: Platform) -> None:
     import pyarrow as pa
 
@@ -113,6 +161,12 @@ def _monitoring_profile_save(platform: Platform) -> None:
 
 
 EXAMPLES: dict[str, Callable[[Platform], None]] = {
+    "experiment.create": _experiment_create,
+    "run.create": _example_run,
+    "run.log_batch": _run_log_batch,
+    "run.end": _run_end,
+    "run.log_artifacts": _run_log_artifacts,
+    "run.log_inputs": _run_log_inputs,
     "model.register": _register_example_model,
     "model.alias": _model_alias,
     "model.alias_delete": _model_alias_delete,
@@ -127,8 +181,12 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
 """One call per governed action; add yours when you add a governed function."""
 
 SETUP: dict[str, Callable[[Platform], None]] = {
+    "run.log_batch": _example_run,
+    "run.end": _example_run,
+    "run.log_artifacts": _example_run,
+    "run.log_inputs": _example_run,
     "model.alias": _register_example_model,
-    "model.alias_delete": lambda p: (_register_example_model(p), _model_alias(p)) and None,
+    "model.alias_delete": _register_and_alias,
     "model.approve": _register_example_model,
     "model.promote": _register_example_model,
     "model.card_update": _register_example_model,
