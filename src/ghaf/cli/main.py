@@ -31,6 +31,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("lineage", "ghaf.cli.lineage:app"),
     ("keys", "ghaf.cli.keys:app"),
     ("audit", "ghaf.cli.audit:app"),
+    ("gate", "ghaf.cli.gate:app"),
 )
 """Sub-command groups: name -> "module:typer_app", imported when the CLI starts."""
 

@@ -1,0 +1,21 @@
+"""Evaluation: metrics, slices, fairness, robustness, champion vs challenger, reports, gates."""
+
+from ghaf.evaluation.compare import Comparison, bootstrap_compare
+from ghaf.evaluation.evaluate import Evaluation, evaluate
+from ghaf.evaluation.gates import GateReport, check_gate, evidence_for
+from ghaf.evaluation.policy import GatePolicy, load_policy, parse_policy
+from ghaf.evaluation.report import render_report
+
+__all__ = [
+    "Comparison",
+    "Evaluation",
+    "GatePolicy",
+    "GateReport",
+    "bootstrap_compare",
+    "check_gate",
+    "evaluate",
+    "evidence_for",
+    "load_policy",
+    "parse_policy",
+    "render_report",
+]

@@ -1,0 +1,307 @@
+"""Gates: check a model's evidence against a policy; one readable reason per rule; JUnit XML."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET  # nosec B405 - we only write XML, never parse it
+
+from ghaf.errors import GhafError, InvalidInputError, NotFoundError
+from ghaf.evaluation.evaluate import EVALUATION_FILE, Evaluation
+from ghaf.evaluation.policy import Bound, GatePolicy
+from ghaf.platform import Platform
+
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+
+
+@dataclass
+class GateEvidence:
+    """What a gate looks at for one model: its evaluation, signature, scan and approvals."""
+
+    subject: str
+    evaluation: Evaluation | None
+    signed: bool | None = None
+    """True: a signature verified; False: none or broken; None: cannot tell."""
+    scan_findings: list[str] = field(default_factory=list)
+    approvals: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """One rule's outcome with the reason in words."""
+
+    rule: str
+    passed: bool
+    reason: str
+
+
+@dataclass
+class GateReport:
+    """All rules of a policy checked against one subject."""
+
+    policy: str
+    subject: str
+    results: list[RuleResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failures(self) -> list[RuleResult]:
+        return [r for r in self.results if not r.passed]
+
+    def to_junit(self) -> str:
+        """JUnit XML: one testsuite (the policy), one testcase per rule."""
+        suite = ET.Element(
+            "testsuite",
+            name=f"gate:{self.policy}",
+            tests=str(len(self.results)),
+            failures=str(len(self.failures)),
+            errors="0",
+        )
+        for result in self.results:
+            case = ET.SubElement(suite, "testcase", classname=self.subject, name=result.rule)
+            if not result.passed:
+                ET.SubElement(case, "failure", message=result.reason).text = result.reason
+            else:
+                ET.SubElement(case, "system-out").text = result.reason
+        suites = ET.Element("testsuites")
+        suites.append(suite)
+        return ET.tostring(suites, encoding="unicode", xml_declaration=True)
+
+
+def _bound(rule: str, value: float | None, bound: Bound) -> RuleResult:
+    if value is None or math.isnan(value):
+        return RuleResult(rule, False, f"{rule} is missing from the evaluation")
+    if bound.min is not None and value < bound.min:
+        return RuleResult(rule, False, f"{rule} = {value:.4g} is below the minimum {bound.min:g}")
+    if bound.max is not None and value > bound.max:
+        return RuleResult(rule, False, f"{rule} = {value:.4g} is above the maximum {bound.max:g}")
+    return RuleResult(rule, True, f"{rule} = {value:.4g} within bounds")
+
+
+def check_gate(policy: GatePolicy, evidence: GateEvidence) -> GateReport:
+    """Check every rule of ``policy``; never raises on a failing rule (see the report)."""
+    results: list[RuleResult] = []
+    evaluation = evidence.evaluation
+    flat = evaluation.flat_metrics() if evaluation is not None else {}
+    for name, bound in policy.metrics.items():
+        results.append(_bound(f"metric {name}", flat.get(name), bound))
+    fairness = evaluation.fairness if evaluation is not None else {}
+    for name, bound in policy.fairness.items():
+        attribute, _, measure = name.rpartition(".")
+        targets = [attribute] if attribute else sorted(fairness)
+        if not targets:
+            results.append(
+                RuleResult(f"fairness {name}", False, "the evaluation has no fairness results")
+            )
+        for target in targets:
+            value = fairness.get(target, {}).get(measure)
+            results.append(_bound(f"fairness {target}.{measure}", value, bound))
+    if policy.champion is not None:
+        results.append(_champion(policy, evaluation))
+    need = policy.require
+    if need.signature:
+        ok = evidence.signed is True
+        reason = "signature verified" if ok else "the model is not signed (or did not verify)"
+        results.append(RuleResult("signature", ok, reason))
+    if need.clean_scan:
+        if evidence.scan_findings:
+            results.append(RuleResult("clean scan", False, "; ".join(evidence.scan_findings)))
+        else:
+            results.append(RuleResult("clean scan", True, "no unsafe content found"))
+    if need.approvals:
+        count = len(set(evidence.approvals))
+        results.append(
+            RuleResult(
+                "approvals",
+                count >= need.approvals,
+                f"{count} approval(s) of {need.approvals} required"
+                + (f" ({', '.join(sorted(set(evidence.approvals)))})" if count else ""),
+            )
+        )
+    return GateReport(policy.name, evidence.subject, results)
+
+
+def _champion(policy: GatePolicy, evaluation: Evaluation | None) -> RuleResult:
+    rule = policy.champion
+    assert rule is not None
+    comparison = evaluation.comparison if evaluation is not None else None
+    if comparison is None:
+        if rule.allow_no_champion:
+            return RuleResult("champion", True, "no champion to compare against")
+        return RuleResult("champion", False, "the evaluation has no champion comparison")
+    if comparison["metric"] != rule.metric:
+        return RuleResult(
+            "champion",
+            False,
+            f"the comparison is on {comparison['metric']}, the policy asks for {rule.metric}",
+        )
+    if comparison["confidence"] < rule.confidence:
+        return RuleResult(
+            "champion",
+            False,
+            f"the comparison's confidence {comparison['confidence']:g} is below the policy's "
+            f"{rule.confidence:g}",
+        )
+    low = float(comparison["ci_low"])
+    text = (
+        f"{rule.metric} improvement {comparison['improvement']:+.4g} "
+        f"({comparison['confidence']:.0%} CI {low:+.4g} to {comparison['ci_high']:+.4g})"
+    )
+    if low <= rule.min_improvement:
+        return RuleResult(
+            "champion",
+            False,
+            f"{text}: the interval does not lie above the required {rule.min_improvement:+g}",
+        )
+    return RuleResult("champion", True, text)
+
+
+def _scan_dir(directory: Path) -> list[str]:
+    findings = []
+    try:
+        pickles: Any = importlib.import_module("ghaf.security.pickles")
+    except ImportError:
+        pickles = None
+    for path in sorted(directory.rglob("*")):
+        if path.suffix not in PICKLE_SUFFIXES:
+            continue
+        if pickles is None:
+            findings.append(f"{path.name} is a pickle and no scanner is installed")
+            continue
+        try:
+            pickles.check_pickle_file(path)
+        except GhafError as exc:
+            findings.append(f"{path.name}: {exc.headline}")
+    return findings
+
+
+def _verify_signature(platform: Platform | None, directory: Path) -> bool | None:
+    if not (directory / "model.sig").is_file():
+        return False
+    if platform is None:
+        return None
+    try:
+        signing: Any = importlib.import_module("ghaf.security.signing")
+    except ImportError:
+        return None
+    try:
+        signing.verify_model_dir(platform, directory)
+    except Exception:  # noqa: BLE001 - any failure to verify is "not signed"
+        return False
+    return True
+
+
+def evidence_from_dir(directory: Path, platform: Platform | None = None) -> GateEvidence:
+    """Evidence for a model directory: its ``evaluation.json``, signature and pickle scan."""
+    if not directory.is_dir():
+        raise NotFoundError(
+            f"model directory {directory} does not exist",
+            hint="pass MODEL:VERSION of a registered model or a model directory",
+        )
+    path = directory / EVALUATION_FILE
+    evaluation = None
+    notes = []
+    if path.is_file():
+        try:
+            evaluation = Evaluation.from_json(path.read_text())
+        except (ValueError, TypeError) as exc:
+            raise InvalidInputError(
+                f"{path} is not a Ghaf evaluation: {exc}", hint="re-run the evaluation"
+            ) from exc
+    else:
+        notes.append(f"no {EVALUATION_FILE} in {directory}")
+    return GateEvidence(
+        subject=str(directory),
+        evaluation=evaluation,
+        signed=_verify_signature(platform, directory),
+        scan_findings=_scan_dir(directory),
+        notes=notes,
+    )
+
+
+def evidence_for(platform: Platform, target: str) -> GateEvidence:
+    """Evidence for ``MODEL:VERSION`` (or ``MODEL@alias``) in the registry, or a directory.
+
+    A registered version is downloaded (digests and signature verified on the way);
+    its approvals come from the registry.
+    """
+    path = Path(target)
+    if path.is_dir():
+        return evidence_from_dir(path, platform)
+    try:
+        registry: Any = importlib.import_module("ghaf.registry")
+    except ImportError as exc:
+        raise NotFoundError(
+            f"{target} is not a directory and the model registry is not installed",
+            hint="pass a model directory",
+        ) from exc
+    version = registry.get_model_version(platform, target)
+    with tempfile.TemporaryDirectory(prefix="ghaf-gate-") as tmp:
+        dest = registry.download_model(platform, version.ref, Path(tmp) / "model")
+        evidence = evidence_from_dir(dest, None)
+    evidence.subject = version.ref
+    evidence.signed = bool(version.signed)  # the download verified it or raised
+    evidence.approvals = [a for a in version.approvals if a != version.created_by]
+    if evidence.evaluation is None and version.metrics:
+        evidence.evaluation = Evaluation(task="classification", metrics=dict(version.metrics))
+    return evidence
+
+
+def evaluation_from_flat(metrics: dict[str, float], task: str = "classification") -> Evaluation:
+    """Rebuild an :class:`Evaluation` from flat metrics (as stored on a registered version)."""
+    plain: dict[str, float] = {}
+    fairness: dict[str, dict[str, Any]] = {}
+    comparison: dict[str, Any] = {}
+    robust: dict[str, float] = {}
+    for key, value in metrics.items():
+        head, _, rest = key.partition(".")
+        if head == "fairness" and "." in rest:
+            attribute, _, measure = rest.rpartition(".")
+            fairness.setdefault(attribute, {})[measure] = value
+        elif head == "comparison" and rest:
+            comparison[rest] = value
+        elif head == "robustness" and rest:
+            robust[rest] = value
+        else:
+            plain[key] = value
+    return Evaluation(
+        task=task,
+        metrics=plain,
+        fairness=fairness,
+        robustness=robust,
+        comparison=comparison or None,
+    )
+
+
+def registry_gate(policy: GatePolicy, stages: tuple[str, ...] = ("production",)) -> Any:
+    """A gate for ``ghaf.registry.add_gate_policy``: moving a version to one of ``stages``
+    is refused (``PolicyViolationError`` with every failing reason) unless ``policy`` passes
+    on the version's recorded metrics, signature and approvals."""
+    from ghaf.errors import PolicyViolationError
+
+    def gate(version: Any, stage: str) -> None:
+        if stage not in stages:
+            return
+        evidence = GateEvidence(
+            subject=version.ref,
+            evaluation=evaluation_from_flat(dict(version.metrics)),
+            signed=bool(version.signed),
+            approvals=[a for a in version.approvals if a != version.created_by],
+        )
+        report = check_gate(policy, evidence)
+        if not report.passed:
+            reasons = "; ".join(r.reason for r in report.failures)
+            raise PolicyViolationError(
+                f"gate {policy.name} refuses {version.ref} for {stage}: {reasons}",
+                hint=f"ghaf gate check {version.ref} --policy POLICY shows every rule",
+            )
+
+    return gate
