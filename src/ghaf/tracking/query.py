@@ -119,7 +119,7 @@ def search_runs(
         query = query.where(condition)
     query = _ordered(query, order).offset(offset).limit(max_results + 1)
     with platform.read_session() as session:
-        rows = list(session.execute(query).tuples())
+        rows = [(row[0], row[1]) for row in session.execute(query)]
         more = len(rows) > max_results
         runs = load_runs(session, rows[:max_results])
     return RunPage(runs, _encode_token(offset + max_results) if more else None)

@@ -360,18 +360,14 @@ def get_run(platform: Platform, run_id: str, *, with_env: bool = True) -> Run:
     """
     check_run_id(run_id)
     with platform.read_session() as session:
-        found = (
-            session.execute(
-                select(RunRow, ExperimentRow.name)
-                .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
-                .where(RunRow.id == run_id)
-            )
-            .tuples()
-            .one_or_none()
-        )
+        found = session.execute(
+            select(RunRow, ExperimentRow.name)
+            .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
+            .where(RunRow.id == run_id)
+        ).one_or_none()
         if found is None:
             raise NotFoundError(f"run {run_id} does not exist", hint="ghaf runs list")
-        (run,) = load_runs(session, [found])
+        (run,) = load_runs(session, [(found[0], found[1])])
         inputs = tuple(
             session.execute(
                 select(RunInputRow.node)
@@ -398,7 +394,7 @@ def get_metric_history(platform: Platform, run_id: str, key: str) -> list[Metric
             select(MetricPointRow.value, MetricPointRow.step, MetricPointRow.ts)
             .where(MetricPointRow.run_id == run_id, MetricPointRow.key == key)
             .order_by(MetricPointRow.step, MetricPointRow.ts, MetricPointRow.id)
-        ).tuples()
+        )
         return [MetricPoint(key, value, step, ts) for value, step, ts in rows]
 
 
