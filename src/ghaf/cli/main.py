@@ -32,6 +32,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("keys", "ghaf.cli.keys:app"),
     ("audit", "ghaf.cli.audit:app"),
     ("gate", "ghaf.cli.gate:app"),
+    ("monitor", "ghaf.cli.monitor:app"),
 )
 """Sub-command groups: name -> "module:typer_app", imported when the CLI starts."""
 
