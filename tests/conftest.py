@@ -84,6 +84,13 @@ def nats_url() -> str:
     return NATS_URL
 
 
+@pytest.fixture
+def redis_url() -> str:
+    if not port_open("127.0.0.1", 6379):
+        service_missing("Redis", "127.0.0.1:6379")
+    return REDIS_URL
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """moto's standalone S3 *emulator* on 127.0.0.1 (AWS itself cannot be reached here)."""

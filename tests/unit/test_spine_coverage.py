@@ -52,6 +52,31 @@ def _dataset_write(platform: Platform) -> None:
     write_dataset(platform, platform.admin(), "example", pa.table({"a": [1]}), source="test")
 
 
+def _dataset_ingest(platform: Platform) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ghaf.data import ingest
+
+    path = platform.settings.home / "example.parquet"
+    pq.write_table(pa.table({"a": [1, 2]}), path)
+    ingest(platform, platform.admin(), path, "example", contract={"columns": {"a": {"min": 0}}})
+
+
+def _dataset_ingest_stream(platform: Platform) -> None:
+    from ghaf.data.stream import write_micro_batch
+
+    write_micro_batch(platform, platform.admin(), "example", [{"a": 1}], ["k1"], source="t")
+
+
+def _transform_run(platform: Platform) -> None:
+    from ghaf.data import run_transform
+
+    run_transform(
+        platform, platform.admin(), "out", {"b": "example"}, sql="SELECT a + 1 AS a FROM b"
+    )
+
+
 def _register_example_model(platform: Platform) -> None:
     import tempfile
     from pathlib import Path
@@ -174,6 +199,9 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "model.promote": _model_promote,
     "model.card_update": _model_card_update,
     "dataset.write": _dataset_write,
+    "dataset.ingest": _dataset_ingest,
+    "dataset.ingest_stream": _dataset_ingest_stream,
+    "transform.run": _transform_run,
     "home.init": _home_init,
     "project.create": _project_create,
     "monitoring.profile.save": _monitoring_profile_save,
@@ -181,6 +209,7 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
 """One call per governed action; add yours when you add a governed function."""
 
 SETUP: dict[str, Callable[[Platform], None]] = {
+    "transform.run": _dataset_write,
     "run.log_batch": _example_run,
     "run.end": _example_run,
     "run.log_artifacts": _example_run,

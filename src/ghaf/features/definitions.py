@@ -281,7 +281,8 @@ def load_definitions(path: Path) -> list[Definition]:
         )
     module_name = f"ghaf_feature_defs_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise InvalidInputError(f"cannot import definitions file {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
@@ -307,7 +308,10 @@ def unique_definitions(items: Iterable[Definition]) -> list[Definition]:
 
 
 def definitions_from_yaml(doc: Mapping[str, Any]) -> list[Definition]:
-    """Build definitions from ``{entities: [...], feature_views: [...], feature_services: [...]}``."""
+    """Build definitions from a YAML document.
+
+    Its keys are ``entities``, ``feature_views`` and ``feature_services``, each a list.
+    """
     entities: dict[str, Entity] = {}
     result: list[Definition] = []
     try:
@@ -330,7 +334,9 @@ def definitions_from_yaml(doc: Mapping[str, Any]) -> list[Definition]:
                     name=raw["name"],
                     entities=tuple(entities[name] for name in raw["entities"]),
                     source=source,
-                    features=tuple(Field(f["name"], f.get("dtype", "float64")) for f in raw["features"]),
+                    features=tuple(
+                        Field(f["name"], f.get("dtype", "float64")) for f in raw["features"]
+                    ),
                     timestamp_field=raw.get("timestamp_field", "event_ts"),
                     created_timestamp_field=raw.get("created_timestamp_field"),
                     ttl=None if ttl is None else timedelta(seconds=float(ttl)),

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy import func, select
 
+from ghaf.data import get_dataset
 from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.features.definitions import (
     Definition,
@@ -26,6 +27,7 @@ from ghaf.features.definitions import (
     view_from_spec,
 )
 from ghaf.features.tables import FeatureDefinitionRow
+from ghaf.lineage import link
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
@@ -164,12 +166,11 @@ def apply_definitions(
         if change.action == "unchanged":
             continue
         spec = by_name[(change.kind, change.name)].spec()
-        assert change.new_version is not None
         session.add(
             FeatureDefinitionRow(
                 kind=change.kind,
                 name=change.name,
-                version=change.new_version,
+                version=change.new_version or 1,
                 spec=orjson.dumps(spec, option=orjson.OPT_SORT_KEYS).decode(),
                 digest=spec_digest(spec),
                 created_by=actor.name,
@@ -177,7 +178,7 @@ def apply_definitions(
             )
         )
     session.flush()
-    _link_sources(definitions, changes)
+    _link_sources(platform, definitions, changes)
     details = current_operation().details
     details["changes"] = [f"{c.action} {c.label} v{c.new_version}" for c in changes]
     if breaking:
@@ -190,22 +191,26 @@ def apply_definitions(
     return changes
 
 
-def _link_sources(definitions: Sequence[Definition], changes: Sequence[Change]) -> None:
-    """Lineage from a view's source dataset to the new view version, when lineage is present."""
-    try:
-        from ghaf.lineage import link  # type: ignore[attr-defined]
-    except ImportError:
-        return
+def _link_sources(
+    platform: Platform, definitions: Sequence[Definition], changes: Sequence[Change]
+) -> None:
+    """Lineage from each new view version's source datasets (exact versions) to the view."""
     versions = {(c.kind, c.name): c.new_version for c in changes if c.action != "unchanged"}
     for item in definitions:
         version = versions.get(("feature_view", item.name))
-        if isinstance(item, FeatureView) and version is not None:
-            sources = (
-                [item.source] if isinstance(item.source, str) else list(item.source.inputs.values())
-            )
-            for source in sources:
-                if source.startswith("dataset:"):
-                    link(f"{source}", f"feature_view:{item.name}:{version}", "source")
+        if not isinstance(item, FeatureView) or version is None:
+            continue
+        sources = (
+            [item.source] if isinstance(item.source, str) else list(item.source.inputs.values())
+        )
+        for source in sources:
+            if source.startswith("dataset:"):
+                dataset = get_dataset(platform, source.removeprefix("dataset:"))
+                link(
+                    f"dataset:{dataset.name}:{dataset.version}",
+                    f"feature_view:{item.name}:{version}",
+                    "source",
+                )
 
 
 _CACHE_EPOCH = [0]
@@ -293,9 +298,11 @@ def resolve(
         InvalidInputError: an unknown feature, naming it.
         NotFoundError: an unknown view or service.
     """
-    refs = list(get_feature_service(platform, features).features) if isinstance(
-        features, str
-    ) else list(features)
+    refs = (
+        list(get_feature_service(platform, features).features)
+        if isinstance(features, str)
+        else list(features)
+    )
     if not refs:
         raise InvalidInputError("no features requested", hint="pass 'view:feature' references")
     order: list[str] = []

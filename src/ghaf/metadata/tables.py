@@ -18,6 +18,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "ghaf.data.tables",
     "ghaf.lineage.tables",
     "ghaf.security.identity_tables",
+    "ghaf.features.tables",
     "ghaf.monitoring.tables",
 )
 

@@ -20,7 +20,10 @@ CUSTOMER = Entity("customer", ("cid",))
 
 
 def _reference(
-    entity: list[tuple[int, datetime]], rows: list[dict[str, Any]], ttl: timedelta | None, created: bool
+    entity: list[tuple[int, datetime]],
+    rows: list[dict[str, Any]],
+    ttl: timedelta | None,
+    created: bool,
 ) -> list[float | None]:
     """For each entity row: the best eligible feature row, by brute force."""
     out: list[float | None] = []
@@ -124,9 +127,7 @@ def _frame(**overrides: Any) -> pa.Table:
     return pa.table({k: v for k, v in columns.items() if v is not None})
 
 
-SOURCE = pa.table(
-    {"cid": pa.array([1], pa.int64()), "event_ts": pa.array([T0], TS), "x": [1.0]}
-)
+SOURCE = pa.table({"cid": pa.array([1], pa.int64()), "event_ts": pa.array([T0], TS), "x": [1.0]})
 VIEW = FeatureView("v", (CUSTOMER,), "s", (Field("x"),))
 
 

@@ -1,0 +1,186 @@
+"""Online retrieval: open the configured store, read the latest features with TTL applied."""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from ghaf.backends import backend_class
+from ghaf.errors import InvalidInputError
+from ghaf.features.base import OnlineStore, ViewLayout
+from ghaf.features.definitions import OnDemandFeatureView
+from ghaf.features.registry import cache_epoch, resolve
+from ghaf.platform import Platform
+
+
+def open_online_store(url: str) -> OnlineStore:
+    """The online store for ``url`` (``sqlite:///...``, ``redis://...``)."""
+    store: OnlineStore = backend_class("online", url)(url)
+    return store
+
+
+@dataclass(frozen=True)
+class _ViewPlan:
+    layout: ViewLayout
+    keys: tuple[str, ...]
+    features: tuple[str, ...]
+    outputs: tuple[str, ...]
+    ttl_us: int | None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    views: tuple[_ViewPlan, ...]
+    on_demand: tuple[OnDemandFeatureView, ...]
+    epoch: int
+
+
+@dataclass
+class OnlineFeatures:
+    """Feature values by output name (aligned with the entity rows) and each view's age.
+
+    ``ages[view][i]`` is the age in seconds of the value found for row ``i`` (``None``
+    when the entity is unknown); a value older than the view's TTL comes back null.
+    """
+
+    columns: dict[str, list[Any]]
+    ages: dict[str, list[float | None]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": self.columns, "age_seconds": self.ages}
+
+
+class OnlineReader:
+    """Resolves feature references once and reads them from one store, fast."""
+
+    def __init__(self, platform: Platform, store: OnlineStore) -> None:
+        self.platform = platform
+        self.store = store
+        self._plans: dict[Any, _Plan] = {}
+        self._lock = threading.Lock()
+
+    def _plan(self, features: Sequence[str] | str, full_feature_names: bool) -> _Plan:
+        key = (features if isinstance(features, str) else tuple(features), full_feature_names)
+        plan = self._plans.get(key)
+        if plan is not None and plan.epoch == cache_epoch():
+            return plan
+        selections, on_demand = resolve(self.platform, features)
+        views = []
+        seen: set[str] = set()
+        for sel in selections:
+            outputs = tuple(
+                f"{sel.view.name}__{f}" if full_feature_names else f for f in sel.features
+            )
+            for name in outputs:
+                if name in seen:
+                    raise InvalidInputError(
+                        f"output column {name!r} appears twice",
+                        hint="pass full_feature_names=True",
+                    )
+                seen.add(name)
+            ttl = None if sel.view.ttl is None else int(sel.view.ttl.total_seconds() * 1e6)
+            views.append(
+                _ViewPlan(ViewLayout.of(sel.view), sel.view.join_keys, sel.features, outputs, ttl)
+            )
+        plan = _Plan(tuple(views), tuple(on_demand), cache_epoch())
+        with self._lock:
+            self._plans[key] = plan
+        return plan
+
+    def get_online_features(
+        self,
+        entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+        features: Sequence[str] | str,
+        *,
+        full_feature_names: bool = False,
+    ) -> OnlineFeatures:
+        """Latest values for each entity row (a list of dicts or a dict of columns).
+
+        Raises:
+            InvalidInputError: a missing key column or an unknown feature, named.
+        """
+        plan = self._plan(features, full_feature_names)
+        if isinstance(entity_rows, Mapping):
+            columns: dict[str, list[Any]] = {k: list(v) for k, v in entity_rows.items()}
+        else:
+            columns = {}
+            for row in entity_rows:
+                for k, v in row.items():
+                    columns.setdefault(k, []).append(v)
+        n = len(next(iter(columns.values()))) if columns else 0
+        out: dict[str, list[Any]] = dict(columns)
+        ages: dict[str, list[float | None]] = {}
+        now_us = time.time() * 1e6
+        for vp in plan.views:
+            try:
+                if len(vp.keys) == 1:
+                    keys: list[Any] = columns[vp.keys[0]]
+                else:
+                    keys = list(zip(*(columns[k] for k in vp.keys), strict=True))
+            except KeyError as exc:
+                raise InvalidInputError(
+                    f"entity rows have no join key {exc.args[0]!r} (feature view "
+                    f"{vp.layout.name!r})",
+                    hint=f"send {', '.join(vp.keys)} for every row",
+                ) from exc
+            rows = self.store.read_many(vp.layout, keys, vp.features) if n else []
+            view_ages: list[float | None] = []
+            values: list[list[Any]] = [[] for _ in vp.outputs]
+            ttl = vp.ttl_us
+            for found in rows:
+                if found is None:
+                    view_ages.append(None)
+                    for column in values:
+                        column.append(None)
+                    continue
+                age = now_us - found[0]
+                view_ages.append(age / 1e6)
+                fresh = ttl is None or age <= ttl
+                for j, column in enumerate(values):
+                    column.append(found[j + 1] if fresh else None)
+            ages[vp.layout.name] = view_ages
+            for name, column in zip(vp.outputs, values, strict=True):
+                out[name] = column
+        for odfv in plan.on_demand:
+            arrays = {k: pa.array(v) for k, v in out.items()}
+            for name, array in odfv.compute(arrays).items():
+                out[name] = array.to_pylist()
+        return OnlineFeatures(out, ages)
+
+
+_READERS: weakref.WeakKeyDictionary[Platform, OnlineReader] = weakref.WeakKeyDictionary()
+_READERS_LOCK = threading.Lock()
+
+
+def online_reader(platform: Platform, store: OnlineStore | None = None) -> OnlineReader:
+    """The platform's reader over its configured online store (opened once)."""
+    with _READERS_LOCK:
+        reader = _READERS.get(platform)
+        if reader is None or (store is not None and reader.store is not store):
+            url = platform.settings.resolved_online_store_url
+            reader = OnlineReader(platform, store or open_online_store(url))
+            _READERS[platform] = reader
+        return reader
+
+
+def get_online_features(
+    platform: Platform,
+    entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+    features: Sequence[str] | str,
+    *,
+    full_feature_names: bool = False,
+) -> OnlineFeatures:
+    """Latest feature values for ``entity_rows`` from the platform's online store.
+
+    ``features`` is a list of ``"view:feature"`` (or ``"view"``) refs or a feature
+    service name.
+    """
+    return online_reader(platform).get_online_features(
+        entity_rows, features, full_feature_names=full_feature_names
+    )

@@ -1,0 +1,188 @@
+"""Redis online store: one hash per entity per view, pipelined reads, MULTI/EXEC writes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from ghaf.errors import BackendUnavailableError, MissingDependencyError
+from ghaf.features.base import Row, ViewLayout
+
+_SEP = "\x1f"
+
+
+def _decoder(dtype: str) -> Callable[[bytes], Any]:
+    if dtype.startswith("float"):
+        return float
+    if dtype.startswith("int") or dtype == "timestamp":
+        return int
+    if dtype == "bool":
+        return lambda raw: raw == b"1"
+    return lambda raw: raw.decode()
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bool):
+        return b"1" if value else b"0"
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+class RedisOnlineStore:
+    """``redis://HOST:PORT/DB[?prefix=P]``.
+
+    Writes run in one MULTI/EXEC transaction, so a killed writer leaves the previous
+    state (Redis discards a transaction that never reached EXEC).
+    """
+
+    def __init__(self, url: str, *, prefix: str | None = None) -> None:
+        try:
+            import redis
+        except ImportError as exc:  # pragma: no cover - the extra is installed in CI
+            raise MissingDependencyError("redis", "redis") from exc
+        from urllib.parse import parse_qs, urlparse
+
+        self.url = url
+        query = parse_qs(urlparse(url).query)
+        self.prefix = prefix or query.get("prefix", ["ghaf"])[0]
+        clean = url.split("?", 1)[0]
+        self._redis = redis.Redis.from_url(clean)
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
+        self._decoders: dict[tuple[str, tuple[str, ...]], list[Callable[[Any], Any]]] = {}
+
+    def _key(self, view: str, key: Any) -> str:
+        if isinstance(key, tuple):
+            key = _SEP.join(str(k) for k in key)
+        return f"{self.prefix}:fv:{view}:{key}"
+
+    def _index(self, view: str) -> str:
+        return f"{self.prefix}:fvkeys:{view}"
+
+    def write_view(
+        self, layout: ViewLayout, rows: pa.Table, *, watermark: datetime, replace: bool
+    ) -> int:
+        names = layout.feature_names
+        keys_cols = [rows.column(k).to_pylist() for k in layout.join_keys]
+        keys = list(zip(*keys_cols, strict=True)) if len(keys_cols) > 1 else keys_cols[0]
+        redis_keys = [self._key(layout.name, k) for k in keys]
+        evs = rows.column("__ev").to_pylist()
+        values = []
+        for name, dtype in layout.features:
+            column = rows.column(name)
+            if dtype == "timestamp":
+                column = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+            values.append(column.to_pylist())
+        try:
+            stored = {} if replace else self._stored_events(redis_keys)
+            pipe = self._redis.pipeline(transaction=True)
+            if replace:
+                old = {_text(k) for k in self._redis.smembers(self._index(layout.name))}
+                stale = old - set(redis_keys)
+                if stale:
+                    pipe.delete(*stale)
+                pipe.delete(self._index(layout.name))
+            written = 0
+            for i, rkey in enumerate(redis_keys):
+                if stored.get(rkey, -(2**63)) > evs[i]:
+                    continue  # a newer value is stored: keep it
+                mapping: dict[str, Any] = {"__ev": evs[i]}
+                for j, name in enumerate(names):
+                    if values[j][i] is not None:
+                        mapping[name] = _encode(values[j][i])
+                pipe.delete(rkey)
+                pipe.hset(rkey, mapping=mapping)  # type: ignore[arg-type]
+                written += 1
+            if redis_keys:
+                pipe.sadd(self._index(layout.name), *redis_keys)
+            pipe.hset(f"{self.prefix}:fvmeta", layout.name, int(watermark.timestamp() * 1_000_000))
+            pipe.execute()
+        except self._errors as exc:
+            raise BackendUnavailableError(f"Redis online store write failed: {exc}") from exc
+        return written
+
+    def _stored_events(self, redis_keys: list[str]) -> dict[str, int]:
+        pipe = self._redis.pipeline(transaction=False)
+        for rkey in redis_keys:
+            pipe.hget(rkey, "__ev")
+        return {k: int(v) for k, v in zip(redis_keys, pipe.execute(), strict=True) if v is not None}
+
+    def read_many(
+        self, layout: ViewLayout, keys: Sequence[Any], features: Sequence[str]
+    ) -> list[Row | None]:
+        tag = (layout.name, tuple(features))
+        decoders = self._decoders.get(tag)
+        if decoders is None:
+            types = dict(layout.features)
+            decoders = [int, *(_decoder(types[f]) for f in features)]
+            self._decoders[tag] = decoders
+        fields = ["__ev", *features]
+        try:
+            if len(keys) == 1:
+                replies = [self._redis.hmget(self._key(layout.name, keys[0]), fields)]
+            else:
+                # MULTI/EXEC: the batch reads one state, never straddling a write.
+                pipe = self._redis.pipeline(transaction=True)
+                for key in keys:
+                    pipe.hmget(self._key(layout.name, key), fields)
+                replies = pipe.execute()
+        except self._errors as exc:
+            raise BackendUnavailableError(f"Redis online store read failed: {exc}") from exc
+        out: list[Row | None] = []
+        for reply in replies:
+            if reply[0] is None:
+                out.append(None)
+            else:
+                out.append(
+                    tuple(
+                        None if raw is None else dec(raw)
+                        for dec, raw in zip(decoders, reply, strict=True)
+                    )
+                )
+        return out
+
+    def read_all(self, layout: ViewLayout) -> pa.Table:
+        members = sorted(_text(k) for k in self._redis.smembers(self._index(layout.name)))
+        prefix = f"{self.prefix}:fv:{layout.name}:"
+        raw_keys = [m.removeprefix(prefix) for m in members]
+        if len(layout.join_keys) == 1:
+            keys: list[Any] = [
+                int(k) if layout.key_dtypes[0].startswith("int") else k for k in raw_keys
+            ]
+        else:
+            keys = [tuple(k.split(_SEP)) for k in raw_keys]
+        rows = self.read_many(layout, keys, layout.feature_names) if keys else []
+        keys = [k for k, r in zip(keys, rows, strict=True) if r is not None]
+        data: dict[str, Any] = {}
+        if len(layout.join_keys) == 1:
+            data[layout.join_keys[0]] = keys
+        else:
+            for i, name in enumerate(layout.join_keys):
+                data[name] = [k[i] for k in keys]
+        present = [r for r in rows if r is not None]
+        data["__ev"] = pa.array([r[0] for r in present], pa.int64())
+        for i, name in enumerate(layout.feature_names):
+            data[name] = [r[i + 1] for r in present]
+        return pa.table(data)
+
+    def watermark(self, view: str) -> datetime | None:
+        raw = self._redis.hget(f"{self.prefix}:fvmeta", view)
+        if raw is None:
+            return None
+        return datetime.fromtimestamp(int(_text(raw)) / 1_000_000, UTC)
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def drop_all(self) -> None:
+        """Delete every key under this store's prefix (tests, teardown)."""
+        keys = list(self._redis.scan_iter(match=f"{self.prefix}:*", count=1000))
+        if keys:
+            self._redis.delete(*keys)
