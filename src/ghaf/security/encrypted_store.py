@@ -257,7 +257,8 @@ class EncryptedArtifactStore:
                 failure = exc
                 continue
             return f"enc/{_digest_dir(digest)}/{header.body_id}", data_key, header
-        assert failure is not None
+        if failure is None:  # pragma: no cover - the loop ran at least once
+            raise NotFoundError(f"artifact {digest} does not exist")
         if isinstance(failure, NotFoundError):
             raise NotFoundError(
                 f"artifact {digest} cannot be decrypted: {failure.headline}", hint=failure.hint
