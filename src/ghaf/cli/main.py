@@ -33,6 +33,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("audit", "ghaf.cli.audit:app"),
     ("gate", "ghaf.cli.gate:app"),
     ("monitor", "ghaf.cli.monitor:app"),
+    ("features", "ghaf.cli.features:app"),
 )
 """Sub-command groups: name -> "module:typer_app", imported when the CLI starts."""
 
