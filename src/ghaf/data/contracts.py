@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import duckdb
 import pyarrow as pa
 import yaml
 
@@ -317,8 +318,6 @@ def validate_check(check: Check, where: str) -> None:
     if isinstance(check, Regex):
         try:
             re.compile(check.pattern)
-            import duckdb
-
             with duckdb.connect() as con:
                 con.execute("SELECT regexp_matches('', ?)", [check.pattern]).fetchall()
         except (re.error, duckdb.Error) as exc:

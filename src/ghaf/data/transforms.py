@@ -147,10 +147,10 @@ def _run_sql(
                 f"CREATE VIEW {ident(alias)} AS SELECT * FROM read_parquet({literal(str(path))})"  # noqa: S608
             )
         try:
-            reader = con.execute(sql, dict(params) if params else None).to_arrow_reader(65_536)
+            relation = con.sql(sql, params=dict(params) if params else None)
+            return stage(relation.to_arrow_reader(65_536), directory, where="transform output")
         except duckdb.Error as exc:
             raise InvalidInputError(f"transform SQL failed: {exc}", hint="fix the query") from exc
-        return stage(reader, directory, where="transform output")
 
 
 def get_transform(platform: Platform, transform_id: str) -> dict[str, Any]:
