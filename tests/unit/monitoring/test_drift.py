@@ -20,16 +20,19 @@ def _compare(ref: pa.Table, cur: pa.Table, options: DriftOptions = NO_DOMAIN) ->
     return {c.column: c for c in report.columns}
 
 
+def _window(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    return {
+        **{f"x{i}": rng.normal(0, 1, n) for i in range(4)},
+        **{f"c{i}": np.array(list("abcde"))[rng.integers(0, 5, n)] for i in range(2)},
+    }
+
+
 def test_false_positive_rate_is_nominal_over_200_seeded_repetitions() -> None:
     alpha, reps, n = 0.05, 200, 1_000
     rejections = np.zeros(6)
     for seed in range(reps):
         rng = np.random.default_rng(seed)
-        cols = lambda: {  # noqa: E731
-            **{f"x{i}": rng.normal(0, 1, n) for i in range(4)},
-            **{f"c{i}": np.array(list("abcde"))[rng.integers(0, 5, n)] for i in range(2)},
-        }
-        res = _compare(pa.table(cols()), pa.table(cols()))
+        res = _compare(pa.table(_window(rng, n)), pa.table(_window(rng, n)))
         rejections += [res[k].p_value <= alpha for k in ("x0", "x1", "x2", "x3", "c0", "c1")]
     # Per column: 200 Bernoulli(0.05) trials; a two-sided 99.9% binomial interval.
     lo, hi = sps.binom.ppf([0.0005, 0.9995], reps, alpha)

@@ -1,4 +1,4 @@
-"""Each statistic against its oracle: scipy for KS, Wasserstein, chi-square, BH; NumPy for PSI, JS."""
+"""Each statistic against its oracle: scipy (KS, Wasserstein, chi-square, BH), NumPy (PSI, JS)."""
 
 from __future__ import annotations
 
