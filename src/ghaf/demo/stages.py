@@ -7,6 +7,7 @@ import pyarrow.compute as pc
 from ghaf.demo.bank_data import generate_bank_data
 from ghaf.demo.runner import DemoContext, Stage
 from ghaf.demo.stage_data import ingest_bank_data
+from ghaf.demo.stage_features import build_features
 from ghaf.errors import AlreadyExistsError
 from ghaf.projects import create_project
 from ghaf.security.audit import AuditLog
@@ -58,6 +59,7 @@ STAGES: list[Stage] = [
     Stage("generate data", generate_data),
     Stage("store raw data", store_raw_files),
     Stage("ingest and validate", ingest_bank_data),
+    Stage("features", build_features),
     Stage("audit trail", verify_audit),
 ]
 """Add a capability's stage before "audit trail" so the audit check stays last."""
