@@ -97,6 +97,7 @@ def _register_subcommands() -> None:
 
 _register_subcommands()
 importlib.import_module("ghaf.cli.demo")
+importlib.import_module("ghaf.cli.serve")
 importlib.import_module("ghaf.cli.verify")
 
 

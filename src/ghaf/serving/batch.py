@@ -186,3 +186,55 @@ class _Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+def score_to_target(
+    platform: Any,
+    spec: Any,
+    source: Path,
+    output: str,
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+) -> ScoreStats:
+    """Verify and load ``spec``, then score ``source`` into a file or ``dataset:NAME``.
+
+    Raises:
+        IntegrityError: the model's files do not verify (nothing is written).
+    """
+    import importlib
+    import tempfile
+
+    from ghaf.errors import IntegrityError
+    from ghaf.serving.models import load_served
+
+    served = load_served(spec, platform=platform)
+    if served.runtime is None:
+        raise IntegrityError(
+            f"model {spec.name} version {spec.version} was refused: {served.error}",
+            hint="serve only signed models from the registry",
+        )
+    if not output.startswith("dataset:"):
+        return score_file(served.runtime, source, Path(output), workers=workers, progress=progress)
+    try:
+        data = importlib.import_module("ghaf.data")
+    except ImportError as exc:
+        raise InvalidInputError(
+            "cannot write a dataset version: ghaf.data is not available",
+            hint="write to a .parquet file instead",
+        ) from exc
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory(prefix="ghaf-score-") as tmp:
+        staged = Path(tmp) / "scored.parquet"
+        stats = score_file(served.runtime, source, staged, workers=workers, progress=progress)
+        handle = pq.ParquetFile(staged)
+        data.write_dataset(
+            platform,
+            platform.admin(),
+            output.removeprefix("dataset:"),
+            handle.iter_batches(batch_size=65_536),
+            source=f"batch scoring with model:{spec.name}:{spec.version}",
+            inputs=[f"model:{spec.name}:{spec.version}"],
+        )
+    return stats
