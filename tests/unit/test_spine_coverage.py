@@ -185,6 +185,41 @@ def _monitoring_profile_save(platform: Platform) -> None:
     save_profile(platform, platform.admin(), "example_profile", profile, source="example")
 
 
+def _keys_rotate(platform: Platform) -> None:
+    from ghaf.security.rotation import rotate_keys
+
+    platform.artifacts.put_bytes(b"rotated")
+    rotate_keys(platform, platform.admin())
+
+
+def _keys_destroy_version(platform: Platform) -> None:
+    from ghaf.security.rotation import destroy_key_version
+
+    destroy_key_version(platform, platform.admin(), 1)
+
+
+def _keys_trust(platform: Platform) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from ghaf.security.rotation import trust_key
+
+    public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    path = platform.settings.home / "partner.pub.pem"
+    path.write_bytes(
+        public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    trust_key(platform, platform.admin(), path)
+
+
+def _audit_checkpoint(platform: Platform) -> None:
+    from ghaf.security.audit_ops import create_checkpoint
+
+    create_checkpoint(platform, platform.admin())
+
+
 EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "experiment.create": _experiment_create,
     "run.create": _example_run,
@@ -205,6 +240,10 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "home.init": _home_init,
     "project.create": _project_create,
     "monitoring.profile.save": _monitoring_profile_save,
+    "keys.rotate": _keys_rotate,
+    "keys.destroy_version": _keys_destroy_version,
+    "keys.trust": _keys_trust,
+    "audit.checkpoint": _audit_checkpoint,
 }
 """One call per governed action; add yours when you add a governed function."""
 
@@ -219,6 +258,7 @@ SETUP: dict[str, Callable[[Platform], None]] = {
     "model.approve": _register_example_model,
     "model.promote": _register_example_model,
     "model.card_update": _register_example_model,
+    "keys.destroy_version": _keys_rotate,
 }
 """Optional preparation for an action (its own audit records are not counted)."""
 
