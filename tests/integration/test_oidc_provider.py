@@ -218,6 +218,19 @@ REFUSALS: dict[str, Callable[[Provider], str]] = {
     "unknown kid": lambda p: sign(p, claims(p), key=rsa_key(), kid="not-in-jwks"),
 }
 
+REASONS = {
+    "alg none": "algorithm 'none' is not allowed",
+    "RS256->HS256 confusion": "algorithm 'HS256' is not allowed",
+    "expired": "expired",
+    "future nbf": "not yet valid",
+    "missing exp": '"exp"',
+    "wrong aud": "Audience doesn't match",
+    "wrong iss": "Invalid issuer",
+    "tampered payload": "Signature verification failed",
+    "foreign key": "Signature verification failed",
+    "unknown kid": "'not-in-jwks' is not in the issuer's JWKS",
+}
+
 
 def denied_records(platform: Platform) -> list[AuditRecordRow]:
     with platform.read_session() as session:
@@ -256,6 +269,8 @@ def test_each_bad_jwt_is_refused_401_and_audited(
     assert len(records) == before + 1
     assert records[-1].actor == "anonymous"
     assert records[-1].source is not None and records[-1].source.startswith("127.0.0.1")
+    reason = json.loads(records[-1].details)["reason"]
+    assert REASONS[case] in reason, (case, reason)
 
 
 def test_provider_token_is_accepted_and_groups_map_to_roles(
