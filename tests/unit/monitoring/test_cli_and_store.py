@@ -135,7 +135,7 @@ def test_quality_against_a_data_contract() -> None:
                 "x": {"type": "float64", "nullable": False, "min": 0, "max": 10},
                 "c": {"allowed": ["a", "b"]},
             }
-        }  # fmt: skip
+        }
     )
     report = check_quality(
         pa.table({"x": [1.0, 50.0, None, 2.0], "c": ["a", "q", "b", "b"]}), contract=contract
