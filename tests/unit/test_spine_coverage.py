@@ -220,6 +220,48 @@ def _audit_checkpoint(platform: Platform) -> None:
     create_checkpoint(platform, platform.admin())
 
 
+def _principal_create(platform: Platform) -> None:
+    from ghaf.security.bindings import create_principal
+
+    create_principal(platform, platform.admin(), "example-group", kind="group")
+
+
+def _group_add_member(platform: Platform) -> None:
+    from ghaf.security.bindings import add_group_member
+
+    add_group_member(platform, platform.admin(), "example-group", "alice")
+
+
+def _role_bind(platform: Platform) -> None:
+    from ghaf.security.bindings import bind_role
+
+    bind_role(platform, platform.admin(), "alice", "viewer", project="example")
+
+
+def _role_unbind(platform: Platform) -> None:
+    from ghaf.security.bindings import unbind_role
+
+    unbind_role(platform, platform.admin(), "alice", "viewer", project="example")
+
+
+def _token_create(platform: Platform) -> None:
+    from ghaf.security.tokens import create_token
+
+    create_token(platform, platform.admin(), "alice", project="example")
+
+
+def _token_revoke(platform: Platform) -> None:
+    from ghaf.security.tokens import list_tokens, revoke_token
+
+    token_id = list_tokens(platform, principal="alice")[0].token_id
+    revoke_token(platform, platform.admin(), token_id, project="example")
+
+
+def _bind_and_token(platform: Platform) -> None:
+    _role_bind(platform)
+    _token_create(platform)
+
+
 EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "experiment.create": _experiment_create,
     "run.create": _example_run,
@@ -244,6 +286,12 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "keys.destroy_version": _keys_destroy_version,
     "keys.trust": _keys_trust,
     "audit.checkpoint": _audit_checkpoint,
+    "principal.create": _principal_create,
+    "group.add_member": _group_add_member,
+    "role.bind": _role_bind,
+    "role.unbind": _role_unbind,
+    "token.create": _token_create,
+    "token.revoke": _token_revoke,
 }
 """One call per governed action; add yours when you add a governed function."""
 
@@ -259,6 +307,10 @@ SETUP: dict[str, Callable[[Platform], None]] = {
     "model.promote": _register_example_model,
     "model.card_update": _register_example_model,
     "keys.destroy_version": _keys_rotate,
+    "group.add_member": _principal_create,
+    "role.unbind": _role_bind,
+    "token.create": _role_bind,
+    "token.revoke": _bind_and_token,
 }
 """Optional preparation for an action (its own audit records are not counted)."""
 
