@@ -8,6 +8,7 @@ from ghaf.demo.bank_data import generate_bank_data
 from ghaf.demo.runner import DemoContext, Stage
 from ghaf.demo.stage_data import ingest_bank_data
 from ghaf.demo.stage_features import build_features
+from ghaf.demo.stage_serving import serve_and_score
 from ghaf.errors import AlreadyExistsError
 from ghaf.projects import create_project
 from ghaf.security.audit import AuditLog
@@ -60,6 +61,7 @@ STAGES: list[Stage] = [
     Stage("store raw data", store_raw_files),
     Stage("ingest and validate", ingest_bank_data),
     Stage("features", build_features),
+    Stage("serving", serve_and_score),
     Stage("audit trail", verify_audit),
 ]
 """Add a capability's stage before "audit trail" so the audit check stays last."""
