@@ -51,6 +51,7 @@ def rotate(ctx: typer.Context) -> None:
     cli.console.print(
         f"{verb} KEK version {result.version}: {result.artifacts} artifacts, "
         f"{result.rewrapped} re-wrapped"
+        + (f", {result.shredded} unreadable (crypto-shredded)" if result.shredded else "")
     )
 
 

@@ -23,6 +23,7 @@ class RotationResult:
     artifacts: int
     rewrapped: int
     resumed: bool
+    shredded: int = 0
 
 
 def encrypted_store(platform: Platform) -> EncryptedArtifactStore:
@@ -61,17 +62,20 @@ def rotate_keys(
     store = encrypted_store(platform)
     resumed = keys.rotation_pending() is not None
     version = keys.begin_rotation()
-    total = rewrapped = 0
+    total = rewrapped = shredded = 0
     for digest in list(store.digests()):
-        rewrapped += store.rewrap(digest)
+        try:
+            rewrapped += store.rewrap(digest)
+        except NotFoundError:  # its only KEK version was destroyed: nothing to re-wrap
+            shredded += 1
         total += 1
         if progress is not None:
             progress(digest)
     keys.finish_rotation()
     current_operation().details.update(
-        version=version, artifacts=total, rewrapped=rewrapped, resumed=resumed
+        version=version, artifacts=total, rewrapped=rewrapped, resumed=resumed, shredded=shredded
     )
-    return RotationResult(version, total, rewrapped, resumed)
+    return RotationResult(version, total, rewrapped, resumed, shredded)
 
 
 @governed("keys.destroy_version", resource="kek:home/v{version}")
