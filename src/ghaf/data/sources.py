@@ -73,6 +73,12 @@ class CsvSource:
         except pa.ArrowInvalid as exc:
             raise self._describe_error(exc, names if "names" in locals() else []) from exc
 
+    def _header(self) -> list[str]:
+        import csv as pycsv
+
+        with self.path.open(newline="", encoding="utf-8", errors="replace") as handle:
+            return next(pycsv.reader(handle, delimiter=self.delimiter), [])
+
     def _describe_error(self, exc: Exception, names: list[str]) -> InvalidInputError:
         message = str(exc)
         row = _CSV_ROW.search(message)
@@ -80,7 +86,9 @@ class CsvSource:
         where = f"{self.path}"
         if row:
             where += f": line {row.group(1)}"
-        if column and names:
+        if column and not names:
+            names = self._header()
+        if column and int(column.group(1)) < len(names):
             where += f", column {names[int(column.group(1))]!r}"
         detail = message.split(": ", 2)[-1] if row else message
         if "conversion error" in message:
