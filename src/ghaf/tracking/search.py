@@ -84,7 +84,7 @@ def tokenize(text: str) -> list[Token]:
         match = _TOKEN.match(text, position)
         if match is None or match.end() == position:
             raise InvalidInputError(
-                f"filter has an unexpected character at position {position}: "
+                f"invalid filter {text!r}: unexpected character at position {position}: "
                 f"{text[position : position + 12]!r}",
                 hint="quote string values: params.model = 'lgbm'",
             )
