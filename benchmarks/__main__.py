@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-SUITES: tuple[str, ...] = ("artifacts", "serving", "gpu")
+SUITES: tuple[str, ...] = ("artifacts", "serving", "gpu", "features", "drift")
 """Benchmark modules under ``benchmarks/``, each with ``run(size) -> list[Figure]``."""
 
 
