@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-SUITES: tuple[str, ...] = ("artifacts", "serving", "gpu", "features", "drift")
+SUITES: tuple[str, ...] = ("artifacts", "serving", "gpu", "features", "drift", "tracking")
 """Benchmark modules under ``benchmarks/``, each with ``run(size) -> list[Figure]``."""
 
 
