@@ -6,7 +6,15 @@ import argparse
 import importlib
 import sys
 
-SUITES: tuple[str, ...] = ("artifacts", "serving", "gpu", "features", "drift", "tracking")
+SUITES: tuple[str, ...] = (
+    "artifacts",
+    "serving",
+    "gpu",
+    "features",
+    "drift",
+    "tracking",
+    "contracts",
+)
 """Benchmark modules under ``benchmarks/``, each with ``run(size) -> list[Figure]``."""
 
 

@@ -1,0 +1,207 @@
+"""A 20-check data contract over N rows x 20 columns: Ghaf (one DuckDB scan) vs pandera.
+
+Same data (seed 7, Parquet), same checks, same run; each tool in a fresh process so
+its peak RSS is its own. Pandera runs in its own venv (.bench/venvs/pandera), created
+here when missing. Sizes: smoke 100k rows, full 10M rows (WORKLOADS-style contract).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import Figure, run_child
+
+SIZES = {"smoke": 100_000, "full": 10_000_000}
+ROOT = Path(__file__).resolve().parent.parent
+PANDERA_VENV = ROOT / ".bench" / "venvs" / "pandera"
+PANDERA_PINS = ["pandera==0.35.0", "pandas==3.1.1", "pyarrow==26.0.1"]
+CHANNELS = ["pos", "online", "atm"]
+COUNTRIES = ["AE", "SA", "IN", "GB", "US"]
+
+# The 20 checks, once, in a neutral form both tools are built from.
+CHECKS: list[dict[str, object]] = [
+    {"kind": "not_null", "column": "id"},
+    {"kind": "not_null", "column": "customer"},
+    {"kind": "not_null", "column": "ts"},
+    {"kind": "not_null", "column": "channel"},
+    {"kind": "unique", "columns": ["id"]},
+    {"kind": "unique", "columns": ["customer", "seq"]},
+    {"kind": "range", "column": "amount", "min": 0, "max": 1_000_000},
+    {"kind": "range", "column": "f0", "min": -10, "max": 10},
+    {"kind": "range", "column": "f1", "min": -10, "max": 10},
+    {"kind": "range", "column": "f2", "min": -10, "max": 10},
+    {"kind": "range", "column": "hour", "min": 0, "max": 23},
+    {"kind": "allowed", "column": "channel", "values": CHANNELS},
+    {"kind": "allowed", "column": "country", "values": COUNTRIES},
+    {"kind": "allowed", "column": "flag", "values": [True, False]},
+    {"kind": "regex", "column": "email", "pattern": "^[a-z0-9]+@bank\\.ae$"},
+    {"kind": "regex", "column": "code", "pattern": "^[A-Z]{3}-[0-9]{4}$"},
+    {"kind": "row_count", "min": 1},
+    {"kind": "distribution", "column": "f3", "stat": "mean", "min": -0.1, "max": 0.1},
+    {"kind": "distribution", "column": "f4", "stat": "mean", "min": -0.1, "max": 0.1},
+    {
+        "kind": "distribution",
+        "column": "amount",
+        "stat": "quantile",
+        "q": 0.5,
+        "min": 1,
+        "max": 1000,
+    },
+]
+
+
+def make_data(path: Path, rows: int) -> None:
+    """20 columns: ids, keys, 8 floats, strings, a bool, a timestamp; seed 7; streamed."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(7)
+    chunk = 1_000_000
+    writer = None
+    for start in range(0, rows, chunk):
+        n = min(chunk, rows - start)
+        ids = np.arange(start, start + n, dtype=np.int64)
+        table = pa.table(
+            {
+                "id": ids,
+                "customer": ids // 10,
+                "seq": ids % 10,
+                "ts": pa.array(ids * 60, pa.timestamp("s", tz="UTC")),
+                "amount": np.round(rng.lognormal(4.5, 1.0, n), 2),
+                **{f"f{i}": rng.normal(size=n) for i in range(8)},
+                "hour": rng.integers(0, 24, n, dtype=np.int32),
+                "channel": np.asarray(CHANNELS)[rng.integers(0, 3, n)],
+                "country": np.asarray(COUNTRIES)[rng.integers(0, 5, n)],
+                "flag": rng.random(n) < 0.1,
+                "email": pa.compute.binary_join_element_wise(
+                    pa.array(ids.astype(str)), pa.scalar("bank.ae"), "@"
+                ),
+                "code": pa.compute.binary_join_element_wise(
+                    pa.array(np.asarray(["ABC", "XYZ"])[ids % 2]),
+                    pa.array(np.char.zfill((ids % 10_000).astype(str), 4)),
+                    "-",
+                ),
+                "note": pa.array(np.where(rng.random(n) < 0.5, "ok", None)),
+            }
+        )
+        if writer is None:
+            writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+        writer.write_table(table)
+    assert writer is not None
+    writer.close()
+
+
+def _ghaf(path: str) -> None:
+    from ghaf.data.checks import run_contract
+    from ghaf.data.contracts import contract_from_dict
+
+    started = time.perf_counter()
+    contract = contract_from_dict({"checks": CHECKS})
+    report = run_contract(contract, Path(path))
+    seconds = time.perf_counter() - started
+    failed = {r.name: r.failed for r in report.results}
+    print(json.dumps({"seconds": seconds, "checks": len(report.results), "failed": failed}))
+
+
+PANDERA_SCRIPT = r"""
+import json, sys, time
+import pandas as pd
+import pandera.pandas as pa
+started = time.perf_counter()  # after imports, as for Ghaf
+checks = json.loads(sys.argv[2])
+df = pd.read_parquet(sys.argv[1])
+columns, frame_checks = {}, []
+def col(name):
+    return columns.setdefault(name, {"checks": [], "nullable": True, "unique": False})
+for c in checks:
+    k = c["kind"]
+    if k == "not_null":
+        col(c["column"])["nullable"] = False
+    elif k == "unique" and len(c["columns"]) == 1:
+        col(c["columns"][0])["unique"] = True
+    elif k == "range":
+        col(c["column"])["checks"].append(pa.Check.in_range(c["min"], c["max"]))
+    elif k == "allowed":
+        col(c["column"])["checks"].append(pa.Check.isin(c["values"]))
+    elif k == "regex":
+        col(c["column"])["checks"].append(pa.Check.str_matches(c["pattern"]))
+    elif k == "distribution" and c["stat"] == "mean":
+        lo, hi = c["min"], c["max"]
+        col(c["column"])["checks"].append(pa.Check(lambda s, lo=lo, hi=hi: lo <= s.mean() <= hi))
+    elif k == "distribution":
+        lo, hi, q = c["min"], c["max"], c["q"]
+        check = pa.Check(lambda s, lo=lo, hi=hi, q=q: lo <= s.quantile(q) <= hi)
+        col(c["column"])["checks"].append(check)
+    elif k == "row_count":
+        frame_checks.append(pa.Check(lambda d, m=c["min"]: len(d) >= m))
+unique = [c["columns"] for c in checks if c["kind"] == "unique" and len(c["columns"]) > 1]
+schema = pa.DataFrameSchema(
+    {n: pa.Column(nullable=v["nullable"], unique=v["unique"], checks=v["checks"])
+     for n, v in columns.items()},
+    checks=frame_checks, unique=unique[0] if unique else None,
+)
+failures = 0
+try:
+    schema.validate(df, lazy=True)
+except pa.errors.SchemaErrors as exc:
+    failures = len(exc.failure_cases)
+print(json.dumps({"seconds": time.perf_counter() - started, "failures": failures}))
+"""
+
+
+def _ensure_pandera() -> Path | None:
+    python = PANDERA_VENV / "bin" / "python"
+    if not python.exists():
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(PANDERA_VENV)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", *PANDERA_PINS], check=True)
+        except (subprocess.CalledProcessError, OSError):
+            return None
+    return python
+
+
+def _run_python(python: Path, script: Path, *args: str) -> tuple[dict[str, object], float]:
+    process = subprocess.Popen([str(python), str(script), *args], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{script.name} exited {os.waitstatus_to_exitcode(status)}")
+    lines = [line for line in output.splitlines() if line.strip()]
+    return json.loads(lines[-1]), usage.ru_maxrss / 1024
+
+
+def run(size_name: str) -> list[Figure]:
+    rows = SIZES[size_name]
+    with tempfile.TemporaryDirectory(dir=os.environ.get("GHAF_BENCH_DIR")) as tmp:
+        path = Path(tmp) / "data.parquet"
+        make_data(path, rows)
+        ours, ours_rss = run_child("benchmarks.contracts", "ghaf", str(path))
+        figures = [Figure("contract_20_checks_rows", rows, "rows")]
+        python = _ensure_pandera()
+        anchor_s = anchor_rss = None
+        if python is not None:
+            script = Path(tmp) / "pandera_check.py"
+            script.write_text(PANDERA_SCRIPT)
+            theirs, anchor_rss = _run_python(python, script, str(path), json.dumps(CHECKS))
+            anchor_s = float(theirs["seconds"])  # type: ignore[arg-type]
+    seconds = float(ours["seconds"])
+    figures += [
+        Figure("contract_20_checks_wall", seconds, "s", "pandera", anchor_s, False),
+        Figure("contract_20_checks_peak_rss", ours_rss, "MiB", "pandera", anchor_rss, False),
+    ]
+    if anchor_s:
+        figures.append(Figure("contract_speedup_vs_pandera", anchor_s / seconds, "x"))
+    return figures
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "ghaf":
+        _ghaf(sys.argv[2])
