@@ -341,7 +341,7 @@ class ServingApp:
         request_id: str | None,
         key: str | None,
     ) -> dict[str, Array]:
-        assert served.batcher is not None
+        assert served.batcher is not None  # nosec B101
         started = time.perf_counter()
         outputs = await served.batcher.predict(rows)
         shadow = deployment.split.shadow
@@ -361,7 +361,7 @@ class ServingApp:
     async def _shadow(
         self, deployment: Deployment, served: ServedModel, rows: Array, request_id: str | None
     ) -> None:
-        assert served.batcher is not None
+        assert served.batcher is not None  # nosec B101
         started = time.perf_counter()
         try:
             outputs = await served.batcher.predict(rows)
@@ -380,7 +380,7 @@ class ServingApp:
         started: float,
         variant: str,
     ) -> None:
-        assert self.prediction_log is not None
+        assert self.prediction_log is not None  # nosec B101
         self.prediction_log.log(
             {
                 "request_id": request_id or uuid.uuid4().hex,

@@ -123,7 +123,7 @@ class Batcher:
         future: asyncio.Future[dict[str, Array]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Item(rows, future))
         self._queued_rows += len(rows)
-        assert self._wakeup is not None, "Batcher.start() was not called"
+        assert self._wakeup is not None, "Batcher.start() was not called"  # nosec B101
         self._wakeup.set()
         return future
 
@@ -141,7 +141,7 @@ class Batcher:
         return items
 
     async def _run(self) -> None:
-        assert self._wakeup is not None
+        assert self._wakeup is not None  # nosec B101
         loop = asyncio.get_running_loop()
         while True:
             if not self._queue:

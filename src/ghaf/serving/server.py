@@ -13,7 +13,7 @@ import asyncio
 import os
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404
 import sys
 import threading
 import time
@@ -182,7 +182,7 @@ def supervise(config: ServeConfig) -> None:
     env = {**os.environ, **thread_environment(config.threads)}
     payload = orjson.dumps(asdict(config))
     children = [
-        subprocess.Popen(
+        subprocess.Popen(  # nosec B603
             [sys.executable, "-m", "ghaf.serving.server", str(index)],
             stdin=subprocess.PIPE,
             env=env,
@@ -190,7 +190,7 @@ def supervise(config: ServeConfig) -> None:
         for index in range(config.workers)
     ]
     for child in children:
-        assert child.stdin is not None
+        assert child.stdin is not None  # nosec B101
         child.stdin.write(payload)
         child.stdin.close()
 

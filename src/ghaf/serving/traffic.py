@@ -41,7 +41,7 @@ class TrafficSplit:
         """The version for a request; the same ``key`` always gets the same version."""
         total = sum(self.weights.values())
         if key is None:
-            point = random.random() * total
+            point = random.random() * total  # nosec B311
         else:
             digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
             point = (int.from_bytes(digest, "big") % _SCALE) / _SCALE * total
