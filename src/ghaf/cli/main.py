@@ -32,6 +32,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("keys", "ghaf.cli.keys:app"),
     ("audit", "ghaf.cli.audit:app"),
     ("gate", "ghaf.cli.gate:app"),
+    ("pipelines", "ghaf.cli.pipelines:app"),
     ("monitor", "ghaf.cli.monitor:app"),
     ("features", "ghaf.cli.features:app"),
 )

@@ -20,6 +20,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "ghaf.security.identity_tables",
     "ghaf.features.tables",
     "ghaf.monitoring.tables",
+    "ghaf.pipelines.tables",
 )
 
 
