@@ -262,6 +262,34 @@ def _bind_and_token(platform: Platform) -> None:
     _token_create(platform)
 
 
+def _pipeline_run_start(platform: Platform) -> None:
+    from ghaf.pipelines.records import start_run
+
+    steps = [{"id": "s1", "step": "a", "cache_key": "", "code_digest": "0" * 64}]
+    start_run(
+        platform,
+        platform.admin(),
+        "example",
+        run_id="r1",
+        executor="local",
+        trigger="manual",
+        params={},
+        steps=steps,
+    )
+
+
+def _pipeline_step_update(platform: Platform) -> None:
+    from ghaf.pipelines.records import update_step
+
+    update_step(platform, platform.admin(), "r1", "s1", status="running", fields={"attempts": 1})
+
+
+def _pipeline_run_finish(platform: Platform) -> None:
+    from ghaf.pipelines.records import finish_run
+
+    finish_run(platform, platform.admin(), "r1", status="succeeded")
+
+
 EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "experiment.create": _experiment_create,
     "run.create": _example_run,
@@ -292,6 +320,9 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "role.unbind": _role_unbind,
     "token.create": _token_create,
     "token.revoke": _token_revoke,
+    "pipeline.run_start": _pipeline_run_start,
+    "pipeline.step_update": _pipeline_step_update,
+    "pipeline.run_finish": _pipeline_run_finish,
 }
 """One call per governed action; add yours when you add a governed function."""
 
@@ -311,6 +342,8 @@ SETUP: dict[str, Callable[[Platform], None]] = {
     "role.unbind": _role_bind,
     "token.create": _role_bind,
     "token.revoke": _bind_and_token,
+    "pipeline.step_update": _pipeline_run_start,
+    "pipeline.run_finish": _pipeline_run_start,
 }
 """Optional preparation for an action (its own audit records are not counted)."""
 

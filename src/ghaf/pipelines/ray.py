@@ -1,0 +1,73 @@
+"""The Ray executor: each step attempt a Ray task with the step's resource request."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ghaf.errors import BackendUnavailableError, MissingDependencyError
+from ghaf.pipelines.worker import StepResult, StepTask, execute
+
+
+def _remote_execute(task: StepTask) -> StepResult:
+    return execute(task)
+
+
+class RayExecutor:
+    """Runs attempts as Ray tasks on the cluster at ``address`` (``ray://...``, ``HOST:PORT``
+    or ``auto``); ``None`` starts a local single-node Ray in this process."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, *, capacity: int | None = None) -> None:
+        # Without this Ray binds some services to the machine's non-loopback address.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        try:
+            import ray
+        except ImportError as exc:
+            raise MissingDependencyError("ray", "ray") from exc
+        self._ray: Any = ray
+        if not ray.is_initialized():
+            try:
+                if address is None:
+                    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+                else:
+                    ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise BackendUnavailableError(
+                    f"cannot connect to the Ray cluster at {address or 'a new local node'}: {exc}",
+                    hint="start one with `ray start --head --node-ip-address=127.0.0.1` "
+                    "and set GHAF_RAY_ADDRESS",
+                ) from exc
+        total = int(self._ray.cluster_resources().get("CPU", 1))
+        self.capacity = capacity or max(total, 1)
+        self._remote = ray.remote(max_retries=0)(_remote_execute)
+
+    def submit(self, task: StepTask) -> Any:
+        res = task.step.options.resources
+        options: dict[str, Any] = {"num_cpus": res.cpu, "num_gpus": res.gpu}
+        if res.memory_mb:
+            options["memory"] = res.memory_mb * 1024 * 1024
+        return self._remote.options(**options).remote(task)
+
+    def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, StepResult]]:
+        if not handles:
+            return []
+        ready, _ = self._ray.wait(handles, num_returns=len(handles), timeout=timeout)
+        done: list[tuple[Any, StepResult]] = []
+        for ref in ready:
+            try:
+                result: StepResult = self._ray.get(ref)
+            except self._ray.exceptions.RayError as exc:
+                # The worker died (killed, out of memory, node lost): the runner retries.
+                result = StepResult(ok=False, error=f"ray worker failed: {exc}", failure="killed")
+            done.append((ref, result))
+        return done
+
+    def cancel(self, handle: Any) -> None:
+        self._ray.cancel(handle, force=True)
+
+    def close(self) -> None:
+        """Leave the cluster (a local node started by ``init`` stops with it)."""
+        if self._ray.is_initialized():
+            self._ray.shutdown()
