@@ -8,6 +8,7 @@ import sys
 
 SUITES: tuple[str, ...] = (
     "artifacts",
+    "encryption",
     "serving",
     "gpu",
     "features",
