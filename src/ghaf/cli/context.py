@@ -33,5 +33,6 @@ class CliState:
 def state(ctx: typer.Context) -> CliState:
     """The :class:`CliState` the root callback stored."""
     value = ctx.find_root().obj
-    assert isinstance(value, CliState)
+    if not isinstance(value, CliState):  # only if a command runs without the root callback
+        raise RuntimeError("the ghaf root callback did not run")
     return value

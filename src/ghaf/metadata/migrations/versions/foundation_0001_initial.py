@@ -26,7 +26,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_head")),
     )
     # The chain's genesis head: appends lock this row, so it must exist before the first.
-    op.execute("INSERT INTO audit_head (id, seq, record_hash) VALUES (1, 0, '" + "0" * 64 + "')")
+    op.bulk_insert(
+        sa.table("audit_head", sa.column("id"), sa.column("seq"), sa.column("record_hash")),
+        [{"id": 1, "seq": 0, "record_hash": "0" * 64}],
+    )
     op.create_table(
         "audit_records",
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
