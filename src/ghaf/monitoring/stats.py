@@ -45,24 +45,30 @@ def two_sample(ref: FloatArray, cur: FloatArray) -> TwoSample:
     n1, n2 = ref.size, cur.size
     total = n1 + n2
     # Merge with ref first on ties: cur[j] lands after every ref value <= it.
-    pos_cur = np.arange(n2) + np.searchsorted(ref, cur, side="right")
+    ref_le_cur = np.searchsorted(ref, cur, side="right")
+    pos_cur = np.arange(n2) + ref_le_cur
     is_ref = np.ones(total, dtype=bool)
     is_ref[pos_cur] = False
+    pos_ref = np.flatnonzero(is_ref)
     merged = np.empty(total, dtype=np.float64)
-    merged[is_ref] = ref
+    merged[pos_ref] = ref
     merged[pos_cur] = cur
-    ref_le = np.cumsum(is_ref)
-    cur_le = np.arange(1, total + 1) - ref_le
     steps = np.diff(merged)
-    if not np.all(steps):
+    # F_ref(x) - F_cur(x) at every data point, as scipy computes it (count / n, then subtract).
+    diff = np.empty(total, dtype=np.float64)
+    if np.all(steps):
+        # No ties: the i-th ref value has i + 1 ref values <= it and pos - i cur values.
+        i = np.arange(1, n1 + 1)
+        diff[pos_ref] = i / n1 - (pos_ref + 1 - i) / n2
+        diff[pos_cur] = ref_le_cur / n1 - np.arange(1, n2 + 1) / n2
+    else:
         # Ties: every position takes the counts at the end of its run of equal values.
+        ref_le = np.cumsum(is_ref)
+        cur_le = np.arange(1, total + 1) - ref_le
         new_run = np.concatenate(([False], steps != 0))
         run_ends = np.flatnonzero(np.append(new_run[1:], True))
         run = np.cumsum(new_run)
-        ref_le = ref_le[run_ends][run]
-        cur_le = cur_le[run_ends][run]
-    # F_ref(x) - F_cur(x) at every data point, as scipy computes it (count / n, then subtract).
-    diff = ref_le / n1 - cur_le / n2
+        diff[:] = ref_le[run_ends][run] / n1 - cur_le[run_ends][run] / n2
     max_s = float(diff.max())
     min_s = float(np.clip(-diff.min(), 0, 1))
     d = max(max_s, min_s)
