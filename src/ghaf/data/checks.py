@@ -225,7 +225,7 @@ class ContractRunner:
             if expr is not None:
                 slots.append((check, len(selects)))
                 selects.append(expr)
-        sql = f"SELECT {', '.join(selects)} FROM {_scan(self.path)}"  # noqa: S608 - compiled from quoted identifiers and literals
+        sql = f"SELECT {', '.join(selects)} FROM {_scan(self.path)}"  # noqa: S608  # nosec B608 - quoted identifiers and literals
         try:
             row = self._one(sql)
         except duckdb.Error as exc:
@@ -233,7 +233,7 @@ class ContractRunner:
                 f"contract could not run on {self.path.name}: {exc}",
                 hint="check the contract's values against the column types",
             ) from exc
-        assert row is not None
+        assert row is not None  # nosec B101 - type narrowing
         total = int(row[0])
         by_check = {id(check): row[index] for check, index in slots}
         results = [self._result(check, by_check.get(id(check)), total) for check in checks]
@@ -278,7 +278,7 @@ class ContractRunner:
 
     def _samples(self, predicate: str) -> list[dict[str, Any]]:
         sql = (
-            f"SELECT * FROM {_scan(self.path)} WHERE {predicate} "  # noqa: S608 - compiled
+            f"SELECT * FROM {_scan(self.path)} WHERE {predicate} "  # noqa: S608  # nosec B608
             f"ORDER BY file_row_number LIMIT {SAMPLE_ROWS}"
         )
         table = self.con.sql(sql).to_arrow_table()
@@ -287,7 +287,7 @@ class ContractRunner:
     def _duplicate_samples(self, check: Unique) -> list[dict[str, Any]]:
         cols = ", ".join(ident(c) for c in check.columns)
         sql = (
-            f"SELECT {cols}, count(*) AS occurrences FROM {_scan(self.path)} "  # noqa: S608
+            f"SELECT {cols}, count(*) AS occurrences FROM {_scan(self.path)} "  # noqa: S608  # nosec B608
             f"WHERE {' AND '.join(ident(c) + ' IS NOT NULL' for c in check.columns)} "
             f"GROUP BY {cols} HAVING count(*) > 1 ORDER BY occurrences DESC LIMIT {SAMPLE_ROWS}"
         )
@@ -332,7 +332,7 @@ class ContractRunner:
         if self.resolve is None or check.reference is None:
             raise InvalidInputError(f"check {check.label}: a reference needs a platform")
         path = self.resolve(check.reference)
-        sql = f"SELECT {_stat_sql(check)} FROM {_scan(path)}"  # noqa: S608 - compiled
+        sql = f"SELECT {_stat_sql(check)} FROM {_scan(path)}"  # noqa: S608  # nosec B608
         row = self._one(sql)
         if row is None or row[0] is None:
             raise InvalidInputError(
@@ -347,7 +347,7 @@ class ContractRunner:
         ref_path = self.resolve(check.dataset)
         col, key = ident(check.column), ident(check.key)
         missing = (
-            f"FROM {_scan(self.path)} d WHERE d.{col} IS NOT NULL AND NOT EXISTS "  # noqa: S608
+            f"FROM {_scan(self.path)} d WHERE d.{col} IS NOT NULL AND NOT EXISTS "  # noqa: S608  # nosec B608
             f"(SELECT 1 FROM read_parquet({literal(str(ref_path))}) r WHERE r.{key} = d.{col})"
         )
         try:
@@ -380,7 +380,7 @@ class ContractRunner:
         counts = []
         for path, where in ((good, f"NOT ({failing})"), (bad, failing)):
             self.con.sql(
-                f"COPY (SELECT * EXCLUDE (file_row_number) FROM {_scan(self.path)} "  # noqa: S608
+                f"COPY (SELECT * EXCLUDE (file_row_number) FROM {_scan(self.path)} "  # noqa: S608  # nosec B608
                 f"WHERE {where} ORDER BY file_row_number) TO {literal(str(path))} "
                 "(FORMAT parquet, COMPRESSION zstd)"
             )

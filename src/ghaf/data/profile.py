@@ -104,7 +104,7 @@ class _Column:
         self.kmv = merged[:KMV_SIZE]
 
     def _count_top(self, values: pa.Array) -> None:
-        assert self.top is not None
+        assert self.top is not None  # nosec B101 - type narrowing
         counts = pc.value_counts(values.drop_null() if values.null_count else values)
         if len(counts) > _TOP_CARDINALITY_CAP:
             self.top = None  # high cardinality: top values say little and cost much
@@ -178,7 +178,7 @@ class ProfileBuilder:
         table = pa.Table.from_arrays([batch.column(i) for i in self._hashed], names=names)
         self._duck.register("profile_batch", table)
         selects = ", ".join(f"CASE WHEN {n} IS NULL THEN NULL ELSE hash({n}) END" for n in names)
-        query = f"SELECT {selects} FROM profile_batch"  # noqa: S608 - names are generated
+        query = f"SELECT {selects} FROM profile_batch"  # noqa: S608  # nosec B608
         result = self._duck.sql(query).to_arrow_table()
         self._duck.unregister("profile_batch")
         return {

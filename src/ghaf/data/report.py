@@ -102,9 +102,9 @@ class ContractReport:
         table = Table(title=f"contract {self.dataset}".strip(), caption=self.summary())
         for column in ("check", "severity", "status", "failed", "detail"):
             table.add_column(column, justify="right" if column == "failed" else "left")
-        colours = {"pass": "green", "warn": "yellow", "FAIL": "red", "quarantined": "magenta"}
+        styles = {"pass": "green", "warn": "yellow", "FAIL": "red", "quarantined": "magenta"}  # nosec B105
         for r in self.results:
-            status = f"[{colours[r.status]}]{r.status}[/]"
+            status = f"[{styles[r.status]}]{r.status}[/]"
             table.add_row(r.name, r.severity, status, f"{r.failed:,}", r.detail)
         return table
 

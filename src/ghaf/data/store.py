@@ -107,7 +107,7 @@ def stage(
             if writer is None:
                 writer = pq.ParquetWriter(path, schema, compression="zstd")
                 builder = ProfileBuilder(schema)
-            assert builder is not None
+            assert builder is not None  # nosec B101 - type narrowing
             builder.update(batch)
             pending.append(batch)
             rows += batch.num_rows
@@ -126,7 +126,7 @@ def stage(
     finally:
         if writer is not None:
             writer.close()
-    assert builder is not None
+    assert builder is not None  # nosec B101 - type narrowing
     return Staged(path, schema, rows, builder.result())
 
 

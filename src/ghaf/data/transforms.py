@@ -83,7 +83,7 @@ def run_transform(
         if sql is not None:
             staged = _run_sql(platform, sql, versions, values, directory)
         else:
-            assert fn is not None
+            assert fn is not None  # nosec B101 - type narrowing
             tables = {alias: read_dataset(platform, v.ref) for alias, v in versions.items()}
             try:
                 result = fn(tables, **values)
@@ -144,7 +144,7 @@ def _run_sql(
                 )
             path = dataset_parquet_path(platform, version.ref)
             con.execute(
-                f"CREATE VIEW {ident(alias)} AS SELECT * FROM read_parquet({literal(str(path))})"  # noqa: S608
+                f"CREATE VIEW {ident(alias)} AS SELECT * FROM read_parquet({literal(str(path))})"  # noqa: S608  # nosec B608
             )
         try:
             relation = con.sql(sql, params=dict(params) if params else None)
