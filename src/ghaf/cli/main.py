@@ -35,6 +35,10 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("pipelines", "ghaf.cli.pipelines:app"),
     ("monitor", "ghaf.cli.monitor:app"),
     ("features", "ghaf.cli.features:app"),
+    ("tokens", "ghaf.cli.tokens:app"),
+    ("roles", "ghaf.cli.roles:app"),
+    ("policy", "ghaf.cli.policy:app"),
+    ("certs", "ghaf.cli.certs:app"),
 )
 """Sub-command groups: name -> "module:typer_app", imported when the CLI starts."""
 
@@ -100,6 +104,7 @@ _register_subcommands()
 importlib.import_module("ghaf.cli.demo")
 importlib.import_module("ghaf.cli.serve")
 importlib.import_module("ghaf.cli.verify")
+importlib.import_module("ghaf.cli.identity")
 
 
 def run() -> None:

@@ -122,8 +122,7 @@ def bind_role(
     """Bind ``role`` to ``subject`` in ``project``; effect ``deny`` refuses it (deny wins).
 
     Raises:
-        InvalidInputError: bad subject, project or effect.
-        PolicyViolationError: the role is not in the policy.
+        InvalidInputError: bad subject, project, role or effect.
         AlreadyExistsError: the same binding exists.
     """
     check_principal_name(subject)

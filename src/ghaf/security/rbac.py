@@ -26,7 +26,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ghaf.errors import ConfigError, PermissionDeniedError, PolicyViolationError
+from ghaf.errors import ConfigError, InvalidInputError, PermissionDeniedError, PolicyViolationError
 from ghaf.security.identity import Actor
 from ghaf.security.identity_tables import GroupMemberRow, RoleBindingRow
 
@@ -123,10 +123,10 @@ class Policy:
         """The role called ``role``.
 
         Raises:
-            PolicyViolationError: no such role (the hint lists them).
+            InvalidInputError: no such role (the hint lists them).
         """
         if role not in self.roles:
-            raise PolicyViolationError(
+            raise InvalidInputError(
                 f"role {role!r} is not in the policy", hint=f"use one of {', '.join(self.roles)}"
             )
         return self.roles[role]

@@ -85,8 +85,7 @@ def create_token(
         ttl: how long it is valid (at most a year).
 
     Raises:
-        InvalidInputError: bad expiry, or no roles to carry.
-        PolicyViolationError: an unknown role.
+        InvalidInputError: bad expiry, an unknown role, or no roles to carry.
         PermissionDeniedError: the principal does not hold a requested role.
     """
     check_principal_name(principal)
