@@ -8,6 +8,7 @@ from ghaf.demo.bank_data import generate_bank_data
 from ghaf.demo.runner import DemoContext, Stage
 from ghaf.demo.stage_data import ingest_bank_data
 from ghaf.demo.stage_features import build_features
+from ghaf.demo.stage_monitoring import monitor_drift
 from ghaf.demo.stage_serving import serve_and_score
 from ghaf.errors import AlreadyExistsError
 from ghaf.projects import create_project
@@ -62,6 +63,7 @@ STAGES: list[Stage] = [
     Stage("ingest and validate", ingest_bank_data),
     Stage("features", build_features),
     Stage("serving", serve_and_score),
+    Stage("monitoring", monitor_drift),
     Stage("audit trail", verify_audit),
 ]
 """Add a capability's stage before "audit trail" so the audit check stays last."""
