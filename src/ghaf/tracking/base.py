@@ -21,7 +21,7 @@ class MetricPoint:
     """Seconds since the epoch when it was logged."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Run:
     """A run with its latest metrics, params, tags, inputs and artifacts."""
 

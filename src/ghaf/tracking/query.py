@@ -8,14 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
 from ghaf.errors import InvalidInputError
 from ghaf.platform import Platform
 from ghaf.tracking.base import Run
 from ghaf.tracking.search import ATTRIBUTES, Field, _Parser, filter_condition
-from ghaf.tracking.service import load_runs
+from ghaf.tracking.service import load_runs, run_query
 from ghaf.tracking.tables import ExperimentRow, LatestMetricRow, RunParamRow, RunRow, RunTagRow
 
 MAX_RESULTS = 10_000
@@ -110,16 +109,14 @@ def search_runs(
     condition = filter_condition(filter)
     order = parse_order_by(order_by)
     offset = _decode_token(page_token)
-    query = select(RunRow, ExperimentRow.name).join(
-        ExperimentRow, ExperimentRow.id == RunRow.experiment_id
-    )
+    query = run_query()
     if experiments:
         query = query.where(ExperimentRow.name.in_(list(experiments)))
     if condition is not None:
         query = query.where(condition)
     query = _ordered(query, order).offset(offset).limit(max_results + 1)
     with platform.read_session() as session:
-        rows = [(row[0], row[1]) for row in session.execute(query)]
+        rows = list(session.connection().execute(query))
         more = len(rows) > max_results
         runs = load_runs(session, rows[:max_results])
     return RunPage(runs, _encode_token(offset + max_results) if more else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import uuid
@@ -9,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, literal, null, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -155,12 +156,13 @@ def log_batch(
             [{"run_id": run_id, "key": k, "value": str(v)} for k, v in tags.items()],
         )
     if metrics:
-        connection.execute(
-            insert(MetricPointRow),
-            [
-                {"run_id": run_id, "key": k, "value": v, "step": s, "ts": t}
-                for k, v, s, t in metrics
-            ],
+        # The driver's executemany, no per-row SQLAlchemy work: this is the flush hot path.
+        # The SQL is a constant; every value is a bound parameter.
+        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        connection.exec_driver_sql(
+            "INSERT INTO run_metrics (run_id, key, value, step, ts) "  # noqa: S608
+            f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})",
+            [(run_id, k, v, s, t) for k, v, s, t in metrics],
         )
         _update_latest(session, run_id, metrics)
     current_operation().details.update(
@@ -193,15 +195,20 @@ def _write_params(session: Session, run_id: str, params: Mapping[str, str]) -> N
 
 def _update_latest(session: Session, run_id: str, metrics: Sequence[MetricTuple]) -> None:
     summary: dict[str, list[float]] = {}
+    get = summary.get
     for key, value, step, ts in metrics:
-        entry = summary.get(key)
+        entry = get(key)
         if entry is None:
             summary[key] = [value, step, ts, value, value]
             continue
-        if (step, ts) >= (entry[1], entry[2]):
-            entry[0], entry[1], entry[2] = value, step, ts
-        entry[3] = min(entry[3], value)
-        entry[4] = max(entry[4], value)
+        if step > entry[1] or (step == entry[1] and ts >= entry[2]):
+            entry[0] = value
+            entry[1] = step
+            entry[2] = ts
+        if value < entry[3]:
+            entry[3] = value
+        elif value > entry[4]:
+            entry[4] = value
     connection = session.connection()
     rows = connection.execute(
         select(LatestMetricRow.__table__).where(
@@ -302,39 +309,70 @@ def _link(src: str, dst: str) -> None:
 # Reads ------------------------------------------------------------------------------
 
 
-def load_runs(session: Session, rows: Iterable[tuple[RunRow, str]]) -> list[Run]:
-    """Assemble :class:`Run` records (params, latest metrics, tags...) for run rows."""
+RUN_COLUMNS = (
+    RunRow.id,
+    RunRow.name,
+    RunRow.status,
+    RunRow.user,
+    RunRow.project,
+    RunRow.start_time,
+    RunRow.end_time,
+    RunRow.parent_run_id,
+    ExperimentRow.name.label("experiment"),
+)
+"""What a run listing selects (not the environment, which is large)."""
+
+
+def run_query() -> Any:
+    """``SELECT RUN_COLUMNS FROM runs JOIN experiments``."""
+    return select(*RUN_COLUMNS).join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
+
+
+def load_runs(session: Session, rows: Iterable[Any]) -> list[Run]:
+    """Assemble :class:`Run` records (params, latest metrics, tags...) from RUN_COLUMNS rows."""
     pairs = list(rows)
-    ids = [row.id for row, _ in pairs]
+    ids = [row.id for row in pairs]
+    connection = session.connection()
     if not ids:
         return []
     params: dict[str, dict[str, str]] = {i: {} for i in ids}
     tags: dict[str, dict[str, str]] = {i: {} for i in ids}
     latest: dict[str, dict[str, tuple[float, float, float]]] = {i: {} for i in ids}
-    for run_id, key, value in session.execute(
-        select(RunParamRow.run_id, RunParamRow.key, RunParamRow.value).where(
-            RunParamRow.run_id.in_(ids)
-        )
-    ):
-        params[run_id][key] = value
-    for run_id, key, value in session.execute(
-        select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(RunTagRow.run_id.in_(ids))
-    ):
-        tags[run_id][key] = value
-    for run_id, key, number, low, high in session.execute(
+    # One round trip for the three kinds of detail: params, tags, latest metrics.
+    details = union_all(
+        select(
+            RunParamRow.run_id,
+            literal(0).label("kind"),
+            RunParamRow.key,
+            RunParamRow.value.label("text"),
+            null().label("number"),
+            null().label("low"),
+            null().label("high"),
+        ).where(RunParamRow.run_id.in_(ids)),
+        select(
+            RunTagRow.run_id, literal(1), RunTagRow.key, RunTagRow.value, null(), null(), null()
+        ).where(RunTagRow.run_id.in_(ids)),
         select(
             LatestMetricRow.run_id,
+            literal(2),
             LatestMetricRow.key,
+            null(),
             LatestMetricRow.value,
             LatestMetricRow.min_value,
             LatestMetricRow.max_value,
-        ).where(LatestMetricRow.run_id.in_(ids))
-    ):
-        latest[run_id][key] = (number, low, high)
+        ).where(LatestMetricRow.run_id.in_(ids)),
+    )
+    for run_id, kind, key, text, number, low, high in connection.execute(details):
+        if kind == 0:
+            params[run_id][key] = text
+        elif kind == 1:
+            tags[run_id][key] = text
+        else:
+            latest[run_id][key] = (number, low, high)
     return [
         Run(
             run_id=row.id,
-            experiment=experiment,
+            experiment=row.experiment,
             name=row.name,
             status=row.status,
             user=row.user,
@@ -348,7 +386,7 @@ def load_runs(session: Session, rows: Iterable[tuple[RunRow, str]]) -> list[Run]
             metric_max={k: v[2] for k, v in latest[row.id].items()},
             tags=tags[row.id],
         )
-        for row, experiment in pairs
+        for row in pairs
     ]
 
 
@@ -361,13 +399,11 @@ def get_run(platform: Platform, run_id: str, *, with_env: bool = True) -> Run:
     check_run_id(run_id)
     with platform.read_session() as session:
         found = session.execute(
-            select(RunRow, ExperimentRow.name)
-            .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
-            .where(RunRow.id == run_id)
+            run_query().add_columns(RunRow.env).where(RunRow.id == run_id)
         ).one_or_none()
         if found is None:
             raise NotFoundError(f"run {run_id} does not exist", hint="ghaf runs list")
-        (run,) = load_runs(session, [(found[0], found[1])])
+        (run,) = load_runs(session, [found])
         inputs = tuple(
             session.execute(
                 select(RunInputRow.node)
@@ -382,8 +418,8 @@ def get_run(platform: Platform, run_id: str, *, with_env: bool = True) -> Run:
                 )
             ).all()
         )
-        env = json.loads(found[0].env) if with_env else {}
-    return Run(**{**run.__dict__, "inputs": inputs, "artifacts": artifacts, "env": env})
+        env = json.loads(found.env) if with_env else {}
+    return dataclasses.replace(run, inputs=inputs, artifacts=artifacts, env=env)
 
 
 def get_metric_history(platform: Platform, run_id: str, key: str) -> list[MetricPoint]:
