@@ -13,7 +13,7 @@ from ghaf.monitoring import build_profile, compare_profiles
 from ghaf.monitoring.report_html import render_html
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from monitoring.w5 import w5_tables  # noqa: E402
+from monitoring.w5 import w5_tables
 
 CHROMIUM = "/usr/bin/chromium"
 
