@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / ".bench" / "venvs"
 ANCHORS = {
     "evidently": ["evidently==0.7.23", "pandas==2.2.3"],
-    "nannyml": ["nannyml==0.13.1", "statsmodels==0.14.4"],
+    "nannyml": ["nannyml==0.13.1", "statsmodels==0.14.5", "pandas==2.2.3"],
 }
 W5_ROWS = {"smoke": 20_000, "full": 100_000}
 SCALE = {"smoke": (50_000, 50, 20_000), "full": (3_000_000, 1_000, 500_000)}
