@@ -9,6 +9,7 @@ from ghaf.demo.runner import DemoContext, Stage
 from ghaf.demo.stage_data import ingest_bank_data
 from ghaf.demo.stage_features import build_features
 from ghaf.demo.stage_monitoring import monitor_drift
+from ghaf.demo.stage_security import show_security
 from ghaf.demo.stage_serving import serve_and_score
 from ghaf.errors import AlreadyExistsError
 from ghaf.projects import create_project
@@ -63,6 +64,7 @@ STAGES: list[Stage] = [
     Stage("ingest and validate", ingest_bank_data),
     Stage("features", build_features),
     Stage("serving", serve_and_score),
+    Stage("security", show_security),
     Stage("monitoring", monitor_drift),
     Stage("audit trail", verify_audit),
 ]
