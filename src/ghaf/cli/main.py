@@ -27,6 +27,8 @@ app = typer.Typer(
 
 SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("projects", "ghaf.cli.projects:app"),
+    ("runs", "ghaf.cli.runs:app"),
+    ("models", "ghaf.cli.models:app"),
     ("data", "ghaf.cli.data:app"),
     ("lineage", "ghaf.cli.lineage:app"),
     ("keys", "ghaf.cli.keys:app"),

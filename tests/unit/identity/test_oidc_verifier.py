@@ -1,0 +1,117 @@
+"""OidcVerifier against a local JWKS server: key rotation is picked up on an unknown kid."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from ghaf.errors import ConfigError, PermissionDeniedError
+from ghaf.security.oidc import OidcVerifier, mapped_roles
+from ghaf.settings import IdentitySettings, load_settings
+
+
+class Idp:
+    """Serves a discovery document and a JWKS that a test can change."""
+
+    def __init__(self) -> None:
+        self.keys: list[dict[str, Any]] = []
+        self.jwks_hits = 0
+        idp = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.endswith("openid-configuration"):
+                    body = {"issuer": idp.issuer, "jwks_uri": idp.issuer + "/jwks"}
+                else:
+                    idp.jwks_hits += 1
+                    body = {"keys": idp.keys}
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.issuer = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def publish(self, key: Any, kid: str, algorithm: Any) -> None:
+        jwk = json.loads(algorithm.to_jwk(key.public_key()))
+        jwk["kid"] = kid
+        self.keys.append(jwk)
+
+
+@pytest.fixture
+def idp() -> Iterator[Idp]:
+    server = Idp()
+    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def _token(idp: Idp, key: Any, kid: str, alg: str = "RS256") -> str:
+    now = int(time.time())
+    claims = {"iss": idp.issuer, "aud": "ghaf", "sub": "u1", "iat": now, "exp": now + 60}
+    return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
+
+
+def test_unknown_kid_refreshes_the_jwks_once(idp: Idp) -> None:
+    first = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    idp.publish(first, "k1", RSAAlgorithm)
+    verifier = OidcVerifier(IdentitySettings(issuer=idp.issuer, jwks_refresh_min_s=0))
+    assert verifier.verify(_token(idp, first, "k1")).subject == "u1"
+    hits = idp.jwks_hits
+    assert verifier.verify(_token(idp, first, "k1")).subject == "u1"
+    assert idp.jwks_hits == hits  # cached
+
+    second = ec.generate_private_key(ec.SECP256R1())  # the provider rotates in a new key
+    idp.publish(second, "k2", ECAlgorithm)
+    assert verifier.verify(_token(idp, second, "k2", "ES256")).subject == "u1"
+    assert idp.jwks_hits == hits + 1
+
+
+def test_unknown_kid_refetches_are_rate_limited(idp: Idp) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    idp.publish(key, "k1", RSAAlgorithm)
+    verifier = OidcVerifier(IdentitySettings(issuer=idp.issuer, jwks_refresh_min_s=60))
+    verifier.verify(_token(idp, key, "k1"))
+    hits = idp.jwks_hits
+    for _ in range(5):
+        with pytest.raises(PermissionDeniedError, match="not in the issuer's JWKS"):
+            verifier.verify(_token(idp, key, "nope"))
+    assert idp.jwks_hits == hits
+
+
+def test_settings_refuse_symmetric_and_none_algorithms() -> None:
+    for algorithms in (["HS256"], ["none"], ["RS256", "hs512"], []):
+        with pytest.raises(ConfigError, match="asymmetric"):
+            load_settings(identity={"algorithms": algorithms})
+
+
+def test_no_issuer_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="issuer"):
+        OidcVerifier(IdentitySettings())
+
+
+def test_groups_map_to_roles_by_the_settings_rule() -> None:
+    settings = IdentitySettings(
+        role_mapping={"ml-approvers": ["fraud:model_approver"], "sre": ["*:sre"]}
+    )
+    assert mapped_roles(settings, ["ml-approvers", "sre", "other"]) == {
+        "fraud:model_approver",
+        "*:sre",
+    }
