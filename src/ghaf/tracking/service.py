@@ -339,7 +339,7 @@ def load_runs(session: Session, rows: Iterable[Any]) -> list[Run]:
     tags: dict[str, dict[str, str]] = {i: {} for i in ids}
     latest: dict[str, dict[str, tuple[float, float, float]]] = {i: {} for i in ids}
     # One round trip for the three kinds of detail: params, tags, latest metrics.
-    details = union_all(
+    details: Any = union_all(
         select(
             RunParamRow.run_id,
             literal(0).label("kind"),

@@ -1,0 +1,160 @@
+"""``ghaf models``: the registry from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ghaf.cli.context import state
+
+app = typer.Typer(help="Model registry: versions, aliases, approvals, cards.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """List registered models."""
+    from ghaf.registry import list_models
+
+    cli = state(ctx)
+    table = Table("name", "latest version", "project")
+    for name, version, project in list_models(cli.platform()):
+        table.add_row(name, str(version), project)
+    cli.console.print(table)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME, NAME:3 or NAME@alias")]
+) -> None:
+    """Show a model's versions (NAME) or one version (NAME:3, NAME@alias)."""
+    from ghaf.registry import get_model_version, list_versions
+
+    cli = state(ctx)
+    platform = cli.platform()
+    versions = (
+        [get_model_version(platform, ref)]
+        if (":" in ref or "@" in ref)
+        else list_versions(platform, ref)
+    )
+    table = Table("version", "stage", "flavor", "aliases", "signed", "approvals", "run", "by")
+    for v in versions:
+        table.add_row(
+            str(v.version),
+            v.stage,
+            v.flavor,
+            ", ".join(v.aliases),
+            "yes" if v.signed else "no",
+            ", ".join(v.approvals),
+            (v.run_id or "")[:8],
+            v.created_by,
+        )
+    cli.console.print(table)
+
+
+@app.command("register")
+def register(
+    ctx: typer.Context,
+    name: str,
+    source: Annotated[str, typer.Argument(help="Model directory, model file, or run:<id>/<path>.")],
+    description: Annotated[str, typer.Option(help="Intended use, for the card.")] = "",
+) -> None:
+    """Register a new version from a model directory, a model file or a run's artifact."""
+    from ghaf.registry import register_model
+
+    cli = state(ctx)
+    platform = cli.platform()
+    target: str | Path = source if source.startswith("run:") else Path(source)
+    version = register_model(platform, platform.admin(), name, target, description=description)
+    cli.console.print(
+        f"registered {version.ref} ({version.flavor}, {'signed' if version.signed else 'unsigned'})"
+    )
+
+
+@app.command("alias")
+def alias(ctx: typer.Context, name: str, alias_name: str, version: int) -> None:
+    """Point NAME@ALIAS at VERSION."""
+    from ghaf.registry import set_alias
+
+    cli = state(ctx)
+    platform = cli.platform()
+    result = set_alias(platform, platform.admin(), name, alias_name, version)
+    cli.console.print(f"{name}@{alias_name} -> {result.ref}")
+
+
+@app.command("approve")
+def approve(
+    ctx: typer.Context, ref: str, comment: Annotated[str, typer.Option(help="Why.")] = ""
+) -> None:
+    """Approve a version for production (you must not be its author)."""
+    from ghaf.registry import approve_model_version
+
+    cli = state(ctx)
+    platform = cli.platform()
+    version = approve_model_version(platform, platform.admin(), ref, comment=comment)
+    cli.console.print(f"approved {version.ref} by {platform.admin().name}")
+
+
+@app.command("promote")
+def promote(
+    ctx: typer.Context,
+    ref: str,
+    stage: Annotated[str, typer.Argument(help="staging, production or archived")],
+) -> None:
+    """Move a version along candidate -> staging -> production -> archived."""
+    from ghaf.registry import transition_model_version
+
+    cli = state(ctx)
+    platform = cli.platform()
+    version = transition_model_version(platform, platform.admin(), ref, stage)
+    cli.console.print(f"{version.ref} is now {version.stage}")
+
+
+@app.command("card")
+def card(
+    ctx: typer.Context,
+    ref: str,
+    html: Annotated[Path | None, typer.Option("--html", help="Write the card as HTML.")] = None,
+    edit: Annotated[
+        Path | None, typer.Option("--edit", help="Replace the card with this Markdown file.")
+    ] = None,
+) -> None:
+    """Print a version's model card (Markdown); write HTML; or replace it from a file."""
+    from ghaf.errors import NotFoundError
+    from ghaf.registry import get_model_version, update_model_card
+    from ghaf.registry.card import render_html
+
+    cli = state(ctx)
+    platform = cli.platform()
+    if edit is not None:
+        if not edit.is_file():
+            raise NotFoundError(f"card file {edit} does not exist", hint="check the path")
+        version = update_model_card(platform, platform.admin(), ref, edit.read_text())
+    else:
+        version = get_model_version(platform, ref)
+    if html is not None:
+        html.write_text(render_html(version.card, f"Model card: {version.ref}"))
+        cli.console.print(f"wrote {html}")
+    else:
+        typer.echo(version.card)
+
+
+@app.command("import-mlflow")
+def import_mlflow(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="An MLflow model directory (with MLmodel).")],
+    name: Annotated[str, typer.Option("--name", help="Registered model name.")],
+    entry_point: Annotated[
+        str | None,
+        typer.Option("--entry-point", help="PyTorch: module:function building the module."),
+    ] = None,
+) -> None:
+    """Import an MLflow model: re-saved in a safe format, registered and signed."""
+    from ghaf.registry.mlflow_import import import_mlflow_model
+
+    cli = state(ctx)
+    platform = cli.platform()
+    version = import_mlflow_model(platform, platform.admin(), path, name, entry_point=entry_point)
+    cli.console.print(f"imported {path} as {version.ref} ({version.flavor})")

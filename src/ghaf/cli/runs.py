@@ -1,0 +1,114 @@
+"""``ghaf runs``: list, show and compare tracked runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ghaf.cli.context import state
+
+app = typer.Typer(help="Tracked runs: list, show, compare.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    filter_: Annotated[
+        str,
+        typer.Option("--filter", "-f", help="e.g. \"metrics.auc > 0.9 and params.model = 'lgbm'\""),
+    ] = "",
+    experiment: Annotated[list[str] | None, typer.Option("--experiment", "-e")] = None,
+    order_by: Annotated[
+        list[str] | None, typer.Option("--order-by", help="e.g. 'metrics.auc desc'")
+    ] = None,
+    max_results: Annotated[int, typer.Option("--max", help="Runs per page.")] = 50,
+    page_token: Annotated[str | None, typer.Option("--page-token")] = None,
+) -> None:
+    """List runs matching a filter."""
+    from ghaf.tracking import search_runs
+
+    cli = state(ctx)
+    page = search_runs(
+        cli.platform(),
+        filter_,
+        experiments=experiment,
+        order_by=order_by or (),
+        max_results=max_results,
+        page_token=page_token,
+    )
+    table = Table("run id", "experiment", "name", "status", "user", "started", "metrics")
+    for run in page.runs:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(run.metrics.items())[:4])
+        table.add_row(
+            run.run_id,
+            run.experiment,
+            run.name,
+            run.status,
+            run.user,
+            f"{run.start_time:%Y-%m-%d %H:%M:%S}",
+            metrics,
+        )
+    cli.console.print(table)
+    if page.next_page_token:
+        cli.console.print(f"next page: --page-token {page.next_page_token}")
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context, run_id: str, env: Annotated[bool, typer.Option("--env")] = False
+) -> None:
+    """Show one run: params, latest metrics, tags, inputs, artifacts."""
+    from ghaf.tracking import get_run
+
+    cli = state(ctx)
+    run = get_run(cli.platform(), run_id)
+    cli.console.print(
+        f"run {run.run_id} [{run.status}] {run.name} in {run.experiment} by {run.user}, "
+        f"started {run.start_time:%Y-%m-%d %H:%M:%S}"
+        + (f", parent {run.parent_run_id}" if run.parent_run_id else "")
+    )
+    table = Table("kind", "key", "value")
+    for key, value in sorted(run.params.items()):
+        table.add_row("param", key, value)
+    for key, number in sorted(run.metrics.items()):
+        table.add_row("metric", key, f"{number:.6g}")
+    for key, value in sorted(run.tags.items()):
+        table.add_row("tag", key, value)
+    for node in run.inputs:
+        table.add_row("input", node, "")
+    for path, digest in sorted(run.artifacts.items()):
+        table.add_row("artifact", path, digest[:16])
+    cli.console.print(table)
+    if env:
+        cli.console.print_json(json.dumps({k: v for k, v in run.env.items() if k != "packages"}))
+
+
+@app.command("compare")
+def compare(
+    ctx: typer.Context,
+    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids.")],
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write an HTML page with metric curves.")
+    ] = None,
+) -> None:
+    """Compare runs side by side; optionally write an HTML page with metric curves."""
+    from ghaf.errors import InvalidInputError
+    from ghaf.tracking import get_run
+    from ghaf.tracking.compare import compare_html, compare_table
+
+    if len(run_ids) < 2:
+        raise InvalidInputError("compare needs at least two run ids", hint="ghaf runs list")
+    cli = state(ctx)
+    platform = cli.platform()
+    header, rows = compare_table([get_run(platform, r, with_env=False) for r in run_ids])
+    table = Table(*header)
+    for row in rows:
+        table.add_row(*row)
+    cli.console.print(table)
+    if html is not None:
+        html.write_text(compare_html(platform, run_ids))
+        cli.console.print(f"wrote {html}")
