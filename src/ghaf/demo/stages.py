@@ -8,6 +8,7 @@ from ghaf.demo.bank_data import generate_bank_data
 from ghaf.demo.runner import DemoContext, Stage
 from ghaf.demo.stage_data import ingest_bank_data
 from ghaf.demo.stage_features import build_features
+from ghaf.demo.stage_identity import show_identity
 from ghaf.demo.stage_monitoring import monitor_drift
 from ghaf.demo.stage_security import show_security
 from ghaf.demo.stage_serving import serve_and_score
@@ -66,6 +67,7 @@ STAGES: list[Stage] = [
     Stage("serving", serve_and_score),
     Stage("security", show_security),
     Stage("monitoring", monitor_drift),
+    Stage("identity and residency", show_identity),
     Stage("audit trail", verify_audit),
 ]
 """Add a capability's stage before "audit trail" so the audit check stays last."""

@@ -1,0 +1,42 @@
+"""Demo stage: roles per project, a scoped service token, and residency of the pii data."""
+
+from __future__ import annotations
+
+import contextlib
+
+from ghaf.demo.runner import DemoContext
+from ghaf.errors import AlreadyExistsError, PermissionDeniedError, PolicyViolationError
+from ghaf.security.bindings import bind_role
+from ghaf.security.http_auth import authenticate
+from ghaf.security.residency import check_object_residency
+from ghaf.security.tokens import create_token
+
+PROJECT = "uae-card-fraud"
+PEOPLE = (("layla", "data_scientist"), ("omar", "model_approver"), ("svc-scorer", "model_server"))
+
+
+def show_identity(ctx: DemoContext) -> str:
+    platform, admin = ctx.platform, ctx.platform.admin()
+    for who, role in PEOPLE:
+        with contextlib.suppress(AlreadyExistsError):
+            bind_role(platform, admin, who, role, project=PROJECT)
+    token = create_token(platform, admin, "svc-scorer", project=PROJECT, description="demo")
+    scorer = authenticate(platform, {"authorization": f"Bearer {token.secret}"}, source="demo")
+    platform.spine.authorizer.authorize(scorer, "model.read", "model:fraud", PROJECT)
+    try:
+        platform.spine.authorizer.authorize(scorer, "model.promote", "model:fraud", PROJECT)
+        escalation = "ALLOWED (wrong!)"
+    except PermissionDeniedError:
+        escalation = "refused"
+    parts = [f"{len(PEOPLE)} role bindings; scorer token reads models, promote {escalation}"]
+    customers = ctx.results.get("datasets", {}).get("customers")
+    if customers is not None:
+        node = f"dataset:customers:{customers.version}"
+        try:
+            check_object_residency(platform, node, "eu-west-1", project=PROJECT)
+            parts.append(f"{node} to eu-west-1 allowed")
+        except PolicyViolationError:
+            parts.append(f"{node} to eu-west-1 refused (audited)")
+        check_object_residency(platform, node, "ae-auh-1", project=PROJECT)
+        parts.append("to ae-auh-1 allowed")
+    return "; ".join(parts)
