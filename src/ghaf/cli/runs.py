@@ -67,7 +67,7 @@ def show(
     cli = state(ctx)
     run = get_run(cli.platform(), run_id)
     cli.console.print(
-        f"run {run.run_id} [{run.status}] {run.name} in {run.experiment} by {run.user}, "
+        f"run {run.run_id} ({run.status}) {run.name} in {run.experiment} by {run.user}, "
         f"started {run.start_time:%Y-%m-%d %H:%M:%S}"
         + (f", parent {run.parent_run_id}" if run.parent_run_id else "")
     )
