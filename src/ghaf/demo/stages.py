@@ -10,6 +10,7 @@ from ghaf.demo.stage_data import ingest_bank_data
 from ghaf.demo.stage_features import build_features
 from ghaf.demo.stage_identity import show_identity
 from ghaf.demo.stage_monitoring import monitor_drift
+from ghaf.demo.stage_registry import train_and_register
 from ghaf.demo.stage_security import show_security
 from ghaf.demo.stage_serving import serve_and_score
 from ghaf.errors import AlreadyExistsError
@@ -64,6 +65,7 @@ STAGES: list[Stage] = [
     Stage("store raw data", store_raw_files),
     Stage("ingest and validate", ingest_bank_data),
     Stage("features", build_features),
+    Stage("train and register", train_and_register),
     Stage("serving", serve_and_score),
     Stage("security", show_security),
     Stage("monitoring", monitor_drift),
