@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import socket
 import ssl
@@ -19,6 +20,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from ghaf.errors import ConfigError
+from ghaf.logs import configure_logging
 from ghaf.security.tls import (
     DevPki,
     client_ssl_context,
@@ -134,12 +136,16 @@ def test_openssl_tls12_and_13_are_served(
     assert "Verify return code: 0 (ok)" in done.stdout
 
 
-def test_plain_http_only_when_allowed(capsys: pytest.CaptureFixture[str]) -> None:
+def test_plain_http_only_when_allowed() -> None:
     with pytest.raises(ConfigError, match="plain HTTP is not allowed"):
         server_ssl_context(TlsSettings())
-    assert server_ssl_context(TlsSettings(allow_plain_http=True)) is None
-    captured = capsys.readouterr()
-    assert "PLAIN HTTP" in captured.out + captured.err
+    stream = io.StringIO()
+    configure_logging("human", "INFO", stream=stream)
+    try:
+        assert server_ssl_context(TlsSettings(allow_plain_http=True)) is None
+    finally:
+        configure_logging("human", "INFO")
+    assert "PLAIN HTTP" in stream.getvalue() and "warning" in stream.getvalue()
 
 
 def test_server_context_is_tls12_minimum(pki: DevPki) -> None:
