@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -316,3 +317,35 @@ def test_ghaf_token_works_over_http_until_revoked(server: tuple[str, Platform]) 
     assert "fraud:model_server" in answer.json()["roles"]
     revoke_token(platform, platform.admin(), new.info.token_id, project="fraud")
     assert httpx.get(f"{url}/whoami", headers=headers).status_code == 401
+
+
+def test_cli_login_with_client_credentials_then_whoami(
+    provider: Provider, server: tuple[str, Platform]
+) -> None:
+    _, platform = server
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GHAF_")}
+    env.update(
+        GHAF_HOME=str(platform.settings.home),
+        GHAF_IDENTITY__ISSUER=provider.issuer,
+        GHAF_IDENTITY__AUDIENCE=AUDIENCE,
+        GHAF_IDENTITY__CLIENT_ID="ci-bot",
+        GHAF_IDENTITY__CLIENT_SECRET=SECRET,
+        GHAF_IDENTITY__ROLE_MAPPING=json.dumps({"ml-approvers": ["fraud:model_approver"]}),
+    )
+
+    def ghaf(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ghaf", *args], capture_output=True, text=True, env=env
+        )
+
+    assert ghaf("login").returncode == 3
+    login = ghaf("login", "--client-credentials")
+    assert login.returncode == 0, login.stderr
+    credential = platform.settings.home / "credentials" / "token"
+    assert credential.stat().st_mode & 0o777 == 0o600
+    who = ghaf("whoami")
+    assert who.returncode == 0, who.stderr
+    assert "ci-bot (service" in who.stdout and "fraud:model_approver" in who.stdout
+    env["GHAF_IDENTITY__CLIENT_SECRET"] = "wrong"
+    refused = ghaf("login", "--client-credentials")
+    assert refused.returncode == 6 and "invalid_client" in refused.stderr

@@ -49,18 +49,28 @@ def whoami(
 def login(
     ctx: typer.Context,
     client_credentials: Annotated[
-        bool, typer.Option("--client-credentials", help="Log in as identity.client_id.")
+        bool, typer.Option("--client-credentials", help="Log in as identity.client_id (a service).")
+    ] = False,
+    device: Annotated[
+        bool, typer.Option("--device", help="Log in a person: open a URL, enter a code.")
     ] = False,
 ) -> None:
     """Log in to the identity provider and keep the access token (0600) in the home."""
-    from ghaf.security.oidc import client_credentials_token
+    from ghaf.security.oidc import client_credentials_token, device_code_token
 
     cli = state(ctx)
-    if not client_credentials:
+    if client_credentials == device:
         raise InvalidInputError(
-            "choose a login flow", hint="ghaf login --client-credentials (device code: not yet)"
+            "choose one login flow", hint="ghaf login --device, or --client-credentials"
         )
-    token = client_credentials_token(cli.settings.identity)
+    if device:
+
+        def show(url: str, code: str) -> None:
+            cli.console.print(f"open {url} and enter the code {code}", highlight=False)
+
+        token = device_code_token(cli.settings.identity, show)
+    else:
+        token = client_credentials_token(cli.settings.identity)
     actor = authenticate(cli.platform(), {"authorization": f"Bearer {token}"}, source="cli")
     path = _credential_path(cli.settings.home)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +28,14 @@ from ghaf.settings import IdentitySettings
 _TIMEOUT_S = 5.0
 
 
-def _fetch_json(url: str, data: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """GET (or form-POST) ``url`` and parse JSON; only http(s) URLs."""
+def _fetch_json(
+    url: str, data: Mapping[str, str] | None = None, *, errors_as_json: bool = False
+) -> dict[str, Any]:
+    """GET (or form-POST) ``url`` and parse JSON; only http(s) URLs.
+
+    With ``errors_as_json``, an HTTP 400/401 whose body is an OAuth error object is
+    returned instead of raised (the device flow polls through such answers).
+    """
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise ConfigError(f"OIDC URL {url!r} is not http(s)", hint="check identity.issuer")
     body = urllib.parse.urlencode(data).encode() if data is not None else None
@@ -38,7 +44,15 @@ def _fetch_json(url: str, data: Mapping[str, str] | None = None) -> dict[str, An
         with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:  # noqa: S310  # nosec B310
             payload = json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:200]
+        raw = exc.read()
+        if errors_as_json and exc.code in (400, 401):
+            try:
+                answer = json.loads(raw)
+            except ValueError:
+                answer = None
+            if isinstance(answer, dict) and "error" in answer:
+                return answer
+        detail = raw.decode(errors="replace")[:200]
         raise PermissionDeniedError(f"{url} answered {exc.code}: {detail}") from exc
     except (OSError, ValueError) as exc:
         raise BackendUnavailableError(
@@ -204,3 +218,57 @@ def client_credentials_token(settings: IdentitySettings, *, scope: str | None = 
     if not isinstance(token, str):
         raise PermissionDeniedError(f"{endpoint} returned no access_token")
     return token
+
+
+def device_code_token(
+    settings: IdentitySettings,
+    prompt: Callable[[str, str], None],
+    *,
+    scope: str = "openid",
+    sleep: Callable[[float], None] = time.sleep,
+    timeout_s: float = 600.0,
+) -> str:
+    """Log in a person with the OAuth 2.0 device authorization grant (RFC 8628).
+
+    Args:
+        prompt: called once with (verification URL, user code) to show to the person.
+
+    Raises:
+        ConfigError: no issuer or client id, or the provider has no device endpoint.
+        PermissionDeniedError: the person refused, or the code expired.
+    """
+    if not (settings.issuer and settings.client_id):
+        raise ConfigError(
+            "device login needs identity.issuer and identity.client_id",
+            hint="set GHAF_IDENTITY__ISSUER and GHAF_IDENTITY__CLIENT_ID",
+        )
+    document = discover(settings.issuer)
+    endpoint, token_endpoint = (
+        document.get("device_authorization_endpoint"),
+        document.get("token_endpoint"),
+    )
+    if not isinstance(endpoint, str) or not isinstance(token_endpoint, str):
+        raise ConfigError(f"{settings.issuer} does not offer the device authorization grant")
+    start = _fetch_json(
+        endpoint, {"client_id": settings.client_id, "scope": scope, "resource": settings.audience}
+    )
+    url = str(start.get("verification_uri_complete") or start.get("verification_uri"))
+    prompt(url, str(start.get("user_code", "")))
+    interval = float(start.get("interval", 5))
+    deadline = time.monotonic() + min(float(start.get("expires_in", timeout_s)), timeout_s)
+    form = {
+        "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+        "device_code": str(start.get("device_code", "")),
+        "client_id": settings.client_id,
+    }
+    while time.monotonic() < deadline:
+        sleep(interval)
+        answer = _fetch_json(token_endpoint, form, errors_as_json=True)
+        error = answer.get("error")
+        if error is None and isinstance(answer.get("access_token"), str):
+            return str(answer["access_token"])
+        if error == "slow_down":
+            interval += 5
+        elif error != "authorization_pending":
+            raise PermissionDeniedError(f"device login failed: {error}")
+    raise PermissionDeniedError("device login timed out", hint="run ghaf login --device again")

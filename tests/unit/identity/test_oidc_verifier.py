@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 import jwt
 import pytest
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from ghaf.errors import ConfigError, PermissionDeniedError
-from ghaf.security.oidc import OidcVerifier, mapped_roles
+from ghaf.security.oidc import OidcVerifier, device_code_token, mapped_roles
 from ghaf.settings import IdentitySettings, load_settings
 
 
@@ -25,17 +26,49 @@ class Idp:
     def __init__(self) -> None:
         self.keys: list[dict[str, Any]] = []
         self.jwks_hits = 0
+        self.polls: list[str] = []  # device flow: what each token poll answers, in order
         idp = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path.endswith("openid-configuration"):
-                    body = {"issuer": idp.issuer, "jwks_uri": idp.issuer + "/jwks"}
+                    body = {
+                        "issuer": idp.issuer,
+                        "jwks_uri": idp.issuer + "/jwks",
+                        "token_endpoint": idp.issuer + "/token",
+                        "device_authorization_endpoint": idp.issuer + "/device/auth",
+                    }
                 else:
                     idp.jwks_hits += 1
                     body = {"keys": idp.keys}
                 data = json.dumps(body).encode()
                 self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                form = parse_qs(self.rfile.read(int(self.headers["content-length"])).decode())
+                status, body = 200, {}
+                if self.path == "/device/auth":
+                    assert form["client_id"] == ["cli"]
+                    body = {
+                        "device_code": "dc-1",
+                        "user_code": "ABCD-EFGH",
+                        "verification_uri": idp.issuer + "/device",
+                        "expires_in": 60,
+                        "interval": 1,
+                    }
+                else:
+                    assert form["device_code"] == ["dc-1"]
+                    answer = idp.polls.pop(0)
+                    if answer.startswith("token:"):
+                        body = {"access_token": answer[6:], "token_type": "Bearer"}
+                    else:
+                        status, body = 400, {"error": answer}
+                data = json.dumps(body).encode()
+                self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
@@ -115,3 +148,24 @@ def test_groups_map_to_roles_by_the_settings_rule() -> None:
         "fraud:model_approver",
         "*:sre",
     }
+
+
+def test_device_code_login_polls_until_approved(idp: Idp) -> None:
+    idp.polls = ["authorization_pending", "slow_down", "authorization_pending", "token:at-1"]
+    shown: list[tuple[str, str]] = []
+    waits: list[float] = []
+    settings = IdentitySettings(issuer=idp.issuer, client_id="cli")
+    token = device_code_token(
+        settings, lambda url, code: shown.append((url, code)), sleep=waits.append
+    )
+    assert token == "at-1"
+    assert shown == [(idp.issuer + "/device", "ABCD-EFGH")]
+    assert waits == [1, 1, 6, 6]  # slow_down adds 5 seconds to the interval
+
+
+@pytest.mark.parametrize("error", ["access_denied", "expired_token"])
+def test_device_code_login_refusals(idp: Idp, error: str) -> None:
+    idp.polls = ["authorization_pending", error]
+    settings = IdentitySettings(issuer=idp.issuer, client_id="cli")
+    with pytest.raises(PermissionDeniedError, match=error):
+        device_code_token(settings, lambda url, code: None, sleep=lambda s: None)
