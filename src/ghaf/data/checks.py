@@ -1,10 +1,16 @@
 """Run a contract over a Parquet file: checks compiled to DuckDB SQL, one scan where possible.
 
 Row-level checks (not-null, range, allowed, regex) become ``count(*) FILTER (WHERE
-fails)``; uniqueness, row counts, freshness and distribution statistics are
-aggregates in the same ``SELECT``; so the whole contract reads the data once.
+fails)``; uniqueness, freshness and distribution statistics are aggregates in the
+same ``SELECT``; so the whole contract reads the data once. Before that, the Parquet
+footer's exact statistics (:mod:`ghaf.data.pqstats`) settle what they can without
+reading data: the row count, null counts, integer ranges and allowed sets the
+column's bounds lie inside. Uniqueness of integer keys (compound keys packed into
+one integer) counts distinct values in a bitmap sized by the key's bounds
+(``bitstring_agg``), exact and far cheaper than a hash table; other keys use
+``count(DISTINCT ...)``. Rows with a NULL key part never conflict (SQL ``UNIQUE``).
 Referential checks (an anti-join) and reference statistics need one more query each.
-Samples of failing rows are fetched only for checks that failed.
+Samples of failing rows are fetched only for checks that failed (``LIMIT``).
 """
 
 from __future__ import annotations
@@ -34,10 +40,15 @@ from ghaf.data.contracts import (
     Unique,
     type_matches,
 )
+from ghaf.data.pqstats import FileStats, read_stats
 from ghaf.data.report import CheckResult, ContractReport
 from ghaf.errors import InvalidInputError
 
 SAMPLE_ROWS = 5
+BITMAP_MAX_BITS = 1 << 28
+"""Largest key range counted in a bitmap (32 MiB per thread); wider keys use a hash."""
+EXACT_QUANTILE_ROWS = 20_000_000
+"""Up to this many rows a quantile is exact (8 bytes a value held); above, approximate."""
 RefResolver = Callable[[str], Path]
 """Turns a dataset ref into a local Parquet path (for referential and reference checks)."""
 
@@ -86,25 +97,54 @@ def fail_predicate(check: Check) -> str | None:
     return None
 
 
-def _stat_sql(check: Distribution) -> str:
+def _stat_sql(check: Distribution, rows: int) -> str:
+    """The statistic; quantiles exact (interpolated) up to EXACT_QUANTILE_ROWS, else t-digest."""
     col = ident(check.column)
     if check.stat == "mean":
         return f"avg({col})"
     if check.stat == "std":
         return f"stddev_pop({col})"
     q = 0.5 if check.stat == "median" else float(check.q or 0.5)
-    return f"approx_quantile({col}, {q!r})"
+    function = "quantile_cont" if rows <= EXACT_QUANTILE_ROWS else "approx_quantile"
+    return f"{function}({col}, {q!r})"
 
 
-def _unique_sql(check: Unique) -> str:
-    cols = ", ".join(ident(c) for c in check.columns)
-    if len(check.columns) == 1:
-        col = ident(check.columns[0])
-        return f"count({col}) - count(DISTINCT {col})"
-    return f"count(*) - count(DISTINCT ({cols}))"
+def _unique_sql(check: Unique, stats: FileStats) -> str:
+    """Rows beyond the first of each non-null key: exact, by bitmap where the bounds allow."""
+    cols = [ident(c) for c in check.columns]
+    present = " AND ".join(f"{c} IS NOT NULL" for c in cols)
+    key = _packed_key(check, stats)
+    if key is not None:
+        expr, width = key
+        distinct = f"bit_count(bitstring_agg({expr}, 0::BIGINT, {width - 1}::BIGINT))"
+    elif len(cols) == 1:
+        distinct = f"count(DISTINCT {cols[0]})"
+    else:
+        distinct = f"count(DISTINCT CASE WHEN {present} THEN ({', '.join(cols)}) END)"
+    return f"coalesce(count(*) FILTER (WHERE {present}) - {distinct}, 0)"
 
 
-def _scan(path: Path) -> str:
+def _packed_key(check: Unique, stats: FileStats) -> tuple[str, int] | None:
+    """The key as one integer in ``[0, width)`` from integer columns' exact bounds."""
+    limit = min(BITMAP_MAX_BITS, max(1 << 16, 64 * stats.num_rows))
+    parts, width = [], 1
+    for name in reversed(check.columns):
+        column = stats.columns.get(name)
+        if column is None or column.min is None or column.max is None:
+            return None
+        if not pa.types.is_integer(column.type):
+            return None
+        span = column.max - column.min + 1
+        if width * span > limit:
+            return None
+        parts.append(f"(CAST({ident(name)} AS BIGINT) - ({column.min}::BIGINT)) * {width}")
+        width *= span
+    return " + ".join(parts), width
+
+
+def _scan(path: Path, *, row_numbers: bool = True) -> str:
+    if not row_numbers:
+        return f"read_parquet({literal(str(path))})"
     return f"read_parquet({literal(str(path))}, file_row_number = true)"
 
 
@@ -116,6 +156,31 @@ def _to_jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.hex()
     return value
+
+
+def _settled_by_stats(check: Check, stats: FileStats) -> int | None:
+    """A row-level check's exact failure count from footer statistics, if they settle it."""
+    column = stats.columns.get(check.columns_checked()[0]) if check.row_level else None
+    if column is None:
+        return None
+    if isinstance(check, NotNull):
+        return column.null_count
+    if column.min is None or column.max is None:
+        return None
+    if isinstance(check, Range) and pa.types.is_integer(column.type):
+        low, high = check.min, check.max
+        low_ok = low is None or (isinstance(low, int | float) and column.min >= low)
+        high_ok = high is None or (isinstance(high, int | float) and column.max <= high)
+        return 0 if low_ok and high_ok else None
+    if isinstance(check, Allowed) and column.max - column.min < 1024:
+        boolean = pa.types.is_boolean(column.type)
+        # Only exact integer values (bools for a boolean column) can cover the bounds.
+        allowed = {
+            int(v) for v in check.values if isinstance(v, int) and isinstance(v, bool) == boolean
+        }
+        if all(v in allowed for v in range(column.min, column.max + 1)):
+            return 0
+    return None
 
 
 class ContractRunner:
@@ -218,37 +283,45 @@ class ContractRunner:
             rows = pq.ParquetFile(self.path).metadata.num_rows
             return ContractReport(rows, problems, time.perf_counter() - started)
         checks = self.contract.all_checks()
+        stats = read_stats(self.path)
+        total = stats.num_rows
         selects = ["count(*)"]
         slots: list[tuple[Check, int]] = []
+        by_check: dict[int, Any] = {}
         for check in checks:
-            expr = self._aggregate(check)
+            known = _settled_by_stats(check, stats)
+            if known is not None:
+                by_check[id(check)] = known
+                continue
+            expr = self._aggregate(check, stats)
             if expr is not None:
                 slots.append((check, len(selects)))
                 selects.append(expr)
-        sql = f"SELECT {', '.join(selects)} FROM {_scan(self.path)}"  # noqa: S608  # nosec B608 - quoted identifiers and literals
-        try:
-            row = self._one(sql)
-        except duckdb.Error as exc:
-            raise InvalidInputError(
-                f"contract could not run on {self.path.name}: {exc}",
-                hint="check the contract's values against the column types",
-            ) from exc
-        assert row is not None  # nosec B101 - type narrowing
-        total = int(row[0])
-        by_check = {id(check): row[index] for check, index in slots}
+        if slots:
+            sql = f"SELECT {', '.join(selects)} FROM {_scan(self.path, row_numbers=False)}"  # noqa: S608  # nosec B608 - quoted identifiers and literals
+            try:
+                row = self._one(sql)
+            except duckdb.Error as exc:
+                raise InvalidInputError(
+                    f"contract could not run on {self.path.name}: {exc}",
+                    hint="check the contract's values against the column types",
+                ) from exc
+            assert row is not None  # nosec B101 - type narrowing
+            total = int(row[0])
+            by_check.update({id(check): row[index] for check, index in slots})
         results = [self._result(check, by_check.get(id(check)), total) for check in checks]
         return ContractReport(total, results, time.perf_counter() - started)
 
-    def _aggregate(self, check: Check) -> str | None:
+    def _aggregate(self, check: Check, stats: FileStats) -> str | None:
         predicate = fail_predicate(check)
         if predicate is not None:
             return f"count(*) FILTER (WHERE {predicate})"
         if isinstance(check, Unique):
-            return _unique_sql(check)
+            return _unique_sql(check, stats)
         if isinstance(check, Freshness):
             return f"max({ident(check.column)})"
         if isinstance(check, Distribution):
-            return _stat_sql(check)
+            return _stat_sql(check, stats.num_rows)
         return None
 
     def _result(self, check: Check, value: Any, total: int) -> CheckResult:
@@ -332,7 +405,8 @@ class ContractRunner:
         if self.resolve is None or check.reference is None:
             raise InvalidInputError(f"check {check.label}: a reference needs a platform")
         path = self.resolve(check.reference)
-        sql = f"SELECT {_stat_sql(check)} FROM {_scan(path)}"  # noqa: S608  # nosec B608
+        rows = pq.ParquetFile(path).metadata.num_rows
+        sql = f"SELECT {_stat_sql(check, rows)} FROM {_scan(path, row_numbers=False)}"  # noqa: S608  # nosec B608
         row = self._one(sql)
         if row is None or row[0] is None:
             raise InvalidInputError(
