@@ -15,6 +15,13 @@ Row = tuple[Any, ...]
 """One stored row as read back: ``(event_ts_us, feature values...)`` in requested order."""
 
 
+def stored_form(column: pa.ChunkedArray, dtype: str) -> pa.ChunkedArray:
+    """``column`` as online stores keep it: timestamp features as UTC epoch microseconds."""
+    if dtype == "timestamp":
+        return column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    return column
+
+
 @dataclass(frozen=True)
 class ViewLayout:
     """How one feature view is laid out in an online store."""

@@ -17,7 +17,7 @@ import pyarrow as pa
 from sqlalchemy import select
 
 from ghaf.errors import InvalidInputError
-from ghaf.features.base import OnlineStore, ViewLayout
+from ghaf.features.base import OnlineStore, ViewLayout, stored_form
 from ghaf.features.definitions import FeatureView
 from ghaf.features.offline import ViewRequest, point_in_time_join, quote, source_sql
 from ghaf.features.online import open_online_store
@@ -276,10 +276,13 @@ def _compare(
         key_of(online, i): [online.column(n)[i].as_py() for n in names]
         for i in range(online.num_rows)
     }
+    # Online stores keep timestamp features as epoch microseconds: compare the offline
+    # values in that same stored form, converted exactly as the write path does.
+    offline_columns = [stored_form(offline.column(f.name), f.dtype) for f in view.features]
     mismatches: list[dict[str, Any]] = []
     for i in range(offline.num_rows):
         key = key_of(offline, i)
-        expected = [offline.column(n)[i].as_py() for n in names]
+        expected = [column[i].as_py() for column in offline_columns]
         got = online_rows.pop(key, None)
         if got is None and all(v is None for v in expected):
             continue

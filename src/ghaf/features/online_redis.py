@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from ghaf.errors import BackendUnavailableError, MissingDependencyError
-from ghaf.features.base import Row, ViewLayout
+from ghaf.features.base import Row, ViewLayout, stored_form
 
 _SEP = "\x1f"
 
@@ -76,10 +76,7 @@ class RedisOnlineStore:
         evs = rows.column("__ev").to_pylist()
         values = []
         for name, dtype in layout.features:
-            column = rows.column(name)
-            if dtype == "timestamp":
-                column = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-            values.append(column.to_pylist())
+            values.append(stored_form(rows.column(name), dtype).to_pylist())
         try:
             stored = {} if replace else self._stored_events(redis_keys)
             pipe = self._redis.pipeline(transaction=True)

@@ -19,7 +19,7 @@ import orjson
 import pyarrow as pa
 
 from ghaf.errors import BackendUnavailableError, ConfigError
-from ghaf.features.base import Row, ViewLayout
+from ghaf.features.base import Row, ViewLayout, stored_form
 
 _SQL_TYPES = {
     "float64": "REAL",
@@ -132,10 +132,7 @@ class SqliteOnlineStore:
             keys = [composite_key(values) for values in zip(*parts, strict=True)]
         columns = [keys, rows.column("__ev").to_pylist()]
         for name, dtype in layout.features:
-            column = rows.column(name)
-            if dtype == "timestamp":
-                column = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-            columns.append(column.to_pylist())
+            columns.append(stored_form(rows.column(name), dtype).to_pylist())
         cols = ", ".join(_q(n) for n in ("__k", "__ev", *names))
         marks = ", ".join("?" for _ in range(len(names) + 2))
         updates = ", ".join(f"{_q(n)} = excluded.{_q(n)}" for n in ("__ev", *names))
