@@ -59,7 +59,12 @@ def train_and_register(ctx: DemoContext) -> str:
     feats = _features(tx).to_pandas()
     labels = tx["is_fraud"].to_numpy(zero_copy_only=False).astype(int)
     cut = int(len(feats) * 0.8)  # time-ordered split: train on the past, validate on later days
-    params = {"n_estimators": 40, "learning_rate": 0.15, "num_leaves": 15, "min_child_samples": 50}
+    params: dict[str, Any] = {
+        "n_estimators": 40,
+        "learning_rate": 0.15,
+        "num_leaves": 15,
+        "min_child_samples": 50,
+    }
     with start_run(
         "fraud-lgbm",
         platform=platform,
@@ -79,7 +84,7 @@ def train_and_register(ctx: DemoContext) -> str:
         for name, series in model.evals_result_["valid_0"].items():
             for step, value in enumerate(series):
                 run.log_metric(f"valid_{name}", value, step)
-        scores = model.predict_proba(feats.iloc[cut:])[:, 1]
+        scores = np.asarray(model.predict_proba(feats.iloc[cut:]))[:, 1]
         customers = data.customers
         gender_of = dict(
             zip(customers["customer_id"].to_pylist(), customers["gender"].to_pylist(), strict=True)
