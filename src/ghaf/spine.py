@@ -117,6 +117,12 @@ class Spine:
             finally:
                 _current.reset(token)
 
+    def record_denied(
+        self, actor: Actor, action: str, resource: str, project: str, reason: str
+    ) -> None:
+        """Audit a refusal decided outside :meth:`operation` (authentication, reads)."""
+        self._record(actor, action, resource, project, "denied", {"reason": reason})
+
     def _append(self, session: Session, op: Operation, outcome: Outcome) -> None:
         entry = AuditEntry(
             actor=op.actor.name,

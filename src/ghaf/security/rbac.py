@@ -233,7 +233,7 @@ def audit_denied(
     platform: Platform, actor: Actor, action: str, resource: str, project: str, reason: str
 ) -> None:
     """Append a ``denied`` audit record for a refusal decided outside the spine."""
-    platform.spine._record(actor, action, resource, project, "denied", {"reason": reason})
+    platform.spine.record_denied(actor, action, resource, project, reason)
 
 
 def authorize_read(
