@@ -349,7 +349,17 @@ class ContractRunner:
             return self._references(check, total)
         raise InvalidInputError(f"check kind {check.kind!r} cannot run")  # pragma: no cover
 
+    def _exact_filters(self) -> None:
+        """Evaluate WHERE on every row: no pruning by row-group bounds.
+
+        Parquet writers leave NaN out of a float column's bounds, so a filter pushed down
+        to them skips NaN rows that the (unpruned) aggregate counted as failing: samples
+        would miss them and quarantine would keep them as good rows.
+        """
+        self.con.execute("SET disabled_optimizers = 'filter_pushdown,statistics_propagation'")
+
     def _samples(self, predicate: str) -> list[dict[str, Any]]:
+        self._exact_filters()
         sql = (
             f"SELECT * FROM {_scan(self.path)} WHERE {predicate} "  # noqa: S608  # nosec B608
             f"ORDER BY file_row_number LIMIT {SAMPLE_ROWS}"
@@ -449,6 +459,7 @@ class ContractRunner:
 
     def split(self, good: Path, bad: Path) -> tuple[int, int]:
         """Write rows passing every row-level check to ``good`` and the rest to ``bad``."""
+        self._exact_filters()
         predicates = [p for c in self.contract.all_checks() if (p := fail_predicate(c))]
         failing = " OR ".join(f"coalesce({p}, FALSE)" for p in predicates) or "FALSE"
         counts = []

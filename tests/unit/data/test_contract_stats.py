@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghaf.data.checks import run_contract
+from ghaf.data.checks import ContractRunner, run_contract
 from ghaf.data.contracts import Allowed, Contract, NotNull, Range, Unique
 from ghaf.data.pqstats import read_stats
 
@@ -131,3 +131,14 @@ def test_a_wide_key_falls_back_to_a_hash(tmp_path: Path) -> None:
     pq.write_table(pa.table({"a": ids, "b": ids % 3}), path)
     contract = Contract(checks=(Unique(columns=("a",)), Unique(columns=("a", "b"))))
     assert [r.failed for r in run_contract(contract, path).results] == [1, 1]
+
+
+def test_nan_failing_a_range_is_sampled_and_quarantined(tmp_path: Path) -> None:
+    path = tmp_path / "nan.parquet"
+    # The second row group's written bounds are 0.5..0.5: NaN is left out of them.
+    pq.write_table(pa.table({"x": [0.5, 0.2, 0.5, float("nan")]}), path, row_group_size=2)
+    runner = ContractRunner(Contract(checks=(Range(column="x", max=1.0),)), path)
+    result = runner.run().results[0]
+    assert result.failed == 1 and len(result.samples) == 1
+    assert runner.split(tmp_path / "good.parquet", tmp_path / "bad.parquet") == (3, 1)
+    runner.close()
