@@ -10,7 +10,13 @@ from ghaf.registry.lifecycle import (
     transition_model_version,
     update_model_card,
 )
-from ghaf.registry.service import get_model_version, list_models, list_versions, register_model
+from ghaf.registry.service import (
+    get_model_version,
+    list_models,
+    list_versions,
+    load_example,
+    register_model,
+)
 
 __all__ = [
     "ModelVersion",
@@ -21,6 +27,7 @@ __all__ = [
     "get_model_version",
     "list_models",
     "list_versions",
+    "load_example",
     "load_model",
     "parse_ref",
     "register_model",

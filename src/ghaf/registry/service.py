@@ -353,3 +353,10 @@ def list_versions(platform: Platform, name: str) -> list[ModelVersion]:
             .order_by(ModelVersionRow.version)
         ).scalars()
         return [load_version(session, model, row) for row in rows]
+
+
+def load_example(platform: Platform, version: ModelVersion) -> pa.Table | None:
+    """The example input stored with ``version`` (verified), or None."""
+    if version.example_digest is None:
+        return None
+    return pq.read_table(io.BytesIO(platform.artifacts.read_bytes(version.example_digest)))

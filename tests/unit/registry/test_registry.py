@@ -21,6 +21,7 @@ from ghaf.registry import (
     get_model_version,
     list_models,
     list_versions,
+    load_example,
     load_model,
     register_model,
     set_alias,
@@ -43,6 +44,9 @@ def test_register_get_download_and_load(
     assert get_model_version(platform, "fraud").version == 2
     assert get_model_version(platform, "fraud:latest").version == 2
     assert get_model_version(platform, "fraud:1").signature["inputs"]["fields"][0]["name"] == "f0"
+    example = load_example(platform, v1)
+    assert example is not None and example.num_rows == 3
+    assert load_example(platform, v2) is None
     out = download_model(platform, "fraud:1", tmp_path / "dl")
     assert sorted(p.name for p in out.iterdir() if p.name != "model.sig") == [
         "ghaf-model.json",
