@@ -172,3 +172,18 @@ def test_kill_9_loses_at_most_the_flush_interval(platform: Platform) -> None:
     # flush interval (plus the time one flush takes).
     assert killed_at - last_logged_time <= interval + 0.5
     assert get_run(platform, run_id).status == "running"
+
+
+def test_ghaf_start_run_uses_the_default_platform(platform: Platform) -> None:
+    import ghaf
+    from ghaf.tracking.default import default_platform, set_default_platform
+
+    set_default_platform(None)
+    try:
+        with ghaf.start_run("default", experiment="sdk") as run:
+            run.log_metric("m", 2.0)
+        assert get_run(default_platform(), run.run_id).metrics == {"m": 2.0}
+        assert get_run(platform, run.run_id).experiment == "sdk"  # same home
+    finally:
+        default_platform().close()
+        set_default_platform(None)
