@@ -44,22 +44,13 @@ def serve(
     log_dir: Annotated[Path | None, typer.Option(help="Parquet prediction log directory.")] = None,
 ) -> None:
     """Serve models over the Open Inference Protocol v2 (and POST /predict, /metrics)."""
-    from dataclasses import asdict
-
-    from ghaf.serving.server import ServeConfig, serve_forever
+    from ghaf.serving.server import ServeConfig, model_entry, serve_forever
 
     cli = state(ctx)
     workdir = Path(tempfile.mkdtemp(prefix="ghaf-serve-"))
     specs = [_spec(cli, ref, flavor, workdir) for ref in models]
     config = ServeConfig(
-        models=[
-            {
-                **asdict(s),
-                "path": str(s.path),
-                "signature": s.signature.to_json() if s.signature else None,
-            }
-            for s in specs
-        ],
+        models=[model_entry(s) for s in specs],
         host=host,
         port=port,
         workers=workers,

@@ -58,6 +58,23 @@ class ServeConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def model_entry(
+    spec: Any, *, weight: float = 1.0, shadow: bool = False, **extra: Any
+) -> dict[str, Any]:
+    """A ``ServeConfig.models`` entry for a :class:`~ghaf.serving.base.ModelSpec`."""
+    return {
+        "name": spec.name,
+        "version": str(spec.version),
+        "flavor": spec.flavor,
+        "path": str(spec.path),
+        "signature": spec.signature.to_json() if spec.signature else None,
+        "options": dict(spec.options),
+        "weight": weight,
+        "shadow": shadow,
+        **extra,
+    }
+
+
 def thread_environment(threads: int) -> dict[str, str]:
     """The environment that pins OpenMP/BLAS thread pools to ``threads``."""
     return dict.fromkeys(THREAD_VARIABLES, str(threads))
