@@ -15,6 +15,7 @@ SUITES: tuple[str, ...] = (
     "drift",
     "tracking",
     "contracts",
+    "ingest",
 )
 """Benchmark modules under ``benchmarks/``, each with ``run(size) -> list[Figure]``."""
 
