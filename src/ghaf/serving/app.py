@@ -23,7 +23,7 @@ from ghaf.serving.metrics import Metrics
 from ghaf.serving.models import ServedModel
 from ghaf.serving.predlog import PredictionLogger, now_ms
 from ghaf.serving.protocol import decode_infer, encode_infer, error_body, to_matrix
-from ghaf.serving.records import FeatureLookup, records_to_matrix
+from ghaf.serving.records import FeatureJoiner, FeatureLookup, records_to_matrix
 from ghaf.serving.traffic import TrafficSplit
 
 Scope = MutableMapping[str, Any]
@@ -49,6 +49,11 @@ class Deployment:
     entity_key: str | None = None
     features: FeatureLookup | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    joiner: FeatureJoiner | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.features is not None:
+            self.joiner = FeatureJoiner(self.features)
 
     @classmethod
     def of(cls, served: ServedModel, **kwargs: Any) -> Deployment:
@@ -92,6 +97,8 @@ class ServingApp:
 
     async def astop(self) -> None:
         for deployment in self.deployments.values():
+            if deployment.joiner is not None:
+                deployment.joiner.close()
             for served in deployment.versions.values():
                 if served.batcher is not None:
                     await served.batcher.stop()

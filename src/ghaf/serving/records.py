@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from collections import deque
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -17,33 +20,38 @@ if TYPE_CHECKING:
 
 
 class FeatureLookup(Protocol):
-    """Fetches feature columns for entity ids (one vectorized call per request)."""
+    """Fetches feature columns for entity ids in one vectorized call."""
 
     def lookup(self, entity_ids: Sequence[Any], columns: Sequence[str]) -> dict[str, list[Any]]: ...
 
 
 class OnlineStoreLookup:
-    """Features from the online store through ``ghaf.features.get_online_features``."""
+    """Features from the online store through ``ghaf.features.online.get_online_features``.
 
-    def __init__(self, platform: Any, entity_key: str, features: Sequence[str]) -> None:
+    ``features`` are ``"view:feature"`` refs (or a feature service name); a model column
+    matches the output named after the feature. Unknown entities come back null (NaN).
+    """
+
+    def __init__(self, platform: Any, entity_key: str, features: Sequence[str] | str) -> None:
         self.platform = platform
         self.entity_key = entity_key
-        self.features = list(features)
-        self._get = importlib.import_module("ghaf.features").get_online_features
+        self.features: Sequence[str] | str = (
+            features if isinstance(features, str) else list(features)
+        )
+        self._get = importlib.import_module("ghaf.features.online").get_online_features
 
     def lookup(self, entity_ids: Sequence[Any], columns: Sequence[str]) -> dict[str, list[Any]]:
-        rows = [{self.entity_key: entity} for entity in entity_ids]
-        result = self._get(self.platform, rows, self.features)
-        table: Mapping[str, Any] = result.to_pydict() if hasattr(result, "to_pydict") else result
+        result = self._get(self.platform, {self.entity_key: list(entity_ids)}, self.features)
+        table: Mapping[str, list[Any]] = result.columns
         out: dict[str, list[Any]] = {}
         for column in columns:
             match = column if column in table else _suffix_match(table, column)
-            if match is None:
+            if match is None or match == self.entity_key:
                 raise InvalidInputError(
                     f"the online store has no feature {column!r}",
-                    hint="materialize the feature view the model was trained on",
+                    hint="serve with the feature refs the model was trained on (--features)",
                 )
-            out[column] = list(table[match])
+            out[column] = table[match]
         return out
 
 
@@ -52,6 +60,81 @@ def _suffix_match(table: Mapping[str, Any], column: str) -> str | None:
         if key.split(":")[-1] == column or key.split("__")[-1] == column:
             return key
     return None
+
+
+@dataclass
+class _Pending:
+    ids: list[Any]
+    columns: tuple[str, ...]
+    future: asyncio.Future[dict[str, list[Any]]]
+
+
+class FeatureJoiner:
+    """Coalesces concurrent entity lookups: one online-store call per batch of requests.
+
+    While one lookup runs in the worker thread, new requests queue; the next lookup
+    fetches every queued request's ids (and the union of their columns) at once, then
+    hands each request its slice.
+    """
+
+    def __init__(self, lookup: FeatureLookup, max_ids: int = 8192) -> None:
+        self.lookup = lookup
+        self.max_ids = max_ids
+        self.lookups = 0
+        """Online-store calls made (tests and metrics)."""
+        self.requests = 0
+        self._queue: deque[_Pending] = deque()
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghaf-features")
+
+    async def fetch(self, ids: list[Any], columns: Sequence[str]) -> dict[str, list[Any]]:
+        """``columns`` for ``ids``, looked up together with whatever else is queued."""
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done():
+            self._wakeup = asyncio.Event()
+            self._task = loop.create_task(self._run(), name="ghaf-feature-joiner")
+        future: asyncio.Future[dict[str, list[Any]]] = loop.create_future()
+        self._queue.append(_Pending(ids, tuple(columns), future))
+        self.requests += 1
+        assert self._wakeup is not None  # nosec B101
+        self._wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None  # nosec B101
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            batch: list[_Pending] = []
+            total = 0
+            while self._queue and (not batch or total + len(self._queue[0].ids) <= self.max_ids):
+                item = self._queue.popleft()
+                batch.append(item)
+                total += len(item.ids)
+            columns = list(dict.fromkeys(c for item in batch for c in item.columns))
+            ids = [entity for item in batch for entity in item.ids]
+            try:
+                self.lookups += 1
+                found = await loop.run_in_executor(self._executor, self.lookup.lookup, ids, columns)
+            except Exception as exc:  # noqa: BLE001 - every request of the batch gets the error
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            start = 0
+            for item in batch:
+                end = start + len(item.ids)
+                if not item.future.done():
+                    item.future.set_result({c: found[c][start:end] for c in item.columns})
+                start = end
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 class DictLookup:
@@ -80,21 +163,29 @@ async def records_to_matrix(records: Any, signature: Signature, deployment: Depl
     if not all(isinstance(record, dict) for record in records):
         raise InvalidInputError("each record must be an object", hint="{column: value}")
     key = deployment.entity_key
-    if key is not None and deployment.features is not None and columns[0] not in records[0]:
+    joiner = deployment.joiner
+    missing = [c for c in columns if c not in records[0]]
+    if key is not None and joiner is not None and missing and key in records[0]:
         ids = []
         for index, record in enumerate(records):
             if key not in record:
                 raise InvalidInputError(f"record {index} has no {key!r}", hint="send entity ids")
             ids.append(record[key])
-        loop = asyncio.get_running_loop()
-        found = await loop.run_in_executor(None, deployment.features.lookup, ids, columns)
+        found = await joiner.fetch(ids, missing)
         try:
-            matrix = np.array([found[c] for c in columns], dtype=np.float64).T
+            return np.array(
+                [found[c] if c in found else [r[c] for r in records] for c in columns],
+                dtype=np.float64,
+            ).T
+        except KeyError as exc:
+            raise InvalidInputError(
+                f"a record is missing column {exc.args[0]!r}",
+                hint=f"send {key} with: {', '.join(c for c in columns if c not in missing)}",
+            ) from exc
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(
-                "looked-up features are not all numeric", hint="check the feature view"
+                f"features for {key} are not all numeric: {exc}", hint="check the feature view"
             ) from exc
-        return matrix
     try:
         return np.array([[record[c] for c in columns] for record in records], dtype=np.float64)
     except KeyError as exc:

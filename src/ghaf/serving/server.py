@@ -88,6 +88,7 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
     from ghaf.serving.metrics import Metrics
     from ghaf.serving.models import load_served
     from ghaf.serving.predlog import EventBusSink, ParquetSink, PredictionLogger, PredictionSink
+    from ghaf.serving.records import OnlineStoreLookup
     from ghaf.serving.traffic import TrafficSplit
 
     policy = BatchPolicy(
@@ -108,16 +109,25 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
             dict(raw.get("options") or {}),
         )
         served = load_served(spec, platform=platform, policy=policy, verify=config.verify)
-        entry = grouped.setdefault(spec.name, {"versions": {}, "weights": {}, "shadow": None})
+        entry = grouped.setdefault(
+            spec.name, {"versions": {}, "weights": {}, "shadow": None, "features": None}
+        )
+        entry["features"] = entry["features"] or raw.get("features")
         entry["versions"][spec.version] = served
         if raw.get("shadow"):
             entry["shadow"] = spec.version
         else:
             entry["weights"][spec.version] = float(raw.get("weight", 1.0))
-    deployments = [
-        Deployment(name, e["versions"], TrafficSplit(e["weights"], shadow=e["shadow"]))
-        for name, e in grouped.items()
-    ]
+    deployments = []
+    for name, e in grouped.items():
+        split = TrafficSplit(e["weights"], shadow=e["shadow"])
+        features = e["features"]
+        if features and platform is not None:
+            key = str(features["entity_key"])
+            lookup = OnlineStoreLookup(platform, key, features["refs"])
+            deployments.append(Deployment(name, e["versions"], split, key, lookup))
+        else:
+            deployments.append(Deployment(name, e["versions"], split))
     sinks: list[PredictionSink] = []
     if config.log_dir:
         sinks.append(ParquetSink(Path(config.log_dir), prefix=f"predictions-w{worker}"))
