@@ -132,6 +132,23 @@ def _model_card_update(platform: Platform) -> None:
     update_model_card(platform, platform.admin(), "example:1", "# Edited card")
 
 
+def _deployment_create(platform: Platform) -> None:
+    from ghaf.serving.deployments import create_deployment
+
+    create_deployment(platform, platform.admin(), "example-live", ["example:1"])
+
+
+def _deployment_update(platform: Platform) -> None:
+    from ghaf.serving.deployments import update_deployment
+
+    update_deployment(platform, platform.admin(), "example-live", status="stopped")
+
+
+def _register_and_deploy(platform: Platform) -> None:
+    _register_example_model(platform)
+    _deployment_create(platform)
+
+
 def _example_run(platform: Platform) -> None:
     from ghaf.tracking.service import create_run
 
@@ -303,6 +320,8 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "model.approve": _model_approve,
     "model.promote": _model_promote,
     "model.card_update": _model_card_update,
+    "deployment.create": _deployment_create,
+    "deployment.update": _deployment_update,
     "dataset.write": _dataset_write,
     "dataset.ingest": _dataset_ingest,
     "dataset.ingest_stream": _dataset_ingest_stream,
@@ -337,6 +356,8 @@ SETUP: dict[str, Callable[[Platform], None]] = {
     "model.approve": _register_example_model,
     "model.promote": _register_example_model,
     "model.card_update": _register_example_model,
+    "deployment.create": _register_example_model,
+    "deployment.update": _register_and_deploy,
     "keys.destroy_version": _keys_rotate,
     "group.add_member": _principal_create,
     "role.unbind": _role_bind,

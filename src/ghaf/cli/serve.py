@@ -42,15 +42,54 @@ def serve(
     max_wait_ms: Annotated[float, typer.Option(min=0, help="Hold small batches open.")] = 0.0,
     max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body.")] = 8.0,
     log_dir: Annotated[Path | None, typer.Option(help="Parquet prediction log directory.")] = None,
+    entity_key: Annotated[
+        str | None, typer.Option(help="Records may give this id instead of features.")
+    ] = None,
+    features: Annotated[
+        list[str] | None,
+        typer.Option(help="Online feature refs (view:feature) or a service, for --entity-key."),
+    ] = None,
+    shadow: Annotated[
+        str | None, typer.Option(help="A version that also scores each request, logged only.")
+    ] = None,
+    deployment: Annotated[
+        str | None, typer.Option(help="Deployment record name (default: the first model's).")
+    ] = None,
 ) -> None:
     """Serve models over the Open Inference Protocol v2 (and POST /predict, /metrics)."""
     from ghaf.serving.server import ServeConfig, model_entry, serve_forever
 
     cli = state(ctx)
+    if (entity_key is None) != (not features):
+        raise InvalidInputError(
+            "--entity-key and --features go together",
+            hint="e.g. --entity-key customer_id --features customer_behaviour:spend_7d",
+        )
+    lookup = None
+    if entity_key is not None and features:
+        refs: list[str] | str = (
+            features[0] if len(features) == 1 and ":" not in features[0] else features
+        )
+        lookup = {"entity_key": entity_key, "refs": refs}
     workdir = Path(tempfile.mkdtemp(prefix="ghaf-serve-"))
     specs = [_spec(cli, ref, flavor, workdir) for ref in models]
+    entries = [model_entry(s, features=lookup) for s in specs]
+    if shadow is not None:
+        entries.append(model_entry(_spec(cli, shadow, flavor, workdir), shadow=True))
+    registered = [ref for ref in models if not Path(ref).is_dir()]
+    if registered:
+        from ghaf.serving.deployments import record_deployment
+
+        record = record_deployment(
+            cli.platform(),
+            cli.platform().admin(),
+            deployment or specs[0].name,
+            registered,
+            shadow=shadow,
+        )
+        cli.console.print(f"deployment {record.name} revision {record.revision}: {record.status}")
     config = ServeConfig(
-        models=[model_entry(s) for s in specs],
+        models=entries,
         host=host,
         port=port,
         workers=workers,

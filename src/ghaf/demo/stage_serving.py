@@ -74,13 +74,48 @@ def _champion(ctx: DemoContext) -> ModelSpec | None:
     return spec if set(spec.signature.columns if spec.signature else ()) == set(COLUMNS) else None
 
 
-async def _burst(url: str, records: list[dict[str, Any]]) -> list[int]:
+def _behaviour_model(ctx: DemoContext, table: pa.Table) -> tuple[ModelSpec, Any] | None:
+    """A second model over request fields + the customer's online features (customer ids in).
+
+    Trained on transactions joined with the materialized online features (one lookup),
+    served with an ``OnlineStoreLookup``: requests carry ``customer_id`` and the request
+    fields; the server fetches the rest from the online store, one lookup per batch.
+    """
+    features = ctx.results.get("features")
+    if not features:
+        return None
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from ghaf.features.online import get_online_features
+    from ghaf.serving.records import OnlineStoreLookup
+
+    key, refs = str(features["entity_key"]), list(features["refs"])[:4]
+    names = [ref.split(":")[-1] for ref in refs]
+    sample = table.slice(0, 20_000)
+    online = get_online_features(ctx.platform, {key: sample[key].to_pylist()}, refs).columns
+    feats = _features(sample)
+    x = np.column_stack(
+        [feats[c].to_numpy() for c in COLUMNS]
+        + [np.asarray(online[n], dtype=np.float64) for n in names]
+    )
+    y = sample["is_fraud"].to_numpy(zero_copy_only=False).astype(int)
+    model = HistGradientBoostingClassifier(max_iter=15, random_state=7).fit(x, y)
+    import skops.io as sio
+
+    model_dir = ctx.workdir / "serving" / "fraud-behaviour"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    sio.dump(model, model_dir / "model.skops")
+    _seal(ctx, model_dir)
+    signature = Signature.tabular((*COLUMNS, *names), datatype="FP64")
+    spec = ModelSpec("fraud-behaviour", "1", "skops", model_dir, signature)
+    return spec, OnlineStoreLookup(ctx.platform, key, refs)
+
+
+async def _burst(url: str, records: list[dict[str, Any]], path: str = "/predict") -> list[int]:
     import httpx
 
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        replies = await asyncio.gather(
-            *(client.post("/predict", json=[record]) for record in records)
-        )
+        replies = await asyncio.gather(*(client.post(path, json=[record]) for record in records))
     return [reply.status_code for reply in replies]
 
 
@@ -91,18 +126,36 @@ def serve_and_score(ctx: DemoContext) -> str:
     from ghaf.serving.predlog import ParquetSink, PredictionLogger
     from ghaf.serving.server import background_server
 
-    spec = _champion(ctx) or _quick_model(ctx)
+    champion = _champion(ctx)
+    spec = champion or _quick_model(ctx)
     served = load_served(spec, platform=ctx.platform)
     if served.runtime is None:
         return f"model refused: {served.error}"
+    record = ""
+    if champion is not None:
+        from ghaf.serving.deployments import record_deployment
+
+        deployed = record_deployment(
+            ctx.platform, ctx.platform.admin(), "fraud-live", [f"{spec.name}@champion"]
+        )
+        record = f" as deployment {deployed.name} r{deployed.revision}"
+    deployments = [Deployment.of(served)]
+    behaviour = _behaviour_model(ctx, pq.read_table(ctx.results["bank_paths"]["transactions"]))
+    if behaviour is not None:
+        second = load_served(behaviour[0], platform=ctx.platform)
+        key = behaviour[1].entity_key
+        deployments.append(Deployment.of(second, entity_key=key, features=behaviour[1]))
     log_dir = ctx.workdir / "serving" / "prediction-log"
     logger = PredictionLogger([ParquetSink(log_dir)], flush_every=0.2)
-    app = ServingApp([Deployment.of(served)], prediction_log=logger)
+    app = ServingApp(deployments, prediction_log=logger)
     drift = _features(pq.read_table(ctx.results["bank_paths"]["drift_transactions"]))
     sample = drift.slice(0, 200).to_pylist()
     started = time.perf_counter()
     with background_server(app) as url:
-        codes = asyncio.run(_burst(url, sample))
+        codes = asyncio.run(_burst(url, sample, f"/predict/{spec.name}"))
+        by_id: list[int] = []
+        if behaviour is not None:
+            by_id = asyncio.run(_burst(url, sample, "/predict/fraud-behaviour"))
     seconds = time.perf_counter() - started
     ok = codes.count(200)
     drift_in = ctx.workdir / "serving" / "drift-features.parquet"
@@ -110,7 +163,16 @@ def serve_and_score(ctx: DemoContext) -> str:
     scored = ctx.workdir / "serving" / "drift-scored.parquet"
     stats = score_file(served.runtime, drift_in, scored, progress=False)
     ctx.results["serving"] = {"scored_path": scored, "prediction_log": log_dir, "spec": spec}
+    with_ids = ""
+    if behaviour is not None:
+        joiner = deployments[1].joiner
+        lookups = joiner.lookups if joiner is not None else 0
+        with_ids = (
+            f"; {by_id.count(200)}/{len(by_id)} by customer id "
+            f"(online features, {lookups} store lookups)"
+        )
     return (
-        f"served {spec.name} v{spec.version}: {ok}/{len(codes)} requests ok in {seconds:.1f} s; "
-        f"scored {stats.rows:,} drift-period rows in batch"
+        f"served {spec.name} v{spec.version}{record}: {ok}/{len(codes)} requests ok "
+        f"in {seconds:.1f} s"
+        f"{with_ids}; scored {stats.rows:,} drift-period rows in batch"
     )

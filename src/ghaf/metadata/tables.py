@@ -21,6 +21,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "ghaf.features.tables",
     "ghaf.monitoring.tables",
     "ghaf.pipelines.tables",
+    "ghaf.serving.tables",
 )
 
 

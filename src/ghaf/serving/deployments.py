@@ -1,0 +1,246 @@
+"""Deployment records: what is served under a name (versions + weights, shadow), governed.
+
+``create_deployment`` / ``update_deployment`` are the governed write paths
+(``deployment.create`` / ``deployment.update``, audited by the spine, allowed to the
+``release_manager`` role). Model references are resolved to concrete versions when the
+record is written; each version is linked ``model:NAME:V -> deployment:NAME`` in lineage.
+
+Who may deploy what: an actor acting through a credential (an API token or an OIDC
+login, i.e. a release manager over HTTP) deploys only versions that are approved and
+signed (:func:`ghaf.security.rbac.check_deployable`). Signed is required of everyone;
+the home admin working in embedded mode (the CLI on its own home) may deploy an
+unapproved candidate, for development: that is audited like everything else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from ghaf.metadata.base import utcnow
+from ghaf.platform import Platform
+from ghaf.security.identity import Actor
+from ghaf.serving.tables import DeploymentRow
+from ghaf.spine import current_operation, current_session, governed
+
+STATUSES = ("active", "stopped")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A deployment record: ``models`` maps concrete refs (``fraud:3``) to traffic weights."""
+
+    name: str
+    project: str
+    models: dict[str, float]
+    shadow: str | None
+    status: str
+    revision: int
+    created_by: str
+    created_at: datetime
+    updated_by: str
+    updated_at: datetime
+
+    @property
+    def node(self) -> str:
+        return f"deployment:{self.name}"
+
+
+def _to_record(row: DeploymentRow) -> Deployment:
+    models = {str(m["ref"]): float(m["weight"]) for m in json.loads(row.models)}
+    return Deployment(
+        row.name,
+        row.project,
+        models,
+        row.shadow,
+        row.status,
+        row.revision,
+        row.created_by,
+        row.created_at,
+        row.updated_by,
+        row.updated_at,
+    )
+
+
+def _resolve(platform: Platform, actor: Actor, session: Session, ref: str) -> tuple[str, str]:
+    """(concrete ``name:version``, lineage node) of ``ref``; refuses undeployable versions."""
+    from ghaf.registry.base import parse_ref
+    from ghaf.registry.service import load_version, resolve_rows
+    from ghaf.security.rbac import CREDENTIAL_MARKER, check_deployable
+
+    model, row = resolve_rows(session, parse_ref(ref))
+    version = load_version(session, model, row)
+    approved = any(a != version.created_by for a in version.approvals)
+    embedded_admin = actor.name == platform.admin().name and CREDENTIAL_MARKER not in actor.roles
+    check_deployable(version.ref, approved=approved or embedded_admin, signed=version.signed)
+    return version.ref, version.node
+
+
+def _weights(models: Mapping[str, float] | Sequence[str]) -> dict[str, float]:
+    weights = dict(models) if isinstance(models, Mapping) else dict.fromkeys(models, 1.0)
+    if not weights or any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise InvalidInputError(
+            "a deployment needs at least one model and positive weights",
+            hint="e.g. {'fraud@champion': 90, 'fraud:4': 10}",
+        )
+    return {str(k): float(v) for k, v in weights.items()}
+
+
+def _write_models(
+    platform: Platform,
+    actor: Actor,
+    session: Session,
+    name: str,
+    models: Mapping[str, float] | Sequence[str],
+    shadow: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    from ghaf.lineage import link
+
+    resolved: list[dict[str, Any]] = []
+    for ref, weight in _weights(models).items():
+        concrete, node = _resolve(platform, actor, session, ref)
+        resolved.append({"ref": concrete, "weight": weight})
+        link(node, f"deployment:{name}", "deployed_as")
+    shadow_ref = None
+    if shadow is not None:
+        shadow_ref, node = _resolve(platform, actor, session, shadow)
+        link(node, f"deployment:{name}", "shadowed_in")
+    current_operation().details.update({"models": resolved, "shadow": shadow_ref})
+    return resolved, shadow_ref
+
+
+def _check_name(name: str) -> str:
+    from ghaf.registry.base import check_name
+
+    return check_name(name)
+
+
+@governed("deployment.create", resource="deployment:{name}")
+def create_deployment(
+    platform: Platform,
+    actor: Actor,
+    name: str,
+    models: Mapping[str, float] | Sequence[str],
+    *,
+    shadow: str | None = None,
+    project: str | None = None,
+) -> Deployment:
+    """Record a new deployment ``name`` serving ``models`` (refs -> weights, or a list).
+
+    Raises:
+        AlreadyExistsError: a deployment of that name exists (use :func:`update_deployment`).
+        PolicyViolationError: a version is not signed (or, for a credential, not approved).
+        NotFoundError: a reference names no registered version.
+    """
+    session = current_session()
+    _check_name(name)
+    if session.execute(select(DeploymentRow.id).where(DeploymentRow.name == name)).first():
+        raise AlreadyExistsError(
+            f"deployment {name!r} exists", hint=f"update it: ghaf serve ... --deployment {name}"
+        )
+    resolved, shadow_ref = _write_models(platform, actor, session, name, models, shadow)
+    now = utcnow()
+    row = DeploymentRow(
+        name=name,
+        project=project or platform.default_project,
+        models=json.dumps(resolved),
+        shadow=shadow_ref,
+        status="active",
+        revision=1,
+        created_by=actor.name,
+        created_at=now,
+        updated_by=actor.name,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return _to_record(row)
+
+
+@governed("deployment.update", resource="deployment:{name}")
+def update_deployment(
+    platform: Platform,
+    actor: Actor,
+    name: str,
+    *,
+    models: Mapping[str, float] | Sequence[str] | None = None,
+    shadow: str | None = None,
+    status: str | None = None,
+) -> Deployment:
+    """Change a deployment's models/weights, shadow (``""`` removes it) or status."""
+    session = current_session()
+    row = session.execute(
+        select(DeploymentRow).where(DeploymentRow.name == name).with_for_update()
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError(f"deployment {name!r} does not exist", hint="ghaf serve MODEL@ALIAS")
+    if status is not None and status not in STATUSES:
+        raise InvalidInputError(f"status {status!r} is unknown", hint=f"use {', '.join(STATUSES)}")
+    if models is not None or shadow is not None:
+        current = {m["ref"]: m["weight"] for m in json.loads(row.models)}
+        resolved, shadow_ref = _write_models(
+            platform,
+            actor,
+            session,
+            name,
+            current if models is None else models,
+            (shadow or None) if shadow is not None else row.shadow,
+        )
+        row.models = json.dumps(resolved)
+        row.shadow = shadow_ref
+    if status is not None:
+        row.status = status
+        current_operation().details["status"] = status
+    row.revision += 1
+    row.updated_by = actor.name
+    row.updated_at = utcnow()
+    session.flush()
+    return _to_record(row)
+
+
+def get_deployment(platform: Platform, name: str) -> Deployment:
+    """The deployment record ``name``.
+
+    Raises:
+        NotFoundError: no such deployment.
+    """
+    with platform.read_session() as session:
+        row = session.execute(
+            select(DeploymentRow).where(DeploymentRow.name == name)
+        ).scalar_one_or_none()
+        if row is None:
+            raise NotFoundError(
+                f"deployment {name!r} does not exist", hint="ghaf serve MODEL@ALIAS"
+            )
+        return _to_record(row)
+
+
+def list_deployments(platform: Platform) -> list[Deployment]:
+    with platform.read_session() as session:
+        rows = session.execute(select(DeploymentRow).order_by(DeploymentRow.name)).scalars()
+        return [_to_record(row) for row in rows]
+
+
+def record_deployment(
+    platform: Platform,
+    actor: Actor,
+    name: str,
+    models: Mapping[str, float] | Sequence[str],
+    *,
+    shadow: str | None = None,
+) -> Deployment:
+    """Create the record, or update it (models, shadow, status active) when it exists."""
+    try:
+        get_deployment(platform, name)
+    except NotFoundError:
+        return create_deployment(platform, actor, name, models, shadow=shadow)
+    return update_deployment(
+        platform, actor, name, models=models, shadow=shadow or "", status="active"
+    )

@@ -1,0 +1,110 @@
+"""Deployment records: governed create/update, lineage, check_deployable, one audit record each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from ghaf.errors import AlreadyExistsError, NotFoundError, PolicyViolationError
+from ghaf.lineage import deployments_using, upstream
+from ghaf.models import save_model
+from ghaf.platform import Platform
+from ghaf.registry import approve_model_version, register_model, set_alias
+from ghaf.security.audit_tables import AuditRecordRow
+from ghaf.security.identity import Actor
+from ghaf.security.rbac import CREDENTIAL_MARKER
+from ghaf.serving.deployments import (
+    create_deployment,
+    get_deployment,
+    list_deployments,
+    record_deployment,
+    update_deployment,
+)
+
+
+def _audit(platform: Platform) -> list[AuditRecordRow]:
+    with platform.read_session() as session:
+        return list(session.execute(select(AuditRecordRow).order_by(AuditRecordRow.seq)).scalars())
+
+
+def _count(platform: Platform) -> int:
+    with platform.read_session() as session:
+        return session.execute(select(func.count()).select_from(AuditRecordRow)).scalar_one()
+
+
+@pytest.fixture
+def two_versions(platform: Platform, trained: Any, tmp_path: Path) -> None:
+    save_model(trained.model, tmp_path / "saved")
+    for _ in range(2):
+        register_model(platform, platform.admin(), "fraud", tmp_path / "saved")
+    set_alias(platform, platform.admin(), "fraud", "champion", 1)
+
+
+def test_create_update_and_lineage(platform: Platform, two_versions: None) -> None:
+    before = _count(platform)
+    record = create_deployment(
+        platform, platform.admin(), "fraud-live", {"fraud@champion": 90, "fraud:2": 10}
+    )
+    assert _count(platform) == before + 1
+    last = _audit(platform)[-1]
+    assert (last.action, last.resource, last.outcome) == (
+        "deployment.create",
+        "deployment:fraud-live",
+        "allowed",
+    )
+    assert record.models == {"fraud:1": 90.0, "fraud:2": 10.0}  # the alias resolved to 1
+    assert (record.status, record.revision) == ("active", 1)
+    assert record.created_by == platform.admin().name
+    assert set(upstream(platform, "deployment:fraud-live")) >= {"model:fraud:1", "model:fraud:2"}
+    assert deployments_using(platform, "model:fraud:2") == ["deployment:fraud-live"]
+
+    updated = update_deployment(
+        platform, platform.admin(), "fraud-live", models=["fraud:2"], shadow="fraud:1"
+    )
+    assert _count(platform) == before + 2 and _audit(platform)[-1].action == "deployment.update"
+    assert (updated.models, updated.shadow, updated.revision) == ({"fraud:2": 1.0}, "fraud:1", 2)
+    stopped = update_deployment(platform, platform.admin(), "fraud-live", status="stopped")
+    assert (stopped.status, stopped.shadow) == ("stopped", "fraud:1")
+    assert stopped.models == {"fraud:2": 1.0}
+    assert get_deployment(platform, "fraud-live") == stopped
+    assert [d.name for d in list_deployments(platform)] == ["fraud-live"]
+    again = record_deployment(platform, platform.admin(), "fraud-live", ["fraud@champion"])
+    assert (again.status, again.models, again.shadow) == ("active", {"fraud:1": 1.0}, None)
+
+
+def test_bad_deployments_are_refused_and_store_nothing(
+    platform: Platform, two_versions: None
+) -> None:
+    create_deployment(platform, platform.admin(), "d", ["fraud:1"])
+    with pytest.raises(AlreadyExistsError):
+        create_deployment(platform, platform.admin(), "d", ["fraud:2"])
+    with pytest.raises(NotFoundError):
+        create_deployment(platform, platform.admin(), "e", ["fraud:9"])
+    with pytest.raises(NotFoundError):
+        update_deployment(platform, platform.admin(), "nope", status="stopped")
+    assert [d.name for d in list_deployments(platform)] == ["d"]
+    assert get_deployment(platform, "d").models == {"fraud:1": 1.0}
+    assert _audit(platform)[-1].outcome == "failed"
+
+
+def test_release_manager_deploys_only_approved_signed_versions(
+    platform: Platform, two_versions: None
+) -> None:
+    manager = Actor("rm", roles=frozenset({CREDENTIAL_MARKER, "*:release_manager"}))
+    with pytest.raises(PolicyViolationError, match="fraud:1 is not approved"):
+        create_deployment(platform, manager, "fraud-live", ["fraud:1"])
+    assert _audit(platform)[-1].outcome == "failed"
+    settings = platform.settings.model_copy(update={"local_principals": ["risk-officer"]})
+    with Platform(settings) as second:
+        approve_model_version(second, Actor("risk-officer"), "fraud:1")
+    record = create_deployment(platform, manager, "fraud-live", ["fraud@champion"])
+    assert record.models == {"fraud:1": 1.0} and record.created_by == "rm"
+    ci = Actor("ci", roles=frozenset({CREDENTIAL_MARKER, "*:ci"}))
+    from ghaf.errors import PermissionDeniedError
+
+    with pytest.raises(PermissionDeniedError):
+        update_deployment(platform, ci, "fraud-live", status="stopped")
+    assert _audit(platform)[-1].outcome == "denied"
