@@ -10,7 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, literal, null, select, union_all, update
+import numpy as np
+from sqlalchemy import Float, Text, cast, delete, insert, literal, null, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -21,10 +22,11 @@ from ghaf.platform import Platform
 from ghaf.security.identity import Actor
 from ghaf.spine import current_operation, current_session, governed
 from ghaf.tracking.base import RUN_STATUSES, MetricPoint, Run
+from ghaf.tracking.chunks import Chunk, pack_metrics, unpack_chunk
 from ghaf.tracking.tables import (
     ExperimentRow,
     LatestMetricRow,
-    MetricPointRow,
+    MetricChunkRow,
     RunArtifactRow,
     RunInputRow,
     RunParamRow,
@@ -156,15 +158,12 @@ def log_batch(
             [{"run_id": run_id, "key": k, "value": str(v)} for k, v in tags.items()],
         )
     if metrics:
-        # The driver's executemany, no per-row SQLAlchemy work: this is the flush hot path.
-        # The SQL is a constant; every value is a bound parameter.
-        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        connection.exec_driver_sql(
-            "INSERT INTO run_metrics (run_id, key, value, step, ts) "  # noqa: S608
-            f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})",
-            [(run_id, k, v, s, t) for k, v, s, t in metrics],
+        chunks = pack_metrics(metrics)
+        connection.execute(
+            insert(MetricChunkRow),
+            [{"run_id": run_id, **chunk.row()} for chunk in chunks],
         )
-        _update_latest(session, run_id, metrics)
+        _update_latest(session, run_id, chunks)
     current_operation().details.update(
         {"metrics": len(metrics), "params": len(params or {}), "tags": len(tags or {})}
     )
@@ -193,28 +192,16 @@ def _write_params(session: Session, run_id: str, params: Mapping[str, str]) -> N
         session.connection().execute(insert(RunParamRow), fresh)
 
 
-def _update_latest(session: Session, run_id: str, metrics: Sequence[MetricTuple]) -> None:
-    summary: dict[str, list[float]] = {}
-    get = summary.get
-    for key, value, step, ts in metrics:
-        entry = get(key)
-        if entry is None:
-            summary[key] = [value, step, ts, value, value]
-            continue
-        if step > entry[1] or (step == entry[1] and ts >= entry[2]):
-            entry[0] = value
-            entry[1] = step
-            entry[2] = ts
-        if value < entry[3]:
-            entry[3] = value
-        elif value > entry[4]:
-            entry[4] = value
+def _update_latest(session: Session, run_id: str, chunks: Sequence[Chunk]) -> None:
+    summary: dict[str, list[float]] = {c.key: c.summary() for c in chunks}
     connection = session.connection()
-    rows = connection.execute(
-        select(LatestMetricRow.__table__).where(
-            LatestMetricRow.run_id == run_id, LatestMetricRow.key.in_(list(summary))
-        )
-    ).mappings()
+    rows = list(
+        connection.execute(
+            select(LatestMetricRow.__table__).where(
+                LatestMetricRow.run_id == run_id, LatestMetricRow.key.in_(list(summary))
+            )
+        ).mappings()
+    )
     for old in rows:
         new = summary.pop(old["key"])
         if (old["step"], old["ts"]) > (new[1], new[2]):
@@ -339,24 +326,31 @@ def load_runs(session: Session, rows: Iterable[Any]) -> list[Run]:
     tags: dict[str, dict[str, str]] = {i: {} for i in ids}
     latest: dict[str, dict[str, tuple[float, float, float]]] = {i: {} for i in ids}
     # One round trip for the three kinds of detail: params, tags, latest metrics.
+    _null_float = cast(null(), Float)  # PostgreSQL needs typed NULLs in a UNION
     details: Any = union_all(
         select(
             RunParamRow.run_id,
             literal(0).label("kind"),
             RunParamRow.key,
             RunParamRow.value.label("text"),
-            null().label("number"),
-            null().label("low"),
-            null().label("high"),
+            _null_float.label("number"),
+            _null_float.label("low"),
+            _null_float.label("high"),
         ).where(RunParamRow.run_id.in_(ids)),
         select(
-            RunTagRow.run_id, literal(1), RunTagRow.key, RunTagRow.value, null(), null(), null()
+            RunTagRow.run_id,
+            literal(1),
+            RunTagRow.key,
+            RunTagRow.value,
+            _null_float,
+            _null_float,
+            _null_float,
         ).where(RunTagRow.run_id.in_(ids)),
         select(
             LatestMetricRow.run_id,
             literal(2),
             LatestMetricRow.key,
-            null(),
+            cast(null(), Text),
             LatestMetricRow.value,
             LatestMetricRow.min_value,
             LatestMetricRow.max_value,
@@ -426,12 +420,24 @@ def get_metric_history(platform: Platform, run_id: str, key: str) -> list[Metric
     """Every point of metric ``key`` of a run, by step then time."""
     check_run_id(run_id)
     with platform.read_session() as session:
-        rows = session.execute(
-            select(MetricPointRow.value, MetricPointRow.step, MetricPointRow.ts)
-            .where(MetricPointRow.run_id == run_id, MetricPointRow.key == key)
-            .order_by(MetricPointRow.step, MetricPointRow.ts, MetricPointRow.id)
+        rows = session.connection().execute(
+            select(MetricChunkRow.steps, MetricChunkRow.values, MetricChunkRow.timestamps)
+            .where(MetricChunkRow.run_id == run_id, MetricChunkRow.key == key)
+            .order_by(MetricChunkRow.id)
         )
-        return [MetricPoint(key, value, step, ts) for value, step, ts in rows]
+        parts = [unpack_chunk(steps, values, stamps) for steps, values, stamps in rows]
+    if not parts:
+        return []
+    steps = np.concatenate([p[0] for p in parts])
+    values = np.concatenate([p[1] for p in parts])
+    stamps = np.concatenate([p[2] for p in parts])
+    order = np.lexsort((stamps, steps))  # stable: equal (step, time) keep logging order
+    return [
+        MetricPoint(key, float(v), int(s), float(t))
+        for s, v, t in zip(
+            steps[order].tolist(), values[order].tolist(), stamps[order].tolist(), strict=True
+        )
+    ]
 
 
 def list_experiments(platform: Platform) -> list[str]:

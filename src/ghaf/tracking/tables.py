@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ghaf.metadata.base import Base, UTCDateTime
@@ -62,18 +62,26 @@ class RunTagRow(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
-class MetricPointRow(Base):
-    """One point of a metric series. ``ts`` is epoch seconds (a float, for bulk speed)."""
+class MetricChunkRow(Base):
+    """The points of one metric that one flush wrote, packed column-wise.
+
+    ``steps``, ``values`` and ``timestamps`` are little-endian int64 / float64 / float64
+    arrays of ``count`` entries (timestamps in epoch seconds). One row per key per
+    flush keeps a flush of 10,000 points to a handful of inserts.
+    """
 
     __tablename__ = "run_metrics"
-    __table_args__ = (Index("ix_run_metrics_run_key_step", "run_id", "key", "step"),)
+    __table_args__ = (Index("ix_run_metrics_run_key", "run_id", "key"),)
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(String(250))
-    value: Mapped[float] = mapped_column(Float)
-    step: Mapped[int] = mapped_column(BigInteger)
-    ts: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer)
+    min_step: Mapped[int] = mapped_column(BigInteger)
+    max_step: Mapped[int] = mapped_column(BigInteger)
+    steps: Mapped[bytes] = mapped_column(LargeBinary)
+    values: Mapped[bytes] = mapped_column(LargeBinary)
+    timestamps: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class LatestMetricRow(Base):

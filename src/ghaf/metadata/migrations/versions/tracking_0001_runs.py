@@ -63,13 +63,16 @@ def upgrade() -> None:
         sa.Column("id", _ID, autoincrement=True, nullable=False),
         sa.Column("run_id", sa.String(length=32), nullable=False),
         sa.Column("key", sa.String(length=250), nullable=False),
-        sa.Column("value", sa.Float(), nullable=False),
-        sa.Column("step", sa.BigInteger(), nullable=False),
-        sa.Column("ts", sa.Float(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("min_step", sa.BigInteger(), nullable=False),
+        sa.Column("max_step", sa.BigInteger(), nullable=False),
+        sa.Column("steps", sa.LargeBinary(), nullable=False),
+        sa.Column("values", sa.LargeBinary(), nullable=False),
+        sa.Column("timestamps", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_run_metrics")),
     )
     with op.batch_alter_table("run_metrics", schema=None) as batch_op:
-        batch_op.create_index("ix_run_metrics_run_key_step", ["run_id", "key", "step"])
+        batch_op.create_index("ix_run_metrics_run_key", ["run_id", "key"])
     op.create_table(
         "run_latest_metrics",
         sa.Column("run_id", sa.String(length=32), nullable=False),
