@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import pickle  # nosec B403 - only used through the allow-listing unpickler below
+import pickle  # nosec B403
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
 """Exact (module, name) pairs any payload may reference: containers and NumPy arrays."""
 
 
-class _AllowListUnpickler(pickle.Unpickler):  # nosec B301 - find_class enforces the list
+class _AllowListUnpickler(pickle.Unpickler):  # nosec B301
     def __init__(self, handle: Any, allowed: frozenset[tuple[str, str]], prefixes: tuple[str, ...]):
         super().__init__(handle)
         self._allowed = allowed

@@ -1,4 +1,7 @@
-"""The environment a run ran in: Python, packages, hardware, git commit (captured once)."""
+"""The environment a run ran in: Python, packages, hardware, git commit (captured once).
+
+The git commit comes from running `git` with fixed arguments and no shell.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import functools
 import os
 import platform
 import shutil
-import subprocess  # nosec B404 - runs git with fixed arguments, no shell
+import subprocess  # nosec B404
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -18,12 +21,12 @@ def _git_commit(cwd: Path) -> dict[str, Any] | None:
     if git is None:
         return None
     try:
-        commit = subprocess.run(  # nosec B603 - fixed argv
+        commit = subprocess.run(  # nosec B603
             [git, "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
         )
         if commit.returncode != 0:
             return None
-        dirty = subprocess.run(  # nosec B603 - fixed argv
+        dirty = subprocess.run(  # nosec B603
             [git, "status", "--porcelain", "--untracked-files=no"],
             cwd=cwd,
             capture_output=True,

@@ -8,7 +8,7 @@ entry point, which must be importable where the model is loaded.
 from __future__ import annotations
 
 import importlib
-import pickle  # nosec B403 - dumping only; loading goes through safe_pickle
+import pickle  # nosec B403
 import re
 from collections.abc import Callable
 from pathlib import Path
