@@ -168,6 +168,11 @@ class GhafSettings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
+    serving_require_auth: bool = Field(
+        default=False,
+        description="Model servers (ghaf serve) require Authorization: Bearer (a Ghaf API "
+        "token or an OIDC JWT) on every request but health checks and /metrics.",
+    )
     local_principals: list[str] = Field(
         default_factory=list,
         description="Extra local principals who are home admins in embedded mode "

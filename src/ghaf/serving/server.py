@@ -134,12 +134,41 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
     if config.log_to_bus and platform is not None:
         sinks.append(EventBusSink(platform.events))
     logger = PredictionLogger(sinks) if sinks else None
-    return ServingApp(
+    app = ServingApp(
         deployments,
         metrics=Metrics(worker),
         prediction_log=logger,
         max_body_bytes=config.max_body_bytes,
     )
+    if platform is not None and platform.settings.serving_require_auth:
+        from ghaf.security.http_auth import BearerAuthMiddleware
+
+        return BearerAuthMiddleware(app, platform, public_paths=PUBLIC_PATHS)
+    return app
+
+
+PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/metrics"})
+"""Paths that answer without credentials when ``serving_require_auth`` is on."""
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def tls_settings(platform: Any, host: str) -> Any:
+    """The TLS settings a server on ``host`` listens with.
+
+    ``settings.tls`` as configured, except that a server bound to a loopback address
+    may serve plain HTTP when no certificate is set (nothing leaves the machine; the
+    warning is still logged). Any other address needs a certificate or an explicit
+    ``tls.allow_plain_http``.
+    """
+    from ghaf.settings import TlsSettings
+
+    tls = platform.settings.tls if platform is not None else TlsSettings()
+    if tls.cert_file is None and is_loopback(host) and not tls.allow_plain_http:
+        tls = tls.model_copy(update={"allow_plain_http": True})
+    return tls
 
 
 def _protocol_class() -> type:
@@ -158,12 +187,17 @@ def _protocol_class() -> type:
     return NoDelayHttpToolsProtocol
 
 
-def uvicorn_server(app: Any, host: str, port: int) -> Any:
-    """A configured ``uvicorn.Server`` (uvloop, httptools with TCP_NODELAY, no access log)."""
-    import uvicorn
+def uvicorn_server(app: Any, host: str, port: int, tls: Any = None) -> Any:
+    """A ``uvicorn.Server`` (uvloop, httptools with TCP_NODELAY, no access log).
 
-    config = uvicorn.Config(
+    It listens with ``ghaf.security.tls`` (TLS 1.2+, optional mTLS) per ``tls``
+    (:func:`tls_settings`; default: loopback plain HTTP only).
+    """
+    from ghaf.security.tls import uvicorn_server as tls_server
+
+    return tls_server(
         app,
+        tls if tls is not None else tls_settings(None, host),
         host=host,
         port=port,
         loop="uvloop",
@@ -174,12 +208,11 @@ def uvicorn_server(app: Any, host: str, port: int) -> Any:
         timeout_keep_alive=30,
         backlog=4096,
     )
-    return uvicorn.Server(config)
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket bound with SO_REUSEPORT (the only thing workers share)."""
-    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+    if not is_loopback(host):
         _log.warning("serving on a non-loopback address", host=host)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -194,7 +227,7 @@ def serve_forever(config: ServeConfig, platform: Any = None) -> None:
     """Serve until interrupted: in this process for one worker, else N worker processes."""
     if config.workers <= 1:
         app = build_app(config, platform)
-        server = uvicorn_server(app, config.host, config.port)
+        server = uvicorn_server(app, config.host, config.port, tls_settings(platform, config.host))
         sock = reuseport_socket(config.host, config.port)
         server.run(sockets=[sock])
         return
@@ -246,23 +279,24 @@ def _worker_main(index: str) -> None:
 
         platform = Platform(load_settings(home=Path(config.home)))
     app = build_app(config, platform, worker=index)
-    server = uvicorn_server(app, config.host, config.port)
+    server = uvicorn_server(app, config.host, config.port, tls_settings(platform, config.host))
     server.run(sockets=[reuseport_socket(config.host, config.port)])
 
 
 class BackgroundServer:
     """Run an app on uvicorn in a background thread (tests, the demo, notebooks)."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, tls: Any = None) -> None:
         self.app = app
         self.sock = reuseport_socket(host, port)
         self.host, self.port = self.sock.getsockname()[:2]
-        self.server = uvicorn_server(app, host, self.port)
+        self.server = uvicorn_server(app, host, self.port, tls)
+        self.scheme = "https" if self.server.config.ssl is not None else "http"
         self._thread = threading.Thread(target=self._run, name="ghaf-serve", daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def _run(self) -> None:
         import uvloop
@@ -286,9 +320,11 @@ class BackgroundServer:
 
 
 @contextmanager
-def background_server(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve ``app`` for the duration of the block; yields its base URL."""
-    server = BackgroundServer(app, host, port).start()
+def background_server(
+    app: Any, host: str = "127.0.0.1", port: int = 0, tls: Any = None
+) -> Iterator[str]:
+    """Serve ``app`` for the duration of the block; yields its base URL (http or https)."""
+    server = BackgroundServer(app, host, port, tls).start()
     try:
         yield server.url
     finally:
