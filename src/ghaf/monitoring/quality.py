@@ -84,16 +84,15 @@ def check_quality(
     A column's missing rate counts as a problem when it exceeds the reference's by
     more than ``max_missing_increase`` (or any null where the contract forbids nulls).
     """
-    if contract is None and reference is None:
-        raise InvalidInputError(
-            "nothing to check the window against", hint="pass a reference profile or a contract"
-        )
     rows = window.num_rows
     if rows == 0:
         raise InvalidInputError("the window has no rows", hint="check a window that has data")
     if contract is not None:
         return _against_contract(window, contract, rows)
-    assert reference is not None
+    if reference is None:
+        raise InvalidInputError(
+            "nothing to check the window against", hint="pass a reference profile or a contract"
+        )
     violations: list[str] = []
     results: list[ColumnQuality] = []
     for name, summary in reference.columns.items():
