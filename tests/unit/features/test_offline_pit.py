@@ -152,3 +152,77 @@ def test_unknown_feature_is_named() -> None:
     bad = FeatureView("v", (CUSTOMER,), "s", (Field("y"),))
     with pytest.raises(InvalidInputError, match="no column 'y'"):
         point_in_time_join(_frame(), [ViewRequest(bad, ("y",))], tables={"s": SOURCE})
+
+
+@pytest.mark.parametrize(
+    "far", [timedelta(days=3), timedelta(days=365 * 2000)], ids=["bigint-key", "hugeint-key"]
+)
+def test_ties_and_edges_with_either_asof_key(far: timedelta) -> None:
+    """A narrow source packs (event time, row) into a BIGINT key; one spanning 2,000
+    years with 128 rows does not fit (2,000 years in µs, shifted by 8 bits of row number,
+    passes 2**63) and falls back to HUGEINT. Both answer the same: the later of two rows
+    at the same instant wins, nothing matches before the first row, the last row matches
+    after the last."""
+    import duckdb
+
+    from ghaf.features.offline import key_range, source_sql
+
+    times = [T0, T0 + timedelta(minutes=5), T0 + timedelta(minutes=5), T0 + far] + [T0] * 124
+    source = pa.table(
+        {
+            "cid": pa.array([1, 1, 1, 1] + [2] * 124, pa.int64()),
+            "event_ts": pa.array(times, TS),
+            "x": [1.0, 2.0, 3.0, 4.0] + [0.0] * 124,
+        }
+    )
+    ask = [
+        T0 - timedelta(days=365 * 200),
+        T0 - timedelta(microseconds=1),
+        T0,
+        T0 + timedelta(minutes=5),
+        T0 + far - timedelta(microseconds=1),
+        T0 + far,
+        T0 + far + timedelta(days=365 * 100),
+    ]
+    frame = pa.table({"cid": pa.array([1] * len(ask), pa.int64()), "event_ts": pa.array(ask, TS)})
+    result = point_in_time_join(frame, [ViewRequest(VIEW, ("x",))], tables={"s": source}).read_all()
+    assert result.column("x").to_pylist() == [None, None, 1.0, 3.0, 3.0, 4.0, 4.0]
+    con = duckdb.connect()
+    packed = key_range(con, source_sql(con, VIEW, None, {"s": source}), VIEW)
+    assert (packed is not None) == (far < timedelta(days=365))
+
+
+def test_parquet_entity_frame_is_scanned_like_an_arrow_one(tmp_path: Any) -> None:
+    """A Parquet path is scanned by DuckDB directly: same rows, order, columns and errors."""
+    import pyarrow.parquet as pq
+
+    source = pa.table(
+        {
+            "cid": pa.array([1, 1, 2], pa.int64()),
+            "event_ts": pa.array([T0, T0 + timedelta(minutes=5), T0], TS),
+            "x": [1.0, 2.0, 3.0],
+        }
+    )
+    frame = pa.table(
+        {
+            "cid": pa.array([2, 1, 1, 3], pa.int64()),
+            "event_ts": pa.array([T0 + timedelta(minutes=m) for m in (1, 9, 2, 1)], TS),
+            "label": pa.array([True, False, True, False]),
+        }
+    )
+    path = tmp_path / "entity.parquet"
+    pq.write_table(frame, path, row_group_size=2)
+    request = [ViewRequest(VIEW, ("x",))]
+    from_arrow = point_in_time_join(frame, request, tables={"s": source}).read_all()
+    from_file = point_in_time_join(path, request, tables={"s": source}).read_all()
+    assert from_file.column_names == ["cid", "event_ts", "label", "x"]
+    assert from_file.column("x").to_pylist() == [3.0, 2.0, 1.0, None]
+    assert from_file.column("x").equals(from_arrow.column("x"))
+    assert from_file.column("label").equals(from_arrow.column("label"))
+    nulls = frame.set_column(1, "event_ts", pa.array([T0, None, T0, T0], TS))
+    pq.write_table(nulls, path)
+    with pytest.raises(InvalidInputError, match="'event_ts' has null"):
+        point_in_time_join(path, request, tables={"s": source})
+    pq.write_table(frame.drop(["cid"]), path)
+    with pytest.raises(InvalidInputError, match="'cid'"):
+        point_in_time_join(str(path), request, tables={"s": source})
