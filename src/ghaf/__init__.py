@@ -1,9 +1,37 @@
-"""Ghaf: a governed MLOps platform."""
+"""Ghaf: a governed MLOps platform.
 
-from ghaf.models import load_model
-from ghaf.platform import Platform
-from ghaf.security.identity import Actor
-from ghaf.settings import GhafSettings, load_settings
-from ghaf.tracking import start_run
+The top-level names are imported lazily, so ``import ghaf.<concern>`` (a drift check, a
+feature lookup) does not pay for loading the model flavors and the tracker.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ghaf.models import load_model
+    from ghaf.platform import Platform
+    from ghaf.security.identity import Actor
+    from ghaf.settings import GhafSettings, load_settings
+    from ghaf.tracking import start_run
+
+_EXPORTS = {
+    "Actor": "ghaf.security.identity",
+    "GhafSettings": "ghaf.settings",
+    "Platform": "ghaf.platform",
+    "load_model": "ghaf.models",
+    "load_settings": "ghaf.settings",
+    "start_run": "ghaf.tracking",
+}
 
 __all__ = ["Actor", "GhafSettings", "Platform", "load_model", "load_settings", "start_run"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ghaf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
