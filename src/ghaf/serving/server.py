@@ -210,15 +210,20 @@ def uvicorn_server(app: Any, host: str, port: int, tls: Any = None) -> Any:
     )
 
 
-def reuseport_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket bound with SO_REUSEPORT (the only thing workers share)."""
+def reuseport_socket(host: str, port: int, *, listen: bool = True) -> socket.socket:
+    """A TCP socket bound with SO_REUSEPORT (the only thing workers share), listening.
+
+    ``listen=False`` only reserves the port: the kernel spreads connections over the
+    *listening* sockets of the group, so a holder that never accepts must not listen.
+    """
     if not is_loopback(host):
         _log.warning("serving on a non-loopback address", host=host)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(4096)
+    if listen:
+        sock.listen(4096)
     sock.setblocking(False)
     return sock
 
@@ -238,7 +243,7 @@ def supervise(config: ServeConfig) -> None:
     """Start ``config.workers`` worker processes on one port and wait for them."""
     if config.port == 0:
         raise ConfigError("--workers N needs a fixed --port", hint="pick a port, e.g. --port 8080")
-    holder = reuseport_socket(config.host, config.port)  # reserves the port for the workers
+    holder = reuseport_socket(config.host, config.port, listen=False)  # reserves the port
     env = {**os.environ, **thread_environment(config.threads)}
     payload = orjson.dumps(asdict(config))
     children = [

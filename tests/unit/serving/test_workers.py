@@ -1,0 +1,92 @@
+"""``ghaf serve MODEL@ALIAS --workers 2`` as a real subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from ghaf.models import save_model
+from ghaf.platform import Platform
+from ghaf.registry import register_model, set_alias
+from ghaf.serving.deployments import get_deployment
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"ghaf serve exited: {process.communicate()[1]}")
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise AssertionError("ghaf serve did not become ready")
+
+
+@pytest.mark.slow
+def test_serve_two_workers(platform: Platform, trained: Any, tmp_path: Path) -> None:
+    save_model(trained.model, tmp_path / "saved")
+    version = register_model(platform, platform.admin(), "fraud", tmp_path / "saved")
+    set_alias(platform, platform.admin(), "fraud", "champion", version.version)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    home = str(platform.settings.home)
+    command = [sys.executable, "-m", "ghaf", "--home", home, "serve", "fraud@champion"]
+    process = subprocess.Popen(
+        [*command, "--workers", "2", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_ready(url, process)
+        workers: set[str] = set()
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline:  # one worker may start later
+            with httpx.Client() as fresh:  # a new connection: the kernel picks a worker
+                workers |= set(re.findall(r'worker="(\d+)"', fresh.get(f"{url}/metrics").text))
+        assert workers == {"0", "1"}
+        rows = trained.X[:32]
+        body = {"inputs": [{"name": "input", "shape": [32, 8], "datatype": "FP32",
+                            "data": rows.ravel().tolist()}]}  # fmt: skip
+        want = trained.model.predict_proba(rows)
+        with httpx.Client(base_url=url) as client:
+            for _ in range(5):
+                reply = client.post("/v2/models/fraud/infer", json=body)
+                assert reply.status_code == 200
+                got = np.reshape(reply.json()["outputs"][0]["data"], (32, 2))
+                np.testing.assert_allclose(got, want)
+            # TCP_NODELAY: with Nagle + delayed ACK each keep-alive POST would take ~40 ms.
+            started = time.perf_counter()
+            for _ in range(20):
+                client.post("/v2/models/fraud/infer", json=body)
+            assert (time.perf_counter() - started) / 20 < 0.03
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode is not None
+    record = get_deployment(platform, "fraud")
+    assert record.models == {"fraud:1": 1.0} and record.status == "active"
