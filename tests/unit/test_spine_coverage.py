@@ -307,6 +307,35 @@ def _pipeline_run_finish(platform: Platform) -> None:
     finish_run(platform, platform.admin(), "r1", status="succeeded")
 
 
+def _features_apply(platform: Platform) -> None:
+    from ghaf.features.registry import apply_definitions
+    from ghaf.testing.online_store import make_source, sample_definitions
+
+    source = make_source(platform.settings.home / "feature_source.parquet")
+    apply_definitions(platform, platform.admin(), sample_definitions(source))  # type: ignore[arg-type]
+
+
+def _features_materialize(platform: Platform) -> None:
+    from ghaf.features.materialize import materialize
+
+    materialize(platform, platform.admin())
+
+
+def _features_save_training_set(platform: Platform) -> None:
+    import pyarrow as pa
+
+    from ghaf.features.retrieval import get_historical_features, save_training_set
+    from ghaf.testing.online_store import T0, TS
+
+    frame = pa.table(
+        {"customer_id": pa.array([1, 2], pa.int64()), "event_ts": pa.array([T0, T0], TS)}
+    )
+    data = get_historical_features(platform, frame, ["customer_stats:spend"])
+    save_training_set(
+        platform, platform.admin(), "training_example", data, ["customer_stats:spend"]
+    )
+
+
 EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "experiment.create": _experiment_create,
     "run.create": _example_run,
@@ -342,10 +371,15 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "pipeline.run_start": _pipeline_run_start,
     "pipeline.step_update": _pipeline_step_update,
     "pipeline.run_finish": _pipeline_run_finish,
+    "features.apply": _features_apply,
+    "features.materialize": _features_materialize,
+    "features.save_training_set": _features_save_training_set,
 }
 """One call per governed action; add yours when you add a governed function."""
 
 SETUP: dict[str, Callable[[Platform], None]] = {
+    "features.materialize": _features_apply,
+    "features.save_training_set": _features_apply,
     "transform.run": _dataset_write,
     "run.log_batch": _example_run,
     "run.end": _example_run,
