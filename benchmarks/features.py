@@ -287,9 +287,9 @@ def _feast_status() -> str:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(FEAST_VENV)], check=False)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "feast==0.67.0"],
+            [str(python), "-m", "pip", "install", "-q", "feast[duckdb]==0.67.0"],
             check=False,
-            timeout=600,
+            timeout=900,
             capture_output=True,
         )
     probe = subprocess.run(
@@ -299,6 +299,79 @@ def _feast_status() -> str:
         check=False,
     )
     return probe.stdout.strip() if probe.returncode == 0 else "not installable here"
+
+
+FEAST_RUNNER = Path(__file__).with_name("_feast_runner.py")
+FEAST = "feast-0.67"
+
+
+def _feast_child(op: str, root: Path, *extra: str) -> tuple[dict[str, Any], float]:
+    """One Feast operation in a fresh process of the Feast venv: (its JSON, peak RSS MiB)."""
+    process = subprocess.Popen(
+        [str(FEAST_VENV / "bin" / "python"), str(FEAST_RUNNER), op, str(root), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"Feast runner {op} exited {os.waitstatus_to_exitcode(status)}")
+    lines = [line for line in output.splitlines() if line.strip().startswith("{")]
+    return json.loads(lines[-1]), usage.ru_maxrss / 1024
+
+
+def _feast_figures(root: Path, size: dict[str, int], ours: dict[str, float]) -> list[Figure]:
+    """Feast 0.67 on the same files, beside Ghaf's figures of this run (``ours``)."""
+    figures: list[Figure] = []
+    _feast_child("apply", root)
+    for store, label in (
+        ("dask", "default (dask) offline store"),
+        ("duckdb", "duckdb offline store"),
+    ):
+        got, rss = _feast_child(f"w2_{store}", root)
+        if "unavailable" in got:
+            print(json.dumps({"name": f"w2_{FEAST}_{store}", "unavailable": got["unavailable"]}))
+            continue
+        anchor = f"{FEAST} {label}"
+        figures += [
+            Figure(f"w2_wall_s_vs_feast_{store}", ours["w2_s"], "s", anchor, got["seconds"], False),
+            Figure(
+                f"w2_x_faster_than_feast_{store}",
+                got["seconds"] / ours["w2_s"],
+                "x (issue: >= 15 vs default)" if store == "dask" else "x",
+            ),
+            Figure(f"w2_peak_rss_vs_feast_{store}", ours["w2_rss"], "MiB", anchor, rss, False),
+            Figure(f"w2_rows_out_vs_feast_{store}", size["rows"], "rows", anchor, got["rows"]),
+            Figure(
+                f"w2_null_rows_vs_feast_{store}", ours["w2_nulls"], "rows", anchor, got["null_rows"]
+            ),
+        ]
+    got, _ = _feast_child("materialize", root)
+    anchor = f"{FEAST} materialize in-process to SQLite"
+    figures += [
+        Figure("materialize_s_vs_feast", ours["mat_s"], "s", anchor, got["seconds"], False),
+        Figure(
+            "materialize_x_faster_than_feast",
+            got["seconds"] / ours["mat_s"],
+            "x (issue: >= 5)",
+        ),
+    ]
+    got, _ = _feast_child("w3", root, str(size["calls"]), str(size["entities"]))
+    for n in (1, 100):
+        for q in ("p50", "p99"):
+            figures.append(
+                Figure(
+                    f"w3_sqlite_{n}_{q}_vs_feast",
+                    ours[f"w3_{n}_{q}"],
+                    "us",
+                    f"{FEAST} SQLite online store",
+                    got[f"{n}_{q}"],
+                    False,
+                )
+            )
+    return figures
 
 
 def run(size_name: str) -> list[Figure]:
@@ -387,17 +460,20 @@ def run(size_name: str) -> list[Figure]:
                 )
             )
             figures.append(Figure(f"w3_http_c{c}_errors", http[f"ghaf_c{c}_errors"], "errors"))
+        # Feast only in the full size: smoke (CI) neither creates nor uses its venv.
         if size_name == "full":
             status = _feast_status()
-            print(
-                json.dumps(
-                    {
-                        "name": "feast",
-                        "status": status,
-                        "note": "Feast W2/W3 not measured by this benchmark yet",
-                    }
-                )
-            )
+            if status != "0.67.0":
+                print(json.dumps({"name": FEAST, "status": status}))
+            else:
+                ours_now = {
+                    "w2_s": ours["seconds"],
+                    "w2_rss": ours_rss,
+                    "w2_nulls": float(nulls),
+                    "mat_s": mat["seconds"],
+                    **{f"w3_{k.removeprefix('ghaf_')}": v for k, v in w3.items() if "ghaf" in k},
+                }
+                figures += _feast_figures(root, size, ours_now)
         shutil.rmtree(root / "home", ignore_errors=True)
     return figures
 
