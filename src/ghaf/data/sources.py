@@ -18,7 +18,8 @@ from ghaf.data.base import Source
 from ghaf.errors import BackendUnavailableError, InvalidInputError, MissingDependencyError
 
 BATCH_ROWS = 65_536
-BLOCK_BYTES = 16 << 20
+BLOCK_BYTES = 4 << 20
+"""CSV/JSON read block: the reader holds several blocks at once, so this sets its memory."""
 _CSV_ROW = re.compile(r"Row #(\d+)")
 _CSV_COLUMN = re.compile(r"In CSV column #(\d+)")
 _JSON_ROW = re.compile(r"in row (\d+)")

@@ -32,7 +32,7 @@ from ghaf.security.identity import Actor
 from ghaf.spine import current_operation, current_session, governed
 
 _FLUSH_ROWS = 1 << 20
-_FLUSH_BYTES = 64 << 20
+_FLUSH_BYTES = 32 << 20
 
 
 @dataclass
@@ -85,7 +85,7 @@ def stage(
 ) -> Staged:
     """Stream ``data`` into a zstd Parquet file in ``directory``, profiling in the same pass.
 
-    Memory stays bounded: batches are buffered up to ~64 MiB per row group.
+    Memory stays bounded: batches are buffered up to ~32 MiB per row group.
     """
     path = directory / "data.parquet"
     writer: pq.ParquetWriter | None = None
@@ -98,6 +98,8 @@ def stage(
         if writer is not None and pending:
             writer.write_table(pa.Table.from_batches(pending), row_group_size=_FLUSH_ROWS)
         pending, pending_rows, pending_bytes = [], 0, 0
+        # The allocator keeps freed blocks; hand them back so RSS tracks what is live.
+        pa.default_memory_pool().release_unused()
 
     try:
         for raw in _batches_of(data):
