@@ -67,26 +67,30 @@ print(json.dumps({"single": single, "batch": batch, "search_ms": median, "found"
 """
 
 
+MLFLOW_PACKAGES = (
+    MLFLOW_PIN,
+    "scikit-learn==1.9.1",
+    "lightgbm==4.7.0",
+    "xgboost-cpu==3.2.0",
+    "onnx==1.23.2",
+    "skl2onnx==1.20.0",
+)
+
+
 def ensure_mlflow_venv() -> Path | None:
-    """The MLflow venv's python, created on first use; None when it cannot be built."""
+    """The MLflow venv's python, created (or completed) on first use; None when it cannot be."""
     python = MLFLOW_VENV / "bin" / "python"
-    if not python.exists():
+    marker = MLFLOW_VENV / (".installed-" + "_".join(p.split("==")[0] for p in MLFLOW_PACKAGES))
+    if not marker.exists():
         try:
-            subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
+            if not python.exists():
+                subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
             subprocess.run(
-                [
-                    str(python),
-                    "-m",
-                    "pip",
-                    "install",
-                    "-q",
-                    MLFLOW_PIN,
-                    "scikit-learn==1.9.1",
-                    "lightgbm==4.7.0",
-                ],
+                [str(python), "-m", "pip", "install", "-q", *MLFLOW_PACKAGES],
                 check=True,
                 timeout=1800,
             )
+            marker.touch()
         except (OSError, subprocess.SubprocessError) as exc:
             print(f"# mlflow venv unavailable: {exc}", file=sys.stderr)
             return None

@@ -21,7 +21,9 @@ IN_CI = bool(os.environ.get("CI"))
 _SAVE = r"""
 import json, sys, warnings
 warnings.filterwarnings("ignore")
-import numpy as np, mlflow.sklearn, mlflow.lightgbm, lightgbm
+import numpy as np, mlflow.sklearn, mlflow.lightgbm, mlflow.xgboost, mlflow.onnx
+import lightgbm, xgboost
+from skl2onnx import to_onnx
 from sklearn.linear_model import LogisticRegression
 out = sys.argv[1]
 rng = np.random.default_rng(7)
@@ -30,8 +32,14 @@ sk = LogisticRegression().fit(x, y)
 mlflow.sklearn.save_model(sk, f"{out}/sk")
 booster = lightgbm.train({"objective": "binary", "verbose": -1}, lightgbm.Dataset(x, y), 10)
 mlflow.lightgbm.save_model(booster, f"{out}/lgb")
+xgb = xgboost.XGBClassifier(n_estimators=5, max_depth=2).fit(x, y)
+mlflow.xgboost.save_model(xgb, f"{out}/xgb")
+x32 = x.astype(np.float32)
+onx = to_onnx(sk, x32[:1], options={id(sk): {"zipmap": False}})
+mlflow.onnx.save_model(onx, f"{out}/onnx")
 print(json.dumps({"x": x[:20].tolist(), "sk": sk.predict_proba(x[:20]).tolist(),
-                  "lgb": booster.predict(x[:20]).tolist()}))
+                  "lgb": booster.predict(x[:20]).tolist(),
+                  "xgb": xgb.predict_proba(x[:20]).tolist()}))
 """
 
 
@@ -85,6 +93,18 @@ def test_import_models_saved_by_mlflow(
     assert imported.flavor == "lightgbm"
     np.testing.assert_allclose(
         load_model(platform, "lgb").predict_proba(x)[:, 1], reference["lgb"], rtol=1e-6
+    )
+    assert (
+        import_mlflow_model(platform, platform.admin(), tmp_path / "xgb", "xgb").flavor == "xgboost"
+    )
+    np.testing.assert_allclose(
+        load_model(platform, "xgb").predict_proba(x), reference["xgb"], rtol=1e-5
+    )
+    assert (
+        import_mlflow_model(platform, platform.admin(), tmp_path / "onnx", "onx").flavor == "onnx"
+    )
+    np.testing.assert_allclose(
+        load_model(platform, "onx").predict_proba(x.astype(np.float32)), reference["sk"], rtol=1e-4
     )
 
 
