@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-EXTRAS := dev,postgres,redis,nats,s3,ml,serve,data
+EXTRAS := dev,postgres,redis,nats,s3,ml,serve,data,ray
 BENCH_SIZE ?= full
 
 .PHONY: demo test lint unit pytest bench bench-smoke bench-gpu audit clean services
