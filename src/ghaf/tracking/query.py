@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.orm import aliased
 
 from ghaf.errors import InvalidInputError
@@ -88,6 +90,23 @@ def _ordered(query: Any, order: list[tuple[Field, bool]]) -> Any:
     return query.order_by(*clauses)
 
 
+@functools.lru_cache(maxsize=256)
+def _statement(filter: str, order_by: tuple[str, ...], experiments: tuple[str, ...]) -> Any:
+    """The SELECT for a filter, order and experiments; built once per distinct search.
+
+    Building SQLAlchemy expressions costs more than running them on 500 runs, and a
+    statement holds no values of its own beyond bound parameters, so it is cached.
+    """
+    condition = filter_condition(filter)
+    order = parse_order_by(order_by)
+    query = run_query()
+    if experiments:
+        query = query.where(ExperimentRow.name.in_(list(experiments)))
+    if condition is not None:
+        query = query.where(condition)
+    return _ordered(query, order).offset(bindparam("offset")).limit(bindparam("limit"))
+
+
 def search_runs(
     platform: Platform,
     filter: str | None = None,
@@ -106,17 +125,11 @@ def search_runs(
         raise InvalidInputError(
             f"max_results {max_results} is out of range", hint=f"use 1 to {MAX_RESULTS}"
         )
-    condition = filter_condition(filter)
-    order = parse_order_by(order_by)
+    query = _statement(filter or "", tuple(order_by), tuple(experiments or ()))
     offset = _decode_token(page_token)
-    query = run_query()
-    if experiments:
-        query = query.where(ExperimentRow.name.in_(list(experiments)))
-    if condition is not None:
-        query = query.where(condition)
-    query = _ordered(query, order).offset(offset).limit(max_results + 1)
     with platform.read_session() as session:
-        rows = list(session.connection().execute(query))
+        connection = session.connection()
+        rows = list(connection.execute(query, {"offset": offset, "limit": max_results + 1}))
         more = len(rows) > max_results
         runs = load_runs(session, rows[:max_results])
     return RunPage(runs, _encode_token(offset + max_results) if more else None)

@@ -11,7 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Float, Text, cast, delete, insert, literal, null, select, union_all, update
+from sqlalchemy import (
+    Float,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    insert,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -315,73 +327,60 @@ def run_query() -> Any:
     return select(*RUN_COLUMNS).join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
 
 
+_NULL_FLOAT = cast(null(), Float)  # PostgreSQL needs typed NULLs in a UNION
+_DETAILS = union_all(
+    select(
+        RunParamRow.run_id,
+        literal(0).label("kind"),
+        RunParamRow.key,
+        RunParamRow.value.label("text"),
+        _NULL_FLOAT.label("number"),
+        _NULL_FLOAT.label("low"),
+        _NULL_FLOAT.label("high"),
+    ),
+    select(
+        RunTagRow.run_id,
+        literal(1),
+        RunTagRow.key,
+        RunTagRow.value,
+        _NULL_FLOAT,
+        _NULL_FLOAT,
+        _NULL_FLOAT,
+    ),
+    select(
+        LatestMetricRow.run_id,
+        literal(2),
+        LatestMetricRow.key,
+        cast(null(), Text),
+        LatestMetricRow.value,
+        LatestMetricRow.min_value,
+        LatestMetricRow.max_value,
+    ),
+).subquery("details")
+_DETAILS_OF = select(_DETAILS).where(_DETAILS.c.run_id.in_(bindparam("ids", expanding=True)))
+"""Params, tags and latest metrics of the runs ``ids``, in one statement built once."""
+
+
 def load_runs(session: Session, rows: Iterable[Any]) -> list[Run]:
     """Assemble :class:`Run` records (params, latest metrics, tags...) from RUN_COLUMNS rows."""
-    pairs = list(rows)
-    ids = [row.id for row in pairs]
-    connection = session.connection()
-    if not ids:
+    runs = {
+        run_id: Run(run_id, experiment, name, status, user, project, start, end, parent)
+        for run_id, name, status, user, project, start, end, parent, experiment, *_ in rows
+    }
+    if not runs:
         return []
-    params: dict[str, dict[str, str]] = {i: {} for i in ids}
-    tags: dict[str, dict[str, str]] = {i: {} for i in ids}
-    latest: dict[str, dict[str, tuple[float, float, float]]] = {i: {} for i in ids}
-    # One round trip for the three kinds of detail: params, tags, latest metrics.
-    _null_float = cast(null(), Float)  # PostgreSQL needs typed NULLs in a UNION
-    details: Any = union_all(
-        select(
-            RunParamRow.run_id,
-            literal(0).label("kind"),
-            RunParamRow.key,
-            RunParamRow.value.label("text"),
-            _null_float.label("number"),
-            _null_float.label("low"),
-            _null_float.label("high"),
-        ).where(RunParamRow.run_id.in_(ids)),
-        select(
-            RunTagRow.run_id,
-            literal(1),
-            RunTagRow.key,
-            RunTagRow.value,
-            _null_float,
-            _null_float,
-            _null_float,
-        ).where(RunTagRow.run_id.in_(ids)),
-        select(
-            LatestMetricRow.run_id,
-            literal(2),
-            LatestMetricRow.key,
-            cast(null(), Text),
-            LatestMetricRow.value,
-            LatestMetricRow.min_value,
-            LatestMetricRow.max_value,
-        ).where(LatestMetricRow.run_id.in_(ids)),
-    )
-    for run_id, kind, key, text, number, low, high in connection.execute(details):
+    details = session.connection().execute(_DETAILS_OF, {"ids": list(runs)})
+    for run_id, kind, key, text, number, low, high in details:
+        run = runs[run_id]
         if kind == 0:
-            params[run_id][key] = text
+            run.params[key] = text
         elif kind == 1:
-            tags[run_id][key] = text
+            run.tags[key] = text
         else:
-            latest[run_id][key] = (number, low, high)
-    return [
-        Run(
-            run_id=row.id,
-            experiment=row.experiment,
-            name=row.name,
-            status=row.status,
-            user=row.user,
-            project=row.project,
-            start_time=row.start_time,
-            end_time=row.end_time,
-            parent_run_id=row.parent_run_id,
-            params=params[row.id],
-            metrics={k: v[0] for k, v in latest[row.id].items()},
-            metric_min={k: v[1] for k, v in latest[row.id].items()},
-            metric_max={k: v[2] for k, v in latest[row.id].items()},
-            tags=tags[row.id],
-        )
-        for row in pairs
-    ]
+            run.metrics[key] = number
+            run.metric_min[key] = low
+            run.metric_max[key] = high
+    return list(runs.values())
 
 
 def get_run(platform: Platform, run_id: str, *, with_env: bool = True) -> Run:
