@@ -28,7 +28,12 @@ from ghaf.pipelines.examples import flaky, numbers
 from ghaf.platform import Platform
 from ghaf.settings import load_settings
 
-pytestmark = [pytest.mark.service, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.service,
+    pytest.mark.slow,
+    # Ray's driver leaves a helper Popen to be reaped at exit: third-party noise.
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
 
 RAY = Path(sys.executable).parent / "ray"
 
