@@ -26,9 +26,17 @@ from benchmarks.common import Figure
 ROOT = Path(__file__).resolve().parent.parent
 THREADS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 SIZES = {
-    "smoke": {"seconds": 2, "w6_rows": 100_000, "soak": 0},
-    "full": {"seconds": 20, "w6_rows": 1_000_000, "soak": 60},
+    "smoke": {"seconds": 1, "w6_rows": 50_000, "soak": 0, "w6_peak_rows": 0, "train": 5_000},
+    "full": {
+        "seconds": 20,
+        "w6_rows": 1_000_000,
+        "soak": 60,
+        "w6_peak_rows": 10_000_000,
+        "train": 20_000,
+    },
 }
+SOAK_RATE = 200
+"""Requests per second of the soak (1-row OIP requests, fixed schedule)."""
 
 
 def _free_port() -> int:
@@ -37,7 +45,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def train_w4(workdir: Path) -> tuple[Any, np.ndarray, Path]:
+def train_w4(workdir: Path, rows: int = 20_000) -> tuple[Any, np.ndarray, Path]:
     """The W4 model (seed 7), saved with skops and sealed like the registry would."""
     import skops.io as sio
     from sklearn.datasets import make_classification
@@ -45,7 +53,7 @@ def train_w4(workdir: Path) -> tuple[Any, np.ndarray, Path]:
 
     from ghaf.serving.models import write_digests
 
-    x, y = make_classification(n_samples=20_000, n_features=20, random_state=7)
+    x, y = make_classification(n_samples=rows, n_features=20, random_state=7)
     x = x.astype(np.float32)
     model = HistGradientBoostingClassifier(max_iter=100, random_state=7).fit(x, y)
     model_dir = workdir / "w4"
@@ -55,10 +63,16 @@ def train_w4(workdir: Path) -> tuple[Any, np.ndarray, Path]:
     return model, x, model_dir
 
 
-def _start(args: list[str], port: int, env_extra: dict[str, str] | None = None) -> Any:
+def _start(
+    args: list[str],
+    port: int,
+    env_extra: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+) -> Any:
     env = {**os.environ, **THREADS_ENV, **(env_extra or {})}
-    process = subprocess.Popen(args, env=env, cwd=ROOT)
-    deadline = time.monotonic() + 60
+    process = subprocess.Popen(args, env=env, cwd=cwd or ROOT)
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
@@ -258,11 +272,201 @@ def prepare_onnx(model: Any, x: np.ndarray, workdir: Path) -> list[Figure]:
     return [Figure("ONNX parity max |diff| (tolerance 1e-4)", worst, "abs", None, None, False)]
 
 
+def bench_w6_peak(size: str, workdir: Path) -> list[Figure]:
+    """Score W6_PEAK rows (10M at full size) in a child; its peak RSS must stay under 1 GiB."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from benchmarks.common import run_child
+
+    n = SIZES[size]["w6_peak_rows"]
+    if not n:
+        return []
+    source, output = workdir / "w6-peak.parquet", workdir / "w6-peak-out.parquet"
+    rng = np.random.default_rng(7)
+    columns = [f"f{i}" for i in range(20)]
+    schema = pa.schema([pa.field(c, pa.float32()) for c in columns])
+    with pq.ParquetWriter(source, schema) as writer:
+        for start in range(0, n, 500_000):
+            chunk = rng.standard_normal((min(500_000, n - start), 20), dtype=np.float32)
+            table = pa.table({c: chunk[:, i] for i, c in enumerate(columns)}, schema=schema)
+            writer.write_table(table, row_group_size=65_536)
+    result, rss = run_child(
+        "benchmarks._serving_w6", str(workdir / "w4"), str(source), str(output), env=THREADS_ENV
+    )
+    source.unlink()
+    output.unlink(missing_ok=True)
+    label = f"{n / 1e6:g}M"
+    return [
+        Figure(f"W6 {label} rows peak RSS", rss, "MiB", "limit 1 GiB", 1024.0, False),
+        Figure(f"W6 {label} rows/s Parquet->Parquet", result["rows"] / result["seconds"], "rows/s"),
+    ]
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def soak(url: str, body: bytes, seconds: int, rate: int, pid: int) -> dict[str, float]:
+    """Send ``rate`` requests/s for ``seconds`` on a fixed schedule; sample the server's RSS."""
+    import asyncio
+    import threading
+
+    import httpx
+
+    samples: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(1.0):
+            samples.append(_rss_mib(pid))
+
+    async def drive() -> tuple[list[int], list[float]]:
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+        headers = {"content-type": "application/json"}
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as client:
+
+            async def one() -> tuple[int, float]:
+                started = time.perf_counter()
+                try:
+                    reply = await client.post("/v2/models/w4/infer", content=body, headers=headers)
+                    return reply.status_code, time.perf_counter() - started
+                except httpx.HTTPError:
+                    return 0, time.perf_counter() - started
+
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            tasks = []
+            for i in range(seconds * rate):
+                delay = start + i / rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(loop.create_task(one()))
+            results = await asyncio.gather(*tasks)
+        return [code for code, _ in results], [t for _, t in results]
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        codes, latencies = asyncio.run(drive())
+    finally:
+        done.set()
+        sampler.join()
+    window = max(1, min(10, len(samples) // 3))
+    return {
+        "requests": float(len(codes)),
+        "errors": float(sum(1 for code in codes if code != 200)),
+        "p99": float(np.percentile(latencies, 99) * 1000),
+        "rss_start": float(np.mean(samples[:window])) if samples else 0.0,
+        "rss_end": float(np.mean(samples[-window:])) if samples else 0.0,
+        "rss_max": max(samples) if samples else 0.0,
+    }
+
+
+def bench_soak(size: str, x: np.ndarray, model_dir: Path, workdir: Path) -> list[Figure]:
+    seconds = SIZES[size]["soak"]
+    if not seconds:
+        return []
+    _, oip_body = _bodies(x, 1)
+    port = _free_port()
+    logs = str(workdir / "predlog-soak")
+    args = [sys.executable, "-m", "benchmarks._serving_apps", "ghaf", str(model_dir), str(port)]
+    server = _start([*args, "skops", logs], port)
+    try:
+        httpx_warm(f"http://127.0.0.1:{port}", oip_body)
+        result = soak(f"http://127.0.0.1:{port}", oip_body, seconds, SOAK_RATE, server.pid)
+    finally:
+        _stop(server)
+    tag = f"soak {seconds} s @{SOAK_RATE} req/s"
+    return [
+        Figure(f"{tag} requests", result["requests"], "count"),
+        Figure(f"{tag} errors", result["errors"], "count", None, None, False),
+        Figure(f"{tag} p99", result["p99"], "ms", None, None, False),
+        Figure(f"{tag} RSS first 10 s", result["rss_start"], "MiB", None, None, False),
+        Figure(
+            f"{tag} RSS last 10 s",
+            result["rss_end"],
+            "MiB",
+            "RSS first 10 s",
+            result["rss_start"],
+            False,
+        ),
+        Figure(f"{tag} RSS max", result["rss_max"], "MiB", None, None, False),
+    ]
+
+
+def httpx_warm(url: str, body: bytes) -> None:
+    import httpx
+
+    for _ in range(200):
+        httpx.post(f"{url}/v2/models/w4/infer", content=body).raise_for_status()
+
+
+def bench_anchors(size: str, x: np.ndarray, model_dir: Path, workdir: Path) -> list[Figure]:
+    """KServe and BentoML (own venvs), each with the bare app measured right beside it."""
+    from benchmarks import _serving_anchors as anchors
+
+    if size != "full":
+        return []
+    seconds = SIZES[size]["seconds"]
+    bare_body, oip_body = _bodies(x, 1)
+    figures: list[Figure] = []
+    for name in ("kserve", "bentoml"):
+        python = anchors.ensure_venv(name)
+        if python is None:
+            continue
+        port_b, port_a, port_g = _free_port(), _free_port(), _free_port()
+        py = sys.executable
+        bare = _start(
+            [py, "-m", "benchmarks._serving_apps", "bare", str(model_dir), str(port_b)], port_b
+        )
+        try:
+            base = wrk(f"http://127.0.0.1:{port_b}/predict", bare_body, seconds)
+        finally:
+            _stop(bare)
+        env = {"W4_MODEL_DIR": str(model_dir)}
+        try:
+            anchor = _start(
+                anchors.command(name, python, model_dir, port_a, workdir), port_a, env, cwd=workdir
+            )
+        except RuntimeError as exc:
+            print(f"# {name} did not start: {exc}", file=sys.stderr)
+            continue
+        try:
+            theirs = wrk(f"http://127.0.0.1:{port_a}{anchors.PATHS[name]}", bare_body, seconds)
+        finally:
+            _stop(anchor)
+        ghaf = _start(
+            [py, "-m", "benchmarks._serving_apps", "ghaf", str(model_dir), str(port_g)], port_g
+        )
+        try:
+            ours = wrk(f"http://127.0.0.1:{port_g}/v2/models/w4/infer", oip_body, seconds)
+        finally:
+            _stop(ghaf)
+        label = anchors.VERSIONS[name]
+        beside = "bare (beside it)"
+        figures += [
+            Figure(f"W4 1-row req/s {name}", theirs["rps"], "req/s", beside, base["rps"]),
+            Figure(f"W4 1-row p99 {name}", theirs["p99"], "ms", beside, base["p99"], False),
+            Figure(f"W4 1-row errors {name}", theirs["errors"], "count", None, None, False),
+            Figure(f"W4 1-row req/s ghaf vs {name}", ours["rps"], "req/s", label, theirs["rps"]),
+            Figure(f"W4 1-row req/s ghaf vs bare ({name} run)", ours["rps"], "req/s",
+                   "bare starlette+uvicorn predict_proba", base["rps"]),
+        ]  # fmt: skip
+    return figures
+
+
 def run(size: str) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="ghaf-bench-serving-") as tmp:
         workdir = Path(tmp)
-        model, x, model_dir = train_w4(workdir)
+        model, x, model_dir = train_w4(workdir, SIZES[size]["train"])
         figures = prepare_onnx(model, x, workdir)
         figures += bench_w4(size, x, model_dir, workdir)
         figures += bench_w6(size, model, workdir)
+        figures += bench_w6_peak(size, workdir)
+        figures += bench_soak(size, x, model_dir, workdir)
+        figures += bench_anchors(size, x, model_dir, workdir)
         return figures
