@@ -93,7 +93,8 @@ def test_cli_gate_check_on_a_model_dir(tmp_path: Path) -> None:
     model = tmp_path / "model"
     model.mkdir()
     _evaluation().write(model)
-    (model / "weights.pkl").write_bytes(b"\x80\x04N.")
+    # A pickle that would call os.system: the scan must flag it (it is never loaded).
+    (model / "weights.pkl").write_bytes(b"cos\nsystem\n(S'true'\ntR.")
     policy = tmp_path / "p.yaml"
     policy.write_text(POLICY + "  clean_scan: true\n")
     junit = tmp_path / "out.xml"
