@@ -62,7 +62,7 @@ class SecuritySettings(BaseModel):
 
 
 class IdentitySettings(BaseModel):
-    """OIDC single sign-on: which issuer's tokens Ghaf servers accept and how claims map to roles."""
+    """OIDC single sign-on: which issuer's tokens Ghaf servers accept, how claims map to roles."""
 
     issuer: str | None = Field(
         default=None,
