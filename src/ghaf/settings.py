@@ -165,6 +165,12 @@ class GhafSettings(BaseSettings):
         description="Where OpenLineage events go: a JSON-lines file path (default "
         "<home>/lineage/openlineage.jsonl), an http(s):// endpoint to POST to, or 'off'.",
     )
+    prices: dict[str, float] = Field(
+        default_factory=lambda: {"cpu": 0.05, "gpu": 2.5, "gpu:nvidia-h100": 3.0},
+        description="Training cost table, in currency units per hour: 'cpu' per CPU-hour "
+        "(CPU seconds used), 'gpu' per GPU-hour for an unlisted GPU, 'gpu:<class>' per "
+        "GPU-hour of one machine class (e.g. gpu:nvidia-h100, gpu:nvidia-h200).",
+    )
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)

@@ -1,0 +1,106 @@
+"""Hyper-parameter search with Optuna: a parent run, one tracked child run per trial."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from ghaf.errors import InvalidInputError
+from ghaf.platform import Platform
+from ghaf.security.identity import Actor
+from ghaf.training.base import TrainData, TrainResult, TrainSpec
+from ghaf.training.trainer import train
+
+SearchSpace = Callable[[Any], dict[str, Any]]
+"""Given an ``optuna.Trial``, the model params of that trial (``trial.suggest_*``)."""
+
+
+@dataclass
+class TuneResult:
+    """The search's parent run, its best trial and every trial's result."""
+
+    parent_run_id: str
+    best_params: dict[str, Any]
+    best_value: float
+    best: TrainResult
+    trials: list[TrainResult]
+
+
+def tune(
+    spec: TrainSpec,
+    data: TrainData,
+    space: SearchSpace,
+    *,
+    n_trials: int,
+    metric: str,
+    direction: Literal["minimize", "maximize"] = "maximize",
+    platform: Platform | None = None,
+    actor: Actor | None = None,
+) -> TuneResult:
+    """Search ``space`` with Optuna's TPE sampler (seeded with ``spec.seed``), locally.
+
+    Each trial trains ``spec`` with the trial's params merged over ``spec.params`` as a
+    child run of one parent run, which records the best params and value.
+
+    Raises:
+        InvalidInputError: ``metric`` is not a validation metric the trials report, the
+            data has no validation split, or ``n_trials`` < 1.
+    """
+    import optuna
+
+    from ghaf.tracking import start_run
+
+    if n_trials < 1:
+        raise InvalidInputError(f"n_trials is {n_trials}", hint="run at least one trial")
+    if data.x_valid is None:
+        raise InvalidInputError(
+            "the data has no validation split", hint="pass x_valid and y_valid to tune on"
+        )
+    if platform is None:
+        from ghaf.tracking.default import default_platform
+
+        platform = default_platform()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    results: list[TrainResult] = []
+    with start_run(
+        f"hpo-{spec.framework}",
+        experiment=spec.experiment,
+        platform=platform,
+        actor=actor,
+        params={"n_trials": n_trials, "metric": metric, "direction": direction, "seed": spec.seed},
+        tags={"ghaf.hpo": "optuna", "ghaf.framework": spec.framework},
+    ) as parent:
+
+        def objective(trial: Any) -> float:
+            trial_spec = replace(
+                spec,
+                params={**spec.params, **space(trial)},
+                name=f"trial-{trial.number}",
+                log_model=False,
+            )
+            result = train(
+                trial_spec, data, platform=platform, actor=actor, parent_run_id=parent.run_id
+            )
+            results.append(result)
+            if metric not in result.metrics:
+                raise InvalidInputError(
+                    f"metric {metric!r} is not reported by {spec.framework} {spec.task}",
+                    hint=f"use one of {', '.join(sorted(result.metrics))}",
+                )
+            return result.metrics[metric]
+
+        study = optuna.create_study(
+            direction=direction, sampler=optuna.samplers.TPESampler(seed=spec.seed)
+        )
+        study.optimize(objective, n_trials=n_trials, catch=())
+        best = results[study.best_trial.number]
+        parent.log_params({f"best.{k}": v for k, v in study.best_params.items()})
+        parent.log_metric(f"best_{metric}", float(study.best_value))
+    return TuneResult(
+        parent_run_id=parent.run_id,
+        best_params=dict(study.best_params),
+        best_value=float(study.best_value),
+        best=best,
+        trials=results,
+    )

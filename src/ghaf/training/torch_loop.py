@@ -1,0 +1,92 @@
+"""The PyTorch trainer: an MLP, seeded; on CUDA, pinned host memory and bf16 autocast."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ghaf.training.base import TrainData
+
+
+def build_mlp(inputs: int, hidden: list[int], outputs: int) -> Any:
+    """``inputs -> hidden... -> outputs`` with ReLU between linear layers."""
+    from torch import nn
+
+    layers: list[nn.Module] = []
+    width = inputs
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        width = size
+    layers.append(nn.Linear(width, outputs))
+    return nn.Sequential(*layers)
+
+
+def to_device(array: np.ndarray, device: str, dtype: Any) -> Any:
+    """A tensor on ``device``; from CUDA, copied from pinned host memory asynchronously."""
+    import torch
+
+    tensor = torch.from_numpy(np.ascontiguousarray(array)).to(dtype)
+    if device == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor
+
+
+def fit_mlp(
+    task: str,
+    params: Mapping[str, Any],
+    data: TrainData,
+    seed: int,
+    device: str,
+    on_epoch: Callable[[int, float], None],
+) -> Any:
+    """Mini-batch Adam on an MLP; the data moves to the device once, shuffled there per epoch."""
+    import torch
+
+    torch.manual_seed(seed)
+    hidden = [int(h) for h in params.get("hidden", [64, 64])]
+    epochs = int(params.get("epochs", 5))
+    batch = int(params.get("batch_size", 256))
+    lr = float(params.get("lr", 1e-3))
+    classes = int(params.get("classes", 2)) if task == "classification" else 1
+    outputs = 1 if classes <= 2 else classes
+    model = build_mlp(data.x.shape[1], hidden, outputs).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    x = to_device(data.x, device, torch.float32)
+    if task == "classification" and outputs > 1:
+        y = to_device(data.y, device, torch.long)
+        loss_fn: Any = torch.nn.CrossEntropyLoss()
+    else:
+        y = to_device(data.y.reshape(-1, 1), device, torch.float32)
+        loss_fn = torch.nn.BCEWithLogitsLoss() if task == "classification" else torch.nn.MSELoss()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    autocast = device == "cuda"
+    rows = len(data.x)
+    model.train()
+    for epoch in range(epochs):
+        order = torch.randperm(rows, device=device, generator=generator)
+        total = torch.zeros((), device=device)
+        for start in range(0, rows, batch):
+            index = order[start : start + batch]
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=autocast):
+                loss = loss_fn(model(x[index]), y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * len(index)
+        on_epoch(epoch, float(total) / rows)
+    model.eval()
+    return model.to("cpu")
+
+
+def predict_mlp(task: str, model: Any, x: np.ndarray) -> np.ndarray:
+    """Probabilities (classification) or values, computed on the CPU in float32."""
+    import torch
+
+    with torch.no_grad():
+        out = model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+        if task == "classification":
+            out = torch.sigmoid(out) if out.shape[1] == 1 else torch.softmax(out, dim=1)
+        result: np.ndarray = out.numpy().astype(np.float64)
+    return result[:, 0] if result.shape[1] == 1 else result

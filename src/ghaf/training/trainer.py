@@ -1,0 +1,124 @@
+"""``train(spec, data)``: one tracked run per training, seeded, timed, priced."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import numpy as np
+
+from ghaf.platform import Platform
+from ghaf.security.identity import Actor
+from ghaf.training.base import TrainData, TrainResult, TrainSpec
+from ghaf.training.devices import select_device, training_cost
+from ghaf.training.frameworks import evaluate, fit, predict
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)  # libraries that read NumPy's legacy global state
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is an optional extra
+        return
+    torch.manual_seed(seed)
+
+
+def train(
+    spec: TrainSpec,
+    data: TrainData,
+    *,
+    platform: Platform | None = None,
+    actor: Actor | None = None,
+    parent_run_id: str | None = None,
+) -> TrainResult:
+    """Train ``spec`` on ``data`` as a tracked run (a child of ``parent_run_id`` when given).
+
+    The run records the params, seed, device (and why), environment, validation metrics,
+    CPU and wall seconds, GPU seconds and a cost from ``settings.prices``.
+
+    Raises:
+        InvalidInputError: unsupported framework, task or device, or malformed data.
+    """
+    from ghaf.tracking import start_run
+
+    if platform is None:
+        from ghaf.tracking.default import default_platform
+
+        platform = default_platform()
+    device = select_device(spec.device, spec.framework)
+    params = dict(spec.params)
+    tags = {
+        "ghaf.framework": spec.framework,
+        "ghaf.task": spec.task,
+        "ghaf.device": device.kind,
+        "ghaf.device_reason": device.reason,
+        "ghaf.seed": spec.seed,
+    }
+    if device.gpu_class:
+        tags["ghaf.gpu_class"] = device.gpu_class
+    logged = {f"model.{k}": v for k, v in params.items()}
+    logged.update(
+        framework=spec.framework, task=spec.task, seed=spec.seed, device=device.kind,
+        rows=len(data.x), features=data.x.shape[1],
+    )  # fmt: skip
+    with start_run(
+        spec.name or f"{spec.framework}-{spec.task}",
+        experiment=spec.experiment,
+        platform=platform,
+        actor=actor,
+        parent_run_id=parent_run_id,
+        params=logged,
+        tags=tags,
+        inputs=spec.inputs,
+    ) as run:
+        _seed_everything(spec.seed)
+
+        def on_epoch(epoch: int, loss: float) -> None:
+            run.log_metric("train_loss", loss, step=epoch)
+
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        model = fit(spec.framework, spec.task, params, data, spec.seed, device.kind, on_epoch)
+        cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+        gpu_s = wall_s if device.kind == "cuda" else 0.0
+        cost = training_cost(platform.settings.prices, cpu_s, gpu_s, device.gpu_class)
+        epochs = int(params.get("epochs", 1)) if spec.framework == "pytorch" else 1
+        samples_per_s = len(data.x) * epochs / wall_s if wall_s > 0 else 0.0
+        metrics: dict[str, float] = {}
+        if data.x_valid is not None and data.y_valid is not None:
+            metrics = evaluate(
+                spec.task, data.y_valid, predict(spec.framework, spec.task, model, data.x_valid)
+            )
+        resources = {
+            "cpu_s": cpu_s,
+            "wall_s": wall_s,
+            "gpu_s": gpu_s,
+            "cost": cost,
+            "samples_per_s": samples_per_s,
+        }
+        run.log_metrics({**metrics, **resources})
+        source = None
+        if spec.log_model:
+            source = run.log_model(model, "model", flavor=_flavor(spec.framework))
+    return TrainResult(
+        model=model,
+        run_id=run.run_id,
+        framework=spec.framework,
+        task=spec.task,
+        device=device.kind,
+        seed=spec.seed,
+        params=params,
+        metrics=metrics,
+        cpu_s=cpu_s,
+        wall_s=wall_s,
+        gpu_s=gpu_s,
+        cost=cost,
+        samples_per_s=samples_per_s,
+        model_source=source,
+    )
+
+
+def _flavor(framework: str) -> str:
+    return {"sklearn": "skops", "lightgbm": "lightgbm", "xgboost": "xgboost"}.get(
+        framework, "pytorch"
+    )
