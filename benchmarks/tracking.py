@@ -74,6 +74,7 @@ MLFLOW_PACKAGES = (
     "xgboost-cpu==3.2.0",
     "onnx==1.23.2",
     "skl2onnx==1.20.0",
+    "onnxruntime==1.32.0",
 )
 
 
