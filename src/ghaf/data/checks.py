@@ -9,6 +9,10 @@ column's bounds lie inside. Uniqueness of integer keys (compound keys packed int
 one integer) counts distinct values in a bitmap sized by the key's bounds
 (``bitstring_agg``), exact and far cheaper than a hash table; other keys use
 ``count(DISTINCT ...)``. Rows with a NULL key part never conflict (SQL ``UNIQUE``).
+Regex and allowed-value checks on a dictionary-encoded string column (few distinct
+values) are evaluated once per distinct value: the column is grouped to (value,
+count) in the same statement and the counts of failing values summed; exact, as a
+check's verdict depends on the value alone.
 Referential checks (an anti-join) and reference statistics need one more query each.
 Samples of failing rows are fetched only for checks that failed (``LIMIT``).
 """
@@ -142,6 +146,25 @@ def _packed_key(check: Unique, stats: FileStats) -> tuple[str, int] | None:
     return " + ".join(parts), width
 
 
+def _per_value(check: Check, stats: FileStats) -> bool:
+    """Whether a check runs once per distinct value (regex, allowed on few strings)."""
+    if not isinstance(check, Regex | Allowed):
+        return False
+    column = stats.columns.get(check.column)
+    return column is not None and column.dictionary
+
+
+def _per_value_sql(path: Path, column: str, checks: list[Check]) -> str:
+    """Failing rows of each check, from the column grouped to (value, rows)."""
+    rows = ident("rows" if column != "rows" else "rows_")
+    sums = ", ".join(f"sum({rows}) FILTER (WHERE {fail_predicate(check)})" for check in checks)
+    grouped = (
+        f"SELECT {ident(column)}, count(*) AS {rows} "  # noqa: S608  # nosec B608 - quoted
+        f"FROM {_scan(path, row_numbers=False)} GROUP BY {ident(column)}"
+    )
+    return f"SELECT {sums} FROM ({grouped})"  # noqa: S608  # nosec B608 - quoted identifiers
+
+
 def _scan(path: Path, *, row_numbers: bool = True) -> str:
     if not row_numbers:
         return f"read_parquet({literal(str(path))})"
@@ -193,6 +216,7 @@ class ContractRunner:
         self.path = path
         self.resolve = resolve
         self.con = duckdb.connect()
+        self.con.execute("SET enable_progress_bar = false")
 
     def _one(self, sql: str) -> tuple[Any, ...] | None:
         rows = self.con.execute(sql).fetchall()
@@ -288,17 +312,28 @@ class ContractRunner:
         selects = ["count(*)"]
         slots: list[tuple[Check, int]] = []
         by_check: dict[int, Any] = {}
+        by_value: dict[str, list[Check]] = {}
         for check in checks:
             known = _settled_by_stats(check, stats)
             if known is not None:
                 by_check[id(check)] = known
                 continue
+            if _per_value(check, stats):
+                by_value.setdefault(check.columns_checked()[0], []).append(check)
+                continue
             expr = self._aggregate(check, stats)
             if expr is not None:
                 slots.append((check, len(selects)))
                 selects.append(expr)
-        if slots:
-            sql = f"SELECT {', '.join(selects)} FROM {_scan(self.path, row_numbers=False)}"  # noqa: S608  # nosec B608 - quoted identifiers and literals
+        if slots or by_value:
+            parts = [f"SELECT {', '.join(selects)} FROM {_scan(self.path, row_numbers=False)}"]  # noqa: S608  # nosec B608 - quoted identifiers and literals
+            width = len(selects)
+            for column, grouped in by_value.items():
+                parts.append(_per_value_sql(self.path, column, grouped))
+                slots += [(check, width + i) for i, check in enumerate(grouped)]
+                width += len(grouped)
+            joined = ", ".join(f"({part}) AS q{i}" for i, part in enumerate(parts))
+            sql = f"SELECT * FROM {joined}"  # noqa: S608  # nosec B608 - built from the above
             try:
                 row = self._one(sql)
             except duckdb.Error as exc:

@@ -5,8 +5,11 @@ minimum and maximum value. Summed and combined over row groups these are exact
 for the whole file, so a contract can answer some checks without a scan: a
 not-null check is the null count; an integer range or allowed-values check holds
 when the column's bounds lie inside it; an integer key's bounds size the bitmap
-that counts its distinct values. Floating-point bounds are not used: writers
-leave NaN out of them, while SQL comparisons count NaN as the largest value.
+that counts its distinct values. A string column whose every row group is
+dictionary-encoded (small enough that it cannot be mostly plain-encoded values) has
+few distinct values: checks on it run once per distinct value. Floating-point
+bounds are not used: writers leave NaN out of them, while SQL comparisons count NaN
+as the largest value.
 
 Only flat schemas are read (a nested column has several leaves per field); a
 column is left out when any non-empty row group lacks its statistics.
@@ -33,6 +36,8 @@ class ColumnStats:
     min: int | None
     max: int | None
     """Exact bounds of an integer or boolean column (``bool`` as 0/1), else ``None``."""
+    dictionary: bool = False
+    """A string column dictionary-encoded throughout: few distinct values (a hint only)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,17 @@ class FileStats:
 
 def _bounded(kind: pa.DataType) -> bool:
     return bool(pa.types.is_integer(kind) or pa.types.is_boolean(kind))
+
+
+def _is_string(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def _dictionary_encoded(chunk: pq.ColumnChunkMetaData) -> bool:
+    """A dictionary page, and under 3 bytes a value (past 1 KiB of headers): a plain-encoded
+    string takes at least 4 (its length), so the data cannot have fallen back to plain."""
+    size = chunk.total_uncompressed_size
+    return bool(chunk.has_dictionary_page and size < 3 * chunk.num_values + 1024)
 
 
 def read_stats(path: Path) -> FileStats:
@@ -58,12 +74,16 @@ def read_stats(path: Path) -> FileStats:
     lows: list[int | None] = [None] * len(schema)
     highs: list[int | None] = [None] * len(schema)
     usable = [_bounded(f.type) for f in schema]
+    dictionary = [_is_string(f.type) for f in schema]
     for group_index in range(meta.num_row_groups):
         group = meta.row_group(group_index)
         if group.num_rows == 0:
             continue
         for index in range(len(schema)):
-            stats = group.column(index).statistics
+            chunk = group.column(index)
+            if dictionary[index] and not _dictionary_encoded(chunk):
+                dictionary[index] = False
+            stats = chunk.statistics
             count = nulls[index]
             if stats is None or not stats.has_null_count or count is None:
                 nulls[index] = None
@@ -96,5 +116,5 @@ def read_stats(path: Path) -> FileStats:
             or not _INT64[0] <= low <= high <= _INT64[1]
         ):
             low = high = None
-        columns[field.name] = ColumnStats(field.type, nulls[index], low, high)
+        columns[field.name] = ColumnStats(field.type, nulls[index], low, high, dictionary[index])
     return FileStats(meta.num_rows, columns)

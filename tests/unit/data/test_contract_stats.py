@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ghaf.data.checks import ContractRunner, run_contract
-from ghaf.data.contracts import Allowed, Contract, NotNull, Range, Unique
+from ghaf.data.contracts import Allowed, Contract, NotNull, Range, Regex, Unique
 from ghaf.data.pqstats import read_stats
 
 CONTRACT = Contract(
@@ -29,6 +29,8 @@ CONTRACT = Contract(
         Unique(columns=("a", "b")),
         Unique(columns=("s",)),
         Unique(columns=("s", "a")),
+        Allowed(column="s", values=("p", "q")),
+        Regex(column="s", pattern="^[pr]$"),
     )
 )
 
@@ -61,6 +63,8 @@ def _reference(path: Path) -> dict[str, int]:
         "unique(a, b)": dups("a, b"),
         "unique(s)": dups("s"),
         "unique(s, a)": dups("s, a"),
+        "allowed(s)": one(f"SELECT count(*) FILTER (WHERE s NOT IN ('p', 'q')) FROM {t}"),
+        "regex(s)": one(f"SELECT count(*) FILTER (WHERE NOT regexp_matches(s, '^[pr]$')) FROM {t}"),
     }
 
 
@@ -81,12 +85,14 @@ ints = st.one_of(st.none(), st.integers(-12, 12))
     ),
     group=st.integers(1, 20),
     with_stats=st.booleans(),
+    dictionary=st.booleans(),
 )
 def test_counts_match_a_plain_scan(
     tmp_path_factory: pytest.TempPathFactory,
     rows: list[tuple[object, ...]],
     group: int,
     with_stats: bool,
+    dictionary: bool,
 ) -> None:
     directory = tmp_path_factory.mktemp("stats")
     columns = list(zip(*rows, strict=True)) if rows else [[]] * 5
@@ -100,7 +106,15 @@ def test_counts_match_a_plain_scan(
         }
     )
     path = directory / "d.parquet"
-    pq.write_table(table, path, row_group_size=group, write_statistics=with_stats)
+    pq.write_table(
+        table,
+        path,
+        row_group_size=group,
+        write_statistics=with_stats,
+        use_dictionary=dictionary,
+    )
+    if any(row[4] is not None for row in rows):  # both ways of checking strings run
+        assert read_stats(path).columns["s"].dictionary == dictionary
     report = run_contract(CONTRACT, path)
     assert {r.name: r.failed for r in report.results} == _reference(path)
     assert report.rows == len(rows)
