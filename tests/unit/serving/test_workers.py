@@ -90,3 +90,23 @@ def test_serve_two_workers(platform: Platform, trained: Any, tmp_path: Path) -> 
     assert process.returncode is not None
     record = get_deployment(platform, "fraud")
     assert record.models == {"fraud:1": 1.0} and record.status == "active"
+
+
+@pytest.mark.slow
+def test_serve_bad_input_stores_nothing(platform: Platform) -> None:
+    from ghaf.serving.deployments import list_deployments
+
+    def ghaf(*args: str) -> subprocess.CompletedProcess[str]:
+        home = str(platform.settings.home)
+        return subprocess.run(
+            [sys.executable, "-m", "ghaf", "--home", home, "serve", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    unknown = ghaf("fraud@champion", "--port", str(_free_port()))
+    assert unknown.returncode == 4 and "not registered" in unknown.stderr
+    half = ghaf("fraud@champion", "--entity-key", "customer_id")
+    assert half.returncode == 3 and "--features" in half.stderr
+    assert list_deployments(platform) == []
