@@ -40,7 +40,7 @@ bench-smoke: $(STAMP)
 
 bench-gpu: $(STAMP)
 	$(BIN)/python -m pytest -m gpu -v
-	$(BIN)/python -m benchmarks --size full --only gpu
+	$(BIN)/python -m benchmarks --size full --only gpu --only training
 
 audit: $(STAMP)
 	$(BIN)/python -m pip install -q pip-audit

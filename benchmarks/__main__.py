@@ -11,6 +11,7 @@ SUITES: tuple[str, ...] = (
     "encryption",
     "serving",
     "gpu",
+    "training",
     "features",
     "drift",
     "tracking",
