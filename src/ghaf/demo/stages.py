@@ -13,6 +13,7 @@ from ghaf.demo.stage_monitoring import monitor_drift
 from ghaf.demo.stage_registry import train_and_register
 from ghaf.demo.stage_security import show_security
 from ghaf.demo.stage_serving import serve_and_score
+from ghaf.demo.stage_training import train_gate_register
 from ghaf.errors import AlreadyExistsError
 from ghaf.projects import create_project
 from ghaf.security.audit import AuditLog
@@ -66,6 +67,7 @@ STAGES: list[Stage] = [
     Stage("ingest and validate", ingest_bank_data),
     Stage("features", build_features),
     Stage("train and register", train_and_register),
+    Stage("training pipeline", train_gate_register),
     Stage("serving", serve_and_score),
     Stage("security", show_security),
     Stage("monitoring", monitor_drift),
