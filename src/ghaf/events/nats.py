@@ -23,7 +23,6 @@ from ghaf.logs import get_logger
 
 T = TypeVar("T")
 _log = get_logger(__name__)
-_STREAM_PREFIX = "ghaf"
 
 
 class _NatsDelivery:
@@ -70,6 +69,8 @@ class NatsEventBus:
             raise MissingDependencyError("nats-py", "nats") from exc
         self.url = url
         self.stream = stream
+        # Each stream owns its own subject space (GHAF -> "ghaf.>"), so streams never overlap.
+        self._prefix = stream.lower()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -86,6 +87,8 @@ class NatsEventBus:
             self._js = self._nc.jetstream()
             self._run(self._ensure_stream())
         except Exception as exc:
+            with contextlib.suppress(Exception):
+                self._run(self._nc.close(), timeout=5.0)
             self._stop_loop()
             raise BackendUnavailableError(
                 f"cannot reach NATS JetStream at {url}: {exc}",
@@ -103,17 +106,16 @@ class NatsEventBus:
         try:
             await self._js.stream_info(self.stream)
         except NotFoundError:
-            await self._js.add_stream(name=self.stream, subjects=[f"{_STREAM_PREFIX}.>"])
+            await self._js.add_stream(name=self.stream, subjects=[f"{self._prefix}.>"])
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
         return future.result(timeout)
 
-    @staticmethod
-    def _decode(msg: Any) -> Event:
+    def _decode(self, msg: Any) -> Event:
         body = orjson.loads(msg.data)
         return Event(
-            subject=msg.subject.removeprefix(f"{_STREAM_PREFIX}."),
+            subject=msg.subject.removeprefix(f"{self._prefix}."),
             data=body["data"],
             id=body["id"],
             ts=datetime.fromisoformat(body["ts"]).astimezone(UTC),
@@ -127,7 +129,7 @@ class NatsEventBus:
         )
         self._run(
             self._js.publish(
-                f"{_STREAM_PREFIX}.{subject}", payload, headers={"Nats-Msg-Id": event_id}
+                f"{self._prefix}.{subject}", payload, headers={"Nats-Msg-Id": event_id}
             )
         )
 
@@ -137,13 +139,13 @@ class NatsEventBus:
         async def on_message(msg: Any) -> None:
             await asyncio.get_running_loop().run_in_executor(None, handler, self._decode(msg))
 
-        sub = self._run(self._nc.subscribe(f"{_STREAM_PREFIX}.{pattern}", cb=on_message))
+        sub = self._run(self._nc.subscribe(f"{self._prefix}.{pattern}", cb=on_message))
         return _NatsSubscription(self, sub)
 
     def durable_consumer(self, pattern: str, name: str) -> _NatsConsumer:
         check_pattern(pattern)
         sub = self._run(
-            self._js.pull_subscribe(f"{_STREAM_PREFIX}.{pattern}", durable=name, stream=self.stream)
+            self._js.pull_subscribe(f"{self._prefix}.{pattern}", durable=name, stream=self.stream)
         )
         return _NatsConsumer(self, sub)
 
