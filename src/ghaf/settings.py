@@ -147,6 +147,10 @@ class GhafSettings(BaseSettings):
     online_store_url: str | None = Field(
         default=None, description="Online feature store URL (sqlite:///..., redis://...)."
     )
+    online_store_region: str | None = Field(
+        default=None,
+        description="Region the online store's data lives in; default: artifact_region.",
+    )
     event_bus_url: str = Field(
         default="memory://", description="Event bus URL: memory:// or nats://host:port."
     )

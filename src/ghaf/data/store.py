@@ -29,6 +29,7 @@ from ghaf.lineage.openlineage import DatasetRef, LineageSink, build_run_event
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
+from ghaf.security.residency import check_derived_residency
 from ghaf.spine import current_operation, current_session, governed
 
 _FLUSH_ROWS = 1 << 20
@@ -194,6 +195,19 @@ def record_version(
             hint=f"columns are {', '.join(staged.schema.names)}",
         )
     nodes = [_input_node(platform, ref) for ref in inputs]
+    own: dict[str, list[str]] = {}
+    for column, tag in sorted(tags.items()):
+        own.setdefault(tag, []).append(f"column {column}")
+    if residency:
+        own.setdefault(f"resident:{residency}", []).append("dataset residency")
+    check_derived_residency(
+        platform,
+        nodes,
+        platform.artifacts.region,
+        own_tags=own,
+        actor=actor,
+        resource=f"dataset:{name}",
+    )
     info = platform.artifacts.put(staged.path)
     session = current_session()
     latest = session.execute(

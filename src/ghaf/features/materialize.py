@@ -27,6 +27,7 @@ from ghaf.features.tables import MaterializationRow
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
+from ghaf.security.residency import check_object_residency
 from ghaf.spine import current_operation, current_session, governed
 
 
@@ -146,6 +147,12 @@ def materialize(
     try:
         for name in names:
             view, version = get_feature_view(platform, name)
+            check_object_residency(
+                platform,
+                f"feature_view:{name}:{version}",
+                platform.settings.online_store_region or platform.settings.artifact_region,
+                actor=actor,
+            )
             previous = None if full else store.watermark(name)
             if previous is not None and previous >= until:
                 raise InvalidInputError(

@@ -29,6 +29,7 @@ from ghaf.registry.tables import (
     RegisteredModelRow,
 )
 from ghaf.security.identity import Actor
+from ghaf.security.residency import check_derived_residency
 from ghaf.spine import current_session, governed
 
 
@@ -152,6 +153,8 @@ def create_model_version(
     row.card = generate_card(version, run_info)
     session.flush()
     node = version.node
+    sources = ([f"run:{run_id}"] if run_id is not None else []) + list(lineage)
+    check_derived_residency(platform, sources, platform.artifacts.region, resource=node)
     if run_id is not None:
         link_lineage(f"run:{run_id}", node, "produced")
     for upstream in lineage:

@@ -193,3 +193,24 @@ def check_object_residency(
         resource=node,
         project=project,
     )
+
+
+def check_derived_residency(
+    platform: Platform,
+    sources: Iterable[str],
+    target_region: str,
+    *,
+    own_tags: Mapping[str, list[str]] | None = None,
+    actor: Actor | None = None,
+    resource: str = "data",
+) -> ResidencyDecision:
+    """:func:`check_residency` for something derived from lineage ``sources``.
+
+    Used at write time, before the new node's own lineage edges are committed: the
+    tags are the object's own plus those of every source and of everything upstream.
+    """
+    tags: dict[str, list[str]] = {k: list(v) for k, v in (own_tags or {}).items()}
+    for source in sources:
+        for tag, origins in object_tags(platform, source).items():
+            tags.setdefault(tag, []).extend(origins)
+    return check_residency(platform, tags, target_region, actor=actor, resource=resource)
