@@ -131,9 +131,9 @@ def test_pii_features_are_not_materialized_to_an_eu_online_store(
         view = defs[1]
         object.__setattr__(view, "source", "dataset:stats:1")
         apply_definitions(platform, platform.admin(), defs)  # type: ignore[arg-type]
-    with _open(isolated_env, "ae-auh-1", online_store_region="eu-west-1") as platform:
-        with pytest.raises(PolicyViolationError, match="feature_view:customer_stats"):
-            materialize(platform, platform.admin())
+    eu_online = _open(isolated_env, "ae-auh-1", online_store_region="eu-west-1")
+    with eu_online, pytest.raises(PolicyViolationError, match="feature_view:customer_stats"):
+        materialize(eu_online, eu_online.admin())
     with _open(isolated_env, "ae-auh-1") as platform:
         results = materialize(platform, platform.admin())
         assert results and results[0].rows > 0
