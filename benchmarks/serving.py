@@ -69,9 +69,11 @@ def _start(
     env_extra: dict[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 120,
+    quiet: bool = False,
 ) -> Any:
     env = {**os.environ, **THREADS_ENV, **(env_extra or {})}
-    process = subprocess.Popen(args, env=env, cwd=cwd or ROOT)
+    out = subprocess.DEVNULL if quiet else None  # anchors log each request to stdout
+    process = subprocess.Popen(args, env=env, cwd=cwd or ROOT, stdout=out, stderr=out)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as sock:
@@ -430,7 +432,11 @@ def bench_anchors(size: str, x: np.ndarray, model_dir: Path, workdir: Path) -> l
         env = {"W4_MODEL_DIR": str(model_dir)}
         try:
             anchor = _start(
-                anchors.command(name, python, model_dir, port_a, workdir), port_a, env, cwd=workdir
+                anchors.command(name, python, model_dir, port_a, workdir),
+                port_a,
+                env,
+                cwd=workdir,
+                quiet=True,
             )
         except RuntimeError as exc:
             print(f"# {name} did not start: {exc}", file=sys.stderr)
