@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from ghaf.monitoring import build_profile, compare_profiles
 from ghaf.monitoring.report_html import render_html
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from monitoring.w5 import w5_tables
+from tests.unit.monitoring.w5 import w5_tables
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -21,7 +21,7 @@ from ghaf.monitoring.store import load_profile, save_profile
 from ghaf.monitoring.streaming import MetricMonitor, detect_changes
 from ghaf.monitoring.tables import ReferenceProfileRow
 from ghaf.platform import Platform
-from monitoring.w5 import w5_tables
+from tests.unit.monitoring.w5 import w5_tables
 
 
 def ghaf(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

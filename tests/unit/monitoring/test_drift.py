@@ -10,7 +10,7 @@ from scipy import stats as sps
 from ghaf.errors import InvalidInputError
 from ghaf.monitoring import ColumnOverride, DriftOptions, build_profile, compare_profiles
 from ghaf.monitoring.profile import Profile
-from monitoring.w5 import w5_tables
+from tests.unit.monitoring.w5 import w5_tables
 
 NO_DOMAIN = DriftOptions(domain_classifier=False)
 

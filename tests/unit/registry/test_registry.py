@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from conftest import X
 from ghaf.errors import IntegrityError, InvalidInputError, NotFoundError, PolicyViolationError
 from ghaf.platform import Platform
 from ghaf.registry import (
@@ -32,6 +31,7 @@ from ghaf.registry.card import render_html
 from ghaf.registry.lifecycle import GATE_POLICIES
 from ghaf.security.audit_tables import AuditRecordRow
 from ghaf.security.identity import Actor
+from tests.unit.registry.conftest import X
 
 
 def test_register_get_download_and_load(
