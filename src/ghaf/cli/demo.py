@@ -12,6 +12,8 @@ from ghaf.cli.context import state
 from ghaf.cli.main import app
 from ghaf.settings import load_settings
 
+DEMO_REGION = "ae-auh-1"
+
 
 @app.command()
 def demo(
@@ -27,7 +29,12 @@ def demo(
 
     cli = state(ctx)
     target = home or Path(tempfile.mkdtemp(prefix="ghaf-demo-"))
+    # The scenario is a UAE bank: its data is tagged pii/resident:ae, so its stores
+    # live in an ae-* region (residency is enforced on every write).
     settings = load_settings(
-        home=target, log_format=cli.settings.log_format, log_level=cli.settings.log_level
+        home=target,
+        artifact_region=DEMO_REGION,
+        log_format=cli.settings.log_format,
+        log_level=cli.settings.log_level,
     )
     run_stages(settings, STAGES, cli.console)
