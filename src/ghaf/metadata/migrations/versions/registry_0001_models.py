@@ -55,7 +55,7 @@ def upgrade() -> None:
             name=op.f("fk_model_versions_model_id_registered_models"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_model_versions")),
-        sa.UniqueConstraint("model_id", "version", name=op.f("uq_model_versions_model_id")),
+        sa.UniqueConstraint("model_id", "version", name=op.f("uq_model_versions_model_id_version")),
     )
     with op.batch_alter_table("model_versions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_model_versions_model_id"), ["model_id"], unique=False)
