@@ -51,11 +51,10 @@ def test_concurrent_registrations_get_distinct_versions_postgres(
             )
             for _ in range(2)
         ]
-        versions: list[int] = []
-        for proc in procs:
-            out, err = proc.communicate(timeout=240)
+        outputs = [proc.communicate(timeout=240) for proc in procs]  # reap both first
+        for proc, (_, err) in zip(procs, outputs, strict=True):
             assert proc.returncode == 0, err
-            versions += [int(line) for line in out.split()]
+        versions = [int(line) for out, _ in outputs for line in out.split()]
         assert sorted(versions) == list(range(1, 9))
         assert [v.version for v in list_versions(platform, "fraud")] == list(range(1, 9))
         assert get_model_version(platform, "fraud").version == 8
