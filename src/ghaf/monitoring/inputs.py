@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 Window: TypeAlias = pa.Table | Profile | Path | str
 PROFILE_PREFIX = "profile:"
 BATCH_ROWS = 256 * 1024
+ROW_GROUP_BYTES = 256 * 1024 * 1024
+"""Row groups up to this size (uncompressed) are read whole, one column at a time."""
 
 
 def describe(window: Window) -> str:
@@ -84,9 +86,35 @@ def _profile_parquet(
         ) from exc
     schema = source.schema_arrow
     names = list(columns) if columns is not None else None
-    # One decoding thread: less total CPU than a thread pool for window-sized files.
-    batches = source.iter_batches(batch_size=BATCH_ROWS, columns=names, use_threads=False)
-    return build_profile(batches, columns=names, capacity=capacity, seed=seed, schema=schema)
+    return build_profile(
+        _row_groups(source, names), columns=names, capacity=capacity, seed=seed, schema=schema
+    )
+
+
+def _row_groups(source: pq.ParquetFile, names: list[str] | None) -> Iterator[pa.Table]:
+    """The file's rows, one row group at a time, each decoded one column at a time.
+
+    Decoding a whole row group at once holds its compressed pages, the decoded pages and
+    the output together (~5x the data for a 100k x 25 window); column by column only
+    one column's scratch is live at once. A row group too large to hold is streamed
+    in batches instead. One decoding thread: less total CPU than a pool for windows.
+    """
+    wanted = names if names is not None else source.schema_arrow.names
+    for index in range(source.metadata.num_row_groups):
+        group = source.metadata.row_group(index)
+        if group.total_byte_size > ROW_GROUP_BYTES:
+            yield from (
+                pa.Table.from_batches([batch])
+                for batch in source.iter_batches(
+                    batch_size=BATCH_ROWS, row_groups=[index], columns=names, use_threads=False
+                )
+            )
+            continue
+        arrays = [
+            source.read_row_group(index, columns=[name], use_threads=False).column(0)
+            for name in wanted
+        ]
+        yield pa.Table.from_arrays(arrays, names=wanted)
 
 
 def _checked(profile: Profile, where: str) -> Profile:

@@ -340,7 +340,7 @@ def _drop_nan_as_null(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chunk
 
 
 def build_profile(
-    data: pa.Table | Iterable[pa.RecordBatch],
+    data: pa.Table | Iterable[pa.RecordBatch | pa.Table],
     *,
     columns: Sequence[str] | None = None,
     capacity: int | None = None,
@@ -354,7 +354,7 @@ def build_profile(
             builder.update(batch)
         return builder.finish()
     iterator = iter(data)
-    first: pa.RecordBatch | None = next(iterator, None)
+    first: pa.RecordBatch | pa.Table | None = next(iterator, None)
     if first is None and schema is None:
         raise InvalidInputError("the window has no record batches", hint="pass a non-empty table")
     builder = ProfileBuilder(
