@@ -180,8 +180,9 @@ class GhafSettings(BaseSettings):
     tls: TlsSettings = Field(default_factory=TlsSettings)
     serving_require_auth: bool = Field(
         default=False,
-        description="Model servers (ghaf serve) require Authorization: Bearer (a Ghaf API "
-        "token or an OIDC JWT) on every request but health checks and /metrics.",
+        description="Ghaf HTTP servers (ghaf serve, ghaf features serve) require "
+        "Authorization: Bearer (a Ghaf API token or an OIDC JWT) on every request but "
+        "health checks and /metrics.",
     )
     local_principals: list[str] = Field(
         default_factory=list,

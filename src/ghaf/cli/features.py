@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -141,4 +142,11 @@ def serve_cmd(
     from ghaf.features.server import FeatureServer, serve
 
     cli = state(ctx)
-    serve(FeatureServer(online_reader(cli.platform())), host=host, port=port)
+    platform = cli.platform()
+    auth = None
+    if platform.settings.serving_require_auth:
+        from ghaf.security.http_auth import authenticate
+
+        auth = functools.partial(authenticate, platform)
+    app = FeatureServer(online_reader(platform), auth=auth)
+    serve(app, host=host, port=port, tls=platform.settings.tls)

@@ -10,6 +10,7 @@ import orjson
 
 from ghaf.errors import GhafError, InvalidInputError, NotFoundError, PermissionDeniedError
 from ghaf.features.online import OnlineReader
+from ghaf.settings import TlsSettings
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -106,7 +107,11 @@ class FeatureServer:
         try:
             if self.auth is not None:
                 headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-                self.auth(headers)
+                try:
+                    self.auth(headers)
+                except PermissionDeniedError as exc:  # no or refused credential
+                    body = orjson.dumps({"error": exc.headline, "hint": exc.hint})
+                    return 401, body, 0
             try:
                 request = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
@@ -144,12 +149,21 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes | N
     await send({"type": "http.response.body", "body": body})
 
 
-def serve(app: FeatureServer, *, host: str = "127.0.0.1", port: int = 6566) -> None:
-    """Run ``app`` on uvicorn with uvloop and httptools, one process, no recycling."""
-    import uvicorn
+def serve(
+    app: FeatureServer, *, host: str = "127.0.0.1", port: int = 6566, tls: TlsSettings | None = None
+) -> None:
+    """Run ``app`` on uvicorn (uvloop, httptools), one process, no worker recycling.
 
-    uvicorn.run(
+    It listens with ``ghaf.security.tls``: TLS 1.2+ (and mTLS) when a certificate is
+    configured; plain HTTP only on loopback or when ``tls.allow_plain_http`` is set.
+    """
+    import asyncio
+
+    from ghaf.security.tls import effective_tls, uvicorn_server
+
+    server = uvicorn_server(
         app,
+        effective_tls(tls or TlsSettings(), host),
         host=host,
         port=port,
         loop="uvloop",
@@ -159,3 +173,4 @@ def serve(app: FeatureServer, *, host: str = "127.0.0.1", port: int = 6566) -> N
         log_level="warning",
         limit_max_requests=None,
     )
+    asyncio.run(server.serve())

@@ -27,6 +27,23 @@ from ghaf.settings import TlsSettings
 _log = get_logger(__name__)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (nothing sent there leaves the machine)."""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def effective_tls(tls: TlsSettings, host: str) -> TlsSettings:
+    """The TLS settings a server bound to ``host`` listens with.
+
+    As configured, except that a server on a loopback address may serve plain HTTP when
+    no certificate is set (nothing leaves the machine; the warning is still logged).
+    Any other address needs a certificate or an explicit ``tls.allow_plain_http``.
+    """
+    if tls.cert_file is None and is_loopback(host) and not tls.allow_plain_http:
+        return tls.model_copy(update={"allow_plain_http": True})
+    return tls
+
+
 def server_ssl_context(tls: TlsSettings, *, what: str = "server") -> ssl.SSLContext | None:
     """The TLS context a server listens with; ``None`` only when plain HTTP is allowed.
 

@@ -27,6 +27,7 @@ import orjson
 
 from ghaf.errors import ConfigError
 from ghaf.logs import get_logger
+from ghaf.security.tls import effective_tls, is_loopback
 
 _log = get_logger(__name__)
 THREAD_VARIABLES = (
@@ -151,24 +152,12 @@ PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/metrics"})
 """Paths that answer without credentials when ``serving_require_auth`` is on."""
 
 
-def is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 def tls_settings(platform: Any, host: str) -> Any:
-    """The TLS settings a server on ``host`` listens with.
-
-    ``settings.tls`` as configured, except that a server bound to a loopback address
-    may serve plain HTTP when no certificate is set (nothing leaves the machine; the
-    warning is still logged). Any other address needs a certificate or an explicit
-    ``tls.allow_plain_http``.
-    """
+    """The TLS settings a server on ``host`` listens with (see ``effective_tls``)."""
     from ghaf.settings import TlsSettings
 
     tls = platform.settings.tls if platform is not None else TlsSettings()
-    if tls.cert_file is None and is_loopback(host) and not tls.allow_plain_http:
-        tls = tls.model_copy(update={"allow_plain_http": True})
-    return tls
+    return effective_tls(tls, host)
 
 
 def _protocol_class() -> type:

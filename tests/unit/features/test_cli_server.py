@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import subprocess
 import sys
@@ -14,12 +15,14 @@ import httpx
 import pytest
 import uvicorn
 
-from ghaf.errors import PermissionDeniedError
 from ghaf.features.materialize import materialize
 from ghaf.features.online import online_reader
 from ghaf.features.registry import apply_definitions
 from ghaf.features.server import FeatureServer
 from ghaf.platform import Platform
+from ghaf.security.bindings import bind_role
+from ghaf.security.http_auth import authenticate
+from ghaf.security.tokens import create_token
 from ghaf.testing.online_store import make_source
 
 DEFS = """
@@ -77,19 +80,18 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server_url(platform: Platform, tmp_path: Path) -> Iterator[str]:
+def server_url(platform: Platform, tmp_path: Path) -> Iterator[tuple[str, str]]:
     source = make_source(tmp_path / "s.parquet")
     from ghaf.testing.online_store import sample_definitions
 
     apply_definitions(platform, platform.admin(), sample_definitions(source, ttl_days=10_000))
     materialize(platform, platform.admin())
 
-    def auth(headers: dict[str, str]) -> object:
-        if headers.get("authorization") != "Bearer good":
-            raise PermissionDeniedError("missing or wrong bearer token")
-        return "tester"
-
-    app = FeatureServer(online_reader(platform), auth=auth)  # type: ignore[arg-type]
+    # The real authentication every Ghaf server uses: a Ghaf API token for "alice".
+    bind_role(platform, platform.admin(), "alice", "viewer", project=platform.default_project)
+    token = create_token(platform, platform.admin(), "alice", project=platform.default_project)
+    auth = functools.partial(authenticate, platform)
+    app = FeatureServer(online_reader(platform), auth=auth)
     port = _free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", http="httptools"
@@ -101,13 +103,14 @@ def server_url(platform: Platform, tmp_path: Path) -> Iterator[str]:
         if server.started:
             break
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", token.secret
     server.should_exit = True
     thread.join(5)
 
 
-def test_server_answers_batches_health_metrics_and_auth(server_url: str) -> None:
-    headers = {"authorization": "Bearer good"}
+def test_server_answers_batches_health_metrics_and_auth(server_url: tuple[str, str]) -> None:
+    server_url, token = server_url
+    headers = {"authorization": f"Bearer {token}"}
     with httpx.Client(base_url=server_url, headers=headers) as client:
         assert client.get("/health").json() == {"status": "ok"}
         body = {"entities": {"customer_id": [1, 2, 999]}, "features": ["customer_stats:spend"]}
@@ -128,5 +131,9 @@ def test_server_answers_batches_health_metrics_and_auth(server_url: str) -> None
         metrics = client.get("/metrics").text
         assert 'ghaf_feature_requests_total{path="/get-online-features",status="200"} 1' in metrics
         assert "ghaf_feature_entities_total 3" in metrics
-    denied = httpx.post(f"{server_url}/get-online-features", json=body)
-    assert denied.status_code == 403
+    missing = httpx.post(f"{server_url}/get-online-features", json=body)
+    assert missing.status_code == 401
+    forged = httpx.post(
+        f"{server_url}/get-online-features", json=body, headers={"authorization": "Bearer ghaf_x"}
+    )
+    assert forged.status_code == 401
