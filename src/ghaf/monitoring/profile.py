@@ -263,10 +263,15 @@ class ProfileBuilder:
         keep = np.flatnonzero(priorities < self._threshold)
         if keep.size == 0:
             return
-        arrays = [_sample_array(batch.column(nm), self._summaries[nm].kind) for nm in self._names]
-        part = pa.Table.from_arrays([*arrays, arrow_array(priorities)], [*self._names, PRIORITY])
-        if keep.size < n:
-            part = part.take(arrow_array(keep))
+        # Pick the sampled rows first, then widen: once the sample is full a batch keeps
+        # a few rows, and casting every row of every column first was most of the work.
+        rows = arrow_array(keep) if keep.size < n else None
+        arrays = [
+            _sample_array(_rows(batch.column(nm), rows), self._summaries[nm].kind)
+            for nm in self._names
+        ]
+        kept = priorities[keep] if rows is not None else priorities
+        part = pa.Table.from_arrays([*arrays, arrow_array(kept)], [*self._names, PRIORITY])
         self._pending.append(part)
         self._pending_rows += part.num_rows
         if self._pending_rows > 2 * self.capacity:
@@ -291,6 +296,10 @@ class ProfileBuilder:
             ]
             sample = pa.schema([*fields, pa.field(PRIORITY, pa.uint64())]).empty_table()
         return Profile(self._rows, self.capacity, dict(self._summaries), sample)
+
+
+def _rows(column: pa.Array | pa.ChunkedArray, rows: pa.Array | None) -> Any:
+    return column if rows is None else pc.take(column, rows)
 
 
 def _sample_array(column: pa.Array | pa.ChunkedArray, kind: Kind) -> pa.Array | pa.ChunkedArray:
