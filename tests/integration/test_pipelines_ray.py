@@ -7,6 +7,7 @@ cluster is one head node with ``--num-cpus=1`` (one worker process at a time).""
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import os
 import shutil
@@ -157,6 +158,9 @@ def test_same_outputs_local_and_ray(
             assert retried.status == "succeeded" and retried.step("flaky").attempts == 3
     finally:
         executor.close()
+        # Collect the driver's leftover Popen objects here, where their warning is
+        # ignored, instead of in whichever test happens to run next on this worker.
+        gc.collect()
 
     listening = set().union(*(_listening(p) for p in procs))
     exposed = {a for a in listening if not _loopback(a)}

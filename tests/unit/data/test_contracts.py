@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,7 +30,17 @@ from ghaf.data.contracts import (
     load_contract,
 )
 from ghaf.errors import InvalidInputError
+from ghaf.home import init_home
 from ghaf.platform import Platform
+from ghaf.settings import load_settings
+
+
+@pytest.fixture
+def platform(isolated_env: Path) -> Iterator[Platform]:
+    """A home whose stores are in ae-auh-1: these tests write data tagged for the UAE."""
+    with init_home(load_settings(home=isolated_env, artifact_region="ae-auh-1")) as opened:
+        yield opened
+
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -10,6 +12,7 @@ from sqlalchemy import select
 
 from ghaf.data import write_dataset
 from ghaf.errors import InvalidInputError, PolicyViolationError
+from ghaf.home import init_home
 from ghaf.lineage import link
 from ghaf.platform import Platform
 from ghaf.security.audit_tables import AuditRecordRow
@@ -19,6 +22,15 @@ from ghaf.security.residency import (
     check_residency,
     decide_residency,
 )
+from ghaf.settings import load_settings
+
+
+@pytest.fixture
+def platform(isolated_env: Path) -> Iterator[Platform]:
+    """A home whose stores are in ae-auh-1: these tests write data tagged for the UAE."""
+    with init_home(load_settings(home=isolated_env, artifact_region="ae-auh-1")) as opened:
+        yield opened
+
 
 DEFAULT = {"pii": ["ae-*"], "resident:ae": ["ae-*"]}
 

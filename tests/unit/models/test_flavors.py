@@ -54,15 +54,19 @@ def _onnx() -> tuple[Any, dict[str, Any], Any]:
 
 
 def _pytorch() -> tuple[Any, dict[str, Any], Any]:
-    from _flavor_models import build_net
+    from tests.unit.models._flavor_models import build_net
 
     net = build_net()
-    return net, {"entry_point": "_flavor_models:build_net"}, X.astype(np.float32)
+    return net, {"entry_point": "tests.unit.models._flavor_models:build_net"}, X.astype(np.float32)
 
 
 def _pyfunc() -> tuple[Any, dict[str, Any], Any]:
     payload = {"w": np.array([1.0, 2.0, -1.0, 0.5]), "b": 0.25}
-    return payload, {"entry_point": "_flavor_models:build_linear", "flavor": "pyfunc"}, X
+    return (
+        payload,
+        {"entry_point": "tests.unit.models._flavor_models:build_linear", "flavor": "pyfunc"},
+        X,
+    )
 
 
 CASES = {
@@ -130,7 +134,7 @@ def test_pyfunc_payload_that_names_code_is_refused(tmp_path: Path) -> None:
         {"w": [1.0], "b": 0.0},
         tmp_path / "m",
         flavor="pyfunc",
-        entry_point="_flavor_models:build_linear",
+        entry_point="tests.unit.models._flavor_models:build_linear",
     )
     (tmp_path / "m" / "payload.pkl").write_bytes(pickle.dumps({"x": _Evil()}))
     with pytest.raises(PolicyViolationError, match="system"):
@@ -138,7 +142,7 @@ def test_pyfunc_payload_that_names_code_is_refused(tmp_path: Path) -> None:
 
 
 def test_pytorch_without_entry_point_is_refused(tmp_path: Path) -> None:
-    from _flavor_models import build_net
+    from tests.unit.models._flavor_models import build_net
 
     with pytest.raises(InvalidInputError, match="entry_point"):
         save_model(build_net(), tmp_path / "m", flavor="pytorch")

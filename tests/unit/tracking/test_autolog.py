@@ -61,11 +61,14 @@ def test_xgboost_autolog(platform: Platform) -> None:
 
 def test_pytorch_autolog(platform: Platform) -> None:
     torch = pytest.importorskip("torch")
-    from _torch_models import build
+    from tests.unit.tracking._torch_models import build
 
     net = build()
     x, y = torch.from_numpy(X), torch.from_numpy(Y).long()
-    with start_run(platform=platform) as run, autolog(run, torch_entry_point="_torch_models:build"):
+    with (
+        start_run(platform=platform) as run,
+        autolog(run, torch_entry_point="tests.unit.tracking._torch_models:build"),
+    ):
         optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
         for _ in range(5):
             optimizer.zero_grad()
