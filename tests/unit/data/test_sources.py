@@ -23,7 +23,10 @@ from ghaf.lineage.openlineage import LineageSink, build_run_event, event_json
 from ghaf.platform import Platform
 from ghaf.settings import load_settings
 
-SCHEMA = json.loads(Path("/work/shared/specs/OpenLineage.json").read_text())
+# The OpenLineage 2-0-2 JSON schema, copied with its licence from the shared specs.
+SCHEMA = json.loads(
+    (Path(__file__).parents[2] / "data" / "openlineage" / "OpenLineage.json").read_text()
+)
 TYPES = {"a": pa.int64(), "b": pa.string()}
 
 
