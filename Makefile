@@ -3,7 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-EXTRAS := dev,postgres,redis,nats,s3,ml,serve,data,ray
+# torch==2.13.0 is the CPU build that lies on these machines (no multi-GB download).
+EXTRAS := dev,postgres,redis,nats,s3,ml,serve,data,ray,torch
 BENCH_SIZE ?= full
 
 .PHONY: demo test lint unit pytest bench bench-smoke bench-gpu audit clean services
