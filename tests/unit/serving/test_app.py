@@ -162,8 +162,13 @@ def test_metrics_and_prediction_log(server: tuple[str, Any], trained: Any, tmp_p
     assert 'ghaf_requests_total{model="fraud",version="1",code="200",worker="0"} 3' in text
     assert 'ghaf_batch_rows_count{model="fraud",version="1"' in text
     assert "ghaf_queue_rows{" in text and "ghaf_request_seconds_bucket" in text
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not list((tmp_path / "log").glob("*.parquet")):
+
+    def logged_rows() -> int:  # the log is written asynchronously, maybe in several files
+        files = sorted((tmp_path / "log").glob("*.parquet"))
+        return sum(pq.read_metadata(f).num_rows for f in files)
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and logged_rows() < 3:
         time.sleep(0.05)
     table = pq.read_table(sorted((tmp_path / "log").glob("*.parquet")))
     assert table.num_rows == 3
