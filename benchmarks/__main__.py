@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import subprocess
 import sys
 
 SUITES: tuple[str, ...] = (
@@ -26,10 +27,18 @@ def main() -> int:
     parser.add_argument("--size", choices=("smoke", "full"), default="full")
     parser.add_argument("--only", action="append", help="run only these suites")
     args = parser.parse_args()
+    selected = [name for name in SUITES if not args.only or name in args.only]
+    if len(selected) > 1:
+        # One process per suite: Linux carries a parent's peak RSS into every child it
+        # forks (exec records the old hiwater mark), so a suite that grew this process
+        # would inflate the peak-RSS figures of every suite measured after it.
+        failed = 0
+        for name in selected:
+            command = [sys.executable, "-m", "benchmarks", "--size", args.size, "--only", name]
+            failed += subprocess.run(command, check=False).returncode != 0
+        return 1 if failed else 0
     failed = 0
-    for name in SUITES:
-        if args.only and name not in args.only:
-            continue
+    for name in selected:
         module = importlib.import_module(f"benchmarks.{name}")
         try:
             for figure in module.run(args.size):
