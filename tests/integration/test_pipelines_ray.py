@@ -28,6 +28,7 @@ from ghaf.pipelines import Pipeline, output_of, run_pipeline
 from ghaf.pipelines.examples import flaky, numbers
 from ghaf.platform import Platform
 from ghaf.settings import load_settings
+from tests.conftest import service_missing
 
 pytestmark = [
     pytest.mark.service,
@@ -66,7 +67,7 @@ def _listening(process: subprocess.Popen[bytes]) -> set[str]:
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
     if not RAY.exists():
-        pytest.skip("ray is not installed (pip install 'ghaf[ray]')")
+        service_missing("Ray", "ray is not installed: pip install 'ghaf[ray]'")
     port = _free_port()
     temp = Path(tempfile.mkdtemp(prefix="rayg", dir="/tmp"))
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}

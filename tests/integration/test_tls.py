@@ -29,6 +29,7 @@ from ghaf.security.tls import (
     uvicorn_server,
 )
 from ghaf.settings import TlsSettings
+from tests.conftest import service_missing
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +95,7 @@ def test_client_with_a_foreign_certificate_is_refused(
 def _s_client(pki: DevPki, port: int, *flags: str) -> subprocess.CompletedProcess[str]:
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("openssl is not installed")
+        service_missing("openssl", "the openssl command is not on PATH")
     return subprocess.run(
         [
             openssl,
