@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,19 +37,39 @@ class Figure:
         return json.dumps(body)
 
 
+def run_command(
+    command: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    quiet_stderr: bool = False,
+) -> tuple[Any, float]:
+    """Run ``command``; returns (its last JSON stdout line, its peak RSS in MiB).
+
+    The peak RSS comes from ``os.wait4`` for this child alone. With ``quiet_stderr`` the
+    child's stderr (progress bars) is kept aside and shown only if it fails.
+    """
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=errors if quiet_stderr else None,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            text=True,
+        )
+        assert process.stdout is not None
+        output = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            errors.seek(0)
+            tail = errors.read()[-2000:]
+            raise RuntimeError(f"{command[:3]} exited {process.returncode}: {tail}")
+    lines = [line for line in output.splitlines() if line.strip().startswith(("{", "["))]
+    return json.loads(lines[-1]), usage.ru_maxrss / 1024
+
+
 def run_child(module: str, *args: str, env: dict[str, str] | None = None) -> tuple[Any, float]:
     """Run ``python -m module args``; returns (its last stdout line as JSON, peak RSS MiB)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        stdout=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-        text=True,
-    )
-    assert process.stdout is not None
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{module} {args} exited {process.returncode}")
-    lines = [line for line in output.splitlines() if line.strip()]
-    return json.loads(lines[-1]), usage.ru_maxrss / 1024
+    return run_command([sys.executable, "-m", module, *args], env=env)

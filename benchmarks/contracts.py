@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import Figure, run_child
+from benchmarks.common import Figure, run_child, run_command
 
 SIZES = {"smoke": 100_000, "full": 10_000_000}
 ROOT = Path(__file__).resolve().parent.parent
@@ -221,24 +221,9 @@ def _ensure_venv(venv: Path, pins: list[str]) -> Path | None:
 
 
 def _run_python(python: Path, script: Path, *args: str) -> tuple[dict[str, object], float]:
-    env = {**os.environ, "GX_ANALYTICS_ENABLED": "False", "TQDM_DISABLE": "1"}
-    with tempfile.TemporaryFile("w+") as errors:
-        process = subprocess.Popen(
-            [str(python), str(script), *args],
-            stdout=subprocess.PIPE,
-            stderr=errors,  # progress bars; shown only when the anchor fails
-            text=True,
-            env=env,
-        )
-        assert process.stdout is not None
-        output = process.stdout.read()
-        _, status, usage = os.wait4(process.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            errors.seek(0)
-            tail = errors.read()[-2000:]
-            raise RuntimeError(f"{script.name} exited {os.waitstatus_to_exitcode(status)}: {tail}")
-    lines = [line for line in output.splitlines() if line.strip()]
-    return json.loads(lines[-1]), usage.ru_maxrss / 1024
+    env = {"GX_ANALYTICS_ENABLED": "False", "TQDM_DISABLE": "1"}
+    result, rss = run_command([str(python), str(script), *args], env=env, quiet_stderr=True)
+    return result, rss
 
 
 def _anchor(

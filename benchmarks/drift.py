@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import Figure
+from benchmarks.common import Figure, run_command
 
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / ".bench" / "venvs"
@@ -178,15 +178,9 @@ def profile_window_stream(rows: int, cols: int, seed: int, shift_columns: int = 
 
 def _run(command: list[str]) -> tuple[dict[str, Any], float]:
     # No anchor may phone home (NannyML and Evidently send usage analytics by default).
-    env = {**os.environ, "NML_DISABLE_USAGE_LOGGING": "1", "DO_NOT_TRACK": "1"}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
-    assert process.stdout is not None
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{command[:3]} exited {os.waitstatus_to_exitcode(status)}")
-    lines = [line for line in output.splitlines() if line.strip()]
-    return json.loads(lines[-1]), usage.ru_maxrss / 1024
+    env = {"NML_DISABLE_USAGE_LOGGING": "1", "DO_NOT_TRACK": "1"}
+    result, rss = run_command(command, env=env, cwd=ROOT)
+    return result, rss
 
 
 def _anchor_python(name: str) -> Path | None:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Figure, run_child
+from benchmarks.common import Figure, run_child, run_command
 
 # Feature rows are spread over ``days`` (2 per entity per day). WORKLOADS.md leaves the
 # range open; ANCHORS.md's W2 figures (Feast keeping 86,173 of 100,000 rows, 13,827 with
@@ -326,19 +326,9 @@ FEAST = "feast-0.67"
 
 def _feast_child(op: str, root: Path, *extra: str) -> tuple[dict[str, Any], float]:
     """One Feast operation in a fresh process of the Feast venv: (its JSON, peak RSS MiB)."""
-    process = subprocess.Popen(
-        [str(FEAST_VENV / "bin" / "python"), str(FEAST_RUNNER), op, str(root), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"Feast runner {op} exited {os.waitstatus_to_exitcode(status)}")
-    lines = [line for line in output.splitlines() if line.strip().startswith("{")]
-    return json.loads(lines[-1]), usage.ru_maxrss / 1024
+    command = [str(FEAST_VENV / "bin" / "python"), str(FEAST_RUNNER), op, str(root), *extra]
+    result, rss = run_command(command, quiet_stderr=True)
+    return result, rss
 
 
 def _feast_figures(root: Path, size: dict[str, int], ours: dict[str, float]) -> list[Figure]:
