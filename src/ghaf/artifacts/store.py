@@ -97,6 +97,25 @@ def stream_copy(
     return total  # pragma: no cover - the loop returns
 
 
+@contextmanager
+def atomic_output(dest: Path) -> Iterator[BinaryIO]:
+    """A file that appears at ``dest`` only if the block completes without an error.
+
+    Written to a temporary file beside ``dest`` and renamed over it at the end; on any
+    error the temporary file is removed and ``dest`` is left as it was.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb", buffering=0) as out:
+            yield out
+        tmp.replace(dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class ContentStore:
     """Content-addressed artifacts (SHA-256 of the bytes) on a :class:`BlobStore`."""
 
@@ -137,20 +156,8 @@ class ContentStore:
         No fsync: the store holds the durable copy, and every loader re-verifies
         what it reads, so a copy torn by a power cut is caught, not trusted.
         """
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-        tmp = Path(tmp_name)
-        try:
-            with (
-                os.fdopen(fd, "wb", buffering=0) as out,
-                self.blobs.open_read(blob_key(digest)) as raw,
-            ):
-                reader = VerifyingReader(raw, digest)
-                size = stream_copy(reader, out.write)  # type: ignore[arg-type]
-            tmp.replace(dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_output(dest) as out, self.blobs.open_read(blob_key(digest)) as raw:
+            size = stream_copy(VerifyingReader(raw, digest), out.write)  # type: ignore[arg-type]
         return ArtifactInfo(digest=digest, size=size, region=self.region)
 
     def read_bytes(self, digest: str) -> bytes:

@@ -21,7 +21,6 @@ import hashlib
 import io
 import os
 import secrets
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from ghaf.artifacts.base import CHUNK_SIZE, ArtifactInfo, BlobStore
-from ghaf.artifacts.store import blob_key
+from ghaf.artifacts.store import atomic_output, blob_key
 from ghaf.errors import GhafError, IntegrityError, NotFoundError
 from ghaf.security.base import KeyProvider, WrappedKey
 from ghaf.security.chunked import decrypt_stream, encrypt_stream, iter_decrypt
@@ -278,27 +277,19 @@ class EncryptedArtifactStore:
     def get(self, digest: str, dest: Path) -> ArtifactInfo:
         """Decrypt to a temporary file beside ``dest``; rename only once everything verified."""
         body_key, data_key, header = self._unlock(digest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-        tmp = Path(tmp_name)
         hasher = hashlib.sha256()
-        try:
-            with os.fdopen(fd, "wb", buffering=0) as out, self.blobs.open_read(body_key) as raw:
-                size = decrypt_stream(
-                    data_key,
-                    _body_context(header.body_id),
-                    _Source(raw).readinto,
-                    _hashing_writer(out, hasher),
-                )
+        with atomic_output(dest) as out, self.blobs.open_read(body_key) as raw:
+            size = decrypt_stream(
+                data_key,
+                _body_context(header.body_id),
+                _Source(raw).readinto,
+                _hashing_writer(out, hasher),
+            )
             if hasher.hexdigest() != digest:
                 raise IntegrityError(
                     f"artifact {digest} decrypted to bytes with another digest",
                     hint="the stored artifact is corrupt; restore it from a replica",
                 )
-            tmp.replace(dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         return ArtifactInfo(digest=digest, size=size, region=self.region)
 
     def read_bytes(self, digest: str) -> bytes:
