@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -23,9 +24,9 @@ NATS_URL = os.environ.get("GHAF_TEST_NATS_URL", "nats://127.0.0.1:4222")
 IN_CI = bool(os.environ.get("CI"))
 
 
-def service_missing(name: str, detail: str) -> None:
+def service_missing(name: str, detail: str, fix: str = ".ci/run starts it") -> NoReturn:
     """Fail in CI (a missing service is a broken CI), skip with the reason elsewhere."""
-    message = f"{name} is not reachable ({detail}); .ci/run starts it"
+    message = f"{name} is not available ({detail}); {fix}"
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)

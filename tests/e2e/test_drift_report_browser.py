@@ -10,6 +10,7 @@ import pytest
 
 from ghaf.monitoring import build_profile, compare_profiles
 from ghaf.monitoring.report_html import render_html
+from tests.conftest import service_missing
 from tests.unit.monitoring.w5 import w5_tables
 
 CHROMIUM = "/usr/bin/chromium"
@@ -24,10 +25,9 @@ def _browser_or_skip() -> None:
     except ImportError:
         missing.append("playwright")
     if missing:
-        message = f"{' and '.join(missing)} missing; scripts/install_browser.sh installs them"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        service_missing(
+            " and ".join(missing), "not installed", "scripts/install_browser.sh installs them"
+        )
 
 
 @pytest.mark.slow

@@ -44,6 +44,7 @@ from ghaf.security.oidc import client_credentials_token
 from ghaf.security.tls import uvicorn_server
 from ghaf.security.tokens import create_token, revoke_token
 from ghaf.settings import load_settings
+from tests.conftest import service_missing
 
 OIDC_DIR = Path(__file__).parent / "oidc"
 AUDIENCE = "urn:ghaf:api"
@@ -51,14 +52,7 @@ KID = "ghaf-test-1"
 SECRET = "s3cret-" + "x" * 40
 
 pytestmark = pytest.mark.slow
-
-
-def service_missing(name: str, detail: str) -> None:
-    """Fail in CI (a missing service is a broken CI), skip elsewhere (as tests/conftest.py)."""
-    message = f"{name} is not available ({detail}); scripts/install_node_deps.sh installs it"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+NODE_FIX = "scripts/install_node_deps.sh installs it"
 
 
 def free_port() -> int:
@@ -81,13 +75,13 @@ class Provider:
 def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
     node = shutil.which("node")
     if node is None:
-        service_missing("Node.js", "node not on PATH")
+        service_missing("Node.js", "node not on PATH", NODE_FIX)
     if not (OIDC_DIR / "node_modules" / "oidc-provider").exists():
         npm = subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund"], cwd=OIDC_DIR, capture_output=True, text=True
         )
         if npm.returncode != 0:
-            service_missing("oidc-provider", f"npm ci failed: {npm.stderr[-300:]}")
+            service_missing("oidc-provider", f"npm ci failed: {npm.stderr[-300:]}", NODE_FIX)
     key = rsa_key()
     jwk = json.loads(RSAAlgorithm.to_jwk(key))
     jwk.pop("key_ops", None)

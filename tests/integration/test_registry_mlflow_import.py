@@ -15,8 +15,7 @@ from ghaf.errors import PolicyViolationError
 from ghaf.platform import Platform
 from ghaf.registry import get_model_version, load_model
 from ghaf.registry.mlflow_import import import_mlflow_model
-
-IN_CI = bool(os.environ.get("CI"))
+from tests.conftest import service_missing
 
 _SAVE = r"""
 import json, sys, warnings
@@ -45,15 +44,13 @@ print(json.dumps({"x": x[:20].tolist(), "sk": sk.predict_proba(x[:20]).tolist(),
 
 @pytest.fixture(scope="module")
 def mlflow_python() -> Path:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from benchmarks.tracking import ensure_mlflow_venv
 
     python = ensure_mlflow_venv()
     if python is None:
-        message = "the mlflow venv (.bench/venvs/mlflow) could not be created"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        service_missing(
+            "MLflow", "the venv .bench/venvs/mlflow could not be created", "check pip's index"
+        )
     return python
 
 
