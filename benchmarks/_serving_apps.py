@@ -31,13 +31,16 @@ def bare(model_dir: str, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def ghaf(model_dir: str, port: int, flavor: str = "skops", log_dir: str = "") -> None:
+def ghaf(
+    model_dir: str, port: int, flavor: str = "skops", log_dir: str = "", workers: str = "1"
+) -> None:
     from ghaf.serving.server import ServeConfig, serve_forever
 
     config = ServeConfig(
         models=[{"name": "w4", "version": "1", "flavor": flavor, "path": model_dir}],
         port=port,
         log_dir=log_dir or None,
+        workers=int(workers),
     )
     serve_forever(config)
 

@@ -2,12 +2,15 @@
 
 Same GPU, same run: the bare loop copies 256-row float32 batches from pinned host memory
 and runs the bf16 model; Ghaf serves the same model over HTTP (OIP v2 binary tensors,
-256-row requests, 64 connections with wrk). Finishes in well under 3 minutes. Without
-CUDA it prints why and returns no figures.
+256-row requests, 64 connections with wrk), once with one worker process and once with
+four sharing the GPU (each its own CUDA context; the batcher merges concurrent requests
+per worker). Finishes in well under 3 minutes. Without CUDA it prints why and returns no
+figures.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -19,6 +22,8 @@ from benchmarks.common import Figure
 
 ROWS = 256
 FEATURES = 20
+WORKERS = [int(n) for n in os.environ.get("GHAF_BENCH_GPU_WORKERS", "1,4").split(",")]
+"""Worker-process counts of the served side (``GHAF_BENCH_GPU_WORKERS``, default 1 and 4)."""
 
 
 def _cuda() -> bool:
@@ -36,7 +41,6 @@ def run(size: str) -> list[Figure]:
     import orjson
     import torch
 
-    from benchmarks.serving import _free_port, _start, _stop, wrk
     from ghaf.serving.models import write_digests
     from ghaf.serving.runtimes.torch import save_torch
 
@@ -80,36 +84,50 @@ def run(size: str) -> list[Figure]:
                 ]
             }
         )
-        port = _free_port()
-        py = sys.executable
-        server = _start(
-            [py, "-m", "benchmarks._serving_apps", "ghaf", str(model_dir), str(port), "pytorch"],
-            port,
-        )
-        try:
-            result = wrk(
-                f"http://127.0.0.1:{port}/v2/models/w4/infer",
-                head + data.tobytes(),
-                seconds,
-                connections=64,
-                headers={
-                    "Inference-Header-Content-Length": str(len(head)),
-                    "Content-Type": "application/octet-stream",
-                },
-            )
-        finally:
-            _stop(server)
-        figures.append(
-            Figure(
-                "GPU MLP served rows/s (256-row requests)",
-                result["rps"] * ROWS,
-                "rows/s",
-                "bare batched bf16 inference, batch 256",
-                bare_rows,
-            )
-        )
-        figures.append(Figure("GPU MLP served p99", result["p99"], "ms", None, None, False))
-        figures.append(
-            Figure("GPU MLP served errors", result["errors"], "count", None, None, False)
-        )
+        for workers in WORKERS:
+            result = _serve_and_load(model_dir, head + data.tobytes(), len(head), seconds, workers)
+            label = f"{workers} worker{'s' if workers > 1 else ''}"
+            figures += [
+                Figure(
+                    f"GPU MLP served rows/s (256-row requests, {label})",
+                    result["rps"] * ROWS,
+                    "rows/s",
+                    "bare batched bf16 inference, batch 256",
+                    bare_rows,
+                ),
+                Figure(f"GPU MLP served p99 ({label})", result["p99"], "ms", None, None, False),
+                Figure(
+                    f"GPU MLP served errors ({label})", result["errors"], "count", None, None, False
+                ),
+            ]
     return figures
+
+
+def _serve_and_load(
+    model_dir: Path, body: bytes, head_len: int, seconds: int, workers: int
+) -> dict[str, float]:
+    """Start Ghaf's server on the model with ``workers`` processes and load it with wrk."""
+    from benchmarks.serving import _free_port, _start, _stop, wrk
+
+    port = _free_port()
+    command = [sys.executable, "-m", "benchmarks._serving_apps", "ghaf", str(model_dir)]
+    server = _start([*command, str(port), "pytorch", "", str(workers)], port)
+    try:
+        wrk(f"http://127.0.0.1:{port}/v2/models/w4/infer", body, 2, connections=64,
+            headers=_binary_headers(head_len))  # fmt: skip
+        return wrk(
+            f"http://127.0.0.1:{port}/v2/models/w4/infer",
+            body,
+            seconds,
+            connections=64,
+            headers=_binary_headers(head_len),
+        )
+    finally:
+        _stop(server)
+
+
+def _binary_headers(head_len: int) -> dict[str, str]:
+    return {
+        "Inference-Header-Content-Length": str(head_len),
+        "Content-Type": "application/octet-stream",
+    }

@@ -112,8 +112,8 @@ def run(size: str) -> list[Figure]:
             anchor_value=samples / min(bare_s),
         ),
         Figure(
-            f"training.pytorch_mlp.cost_per_1M_samples ({label})",
-            result.cost * 1e6 / samples,
+            f"training.pytorch_mlp.cost_per_1B_samples ({label})",
+            result.cost * 1e9 / samples,
             "price units (settings.prices)",
             higher_is_better=False,
         ),

@@ -37,6 +37,23 @@ def gpu_class() -> str | None:
     return f"nvidia-{match.group(1)}" if match else re.sub(r"[^a-z0-9]+", "-", name).strip("-")
 
 
+def framework_uses_cuda(framework: str) -> bool:
+    """Whether this install of the framework can train on CUDA at all.
+
+    PyTorch can; XGBoost only when it is a CUDA build (the ``xgboost-cpu`` wheel Ghaf pins
+    for CI is not, the full ``xgboost`` wheel is); scikit-learn and LightGBM train on CPU.
+    """
+    if framework == "pytorch":
+        return True
+    if framework == "xgboost":
+        try:
+            import xgboost
+        except ImportError:  # pragma: no cover - part of the ml extra
+            return False
+        return bool(xgboost.build_info().get("USE_CUDA", False))
+    return False
+
+
 def select_device(requested: str, framework: str) -> Device:
     """``auto``: CUDA when present (and the framework can use it), else CPU; ``cuda`` insists.
 
@@ -46,7 +63,7 @@ def select_device(requested: str, framework: str) -> Device:
     if requested == "cpu":
         return Device("cpu", reason="asked for cpu")
     present = cuda_available()
-    usable = framework in ("pytorch", "xgboost")
+    usable = present and framework_uses_cuda(framework)
     if requested == "cuda":
         if not present:
             raise InvalidInputError(
@@ -55,13 +72,14 @@ def select_device(requested: str, framework: str) -> Device:
             )
         if not usable:
             raise InvalidInputError(
-                f"framework {framework!r} does not train on CUDA in Ghaf",
-                hint="use device='cpu' or 'auto' for sklearn and lightgbm",
+                f"framework {framework!r} does not train on CUDA in this install",
+                hint="use device='cpu' or 'auto'; for XGBoost on CUDA install the full "
+                "'xgboost' wheel instead of 'xgboost-cpu'",
             )
         return Device("cuda", gpu_class(), "asked for cuda")
-    if present and usable:
+    if usable:
         return Device("cuda", gpu_class(), "auto: CUDA present")
-    why = "no CUDA device" if not present else f"{framework} trains on CPU"
+    why = "no CUDA device" if not present else f"{framework} trains on CPU in this install"
     return Device("cpu", reason=f"auto: {why}")
 
 

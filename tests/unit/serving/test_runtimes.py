@@ -113,7 +113,7 @@ def test_pytorch_cuda_graphs_bf16(tmp_path: Path) -> None:
     with torch.inference_mode():
         want = mlp(torch.from_numpy(rows)).numpy()
     for size in (3, 100):  # graph replay (padded) and the eager pinned path
-        batch = np.repeat(rows, (size + 2) // 3, axis=0)[:size]
+        batch = np.tile(rows, ((size + 2) // 3, 1))[:size]  # rows 0..2 first
         got = runtime.predict(batch)["predictions"][:3]
         np.testing.assert_allclose(got, want, atol=0.05)  # bf16
 

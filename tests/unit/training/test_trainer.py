@@ -10,7 +10,12 @@ from ghaf.errors import InvalidInputError
 from ghaf.platform import Platform
 from ghaf.tracking import get_run, search_runs
 from ghaf.training import TrainData, TrainSpec, train, tune
-from ghaf.training.devices import cuda_available, select_device, training_cost
+from ghaf.training.devices import (
+    cuda_available,
+    framework_uses_cuda,
+    select_device,
+    training_cost,
+)
 
 PARAMS = {
     "sklearn": {"estimator": "random_forest", "n_estimators": 10},
@@ -132,6 +137,8 @@ def test_hpo_trials_are_child_runs_of_one_parent(platform: Platform) -> None:
 @pytest.mark.skipif(not cuda_available(), reason="no CUDA device: the CUDA trainer needs a GPU")
 @pytest.mark.parametrize("framework", ["pytorch", "xgboost"])
 def test_cuda_training_records_the_gpu(platform: Platform, framework: str) -> None:
+    if not framework_uses_cuda(framework):
+        pytest.skip(f"{framework} here is a CPU-only build (xgboost-cpu): no CUDA path to test")
     spec = TrainSpec(framework, params=PARAMS[framework], device="cuda")  # type: ignore[arg-type]
     result = train(spec, _data(), platform=platform)
     assert result.device == "cuda" and result.gpu_s > 0

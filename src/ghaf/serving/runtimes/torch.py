@@ -77,6 +77,8 @@ class TorchRuntime:
     def predict(self, batch: Array) -> dict[str, Array]:
         torch = self.torch
         rows = as_matrix(batch, self.signature.n_features, "float32")
+        if not rows.flags.writeable:  # a binary request's buffer; torch wants writable memory
+            rows = rows.copy()
         with torch.inference_mode():
             if not self.cuda:
                 out = self.module(torch.from_numpy(rows))
