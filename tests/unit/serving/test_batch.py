@@ -16,7 +16,7 @@ import pytest
 from ghaf.errors import InvalidInputError
 from ghaf.platform import Platform
 from ghaf.serving.base import ModelSpec
-from ghaf.serving.batch import score_file, score_to_target
+from ghaf.serving.batch import read_batches, score_file, score_to_target
 from ghaf.serving.runtimes import load_runtime
 
 
@@ -45,6 +45,22 @@ def test_scoring_equals_in_memory(
     want = trained.model.predict_proba(trained.X)[:, 1]
     np.testing.assert_allclose(out["probabilities_1"].to_numpy(), want, rtol=1e-6)
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_reading_parquet_holds_a_few_row_groups_not_the_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400_000, 20), dtype=np.float32)
+    source = tmp_path / "big.parquet"
+    pq.write_table(_table(x), source, row_group_size=10_000)  # 40 groups of ~1 MiB
+    del x
+    batches, total = read_batches(source, batch_rows=10_000)
+    before = pa.total_allocated_bytes()
+    peak = rows = 0
+    for batch in batches:
+        rows += batch.num_rows
+        peak = max(peak, pa.total_allocated_bytes() - before)
+    assert rows == total == 400_000
+    assert peak < 8 << 20, f"reader held {peak >> 20} MiB of a 36 MiB file"
 
 
 def test_missing_column_is_named_and_nothing_written(
