@@ -1,8 +1,12 @@
 """Prediction logging: every prediction to the event bus and a Parquet sink, never blocking.
 
 ``PredictionLogger.log`` only appends to a bounded in-memory buffer (a ``deque`` append
-on the event loop). A background thread drains it in chunks to the sinks. When the
-buffer is full (a slow or down sink), the record is dropped and counted.
+on the event loop). A background thread drains it in chunks, grouped per model version
+into a columnar :class:`PredictionBatch` (one ``np.concatenate`` per column, no per-record
+conversion), and hands that to the sinks. The drain holds the GIL only briefly, so it
+does not stall the event loop under load (per-record ``tolist``/JSON did: p99 of 1-row
+requests went from 14 ms to 150-200 ms with the log on). When the buffer is full (a slow
+or down sink), the record is dropped and counted.
 """
 
 from __future__ import annotations
@@ -10,32 +14,159 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ghaf.logs import get_logger
 
 SUBJECT = "serving.prediction"
 _log = get_logger(__name__)
 
+LOG_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("ts", pa.float64()),
+        ("model", pa.string()),
+        ("version", pa.string()),
+        ("variant", pa.string()),
+        ("latency_ms", pa.float64()),
+        ("features", pa.list_(pa.list_(pa.float64()))),
+        ("outputs", pa.map_(pa.string(), pa.list_(pa.list_(pa.float64())))),
+    ]
+)
+"""One row per request: its feature rows, and each named output's rows (2-D, float64)."""
+
+
+@dataclass
+class PredictionBatch:
+    """Logged requests of one model version, as columns (built off the event loop)."""
+
+    model: str
+    version: str
+    request_ids: list[str]
+    ts: np.ndarray
+    latency_ms: np.ndarray
+    variants: list[str | None]
+    row_counts: np.ndarray
+    features: np.ndarray
+    outputs: dict[str, np.ndarray]
+
+    @classmethod
+    def from_records(cls, records: Sequence[Mapping[str, Any]]) -> PredictionBatch:
+        """Records of ONE model version (``log``'s dicts) to columns."""
+        first = records[0]
+        features = [_matrix(r["features"]) for r in records]
+        names = list(first["outputs"])
+        return cls(
+            model=str(first["model"]),
+            version=str(first["version"]),
+            request_ids=[str(r["request_id"]) for r in records],
+            ts=np.fromiter((r["ts"] for r in records), np.float64, len(records)),
+            latency_ms=np.fromiter((r["latency_ms"] for r in records), np.float64, len(records)),
+            variants=[r.get("variant") for r in records],
+            row_counts=np.fromiter((len(f) for f in features), np.int64, len(records)),
+            features=_stack(features),
+            outputs={n: _stack([_matrix(r["outputs"][n]) for r in records]) for n in names},
+        )
+
+    def __len__(self) -> int:
+        return len(self.request_ids)
+
+    def to_arrow(self) -> pa.Table:
+        """The batch as a table of :data:`LOG_SCHEMA` (nested lists, no JSON)."""
+        n = len(self)
+        offsets = pa.array(np.concatenate([[0], np.cumsum(self.row_counts)]), pa.int32())
+        names = list(self.outputs)
+        per_output = [pa.ListArray.from_arrays(offsets, _rows(self.outputs[k])) for k in names]
+        order = (np.arange(n)[:, None] + np.arange(len(names))[None, :] * n).ravel()
+        items = pa.concat_arrays(per_output).take(pa.array(order)) if names else _empty_items()
+        outputs = pa.MapArray.from_arrays(
+            pa.array(np.arange(n + 1) * len(names), pa.int32()),
+            pa.array(names * n, pa.string()),  # a list: an object ndarray would import pandas
+            items,
+        )
+        columns = [
+            pa.array(self.request_ids, pa.string()),
+            pa.array(self.ts),
+            pa.array([self.model] * n, pa.string()),
+            pa.array([self.version] * n, pa.string()),
+            pa.array(self.variants, pa.string()),
+            pa.array(self.latency_ms),
+            pa.ListArray.from_arrays(offsets, _rows(self.features)),
+            outputs,
+        ]
+        return pa.Table.from_arrays(columns, schema=LOG_SCHEMA)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """One plain (JSON-able) dict per request, for per-message sinks such as the bus."""
+        bounds = np.concatenate([[0], np.cumsum(self.row_counts)])
+        for i, request_id in enumerate(self.request_ids):
+            lo, hi = int(bounds[i]), int(bounds[i + 1])
+            yield {
+                "request_id": request_id,
+                "ts": float(self.ts[i]),
+                "model": self.model,
+                "version": self.version,
+                "variant": self.variants[i],
+                "latency_ms": float(self.latency_ms[i]),
+                "features": self.features[lo:hi].tolist(),
+                "outputs": {k: v[lo:hi].tolist() for k, v in self.outputs.items()},
+            }
+
+
+def _matrix(value: Any) -> np.ndarray:
+    """A request's rows as a 2-D array (1-D outputs become one column); no copy."""
+    array = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if array.ndim == 2:
+        return array
+    if array.ndim < 2:
+        return array.reshape(-1, 1)
+    return array.reshape(array.shape[0], int(np.prod(array.shape[1:])))
+
+
+def _stack(parts: list[np.ndarray]) -> np.ndarray:
+    width = max((p.shape[1] for p in parts), default=0)
+    if any(p.shape[1] != width for p in parts):  # ragged widths: pad with NaN
+        parts = [
+            np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=np.nan) for p in parts
+        ]
+    stacked = np.concatenate(parts) if parts else np.empty((0, 0))
+    return stacked.astype(np.float64, copy=False)  # one conversion per column, not per record
+
+
+def _rows(matrix: np.ndarray) -> pa.Array:
+    """A 2-D array as a list<double> array, one list per row (zero-copy offsets)."""
+    rows, width = matrix.shape
+    offsets = pa.array(np.arange(rows + 1) * width, pa.int32())
+    return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(matrix).ravel()))
+
+
+def _empty_items() -> pa.Array:
+    return pa.array([], pa.list_(pa.list_(pa.float64())))
+
 
 class PredictionSink(Protocol):
-    """Where drained prediction records go; ``write`` may be slow or raise."""
+    """Where drained predictions go, one model version's batch at a time; may be slow or raise."""
 
-    def write(self, records: Sequence[Mapping[str, Any]]) -> None: ...
+    def write(self, batch: PredictionBatch) -> None: ...
 
     def close(self) -> None: ...
 
 
 class EventBusSink:
-    """Publishes one event per record on ``serving.prediction.<model>``."""
+    """Publishes one event per request on ``serving.prediction.<model>``."""
 
     def __init__(self, bus: Any) -> None:
         self.bus = bus
 
-    def write(self, records: Sequence[Mapping[str, Any]]) -> None:
-        for record in records:
+    def write(self, batch: PredictionBatch) -> None:
+        for record in batch.records():
             self.bus.publish(f"{SUBJECT}.{record['model']}", record, msg_id=record["request_id"])
 
     def close(self) -> None:
@@ -43,7 +174,7 @@ class EventBusSink:
 
 
 class ParquetSink:
-    """Appends records to Parquet files under ``directory``, one file per flush."""
+    """Appends batches to Parquet files under ``directory``, one file per batch."""
 
     def __init__(self, directory: Path, prefix: str = "predictions") -> None:
         self.directory = directory
@@ -51,25 +182,11 @@ class ParquetSink:
         self._seq = 0
         directory.mkdir(parents=True, exist_ok=True)
 
-    def write(self, records: Sequence[Mapping[str, Any]]) -> None:
-        import orjson
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        rows = {
-            "request_id": [r["request_id"] for r in records],
-            "ts": [r["ts"] for r in records],
-            "model": [r["model"] for r in records],
-            "version": [r["version"] for r in records],
-            "variant": [r.get("variant") for r in records],
-            "latency_ms": [r["latency_ms"] for r in records],
-            "features": [orjson.dumps(r["features"]).decode() for r in records],
-            "outputs": [orjson.dumps(r["outputs"]).decode() for r in records],
-        }
+    def write(self, batch: PredictionBatch) -> None:
         self._seq += 1
         final = self.directory / f"{self.prefix}-{self._seq:08d}.parquet"
         partial = final.with_suffix(".partial")
-        pq.write_table(pa.table(rows), partial)
+        pq.write_table(batch.to_arrow(), partial)
         partial.replace(final)  # readers never see a half-written file
 
     def close(self) -> None:
@@ -96,11 +213,16 @@ class PredictionLogger:
         self.failed_writes = 0
         self._buffer: deque[dict[str, Any]] = deque()
         self._stop = threading.Event()
+        _warm_arrow()
         self._thread = threading.Thread(target=self._drain, name="ghaf-predlog", daemon=True)
         self._thread.start()
 
     def log(self, record: dict[str, Any]) -> None:
-        """Queue one record; O(1), never blocks; drops (and counts) when the buffer is full."""
+        """Queue one record; O(1), never blocks; drops (and counts) when the buffer is full.
+
+        ``features`` and each of ``outputs``' values are arrays (views are fine): they are
+        converted in the background thread, not here.
+        """
         if len(self._buffer) >= self.capacity:
             self.dropped += 1
             return
@@ -114,16 +236,27 @@ class PredictionLogger:
     def flush(self) -> None:
         """Write whatever is buffered (called by the background thread and at close)."""
         while self._buffer:
-            batch: list[dict[str, Any]] = []
-            while self._buffer and len(batch) < self.chunk:
-                batch.append(_plain(self._buffer.popleft()))
-            for sink in self.sinks:
-                try:
-                    sink.write(batch)
-                except Exception as exc:  # noqa: BLE001 - a down sink must not take serving down
-                    self.failed_writes += 1
-                    _log.warning("prediction sink failed", sink=type(sink).__name__, error=str(exc))
-            self.written += len(batch)
+            groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for _ in range(min(self.chunk, len(self._buffer))):
+                record = self._buffer.popleft()
+                groups.setdefault((record["model"], record["version"]), []).append(record)
+            for records in groups.values():
+                self._write(records)
+
+    def _write(self, records: list[dict[str, Any]]) -> None:
+        try:
+            batch = PredictionBatch.from_records(records)
+        except (ValueError, TypeError, KeyError) as exc:
+            self.failed_writes += 1
+            _log.warning("prediction records not loggable", error=str(exc), count=len(records))
+            return
+        for sink in self.sinks:
+            try:
+                sink.write(batch)
+            except Exception as exc:  # noqa: BLE001 - a down sink must not take serving down
+                self.failed_writes += 1
+                _log.warning("prediction sink failed", sink=type(sink).__name__, error=str(exc))
+        self.written += len(records)
 
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -132,15 +265,11 @@ class PredictionLogger:
             sink.close()
 
 
-def _plain(record: dict[str, Any]) -> dict[str, Any]:
-    """Arrays to lists, off the event loop (the hot path stores array views only)."""
-    for key in ("features", "outputs"):
-        value = record.get(key)
-        if isinstance(value, dict):
-            record[key] = {k: v.tolist() if hasattr(v, "tolist") else v for k, v in value.items()}
-        elif value is not None and hasattr(value, "tolist"):
-            record[key] = value.tolist()
-    return record
+def _warm_arrow() -> None:
+    """Build one tiny batch at start-up: pyarrow's first conversion imports pandas (~0.5 s
+    holding the GIL), which must not happen in the drain thread while requests are served."""
+    one = {"request_id": "", "ts": 0.0, "model": "", "version": "", "latency_ms": 0.0}
+    PredictionBatch.from_records([{**one, "features": np.zeros((1, 1)), "outputs": {}}]).to_arrow()
 
 
 def now_ms() -> float:

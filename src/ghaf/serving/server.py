@@ -10,6 +10,7 @@ delayed ACK).
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -223,6 +224,7 @@ def serve_forever(config: ServeConfig, platform: Any = None) -> None:
         app = build_app(config, platform)
         server = uvicorn_server(app, config.host, config.port, tls_settings(platform, config.host))
         sock = reuseport_socket(config.host, config.port)
+        freeze_startup_heap()
         server.run(sockets=[sock])
         return
     supervise(config)
@@ -237,7 +239,7 @@ def supervise(config: ServeConfig) -> None:
     payload = orjson.dumps(asdict(config))
     children = [
         subprocess.Popen(  # nosec B603
-            [sys.executable, "-m", "ghaf.serving.server", str(index)],
+            [sys.executable, "-m", "ghaf.serving.worker", str(index)],
             stdin=subprocess.PIPE,
             env=env,
         )
@@ -263,7 +265,19 @@ def supervise(config: ServeConfig) -> None:
         holder.close()
 
 
-def _worker_main(index: str) -> None:
+def freeze_startup_heap() -> None:
+    """Move everything allocated while loading (libraries, models) out of the collector's way.
+
+    A full collection of a loaded worker's ~340k objects took 200-380 ms on two cores, and
+    logged predictions that live through a flush interval make full collections come more
+    often: they were the 1-row p99's outliers. After ``gc.freeze`` a full collection scans
+    only what requests allocate.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def worker_main(index: str) -> None:
     """Worker process entry: read the config from stdin, load models, serve."""
     config = ServeConfig(**orjson.loads(sys.stdin.buffer.read()))
     platform = None
@@ -274,7 +288,9 @@ def _worker_main(index: str) -> None:
         platform = Platform(load_settings(home=Path(config.home)))
     app = build_app(config, platform, worker=index)
     server = uvicorn_server(app, config.host, config.port, tls_settings(platform, config.host))
-    server.run(sockets=[reuseport_socket(config.host, config.port)])
+    sock = reuseport_socket(config.host, config.port)
+    freeze_startup_heap()
+    server.run(sockets=[sock])
 
 
 class BackgroundServer:
@@ -323,7 +339,3 @@ def background_server(
         yield server.url
     finally:
         server.stop()
-
-
-if __name__ == "__main__":
-    _worker_main(sys.argv[1] if len(sys.argv) > 1 else "0")

@@ -173,6 +173,11 @@ def test_metrics_and_prediction_log(server: tuple[str, Any], trained: Any, tmp_p
     table = pq.read_table(sorted((tmp_path / "log").glob("*.parquet")))
     assert table.num_rows == 3
     assert set(table.column_names) >= {"request_id", "model", "version", "features", "outputs"}
+    sent = np.asarray(trained.X[:2], dtype=np.float32).astype(np.float64).tolist()
+    assert all(rows == sent for rows in table.column("features").to_pylist())
+    outputs = dict(table.column("outputs")[0].as_py())
+    want = trained.model.predict_proba(trained.X[:2])
+    np.testing.assert_allclose(np.array(outputs["probabilities"]), want, rtol=1e-5)
     assert app.prediction_log.dropped == 0
 
 
