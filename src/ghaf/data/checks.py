@@ -5,10 +5,13 @@ fails)``; uniqueness, freshness and distribution statistics are aggregates in th
 same ``SELECT``; so the whole contract reads the data once. Before that, the Parquet
 footer's exact statistics (:mod:`ghaf.data.pqstats`) settle what they can without
 reading data: the row count, null counts, integer ranges and allowed sets the
-column's bounds lie inside. Uniqueness of integer keys (compound keys packed into
-one integer) counts distinct values in a bitmap sized by the key's bounds
-(``bitstring_agg``), exact and far cheaper than a hash table; other keys use
-``count(DISTINCT ...)``. Rows with a NULL key part never conflict (SQL ``UNIQUE``).
+column's bounds lie inside. A quantile within fixed bounds is proved by counting
+the values beyond each bound (:mod:`ghaf.data.ranks`), not by sorting the column;
+only a check the counts cannot prove passing computes the exact quantile.
+Uniqueness of integer keys (compound keys packed into one integer) counts distinct
+values in a bitmap sized by the key's bounds (``bitstring_agg``), exact and far
+cheaper than a hash table; other keys use ``count(DISTINCT ...)``. Rows with a NULL
+key part never conflict (SQL ``UNIQUE``).
 Regex and allowed-value checks on a dictionary-encoded string column (few distinct
 values) are evaluated once per distinct value: the column is grouped to (value,
 count) in the same statement and the counts of failing values summed; exact, as a
@@ -45,6 +48,7 @@ from ghaf.data.contracts import (
     type_matches,
 )
 from ghaf.data.pqstats import FileStats, read_stats
+from ghaf.data.ranks import passes_by_rank, rank_bounds, rank_countable, rank_sql
 from ghaf.data.report import CheckResult, ContractReport
 from ghaf.errors import InvalidInputError
 
@@ -108,9 +112,29 @@ def _stat_sql(check: Distribution, rows: int) -> str:
         return f"avg({col})"
     if check.stat == "std":
         return f"stddev_pop({col})"
-    q = 0.5 if check.stat == "median" else float(check.q or 0.5)
+    q = _quantile_q(check)
     function = "quantile_cont" if rows <= EXACT_QUANTILE_ROWS else "approx_quantile"
     return f"{function}({col}, {q!r})"
+
+
+def _quantile_q(check: Distribution) -> float | None:
+    """The quantile a median/quantile check asks for, else ``None``."""
+    if check.stat == "median":
+        return 0.5
+    if check.stat == "quantile":
+        return float(check.q if check.q is not None else 0.5)
+    return None
+
+
+def _rank_sql(check: Distribution, stats: FileStats) -> str | None:
+    """Rank counts that can prove a quantile inside fixed bounds (see :mod:`ranks`)."""
+    column = stats.columns.get(check.column)
+    if _quantile_q(check) is None or check.reference is not None or column is None:
+        return None
+    bounds = rank_bounds(check.min, check.max)
+    if bounds is None or not rank_countable(column.type):
+        return None
+    return rank_sql(ident(check.column), bounds)
 
 
 def _unique_sql(check: Unique, stats: FileStats) -> str:
@@ -356,7 +380,7 @@ class ContractRunner:
         if isinstance(check, Freshness):
             return f"max({ident(check.column)})"
         if isinstance(check, Distribution):
-            return _stat_sql(check, stats.num_rows)
+            return _rank_sql(check, stats) or _stat_sql(check, stats.num_rows)
         return None
 
     def _result(self, check: Check, value: Any, total: int) -> CheckResult:
@@ -432,6 +456,15 @@ class ContractRunner:
 
     def _distribution(self, check: Distribution, value: Any, total: int) -> CheckResult:
         base = (check.label, check.kind, check.severity, check.columns_checked())
+        if isinstance(value, dict):  # rank counts: proof of passing, or compute it exactly
+            q = _quantile_q(check)
+            if q is not None and passes_by_rank(value, q):
+                detail = (
+                    f"{check.stat} within [{check.min}, {check.max}] "
+                    f"(by rank over {int(value['n']):,} values)"
+                )
+                return CheckResult(*base, 0, total, detail)
+            value = self._exact_stat(check)
         if value is None:
             return CheckResult(*base, 1, total, f"{check.stat} is undefined (no values)")
         value = float(value)
@@ -445,6 +478,12 @@ class ContractRunner:
         return CheckResult(
             *base, 0 if ok else 1, total, f"{check.stat} = {value:.6g}, allowed [{low}, {high}]"
         )
+
+    def _exact_stat(self, check: Distribution) -> Any:
+        rows = pq.ParquetFile(self.path).metadata.num_rows
+        sql = f"SELECT {_stat_sql(check, rows)} FROM {_scan(self.path, row_numbers=False)}"  # noqa: S608  # nosec B608
+        row = self._one(sql)
+        return row[0] if row else None
 
     def _reference_stat(self, check: Distribution) -> float:
         if self.resolve is None or check.reference is None:
