@@ -62,6 +62,7 @@ class SqliteOnlineStore:
         self._cache: dict[tuple[Any, Any], tuple[float, Row | None]] = {}
         self._local = threading.local()
         self._ready: set[ViewLayout] = set()
+        self._select: dict[tuple[str, tuple[str, ...]], tuple[str, str]] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._write() as conn:
             conn.execute(
@@ -166,28 +167,34 @@ class SqliteOnlineStore:
         self, layout: ViewLayout, keys: Sequence[Any], features: Sequence[str]
     ) -> list[Row | None]:
         conn = self._conn()
-        cols = ", ".join(_q(n) for n in features)
-        table = _table(layout.name)
+        one, many = self._statements(layout.name, features)
         try:
             if len(keys) == 1:
-                row = conn.execute(
-                    f"SELECT __ev, {cols} FROM {table} WHERE __k = ?",  # nosec B608
-                    (keys[0],),
-                ).fetchone()
-                return [row]
+                return [conn.execute(one, (keys[0],)).fetchone()]
             marks = ",".join("?" * len(keys))
-            found = {
-                r[0]: r[1:]
-                for r in conn.execute(
-                    f"SELECT __k, __ev, {cols} FROM {table} WHERE __k IN ({marks})",  # nosec B608
-                    keys,
-                )
-            }
+            found = {r[0]: r[1:] for r in conn.execute(f"{many}({marks})", keys)}
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return [None] * len(keys)
             raise BackendUnavailableError(f"online store read failed: {exc}") from exc
         return [found.get(k) for k in keys]
+
+    def _statements(self, view: str, features: Sequence[str]) -> tuple[str, str]:
+        """The one-key SELECT and the IN-list prefix for these features, built once.
+
+        The same string each call also lets sqlite3 reuse its prepared statement.
+        """
+        tag = (view, tuple(features))
+        found = self._select.get(tag)
+        if found is None:
+            cols = ", ".join(_q(n) for n in features)
+            table = _table(view)
+            found = (
+                f"SELECT __ev, {cols} FROM {table} WHERE __k = ?",  # nosec B608
+                f"SELECT __k, __ev, {cols} FROM {table} WHERE __k IN ",  # nosec B608
+            )
+            self._select[tag] = found
+        return found
 
     def _cached(
         self, layout: ViewLayout, keys: Sequence[Any], features: Sequence[str]
