@@ -1,9 +1,10 @@
-"""The same pipeline on the local executor and on a local Ray cluster (a head node with one
-worker process, started and stopped here on 127.0.0.1) gives the same outputs.
+"""The same pipeline on the local executor and on a local Ray cluster (a head node from
+``ray start --head`` and one worker node, one CPU each, started and stopped here on 127.0.0.1)
+gives the same outputs, and nothing of the cluster listens beyond loopback.
 
-Ray 2.60 refuses a second node while RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, and with it set
-to 1 its GCS, raylets and agents listen on every interface; loopback-only wins here, so the
-cluster is one head node with ``--num-cpus=1`` (one worker process at a time)."""
+The worker node comes from ``ray_worker_node.py``, not ``ray start --address``: Ray 2.60's CLI
+either refuses a second node (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0) or swaps 127.0.0.1 for the
+machine's routable address and listens on every interface (=1); that module says why."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import pytest
 
 from ghaf.home import init_home
 from ghaf.pipelines import Pipeline, output_of, run_pipeline
-from ghaf.pipelines.examples import flaky, numbers
+from ghaf.pipelines.examples import flaky, numbers, placement
 from ghaf.platform import Platform
 from ghaf.settings import load_settings
 from tests.conftest import service_missing
@@ -38,6 +39,7 @@ pytestmark = [
 ]
 
 RAY = Path(sys.executable).parent / "ray"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
@@ -99,6 +101,15 @@ def ray_cluster() -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
             time.sleep(0.5)
         else:
             pytest.fail("the Ray head did not start in 120 s")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.ray_worker_node", f"--address={address}"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        procs.append(worker)
         yield address, procs
     finally:
         for proc in reversed(procs):
@@ -113,6 +124,10 @@ def ray_cluster() -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _alive(nodes: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [n for n in nodes if n.get("Alive")]
 
 
 def _loopback(address: str) -> bool:
@@ -136,13 +151,17 @@ def test_same_outputs_local_and_ray(
         local_report = (output_of(local, local_run, "write_report") / "report.txt").read_text()
     assert local_run.status == "succeeded"
 
-    executor = RayExecutor(address)
-    deadline = time.monotonic() + 120
+    # capacity=2: the worker node may join after the executor counts the cluster's CPUs.
+    executor = RayExecutor(address, capacity=2)
+    # Imported after the executor set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which Ray reads once.
     import ray
 
-    while not ray.nodes() and time.monotonic() < deadline:
+    deadline = time.monotonic() + 120
+    while len(_alive(ray.nodes())) < 2 and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert ray.cluster_resources().get("CPU") == 1.0
+    nodes = _alive(ray.nodes())
+    assert len(nodes) == 2, f"the worker node did not join: {nodes}"
+    assert ray.cluster_resources().get("CPU") == 2.0
     try:
         with _platform(tmp_path / "ray") as remote:
             ray_run = run_pipeline(remote, remote.admin(), numbers(rows=300), executor=executor)
@@ -152,6 +171,15 @@ def test_same_outputs_local_and_ray(
                 assert ray_run.step(step.step).output_digest == step.output_digest, step.step
             report = (output_of(remote, ray_run, "write_report") / "report.txt").read_text()
             assert report == local_report
+
+            again = run_pipeline(remote, remote.admin(), numbers(rows=300), executor=executor)
+            assert {s.status for s in again.steps} == {"cached"}
+
+            # Two overlapping one-CPU steps on two one-CPU nodes: one ran on each.
+            placed = run_pipeline(remote, remote.admin(), placement(2.0), executor=executor)
+            assert placed.status == "succeeded", placed.error
+            ran_on = {output_of(remote, placed, s.step)["node"] for s in placed.steps}
+            assert ran_on == {n["NodeID"] for n in nodes}
 
             flaky_pipeline = Pipeline("flaky")
             flaky_pipeline.add(flaky, marker_dir=str(tmp_path / "m"), failures=2)
@@ -164,5 +192,6 @@ def test_same_outputs_local_and_ray(
         gc.collect()
 
     listening = set().union(*(_listening(p) for p in procs))
+    assert _listening(procs[1]), "the worker node's processes listen nowhere: not checked"
     exposed = {a for a in listening if not _loopback(a)}
     assert not exposed, f"Ray listens beyond loopback on {exposed}"

@@ -69,6 +69,23 @@ def slow(marker_dir: str, seconds: float) -> str:
     return "slept"
 
 
+@step(cache=False)
+def where(tag: int, seconds: float) -> dict[str, str]:
+    """The Ray node id (``local`` outside Ray) and pid this step ran on: placement checks.
+
+    Sleeps ``seconds`` first so that two of these submitted together overlap."""
+    time.sleep(seconds)
+    node = "local"
+    try:
+        import ray
+
+        if ray.is_initialized():
+            node = ray.get_runtime_context().get_node_id()
+    except ImportError:
+        pass
+    return {"tag": str(tag), "node": node, "pid": str(os.getpid())}
+
+
 @step(timeout_s=0.5)
 def too_slow(seconds: float) -> str:
     """Runs over its timeout."""
@@ -83,6 +100,15 @@ def numbers(rows: int = 1000) -> Pipeline:
     total = pipeline.add(column_sum, table=table)
     stats = pipeline.add(column_stats, table=table)
     pipeline.add(write_report, total=total, stats=stats)
+    return pipeline
+
+
+def placement(seconds: float = 2.0) -> Pipeline:
+    """Two independent ``where`` steps: on a cluster of two one-CPU nodes, one runs on each."""
+    pipeline = Pipeline("placement", "where two overlapping steps ran")
+    pause = pipeline.param("seconds", seconds)
+    pipeline.add(where, name="where_1", tag=1, seconds=pause)
+    pipeline.add(where, name="where_2", tag=2, seconds=pause)
     return pipeline
 
 
