@@ -1,4 +1,4 @@
-"""Hyper-parameter search with Optuna: a parent run, one tracked child run per trial."""
+"""Hyper-parameter search, Optuna here or Ray Tune on Ray: a parent run, a child run a trial."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from ghaf.training.base import TrainData, TrainResult, TrainSpec
 from ghaf.training.trainer import train
 
 SearchSpace = Callable[[Any], dict[str, Any]]
-"""Given an ``optuna.Trial``, the model params of that trial (``trial.suggest_*``)."""
+"""Given an ``optuna.Trial``, the model params of that trial (``trial.suggest_*``).
+
+The same function serves both backends (Ray Tune's OptunaSearch takes it define-by-run)."""
 
 
 @dataclass
@@ -37,20 +39,27 @@ def tune(
     direction: Literal["minimize", "maximize"] = "maximize",
     platform: Platform | None = None,
     actor: Actor | None = None,
+    backend: Literal["optuna", "ray"] = "optuna",
+    max_concurrent: int | None = None,
 ) -> TuneResult:
-    """Search ``space`` with Optuna's TPE sampler (seeded with ``spec.seed``), locally.
+    """Search ``space`` with Optuna's TPE sampler (seeded with ``spec.seed``).
 
-    Each trial trains ``spec`` with the trial's params merged over ``spec.params`` as a
-    child run of one parent run, which records the best params and value.
+    ``backend="optuna"`` runs the trials one after another here; ``backend="ray"`` runs
+    them as Ray Tune trials (at most ``max_concurrent`` at once) on the Ray cluster this
+    process is connected to, or on a new local loopback-only one. Each trial trains
+    ``spec`` with the trial's params merged over ``spec.params`` as a child run of one
+    parent run, which records the best params and value.
 
     Raises:
         InvalidInputError: ``metric`` is not a validation metric the trials report, the
-            data has no validation split, or ``n_trials`` < 1.
+            data has no validation split, ``n_trials`` < 1 or an unknown backend.
     """
     import optuna
 
     from ghaf.tracking import start_run
 
+    if backend not in ("optuna", "ray"):
+        raise InvalidInputError(f"backend is {backend!r}", hint="use 'optuna' or 'ray'")
     if n_trials < 1:
         raise InvalidInputError(f"n_trials is {n_trials}", hint="run at least one trial")
     if data.x_valid is None:
@@ -69,8 +78,29 @@ def tune(
         platform=platform,
         actor=actor,
         params={"n_trials": n_trials, "metric": metric, "direction": direction, "seed": spec.seed},
-        tags={"ghaf.hpo": "optuna", "ghaf.framework": spec.framework},
+        tags={
+            "ghaf.hpo": "ray-tune" if backend == "ray" else "optuna",
+            "ghaf.framework": spec.framework,
+        },
     ) as parent:
+        if backend == "ray":
+            from ghaf.training.ray_tune import run_ray_search
+
+            best_params, best_value, best, results = run_ray_search(
+                spec,
+                data,
+                space,
+                n_trials=n_trials,
+                metric=metric,
+                direction=direction,
+                platform=platform,
+                actor=actor,
+                parent_run_id=parent.run_id,
+                max_concurrent=max_concurrent,
+            )
+            parent.log_params({f"best.{k}": v for k, v in best_params.items()})
+            parent.log_metric(f"best_{metric}", best_value)
+            return TuneResult(parent.run_id, best_params, best_value, best, results)
 
         def objective(trial: Any) -> float:
             trial_spec = replace(

@@ -1,0 +1,159 @@
+"""Hyper-parameter search with Ray Tune: the same search space and result as Optuna's ``tune``.
+
+Trials run as Ray Tune trials on the connected cluster (OptunaSearch's TPE sampler, seeded),
+each training through Ghaf's trainer in its worker, so each is a tracked child run written
+straight to the platform's metadata store (the same settings the driver uses). The best
+trial's model comes back through its Tune checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+# Only our own checkpoints, written by _trial in this search, are unpickled.
+import pickle  # nosec B403
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from ghaf.errors import BackendUnavailableError, InvalidInputError, MissingDependencyError
+from ghaf.platform import Platform
+from ghaf.security.identity import Actor
+from ghaf.training.base import TrainData, TrainResult, TrainSpec
+
+_RESULT_FILE = "train_result.pkl"
+
+
+def _trial(
+    config: dict[str, Any],
+    *,
+    spec: TrainSpec,
+    data: TrainData,
+    settings: dict[str, Any],
+    actor: Actor | None,
+    parent_run_id: str,
+    metric: str,
+) -> None:
+    """One Tune trial, in a Ray worker: train as a child run, report the metric and result."""
+    from ray import tune
+
+    from ghaf.settings import GhafSettings
+    from ghaf.training.trainer import train
+
+    trial_name = tune.get_context().get_trial_name() or "trial"
+    trial_spec = replace(spec, params={**spec.params, **config}, name=trial_name, log_model=False)
+    with Platform(GhafSettings(**settings)) as platform:
+        result = train(
+            trial_spec, data, platform=platform, actor=actor, parent_run_id=parent_run_id
+        )
+    value = result.metrics.get(metric)
+    if value is None:
+        raise InvalidInputError(
+            f"metric {metric!r} is not reported by {spec.framework} {spec.task}",
+            hint=f"use one of {', '.join(sorted(result.metrics))}",
+        )
+    with tempfile.TemporaryDirectory(prefix="ghaf-tune-") as directory:
+        (Path(directory) / _RESULT_FILE).write_bytes(pickle.dumps(result))
+        tune.report(
+            {metric: float(value), "ghaf_run_id": result.run_id},
+            checkpoint=tune.Checkpoint.from_directory(directory),
+        )
+
+
+def _load(checkpoint: Any) -> TrainResult:
+    with checkpoint.as_directory() as directory:
+        data = (Path(directory) / _RESULT_FILE).read_bytes()
+    result: TrainResult = pickle.loads(data)  # noqa: S301  # nosec B301
+    return result
+
+
+def run_ray_search(
+    spec: TrainSpec,
+    data: TrainData,
+    space: Any,
+    *,
+    n_trials: int,
+    metric: str,
+    direction: Literal["minimize", "maximize"],
+    platform: Platform,
+    actor: Actor | None,
+    parent_run_id: str,
+    max_concurrent: int | None = None,
+) -> tuple[dict[str, Any], float, TrainResult, list[TrainResult]]:
+    """Run the trials on the Ray cluster this process is connected to (or a local one).
+
+    Returns the best params, best value, best result and every trial's result.
+    """
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        import optuna
+        import ray
+        from ray import tune
+        from ray.tune.search.optuna import OptunaSearch
+    except ImportError as exc:
+        raise MissingDependencyError("ray[tune]", "ray") from exc
+    from ghaf.pipelines.runner import settings_for_workers
+
+    if not ray.is_initialized():
+        try:
+            ray.init(
+                _node_ip_address="127.0.0.1",
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise BackendUnavailableError(
+                f"cannot start a local Ray for the search: {exc}",
+                hint="connect first with ray.init(address=...) or use backend='optuna'",
+            ) from exc
+    mode = "max" if direction == "maximize" else "min"
+    search = OptunaSearch(
+        space=space,
+        metric=metric,
+        mode=mode,
+        sampler=optuna.samplers.TPESampler(seed=spec.seed),
+    )
+    trainable = tune.with_parameters(
+        _trial,
+        spec=spec,
+        data=data,
+        settings=settings_for_workers(platform.settings),
+        actor=actor,
+        parent_run_id=parent_run_id,
+        metric=metric,
+    )
+    storage = Path(tempfile.mkdtemp(prefix="ghaf-ray-tune-"))
+    try:
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, {"cpu": 1, "gpu": 0}),
+            tune_config=tune.TuneConfig(
+                search_alg=search,
+                num_samples=n_trials,
+                max_concurrent_trials=max_concurrent,
+            ),
+            run_config=tune.RunConfig(
+                name="ghaf-hpo",
+                storage_path=str(storage),
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=0, fail_fast=True),
+            ),
+        )
+        grid: Any = tuner.fit()
+        errors = [r.error for r in grid if r.error is not None]
+        if errors:
+            cause = errors[0]
+            inner = getattr(cause, "cause", None)
+            if isinstance(inner, InvalidInputError):
+                raise inner
+            raise BackendUnavailableError(
+                f"a Ray Tune trial failed: {cause}", hint="see the trial's log above"
+            ) from cause
+        trials = [_load(r.checkpoint) for r in grid]
+        best: Any = grid.get_best_result(metric=metric, mode=mode)
+        best_result = _load(best.checkpoint)
+        best_params = dict(best.config)
+        return best_params, float(best.metrics[metric]), best_result, trials
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
