@@ -3,13 +3,13 @@
 Trials run as Ray Tune trials on the connected cluster (OptunaSearch's TPE sampler, seeded),
 each training through Ghaf's trainer in its worker, so each is a tracked child run written
 straight to the platform's metadata store (the same settings the driver uses). The best
-trial's model comes back through its Tune checkpoint.
+trial's model comes back through its Tune checkpoint (a pickle that only ``_trial`` in
+this same search writes, and only this search reads).
 """
 
 from __future__ import annotations
 
 import os
-# Only our own checkpoints, written by _trial in this search, are unpickled.
 import pickle  # nosec B403
 import shutil
 import tempfile
