@@ -1,7 +1,9 @@
-"""``ghaf pipelines``: run a pipeline with live progress; list, show and read logs of runs."""
+"""``ghaf pipelines``: run a pipeline with live progress; list, show and read logs of runs;
+run its triggers (cron, events) and list the runs they fired."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import typer
@@ -9,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 from ghaf.cli.context import state
-from ghaf.errors import UserCodeError
+from ghaf.errors import InvalidInputError, UserCodeError
 
 app = typer.Typer(help="Pipelines: runs, steps and their logs.", no_args_is_help=True)
 
@@ -148,3 +150,129 @@ def logs(
             typer.echo(platform.artifacts.read_bytes(s.log_digest).decode(errors="replace"))
         else:
             typer.echo("(no log: the step was cached, skipped or cancelled)")
+
+
+triggers_app = typer.Typer(
+    help="Triggers: a cron schedule or an event subject that starts a pipeline.",
+    no_args_is_help=True,
+)
+app.add_typer(triggers_app, name="triggers")
+
+
+def _positive(value: float | None, option: str, example: str) -> None:
+    if value is not None and value <= 0:
+        raise InvalidInputError(f"{option} is {value:g}", hint=f"give a positive number: {example}")
+
+
+@triggers_app.command("run")
+def triggers_run(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="MODULE:ATTRIBUTE naming the pipeline.")],
+    cron: Annotated[
+        str | None,
+        typer.Option(help="Cron schedule: five fields ('*/5 * * * *'), a sixth for seconds."),
+    ] = None,
+    on: Annotated[
+        str | None, typer.Option(help="Event subject that starts it (e.g. drift.detected).")
+    ] = None,
+    match: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE the event's data must have (JSON values); repeatable."),
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE (JSON values).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Trigger name (default: pipeline name).")] = None,
+    cooldown: Annotated[float, typer.Option(help="Seconds between two runs at least.")] = 0.0,
+    max_runs: Annotated[
+        int | None, typer.Option(help="At most this many runs per --window.")
+    ] = None,
+    window: Annotated[float, typer.Option(help="Seconds of the --max-runs window.")] = 3600.0,
+    interval: Annotated[float, typer.Option(help="Seconds between two checks.")] = 1.0,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
+    ] = None,
+) -> None:
+    """Watch a cron schedule and/or an event subject and run the pipeline when they fire,
+    within the cooldown and maximum frequency; prints each decision. Ctrl-C stops it."""
+    from ghaf.pipelines.loader import load_pipeline, parse_params
+    from ghaf.pipelines.triggers import CronTrigger, EventTrigger, Limits, Trigger, TriggerLoop
+
+    if cron is None and on is None:
+        raise InvalidInputError(
+            "no trigger given", hint="pass --cron '*/5 * * * *' and/or --on drift.detected"
+        )
+    if cooldown < 0:
+        raise InvalidInputError(f"--cooldown is {cooldown:g}", hint="give 0 or more seconds")
+    if max_runs is not None and max_runs < 1:
+        raise InvalidInputError(f"--max-runs is {max_runs}", hint="give 1 or more: --max-runs 3")
+    _positive(window, "--window", "--window 3600")
+    _positive(interval, "--interval", "--interval 1")
+    _positive(duration, "--duration", "--duration 60")
+    pipeline = load_pipeline(target)  # an unknown pipeline fails here, before any waiting
+    params = parse_params(param or [])
+    conditions = parse_params(match or [])
+    limits = Limits(cooldown_s=cooldown, max_runs=max_runs, window_s=window)
+    label = name or pipeline.name
+    triggers: list[Trigger] = []
+    if cron is not None:
+        triggers.append(
+            CronTrigger(label, cron, lambda: load_pipeline(target), params=params, limits=limits)
+        )
+    if on is not None:
+        triggers.append(
+            EventTrigger(
+                label,
+                on,
+                lambda: load_pipeline(target),
+                match=conditions,
+                params=params,
+                limits=limits,
+            )
+        )
+    cli = state(ctx)
+    platform = cli.platform()
+    loop = TriggerLoop(platform, platform.admin(), triggers)
+    cli.console.print(
+        f"watching {', '.join(t.key for t in triggers)} for pipeline {pipeline.name}"
+        + (f" for {duration:g}s" if duration else " (Ctrl-C stops)")
+    )
+    deadline = None if duration is None else time.monotonic() + duration
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            for decision in loop.tick():
+                stamp = time.strftime("%H:%M:%S")
+                if decision.run is not None:
+                    style = _STYLE.get(decision.run.status, "dim")
+                    cli.console.print(
+                        f"{stamp} {decision.trigger} fired: run {decision.run.id[:12]} "
+                        f"[{style}]{decision.run.status}[/]"
+                    )
+                else:
+                    cli.console.print(f"{stamp} {decision.trigger} skipped: {decision.reason}")
+            pause = interval if deadline is None else min(interval, deadline - time.monotonic())
+            time.sleep(max(pause, 0.0))
+    except KeyboardInterrupt:
+        cli.console.print("stopped")
+    finally:
+        loop.stop()
+
+
+@triggers_app.command("fired")
+def triggers_fired(
+    ctx: typer.Context,
+    trigger: Annotated[
+        str | None, typer.Option(help="Only this trigger (e.g. cron:nightly, as listed).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many runs.")] = 20,
+) -> None:
+    """Runs that triggers started, newest first (manual runs are left out)."""
+    from ghaf.pipelines.records import fired_runs
+
+    cli = state(ctx)
+    table = Table("trigger", "run", "pipeline", "status", "started")
+    for r in fired_runs(cli.platform(), trigger, limit):
+        table.add_row(
+            r.trigger, r.id[:12], r.pipeline, r.status, r.started_at.strftime("%Y-%m-%d %H:%M:%S")
+        )
+    cli.console.print(table)

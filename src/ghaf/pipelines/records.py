@@ -195,6 +195,19 @@ def list_runs(
         return [_run(row, []) for row in session.execute(query).scalars()]
 
 
+def fired_runs(
+    platform: Platform, trigger: str | None = None, limit: int = 50
+) -> list[PipelineRun]:
+    """Runs that triggers started (all triggers, or the one keyed ``trigger``), newest first."""
+    query = select(PipelineRunRow).order_by(PipelineRunRow.started_at.desc()).limit(limit)
+    if trigger is None:
+        query = query.where(PipelineRunRow.trigger != "manual")
+    else:
+        query = query.where(PipelineRunRow.trigger == trigger)
+    with platform.read_session() as session:
+        return [_run(row, []) for row in session.execute(query).scalars()]
+
+
 def find_cached(platform: Platform, step: str, cache_key: str) -> StepRun | None:
     """The latest successful step run with this cache key whose output still exists."""
     query = (

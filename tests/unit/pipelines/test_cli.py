@@ -103,3 +103,60 @@ def test_ctrl_c_marks_the_run_cancelled_and_stores_no_partial_output(
     # Whatever is new is a recorded output or log of a finished step: nothing half-written.
     recorded = {d for s in run.steps for d in (s.output_digest, s.log_digest) if d}
     assert all(any(d in str(p) for d in recorded) for p in new), sorted(map(str, new))
+
+
+def test_triggers_run_fires_within_the_cooldown_and_lists_what_fired(platform: Platform) -> None:
+    # A six-field cron fires every second; a 60 s cooldown lets exactly one run through.
+    watch = ghaf(
+        "pipelines", "triggers", "run", "ghaf.pipelines.examples:numbers",
+        "--cron", "* * * * * *", "--param", "rows=20", "--cooldown", "60",
+        "--interval", "0.2", "--duration", "4",
+    )  # fmt: skip
+    assert watch.returncode == 0, watch.stderr
+    assert "watching cron:numbers" in watch.stdout
+    assert watch.stdout.count("cron:numbers fired: run") == 1, watch.stdout
+    assert "skipped: cooldown" in watch.stdout
+    fired = [r for r in list_runs(platform) if r.trigger == "cron:numbers"]
+    assert len(fired) == 1 and fired[0].status == "succeeded" and fired[0].params == {"rows": 20}
+
+    capped = ghaf(
+        "pipelines", "triggers", "run", "ghaf.pipelines.examples:numbers", "--name", "capped",
+        "--cron", "* * * * * *", "--max-runs", "2", "--window", "60",
+        "--interval", "0.2", "--duration", "5",
+    )  # fmt: skip
+    assert capped.returncode == 0, capped.stderr
+    assert capped.stdout.count("cron:capped fired: run") == 2, capped.stdout
+    assert "skipped: max frequency: 2 runs in 60s" in capped.stdout
+
+    listing = ghaf("pipelines", "triggers", "fired")
+    assert listing.returncode == 0 and fired[0].id[:12] in listing.stdout
+    assert listing.stdout.count("cron:capped") == 2
+    only = ghaf("pipelines", "triggers", "fired", "--trigger", "cron:numbers")
+    assert "cron:numbers" in only.stdout and "cron:capped" not in only.stdout
+
+    # An event trigger waits on the bus and stops at the end of --duration.
+    events = ghaf(
+        "pipelines", "triggers", "run", "ghaf.pipelines.examples:numbers",
+        "--on", "drift.detected", "--match", 'model="fraud"', "--duration", "0.5",
+    )  # fmt: skip
+    assert events.returncode == 0, events.stderr
+    assert "watching event:drift.detected:numbers" in events.stdout
+
+
+def test_triggers_bad_input_gives_clear_errors(platform: Platform) -> None:
+    numbers = "ghaf.pipelines.examples:numbers"
+    cases = [
+        (("run", numbers, "--cron", "61 * * * *"), 3, "cron schedule '61 * * * *'"),
+        (("run", numbers), 3, "no trigger given"),
+        (("run", "ghaf.nope:x", "--cron", "* * * * *"), 4, "cannot be imported"),
+        (("run", "ghaf.pipelines.examples:nothing", "--on", "x"), 4, "has no attribute"),
+        (("run", numbers, "--cron", "* * * * *", "--cooldown", "-1"), 3, "--cooldown is -1"),
+        (("run", numbers, "--on", "x", "--max-runs", "0"), 3, "--max-runs is 0"),
+        (("run", numbers, "--on", "x", "--interval", "0"), 3, "--interval is 0"),
+        (("run", numbers, "--on", "x", "--match", "nokey"), 3, "is not KEY=VALUE"),
+    ]
+    for args, code, words in cases:
+        result = ghaf("pipelines", "triggers", *args)
+        assert result.returncode == code, (args, result.stdout, result.stderr)
+        assert words in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert list_runs(platform) == []
