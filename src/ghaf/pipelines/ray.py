@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from ghaf.errors import BackendUnavailableError, MissingDependencyError
@@ -13,6 +14,26 @@ def _remote_execute(task: StepTask) -> StepResult:
     return execute(task)
 
 
+CLUSTER_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _keep_ray_on_loopback() -> None:
+    """Keep this driver's Ray on 127.0.0.1 unless the user set ``CLUSTER_VARIABLE`` to 1.
+
+    With the variable at its Linux default (1) Ray swaps 127.0.0.1 for the machine's
+    routable address, binds services beyond loopback, and a driver told to join
+    127.0.0.1:PORT waits for minutes on an address the head never listens on. Ray reads
+    the variable once, at import: when something imported ``ray`` first, the constant it
+    derived is corrected as well (``ray._private.services`` reads it at call time).
+    """
+    os.environ.setdefault(CLUSTER_VARIABLE, "0")
+    if os.environ[CLUSTER_VARIABLE] != "0":
+        return
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None and getattr(constants, "ENABLE_RAY_CLUSTER", False):
+        constants.ENABLE_RAY_CLUSTER = False
+
+
 class RayExecutor:
     """Runs attempts as Ray tasks on the cluster at ``address`` (``ray://...``, ``HOST:PORT``
     or ``auto``); ``None`` starts a local single-node Ray in this process."""
@@ -20,8 +41,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str | None = None, *, capacity: int | None = None) -> None:
-        # Without this Ray binds some services to the machine's non-loopback address.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        _keep_ray_on_loopback()
         try:
             import ray
         except ImportError as exc:
