@@ -31,7 +31,7 @@ def _keep_ray_on_loopback() -> None:
         return
     constants = sys.modules.get("ray._private.ray_constants")
     if constants is not None and getattr(constants, "ENABLE_RAY_CLUSTER", False):
-        constants.ENABLE_RAY_CLUSTER = False
+        constants.__dict__["ENABLE_RAY_CLUSTER"] = False
 
 
 class RayExecutor:
