@@ -15,6 +15,7 @@ import pytest
 
 from ghaf.errors import InvalidInputError
 from ghaf.platform import Platform
+from ghaf.serving import batch as batch_module
 from ghaf.serving.base import ModelSpec
 from ghaf.serving.batch import read_batches, score_file, score_to_target
 from ghaf.serving.runtimes import load_runtime
@@ -27,8 +28,9 @@ def _table(x: np.ndarray) -> pa.Table:
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
 def test_scoring_equals_in_memory(
-    tmp_path: Path, hgb_spec: ModelSpec, trained: Any, suffix: str
+    tmp_path: Path, hgb_spec: ModelSpec, trained: Any, suffix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(batch_module, "TASK_ROWS", 300)  # batches split into tasks, rejoined
     source = tmp_path / f"in{suffix}"
     table = _table(trained.X)
     if suffix == ".parquet":
@@ -113,3 +115,19 @@ def test_cli_predict(platform: Platform, tmp_path: Path, hgb_spec: ModelSpec, tr
     assert not (tmp_path / "x.parquet").exists()
     no_flavor = _ghaf("serve", str(hgb_spec.path), home=home)
     assert no_flavor.returncode == 3 and "--flavor" in no_flavor.stderr
+
+
+def test_scoring_into_a_dataset_records_a_version_with_the_model_as_input(
+    platform: Platform, tmp_path: Path, hgb_spec: ModelSpec, trained: Any
+) -> None:
+    from ghaf.data import get_dataset, read_dataset
+
+    source = tmp_path / "in.parquet"
+    pq.write_table(_table(trained.X), source)
+    stats = score_to_target(platform, hgb_spec, source, "dataset:scored", progress=False)
+    version = get_dataset(platform, "scored")
+    assert stats.rows == version.num_rows == len(trained.X)
+    assert version.inputs == ("model:fraud:1",)
+    out = read_dataset(platform, "scored")
+    want = trained.model.predict_proba(trained.X)[:, 1]
+    np.testing.assert_allclose(out["probabilities_1"].to_numpy(), want, rtol=1e-6)
