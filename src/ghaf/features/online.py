@@ -131,22 +131,21 @@ class OnlineReader:
                 ) from exc
             rows = self.store.read_many(vp.layout, keys, vp.features) if n else []
             view_ages: list[float | None] = []
-            values: list[list[Any]] = [[] for _ in vp.outputs]
+            blank = (None,) * (len(vp.outputs) + 1)
             ttl = vp.ttl_us
-            for found in rows:
+            cleaned: list[Any] = []
+            for found in rows:  # missing and stale rows become all-None, the rest as read
                 if found is None:
                     view_ages.append(None)
-                    for column in values:
-                        column.append(None)
+                    cleaned.append(blank)
                     continue
                 age = now_us - found[0]
                 view_ages.append(age / 1e6)
-                fresh = ttl is None or age <= ttl
-                for j, column in enumerate(values):
-                    column.append(found[j + 1] if fresh else None)
+                cleaned.append(found if ttl is None or age <= ttl else blank)
             ages[vp.layout.name] = view_ages
-            for name, column in zip(vp.outputs, values, strict=True):
-                out[name] = column
+            columns_read = list(zip(*cleaned, strict=True))[1:] if cleaned else []
+            for j, name in enumerate(vp.outputs):
+                out[name] = list(columns_read[j]) if cleaned else []
         for odfv in plan.on_demand:
             arrays = {k: pa.array(v) for k, v in out.items()}
             for name, array in odfv.compute(arrays).items():
