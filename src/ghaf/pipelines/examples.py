@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from ghaf.pipelines.context import current_step
 from ghaf.pipelines.pipeline import Pipeline
 from ghaf.pipelines.step import step
 
@@ -84,6 +85,18 @@ def where(tag: int, seconds: float) -> dict[str, str]:
     except ImportError:
         pass
     return {"tag": str(tag), "node": node, "pid": str(os.getpid())}
+
+
+@step(cache=False)
+def whoami() -> dict[str, str]:
+    """Who this step acts as, its run and step run, and the home it opened."""
+    context = current_step()
+    return {
+        "actor": context.actor.name,
+        "run": context.run_id,
+        "step_run": context.step_run_id,
+        "home": str(context.platform.settings.home),
+    }
 
 
 @step(timeout_s=0.5)

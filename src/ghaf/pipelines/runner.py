@@ -133,6 +133,8 @@ class _Run:
             inputs=self.inputs_of(node),
             attempt=attempt,
             settings=self.worker_settings,
+            run_id=self.run_id,
+            actor=self.actor,
         )
         handle = self.executor.submit(task)
         timeout = node.step.options.timeout_s

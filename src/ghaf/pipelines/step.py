@@ -111,7 +111,9 @@ def step(
     A step's return value is stored as an artifact: an Arrow table or pandas DataFrame
     (Parquet), a NumPy array, JSON-able values, bytes, or a ``Path`` to a file or
     directory (e.g. a saved model). A parameter named ``workdir`` receives a fresh
-    scratch directory, removed after the output is stored.
+    scratch directory, removed after the output is stored. A step that acts on the
+    platform (tracks a run, registers a model) takes it and the run's actor from
+    :func:`ghaf.pipelines.current_step`.
 
     Args:
         retries: further attempts after a failure (an exception, a timeout, a killed worker).

@@ -12,9 +12,13 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ghaf.pipelines.step import Step
+from ghaf.security.identity import Actor
+
+if TYPE_CHECKING:
+    from ghaf.platform import Platform
 
 
 @dataclass
@@ -29,6 +33,9 @@ class StepTask:
     """Parameter name -> (digest, kind) of an upstream output."""
     attempt: int = 1
     settings: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""
+    actor: Actor | None = None
+    """Who started the run; steps act as this actor (``ghaf.pipelines.context``)."""
 
 
 @dataclass
@@ -48,25 +55,27 @@ class StepResult:
     """``error`` (the step raised), ``timeout``, ``killed`` (the worker died) or ``cancelled``."""
 
 
-def _artifacts(settings: dict[str, Any]) -> Any:
+def _platform(settings: dict[str, Any]) -> Platform:
     from ghaf.platform import Platform
     from ghaf.settings import GhafSettings
 
-    platform = Platform(GhafSettings(**settings))
-    return platform.artifacts
+    return Platform(GhafSettings(**settings))
 
 
 def execute(task: StepTask, log: io.TextIOBase | None = None) -> StepResult:
     """Run ``task`` here; never raises for errors in the step (they come back in the result)."""
     from ghaf.pipelines import values
+    from ghaf.pipelines.context import StepContext, step_context
 
     started = time.perf_counter()
     cpu0 = time.process_time()
     scratch = Path(tempfile.mkdtemp(prefix=f"ghaf-step-{task.node}-"))
     capture = log or io.StringIO()
+    platform: Platform | None = None
     try:
         with contextlib.redirect_stdout(capture), contextlib.redirect_stderr(capture):
-            artifacts = _artifacts(task.settings)
+            platform = _platform(task.settings)
+            artifacts = platform.artifacts
             kwargs = dict(task.constants)
             for name, (digest, kind) in task.inputs.items():
                 kwargs[name] = values.load(artifacts, digest, kind, scratch / "in")
@@ -74,7 +83,9 @@ def execute(task: StepTask, log: io.TextIOBase | None = None) -> StepResult:
                 workdir = scratch / "work"
                 workdir.mkdir()
                 kwargs["workdir"] = workdir
-            output = task.step.fn(**kwargs)
+            context = StepContext(task.run_id, task.step_run_id, platform, task.actor)
+            with step_context(context):
+                output = task.step.fn(**kwargs)
             digest, kind, size = values.store(artifacts, output, task.node)
         result = StepResult(ok=True, digest=digest, kind=kind, size=size)
     except Exception as exc:  # noqa: BLE001 - the step's error goes back to the runner
@@ -82,6 +93,8 @@ def execute(task: StepTask, log: io.TextIOBase | None = None) -> StepResult:
         result = StepResult(ok=False, error=f"{type(exc).__name__}: {exc}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if platform is not None:
+            platform.close()
     result.wall_s = time.perf_counter() - started
     result.cpu_s = time.process_time() - cpu0
     result.max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
