@@ -130,22 +130,24 @@ class OnlineReader:
                     hint=f"send {', '.join(vp.keys)} for every row",
                 ) from exc
             rows = self.store.read_many(vp.layout, keys, vp.features) if n else []
-            view_ages: list[float | None] = []
-            blank = (None,) * (len(vp.outputs) + 1)
+            width = len(vp.outputs) + 1
+            if None in rows:  # absent entities read as an all-None row
+                blank = (None,) * width
+                rows = [blank if r is None else r for r in rows]
+            read = list(zip(*rows, strict=True)) if rows else [()] * width  # column-wise
+            events = read[0]
+            ages[vp.layout.name] = [None if ev is None else (now_us - ev) / 1e6 for ev in events]
             ttl = vp.ttl_us
-            cleaned: list[Any] = []
-            for found in rows:  # missing and stale rows become all-None, the rest as read
-                if found is None:
-                    view_ages.append(None)
-                    cleaned.append(blank)
-                    continue
-                age = now_us - found[0]
-                view_ages.append(age / 1e6)
-                cleaned.append(found if ttl is None or age <= ttl else blank)
-            ages[vp.layout.name] = view_ages
-            columns_read = list(zip(*cleaned, strict=True))[1:] if cleaned else []
+            stale = (
+                [i for i, ev in enumerate(events) if ev is not None and now_us - ev > ttl]
+                if ttl is not None
+                else []
+            )
             for j, name in enumerate(vp.outputs):
-                out[name] = list(columns_read[j]) if cleaned else []
+                column = list(read[j + 1])
+                for i in stale:  # past the TTL: the value is withheld, its age is kept
+                    column[i] = None
+                out[name] = column
         for odfv in plan.on_demand:
             arrays = {k: pa.array(v) for k, v in out.items()}
             for name, array in odfv.compute(arrays).items():
