@@ -2,15 +2,17 @@
 
 Trials run as Ray Tune trials on the connected cluster (OptunaSearch's TPE sampler, seeded),
 each training through Ghaf's trainer in its worker, so each is a tracked child run written
-straight to the platform's metadata store (the same settings the driver uses). The best
-trial's model comes back through its Tune checkpoint (a pickle that only ``_trial`` in
-this same search writes, and only this search reads).
+straight to the platform's metadata store (the same settings the driver uses). Each
+trial's model comes back through its Tune checkpoint in the framework's safe model flavor
+(skops, native LightGBM/XGBoost, safetensors), its figures as JSON: no pickle crosses
+from the workers to the driver.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
-import pickle  # nosec B403
 import shutil
 import tempfile
 from dataclasses import replace
@@ -22,7 +24,8 @@ from ghaf.platform import Platform
 from ghaf.security.identity import Actor
 from ghaf.training.base import TrainData, TrainResult, TrainSpec
 
-_RESULT_FILE = "train_result.pkl"
+_RESULT_FILE = "train_result.json"
+_MODEL_DIR = "model"
 
 
 def _trial(
@@ -54,18 +57,35 @@ def _trial(
             hint=f"use one of {', '.join(sorted(result.metrics))}",
         )
     with tempfile.TemporaryDirectory(prefix="ghaf-tune-") as directory:
-        (Path(directory) / _RESULT_FILE).write_bytes(pickle.dumps(result))
+        _save(result, Path(directory))
         tune.report(
             {metric: float(value), "ghaf_run_id": result.run_id},
             checkpoint=tune.Checkpoint.from_directory(directory),
         )
 
 
+def _save(result: TrainResult, directory: Path) -> None:
+    """The model in its framework's safe flavor, everything else as JSON."""
+    from ghaf.models.flavors import save_model
+    from ghaf.training.trainer import model_flavor
+
+    save_model(result.model, directory / _MODEL_DIR, flavor=model_flavor(result.framework))
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    fields.pop("model")
+    (directory / _RESULT_FILE).write_text(json.dumps(fields, default=str))
+
+
 def _load(checkpoint: Any) -> TrainResult:
+    """A trial's result back from its checkpoint, the model through the flavor's loader."""
+    from ghaf.models.flavors import load_model_dir
+
     with checkpoint.as_directory() as directory:
-        data = (Path(directory) / _RESULT_FILE).read_bytes()
-    result: TrainResult = pickle.loads(data)  # noqa: S301  # nosec B301
-    return result
+        fields = json.loads((Path(directory) / _RESULT_FILE).read_text())
+        loaded = load_model_dir(Path(directory) / _MODEL_DIR)
+    # PyTorch: the nn.Module itself; the others: the flavor's model (predict/predict_proba),
+    # since e.g. LightGBM's safe file holds a Booster, not the scikit-learn wrapper.
+    model = loaded.raw if fields["framework"] == "pytorch" else loaded
+    return TrainResult(model=model, **fields)
 
 
 def run_ray_search(

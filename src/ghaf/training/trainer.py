@@ -99,7 +99,7 @@ def train(
         run.log_metrics({**metrics, **resources})
         source = None
         if spec.log_model:
-            source = run.log_model(model, "model", flavor=_flavor(spec.framework))
+            source = run.log_model(model, "model", flavor=model_flavor(spec.framework))
     return TrainResult(
         model=model,
         run_id=run.run_id,
@@ -118,7 +118,8 @@ def train(
     )
 
 
-def _flavor(framework: str) -> str:
+def model_flavor(framework: str) -> str:
+    """The safe model flavor a framework's trained models are saved with."""
     return {"sklearn": "skops", "lightgbm": "lightgbm", "xgboost": "xgboost"}.get(
         framework, "pytorch"
     )
