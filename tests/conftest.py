@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import uuid
 from collections.abc import Iterator
@@ -106,3 +107,26 @@ def s3_endpoint() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One Ray auth token per test process, in a file of its own, token mode on.
+
+    Every cluster a test starts inherits it and every driver in this process reads it,
+    so they agree; ``~/.ray/auth_token`` is never used (two workers starting clusters at
+    once raced on creating it, and a driver then held the other cluster's token).
+    """
+    token_file = tmp_path_factory.mktemp("ray-auth") / "auth_token"
+    token_file.write_text(secrets.token_hex(32))
+    token_file.chmod(0o600)
+    keys = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")
+    saved = {key: os.environ.get(key) for key in keys}
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(token_file)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -67,7 +67,7 @@ def _listening(process: subprocess.Popen[bytes]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+def ray_cluster(ray_auth: None) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
     if not RAY.exists():
         service_missing("Ray", "ray is not installed: pip install 'ghaf[ray]'")
     port = _free_port()
