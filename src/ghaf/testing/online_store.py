@@ -6,6 +6,7 @@ empty store).
 
 from __future__ import annotations
 
+import random
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -92,6 +93,21 @@ class OnlineStoreContract:
         assert rows == [(30, 2.25, "c3", 30, False), None, (10, 0.5, "c1", 10, False)]
         assert online_store.read_many(LAYOUT, [2], ["score"]) == [(20, None)]
         assert online_store.watermark(LAYOUT.name) == T0
+
+    def test_read_many_follows_request_order_with_repeats_and_misses(
+        self, online_store: OnlineStore
+    ) -> None:
+        ids = list(range(0, 60, 2))  # even ids stored, odd ids absent
+        online_store.write_view(
+            LAYOUT, _rows(ids, [i + 1 for i in ids], [i / 4 for i in ids]), watermark=T0,
+            replace=True,
+        )  # fmt: skip
+        rng = random.Random(11)
+        for size in (2, 3, 17, 100, 257):
+            keys = [rng.randrange(70) for _ in range(size)]
+            got = online_store.read_many(LAYOUT, keys, ["score", "n"])
+            want = [(k + 1, k / 4, k * 10) if k in ids else None for k in keys]
+            assert got == want, size
 
     def test_unknown_view_reads_as_missing(self, online_store: OnlineStore) -> None:
         assert online_store.read_many(LAYOUT, [1, 2], ["score"]) == [None, None]
