@@ -34,6 +34,37 @@ def _keep_ray_on_loopback() -> None:
         constants.__dict__["ENABLE_RAY_CLUSTER"] = False
 
 
+def connect_ray(address: str | None = None) -> Any:
+    """The ``ray`` module, connected to ``address`` or to a new local loopback-only node.
+
+    Shared by the pipeline executor and the Ray Tune search, so both keep Ray on
+    127.0.0.1 and refuse the same way when the cluster cannot be reached.
+
+    Raises:
+        MissingDependencyError: ray is not installed.
+        BackendUnavailableError: the cluster at ``address`` (or a new local one) failed.
+    """
+    _keep_ray_on_loopback()
+    try:
+        import ray
+    except ImportError as exc:
+        raise MissingDependencyError("ray", "ray") from exc
+    if ray.is_initialized():
+        return ray
+    options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    if address is None:
+        options.update(_node_ip_address="127.0.0.1", include_dashboard=False)
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise BackendUnavailableError(
+            f"cannot connect to the Ray cluster at {address or 'a new local node'}: {exc}",
+            hint="start one with `ray start --head --node-ip-address=127.0.0.1` "
+            "and set GHAF_RAY_ADDRESS",
+        ) from exc
+    return ray
+
+
 class RayExecutor:
     """Runs attempts as Ray tasks on the cluster at ``address`` (``ray://...``, ``HOST:PORT``
     or ``auto``); ``None`` starts a local single-node Ray in this process."""
@@ -41,24 +72,8 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str | None = None, *, capacity: int | None = None) -> None:
-        _keep_ray_on_loopback()
-        try:
-            import ray
-        except ImportError as exc:
-            raise MissingDependencyError("ray", "ray") from exc
+        ray = connect_ray(address)
         self._ray: Any = ray
-        if not ray.is_initialized():
-            try:
-                if address is None:
-                    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-                else:
-                    ray.init(address=address, log_to_driver=False, configure_logging=False)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise BackendUnavailableError(
-                    f"cannot connect to the Ray cluster at {address or 'a new local node'}: {exc}",
-                    hint="start one with `ray start --head --node-ip-address=127.0.0.1` "
-                    "and set GHAF_RAY_ADDRESS",
-                ) from exc
         total = int(self._ray.cluster_resources().get("CPU", 1))
         self.capacity = capacity or max(total, 1)
         self._remote = ray.remote(max_retries=0)(_remote_execute)

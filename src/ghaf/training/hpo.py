@@ -71,7 +71,6 @@ def tune(
 
         platform = default_platform()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    results: list[TrainResult] = []
     with start_run(
         f"hpo-{spec.framework}",
         experiment=spec.experiment,
@@ -98,39 +97,61 @@ def tune(
                 parent_run_id=parent.run_id,
                 max_concurrent=max_concurrent,
             )
-            parent.log_params({f"best.{k}": v for k, v in best_params.items()})
-            parent.log_metric(f"best_{metric}", best_value)
-            return TuneResult(parent.run_id, best_params, best_value, best, results)
-
-        def objective(trial: Any) -> float:
-            trial_spec = replace(
-                spec,
-                params={**spec.params, **space(trial)},
-                name=f"trial-{trial.number}",
-                log_model=False,
+        else:
+            best_params, best_value, best, results = _optuna_search(
+                spec, data, space, n_trials, metric, direction, platform, actor, parent.run_id
             )
-            result = train(
-                trial_spec, data, platform=platform, actor=actor, parent_run_id=parent.run_id
-            )
-            results.append(result)
-            if metric not in result.metrics:
-                raise InvalidInputError(
-                    f"metric {metric!r} is not reported by {spec.framework} {spec.task}",
-                    hint=f"use one of {', '.join(sorted(result.metrics))}",
-                )
-            return result.metrics[metric]
+        parent.log_params({f"best.{k}": v for k, v in best_params.items()})
+        parent.log_metric(f"best_{metric}", best_value)
+    return TuneResult(parent.run_id, best_params, best_value, best, results)
 
-        study = optuna.create_study(
-            direction=direction, sampler=optuna.samplers.TPESampler(seed=spec.seed)
+
+def trial_metric(result: TrainResult, metric: str) -> float:
+    """The value a search optimizes, from one trial's validation metrics.
+
+    Raises:
+        InvalidInputError: the trials do not report ``metric``.
+    """
+    if metric not in result.metrics:
+        raise InvalidInputError(
+            f"metric {metric!r} is not reported by {result.framework} {result.task}",
+            hint=f"use one of {', '.join(sorted(result.metrics))}",
         )
-        study.optimize(objective, n_trials=n_trials, catch=())
-        best = results[study.best_trial.number]
-        parent.log_params({f"best.{k}": v for k, v in study.best_params.items()})
-        parent.log_metric(f"best_{metric}", float(study.best_value))
-    return TuneResult(
-        parent_run_id=parent.run_id,
-        best_params=dict(study.best_params),
-        best_value=float(study.best_value),
-        best=best,
-        trials=results,
+    return float(result.metrics[metric])
+
+
+def _optuna_search(
+    spec: TrainSpec,
+    data: TrainData,
+    space: SearchSpace,
+    n_trials: int,
+    metric: str,
+    direction: Literal["minimize", "maximize"],
+    platform: Platform,
+    actor: Actor | None,
+    parent_run_id: str,
+) -> tuple[dict[str, Any], float, TrainResult, list[TrainResult]]:
+    """Trials one after another here; the best params, value and result, and every result."""
+    import optuna
+
+    results: list[TrainResult] = []
+
+    def objective(trial: Any) -> float:
+        trial_spec = replace(
+            spec,
+            params={**spec.params, **space(trial)},
+            name=f"trial-{trial.number}",
+            log_model=False,
+        )
+        result = train(
+            trial_spec, data, platform=platform, actor=actor, parent_run_id=parent_run_id
+        )
+        results.append(result)
+        return trial_metric(result, metric)
+
+    study = optuna.create_study(
+        direction=direction, sampler=optuna.samplers.TPESampler(seed=spec.seed)
     )
+    study.optimize(objective, n_trials=n_trials, catch=())
+    best = results[study.best_trial.number]
+    return dict(study.best_params), float(study.best_value), best, results

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import replace
@@ -50,12 +49,9 @@ def _trial(
         result = train(
             trial_spec, data, platform=platform, actor=actor, parent_run_id=parent_run_id
         )
-    value = result.metrics.get(metric)
-    if value is None:
-        raise InvalidInputError(
-            f"metric {metric!r} is not reported by {spec.framework} {spec.task}",
-            hint=f"use one of {', '.join(sorted(result.metrics))}",
-        )
+    from ghaf.training.hpo import trial_metric
+
+    value = trial_metric(result, metric)
     with tempfile.TemporaryDirectory(prefix="ghaf-tune-") as directory:
         _save(result, Path(directory))
         tune.report(
@@ -105,29 +101,16 @@ def run_ray_search(
 
     Returns the best params, best value, best result and every trial's result.
     """
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import optuna
-        import ray
         from ray import tune
         from ray.tune.search.optuna import OptunaSearch
     except ImportError as exc:
         raise MissingDependencyError("ray[tune]", "ray") from exc
+    from ghaf.pipelines.ray import connect_ray
     from ghaf.pipelines.runner import settings_for_workers
 
-    if not ray.is_initialized():
-        try:
-            ray.init(
-                _node_ip_address="127.0.0.1",
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise BackendUnavailableError(
-                f"cannot start a local Ray for the search: {exc}",
-                hint="connect first with ray.init(address=...) or use backend='optuna'",
-            ) from exc
+    connect_ray()  # the connected cluster, or a new local loopback-only node
     mode = "max" if direction == "maximize" else "min"
     search = OptunaSearch(
         space=space,
