@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,9 +125,19 @@ def ray_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     saved = {key: os.environ.get(key) for key in keys}
     os.environ["RAY_AUTH_MODE"] = "token"
     os.environ["RAY_AUTH_TOKEN_PATH"] = str(token_file)
+    _refresh_ray_config()
     yield
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    _refresh_ray_config()
+
+
+def _refresh_ray_config() -> None:
+    """Ray caches its config (auth mode included) when first imported; an earlier test of
+    this process may have imported it before the token was set, so re-read it here."""
+    raylet = sys.modules.get("ray._raylet")
+    if raylet is not None:
+        raylet.Config.initialize("")
