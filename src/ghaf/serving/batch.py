@@ -1,9 +1,9 @@
 """Batch scoring: stream record batches from Parquet/CSV, score in parallel, write in order.
 
-Reading and writing happen in the calling thread while batches, cut into tasks of
-``TASK_ROWS``, are scored in a thread pool (each scoring thread with one math-library
-thread, so the cores are used by tasks rather than oversubscribed), so read, score and
-write overlap and memory stays bounded by ``workers x 2`` batches whatever the input size.
+Reading and writing happen in the calling thread while up to ``workers`` batches are
+scored in a thread pool (each scoring thread with one math-library thread, so the
+cores are used by batches rather than oversubscribed), so read, score and write overlap
+and memory stays bounded by ``workers x 2`` batches whatever the input size.
 """
 
 from __future__ import annotations
@@ -102,34 +102,18 @@ def score_batches(
     with ThreadPoolExecutor(
         workers, thread_name_prefix="ghaf-score", initializer=_limit_one
     ) as pool:
-        pending: deque[list[Future[pa.RecordBatch]]] = deque()
+        pending: deque[Future[pa.RecordBatch]] = deque()
         for batch in batches:
             kept = (
                 keep
                 if keep is not None
                 else [n for n in batch.schema.names if n not in feature_set]
             )
-            parts = _slices(batch, TASK_ROWS)
-            pending.append([pool.submit(score_batch, runtime, part, kept) for part in parts])
+            pending.append(pool.submit(score_batch, runtime, batch, kept))
             if len(pending) >= workers * 2:
-                yield _joined(pending.popleft())
+                yield pending.popleft().result()
         while pending:
-            yield _joined(pending.popleft())
-
-
-TASK_ROWS = 16_384
-"""Rows per scoring task. With whole 65,536-row batches as tasks, one thread can sit idle
-through most of the last batch (by arithmetic up to 5% of a 1M-row run on 2 cores);
-16,384-row tasks keep the model's per-call overhead near 1%."""
-
-
-def _slices(batch: pa.RecordBatch, rows: int) -> list[pa.RecordBatch]:
-    return [batch.slice(start, rows) for start in range(0, max(batch.num_rows, 1), rows)]
-
-
-def _joined(parts: list[Future[pa.RecordBatch]]) -> pa.RecordBatch:
-    scored = [part.result() for part in parts]
-    return scored[0] if len(scored) == 1 else pa.concat_batches(scored)
+            yield pending.popleft().result()
 
 
 def score_file(

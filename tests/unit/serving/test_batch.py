@@ -15,7 +15,6 @@ import pytest
 
 from ghaf.errors import InvalidInputError
 from ghaf.platform import Platform
-from ghaf.serving import batch as batch_module
 from ghaf.serving.base import ModelSpec
 from ghaf.serving.batch import read_batches, score_file, score_to_target
 from ghaf.serving.runtimes import load_runtime
@@ -28,9 +27,8 @@ def _table(x: np.ndarray) -> pa.Table:
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
 def test_scoring_equals_in_memory(
-    tmp_path: Path, hgb_spec: ModelSpec, trained: Any, suffix: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, hgb_spec: ModelSpec, trained: Any, suffix: str
 ) -> None:
-    monkeypatch.setattr(batch_module, "TASK_ROWS", 300)  # batches split into tasks, rejoined
     source = tmp_path / f"in{suffix}"
     table = _table(trained.X)
     if suffix == ".parquet":
