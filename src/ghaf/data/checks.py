@@ -1,8 +1,12 @@
 """Run a contract over a Parquet file: checks compiled to DuckDB SQL, one scan where possible.
 
-Row-level checks (not-null, range, allowed, regex) become ``count(*) FILTER (WHERE
-fails)``; uniqueness, freshness and distribution statistics are aggregates in the
-same ``SELECT``; so the whole contract reads the data once. Before that, the Parquet
+Row-level checks (not-null, allowed, regex) become ``count_if(fails)``; a range check
+becomes the column's ``min`` and ``max`` compared with its bounds (cheaper than a
+comparison per row, and the failing rows are counted in a second query only when the
+bounds are crossed); uniqueness, freshness and distribution statistics are aggregates
+in the same ``SELECT``; so a passing contract reads the data once. The scan runs with
+DuckDB's statistics propagation off: it would answer ``min``/``max`` from the footer,
+whose floating-point bounds leave NaN out. Before that, the Parquet
 footer's exact statistics (:mod:`ghaf.data.pqstats`) settle what they can without
 reading data: the row count, null counts, integer ranges and allowed sets the
 column's bounds lie inside. A quantile within fixed bounds is proved by counting
@@ -137,10 +141,28 @@ def _rank_sql(check: Distribution, stats: FileStats) -> str | None:
     return rank_sql(ident(check.column), bounds)
 
 
+def _within_bounds_sql(check: Range) -> str:
+    """TRUE when the column's extremes lie inside the range, so no row fails; NULL when
+    it has no values (nulls pass). DuckDB orders NaN above every number, so a NaN makes
+    ``max`` NaN and the result FALSE, as the row predicate counts NaN as failing."""
+    col = ident(check.column)
+    parts = []
+    if check.min is not None:
+        parts.append(f"min({col}) >= {literal(check.min)}")
+    if check.max is not None:
+        parts.append(f"max({col}) <= {literal(check.max)}")
+    return f"({' AND '.join(parts)})"
+
+
 def _unique_sql(check: Unique, stats: FileStats) -> str:
     """Rows beyond the first of each non-null key: exact, by bitmap where the bounds allow."""
     cols = [ident(c) for c in check.columns]
     present = " AND ".join(f"{c} IS NOT NULL" for c in cols)
+    no_nulls = all(
+        (column := stats.columns.get(name)) is not None and column.null_count == 0
+        for name in check.columns
+    )
+    keyed = "count(*)" if no_nulls else f"count_if({present})"
     key = _packed_key(check, stats)
     if key is not None:
         expr, width = key
@@ -149,7 +171,7 @@ def _unique_sql(check: Unique, stats: FileStats) -> str:
         distinct = f"count(DISTINCT {cols[0]})"
     else:
         distinct = f"count(DISTINCT CASE WHEN {present} THEN ({', '.join(cols)}) END)"
-    return f"coalesce(count(*) FILTER (WHERE {present}) - {distinct}, 0)"
+    return f"coalesce({keyed} - {distinct}, 0)"
 
 
 def _packed_key(check: Unique, stats: FileStats) -> tuple[str, int] | None:
@@ -165,7 +187,10 @@ def _packed_key(check: Unique, stats: FileStats) -> tuple[str, int] | None:
         span = column.max - column.min + 1
         if width * span > limit:
             return None
-        parts.append(f"(CAST({ident(name)} AS BIGINT) - ({column.min}::BIGINT)) * {width}")
+        value = f"CAST({ident(name)} AS BIGINT)"
+        if column.min:
+            value = f"({value} - ({column.min}::BIGINT))"
+        parts.append(value if width == 1 else f"{value} * {width}")
         width *= span
     return " + ".join(parts), width
 
@@ -358,6 +383,7 @@ class ContractRunner:
                 width += len(grouped)
             joined = ", ".join(f"({part}) AS q{i}" for i, part in enumerate(parts))
             sql = f"SELECT * FROM {joined}"  # noqa: S608  # nosec B608 - built from the above
+            self.con.execute("SET disabled_optimizers = 'statistics_propagation'")
             try:
                 row = self._one(sql)
             except duckdb.Error as exc:
@@ -368,13 +394,33 @@ class ContractRunner:
             assert row is not None  # nosec B101 - type narrowing
             total = int(row[0])
             by_check.update({id(check): row[index] for check, index in slots})
+            self._count_crossed_ranges(checks, by_check)
         results = [self._result(check, by_check.get(id(check)), total) for check in checks]
         return ContractReport(total, results, time.perf_counter() - started)
 
+    def _count_crossed_ranges(self, checks: list[Check], by_check: dict[int, Any]) -> None:
+        """Range checks whose extremes lie inside pass with 0 failing rows; those whose
+        extremes cross a bound get their failing rows counted, all in one more scan."""
+        crossed = []
+        for check in checks:
+            if isinstance(check, Range) and isinstance(by_check.get(id(check)), bool | None):
+                if by_check.get(id(check)) is False:
+                    crossed.append(check)
+                else:
+                    by_check[id(check)] = 0
+        if not crossed:
+            return
+        counts = ", ".join(f"count_if({fail_predicate(check)})" for check in crossed)
+        row = self._one(f"SELECT {counts} FROM {_scan(self.path, row_numbers=False)}")  # noqa: S608  # nosec B608 - quoted identifiers and literals
+        assert row is not None  # nosec B101 - an aggregate returns one row
+        by_check.update({id(check): count for check, count in zip(crossed, row, strict=True)})
+
     def _aggregate(self, check: Check, stats: FileStats) -> str | None:
+        if isinstance(check, Range):
+            return _within_bounds_sql(check)
         predicate = fail_predicate(check)
         if predicate is not None:
-            return f"count(*) FILTER (WHERE {predicate})"
+            return f"count_if({predicate})"
         if isinstance(check, Unique):
             return _unique_sql(check, stats)
         if isinstance(check, Freshness):

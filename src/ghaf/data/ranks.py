@@ -66,8 +66,8 @@ def rank_sql(column: str, bounds: RankBounds) -> str:
     value = f"CAST({column} AS DOUBLE)"
     return (
         f"struct_pack(n := count({column}), "
-        f"below := count(*) FILTER (WHERE {value} < {_double(bounds.low)}), "
-        f"above := count(*) FILTER (WHERE {value} > {_double(bounds.high)}))"
+        f"below := count_if({value} < {_double(bounds.low)}), "
+        f"above := count_if({value} > {_double(bounds.high)}))"
     )
 
 

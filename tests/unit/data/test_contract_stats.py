@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -156,3 +157,31 @@ def test_nan_failing_a_range_is_sampled_and_quarantined(tmp_path: Path) -> None:
     assert result.failed == 1 and len(result.samples) == 1
     assert runner.split(tmp_path / "good.parquet", tmp_path / "bad.parquet") == (3, 1)
     runner.close()
+
+
+@pytest.mark.parametrize(
+    ("values", "check", "failing"),
+    [
+        # Extremes inside the bounds: proved from min/max, no second scan needed.
+        ([1.5, None, 2.5], Range(column="v", min=1.0, max=3.0), 0),
+        ([None, None], Range(column="v", min=1.0), 0),
+        # Extremes outside: the failing rows are counted exactly.
+        ([0.5, 1.5, 9.0, 7.0, None], Range(column="v", min=1.0, max=6.0), 3),
+        ([float("-inf"), 0.0, float("inf")], Range(column="v", max=1.0), 1),
+        (["b", "a", "z", None], Range(column="v", min="b"), 1),
+        (
+            [datetime(2026, 1, d, tzinfo=UTC) for d in (1, 5, 9)],
+            Range(column="v", min=datetime(2026, 1, 3, tzinfo=UTC)),
+            1,
+        ),
+    ],
+)
+def test_a_range_is_judged_by_its_extremes_and_counted_when_crossed(
+    tmp_path: Path, values: list[object], check: Range, failing: int
+) -> None:
+    path = tmp_path / "r.parquet"
+    # No footer statistics: the check cannot be settled without reading the data.
+    pq.write_table(pa.table({"v": values}), path, write_statistics=False)
+    result = run_contract(Contract(checks=(check,)), path).results[0]
+    assert result.failed == failing
+    assert len(result.samples) == min(failing, 5)
