@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ghaf.data import rust_regex
 from ghaf.data.contracts import (
     Allowed,
     Check,
@@ -193,6 +195,11 @@ def _packed_key(check: Unique, stats: FileStats) -> tuple[str, int] | None:
         parts.append(value if width == 1 else f"{value} * {width}")
         width *= span
     return " + ".join(parts), width
+
+
+def _column_type(stats: FileStats, column: str) -> pa.DataType | None:
+    found = stats.columns.get(column)
+    return found.type if found is not None else None
 
 
 def _per_value(check: Check, stats: FileStats) -> bool:
@@ -362,6 +369,7 @@ class ContractRunner:
         slots: list[tuple[Check, int]] = []
         by_check: dict[int, Any] = {}
         by_value: dict[str, list[Check]] = {}
+        on_polars: list[Regex] = []
         for check in checks:
             known = _settled_by_stats(check, stats)
             if known is not None:
@@ -370,33 +378,70 @@ class ContractRunner:
             if _per_value(check, stats):
                 by_value.setdefault(check.columns_checked()[0], []).append(check)
                 continue
+            if isinstance(check, Regex) and rust_regex.eligible(
+                check, _column_type(stats, check.column)
+            ):
+                on_polars.append(check)
+                continue
             expr = self._aggregate(check, stats)
             if expr is not None:
                 slots.append((check, len(selects)))
                 selects.append(expr)
-        if slots or by_value:
-            parts = [f"SELECT {', '.join(selects)} FROM {_scan(self.path, row_numbers=False)}"]  # noqa: S608  # nosec B608 - quoted identifiers and literals
-            width = len(selects)
-            for column, grouped in by_value.items():
-                parts.append(_per_value_sql(self.path, column, grouped))
-                slots += [(check, width + i) for i, check in enumerate(grouped)]
-                width += len(grouped)
-            joined = ", ".join(f"({part}) AS q{i}" for i, part in enumerate(parts))
-            sql = f"SELECT * FROM {joined}"  # noqa: S608  # nosec B608 - built from the above
-            self.con.execute("SET disabled_optimizers = 'statistics_propagation'")
-            try:
-                row = self._one(sql)
-            except duckdb.Error as exc:
-                raise InvalidInputError(
-                    f"contract could not run on {self.path.name}: {exc}",
-                    hint="check the contract's values against the column types",
-                ) from exc
-            assert row is not None  # nosec B101 - type narrowing
-            total = int(row[0])
-            by_check.update({id(check): row[index] for check, index in slots})
-            self._count_crossed_ranges(checks, by_check)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghaf-regex") as pool:
+            beside = (
+                pool.submit(rust_regex.count_mismatches, self.path, on_polars)
+                if on_polars
+                else None
+            )
+            if slots or by_value:
+                total = self._scan_once(selects, slots, by_value, by_check)
+                self._count_crossed_ranges(checks, by_check)
+            by_check.update(self._regex_counts(beside, on_polars))
         results = [self._result(check, by_check.get(id(check)), total) for check in checks]
         return ContractReport(total, results, time.perf_counter() - started)
+
+    def _scan_once(
+        self,
+        selects: list[str],
+        slots: list[tuple[Check, int]],
+        by_value: dict[str, list[Check]],
+        by_check: dict[int, Any],
+    ) -> int:
+        """The single scan: every aggregate, and each per-value column grouped; the row count."""
+        parts = [f"SELECT {', '.join(selects)} FROM {_scan(self.path, row_numbers=False)}"]  # noqa: S608  # nosec B608 - quoted identifiers and literals
+        width = len(selects)
+        for column, grouped in by_value.items():
+            parts.append(_per_value_sql(self.path, column, grouped))
+            slots = slots + [(check, width + i) for i, check in enumerate(grouped)]
+            width += len(grouped)
+        joined = ", ".join(f"({part}) AS q{i}" for i, part in enumerate(parts))
+        sql = f"SELECT * FROM {joined}"  # noqa: S608  # nosec B608 - built from the above
+        self.con.execute("SET disabled_optimizers = 'statistics_propagation'")
+        try:
+            row = self._one(sql)
+        except duckdb.Error as exc:
+            raise InvalidInputError(
+                f"contract could not run on {self.path.name}: {exc}",
+                hint="check the contract's values against the column types",
+            ) from exc
+        assert row is not None  # nosec B101 - type narrowing
+        by_check.update({id(check): row[index] for check, index in slots})
+        return int(row[0])
+
+    def _regex_counts(
+        self, beside: Future[list[int]] | None, checks: list[Regex]
+    ) -> dict[int, int]:
+        """Failing rows of the checks polars ran; in DuckDB instead if polars refused one."""
+        if beside is None:
+            return {}
+        try:
+            counts = beside.result()
+        except rust_regex.EngineError:
+            counts_sql = ", ".join(f"count_if({fail_predicate(check)})" for check in checks)
+            row = self._one(f"SELECT {counts_sql} FROM {_scan(self.path, row_numbers=False)}")  # noqa: S608  # nosec B608 - quoted identifiers and literals
+            assert row is not None  # nosec B101 - an aggregate returns one row
+            counts = [int(count) for count in row]
+        return {id(check): count for check, count in zip(checks, counts, strict=True)}
 
     def _count_crossed_ranges(self, checks: list[Check], by_check: dict[int, Any]) -> None:
         """Range checks whose extremes lie inside pass with 0 failing rows; those whose
