@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -400,7 +400,8 @@ class ContractRunner:
             )
             if slots or by_value:
                 total = self._scan_once(selects, slots, by_value, by_check)
-                self._count_crossed_ranges(checks, by_check)
+                bounded = [check for check, _ in slots if isinstance(check, Range)]
+                self._count_crossed_ranges(bounded, by_check)
             by_check.update(self._regex_counts(beside, on_polars))
         results = [self._result(check, by_check.get(id(check)), total) for check in checks]
         return ContractReport(total, results, time.perf_counter() - started)
@@ -442,28 +443,23 @@ class ContractRunner:
         try:
             counts = beside.result()
         except rust_regex.EngineError:
-            counts_sql = ", ".join(f"count_if({fail_predicate(check)})" for check in checks)
-            row = self._one(f"SELECT {counts_sql} FROM {_scan(self.path, row_numbers=False)}")  # noqa: S608  # nosec B608 - quoted identifiers and literals
-            assert row is not None  # nosec B101 - an aggregate returns one row
-            counts = [int(count) for count in row]
+            counts = self._count_failing(checks)
         return {id(check): count for check, count in zip(checks, counts, strict=True)}
 
-    def _count_crossed_ranges(self, checks: list[Check], by_check: dict[int, Any]) -> None:
-        """Range checks whose extremes lie inside pass with 0 failing rows; those whose
-        extremes cross a bound get their failing rows counted, all in one more scan."""
-        crossed = []
-        for check in checks:
-            if isinstance(check, Range) and isinstance(by_check.get(id(check)), bool | None):
-                if by_check.get(id(check)) is False:
-                    crossed.append(check)
-                else:
-                    by_check[id(check)] = 0
-        if not crossed:
-            return
-        counts = ", ".join(f"count_if({fail_predicate(check)})" for check in crossed)
+    def _count_crossed_ranges(self, bounded: list[Range], by_check: dict[int, Any]) -> None:
+        """Range checks judged by their extremes: TRUE or NULL (no values) means 0 failing
+        rows; FALSE (a bound crossed) gets the failing rows counted, all in one more scan."""
+        crossed = [check for check in bounded if by_check[id(check)] is False]
+        by_check.update({id(check): 0 for check in bounded})
+        counts = self._count_failing(crossed) if crossed else []
+        by_check.update({id(check): n for check, n in zip(crossed, counts, strict=True)})
+
+    def _count_failing(self, checks: Sequence[Check]) -> list[int]:
+        """Each row-level check's failing rows, counted in one scan of the file."""
+        counts = ", ".join(f"count_if({fail_predicate(check)})" for check in checks)
         row = self._one(f"SELECT {counts} FROM {_scan(self.path, row_numbers=False)}")  # noqa: S608  # nosec B608 - quoted identifiers and literals
         assert row is not None  # nosec B101 - an aggregate returns one row
-        by_check.update({id(check): count for check, count in zip(crossed, row, strict=True)})
+        return [int(count or 0) for count in row]  # count_if over no rows is NULL
 
     def _aggregate(self, check: Check, stats: FileStats) -> str | None:
         if isinstance(check, Range):

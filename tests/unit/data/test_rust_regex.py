@@ -170,3 +170,8 @@ def test_a_pattern_polars_refuses_runs_in_duckdb(
     path = _emails(tmp_path / "e.parquet")
     check = Regex(column="email", pattern=r"^[a-z0-9]+@bank\.ae$")
     assert run_contract(Contract(checks=(check,)), path).results[0].failed == 3
+    nulls = tmp_path / "n.parquet"  # DuckDB's count_if over only NULLs is NULL, not 0
+    pq.write_table(
+        pa.table({"email": pa.array([None, None], pa.string())}), nulls, use_dictionary=False
+    )
+    assert run_contract(Contract(checks=(check,)), nulls).results[0].failed == 0

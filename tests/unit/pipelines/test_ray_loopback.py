@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-import pytest
+from tests.conftest import service_missing
 
 PROBE = """
 import ray  # imported before Ghaf: Ray has read RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER already
@@ -20,7 +20,7 @@ print(services.get_node_ip_address())
 
 def test_loopback_holds_when_ray_was_imported_first() -> None:
     if importlib.util.find_spec("ray") is None:  # not imported here: it would fix Ray's config
-        pytest.skip("ray is not installed")
+        service_missing("Ray", "ray is not installed: pip install 'ghaf[ray]'")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
     out = subprocess.run(
         [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120
