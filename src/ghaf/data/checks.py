@@ -4,10 +4,10 @@ Row-level checks (not-null, allowed, regex) become ``count_if(fails)``; a range 
 becomes the column's ``min`` and ``max`` compared with its bounds (cheaper than a
 comparison per row, and the failing rows are counted in a second query only when the
 bounds are crossed); uniqueness, freshness and distribution statistics are aggregates
-in the same ``SELECT``; so a passing contract reads the data once. The scan runs with
-DuckDB's statistics propagation off: it would answer ``min``/``max`` from the footer,
-whose floating-point bounds leave NaN out. Before that, the Parquet
-footer's exact statistics (:mod:`ghaf.data.pqstats`) settle what they can without
+in the same ``SELECT``; so a passing contract reads the data once. The scan runs on
+:mod:`ghaf.data.engine`'s database, with statistics propagation off: it would answer
+``min``/``max`` from the footer, whose floating-point bounds leave NaN out. Before
+that, the Parquet footer's exact statistics (:mod:`ghaf.data.pqstats`) settle what they can without
 reading data: the row count, null counts, integer ranges and allowed sets the
 column's bounds lie inside. A quantile within fixed bounds is proved by counting
 the values beyond each bound (:mod:`ghaf.data.ranks`), not by sorting the column;
@@ -38,7 +38,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ghaf.data import rust_regex
+from ghaf.data import engine, rust_regex
 from ghaf.data.contracts import (
     Allowed,
     Check,
@@ -271,13 +271,7 @@ class ContractRunner:
         self.contract = contract
         self.path = path
         self.resolve = resolve
-        self.con = duckdb.connect()
-        self.con.execute("SET enable_progress_bar = false")
-        # One pass over a local file: DuckDB's prefetch of whole row-group column chunks
-        # and its cache of the file's bytes only add memory to fault in (peak RSS of the
-        # 10M-row contract 790 -> 530 MiB, ~9% faster); this database is the runner's own.
-        self.con.execute("SET disable_parquet_prefetching = true")
-        self.con.execute("SET enable_external_file_cache = false")
+        self.con = engine.cursor()  # exact filters and one-pass settings: see engine
 
     def _one(self, sql: str) -> tuple[Any, ...] | None:
         rows = self.con.execute(sql).fetchall()
@@ -422,7 +416,6 @@ class ContractRunner:
             width += len(grouped)
         joined = ", ".join(f"({part}) AS q{i}" for i, part in enumerate(parts))
         sql = f"SELECT * FROM {joined}"  # noqa: S608  # nosec B608 - built from the above
-        self.con.execute("SET disabled_optimizers = 'statistics_propagation'")
         try:
             row = self._one(sql)
         except duckdb.Error as exc:
@@ -500,17 +493,7 @@ class ContractRunner:
             return self._references(check, total)
         raise InvalidInputError(f"check kind {check.kind!r} cannot run")  # pragma: no cover
 
-    def _exact_filters(self) -> None:
-        """Evaluate WHERE on every row: no pruning by row-group bounds.
-
-        Parquet writers leave NaN out of a float column's bounds, so a filter pushed down
-        to them skips NaN rows that the (unpruned) aggregate counted as failing: samples
-        would miss them and quarantine would keep them as good rows.
-        """
-        self.con.execute("SET disabled_optimizers = 'filter_pushdown,statistics_propagation'")
-
     def _samples(self, predicate: str) -> list[dict[str, Any]]:
-        self._exact_filters()
         sql = (
             f"SELECT * FROM {_scan(self.path)} WHERE {predicate} "  # noqa: S608  # nosec B608
             f"ORDER BY file_row_number LIMIT {SAMPLE_ROWS}"
@@ -625,7 +608,6 @@ class ContractRunner:
 
     def split(self, good: Path, bad: Path) -> tuple[int, int]:
         """Write rows passing every row-level check to ``good`` and the rest to ``bad``."""
-        self._exact_filters()
         predicates = [p for c in self.contract.all_checks() if (p := fail_predicate(c))]
         failing = " OR ".join(f"coalesce({p}, FALSE)" for p in predicates) or "FALSE"
         counts = []
