@@ -175,8 +175,11 @@ def test_same_outputs_local_and_ray(
             again = run_pipeline(remote, remote.admin(), numbers(rows=300), executor=executor)
             assert {s.status for s in again.steps} == {"cached"}
 
-            # Two overlapping one-CPU steps on two one-CPU nodes: one ran on each.
-            placed = run_pipeline(remote, remote.admin(), placement(2.0), executor=executor)
+            # Two one-CPU steps on two one-CPU nodes, each holding its CPU until both
+            # started (at most 60 s): one ran on each. A sleep of 2 s was not enough
+            # once: under CI load the second started only after the first had finished.
+            meet = str(tmp_path / "meet")
+            placed = run_pipeline(remote, remote.admin(), placement(60.0, meet), executor=executor)
             assert placed.status == "succeeded", placed.error
             ran_on = {output_of(remote, placed, s.step)["node"] for s in placed.steps}
             assert ran_on == {n["NodeID"] for n in nodes}

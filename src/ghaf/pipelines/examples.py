@@ -71,11 +71,23 @@ def slow(marker_dir: str, seconds: float) -> str:
 
 
 @step(cache=False)
-def where(tag: int, seconds: float) -> dict[str, str]:
+def where(tag: int, seconds: float, meet_dir: str = "", peers: int = 1) -> dict[str, str]:
     """The Ray node id (``local`` outside Ray) and pid this step ran on: placement checks.
 
-    Sleeps ``seconds`` first so that two of these submitted together overlap."""
-    time.sleep(seconds)
+    Holds its CPU until ``peers`` steps (itself included) have checked in under
+    ``meet_dir``, for at most ``seconds`` (without ``meet_dir`` it just sleeps that
+    long). Steps submitted together then overlap whenever the cluster can run them at
+    once, however slowly a node starts its workers, so where they ran shows placement.
+    """
+    deadline = time.monotonic() + seconds
+    if meet_dir:
+        directory = Path(meet_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / f"step-{tag}").write_text(str(os.getpid()))
+        while len(list(directory.glob("step-*"))) < peers and time.monotonic() < deadline:
+            time.sleep(0.05)
+    else:
+        time.sleep(seconds)
     node = "local"
     try:
         import ray
@@ -116,12 +128,15 @@ def numbers(rows: int = 1000) -> Pipeline:
     return pipeline
 
 
-def placement(seconds: float = 2.0) -> Pipeline:
-    """Two independent ``where`` steps: on a cluster of two one-CPU nodes, one runs on each."""
+def placement(seconds: float = 2.0, meet_dir: str = "") -> Pipeline:
+    """Two independent ``where`` steps: on a cluster of two one-CPU nodes, one runs on each.
+
+    With ``meet_dir`` each holds its CPU until both started (at most ``seconds``)."""
     pipeline = Pipeline("placement", "where two overlapping steps ran")
     pause = pipeline.param("seconds", seconds)
-    pipeline.add(where, name="where_1", tag=1, seconds=pause)
-    pipeline.add(where, name="where_2", tag=2, seconds=pause)
+    meet = pipeline.param("meet_dir", meet_dir)
+    for tag in (1, 2):
+        pipeline.add(where, name=f"where_{tag}", tag=tag, seconds=pause, meet_dir=meet, peers=2)
     return pipeline
 
 
