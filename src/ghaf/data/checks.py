@@ -7,8 +7,8 @@ bounds are crossed); uniqueness, freshness and distribution statistics are aggre
 in the same ``SELECT``; so a passing contract reads the data once. The scan runs on
 :mod:`ghaf.data.engine`'s database, with statistics propagation off: it would answer
 ``min``/``max`` from the footer, whose floating-point bounds leave NaN out. Before
-that, the Parquet footer's exact statistics (:mod:`ghaf.data.pqstats`) settle what they can without
-reading data: the row count, null counts, integer ranges and allowed sets the
+that, the Parquet footer's exact statistics (:mod:`ghaf.data.pqstats`) settle what
+they can without reading data: the row count, null counts, integer ranges and allowed sets the
 column's bounds lie inside. A quantile within fixed bounds is proved by counting
 the values beyond each bound (:mod:`ghaf.data.ranks`), not by sorting the column;
 only a check the counts cannot prove passing computes the exact quantile.
@@ -97,11 +97,8 @@ def fail_predicate(check: Check) -> str | None:
         return f"{ident(check.column)} IS NULL"
     if isinstance(check, Range):
         col = ident(check.column)
-        parts = []
-        if check.min is not None:
-            parts.append(f"{col} < {literal(check.min)}")
-        if check.max is not None:
-            parts.append(f"{col} > {literal(check.max)}")
+        low, high = _bounds(check)
+        parts = [f"{col} {op} {bound}" for op, bound in (("<", low), (">", high)) if bound]
         return f"({' OR '.join(parts)})"
     if isinstance(check, Allowed):
         values = ", ".join(literal(v) for v in check.values)
@@ -148,12 +145,16 @@ def _within_bounds_sql(check: Range) -> str:
     it has no values (nulls pass). DuckDB orders NaN above every number, so a NaN makes
     ``max`` NaN and the result FALSE, as the row predicate counts NaN as failing."""
     col = ident(check.column)
-    parts = []
-    if check.min is not None:
-        parts.append(f"min({col}) >= {literal(check.min)}")
-    if check.max is not None:
-        parts.append(f"max({col}) <= {literal(check.max)}")
+    low, high = _bounds(check)
+    sides = (("min", ">=", low), ("max", "<=", high))
+    parts = [f"{extreme}({col}) {op} {bound}" for extreme, op, bound in sides if bound]
     return f"({' AND '.join(parts)})"
+
+
+def _bounds(check: Range) -> tuple[str, str]:
+    """The range's bounds as SQL literals, ``""`` for a missing one (one of them is set)."""
+    low = "" if check.min is None else literal(check.min)
+    return low, "" if check.max is None else literal(check.max)
 
 
 def _unique_sql(check: Unique, stats: FileStats) -> str:
