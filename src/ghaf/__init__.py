@@ -10,8 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ghaf.models import load_model
     from ghaf.platform import Platform
+    from ghaf.registry.default import load_model
     from ghaf.security.identity import Actor
     from ghaf.settings import GhafSettings, load_settings
     from ghaf.tracking import start_run
@@ -20,7 +20,7 @@ _EXPORTS = {
     "Actor": "ghaf.security.identity",
     "GhafSettings": "ghaf.settings",
     "Platform": "ghaf.platform",
-    "load_model": "ghaf.models",
+    "load_model": "ghaf.registry.default",
     "load_settings": "ghaf.settings",
     "start_run": "ghaf.tracking",
 }

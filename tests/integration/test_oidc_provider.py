@@ -35,14 +35,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ghaf.access.bindings import bind_role
+from ghaf.access.http_auth import AUTH_ACTION, BearerAuthMiddleware, request_actor
+from ghaf.access.tokens import create_token, revoke_token
 from ghaf.home import init_home
 from ghaf.platform import Platform
 from ghaf.security.audit_tables import AuditRecordRow
-from ghaf.security.bindings import bind_role
-from ghaf.security.http_auth import AUTH_ACTION, BearerAuthMiddleware, request_actor
 from ghaf.security.oidc import client_credentials_token
 from ghaf.security.tls import uvicorn_server
-from ghaf.security.tokens import create_token, revoke_token
 from ghaf.settings import load_settings
 from tests.conftest import service_missing
 

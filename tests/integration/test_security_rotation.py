@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from ghaf.access.rotation import encrypted_store, local_keys
 from ghaf.errors import NotFoundError
 from ghaf.home import init_home
 from ghaf.platform import Platform
-from ghaf.security.rotation import encrypted_store, local_keys
 from ghaf.settings import GhafSettings, load_settings
 
 COUNT = 60
 ROTATOR = """
 import sys, time
 from ghaf.platform import Platform
-from ghaf.security.rotation import rotate_keys
+from ghaf.access.rotation import rotate_keys
 from ghaf.settings import load_settings
 
 platform = Platform(load_settings(home=sys.argv[1]))

@@ -203,14 +203,14 @@ def _monitoring_profile_save(platform: Platform) -> None:
 
 
 def _keys_rotate(platform: Platform) -> None:
-    from ghaf.security.rotation import rotate_keys
+    from ghaf.access.rotation import rotate_keys
 
     platform.artifacts.put_bytes(b"rotated")
     rotate_keys(platform, platform.admin())
 
 
 def _keys_destroy_version(platform: Platform) -> None:
-    from ghaf.security.rotation import destroy_key_version
+    from ghaf.access.rotation import destroy_key_version
 
     destroy_key_version(platform, platform.admin(), 1)
 
@@ -219,7 +219,7 @@ def _keys_trust(platform: Platform) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from ghaf.security.rotation import trust_key
+    from ghaf.access.rotation import trust_key
 
     public = ec.generate_private_key(ec.SECP256R1()).public_key()
     path = platform.settings.home / "partner.pub.pem"
@@ -232,43 +232,43 @@ def _keys_trust(platform: Platform) -> None:
 
 
 def _audit_checkpoint(platform: Platform) -> None:
-    from ghaf.security.audit_ops import create_checkpoint
+    from ghaf.access.audit import create_checkpoint
 
     create_checkpoint(platform, platform.admin())
 
 
 def _principal_create(platform: Platform) -> None:
-    from ghaf.security.bindings import create_principal
+    from ghaf.access.bindings import create_principal
 
     create_principal(platform, platform.admin(), "example-group", kind="group")
 
 
 def _group_add_member(platform: Platform) -> None:
-    from ghaf.security.bindings import add_group_member
+    from ghaf.access.bindings import add_group_member
 
     add_group_member(platform, platform.admin(), "example-group", "alice")
 
 
 def _role_bind(platform: Platform) -> None:
-    from ghaf.security.bindings import bind_role
+    from ghaf.access.bindings import bind_role
 
     bind_role(platform, platform.admin(), "alice", "viewer", project="example")
 
 
 def _role_unbind(platform: Platform) -> None:
-    from ghaf.security.bindings import unbind_role
+    from ghaf.access.bindings import unbind_role
 
     unbind_role(platform, platform.admin(), "alice", "viewer", project="example")
 
 
 def _token_create(platform: Platform) -> None:
-    from ghaf.security.tokens import create_token
+    from ghaf.access.tokens import create_token
 
     create_token(platform, platform.admin(), "alice", project="example")
 
 
 def _token_revoke(platform: Platform) -> None:
-    from ghaf.security.tokens import list_tokens, revoke_token
+    from ghaf.access.tokens import list_tokens, revoke_token
 
     token_id = list_tokens(platform, principal="alice")[0].token_id
     revoke_token(platform, platform.admin(), token_id, project="example")

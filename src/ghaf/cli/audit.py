@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ghaf.access.audit import create_checkpoint
 from ghaf.cli.context import state
 from ghaf.errors import IntegrityError, InvalidInputError
 from ghaf.security.audit import AuditLog
-from ghaf.security.audit_ops import create_checkpoint
 from ghaf.security.checkpoints import export_records, verify_audit
 
 app = typer.Typer(help="Audit: the hash-chained record of every operation.", no_args_is_help=True)
@@ -39,7 +39,7 @@ def checkpoint(ctx: typer.Context) -> None:
     """Sign a checkpoint over every record so far and append it to the checkpoint file."""
     cli = state(ctx)
     platform = cli.platform()
-    made = create_checkpoint(platform, platform.admin())
+    made = create_checkpoint(platform, cli.actor())
     cli.console.print(f"checkpoint at {made.size} records, root {made.root}")
 
 

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from ghaf.platform import Platform
+from ghaf.security.identity import Actor
 from ghaf.settings import GhafSettings
 
 
@@ -24,6 +25,10 @@ class CliState:
         if self._platform is None:
             self._platform = Platform(self.settings)
         return self._platform
+
+    def actor(self) -> Actor:
+        """The person (or service) this invocation acts as, proven, never asserted."""
+        return self.platform().admin()
 
     def close(self) -> None:
         if self._platform is not None:

@@ -36,7 +36,7 @@ def ingest_cmd(
 
     cli = state(ctx)
     platform = cli.platform()
-    dv = ingest(platform, platform.admin(), source, name, contract=contract, query=query)
+    dv = ingest(platform, cli.actor(), source, name, contract=contract, query=query)
     cli.console.print(
         f"{dv.ref}: {dv.num_rows:,} rows, {len(dv.schema)} columns, digest {dv.digest[:12]}"
     )

@@ -57,7 +57,7 @@ def apply(
             cli.console.print(f"  [red]incompatible:[/] {problem}", highlight=False)
     if dry_run:
         return
-    apply_definitions(platform, platform.admin(), definitions, source=str(path), force=force)
+    apply_definitions(platform, cli.actor(), definitions, source=str(path), force=force)
     changed = sum(c.action != "unchanged" for c in changes)
     cli.console.print(f"applied {changed} change(s)")
 
@@ -86,7 +86,7 @@ def materialize_cmd(
 
     cli = state(ctx)
     platform = cli.platform()
-    results = materialize(platform, platform.admin(), views, until=_time(until), full=full)
+    results = materialize(platform, cli.actor(), views, until=_time(until), full=full)
     for r in results:
         cli.console.print(f"{r.view} v{r.version}: {r.mode}, {r.rows} rows until {r.watermark}")
 
@@ -145,7 +145,7 @@ def serve_cmd(
     platform = cli.platform()
     auth = None
     if platform.settings.serving_require_auth:
-        from ghaf.security.http_auth import authenticate
+        from ghaf.access.http_auth import authenticate
 
         auth = functools.partial(authenticate, platform)
     app = FeatureServer(online_reader(platform), auth=auth)

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
+from ghaf.access.http_auth import authenticate
 from ghaf.cli.context import state
 from ghaf.cli.main import app
 from ghaf.errors import InvalidInputError
-from ghaf.security.http_auth import authenticate
 from ghaf.security.rbac import bound_roles
 
 CREDENTIAL_FILE = "credentials/token"
@@ -37,7 +37,7 @@ def whoami(
         grants = sorted(r for r in actor.roles if not r.startswith("@"))
         cli.console.print(f"{actor.name} ({actor.kind}, from {path})", highlight=False)
     else:
-        name = platform.admin().name
+        name = cli.actor().name
         with platform.read_session() as session:
             grants = sorted(bound_roles(session, name))
         cli.console.print(f"{name} (home admin, embedded mode: every right)", highlight=False)

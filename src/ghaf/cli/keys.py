@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ghaf.access.rotation import destroy_key_version, local_keys, rotate_keys, trust_key
 from ghaf.cli.context import state
 from ghaf.errors import InvalidInputError
 from ghaf.security.homekeys import fingerprint, public_key_path, trusted_keys
-from ghaf.security.rotation import destroy_key_version, local_keys, rotate_keys, trust_key
 
 app = typer.Typer(
     help="Keys: artifact encryption keys and trusted signing keys.", no_args_is_help=True
@@ -46,7 +46,7 @@ def rotate(ctx: typer.Context) -> None:
     cli = state(ctx)
     platform = cli.platform()
     with cli.console.status("re-wrapping artifact keys"):
-        result = rotate_keys(platform, platform.admin())
+        result = rotate_keys(platform, cli.actor())
     verb = "finished the interrupted rotation to" if result.resumed else "rotated to"
     cli.console.print(
         f"{verb} KEK version {result.version}: {result.artifacts} artifacts, "
@@ -69,7 +69,7 @@ def destroy_version(
         )
     cli = state(ctx)
     platform = cli.platform()
-    shredded = destroy_key_version(platform, platform.admin(), version)
+    shredded = destroy_key_version(platform, cli.actor(), version)
     cli.console.print(
         f"destroyed KEK version {version}; {len(shredded)} artifacts are now unreadable"
     )
@@ -83,5 +83,5 @@ def trust(
     """Accept model signatures made with this public key."""
     cli = state(ctx)
     platform = cli.platform()
-    print_fp = trust_key(platform, platform.admin(), public_key)
+    print_fp = trust_key(platform, cli.actor(), public_key)
     cli.console.print(f"trusted public key {print_fp[:16]}")

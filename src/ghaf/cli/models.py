@@ -67,7 +67,7 @@ def register(
     cli = state(ctx)
     platform = cli.platform()
     target: str | Path = source if source.startswith("run:") else Path(source)
-    version = register_model(platform, platform.admin(), name, target, description=description)
+    version = register_model(platform, cli.actor(), name, target, description=description)
     cli.console.print(
         f"registered {version.ref} ({version.flavor}, {'signed' if version.signed else 'unsigned'})"
     )
@@ -80,7 +80,7 @@ def alias(ctx: typer.Context, name: str, alias_name: str, version: int) -> None:
 
     cli = state(ctx)
     platform = cli.platform()
-    result = set_alias(platform, platform.admin(), name, alias_name, version)
+    result = set_alias(platform, cli.actor(), name, alias_name, version)
     cli.console.print(f"{name}@{alias_name} -> {result.ref}")
 
 
@@ -93,8 +93,8 @@ def approve(
 
     cli = state(ctx)
     platform = cli.platform()
-    version = approve_model_version(platform, platform.admin(), ref, comment=comment)
-    cli.console.print(f"approved {version.ref} by {platform.admin().name}")
+    version = approve_model_version(platform, cli.actor(), ref, comment=comment)
+    cli.console.print(f"approved {version.ref} by {cli.actor().name}")
 
 
 @app.command("promote")
@@ -108,7 +108,7 @@ def promote(
 
     cli = state(ctx)
     platform = cli.platform()
-    version = transition_model_version(platform, platform.admin(), ref, stage)
+    version = transition_model_version(platform, cli.actor(), ref, stage)
     cli.console.print(f"{version.ref} is now {version.stage}")
 
 
@@ -131,7 +131,7 @@ def card(
     if edit is not None:
         if not edit.is_file():
             raise NotFoundError(f"card file {edit} does not exist", hint="check the path")
-        version = update_model_card(platform, platform.admin(), ref, edit.read_text())
+        version = update_model_card(platform, cli.actor(), ref, edit.read_text())
     else:
         version = get_model_version(platform, ref)
     if html is not None:
@@ -156,5 +156,5 @@ def import_mlflow(
 
     cli = state(ctx)
     platform = cli.platform()
-    version = import_mlflow_model(platform, platform.admin(), path, name, entry_point=entry_point)
+    version = import_mlflow_model(platform, cli.actor(), path, name, entry_point=entry_point)
     cli.console.print(f"imported {path} as {version.ref} ({version.flavor})")

@@ -114,7 +114,7 @@ def profile(
     cli = state(ctx)
     platform = cli.platform()
     summary = profile_window(data, platform, columns=_columns(columns))
-    stored = save_profile(platform, platform.admin(), name, summary, source=data)
+    stored = save_profile(platform, cli.actor(), name, summary, source=data)
     cli.console.print(
         f"stored profile {stored.name}@{stored.version} ({stored.num_rows:,} rows, "
         f"{stored.num_columns} columns, digest {stored.digest[:12]})"

@@ -56,9 +56,7 @@ def run(
             status[step] = ("running" if event == "started" else event, detail)
             live.update(render())
 
-        result = run_pipeline(
-            platform, platform.admin(), pipeline, params=params, listener=listener
-        )
+        result = run_pipeline(platform, cli.actor(), pipeline, params=params, listener=listener)
         for record in result.steps:
             detail = status[record.step][1]
             status[record.step] = (record.status, detail)
@@ -232,7 +230,7 @@ def triggers_run(
         )
     cli = state(ctx)
     platform = cli.platform()
-    loop = TriggerLoop(platform, platform.admin(), triggers)
+    loop = TriggerLoop(platform, cli.actor(), triggers)
     cli.console.print(
         f"watching {', '.join(t.key for t in triggers)} for pipeline {pipeline.name}"
         + (f" for {duration:g}s" if duration else " (Ctrl-C stops)")

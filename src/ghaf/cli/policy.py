@@ -7,10 +7,11 @@ from typing import Annotated
 import typer
 
 from ghaf.cli.context import state
+from ghaf.data.residency import object_tags
 from ghaf.errors import InvalidInputError, PermissionDeniedError, PolicyViolationError
 from ghaf.security.identity import Actor
 from ghaf.security.rbac import RbacAuthorizer
-from ghaf.security.residency import decide_residency, object_tags
+from ghaf.security.residency import decide_residency
 
 app = typer.Typer(help="Explain what the policies decide.", no_args_is_help=True)
 

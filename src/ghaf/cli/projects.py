@@ -23,9 +23,7 @@ def create(
     """Create a project."""
     cli = state(ctx)
     platform = cli.platform()
-    project = create_project(
-        platform, platform.admin(), name, description=description, region=region
-    )
+    project = create_project(platform, cli.actor(), name, description=description, region=region)
     cli.console.print(f"created project {project.name} (region {project.region})")
 
 

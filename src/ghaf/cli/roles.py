@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ghaf.cli.context import state
-from ghaf.security.bindings import (
+from ghaf.access.bindings import (
     Effect,
     PrincipalKind,
     add_group_member,
@@ -17,6 +16,7 @@ from ghaf.security.bindings import (
     list_bindings,
     unbind_role,
 )
+from ghaf.cli.context import state
 from ghaf.security.rbac import Policy
 
 app = typer.Typer(help="Roles bound to principals per project (RBAC).", no_args_is_help=True)
@@ -36,7 +36,7 @@ def bind(
     cli = state(ctx)
     platform = cli.platform()
     effect: Effect = "deny" if deny else "allow"
-    bind_role(platform, platform.admin(), subject, role, project=project, effect=effect)
+    bind_role(platform, cli.actor(), subject, role, project=project, effect=effect)
     cli.console.print(f"{effect} {role} for {subject} in {project}", highlight=False)
 
 
@@ -52,7 +52,7 @@ def unbind(
     cli = state(ctx)
     platform = cli.platform()
     effect: Effect = "deny" if deny else "allow"
-    unbind_role(platform, platform.admin(), subject, role, project=project, effect=effect)
+    unbind_role(platform, cli.actor(), subject, role, project=project, effect=effect)
     cli.console.print(f"removed {effect} {role} of {subject} in {project}", highlight=False)
 
 
@@ -93,7 +93,7 @@ def principal(
     cli = state(ctx)
     platform = cli.platform()
     chosen: PrincipalKind = kind  # type: ignore[assignment]  # validated by the service
-    create_principal(platform, platform.admin(), name, kind=chosen, description=description)
+    create_principal(platform, cli.actor(), name, kind=chosen, description=description)
     cli.console.print(f"registered {kind} {name}", highlight=False)
 
 
@@ -102,5 +102,5 @@ def add_member(ctx: typer.Context, group: str, member: str) -> None:
     """Add MEMBER to GROUP."""
     cli = state(ctx)
     platform = cli.platform()
-    add_group_member(platform, platform.admin(), group, member)
+    add_group_member(platform, cli.actor(), group, member)
     cli.console.print(f"added {member} to {group}", highlight=False)

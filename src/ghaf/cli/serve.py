@@ -82,7 +82,7 @@ def serve(
 
         record = record_deployment(
             cli.platform(),
-            cli.platform().admin(),
+            cli.actor(),
             deployment or specs[0].name,
             registered,
             shadow=shadow,

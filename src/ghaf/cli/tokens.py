@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ghaf.access.tokens import create_token, get_token, list_tokens, revoke_token
 from ghaf.cli.context import state
 from ghaf.errors import InvalidInputError
-from ghaf.security.tokens import create_token, get_token, list_tokens, revoke_token
 
 app = typer.Typer(help="API tokens: random, shown once, stored hashed.", no_args_is_help=True)
 
@@ -43,7 +43,7 @@ def create(
     platform = cli.platform()
     new = create_token(
         platform,
-        platform.admin(),
+        cli.actor(),
         principal,
         project=project,
         roles=tuple(role or ()),
@@ -89,5 +89,5 @@ def revoke(ctx: typer.Context, token_id: str) -> None:
     cli = state(ctx)
     platform = cli.platform()
     info = get_token(platform, token_id)
-    revoke_token(platform, platform.admin(), token_id, project=info.project)
+    revoke_token(platform, cli.actor(), token_id, project=info.project)
     cli.console.print(f"revoked token {token_id} of {info.principal}", highlight=False)

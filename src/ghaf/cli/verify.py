@@ -27,7 +27,7 @@ def verify(
     platform = cli.platform()
     path = Path(target)
     if path.is_dir():
-        files = verify_model_dir(platform, path)
+        files = verify_model_dir(platform.settings, path)
         cli.console.print(f"verified {path}: {len(files)} signed files, signature trusted")
         return
     try:
@@ -39,5 +39,5 @@ def verify(
         ) from exc
     with tempfile.TemporaryDirectory(prefix="ghaf-verify-") as tmp:
         directory = registry.download_model(platform, target, Path(tmp) / "model")
-        files = verify_model_dir(platform, directory)
+        files = verify_model_dir(platform.settings, directory)
     cli.console.print(f"verified model {target}: {len(files)} signed files, signature trusted")

@@ -22,6 +22,7 @@ from ghaf.data.base import (
     schema_to_text,
 )
 from ghaf.data.profile import ProfileBuilder
+from ghaf.data.residency import check_derived_residency
 from ghaf.data.tables import DatasetVersionRow
 from ghaf.errors import IntegrityError, InvalidInputError, NotFoundError
 from ghaf.lineage.graph import NODE_KINDS, link
@@ -29,7 +30,6 @@ from ghaf.lineage.openlineage import DatasetRef, LineageSink, build_run_event
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
-from ghaf.security.residency import check_derived_residency
 from ghaf.spine import current_operation, current_session, governed
 
 _FLUSH_ROWS = 1 << 20

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 
+from ghaf.access.bindings import bind_role
+from ghaf.access.http_auth import authenticate
+from ghaf.access.tokens import create_token
+from ghaf.data.residency import check_object_residency
 from ghaf.demo.runner import DemoContext
 from ghaf.errors import AlreadyExistsError, PermissionDeniedError, PolicyViolationError
-from ghaf.security.bindings import bind_role
-from ghaf.security.http_auth import authenticate
-from ghaf.security.residency import check_object_residency
-from ghaf.security.tokens import create_token
 
 PROJECT = "uae-card-fraud"
 PEOPLE = (("layla", "data_scientist"), ("omar", "model_approver"), ("svc-scorer", "model_server"))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ghaf.access.audit import create_checkpoint
 from ghaf.demo.runner import DemoContext
 from ghaf.errors import IntegrityError
-from ghaf.security.audit_ops import create_checkpoint
 from ghaf.security.checkpoints import verify_audit
 from ghaf.security.encrypted_store import EncryptedArtifactStore
 

@@ -40,7 +40,7 @@ def _seal(ctx: DemoContext, model_dir: Path) -> None:
 
         write_digests(model_dir)
         return
-    signing.sign_model_dir(ctx.platform, model_dir)
+    signing.sign_model_dir(ctx.platform.settings, model_dir)
 
 
 def _quick_model(ctx: DemoContext) -> ModelSpec:

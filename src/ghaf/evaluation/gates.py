@@ -194,7 +194,7 @@ def _verify_signature(platform: Platform | None, directory: Path) -> bool | None
     except ImportError:
         return None
     try:
-        signing.verify_model_dir(platform, directory)
+        signing.verify_model_dir(platform.settings, directory)
     except Exception:  # noqa: BLE001 - any failure to verify is "not signed"
         return False
     return True

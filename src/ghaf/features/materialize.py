@@ -16,6 +16,7 @@ import orjson
 import pyarrow as pa
 from sqlalchemy import select
 
+from ghaf.data.residency import check_object_residency
 from ghaf.errors import InvalidInputError
 from ghaf.features.base import OnlineStore, ViewLayout, stored_form
 from ghaf.features.definitions import FeatureView
@@ -27,7 +28,6 @@ from ghaf.features.tables import MaterializationRow
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
-from ghaf.security.residency import check_object_residency
 from ghaf.spine import current_operation, current_session, governed
 
 

@@ -37,7 +37,7 @@ def sign_dir(platform: Platform, directory: Path) -> bool:
     signing = _signing()
     if signing is None:
         return False
-    signing.sign_model_dir(platform, directory)
+    signing.sign_model_dir(platform.settings, directory)
     return True
 
 
@@ -49,7 +49,7 @@ def verify_dir(platform: Platform, directory: Path) -> None:
             f"{directory} is signed but ghaf.security.signing is not installed to verify it",
             hint="install Ghaf with its security module",
         )
-    listed = {str(p) for p in signing.verify_model_dir(platform, directory)}
+    listed = {str(p) for p in signing.verify_model_dir(platform.settings, directory)}
     present = {
         p.relative_to(directory).as_posix()
         for p in directory.rglob("*")

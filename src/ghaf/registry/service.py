@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from ghaf.data.residency import check_derived_residency
 from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.metadata.base import utcnow
 from ghaf.models.base import ModelMeta, infer_schema, schema_to_json
@@ -29,7 +30,6 @@ from ghaf.registry.tables import (
     RegisteredModelRow,
 )
 from ghaf.security.identity import Actor
-from ghaf.security.residency import check_derived_residency
 from ghaf.spine import current_session, governed
 
 

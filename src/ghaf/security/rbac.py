@@ -1,7 +1,7 @@
 """Role-based access control: the policy (data, in ``policy.yaml``) and the spine's Authorizer.
 
 Roles are bound per project (the domain). An :class:`Actor` produced by authentication
-(an API token or an OIDC JWT, see :mod:`ghaf.security.http_auth`) carries its resolved
+(an API token or an OIDC JWT, see :mod:`ghaf.access.http_auth`) carries its resolved
 grants in ``Actor.roles`` as strings:
 
 - ``"PROJECT:ROLE"``: an allow grant (``"*:ROLE"`` for every project);
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from sqlalchemy import select
@@ -29,9 +29,6 @@ from sqlalchemy.orm import Session
 from ghaf.errors import ConfigError, InvalidInputError, PermissionDeniedError, PolicyViolationError
 from ghaf.security.identity import Actor
 from ghaf.security.identity_tables import GroupMemberRow, RoleBindingRow
-
-if TYPE_CHECKING:
-    from ghaf.platform import Platform
 
 CREDENTIAL_MARKER = "@credential"
 ALL_PROJECTS = "*"
@@ -227,42 +224,6 @@ class RbacAuthorizer:
                 f"{decision.reason}",
                 hint=f"roles that may: {roles}",
             )
-
-
-def audit_denied(
-    platform: Platform, actor: Actor, action: str, resource: str, project: str, reason: str
-) -> None:
-    """Append a ``denied`` audit record for a refusal decided outside the spine."""
-    platform.spine.record_denied(actor, action, resource, project, reason)
-
-
-def authorize_read(
-    platform: Platform,
-    actor: Actor,
-    action: str,
-    resource: str,
-    project: str | None = None,
-    *,
-    audit_allowed: bool = False,
-) -> None:
-    """Authorize a read of something sensitive; a denial is audited, then raised.
-
-    Args:
-        action: e.g. ``"audit.read"`` or ``"dataset.read_pii"`` (see :func:`read_action`).
-        audit_allowed: also append an ``allowed`` record (access logging of pii reads).
-
-    Raises:
-        PermissionDeniedError: the policy refuses.
-    """
-    project = project or platform.default_project
-    try:
-        platform.spine.authorizer.authorize(actor, action, resource, project)
-    except PermissionDeniedError as exc:
-        audit_denied(platform, actor, action, resource, project, exc.headline)
-        raise
-    if audit_allowed:
-        with platform.spine.operation(actor, action, resource, project):
-            pass
 
 
 def read_action(kind: str, tags: Iterable[str]) -> str:

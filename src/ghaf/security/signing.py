@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ghaf.errors import ConfigError, IntegrityError, MissingDependencyError
-from ghaf.platform import Platform
 from ghaf.security.homekeys import signing_key_path, trusted_keys
+from ghaf.settings import GhafSettings
 
 SIGNATURE_FILE = "model.sig"
 
@@ -52,11 +52,11 @@ def _check_dir(model_dir: Path) -> None:
         )
 
 
-def sign_model_dir(platform: Platform, model_dir: Path) -> None:
+def sign_model_dir(settings: GhafSettings, model_dir: Path) -> None:
     """Sign every file in ``model_dir`` with the home's key, writing ``model.sig``."""
     _check_dir(model_dir)
     ms = _model_signing()
-    key = signing_key_path(platform.settings)
+    key = signing_key_path(settings)
     if not key.exists():
         raise ConfigError(f"no signing key at {key}", hint="run `ghaf init` to create it")
     try:
@@ -80,7 +80,7 @@ def signed_files(signature: Path) -> list[str]:
     return sorted(str(resource["name"]) for resource in statement["predicate"]["resources"])
 
 
-def verify_model_dir(platform: Platform, model_dir: Path) -> list[str]:
+def verify_model_dir(settings: GhafSettings, model_dir: Path) -> list[str]:
     """Verify ``model_dir`` against the trust store; return the signed file names.
 
     Raises:
@@ -93,7 +93,7 @@ def verify_model_dir(platform: Platform, model_dir: Path) -> list[str]:
             f"model directory {model_dir} is not signed (no {SIGNATURE_FILE})",
             hint="register the model through Ghaf, which signs it",
         )
-    keys = trusted_keys(platform.settings)
+    keys = trusted_keys(settings)
     if not keys:
         raise IntegrityError(
             "the trust store is empty: no signature can be accepted",

@@ -52,7 +52,7 @@ def verify_files(platform: Any, model_dir: Path) -> list[str]:
         signing = None
     if signing is not None and platform is not None:
         try:
-            return list(signing.verify_model_dir(platform, model_dir))
+            return list(signing.verify_model_dir(platform.settings, model_dir))
         except IntegrityError:
             raise
         except Exception as exc:  # every verification failure is a refusal

@@ -143,7 +143,7 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
         max_body_bytes=config.max_body_bytes,
     )
     if platform is not None and platform.settings.serving_require_auth:
-        from ghaf.security.http_auth import BearerAuthMiddleware
+        from ghaf.access.http_auth import BearerAuthMiddleware
 
         return BearerAuthMiddleware(app, platform, public_paths=PUBLIC_PATHS)
     return app

@@ -15,14 +15,14 @@ import httpx
 import pytest
 import uvicorn
 
+from ghaf.access.bindings import bind_role
+from ghaf.access.http_auth import authenticate
+from ghaf.access.tokens import create_token
 from ghaf.features.materialize import materialize
 from ghaf.features.online import online_reader
 from ghaf.features.registry import apply_definitions
 from ghaf.features.server import FeatureServer
 from ghaf.platform import Platform
-from ghaf.security.bindings import bind_role
-from ghaf.security.http_auth import authenticate
-from ghaf.security.tokens import create_token
 from ghaf.testing.online_store import make_source
 
 DEFS = """

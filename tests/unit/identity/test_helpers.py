@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from ghaf.access.authorize import authorize_read
+from ghaf.access.bindings import bind_role
+from ghaf.access.http_auth import AUTH_ACTION, authenticate
+from ghaf.access.tokens import create_token
 from ghaf.errors import PermissionDeniedError, PolicyViolationError
 from ghaf.platform import Platform
 from ghaf.security.audit_tables import AuditRecordRow
-from ghaf.security.bindings import bind_role
-from ghaf.security.http_auth import AUTH_ACTION, authenticate
 from ghaf.security.identity import Actor
-from ghaf.security.rbac import authorize_read, check_deployable, check_four_eyes, read_action
-from ghaf.security.tokens import create_token
+from ghaf.security.rbac import check_deployable, check_four_eyes, read_action
 
 
 def _records(platform: Platform, action: str) -> list[AuditRecordRow]:

@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import func, select
 
 import ghaf
+from ghaf.access.bindings import bind_role
 from ghaf.errors import PermissionDeniedError
 from ghaf.platform import Platform
 from ghaf.security.audit_tables import AuditRecordRow
-from ghaf.security.bindings import bind_role
 from ghaf.security.identity import Actor
 from ghaf.security.rbac import CREDENTIAL_MARKER, Policy, RbacAuthorizer
 from ghaf.spine import WRITE_OPERATIONS
@@ -172,7 +172,7 @@ def test_explicit_deny_wins(platform: Platform) -> None:
     bind_role(platform, platform.admin(), "group:contractors", "data_engineer", project="fraud")
     authz.authorize(Actor("dana"), "dataset.write", "d", "fraud")
     # A deny binding on a group dana is in (per the store) refuses what her own role allows.
-    from ghaf.security.bindings import add_group_member, create_principal
+    from ghaf.access.bindings import add_group_member, create_principal
 
     create_principal(platform, platform.admin(), "contractors", kind="group")
     add_group_member(platform, platform.admin(), "contractors", "dana")

@@ -10,18 +10,15 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import select
 
+from ghaf.access.residency import RESIDENCY_ACTION, check_residency
 from ghaf.data import write_dataset
+from ghaf.data.residency import check_object_residency
 from ghaf.errors import InvalidInputError, PolicyViolationError
 from ghaf.home import init_home
 from ghaf.lineage import link
 from ghaf.platform import Platform
 from ghaf.security.audit_tables import AuditRecordRow
-from ghaf.security.residency import (
-    RESIDENCY_ACTION,
-    check_object_residency,
-    check_residency,
-    decide_residency,
-)
+from ghaf.security.residency import decide_residency
 from ghaf.settings import load_settings
 
 

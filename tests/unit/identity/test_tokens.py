@@ -7,13 +7,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
+from ghaf.access.bindings import bind_role, unbind_role
+from ghaf.access.tokens import create_token, list_tokens, revoke_token, verify_token
 from ghaf.errors import InvalidInputError, PermissionDeniedError
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.security.audit_tables import AuditRecordRow
-from ghaf.security.bindings import bind_role, unbind_role
 from ghaf.security.identity_tables import ApiTokenRow
-from ghaf.security.tokens import create_token, list_tokens, revoke_token, verify_token
 
 
 def _bound(platform: Platform, *roles: str) -> None:

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from ghaf.access.audit import create_checkpoint
 from ghaf.home import init_home
 from ghaf.platform import Platform
 from ghaf.projects import create_project
 from ghaf.security.audit import GENESIS_HASH, canonical_body, chain_hash
-from ghaf.security.audit_ops import create_checkpoint
 from ghaf.security.audit_tables import AuditHeadRow, AuditRecordRow
 from ghaf.security.checkpoints import checkpoints_path, read_checkpoints, verify_audit
 from ghaf.security.merkle import MerkleFrontier, merkle_root

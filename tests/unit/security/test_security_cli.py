@@ -37,7 +37,7 @@ def test_verify_command(platform: Platform, tmp_path: Path) -> None:
     model = tmp_path / "model"
     model.mkdir()
     (model / "model.onnx").write_bytes(b"onnx bytes")
-    sign_model_dir(platform, model)
+    sign_model_dir(platform.settings, model)
     home = platform.settings.home
     ok = _ghaf(home, "verify", str(model))
     assert ok.returncode == 0 and "1 signed files, signature trusted" in ok.stdout

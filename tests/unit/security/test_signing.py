@@ -30,15 +30,15 @@ def model_dir(tmp_path: Path) -> Path:
 
 
 def test_sign_then_verify_lists_signed_files(platform: Platform, model_dir: Path) -> None:
-    sign_model_dir(platform, model_dir)
+    sign_model_dir(platform.settings, model_dir)
     assert (model_dir / "model.sig").is_file()
-    assert verify_model_dir(platform, model_dir) == ["MLmodel.json", "weights/model.skops"]
+    assert verify_model_dir(platform.settings, model_dir) == ["MLmodel.json", "weights/model.skops"]
 
 
 def test_public_model_signing_cli_accepts_the_signature(
     platform: Platform, model_dir: Path, tmp_path: Path
 ) -> None:
-    sign_model_dir(platform, model_dir)
+    sign_model_dir(platform.settings, model_dir)
     public = public_key_path(platform.settings)
     args = [str(BIN / "model_signing"), "verify", "key", str(model_dir)]
     args += ["--signature", str(model_dir / "model.sig"), "--public_key", str(public)]
@@ -78,10 +78,10 @@ TAMPERINGS = {
 
 @pytest.mark.parametrize("kind", sorted(TAMPERINGS))
 def test_tampering_is_refused(platform: Platform, model_dir: Path, kind: str) -> None:
-    sign_model_dir(platform, model_dir)
+    sign_model_dir(platform.settings, model_dir)
     TAMPERINGS[kind](model_dir)
     with pytest.raises(IntegrityError, match="model"):
-        verify_model_dir(platform, model_dir)
+        verify_model_dir(platform.settings, model_dir)
 
 
 def test_wrong_key_is_refused_until_trusted(
@@ -103,21 +103,21 @@ def test_wrong_key_is_refused_until_trusted(
         model_dir, model_dir / "model.sig"
     )
     with pytest.raises(IntegrityError, match="failed signature verification"):
-        verify_model_dir(platform, model_dir)
+        verify_model_dir(platform.settings, model_dir)
     pub = other.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     (tmp_path / "other.pub.pem").write_bytes(pub)
-    from ghaf.security.rotation import trust_key
+    from ghaf.access.rotation import trust_key
 
     trust_key(platform, platform.admin(), tmp_path / "other.pub.pem")
     assert len(list(trust_dir(platform.settings).glob("*.pem"))) == 2
-    assert verify_model_dir(platform, model_dir) == ["MLmodel.json", "weights/model.skops"]
+    assert verify_model_dir(platform.settings, model_dir) == ["MLmodel.json", "weights/model.skops"]
 
 
 def test_empty_trust_store_refuses(platform: Platform, model_dir: Path) -> None:
-    sign_model_dir(platform, model_dir)
+    sign_model_dir(platform.settings, model_dir)
     for path in trust_dir(platform.settings).glob("*.pem"):
         path.unlink()
     with pytest.raises(IntegrityError, match="trust store is empty"):
-        verify_model_dir(platform, model_dir)
+        verify_model_dir(platform.settings, model_dir)

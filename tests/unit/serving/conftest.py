@@ -43,7 +43,7 @@ def seal(platform: Platform, model_dir: Path) -> None:
     except ImportError:
         write_digests(model_dir)
         return
-    signing.sign_model_dir(platform, model_dir)
+    signing.sign_model_dir(platform.settings, model_dir)
 
 
 @pytest.fixture(scope="session")

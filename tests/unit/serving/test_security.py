@@ -10,11 +10,11 @@ import httpx
 import numpy as np
 import pytest
 
+from ghaf.access.bindings import bind_role
+from ghaf.access.tokens import create_token
 from ghaf.errors import ConfigError
 from ghaf.platform import Platform
-from ghaf.security.bindings import bind_role
 from ghaf.security.tls import client_ssl_context, make_dev_pki
-from ghaf.security.tokens import create_token
 from ghaf.serving.base import ModelSpec
 from ghaf.serving.server import (
     ServeConfig,

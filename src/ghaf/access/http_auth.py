@@ -19,11 +19,12 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ghaf.access.authorize import audit_denied
+from ghaf.access.tokens import looks_like_token, verify_token
 from ghaf.errors import BackendUnavailableError, PermissionDeniedError
 from ghaf.security.identity import Actor
 from ghaf.security.oidc import OidcVerifier, mapped_roles
-from ghaf.security.rbac import CREDENTIAL_MARKER, audit_denied, bound_roles
-from ghaf.security.tokens import looks_like_token, verify_token
+from ghaf.security.rbac import CREDENTIAL_MARKER, bound_roles
 
 if TYPE_CHECKING:
     from ghaf.platform import Platform

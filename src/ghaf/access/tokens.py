@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from ghaf.access.bindings import check_principal_name, check_project
 from ghaf.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
-from ghaf.security.bindings import check_principal_name, check_project
 from ghaf.security.identity import Actor
 from ghaf.security.identity_tables import ApiTokenRow, PrincipalRow
 from ghaf.security.rbac import CREDENTIAL_MARKER, Policy, bound_roles, grants_in
