@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import functools
+import pwd
 import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
+from sqlalchemy.orm import Session
 
-from ghaf.errors import ConfigError, GhafError
+from ghaf.errors import ConfigError, GhafError, InvalidInputError
 from ghaf.metadata.base import utcnow
 from ghaf.metadata.migrate import pending_heads, upgrade
 from ghaf.metadata.platform_tables import HomeInfo
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
+from ghaf.security.identity_tables import RoleBindingRow
+from ghaf.security.rbac import ALL_PROJECTS, OWNER_ROLES
 from ghaf.settings import GhafSettings
-from ghaf.spine import current_session, governed
+from ghaf.spine import current_operation, current_session, governed
 
 
 def _init_keys(platform: Platform) -> None:
@@ -48,7 +52,10 @@ def init_home(settings: GhafSettings) -> Platform:
         ) from exc
     platform = Platform(settings)
     upgrade(platform.engine)
-    _record_home(platform, platform.admin())
+    actor = platform.admin()
+    if platform.home_owner() is None:
+        _record_home(platform, actor)
+        platform.forget_owner()
     for hook in INIT_HOOKS:
         hook(platform)
     return platform
@@ -56,9 +63,74 @@ def init_home(settings: GhafSettings) -> Platform:
 
 @governed("home.init", resource="home:{platform.settings.home}")
 def _record_home(platform: Platform, actor: Actor) -> None:
+    """Fix the home's owner (the OS account running init) and bind its roles as data."""
     session = current_session()
-    if session.execute(select(HomeInfo)).scalar_one_or_none() is None:
-        session.add(HomeInfo(id=1, home_id=uuid.uuid4().hex, created_at=utcnow()))
+    info = session.execute(select(HomeInfo)).scalar_one_or_none()
+    if info is None:
+        info = HomeInfo(id=1, home_id=uuid.uuid4().hex, created_at=utcnow())
+        session.add(info)
+    info.owner = actor.name
+    _bind_owner(session, actor.name, granted_by=actor.name)
+
+
+def _bind_owner(session: Session, owner: str, *, granted_by: str) -> None:
+    existing = set(
+        session.execute(
+            select(RoleBindingRow.role).where(
+                RoleBindingRow.subject == owner,
+                RoleBindingRow.project == ALL_PROJECTS,
+                RoleBindingRow.effect == "allow",
+            )
+        ).scalars()
+    )
+    for role in OWNER_ROLES:
+        if role not in existing:
+            session.add(
+                RoleBindingRow(
+                    subject=owner,
+                    role=role,
+                    project=ALL_PROJECTS,
+                    effect="allow",
+                    created_by=granted_by,
+                    created_at=utcnow(),
+                )
+            )
+
+
+@governed("home.transfer", resource="home:{platform.settings.home}")
+def transfer_home(platform: Platform, actor: Actor, new_owner: str) -> str:
+    """Hand the home to another OS account: it becomes the owner and gets the owner's roles.
+
+    The previous owner keeps no binding it held as owner; only the owner, signed in to
+    the owner's OS account, may do this (the authorizer checks ``home.*``).
+
+    Raises:
+        InvalidInputError: ``new_owner`` is not an account on this machine, or is the owner.
+    """
+    try:
+        pwd.getpwnam(new_owner)
+    except KeyError as exc:
+        raise InvalidInputError(
+            f"new owner {new_owner!r} is not an account on this machine",
+            hint="give the login name of an existing OS user (see /etc/passwd)",
+        ) from exc
+    session = current_session()
+    info = session.execute(select(HomeInfo)).scalar_one()
+    if info.owner == new_owner:
+        raise InvalidInputError(f"{new_owner} already owns this home", hint="nothing to do")
+    previous = info.owner or actor.name
+    session.execute(
+        delete(RoleBindingRow).where(
+            RoleBindingRow.subject == previous,
+            RoleBindingRow.project == ALL_PROJECTS,
+            RoleBindingRow.role.in_(OWNER_ROLES),
+        )
+    )
+    info.owner = new_owner
+    _bind_owner(session, new_owner, granted_by=actor.name)
+    current_operation().details.update({"from": previous, "to": new_owner})
+    platform.forget_owner()
+    return previous
 
 
 @dataclass(frozen=True)

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from functools import cached_property
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ghaf.artifacts.base import ArtifactStore
 from ghaf.artifacts.store import ContentStore
-from ghaf.backends import open_blob_store, open_event_bus
+from ghaf.backends import open_blob_store, open_event_bus, open_key_provider
+from ghaf.errors import PermissionDeniedError
 from ghaf.events.base import EventBus
 from ghaf.metadata.engine import create_metadata_engine
+from ghaf.metadata.platform_tables import HomeInfo
 from ghaf.security.audit import AuditLog
 from ghaf.security.authz import Authorizer
 from ghaf.security.checkpoints import Checkpointer
-from ghaf.security.identity import Actor
+from ghaf.security.identity import Actor, Credential, os_user
 from ghaf.security.rbac import Policy, RbacAuthorizer
 from ghaf.settings import GhafSettings
 from ghaf.spine import Spine
+
+IDENTITY_ACTION = "identity.assert"
+"""The audit action of a refused identity (a retired setting, another OS account)."""
 
 
 class Platform:
@@ -31,21 +38,80 @@ class Platform:
         self.spine = Spine(
             self.engine,
             authorizer
-            or RbacAuthorizer(
-                Policy.default(),
-                self.read_session,
-                admins=[settings.resolved_admin_user, *settings.local_principals],
-            ),
+            or RbacAuthorizer(Policy.default(), self.read_session, owner=self.home_owner),
             self.audit,
         )
+        self._owner: str | None = None
 
     @property
     def default_project(self) -> str:
         return self.settings.project
 
+    def home_owner(self) -> str | None:
+        """The OS account that owns this home (fixed at ``ghaf init``); None before init."""
+        if self._owner is None:
+            try:
+                with self.read_session() as session:
+                    self._owner = session.execute(select(HomeInfo.owner)).scalar_one_or_none()
+            except SQLAlchemyError:  # not migrated yet: nobody owns it
+                return None
+        return self._owner
+
+    def forget_owner(self) -> None:
+        """Drop the cached owner (after ``ghaf admin transfer``)."""
+        self._owner = None
+
     def admin(self) -> Actor:
-        """The embedded-mode admin actor (the local OS user unless settings say otherwise)."""
-        return Actor(self.settings.resolved_admin_user)
+        """The home's owner, proven by the OS account this process runs as.
+
+        No setting or environment variable names this person: the account comes from the
+        kernel (``geteuid``), and it must be the one ``ghaf init`` recorded. Anybody else
+        acts with their own credential (``ghaf --token``, ``GHAF_TOKEN``).
+
+        Raises:
+            PermissionDeniedError: a retired identity setting is set, or this account is
+                not the home's owner; either refusal is audited.
+        """
+        name, uid = os_user()
+        actor = Actor(name, credential=Credential("home-owner", f"uid:{uid}"), source="local")
+        self.check_not_asserted(actor)
+        owner = self.home_owner()
+        if owner is not None and owner != name:
+            self.refuse_identity(
+                actor,
+                f"{name} is not the owner of this home ({owner})",
+                hint="act with your own credential: ghaf --token TOKEN (or GHAF_TOKEN); "
+                "the owner can hand the home over with `ghaf admin transfer`",
+            )
+        return actor
+
+    def check_not_asserted(self, actor: Actor) -> None:
+        """Refuse (and audit) any retired setting that tries to name who acts.
+
+        Raises:
+            PermissionDeniedError: ``security.admin_user`` or ``local_principals`` is set.
+        """
+        asserted = self.settings.asserted_identity
+        if asserted:
+            self.refuse_identity(
+                actor,
+                f"identity cannot be set: {', '.join(asserted)} was refused",
+                hint="unset it; a second person acts with their own token "
+                "(ghaf --token TOKEN, or GHAF_TOKEN)",
+            )
+
+    def refuse_identity(self, actor: Actor, headline: str, *, hint: str) -> None:
+        """Audit an identity that was asserted rather than proven, then refuse it.
+
+        Raises:
+            PermissionDeniedError: always.
+        """
+        # A home not initialised yet has no audit log to write to.
+        with suppress(SQLAlchemyError):
+            self.spine.record_denied(
+                actor, IDENTITY_ACTION, f"principal:{actor.name}", self.default_project, headline
+            )
+        raise PermissionDeniedError(headline, hint=hint)
 
     def read_session(self) -> Session:
         """A session for reads; any write through it is refused by the engine's guard."""
@@ -61,7 +127,6 @@ class Platform:
         )
         if self.settings.security.encrypt_artifacts:
             from ghaf.security.encrypted_store import EncryptedArtifactStore
-            from ghaf.security.keys import open_key_provider
 
             keys = open_key_provider(self.settings)
             return EncryptedArtifactStore(blobs, keys, project=self.settings.project)

@@ -7,12 +7,11 @@ variables (nested with ``__``, e.g. ``GHAF_SECURITY__ENCRYPT_ARTIFACTS=false``),
 
 from __future__ import annotations
 
-import getpass
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -34,12 +33,16 @@ def _default_residency() -> dict[str, list[str]]:
 class SecuritySettings(BaseModel):
     """Encryption, signing and identity options."""
 
+    model_config = ConfigDict(extra="forbid")
+
     encrypt_artifacts: bool = Field(
         default=True, description="Encrypt every stored artifact with AES-256-GCM."
     )
     admin_user: str | None = Field(
         default=None,
-        description="Principal that is the home's admin in embedded mode; default: the OS user.",
+        description="Retired: identity is proven, not set. The home's owner is the OS user "
+        "fixed at `ghaf init` (`ghaf admin transfer` changes it); another person uses their "
+        "own token. A value here is refused and audited.",
     )
     kek_file: Path | None = Field(
         default=None,
@@ -63,6 +66,8 @@ class SecuritySettings(BaseModel):
 
 class IdentitySettings(BaseModel):
     """OIDC single sign-on: which issuer's tokens Ghaf servers accept, how claims map to roles."""
+
+    model_config = ConfigDict(extra="forbid")
 
     issuer: str | None = Field(
         default=None,
@@ -104,6 +109,8 @@ class IdentitySettings(BaseModel):
 
 class TlsSettings(BaseModel):
     """Transport security of every Ghaf HTTP server."""
+
+    model_config = ConfigDict(extra="forbid")
 
     cert_file: Path | None = Field(default=None, description="Server certificate (PEM chain).")
     key_file: Path | None = Field(default=None, description="Server private key (PEM).")
@@ -178,16 +185,15 @@ class GhafSettings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
-    serving_require_auth: bool = Field(
-        default=False,
-        description="Ghaf HTTP servers (ghaf serve, ghaf features serve) require "
-        "Authorization: Bearer (a Ghaf API token or an OIDC JWT) on every request but "
-        "health checks and /metrics.",
-    )
     local_principals: list[str] = Field(
         default_factory=list,
-        description="Extra local principals who are home admins in embedded mode "
-        "(e.g. a second person to approve models: four eyes).",
+        description="Retired: naming principals in a setting made them admins; a second "
+        "person now acts with their own token. A value here is refused and audited.",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="Credential the CLI and SDK present (a Ghaf API token or an OIDC JWT; "
+        "`ghaf --token`, GHAF_TOKEN); unset: the home's owner, proven by the OS account.",
     )
 
     @field_validator("home", mode="after")
@@ -247,9 +253,14 @@ class GhafSettings(BaseSettings):
         return self.online_store_url or f"sqlite:///{self.home / 'online.db'}"
 
     @property
-    def resolved_admin_user(self) -> str:
-        """The embedded-mode admin: the configured one or the OS user."""
-        return self.security.admin_user or getpass.getuser()
+    def asserted_identity(self) -> list[str]:
+        """Retired settings that tried to name who acts (each refused and audited)."""
+        found = []
+        if self.security.admin_user:
+            found.append(f"security.admin_user={self.security.admin_user!r}")
+        if self.local_principals:
+            found.append(f"local_principals={self.local_principals!r}")
+        return found
 
     @property
     def kek_path(self) -> Path:

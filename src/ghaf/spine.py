@@ -19,7 +19,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from ghaf.errors import GhafError, PermissionDeniedError, SpineBypassError
+from ghaf.errors import GhafError, PermissionDeniedError, PolicyViolationError, SpineBypassError
 from ghaf.metadata.engine import GOVERNED
 from ghaf.security.audit import AuditEntry, AuditLog, Outcome
 from ghaf.security.authz import Authorizer
@@ -83,8 +83,9 @@ class Spine:
     ) -> Iterator[Operation]:
         """Authorize, yield the transaction to act in, then audit and commit.
 
-        A denied operation is audited as ``denied`` and a failed one as ``failed``,
-        each in its own transaction after the act's work is rolled back.
+        A denied operation (refused by RBAC, or by a rule inside the act: four eyes, the
+        release policy, residency) is audited as ``denied`` and a failed one as
+        ``failed``, each in its own transaction after the act's work is rolled back.
         """
         outer = _current.get()
         if outer is not None:
@@ -109,8 +110,13 @@ class Spine:
                 session.rollback()
                 reason = exc.headline if isinstance(exc, GhafError) else type(exc).__name__
                 failure = {**operation.details, "error": reason}
+                # A rule that refused (RBAC, four eyes, the release policy, residency) is a
+                # denial; anything else that went wrong is a failure.
+                refused = isinstance(exc, PermissionDeniedError | PolicyViolationError)
                 try:
-                    self._record(actor, action, resource, project, "failed", failure)
+                    self._record(
+                        actor, action, resource, project, "denied" if refused else "failed", failure
+                    )
                 except Exception as audit_exc:  # noqa: BLE001 - keep the original error
                     exc.add_note(f"the failure could not be audited: {audit_exc!r}")
                 raise

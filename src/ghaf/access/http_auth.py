@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ghaf.access.authorize import audit_denied
 from ghaf.access.tokens import looks_like_token, verify_token
 from ghaf.errors import BackendUnavailableError, PermissionDeniedError
-from ghaf.security.identity import Actor
+from ghaf.security.identity import Actor, Credential
 from ghaf.security.oidc import OidcVerifier, mapped_roles
 from ghaf.security.rbac import CREDENTIAL_MARKER, bound_roles
 
@@ -71,6 +71,7 @@ def _from_jwt(platform: Platform, token: str, source: str | None) -> Actor:
         kind="service" if identity.is_service else "user",
         roles=frozenset({CREDENTIAL_MARKER, "@oidc", *grants}),
         source=source,
+        credential=Credential("oidc", platform.settings.identity.issuer),
     )
 
 

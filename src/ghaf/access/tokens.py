@@ -22,7 +22,7 @@ from ghaf.access.bindings import check_principal_name, check_project
 from ghaf.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
-from ghaf.security.identity import Actor
+from ghaf.security.identity import Actor, Credential
 from ghaf.security.identity_tables import ApiTokenRow, PrincipalRow
 from ghaf.security.rbac import CREDENTIAL_MARKER, Policy, bound_roles, grants_in
 from ghaf.spine import current_operation, current_session, governed
@@ -63,10 +63,6 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _admins(platform: Platform) -> set[str]:
-    return {platform.settings.resolved_admin_user, *platform.settings.local_principals}
-
-
 @governed("token.create", resource="token:{principal}", project="{project}")
 def create_token(
     platform: Platform,
@@ -98,10 +94,7 @@ def create_token(
     for role in roles:
         policy.check_role(role)
     session = current_session()
-    if principal in _admins(platform):
-        held = frozenset(policy.roles)
-    else:
-        held = grants_in(bound_roles(session, principal), project).allow
+    held = grants_in(bound_roles(session, principal), project).allow
     chosen = tuple(sorted(set(roles) if roles else held))
     missing = sorted(set(chosen) - held)
     if missing:
@@ -208,11 +201,8 @@ def verify_token(platform: Platform, token: str, *, source: str | None = None) -
             raise PermissionDeniedError(f"API token {token_id} was revoked")
         if row.expires_at <= utcnow():
             raise PermissionDeniedError(f"API token {token_id} has expired")
-        if row.principal in _admins(platform):
-            allowed, denied = frozenset(Policy.default().roles), frozenset[str]()
-        else:
-            now_held = grants_in(bound_roles(session, row.principal), row.project)
-            allowed, denied = now_held.allow, now_held.deny
+        now_held = grants_in(bound_roles(session, row.principal), row.project)
+        allowed, denied = now_held.allow, now_held.deny
         kind = session.execute(
             select(PrincipalRow.kind).where(PrincipalRow.name == row.principal)
         ).scalar_one_or_none()
@@ -224,6 +214,7 @@ def verify_token(platform: Platform, token: str, *, source: str | None = None) -
         kind="service" if kind == "service" else "user",
         roles=frozenset({CREDENTIAL_MARKER, f"@token:{token_id}", *grants}),
         source=source,
+        credential=Credential("token", token_id, minted_by=row.created_by),
     )
 
 

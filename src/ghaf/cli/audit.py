@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Annotated
 
@@ -62,17 +63,58 @@ def export(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    resource: Annotated[str, typer.Option(help="Resource, e.g. project:fraud or kek:home.")],
+    resource: Annotated[
+        str | None, typer.Option(help="Resource, e.g. project:fraud or kek:home.")
+    ] = None,
+    break_glass: Annotated[
+        bool, typer.Option("--break-glass", help="Only break-glass requests and releases.")
+    ] = False,
+    outcome: Annotated[
+        str | None, typer.Option(help="Only this outcome: allowed, denied or failed.")
+    ] = None,
+    output: Annotated[str, typer.Option("--output", help="table or json.")] = "table",
 ) -> None:
-    """Show the records of one resource, oldest first."""
+    """Show audit records, oldest first: of one resource, the break-glass ones, or all."""
+    from ghaf.access.authorize import authorize_read
+    from ghaf.registry.break_glass import BREAK_GLASS_ACTIONS
+
     cli = state(ctx)
-    table = Table("seq", "time (UTC)", "actor", "action", "outcome", "details")
-    with cli.platform().read_session() as session:
-        for row in AuditLog().records(session, resource=resource):
-            table.add_row(
-                str(row.seq), row.ts.isoformat(), row.actor, row.action, row.outcome, row.details
+    platform = cli.platform()
+    authorize_read(platform, cli.actor(), "audit.read", resource or "audit")
+    actions = BREAK_GLASS_ACTIONS if break_glass else None
+    with platform.read_session() as session:
+        rows = list(
+            AuditLog().records(session, resource=resource, actions=actions, outcome=outcome)
+        )
+    if output == "json":
+        for row in rows:
+            typer.echo(
+                json.dumps(
+                    {
+                        "seq": row.seq,
+                        "ts": row.ts.isoformat(),
+                        "actor": row.actor,
+                        "action": row.action,
+                        "resource": row.resource,
+                        "project": row.project,
+                        "outcome": row.outcome,
+                        "details": json.loads(row.details or "{}"),
+                    }
+                )
             )
-    if not table.rows:
-        cli.console.print(f"no audit records for resource {resource!r}")
+        return
+    table = Table("seq", "time (UTC)", "actor", "action", "resource", "outcome", "details")
+    for row in rows:
+        table.add_row(
+            str(row.seq),
+            row.ts.isoformat(),
+            row.actor,
+            row.action,
+            row.resource,
+            row.outcome,
+            row.details,
+        )
+    if not rows:
+        cli.console.print("no audit records match")
         return
     cli.console.print(table)

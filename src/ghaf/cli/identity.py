@@ -2,50 +2,43 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 from typing import Annotated
 
 import typer
 
 from ghaf.access.http_auth import authenticate
-from ghaf.cli.context import state
-from ghaf.cli.main import app
+from ghaf.cli.context import login_path, state
 from ghaf.errors import InvalidInputError
 from ghaf.security.rbac import bound_roles
 
-CREDENTIAL_FILE = "credentials/token"
 
-
-def _credential_path(home: Path) -> Path:
-    return home / CREDENTIAL_FILE
-
-
-@app.command()
 def whoami(
     ctx: typer.Context,
-    token_file: Annotated[
-        Path | None, typer.Option(help="A file holding a token or JWT (default: `ghaf login`'s).")
-    ] = None,
+    output: Annotated[str, typer.Option("--output", help="table or json.")] = "table",
 ) -> None:
-    """Show who you are and your roles: the credential's, or the embedded admin's."""
+    """Show who you act as, how that was proven, and your roles."""
     cli = state(ctx)
-    platform = cli.platform()
-    path = token_file or _credential_path(cli.settings.home)
-    if path.exists():
-        token = path.read_text().strip()
-        actor = authenticate(platform, {"authorization": f"Bearer {token}"}, source="cli")
-        grants = sorted(r for r in actor.roles if not r.startswith("@"))
-        cli.console.print(f"{actor.name} ({actor.kind}, from {path})", highlight=False)
+    actor = cli.actor()
+    credential = actor.credential
+    if credential is not None and credential.kind == "home-owner":
+        with cli.platform().read_session() as session:
+            grants = sorted(bound_roles(session, actor.name))
     else:
-        name = cli.actor().name
-        with platform.read_session() as session:
-            grants = sorted(bound_roles(session, name))
-        cli.console.print(f"{name} (home admin, embedded mode: every right)", highlight=False)
+        grants = sorted(r for r in actor.roles if not r.startswith("@"))
+    proof = credential.describe() if credential is not None else "none"
+    if output == "json":
+        typer.echo(
+            json.dumps(
+                {"name": actor.name, "kind": actor.kind, "credential": proof, "roles": grants}
+            )
+        )
+        return
+    cli.console.print(f"{actor.name} ({actor.kind}, proven by {proof})", highlight=False)
     for grant in grants:
         cli.console.print(f"  {grant}", highlight=False)
 
 
-@app.command()
 def login(
     ctx: typer.Context,
     client_credentials: Annotated[
@@ -72,7 +65,7 @@ def login(
     else:
         token = client_credentials_token(cli.settings.identity)
     actor = authenticate(cli.platform(), {"authorization": f"Bearer {token}"}, source="cli")
-    path = _credential_path(cli.settings.home)
+    path = login_path(cli.settings.home)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.touch(mode=0o600, exist_ok=True)
     path.chmod(0o600)

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from ghaf.cli.context import state
+from ghaf.errors import InvalidInputError
 
 app = typer.Typer(help="Model registry: versions, aliases, approvals, cards.", no_args_is_help=True)
 
@@ -158,3 +159,82 @@ def import_mlflow(
     platform = cli.platform()
     version = import_mlflow_model(platform, cli.actor(), path, name, entry_point=entry_point)
     cli.console.print(f"imported {path} as {version.ref} ({version.flavor})")
+
+
+glass = typer.Typer(
+    help="Break-glass: past the release policy in an emergency, with a reason and a second person.",
+    no_args_is_help=True,
+)
+app.add_typer(glass, name="break-glass")
+
+
+@glass.command("request")
+def glass_request(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION to release.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, in words (required).")],
+    alias: Annotated[str | None, typer.Option("--alias", help="Protected alias to move.")] = None,
+    stage: Annotated[str | None, typer.Option("--stage", help="Protected stage.")] = None,
+) -> None:
+    """Ask to put a version on a protected alias or stage past the policy (2 people)."""
+    from ghaf.registry.base import parse_ref
+    from ghaf.registry.break_glass import request_break_glass
+
+    cli = state(ctx)
+    parsed = parse_ref(ref)
+    if parsed.version is None:
+        raise InvalidInputError(f"{ref!r} names no version", hint="give NAME:VERSION, e.g. fraud:3")
+    made = request_break_glass(
+        cli.platform(),
+        cli.actor(),
+        parsed.name,
+        parsed.version,
+        reason=reason,
+        alias=alias,
+        stage=stage,
+    )
+    cli.console.print(
+        f"break-glass request {made.id}: {made.describe}; a second person confirms it with "
+        f"`ghaf models break-glass confirm {made.id}`",
+        highlight=False,
+    )
+
+
+@glass.command("confirm")
+def glass_confirm(
+    ctx: typer.Context, request_id: Annotated[int, typer.Argument(help="Request id.")]
+) -> None:
+    """Carry out a pending break-glass request (you must not be its requester)."""
+    from ghaf.registry.break_glass import confirm_break_glass
+
+    cli = state(ctx)
+    version = confirm_break_glass(cli.platform(), cli.actor(), request_id)
+    cli.console.print(
+        f"break-glass {request_id} done by {cli.actor().name}: {version.ref} "
+        f"(aliases: {', '.join(version.aliases) or '-'}; stage {version.stage})",
+        highlight=False,
+    )
+
+
+@glass.command("list")
+def glass_list(
+    ctx: typer.Context,
+    output: Annotated[str, typer.Option("--output", help="table or json.")] = "table",
+) -> None:
+    """List break-glass requests, newest first."""
+    import json
+
+    from ghaf.registry.break_glass import list_break_glass
+
+    cli = state(ctx)
+    requests = list_break_glass(cli.platform())
+    if output == "json":
+        rows = [{**r.__dict__, "requested_at": r.requested_at.isoformat()} for r in requests]
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("id", "target", "status", "requested by", "confirmed by", "reason")
+    for r in requests:
+        table.add_row(
+            str(r.id), r.describe, r.status, r.requested_by, r.confirmed_by or "", r.reason
+        )
+    cli.console.print(table)

@@ -1,7 +1,8 @@
-"""``ghaf policy check``: explain a residency or RBAC decision without acting."""
+"""``ghaf policy``: explain residency and RBAC decisions; show and set the release policy."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -58,7 +59,8 @@ def check(
     if not isinstance(authorizer, RbacAuthorizer):
         raise InvalidInputError("this platform does not use the RBAC authorizer")
     where = project or platform.default_project
-    decision = authorizer.decide(Actor(principal), action, where)
+    # What the principal's bindings allow: the explanation, not an act, so no credential.
+    decision = authorizer.policy.decide(authorizer.grants(Actor(principal), where), action)
     verdict = "ALLOWED" if decision.allowed else "REFUSED"
     held = ", ".join(decision.roles) or "none"
     cli.console.print(
@@ -66,7 +68,69 @@ def check(
         highlight=False,
     )
     if not decision.allowed:
-        roles = ", ".join(authorizer.policy.allowed_roles(action)) or "the home admin only"
+        roles = ", ".join(authorizer.policy.allowed_roles(action)) or "the home's owner only"
         raise PermissionDeniedError(
             f"RBAC refuses {action} to {principal} in {where}", hint=f"roles that may: {roles}"
         )
+
+
+release_app = typer.Typer(
+    help="The release policy: what a version needs before a protected alias or stage.",
+    no_args_is_help=True,
+)
+app.add_typer(release_app, name="release")
+
+
+@release_app.command("show")
+def release_show(
+    ctx: typer.Context,
+    project: Annotated[
+        str | None, typer.Option(help="Project (default: settings.project).")
+    ] = None,
+    default: Annotated[bool, typer.Option("--default", help="Print the built-in policy.")] = False,
+    output: Annotated[str, typer.Option("--output", help="yaml or json.")] = "yaml",
+) -> None:
+    """Print the release policy in force (its YAML, or JSON with its version)."""
+    import json
+
+    from ghaf.registry.release import DEFAULT_POLICY, get_release_policy
+
+    cli = state(ctx)
+    if default:
+        typer.echo(DEFAULT_POLICY, nl=False)
+        return
+    stored = get_release_policy(cli.platform(), project)
+    if output == "json":
+        body = {
+            "project": stored.project,
+            "version": stored.version,
+            "created_by": stored.created_by,
+            "policy": stored.policy.model_dump(mode="json"),
+        }
+        typer.echo(json.dumps(body))
+        return
+    origin = "built-in default" if stored.version == 0 else f"version {stored.version}"
+    typer.echo(f"# release policy of project {stored.project} ({origin})")
+    typer.echo(stored.text, nl=not stored.text.endswith("\n"))
+
+
+@release_app.command("set")
+def release_set(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Release policy YAML file.")],
+    project: Annotated[
+        str | None, typer.Option(help="Project (default: settings.project).")
+    ] = None,
+) -> None:
+    """Store a new version of the release policy (checked first; governed and audited)."""
+    from ghaf.errors import NotFoundError
+    from ghaf.registry.release import parse_release_policy, set_release_policy
+
+    cli = state(ctx)
+    if not path.is_file():
+        raise NotFoundError(f"release policy file {path} does not exist", hint="check the path")
+    text = path.read_text(encoding="utf-8")
+    parse_release_policy(text, str(path))
+    where = project or cli.settings.project
+    stored = set_release_policy(cli.platform(), cli.actor(), where, text)
+    cli.console.print(f"release policy of project {where} is now version {stored.version}")

@@ -1,4 +1,4 @@
-"""The home's identity row: which home this database belongs to and when it was made."""
+"""The home's identity row: which home this database is, who owns it, when it was made."""
 
 from __future__ import annotations
 
@@ -11,10 +11,15 @@ from ghaf.metadata.base import Base, UTCDateTime
 
 
 class HomeInfo(Base):
-    """One row: the home's id and creation time, written by ``ghaf init``."""
+    """One row written by ``ghaf init``: the home's id, its owner and its creation time.
+
+    ``owner`` is the operating-system account that ran ``ghaf init``: in embedded mode
+    the only person who acts without a credential. ``ghaf admin transfer`` changes it.
+    """
 
     __tablename__ = "home_info"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     home_id: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    owner: Mapped[str | None] = mapped_column(String(256), nullable=True)

@@ -14,6 +14,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "ghaf.projects.tables",
     "ghaf.security.audit_tables",
     "ghaf.registry.tables",
+    "ghaf.registry.release_tables",
     "ghaf.tracking.tables",
     "ghaf.data.tables",
     "ghaf.lineage.tables",

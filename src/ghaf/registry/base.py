@@ -76,6 +76,16 @@ def parse_ref(ref: str) -> ModelRef:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """An approval of a version: who, with which credential, and any evidence flags."""
+
+    approver: str
+    credential: str | None = None
+    flags: tuple[str, ...] = ()
+    comment: str = ""
+
+
+@dataclass(frozen=True)
 class ModelVersion:
     """A registered model version."""
 
@@ -101,6 +111,9 @@ class ModelVersion:
     card: str
     aliases: tuple[str, ...] = ()
     approvals: tuple[str, ...] = ()
+    approval_records: tuple[Approval, ...] = ()
+    author_credential: str | None = None
+    author_minted_by: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

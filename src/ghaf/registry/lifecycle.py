@@ -1,42 +1,55 @@
-"""The lifecycle: aliases, approvals (four eyes), stage transitions with gates, card edits."""
+"""The lifecycle: aliases, approvals (four eyes), stage transitions under the release policy."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
-from ghaf.errors import InvalidInputError, PolicyViolationError
+from ghaf.errors import InvalidInputError
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.registry.base import NEXT_STAGES, STAGES, ModelRef, ModelVersion, check_alias, parse_ref
+from ghaf.registry.four_eyes import second_person_flags, with_release_evidence
+from ghaf.registry.release import check_release, policy_in
 from ghaf.registry.service import load_version, resolve_rows
-from ghaf.registry.tables import ModelAliasRow, ModelApprovalRow, ModelVersionRow
+from ghaf.registry.tables import (
+    ModelAliasRow,
+    ModelApprovalRow,
+    ModelVersionRow,
+    RegisteredModelRow,
+)
 from ghaf.security.identity import Actor
 from ghaf.spine import current_operation, current_session, governed
-
-GatePolicy = Callable[[ModelVersion, str], None]
-"""Called before a version moves to a stage; raises ``PolicyViolationError`` to refuse."""
-
-GATE_POLICIES: list[GatePolicy] = []
-"""Optional gates (evaluation thresholds, signed-only...), added with :func:`add_gate_policy`."""
-
-
-def add_gate_policy(policy: GatePolicy) -> None:
-    """Register a gate consulted by every stage transition."""
-    GATE_POLICIES.append(policy)
+from ghaf.tracking import get_run
 
 
 @governed("model.alias", resource="model:{name}@{alias}")
 def set_alias(
     platform: Platform, actor: Actor, name: str, alias: str, version: int
 ) -> ModelVersion:
-    """Point ``name@alias`` at ``version`` (moving it off whichever version had it)."""
+    """Point ``name@alias`` at ``version`` (moving it off whichever version had it).
+
+    A protected alias (the project's release policy: ``champion``, ``production`` by
+    default) takes only a version that meets the policy; there is no admin bypass.
+
+    Raises:
+        PolicyViolationError: naming each requirement the version does not meet.
+    """
     check_alias(alias)
     if alias == "latest":
         raise InvalidInputError("'latest' is reserved", hint="pick another alias name")
     session = current_session()
     model, row = resolve_rows(session, ModelRef(name, version=version))
+    check_release(platform, session, load_version(session, model, row), alias=alias)
+    return move_alias(session, model, row, alias)
+
+
+def move_alias(
+    session: Session, model: RegisteredModelRow, row: ModelVersionRow, alias: str
+) -> ModelVersion:
+    """Point the alias at ``row`` inside the current operation (no policy check)."""
     session.execute(
         delete(ModelAliasRow).where(
             ModelAliasRow.model_id == model.id, ModelAliasRow.alias == alias
@@ -64,25 +77,45 @@ def delete_alias(platform: Platform, actor: Actor, name: str, alias: str) -> Non
 def approve_model_version(
     platform: Platform, actor: Actor, ref: str, *, comment: str = ""
 ) -> ModelVersion:
-    """Approve a version for production; the approver must not be its author (four eyes).
+    """Approve a version for production: four eyes, whoever asks.
+
+    The approver must hold ``model.approve`` (the spine checks it) and be a second
+    person: neither the version's author nor the trainer of its run, and not tied to
+    them by a credential one minted for the other (see :mod:`ghaf.registry.four_eyes`).
 
     Raises:
-        PolicyViolationError: the actor registered this version.
+        PolicyViolationError: the approver is not a second person.
     """
     session = current_session()
     model, row = resolve_rows(session, parse_ref(ref))
-    if actor.name == row.created_by:
-        raise PolicyViolationError(
-            f"{actor.name} registered {model.name}:{row.version} and cannot approve it",
-            hint="four eyes: ask another approver",
-        )
+    policy = policy_in(session, model.project).policy
+    people = {"author": row.created_by}
+    if row.run_id is not None:
+        people["trainer"] = get_run(platform, row.run_id).user
+    flags = second_person_flags(
+        actor,
+        subject=f"{model.name}:{row.version}",
+        people=people,
+        people_minted_by={"author": row.author_minted_by},
+        self_minted=policy.self_minted_approvals,
+    )
     session.add(
         ModelApprovalRow(
-            version_id=row.id, approver=actor.name, comment=comment, created_at=utcnow()
+            version_id=row.id,
+            approver=actor.name,
+            comment=comment,
+            created_at=utcnow(),
+            credential=actor.credential.describe() if actor.credential else None,
+            flags=json.dumps(flags) if flags else None,
         )
     )
+    if flags:
+        row.card = with_release_evidence(row.card, f"Approval by {actor.name}", flags)
     session.flush()
-    current_operation().details["version"] = row.version
+    details = current_operation().details
+    details["version"] = row.version
+    if flags:
+        details["flags"] = flags
     return load_version(session, model, row)
 
 
@@ -92,12 +125,14 @@ def transition_model_version(
 ) -> ModelVersion:
     """Move a version to ``stage`` along the lifecycle.
 
-    Production needs an approval by someone other than the author, and every gate
-    policy must pass; the version that was in production is archived.
+    A protected stage (the release policy: ``production`` by default) needs what the
+    policy requires: approvals by a second person, a signature, the gate policies
+    passed (their verdicts are stored on the version), not archived. The version that
+    was in production is archived.
 
     Raises:
         InvalidInputError: unknown stage or a transition the lifecycle does not allow.
-        PolicyViolationError: no four-eyes approval, or a gate refused.
+        PolicyViolationError: naming each release requirement the version does not meet.
     """
     if stage not in STAGES:
         raise InvalidInputError(
@@ -111,17 +146,17 @@ def transition_model_version(
             f"{model.name}:{row.version} cannot move from {row.stage} to {stage}",
             hint=f"from {row.stage} it may go to: {allowed}",
         )
-    version = load_version(session, model, row)
-    if stage == "production":
-        others = [a for a in version.approvals if a != row.created_by]
-        if not others:
-            raise PolicyViolationError(
-                f"{model.name}:{row.version} has no approval from someone other than "
-                f"its author {row.created_by}",
-                hint=f"another approver runs: ghaf models approve {model.name}:{row.version}",
-            )
-    for gate in GATE_POLICIES:
-        gate(version, stage)
+    check_release(platform, session, load_version(session, model, row), stage=stage)
+    return apply_stage(session, model, row, stage)
+
+
+def apply_stage(
+    session: Session, model: RegisteredModelRow, row: ModelVersionRow, stage: str
+) -> ModelVersion:
+    """Move ``row`` to ``stage`` inside the current operation (no policy check).
+
+    The version that was in production is archived when another takes its place.
+    """
     if stage == "production":
         previous = session.execute(
             select(ModelVersionRow).where(

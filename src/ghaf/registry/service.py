@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from ghaf.data.residency import check_derived_residency
 from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.lineage import link
 from ghaf.metadata.base import utcnow
 from ghaf.models.base import ModelMeta, infer_schema, schema_to_json
 from ghaf.platform import Platform
-from ghaf.registry.base import ModelRef, ModelVersion, check_name, parse_ref
+from ghaf.registry.base import Approval, ModelRef, ModelVersion, check_name, parse_ref
 from ghaf.registry.card import generate_card
 from ghaf.registry.files import sign_dir, stage_source, temp_workdir, upload_dir
 from ghaf.registry.tables import (
@@ -34,11 +35,7 @@ from ghaf.spine import current_session, governed
 
 
 def link_lineage(src: str, dst: str, relation: str) -> None:
-    """Record a lineage edge when the lineage concern is installed (inside the operation)."""
-    try:
-        from ghaf.lineage import link
-    except ImportError:  # pragma: no cover - lineage ships with Ghaf
-        return
+    """Record a lineage edge inside the current operation."""
     link(src, dst, relation)
 
 
@@ -60,7 +57,7 @@ def register_model(
 
     ``source`` is a directory saved by a flavor, a single model file (``.skops``,
     ``.onnx``, ``.ubj``, ``.lgb.txt``) or ``run:<run_id>/<artifact path>``. The files
-    are copied, signed (when signing is installed), stored content-addressed, then
+    are copied, signed with the home's key, stored content-addressed, then
     recorded in one governed operation that assigns the next version number.
     """
     check_name(name)
@@ -77,7 +74,7 @@ def register_model(
         if signature is None and example is not None:
             signature = _infer_signature(staged, example)
         example_digest = _store_example(platform, example)
-        signed = sign_dir(platform, staged)
+        sign_dir(platform, staged)
         files = upload_dir(platform, staged)
     run_info = _run_info(platform, run_id)
     if metrics is None and run_info is not None:
@@ -89,7 +86,7 @@ def register_model(
         name,
         flavor=meta.flavor,
         files=files,
-        signed=signed,
+        signed=True,
         source=source_text,
         run_id=run_id,
         signature=signature or {},
@@ -146,6 +143,8 @@ def create_model_version(
         created_by=actor.name,
         created_at=now,
         updated_at=now,
+        author_credential=actor.credential.describe() if actor.credential else None,
+        author_minted_by=actor.credential.minted_by if actor.credential else None,
     )
     session.add(row)
     session.flush()
@@ -242,7 +241,7 @@ def to_version(
     model: RegisteredModelRow,
     row: ModelVersionRow,
     aliases: Sequence[str] = (),
-    approvals: Sequence[str] = (),
+    approvals: Sequence[Approval] = (),
 ) -> ModelVersion:
     return ModelVersion(
         name=model.name,
@@ -264,7 +263,10 @@ def to_version(
         lineage=json.loads(row.lineage),
         card=row.card,
         aliases=tuple(sorted(aliases)),
-        approvals=tuple(approvals),
+        approvals=tuple(a.approver for a in approvals),
+        approval_records=tuple(approvals),
+        author_credential=row.author_credential,
+        author_minted_by=row.author_minted_by,
     )
 
 
@@ -306,12 +308,15 @@ def load_version(session: Session, model: RegisteredModelRow, row: ModelVersionR
             ModelAliasRow.model_id == model.id, ModelAliasRow.version == row.version
         )
     ).scalars()
-    approvals = session.execute(
-        select(ModelApprovalRow.approver)
-        .where(ModelApprovalRow.version_id == row.id)
-        .order_by(ModelApprovalRow.id)
-    ).scalars()
-    return to_version(model, row, list(aliases), list(approvals))
+    approvals = [
+        Approval(a.approver, a.credential, tuple(json.loads(a.flags or "[]")), a.comment)
+        for a in session.execute(
+            select(ModelApprovalRow)
+            .where(ModelApprovalRow.version_id == row.id)
+            .order_by(ModelApprovalRow.id)
+        ).scalars()
+    ]
+    return to_version(model, row, list(aliases), approvals)
 
 
 def get_model_version(platform: Platform, ref: str) -> ModelVersion:

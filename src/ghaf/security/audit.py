@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -113,11 +113,22 @@ class AuditLog:
             session.info[_LAST_SEQ] = row.seq
         return row.seq
 
-    def records(self, session: Session, *, resource: str | None = None) -> Iterator[AuditRecordRow]:
-        """Records in sequence order, optionally for one resource."""
+    def records(
+        self,
+        session: Session,
+        *,
+        resource: str | None = None,
+        actions: Collection[str] | None = None,
+        outcome: str | None = None,
+    ) -> Iterator[AuditRecordRow]:
+        """Records in sequence order, optionally of one resource, some actions, one outcome."""
         query = select(AuditRecordRow).order_by(AuditRecordRow.seq)
         if resource is not None:
             query = query.where(AuditRecordRow.resource == resource)
+        if actions is not None:
+            query = query.where(AuditRecordRow.action.in_(sorted(actions)))
+        if outcome is not None:
+            query = query.where(AuditRecordRow.outcome == outcome)
         yield from session.execute(query.execution_options(yield_per=1000)).scalars()
 
     def first_broken(self, session: Session) -> int | None:

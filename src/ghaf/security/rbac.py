@@ -1,16 +1,16 @@
 """Role-based access control: the policy (data, in ``policy.yaml``) and the spine's Authorizer.
 
-Roles are bound per project (the domain). An :class:`Actor` produced by authentication
-(an API token or an OIDC JWT, see :mod:`ghaf.access.http_auth`) carries its resolved
-grants in ``Actor.roles`` as strings:
+Roles are bound per project (the domain). Only an authenticated :class:`Actor` (one
+with a :class:`~ghaf.security.identity.Credential`) may act. An actor produced from an
+API token or an OIDC JWT carries its resolved grants in ``Actor.roles`` as strings:
 
 - ``"PROJECT:ROLE"``: an allow grant (``"*:ROLE"`` for every project);
 - ``"!PROJECT:ROLE"``: a deny grant (explicit deny wins);
-- ``"@credential"``: the marker that the grants are final (no home-admin bypass, no
-  lookup of bindings).
+- ``"@credential"``: the marker that the grants are final (no lookup of bindings).
 
-An Actor without the marker (the CLI, the SDK in-process) is the home admin (everything)
-or gets its bindings from the metadata store at every request.
+The home's owner (embedded mode) has no bypass: ``ghaf init`` binds it to the human
+roles on every project, as ordinary bindings that ``ghaf roles`` shows. Actions on the
+home itself (``home.*``) belong to its owner alone.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ghaf.errors import ConfigError, InvalidInputError, PermissionDeniedError, PolicyViolationError
+from ghaf.errors import ConfigError, InvalidInputError, PermissionDeniedError
 from ghaf.security.identity import Actor
 from ghaf.security.identity_tables import GroupMemberRow, RoleBindingRow
 
@@ -188,6 +188,20 @@ def bound_roles(session: Session, name: str, groups: Iterable[str] = ()) -> froz
     )
 
 
+HOME_ACTIONS = "home."
+OWNER_ROLES = (
+    "viewer",
+    "data_engineer",
+    "data_scientist",
+    "model_approver",
+    "release_manager",
+    "sre",
+    "project_admin",
+    "auditor",
+)
+"""Roles ``ghaf init`` binds the home's owner to on every project (never the service roles)."""
+
+
 class RbacAuthorizer:
     """The spine's Authorizer: the policy table over role bindings; deny by default."""
 
@@ -196,11 +210,11 @@ class RbacAuthorizer:
         policy: Policy,
         sessions: Callable[[], Session],
         *,
-        admins: Iterable[str] = (),
+        owner: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.policy = policy
         self._sessions = sessions
-        self._admins = frozenset(admins)
+        self._owner = owner
 
     def grants(self, actor: Actor, project: str) -> Grants:
         """What ``actor`` holds in ``project``: from its credential or from the bindings."""
@@ -211,14 +225,25 @@ class RbacAuthorizer:
 
     def decide(self, actor: Actor, action: str, project: str) -> Decision:
         """The decision for ``actor`` doing ``action`` in ``project``, with its reason."""
-        if actor.name in self._admins and CREDENTIAL_MARKER not in actor.roles:
-            return Decision(True, "home admin in embedded mode")
+        if actor.credential is None:
+            return Decision(False, "not authenticated (identity is proven, never asserted)")
+        if action.startswith(HOME_ACTIONS):
+            return self._decide_home(actor)
         return self.policy.decide(self.grants(actor, project), action)
+
+    def _decide_home(self, actor: Actor) -> Decision:
+        owner = self._owner()
+        local = actor.credential is not None and actor.credential.kind == "home-owner"
+        if local and owner is None:
+            return Decision(True, "the OS account initialising a new home becomes its owner")
+        if local and actor.name == owner:
+            return Decision(True, "the home's owner")
+        return Decision(False, f"only the home's owner ({owner}), signed in to its OS account")
 
     def authorize(self, actor: Actor, action: str, resource: str, project: str) -> None:
         decision = self.decide(actor, action, project)
         if not decision.allowed:
-            roles = ", ".join(self.policy.allowed_roles(action)) or "the home admin only"
+            roles = ", ".join(self.policy.allowed_roles(action)) or "the home's owner only"
             raise PermissionDeniedError(
                 f"{actor.name!r} may not {action} {resource} in project {project!r}: "
                 f"{decision.reason}",
@@ -229,30 +254,3 @@ class RbacAuthorizer:
 def read_action(kind: str, tags: Iterable[str]) -> str:
     """``KIND.read_pii`` when any tag is sensitive (pii, sensitive), else ``KIND.read``."""
     return f"{kind}.read_pii" if SENSITIVE_TAGS & set(tags) else f"{kind}.read"
-
-
-def check_four_eyes(actor: Actor, author: str) -> None:
-    """An approver can never approve what they created.
-
-    Raises:
-        PolicyViolationError: ``actor`` is the author.
-    """
-    if actor.name.strip().lower() == author.strip().lower():
-        raise PolicyViolationError(
-            f"{actor.name} created this version and cannot approve it",
-            hint="four eyes: another model_approver must approve it",
-        )
-
-
-def check_deployable(ref: str, *, approved: bool, signed: bool) -> None:
-    """A release manager deploys only approved and signed versions.
-
-    Raises:
-        PolicyViolationError: naming what is missing.
-    """
-    missing = [what for what, ok in (("approved", approved), ("signed", signed)) if not ok]
-    if missing:
-        raise PolicyViolationError(
-            f"{ref} is not {' and '.join(missing)}; only approved, signed versions deploy",
-            hint="a model_approver approves it (ghaf models approve); registration signs it",
-        )

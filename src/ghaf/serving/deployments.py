@@ -5,11 +5,10 @@
 ``release_manager`` role). Model references are resolved to concrete versions when the
 record is written; each version is linked ``model:NAME:V -> deployment:NAME`` in lineage.
 
-Who may deploy what: an actor acting through a credential (an API token or an OIDC
-login, i.e. a release manager over HTTP) deploys only versions that are approved and
-signed (:func:`ghaf.security.rbac.check_deployable`). Signed is required of everyone;
-the home admin working in embedded mode (the CLI on its own home) may deploy an
-unapproved candidate, for development: that is audited like everything else.
+Who may deploy what: the project's release policy (:mod:`ghaf.registry.release`),
+for everyone, the home's owner included. With ``protect_deployments`` (the default)
+every version a deployment serves, live or shadow, must meet its requirements
+(approved by a second person, signed, gates passed, not archived).
 """
 
 from __future__ import annotations
@@ -26,6 +25,9 @@ from sqlalchemy.orm import Session
 from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
+from ghaf.registry.base import parse_ref
+from ghaf.registry.release import check_release
+from ghaf.registry.service import load_version, resolve_rows
 from ghaf.security.identity import Actor
 from ghaf.serving.tables import DeploymentRow
 from ghaf.spine import current_operation, current_session, governed
@@ -69,17 +71,14 @@ def _to_record(row: DeploymentRow) -> Deployment:
     )
 
 
-def _resolve(platform: Platform, actor: Actor, session: Session, ref: str) -> tuple[str, str]:
-    """(concrete ``name:version``, lineage node) of ``ref``; refuses undeployable versions."""
-    from ghaf.registry.base import parse_ref
-    from ghaf.registry.service import load_version, resolve_rows
-    from ghaf.security.rbac import CREDENTIAL_MARKER, check_deployable
-
+def _resolve(
+    platform: Platform, session: Session, ref: str, deployment: str
+) -> tuple[str, str]:
+    """(concrete ``name:version``, lineage node) of ``ref``; refuses what the policy does."""
     model, row = resolve_rows(session, parse_ref(ref))
     version = load_version(session, model, row)
-    approved = any(a != version.created_by for a in version.approvals)
-    embedded_admin = actor.name == platform.admin().name and CREDENTIAL_MARKER not in actor.roles
-    check_deployable(version.ref, approved=approved or embedded_admin, signed=version.signed)
+    alias = parse_ref(ref).alias
+    check_release(platform, session, version, alias=alias, deployment=deployment)
     return version.ref, version.node
 
 
@@ -105,12 +104,12 @@ def _write_models(
 
     resolved: list[dict[str, Any]] = []
     for ref, weight in _weights(models).items():
-        concrete, node = _resolve(platform, actor, session, ref)
+        concrete, node = _resolve(platform, session, ref, name)
         resolved.append({"ref": concrete, "weight": weight})
         link(node, f"deployment:{name}", "deployed_as")
     shadow_ref = None
     if shadow is not None:
-        shadow_ref, node = _resolve(platform, actor, session, shadow)
+        shadow_ref, node = _resolve(platform, session, shadow, name)
         link(node, f"deployment:{name}", "shadowed_in")
     current_operation().details.update({"models": resolved, "shadow": shadow_ref})
     return resolved, shadow_ref
