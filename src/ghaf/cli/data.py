@@ -15,6 +15,9 @@ app = typer.Typer(help="Datasets: ingest, validate, versions, show, diff.", no_a
 
 ContractOpt = Annotated[Path | None, typer.Option("--contract", "-c", help="Data contract (YAML).")]
 QueryOpt = Annotated[str | None, typer.Option("--query", help="SQL query for a SQL source.")]
+EncodingOpt = Annotated[
+    str, typer.Option("--encoding", help="Text encoding of a CSV file (utf-16, latin-1...).")
+]
 
 
 def _fmt(value: Any) -> str:
@@ -30,13 +33,16 @@ def ingest_cmd(
     name: Annotated[str, typer.Option("--name", "-n", help="Dataset name.")],
     contract: ContractOpt = None,
     query: QueryOpt = None,
+    encoding: EncodingOpt = "utf-8",
 ) -> None:
     """Ingest SOURCE as a new version of dataset NAME (checked against a contract)."""
     from ghaf.data import ingest
 
     cli = state(ctx)
     platform = cli.platform()
-    dv = ingest(platform, cli.actor(), source, name, contract=contract, query=query)
+    dv = ingest(
+        platform, cli.actor(), source, name, contract=contract, query=query, encoding=encoding
+    )
     cli.console.print(
         f"{dv.ref}: {dv.num_rows:,} rows, {len(dv.schema)} columns, digest {dv.digest[:12]}"
     )
@@ -52,6 +58,7 @@ def validate_cmd(
     fmt: Annotated[str, typer.Option("--format", help="table, json or html.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     query: QueryOpt = None,
+    encoding: EncodingOpt = "utf-8",
 ) -> None:
     """Check TARGET against a contract; exits 3 when an error-severity check fails."""
     from ghaf.data import ContractViolationError, validate
@@ -60,7 +67,7 @@ def validate_cmd(
     if fmt not in ("table", "json", "html"):
         raise InvalidInputError(f"--format {fmt!r} is unknown", hint="use table, json or html")
     cli = state(ctx)
-    report = validate(cli.platform(), target, contract, query=query)
+    report = validate(cli.platform(), target, contract, query=query, encoding=encoding)
     if fmt == "table":
         cli.console.print(report.to_table())
     text = report.to_json() if fmt == "json" else report.to_html() if fmt == "html" else None

@@ -340,6 +340,28 @@ def validate_check(check: Check, where: str) -> None:
         raise InvalidInputError(f"{where}: range needs min or max", hint="min: 0")
 
 
+def _kind(value: Any) -> str:
+    return "a list" if isinstance(value, list) else f"a {type(value).__name__}"
+
+
+def _mapping(value: Any, where: str, example: str) -> Mapping[Any, Any]:
+    """``value`` as a mapping (``None`` is empty); YAML gives lists and scalars too."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"{where} must be a mapping, not {_kind(value)}", hint=example)
+    return value
+
+
+def _sequence(value: Any, where: str, example: str) -> list[Any]:
+    """``value`` as a list (``None`` is empty)."""
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        raise InvalidInputError(f"{where} must be a list, not {_kind(value)}", hint=example)
+    return list(value)
+
+
 def contract_from_dict(body: Mapping[str, Any], *, where: str = "contract") -> Contract:
     """Build a contract from parsed YAML/JSON."""
     if not isinstance(body, Mapping):
@@ -351,9 +373,16 @@ def contract_from_dict(body: Mapping[str, Any], *, where: str = "contract") -> C
         )
     columns: list[ColumnSpec] = []
     checks: list[Check] = []
-    for name, spec in (body.get("columns") or {}).items():
+    by_name = _mapping(
+        body.get("columns"), f"{where}: columns", "columns: {id: {type: int64}, x: {type: double}}"
+    )
+    for name, spec in by_name.items():
         here = f"{where}: column {name!r}"
-        spec = spec or {}
+        if not isinstance(name, str):
+            raise InvalidInputError(
+                f"{where}: column name {name!r} is not text", hint=f"quote it: '{name}': ..."
+            )
+        spec = _mapping(spec, here, f"{name}: {{type: int64, nullable: false}}")
         bad = sorted(set(spec) - _COLUMN_KEYS)
         if bad:
             raise InvalidInputError(
@@ -373,12 +402,16 @@ def contract_from_dict(body: Mapping[str, Any], *, where: str = "contract") -> C
                 Range(column=name, min=spec.get("min"), max=spec.get("max"), severity=severity)
             )
         if "allowed" in spec:
-            checks.append(Allowed(column=name, values=tuple(spec["allowed"]), severity=severity))
+            values = _sequence(spec["allowed"], f"{here}: allowed", "allowed: ['a', 'b']")
+            checks.append(Allowed(column=name, values=tuple(values), severity=severity))
         if "regex" in spec:
             check = Regex(column=name, pattern=str(spec["regex"]), severity=severity)
             validate_check(check, here)
             checks.append(check)
-    for index, item in enumerate(body.get("checks") or []):
+    checks_body = _sequence(
+        body.get("checks"), f"{where}: checks", "checks: [{kind: row_count, min: 1}]"
+    )
+    for index, item in enumerate(checks_body):
         checks.append(_check_from_dict(item, f"{where}: checks[{index}]"))
     return Contract(
         columns=tuple(columns),

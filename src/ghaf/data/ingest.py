@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from ghaf.data.base import DatasetVersion, Source, check_name
 from ghaf.data.checks import ContractRunner, run_contract
 from ghaf.data.contracts import Contract, as_contract
+from ghaf.data.decoding import DEFAULT_ENCODING
 from ghaf.data.report import ContractReport
 from ghaf.data.sources import ParquetSource, open_source
 from ghaf.data.store import dataset_parquet_path, record_version, stage, staging_dir
@@ -49,11 +50,13 @@ def ingest(
     *,
     contract: ContractLike = None,
     query: str | None = None,
+    encoding: str = DEFAULT_ENCODING,
 ) -> DatasetVersion:
     """Stream ``source`` into a new version of ``name``, checked against ``contract``.
 
     Error-severity failures store nothing and raise :class:`ContractViolationError`; with
     ``quarantine: true`` failing rows go to ``NAME.quarantine`` and the rest are stored.
+    A CSV file is decoded as ``encoding``; a byte that does not decode is refused.
 
     Raises:
         InvalidInputError: unreadable or malformed input (naming file, line, column),
@@ -62,7 +65,7 @@ def ingest(
     check_name(name)
     spec = as_contract(contract)
     types = spec.arrow_types() if spec else None
-    src = open_source(source, column_types=types, query=query)
+    src = open_source(source, column_types=types, query=query, encoding=encoding)
     with staging_dir(platform) as directory:
         staged = stage(src.batches(), directory, where=src.describe())
         if spec is None:
@@ -140,6 +143,7 @@ def validate(
     contract: ContractLike,
     *,
     query: str | None = None,
+    encoding: str = DEFAULT_ENCODING,
 ) -> ContractReport:
     """Run ``contract`` on a stored version (``name[:V]``) or on a source; stores nothing."""
     spec = as_contract(contract)
@@ -153,7 +157,7 @@ def validate(
         if path is not None:
             report = run_contract(spec, path, resolve=_resolver(platform))
             return dataclasses.replace(report, dataset=target)
-    src = open_source(target, column_types=spec.arrow_types(), query=query)
+    src = open_source(target, column_types=spec.arrow_types(), query=query, encoding=encoding)
     with staging_dir(platform) as directory:
         staged = stage(src.batches(), directory, where=src.describe())
         report = run_contract(spec, staged.path, resolve=_resolver(platform))

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from ghaf.data.base import Source
+from ghaf.data.decoding import DEFAULT_ENCODING, DecodedFile, codec_name, unclosed_quote_line
 from ghaf.errors import BackendUnavailableError, InvalidInputError, MissingDependencyError
 
 BATCH_ROWS = 65_536
@@ -38,12 +39,21 @@ def _check_file(path: Path) -> None:
 
 @dataclass
 class CsvSource:
-    """A CSV file with a header row; ``column_types`` pins types (else they are inferred)."""
+    """A CSV file with a header row; ``column_types`` pins types (else they are inferred).
+
+    The file is decoded strictly in ``encoding`` (UTF-8 unless told otherwise): a byte
+    that does not decode, or a quote that never closes, is refused with its line rather
+    than ingested as a binary column or as one value running to the end of the file.
+    """
 
     path: Path
     column_types: Mapping[str, pa.DataType] = field(default_factory=dict)
     delimiter: str = ","
     block_size: int = BLOCK_BYTES
+    encoding: str = DEFAULT_ENCODING
+
+    def __post_init__(self) -> None:
+        self.encoding = codec_name(self.encoding)
 
     def describe(self) -> str:
         return f"csv:{self.path}"
@@ -52,32 +62,56 @@ class CsvSource:
         from pyarrow import csv
 
         _check_file(self.path)
+        names: list[str] = []
         try:
-            reader = csv.open_csv(
-                self.path,
-                # Single-threaded so errors carry the physical line number.
-                read_options=csv.ReadOptions(use_threads=False, block_size=self.block_size),
-                parse_options=csv.ParseOptions(delimiter=self.delimiter),
-                convert_options=csv.ConvertOptions(column_types=dict(self.column_types)),
-            )
-            names = reader.schema.names
-            missing = [c for c in self.column_types if c not in names]
-            if missing:
-                raise InvalidInputError(
-                    f"{self.path}: column {missing[0]!r} is missing "
-                    f"(header has {', '.join(names)})",
-                    hint="fix the header or the contract",
-                )
-            yield from reader
+            with DecodedFile(self.path, self.encoding) as text:
+                try:
+                    reader = csv.open_csv(
+                        text,
+                        # Single-threaded so errors carry the physical line number.
+                        read_options=csv.ReadOptions(use_threads=False, block_size=self.block_size),
+                        parse_options=csv.ParseOptions(delimiter=self.delimiter),
+                        convert_options=csv.ConvertOptions(column_types=dict(self.column_types)),
+                    )
+                    names = reader.schema.names
+                    missing = [c for c in self.column_types if c not in names]
+                    if missing:
+                        raise InvalidInputError(
+                            f"{self.path}: column {missing[0]!r} is missing "
+                            f"(header has {', '.join(names)})",
+                            hint="fix the header or the contract",
+                        )
+                    yield from reader
+                except pa.ArrowInvalid as exc:
+                    # A stream cut short by a bad byte, or a quote left open, is the cause.
+                    self._raise_if_malformed(text, after_parse_error=True)
+                    raise self._describe_error(exc, names) from exc
+                self._raise_if_malformed(text)
         except OSError as exc:
             raise _unreadable(self.path, exc) from exc
-        except pa.ArrowInvalid as exc:
-            raise self._describe_error(exc, names if "names" in locals() else []) from exc
+
+    def _raise_if_malformed(self, text: DecodedFile, *, after_parse_error: bool = False) -> None:
+        if text.failure is not None:
+            raise text.failure  # the reader saw the stream end at the bad byte
+        text.drain()  # the quote count covers the whole file
+        if text.failure is not None and not after_parse_error:
+            raise text.failure
+        line = (
+            unclosed_quote_line(self.path, self.encoding, self.delimiter)
+            if text.odd_quotes
+            else None
+        )
+        if line is not None:
+            raise InvalidInputError(
+                f"{self.path}: line {line}: a quoted value opens there and never closes",
+                hint='close the quote; write a quote inside a quoted value as two ("")',
+            )
 
     def _header(self) -> list[str]:
         import csv as pycsv
 
-        with self.path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        encoding = "utf-8-sig" if self.encoding == "utf-8" else self.encoding
+        with self.path.open(newline="", encoding=encoding, errors="replace") as handle:
             return next(pycsv.reader(handle, delimiter=self.delimiter), [])
 
     def _describe_error(self, exc: Exception, names: list[str]) -> InvalidInputError:
@@ -284,12 +318,13 @@ def open_source(
     *,
     column_types: Mapping[str, pa.DataType] | None = None,
     query: str | None = None,
+    encoding: str = DEFAULT_ENCODING,
 ) -> Source:
     """Pick a source from a spec.
 
     ``file.csv|.tsv|.parquet|.jsonl``; ``delta:PATH[@VERSION]`` (or a directory with a
     ``_delta_log``); ``iceberg:CATALOG_URL#namespace.table``; ``sql:URL`` or any
-    SQLAlchemy URL with ``query``.
+    SQLAlchemy URL with ``query``. ``encoding`` is the text encoding of a CSV file.
     """
     if not isinstance(spec, str | Path):
         return spec
@@ -317,7 +352,8 @@ def open_source(
         return DeltaSource(str(path))
     kind = _EXTENSIONS.get(path.suffix.lower())
     if kind == "csv":
-        return CsvSource(path, types, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        return CsvSource(path, types, delimiter=delimiter, encoding=encoding)
     if kind == "parquet":
         return ParquetSource(path)
     if kind == "jsonl":
