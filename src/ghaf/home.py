@@ -153,7 +153,13 @@ def _check(name: str, probe: Callable[[], str], fix: str) -> Check:
 
 
 def run_doctor(settings: GhafSettings) -> list[Check]:
-    """Check every configured backend and say what is wrong and how to fix it."""
+    """Check every configured backend and say what is wrong and how to fix it.
+
+    A missing home is reported, not created: opening the platform would make it with
+    the umask's mode (0755), where ``ghaf init`` makes it private (0700).
+    """
+    if not settings.home.is_dir():
+        return [Check("home", False, f"no home at {settings.home}", "run `ghaf init`")]
     checks: list[Check] = []
     platform = Platform(settings)
     try:
