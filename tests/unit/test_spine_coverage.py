@@ -132,6 +132,23 @@ def _model_card_update(platform: Platform) -> None:
     update_model_card(platform, platform.admin(), "example:1", "# Edited card")
 
 
+def _gate_policy_add(platform: Platform) -> None:
+    from ghaf.registry.gate_policies import add_gate_policy
+
+    add_gate_policy(platform, platform.admin(), "metrics:\n  auc: {min: 0.5}\n", name="example")
+
+
+def _gate_policy_attach(platform: Platform) -> None:
+    from ghaf.registry.gate_policies import attach_gate_policy
+
+    attach_gate_policy(platform, platform.admin(), "example", model="example")
+
+
+def _register_and_add_gate_policy(platform: Platform) -> None:
+    _register_example_model(platform)
+    _gate_policy_add(platform)
+
+
 def _deployment_create(platform: Platform) -> None:
     from ghaf.serving.deployments import create_deployment
 
@@ -349,6 +366,8 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "model.approve": _model_approve,
     "model.promote": _model_promote,
     "model.card_update": _model_card_update,
+    "gate_policy.add": _gate_policy_add,
+    "gate_policy.attach": _gate_policy_attach,
     "deployment.create": _deployment_create,
     "deployment.update": _deployment_update,
     "dataset.write": _dataset_write,
@@ -390,6 +409,7 @@ SETUP: dict[str, Callable[[Platform], None]] = {
     "model.approve": _register_example_model,
     "model.promote": _register_example_model,
     "model.card_update": _register_example_model,
+    "gate_policy.attach": _register_and_add_gate_policy,
     "deployment.create": _register_example_model,
     "deployment.update": _register_and_deploy,
     "keys.destroy_version": _keys_rotate,

@@ -2,7 +2,7 @@
 
 from ghaf.evaluation.compare import Comparison, bootstrap_compare
 from ghaf.evaluation.evaluate import Evaluation, evaluate
-from ghaf.evaluation.gates import GateReport, check_gate, evidence_for
+from ghaf.evaluation.gates import GateReport, check_gate
 from ghaf.evaluation.policy import GatePolicy, load_policy, parse_policy
 from ghaf.evaluation.report import render_report
 
@@ -14,7 +14,6 @@ __all__ = [
     "bootstrap_compare",
     "check_gate",
     "evaluate",
-    "evidence_for",
     "load_policy",
     "parse_policy",
     "render_report",

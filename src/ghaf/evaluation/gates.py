@@ -1,10 +1,13 @@
-"""Gates: check a model's evidence against a policy; one readable reason per rule; JUnit XML."""
+"""Gates: check a model's evidence against a policy; one readable reason per rule; JUnit XML.
+
+Pure: the evidence comes from a model directory or from the caller (the registry builds
+it from a registered version in ``ghaf.registry.gates``).
+"""
 
 from __future__ import annotations
 
 import importlib
 import math
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ from xml.etree import ElementTree as ET  # nosec B405 - only writes XML
 from ghaf.errors import GhafError, InvalidInputError, NotFoundError
 from ghaf.evaluation.evaluate import EVALUATION_FILE, Evaluation
 from ghaf.evaluation.policy import Bound, GatePolicy
-from ghaf.platform import Platform
+from ghaf.settings import GhafSettings
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 
@@ -33,11 +36,15 @@ class GateEvidence:
 
 @dataclass(frozen=True)
 class RuleResult:
-    """One rule's outcome with the reason in words."""
+    """One rule's outcome with the reason in words, the threshold and the measured value."""
 
     rule: str
     passed: bool
     reason: str
+    threshold: str | None = None
+    """The bar in words, e.g. ``>= 0.75`` or ``signed``."""
+    measured: float | str | None = None
+    """What the evidence showed (None: missing from the evaluation)."""
 
 
 @dataclass
@@ -76,14 +83,24 @@ class GateReport:
         return ET.tostring(suites, encoding="unicode", xml_declaration=True)
 
 
+def _threshold(bound: Bound) -> str:
+    if bound.min is not None and bound.max is not None:
+        return f"{bound.min:g} <= x <= {bound.max:g}"
+    return f">= {bound.min:g}" if bound.min is not None else f"<= {bound.max:g}"
+
+
 def _bound(rule: str, value: float | None, bound: Bound) -> RuleResult:
+    bar = _threshold(bound)
     if value is None or math.isnan(value):
-        return RuleResult(rule, False, f"{rule} is missing from the evaluation")
+        return RuleResult(rule, False, f"{rule} is missing from the evaluation", bar)
+    value = float(value)
     if bound.min is not None and value < bound.min:
-        return RuleResult(rule, False, f"{rule} = {value:.4g} is below the minimum {bound.min:g}")
+        reason = f"{rule} = {value:.4g} is below the minimum {bound.min:g}"
+        return RuleResult(rule, False, reason, bar, value)
     if bound.max is not None and value > bound.max:
-        return RuleResult(rule, False, f"{rule} = {value:.4g} is above the maximum {bound.max:g}")
-    return RuleResult(rule, True, f"{rule} = {value:.4g} within bounds")
+        reason = f"{rule} = {value:.4g} is above the maximum {bound.max:g}"
+        return RuleResult(rule, False, reason, bar, value)
+    return RuleResult(rule, True, f"{rule} = {value:.4g} within bounds", bar, value)
 
 
 def check_gate(policy: GatePolicy, evidence: GateEvidence) -> GateReport:
@@ -99,7 +116,12 @@ def check_gate(policy: GatePolicy, evidence: GateEvidence) -> GateReport:
         targets = [attribute] if attribute else sorted(fairness)
         if not targets:
             results.append(
-                RuleResult(f"fairness {name}", False, "the evaluation has no fairness results")
+                RuleResult(
+                    f"fairness {name}",
+                    False,
+                    "the evaluation has no fairness results",
+                    _threshold(bound),
+                )
             )
         for target in targets:
             value = fairness.get(target, {}).get(measure)
@@ -110,12 +132,17 @@ def check_gate(policy: GatePolicy, evidence: GateEvidence) -> GateReport:
     if need.signature:
         ok = evidence.signed is True
         reason = "signature verified" if ok else "the model is not signed (or did not verify)"
-        results.append(RuleResult("signature", ok, reason))
+        measured = {True: "signed", False: "not signed", None: "unknown"}[evidence.signed]
+        results.append(RuleResult("signature", ok, reason, "signed", measured))
     if need.clean_scan:
-        if evidence.scan_findings:
-            results.append(RuleResult("clean scan", False, "; ".join(evidence.scan_findings)))
+        findings = len(evidence.scan_findings)
+        if findings:
+            reason = "; ".join(evidence.scan_findings)
+            results.append(RuleResult("clean scan", False, reason, "0 findings", findings))
         else:
-            results.append(RuleResult("clean scan", True, "no unsafe content found"))
+            results.append(
+                RuleResult("clean scan", True, "no unsafe content found", "0 findings", 0)
+            )
     if need.approvals:
         count = len(set(evidence.approvals))
         results.append(
@@ -124,6 +151,8 @@ def check_gate(policy: GatePolicy, evidence: GateEvidence) -> GateReport:
                 count >= need.approvals,
                 f"{count} approval(s) of {need.approvals} required"
                 + (f" ({', '.join(sorted(set(evidence.approvals)))})" if count else ""),
+                f">= {need.approvals}",
+                count,
             )
         )
     return GateReport(policy.name, evidence.subject, results)
@@ -133,36 +162,41 @@ def _champion(policy: GatePolicy, evaluation: Evaluation | None) -> RuleResult:
     rule = policy.champion
     if rule is None:
         return RuleResult("champion", True, "the policy has no champion rule")
+    bar = f"{rule.metric} CI low > {rule.min_improvement:+g} at {rule.confidence:.0%}"
     comparison = evaluation.comparison if evaluation is not None else None
     if comparison is None:
         if rule.allow_no_champion:
-            return RuleResult("champion", True, "no champion to compare against")
-        return RuleResult("champion", False, "the evaluation has no champion comparison")
-    if comparison["metric"] != rule.metric:
+            return RuleResult("champion", True, "no champion to compare against", bar)
+        return RuleResult("champion", False, "the evaluation has no champion comparison", bar)
+    # Flat metrics stored on a version keep numbers only: the metric's name may be gone.
+    metric = comparison.get("metric")
+    if metric != rule.metric:
+        said = f"is on {metric}" if metric else "does not name its metric"
         return RuleResult(
-            "champion",
-            False,
-            f"the comparison is on {comparison['metric']}, the policy asks for {rule.metric}",
+            "champion", False, f"the comparison {said}, the policy asks for {rule.metric}", bar
         )
-    if comparison["confidence"] < rule.confidence:
+    confidence = float(comparison.get("confidence", 0.0))
+    if confidence < rule.confidence:
         return RuleResult(
             "champion",
             False,
-            f"the comparison's confidence {comparison['confidence']:g} is below the policy's "
-            f"{rule.confidence:g}",
+            f"the comparison's confidence {confidence:g} is below the policy's {rule.confidence:g}",
+            bar,
         )
     low = float(comparison["ci_low"])
     text = (
         f"{rule.metric} improvement {comparison['improvement']:+.4g} "
-        f"({comparison['confidence']:.0%} CI {low:+.4g} to {comparison['ci_high']:+.4g})"
+        f"({confidence:.0%} CI {low:+.4g} to {comparison['ci_high']:+.4g})"
     )
     if low <= rule.min_improvement:
         return RuleResult(
             "champion",
             False,
             f"{text}: the interval does not lie above the required {rule.min_improvement:+g}",
+            bar,
+            low,
         )
-    return RuleResult("champion", True, text)
+    return RuleResult("champion", True, text, bar, low)
 
 
 def _scan_dir(directory: Path) -> list[str]:
@@ -184,24 +218,26 @@ def _scan_dir(directory: Path) -> list[str]:
     return findings
 
 
-def _verify_signature(platform: Platform | None, directory: Path) -> bool | None:
+def _verify_signature(settings: GhafSettings | None, directory: Path) -> bool | None:
     if not (directory / "model.sig").is_file():
         return False
-    if platform is None:
+    if settings is None:
         return None
+    from ghaf.security.signing import verify_model_dir
+
     try:
-        signing: Any = importlib.import_module("ghaf.security.signing")
-    except ImportError:
-        return None
-    try:
-        signing.verify_model_dir(platform.settings, directory)
+        verify_model_dir(settings, directory)
     except Exception:  # noqa: BLE001 - any failure to verify is "not signed"
         return False
     return True
 
 
-def evidence_from_dir(directory: Path, platform: Platform | None = None) -> GateEvidence:
-    """Evidence for a model directory: its ``evaluation.json``, signature and pickle scan."""
+def evidence_from_dir(directory: Path, settings: GhafSettings | None = None) -> GateEvidence:
+    """Evidence for a model directory: its ``evaluation.json``, signature and pickle scan.
+
+    With ``settings`` the signature is verified against the platform's trusted keys;
+    without, a present signature reads as "cannot tell".
+    """
     if not directory.is_dir():
         raise NotFoundError(
             f"model directory {directory} does not exist",
@@ -222,38 +258,10 @@ def evidence_from_dir(directory: Path, platform: Platform | None = None) -> Gate
     return GateEvidence(
         subject=str(directory),
         evaluation=evaluation,
-        signed=_verify_signature(platform, directory),
+        signed=_verify_signature(settings, directory),
         scan_findings=_scan_dir(directory),
         notes=notes,
     )
-
-
-def evidence_for(platform: Platform, target: str) -> GateEvidence:
-    """Evidence for ``MODEL:VERSION`` (or ``MODEL@alias``) in the registry, or a directory.
-
-    A registered version is downloaded (digests and signature verified on the way);
-    its approvals come from the registry.
-    """
-    path = Path(target)
-    if path.is_dir():
-        return evidence_from_dir(path, platform)
-    try:
-        registry: Any = importlib.import_module("ghaf.registry")
-    except ImportError as exc:
-        raise NotFoundError(
-            f"{target} is not a directory and the model registry is not installed",
-            hint="pass a model directory",
-        ) from exc
-    version = registry.get_model_version(platform, target)
-    with tempfile.TemporaryDirectory(prefix="ghaf-gate-") as tmp:
-        dest = registry.download_model(platform, version.ref, Path(tmp) / "model")
-        evidence = evidence_from_dir(dest, None)
-    evidence.subject = version.ref
-    evidence.signed = bool(version.signed)  # the download verified it or raised
-    evidence.approvals = [a for a in version.approvals if a != version.created_by]
-    if evidence.evaluation is None and version.metrics:
-        evidence.evaluation = Evaluation(task="classification", metrics=dict(version.metrics))
-    return evidence
 
 
 def evaluation_from_flat(metrics: dict[str, float], task: str = "classification") -> Evaluation:
@@ -280,29 +288,3 @@ def evaluation_from_flat(metrics: dict[str, float], task: str = "classification"
         robustness=robust,
         comparison=comparison or None,
     )
-
-
-def registry_gate(policy: GatePolicy, stages: tuple[str, ...] = ("production",)) -> Any:
-    """A gate for ``ghaf.registry.add_gate_policy``: moving a version to one of ``stages``
-    is refused (``PolicyViolationError`` with every failing reason) unless ``policy`` passes
-    on the version's recorded metrics, signature and approvals."""
-    from ghaf.errors import PolicyViolationError
-
-    def gate(version: Any, stage: str) -> None:
-        if stage not in stages:
-            return
-        evidence = GateEvidence(
-            subject=version.ref,
-            evaluation=evaluation_from_flat(dict(version.metrics)),
-            signed=bool(version.signed),
-            approvals=[a for a in version.approvals if a != version.created_by],
-        )
-        report = check_gate(policy, evidence)
-        if not report.passed:
-            reasons = "; ".join(r.reason for r in report.failures)
-            raise PolicyViolationError(
-                f"gate {policy.name} refuses {version.ref} for {stage}: {reasons}",
-                hint=f"ghaf gate check {version.ref} --policy POLICY shows every rule",
-            )
-
-    return gate

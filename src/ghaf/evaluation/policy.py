@@ -128,16 +128,25 @@ def parse_policy(text: str, source: str = "<policy>") -> GatePolicy:
 _HINT = "see `ghaf gate example` for the policy format"
 
 
+def read_policy_text(path: Path) -> str:
+    """A policy file's text.
+
+    Raises:
+        ConfigError: the file cannot be read (naming it).
+    """
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(
+            f"cannot read gate policy {path}: {reason}", hint="pass the path of a YAML file"
+        ) from exc
+
+
 def load_policy(path: Path) -> GatePolicy:
     """Read and parse a policy file.
 
     Raises:
         ConfigError: the file is missing or invalid (with its line).
     """
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read gate policy {path}: {exc.strerror}", hint="pass --policy PATH"
-        ) from exc
-    return parse_policy(text, str(path))
+    return parse_policy(read_policy_text(path), str(path))

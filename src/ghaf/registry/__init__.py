@@ -2,8 +2,8 @@
 
 from ghaf.registry.base import ModelVersion, parse_ref
 from ghaf.registry.download import download_model, load_model
+from ghaf.registry.gates import GateVerdict, evaluate_gates, gate_verdicts
 from ghaf.registry.lifecycle import (
-    add_gate_policy,
     approve_model_version,
     delete_alias,
     set_alias,
@@ -19,11 +19,13 @@ from ghaf.registry.service import (
 )
 
 __all__ = [
+    "GateVerdict",
     "ModelVersion",
-    "add_gate_policy",
     "approve_model_version",
     "delete_alias",
     "download_model",
+    "evaluate_gates",
+    "gate_verdicts",
     "get_model_version",
     "list_models",
     "list_versions",

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ghaf.registry.base import ModelVersion
+    from ghaf.registry.gates import GateVerdict
+
+GATE_HEADING = "## Gate verdicts"
 
 _FAIRNESS = re.compile(r"(fair|parity|equal|disparit|bias)", re.I)
 
@@ -69,6 +73,61 @@ def generate_card(version: ModelVersion, run: dict[str, Any] | None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def gate_section(verdicts: Sequence[GateVerdict]) -> list[str]:
+    """The card's gate section: per policy, each rule's threshold, measured value and result."""
+    lines = [GATE_HEADING, ""]
+    for verdict in verdicts:
+        lines += [
+            f"### {verdict.policy} v{verdict.policy_version}: "
+            + ("**passed**" if verdict.passed else "**failed**"),
+            "",
+            f"- For: {verdict.purpose}, on {verdict.evaluated_at:%Y-%m-%d %H:%M} UTC "
+            f"by {verdict.evaluated_by}",
+            "",
+            "| rule | threshold | measured | result |",
+            "|---|---|---|---|",
+        ]
+        for rule in verdict.rules:
+            measured = rule.measured
+            shown = (
+                "missing"
+                if measured is None
+                else (f"{measured:.4g}" if isinstance(measured, float) else str(measured))
+            )
+            lines.append(
+                f"| {_cell(rule.rule)} | {_cell(rule.threshold or '')} | {_cell(shown)} | "
+                + ("pass" if rule.passed else "**FAIL**")
+                + " |"
+            )
+        lines.append("")
+    return lines
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "/").replace("\n", " ")
+
+
+def with_gate_section(card: str, verdicts: Sequence[GateVerdict]) -> str:
+    """``card`` with its gate section replaced (or added before *Limitations*, else at the end).
+
+    The rest of the card, edits included, is kept as it is.
+    """
+    lines = card.splitlines()
+    section = gate_section(verdicts)
+    if GATE_HEADING in lines:
+        start = lines.index(GATE_HEADING)
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        lines[start:end] = section
+    elif "## Limitations" in lines:
+        at = lines.index("## Limitations")
+        lines[at:at] = section
+    else:
+        lines += ["", *section] if lines and lines[-1].strip() else section
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _inline(text: str) -> str:

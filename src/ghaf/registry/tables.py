@@ -1,4 +1,4 @@
-"""Tables of the model registry: registered models, versions, aliases and approvals."""
+"""Tables of the model registry: models, versions, aliases, approvals and gate policies."""
 
 from __future__ import annotations
 
@@ -69,3 +69,59 @@ class ModelApprovalRow(Base):
     approver: Mapped[str] = mapped_column(String(256))
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class GatePolicyRow(Base):
+    """One version of a stored gate policy (its YAML text as given); versions 1, 2, ...
+
+    ``project`` owns the name: every later version is added under that project's roles.
+    """
+
+    __tablename__ = "gate_policies"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    project: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class GateAttachmentRow(Base):
+    """A policy version a model (``kind`` "model") or a whole project must pass at promotion.
+
+    The version is pinned: a new version of the policy changes no attached gate until it is
+    attached again, by someone allowed to in the target's project.
+    """
+
+    __tablename__ = "gate_attachments"
+    __table_args__ = (UniqueConstraint("policy", "kind", "target"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    policy: Mapped[str] = mapped_column(String(128))
+    policy_version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(256), index=True)
+    project: Mapped[str] = mapped_column(String(128))
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class GateVerdictRow(Base):
+    """A policy's verdict on a version: pass/fail and each rule's threshold and measured value."""
+
+    __tablename__ = "gate_verdicts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    policy: Mapped[str] = mapped_column(String(128))
+    policy_version: Mapped[int] = mapped_column(Integer)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    rules: Mapped[str] = mapped_column(Text)
+    """JSON list of ``{rule, passed, threshold, measured, reason}``."""
+    purpose: Mapped[str] = mapped_column(String(128))
+    """What the verdict was for, e.g. ``stage production`` or ``alias champion``."""
+    evaluated_by: Mapped[str] = mapped_column(String(256))
+    evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime())

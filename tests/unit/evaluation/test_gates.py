@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import ClassVar
 from xml.etree import ElementTree as ET
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 
 from ghaf.errors import ConfigError
 from ghaf.evaluation import check_gate, evaluate, parse_policy
-from ghaf.evaluation.gates import GateEvidence, evidence_from_dir, registry_gate
+from ghaf.evaluation.gates import GateEvidence, evaluation_from_flat, evidence_from_dir
 from ghaf.evaluation.policy import EXAMPLE_POLICY
 
 POLICY = """\
@@ -172,26 +171,33 @@ def test_evidence_without_evaluation_fails_metric_rules(tmp_path: Path) -> None:
     assert evidence.notes
 
 
-def test_registry_gate_refuses_with_reasons() -> None:
-    from ghaf.errors import PolicyViolationError
-
-    class Version:
-        ref = "m:2"
-        metrics: ClassVar[dict[str, float]] = {
-            "auc": 0.7,
-            "fairness.gender.demographic_parity_difference": 0.3,
-        }
-        signed = True
-        approvals = ("bob",)
-        created_by = "alice"
-
-    gate = registry_gate(
-        parse_policy(
-            "metrics:\n  auc: {min: 0.8}\nfairness:\n  demographic_parity_difference: {max: 0.1}\n"
-        )
+def test_each_rule_records_its_threshold_and_measured_value() -> None:
+    policy = parse_policy(
+        "metrics:\n  auc: {min: 0.8}\n  brier: {min: 0.0, max: 0.3}\n"
+        "fairness:\n  demographic_parity_difference: {max: 0.1}\n"
+        "require: {signature: true, approvals: 2}\n"
     )
-    gate(Version(), "staging")  # only production is guarded
-    with pytest.raises(PolicyViolationError) as info:
-        gate(Version(), "production")
-    assert "auc = 0.7 is below the minimum 0.8" in info.value.headline
-    assert "gender.demographic_parity_difference = 0.3" in info.value.headline
+    # As a registered version stores them: flat numbers, fairness as fairness.ATTR.MEASURE.
+    flat = {"auc": 0.7, "brier": 0.2, "fairness.gender.demographic_parity_difference": 0.3}
+    evidence = GateEvidence("m:2", evaluation_from_flat(flat), signed=True, approvals=["bob"])
+    rules = {r.rule: r for r in check_gate(policy, evidence).results}
+    assert (rules["metric auc"].threshold, rules["metric auc"].measured) == (">= 0.8", 0.7)
+    assert not rules["metric auc"].passed
+    assert rules["metric brier"].threshold == "0 <= x <= 0.3" and rules["metric brier"].passed
+    fair = rules["fairness gender.demographic_parity_difference"]
+    assert (fair.threshold, fair.measured, fair.passed) == ("<= 0.1", 0.3, False)
+    assert (rules["signature"].threshold, rules["signature"].measured) == ("signed", "signed")
+    assert (rules["approvals"].threshold, rules["approvals"].measured) == (">= 2", 1)
+    missing = check_gate(parse_policy("metrics:\n  f1: {min: 0.5}\n"), evidence).results[0]
+    assert (missing.measured, missing.threshold, missing.passed) == (None, ">= 0.5", False)
+
+
+def test_a_champion_rule_on_flat_metrics_fails_with_a_reason() -> None:
+    """Flat metrics keep numbers only: the comparison's metric name is gone, never a crash."""
+    flat = {"auc": 0.8, "comparison.ci_low": 0.01, "comparison.ci_high": 0.05}
+    flat |= {"comparison.improvement": 0.03, "comparison.confidence": 0.95}
+    report = check_gate(
+        parse_policy("champion: {metric: auc}\n"), GateEvidence("m:1", evaluation_from_flat(flat))
+    )
+    assert not report.passed
+    assert "does not name its metric" in report.failures[0].reason

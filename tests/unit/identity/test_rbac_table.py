@@ -69,6 +69,9 @@ EXPECTED: dict[str, set[str]] = {
     "model.promote": {"release_manager"},
     "model.alias": {"release_manager"},
     "model.alias_delete": {"release_manager"},
+    # gates: the risk owner sets the bar, the release manager attaches it; authors never
+    "gate_policy.add": {"model_approver", "release_manager"},
+    "gate_policy.attach": {"model_approver", "release_manager"},
     # operations
     "monitoring.profile.save": {"data_scientist", "sre"},
     "audit.checkpoint": {"auditor"},

@@ -1,4 +1,5 @@
-"""Registry: versions, aliases, four-eyes promotion, gates, cards, tampering, concurrency."""
+"""Registry: versions, aliases, four-eyes promotion, cards, tampering, concurrency (gates:
+test_gate_policies)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from sqlalchemy import select
 from ghaf.errors import IntegrityError, InvalidInputError, NotFoundError, PolicyViolationError
 from ghaf.platform import Platform
 from ghaf.registry import (
-    add_gate_policy,
     approve_model_version,
     download_model,
     get_model_version,
@@ -28,7 +28,6 @@ from ghaf.registry import (
     update_model_card,
 )
 from ghaf.registry.card import render_html
-from ghaf.registry.lifecycle import GATE_POLICIES
 from ghaf.security.audit_tables import AuditRecordRow
 from ghaf.security.identity import Actor
 from tests.unit.registry.conftest import X
@@ -131,21 +130,6 @@ def test_lifecycle_refuses_skipping_stages(platform: Platform, model_dir: Path) 
         transition_model_version(platform, platform.admin(), "fraud:1", "production")
     with pytest.raises(InvalidInputError, match="unknown"):
         transition_model_version(platform, platform.admin(), "fraud:1", "shipped")
-
-
-def test_a_gate_policy_can_refuse(platform: Platform, model_dir: Path) -> None:
-    def needs_auc(version: object, stage: str) -> None:
-        if stage == "staging":
-            raise PolicyViolationError("auc below 0.9", hint="retrain")
-
-    add_gate_policy(needs_auc)
-    try:
-        register_model(platform, platform.admin(), "fraud", model_dir)
-        with pytest.raises(PolicyViolationError, match="auc"):
-            transition_model_version(platform, platform.admin(), "fraud:1", "staging")
-    finally:
-        GATE_POLICIES.remove(needs_auc)
-    assert get_model_version(platform, "fraud:1").stage == "candidate"
 
 
 def test_card_is_generated_editable_and_rendered(platform: Platform, model_dir: Path) -> None:
