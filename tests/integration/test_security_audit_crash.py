@@ -30,7 +30,7 @@ settings = load_settings()
 with Platform(settings) as platform:
     actor = platform.admin()
     for i in range(count):
-        with platform.spine.operation(actor, "test.append", f"item:{tag}:{i}", "default"):
+        with platform.spine.operation(actor, "dataset.test_append", f"item:{tag}:{i}", "default"):
             pass
         print(f"item:{tag}:{i}", flush=True)  # acknowledged: the commit returned
 """

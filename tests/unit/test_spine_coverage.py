@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 import ghaf
+from ghaf.access.tokens import verify_token
 from ghaf.platform import Platform
 from ghaf.projects import create_project
 from ghaf.security.audit_tables import AuditRecordRow
+from ghaf.security.identity import Actor
 from ghaf.spine import WRITE_OPERATIONS
+from ghaf.testing.people import mint
 
 _SKIP_PREFIXES = (
     "ghaf.__main__",
@@ -97,13 +102,13 @@ def _register_example_model(platform: Platform) -> None:
 def _model_alias(platform: Platform) -> None:
     from ghaf.registry import set_alias
 
-    set_alias(platform, platform.admin(), "example", "champion", 1)
+    set_alias(platform, platform.admin(), "example", "candidate", 1)
 
 
 def _model_alias_delete(platform: Platform) -> None:
     from ghaf.registry import delete_alias
 
-    delete_alias(platform, platform.admin(), "example", "champion")
+    delete_alias(platform, platform.admin(), "example", "candidate")
 
 
 def _register_and_alias(platform: Platform) -> None:
@@ -111,13 +116,69 @@ def _register_and_alias(platform: Platform) -> None:
     _model_alias(platform)
 
 
+_TOKENS: dict[tuple[str, str], str] = {}
+"""Tokens minted in SETUP, by (home, person), so an example only uses them (no writes)."""
+
+
+def _mint(platform: Platform, name: str, roles: list[str]) -> None:
+    _TOKENS[(str(platform.settings.home), name)] = mint(platform, name, roles)
+
+
+def _as(platform: Platform, name: str) -> Actor:
+    return verify_token(platform, _TOKENS[(str(platform.settings.home), name)])
+
+
+def _register_as_ana(platform: Platform) -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from ghaf.models import save_model
+    from ghaf.registry import register_model
+
+    for name, role in (("ana", "data_scientist"), ("ben", "model_approver")):
+        _mint(platform, name, [role])
+    _mint(platform, "rita", ["release_manager"])
+    x = np.arange(20, dtype=float).reshape(10, 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_model(LogisticRegression().fit(x, np.arange(10) % 2), Path(tmp) / "m")
+        register_model(platform, _as(platform, "ana"), "example", Path(tmp) / "m")
+
+
 def _model_approve(platform: Platform) -> None:
     from ghaf.registry import approve_model_version
-    from ghaf.security.identity import Actor
 
-    settings = platform.settings.model_copy(update={"local_principals": ["second-approver"]})
-    with Platform(settings) as second:
-        approve_model_version(second, Actor("second-approver"), "example:1")
+    approve_model_version(platform, _as(platform, "ben"), "example:1")
+
+
+def _break_glass_request(platform: Platform) -> None:
+    from ghaf.registry.break_glass import request_break_glass
+
+    request_break_glass(
+        platform, _as(platform, "rita"), "example", 1, alias="champion", reason="INC-1: v2 scores NaN, restore v1"
+    )
+
+
+def _register_and_request_break_glass(platform: Platform) -> None:
+    _register_as_ana(platform)
+    _break_glass_request(platform)
+
+
+def _break_glass_confirm(platform: Platform) -> None:
+    from ghaf.registry.break_glass import confirm_break_glass, list_break_glass
+
+    confirm_break_glass(platform, _as(platform, "ben"), list_break_glass(platform)[0].id)
+
+
+def _release_policy_set(platform: Platform) -> None:
+    from ghaf.registry.release import DEFAULT_POLICY, set_release_policy
+
+    set_release_policy(platform, platform.admin(), "default", DEFAULT_POLICY)
+
+
+def _home_transfer(platform: Platform) -> None:
+    from ghaf.home import transfer_home
+
+    transfer_home(platform, platform.admin(), "nobody")
 
 
 def _model_promote(platform: Platform) -> None:
@@ -161,8 +222,13 @@ def _deployment_update(platform: Platform) -> None:
     update_deployment(platform, platform.admin(), "example-live", status="stopped")
 
 
+def _register_approved(platform: Platform) -> None:
+    _register_as_ana(platform)
+    _model_approve(platform)
+
+
 def _register_and_deploy(platform: Platform) -> None:
-    _register_example_model(platform)
+    _register_approved(platform)
     _deployment_create(platform)
 
 
@@ -364,6 +430,10 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "model.alias": _model_alias,
     "model.alias_delete": _model_alias_delete,
     "model.approve": _model_approve,
+    "model.break_glass_request": _break_glass_request,
+    "model.break_glass": _break_glass_confirm,
+    "release_policy.set": _release_policy_set,
+    "home.transfer": _home_transfer,
     "model.promote": _model_promote,
     "model.card_update": _model_card_update,
     "gate_policy.add": _gate_policy_add,
@@ -406,11 +476,13 @@ SETUP: dict[str, Callable[[Platform], None]] = {
     "run.log_inputs": _example_run,
     "model.alias": _register_example_model,
     "model.alias_delete": _register_and_alias,
-    "model.approve": _register_example_model,
+    "model.approve": _register_as_ana,
+    "model.break_glass_request": _register_as_ana,
+    "model.break_glass": _register_and_request_break_glass,
     "model.promote": _register_example_model,
     "model.card_update": _register_example_model,
     "gate_policy.attach": _register_and_add_gate_policy,
-    "deployment.create": _register_example_model,
+    "deployment.create": _register_approved,
     "deployment.update": _register_and_deploy,
     "keys.destroy_version": _keys_rotate,
     "group.add_member": _principal_create,

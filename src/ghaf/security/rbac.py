@@ -10,7 +10,7 @@ API token or an OIDC JWT carries its resolved grants in ``Actor.roles`` as strin
 
 The home's owner (embedded mode) has no bypass: ``ghaf init`` binds it to the human
 roles on every project, as ordinary bindings that ``ghaf roles`` shows. Actions on the
-home itself (``home.*``) belong to its owner alone.
+home itself and its keys (``home.*``, ``keys.*``) belong to its owner alone.
 """
 
 from __future__ import annotations
@@ -188,7 +188,8 @@ def bound_roles(session: Session, name: str, groups: Iterable[str] = ()) -> froz
     )
 
 
-HOME_ACTIONS = "home."
+HOME_ACTIONS = ("home.", "keys.")
+"""Actions on the home itself and on its keys (on its disk): its owner's alone."""
 OWNER_ROLES = (
     "viewer",
     "data_engineer",

@@ -45,17 +45,16 @@ def test_roles_tokens_and_whoami(isolated_env: Path) -> None:
     listed = ghaf(home, "tokens", "list")
     assert secret not in listed.stdout and "active" in listed.stdout
 
-    token_file = home / "alice.token"
-    token_file.write_text(secret)
-    who = ghaf(home, "whoami", "--token-file", str(token_file))
+    who = ghaf(home, "--token", secret, "whoami")
     assert who.returncode == 0, who.stderr
     assert "alice" in who.stdout and "fraud:data_scientist" in who.stdout
+    assert f"token {secret.split('_')[1]} minted by" in who.stdout
 
     token_id = secret.split("_")[1]
     assert ghaf(home, "tokens", "revoke", token_id).returncode == 0
-    refused = ghaf(home, "whoami", "--token-file", str(token_file))
+    refused = ghaf(home, "--token", secret, "whoami")
     assert refused.returncode == 6 and "revoked" in refused.stderr
-    assert "home admin" in ghaf(home, "whoami").stdout
+    assert "proven by home-owner uid:" in ghaf(home, "whoami").stdout
 
 
 def test_bad_input_is_one_line_and_changes_nothing(isolated_env: Path) -> None:

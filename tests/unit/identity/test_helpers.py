@@ -1,4 +1,4 @@
-"""Sensitive reads, four eyes, deployable versions and bearer authentication helpers."""
+"""Sensitive reads and bearer authentication helpers."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from ghaf.access.authorize import authorize_read
 from ghaf.access.bindings import bind_role
 from ghaf.access.http_auth import AUTH_ACTION, authenticate
 from ghaf.access.tokens import create_token
-from ghaf.errors import PermissionDeniedError, PolicyViolationError
+from ghaf.errors import PermissionDeniedError
 from ghaf.platform import Platform
 from ghaf.security.audit_tables import AuditRecordRow
-from ghaf.security.identity import Actor
-from ghaf.security.rbac import check_deployable, check_four_eyes, read_action
+from ghaf.security.identity import Actor, Credential
+from ghaf.security.rbac import read_action
 
 
 def _records(platform: Platform, action: str) -> list[AuditRecordRow]:
@@ -25,7 +25,8 @@ def _records(platform: Platform, action: str) -> list[AuditRecordRow]:
 def test_sensitive_reads_are_authorized_and_denials_audited(platform: Platform) -> None:
     bind_role(platform, platform.admin(), "vera", "viewer", project="fraud")
     bind_role(platform, platform.admin(), "otto", "auditor", project="fraud")
-    vera, otto = Actor("vera"), Actor("otto")
+    vera = Actor("vera", credential=Credential("token", "v"))
+    otto = Actor("otto", credential=Credential("token", "o"))
     action = read_action("dataset", ["public", "pii"])
     assert action == "dataset.read_pii"
     authorize_read(platform, vera, read_action("dataset", ["public"]), "dataset:c:1", "fraud")
@@ -36,17 +37,6 @@ def test_sensitive_reads_are_authorized_and_denials_audited(platform: Platform) 
     authorize_read(platform, otto, "audit.read", "audit", "fraud", audit_allowed=True)
     assert [r.outcome for r in _records(platform, "dataset.read_pii")] == ["denied"]
     assert [r.outcome for r in _records(platform, "audit.read")] == ["denied", "allowed"]
-
-
-def test_four_eyes_and_deployable() -> None:
-    with pytest.raises(PolicyViolationError, match="four eyes"):
-        check_four_eyes(Actor("Ana"), "ana")
-    check_four_eyes(Actor("bob"), "ana")
-    check_deployable("m:1", approved=True, signed=True)
-    with pytest.raises(PolicyViolationError, match="not approved and signed"):
-        check_deployable("m:1", approved=False, signed=False)
-    with pytest.raises(PolicyViolationError, match="not signed"):
-        check_deployable("m:1", approved=True, signed=False)
 
 
 def test_authenticate_tokens_and_refusals(platform: Platform) -> None:

@@ -19,8 +19,8 @@ from ghaf.access.bindings import bind_role
 from ghaf.errors import PermissionDeniedError
 from ghaf.platform import Platform
 from ghaf.security.audit_tables import AuditRecordRow
-from ghaf.security.identity import Actor
-from ghaf.security.rbac import CREDENTIAL_MARKER, Policy, RbacAuthorizer
+from ghaf.security.identity import Actor, Credential
+from ghaf.security.rbac import CREDENTIAL_MARKER, OWNER_ROLES, Policy, RbacAuthorizer, bound_roles
 from ghaf.spine import WRITE_OPERATIONS
 
 ROLES = (
@@ -40,12 +40,13 @@ MEMBERSHIP = {"principal.create", "group.add_member", "role.bind", "role.unbind"
 MEMBERSHIP |= {"token.create", "token.revoke"}
 
 EXPECTED: dict[str, set[str]] = {
-    # foundation: the home admin only
+    # the home and its keys: its owner alone (no role; see test_home_actions_...)
     "home.init": set(),
-    "project.create": set(),
+    "home.transfer": set(),
     "keys.rotate": set(),
     "keys.destroy_version": set(),
     "keys.trust": set(),
+    "project.create": {"project_admin"},
     # data
     "dataset.write": {"data_engineer"},
     "dataset.ingest": {"data_engineer"},
@@ -69,6 +70,10 @@ EXPECTED: dict[str, set[str]] = {
     "model.promote": {"release_manager"},
     "model.alias": {"release_manager"},
     "model.alias_delete": {"release_manager"},
+    # the release path: the policy is governance; break-glass needs two people
+    "release_policy.set": {"project_admin"},
+    "model.break_glass_request": {"release_manager"},
+    "model.break_glass": {"release_manager", "model_approver"},
     # gates: the risk owner sets the bar, the release manager attaches it; authors never
     "gate_policy.add": {"model_approver", "release_manager"},
     "gate_policy.attach": {"model_approver", "release_manager"},
@@ -82,6 +87,11 @@ EXPECTED: dict[str, set[str]] = {
     "dataset.read_pii": {"data_engineer"},
     "dataset.read": READERS,
     "model.read": READERS | {"model_server"},
+    # the data-plane servers (ghaf serve, ghaf features serve), per request
+    "model.predict": {"release_manager", "sre", "model_server"},
+    "features.read": READERS | {"model_server"},
+    "features.read_pii": {"data_engineer"},
+    "monitoring.read": READERS,
     # actions nobody has defined: deny by default
     "made.up": set(),
     "deployment.create": {"release_manager"},
@@ -98,7 +108,16 @@ def _all_actions() -> list[str]:
 
 
 def _actor(role: str) -> Actor:
-    return Actor(f"user-{role}", roles=frozenset({CREDENTIAL_MARKER, f"fraud:{role}"}))
+    return Actor(
+        f"user-{role}",
+        roles=frozenset({CREDENTIAL_MARKER, f"fraud:{role}"}),
+        credential=Credential("token", role),
+    )
+
+
+def _local(name: str) -> Actor:
+    """An authenticated actor whose grants come from the bindings in the store."""
+    return Actor(name, credential=Credential("home-owner", f"uid:{name}"))
 
 
 def _denied_count(platform: Platform) -> int:
@@ -149,10 +168,26 @@ def test_roles_count_only_in_their_project(platform: Platform, role: str) -> Non
 
 
 def test_no_roles_means_nothing(platform: Platform) -> None:
-    nobody = Actor("nobody")
+    nobody = _local("nobody")
     for action in _all_actions():
-        with pytest.raises(PermissionDeniedError, match="deny by default"):
+        with pytest.raises(PermissionDeniedError, match="deny by default|home's owner"):
             platform.spine.authorizer.authorize(nobody, action, "x", "fraud")
+
+
+def test_home_and_key_actions_are_the_owners_alone(platform: Platform) -> None:
+    """Every role on every project through a token, or another OS account: still refused."""
+    authz = platform.spine.authorizer
+    owner = platform.admin()
+    everything = Actor(
+        owner.name,  # even under the owner's own name, a token is not the OS account
+        roles=frozenset({CREDENTIAL_MARKER, *(f"*:{r}" for r in ROLES)}),
+        credential=Credential("token", "all"),
+    )
+    for action in ("home.transfer", "keys.rotate", "keys.destroy_version", "keys.trust"):
+        authz.authorize(owner, action, "home", "fraud")
+        for who in (everything, _local("mallory")):
+            with pytest.raises(PermissionDeniedError, match="only the home's owner"):
+                authz.authorize(who, action, "home", "fraud")
 
 
 def test_bindings_in_the_store_decide_like_credentials(platform: Platform) -> None:
@@ -161,7 +196,7 @@ def test_bindings_in_the_store_decide_like_credentials(platform: Platform) -> No
     for role in ROLES:
         bind_role(platform, platform.admin(), f"bound-{role}", role, project="fraud")
     for role in ROLES:
-        stored, carried = Actor(f"bound-{role}"), _actor(role)
+        stored, carried = _local(f"bound-{role}"), _actor(role)
         for action in EXPECTED:
             assert (
                 authz.decide(stored, action, "fraud").allowed
@@ -173,7 +208,7 @@ def test_explicit_deny_wins(platform: Platform) -> None:
     authz = platform.spine.authorizer
     bind_role(platform, platform.admin(), "dana", "data_engineer", project="*")
     bind_role(platform, platform.admin(), "group:contractors", "data_engineer", project="fraud")
-    authz.authorize(Actor("dana"), "dataset.write", "d", "fraud")
+    authz.authorize(_local("dana"), "dataset.write", "d", "fraud")
     # A deny binding on a group dana is in (per the store) refuses what her own role allows.
     from ghaf.access.bindings import add_group_member, create_principal
 
@@ -188,21 +223,34 @@ def test_explicit_deny_wins(platform: Platform) -> None:
         effect="deny",
     )
     with pytest.raises(PermissionDeniedError, match="deny binding"):
-        authz.authorize(Actor("dana"), "dataset.write", "d", "fraud")
-    authz.authorize(Actor("dana"), "dataset.write", "d", "other")
+        authz.authorize(_local("dana"), "dataset.write", "d", "fraud")
+    authz.authorize(_local("dana"), "dataset.write", "d", "other")
     # A role's deny pattern beats another role's allow: CI never deploys.
     both = Actor(
-        "ci", roles=frozenset({CREDENTIAL_MARKER, "fraud:ci_publisher", "fraud:release_manager"})
+        "ci",
+        roles=frozenset({CREDENTIAL_MARKER, "fraud:ci_publisher", "fraud:release_manager"}),
+        credential=Credential("token", "ci"),
     )
     with pytest.raises(PermissionDeniedError, match="explicitly denies"):
         authz.authorize(both, "model.promote", "m", "fraud")
 
 
-def test_the_home_admin_keeps_full_rights_but_not_through_a_credential(platform: Platform) -> None:
+def test_the_home_owner_holds_the_human_roles_as_bindings_with_no_bypass(
+    platform: Platform,
+) -> None:
     authz = platform.spine.authorizer
-    for action in _all_actions():
-        authz.authorize(platform.admin(), action, "x", "fraud")
-    scoped = Actor(platform.admin().name, roles=frozenset({CREDENTIAL_MARKER, "fraud:viewer"}))
+    assert isinstance(authz, RbacAuthorizer)
+    owner = platform.admin()
+    for action, roles in EXPECTED.items():
+        expected = bool(roles & set(OWNER_ROLES)) or action.startswith(("home.", "keys."))
+        assert authz.decide(owner, action, "fraud").allowed == expected, action
+    with platform.read_session() as session:
+        assert bound_roles(session, owner.name) == {f"*:{r}" for r in OWNER_ROLES}
+    scoped = Actor(
+        platform.admin().name,
+        roles=frozenset({CREDENTIAL_MARKER, "fraud:viewer"}),
+        credential=Credential("token", "scoped"),
+    )
     with pytest.raises(PermissionDeniedError):
         authz.authorize(scoped, "project.create", "x", "fraud")
 

@@ -72,7 +72,7 @@ def test_pii_dataset_features_and_model_refused_in_eu_allowed_in_ae(platform: Pl
     write_dataset(
         platform, admin, "customers", table, source="test", column_tags={"national_id": "pii"}
     )
-    with platform.spine.operation(admin, "test.lineage", "lineage", "default"):
+    with platform.spine.operation(admin, "lineage.test_link", "lineage", "default"):
         link("dataset:customers:1", "feature_view:customer_features:1", "derived")
         link("feature_view:customer_features:1", "run:r1", "input")
         link("run:r1", "model:churn:1", "produced")
@@ -99,7 +99,7 @@ def test_refusal_inside_a_governed_write_fails_it_and_is_audited(platform: Platf
         last = session.execute(
             select(AuditRecordRow).order_by(AuditRecordRow.seq.desc()).limit(1)
         ).scalar_one()
-    assert (last.action, last.outcome) == ("dataset.copy", "failed")
+    assert (last.action, last.outcome) == ("dataset.copy", "denied")
     assert "residency" in json.loads(last.details)["error"]
 
 

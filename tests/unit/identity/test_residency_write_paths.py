@@ -52,7 +52,7 @@ def test_pii_dataset_is_refused_outside_ae_and_audited(eu_platform: Platform) ->
             column_tags={"email": "pii"},
         )
     last = _last_audit(eu_platform)
-    assert (last.action, last.outcome) == ("dataset.write", "failed")
+    assert (last.action, last.outcome) == ("dataset.write", "denied")
     assert "residency" in last.details
     from ghaf.data import get_dataset
 
@@ -100,7 +100,7 @@ def test_model_trained_on_pii_is_refused_outside_ae(isolated_env: Path, tmp_path
                 platform, platform.admin(), "fraud", model_dir, lineage=["dataset:customers:1"]
             )
         last = _last_audit(platform)
-        assert (last.action, last.outcome) == ("model.register", "failed")
+        assert (last.action, last.outcome) == ("model.register", "denied")
     with _open(isolated_env, "ae-auh-1") as platform:
         version = register_model(
             platform, platform.admin(), "fraud", model_dir, lineage=["dataset:customers:1"]
