@@ -2,12 +2,21 @@
 
 nats-py is asyncio-only; this backend runs one event loop in a daemon thread and
 exposes the synchronous :class:`~ghaf.events.base.EventBus` interface over it.
+
+The connection outlives a NATS restart: the client reconnects for ever, waiting
+0.1 s doubling up to ``reconnect_wait_max`` (with jitter) between attempts, logs the
+loss and the recovery, and replays subscriptions; :meth:`NatsEventBus.health` says
+where it stands. During an outage :meth:`NatsEventBus.publish` raises
+:class:`~ghaf.errors.BackendUnavailableError` at once instead of buffering: a
+JetStream event is only stored once the server acknowledges it, and publishing again
+with the same ``msg_id`` stores it once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import threading
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
@@ -23,6 +32,9 @@ from ghaf.logs import get_logger
 
 T = TypeVar("T")
 _log = get_logger(__name__)
+RECONNECT_WAIT_MIN = 0.1
+"""Seconds before the first reconnect attempt; each failure doubles it."""
+DRAIN_TIMEOUT = 2.0
 
 
 class _NatsDelivery:
@@ -41,12 +53,18 @@ class _NatsConsumer:
         self._sub = subscription
 
     def fetch(self, max_messages: int = 100, timeout: float = 1.0) -> list[Delivery]:
+        from nats.errors import Error as NatsError
         from nats.errors import TimeoutError as NatsTimeout
 
+        self._bus._check_connected("fetch")
         try:
-            messages = self._bus._run(self._sub.fetch(max_messages, timeout=timeout))
+            messages = self._bus._run(
+                self._sub.fetch(max_messages, timeout=timeout), timeout=timeout + 30.0
+            )
         except (NatsTimeout, TimeoutError):
             return []
+        except (NatsError, OSError) as exc:  # closed, reconnecting, no responders...
+            raise self._bus._unavailable("fetch", exc) from exc
         return [_NatsDelivery(self._bus, msg, self._bus._decode(msg)) for msg in messages]
 
 
@@ -62,7 +80,15 @@ class _NatsSubscription:
 class NatsEventBus:
     """Events in a JetStream stream named ``stream`` holding ``ghaf.>`` subjects."""
 
-    def __init__(self, url: str, *, stream: str = "GHAF", connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        stream: str = "GHAF",
+        connect_timeout: float = 5.0,
+        reconnect_wait_max: float = 5.0,
+        publish_timeout: float = 5.0,
+    ) -> None:
         try:
             import nats
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -71,6 +97,12 @@ class NatsEventBus:
         self.stream = stream
         # Each stream owns its own subject space (GHAF -> "ghaf.>"), so streams never overlap.
         self._prefix = stream.lower()
+        self._reconnect_wait_max = reconnect_wait_max
+        self._publish_timeout = publish_timeout
+        self._state = "connecting"
+        self._since = datetime.now(UTC)
+        self._reconnects = 0
+        self._closing = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -79,11 +111,19 @@ class NatsEventBus:
                 nats.connect(
                     url,
                     connect_timeout=connect_timeout,
-                    max_reconnect_attempts=2,
-                    allow_reconnect=False,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=RECONNECT_WAIT_MIN,
+                    reconnect_to_server_handler=self._next_attempt,
                     error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                    closed_cb=self._on_closed,
+                    # A pull subscription whose last fetch timed out never drains: cap it.
+                    drain_timeout=DRAIN_TIMEOUT,
                 )
             )
+            self._set_state("connected")
             self._js = self._nc.jetstream()
             self._run(self._ensure_stream())
         except Exception as exc:
@@ -95,10 +135,62 @@ class NatsEventBus:
                 hint="start nats-server with -js, or set event_bus_url to memory://",
             ) from exc
 
+    def health(self) -> dict[str, Any]:
+        """Where the connection stands, for ``/health`` and ``ghaf doctor``.
+
+        ``state`` is ``connected``, ``reconnecting`` (the client keeps trying) or
+        ``closed``; ``since`` is when it got there; ``reconnects`` counts recoveries.
+        """
+        return {
+            "backend": "nats",
+            "url": self.url,
+            "state": self._state,
+            "since": self._since.isoformat(),
+            "reconnects": self._reconnects,
+        }
+
+    def _set_state(self, state: str) -> None:
+        self._state = state
+        self._since = datetime.now(UTC)
+
+    def _next_attempt(self, servers: list[Any], _info: dict[str, Any]) -> tuple[Any, float]:
+        # Exponential backoff with jitter, so restarted servers are not hit all at once.
+        server = servers[0]
+        wait = min(self._reconnect_wait_max, RECONNECT_WAIT_MIN * 2 ** min(server.reconnects, 16))
+        return server, wait * random.uniform(0.5, 1.0)  # nosec B311 - jitter, not a secret
+
     @staticmethod
     async def _on_error(exc: Exception) -> None:
         # nats-py prints a traceback by default; the caller gets a clear error instead.
         _log.debug("nats client error", error=repr(exc))
+
+    async def _on_disconnected(self) -> None:
+        if self._state == "connected" and not self._closing:
+            self._set_state("reconnecting")
+            _log.warning("event bus lost NATS; reconnecting with backoff", url=self.url)
+
+    async def _on_reconnected(self) -> None:
+        self._reconnects += 1
+        down = (datetime.now(UTC) - self._since).total_seconds()
+        self._set_state("connected")
+        _log.warning("event bus reconnected to NATS", url=self.url, down_s=round(down, 3))
+
+    async def _on_closed(self) -> None:
+        self._set_state("closed")
+
+    def _check_connected(self, what: str) -> None:
+        if self._state != "connected":
+            raise BackendUnavailableError(
+                f"cannot {what} on NATS at {self.url}: {self._state} since "
+                f"{self._since.isoformat(timespec='seconds')}",
+                hint="the bus reconnects by itself: retry later (the same msg_id is stored once)",
+            )
+
+    def _unavailable(self, what: str, exc: BaseException) -> BackendUnavailableError:
+        return BackendUnavailableError(
+            f"cannot {what} on NATS at {self.url}: {type(exc).__name__} {exc}".rstrip(),
+            hint="the bus reconnects by itself: retry later (the same msg_id is stored once)",
+        )
 
     async def _ensure_stream(self) -> None:
         from nats.js.errors import NotFoundError
@@ -110,7 +202,11 @@ class NatsEventBus:
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return future.result(timeout)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()  # do not leave it running on the loop
+            raise
 
     def _decode(self, msg: Any) -> Event:
         body = orjson.loads(msg.data)
@@ -127,11 +223,21 @@ class NatsEventBus:
         payload = orjson.dumps(
             {"id": event_id, "ts": datetime.now(UTC).isoformat(), "data": dict(data)}
         )
-        self._run(
-            self._js.publish(
-                f"{self._prefix}.{subject}", payload, headers={"Nats-Msg-Id": event_id}
+        from nats.errors import Error as NatsError
+
+        self._check_connected("publish")
+        try:
+            self._run(
+                self._js.publish(
+                    f"{self._prefix}.{subject}",
+                    payload,
+                    timeout=self._publish_timeout,
+                    headers={"Nats-Msg-Id": event_id},
+                ),
+                timeout=self._publish_timeout + 5.0,
             )
-        )
+        except (NatsError, OSError) as exc:  # no ack (timeout, closed...): not stored
+            raise self._unavailable("publish", exc) from exc
 
     def subscribe(self, pattern: str, handler: Callable[[Event], None]) -> _NatsSubscription:
         check_pattern(pattern)
@@ -154,8 +260,12 @@ class NatsEventBus:
         self._run(self._js.delete_stream(self.stream))
 
     def close(self) -> None:
+        self._closing = True
         with contextlib.suppress(Exception):  # closing must not raise
-            self._run(self._nc.drain(), timeout=5.0)
+            self._run(self._nc.drain(), timeout=DRAIN_TIMEOUT + 10.0)
+        if not self._nc.is_closed:  # drain refuses while reconnecting
+            with contextlib.suppress(Exception):
+                self._run(self._nc.close(), timeout=10.0)
         self._stop_loop()
 
     def _stop_loop(self) -> None:

@@ -1,4 +1,10 @@
-"""Redis online store: one hash per entity per view, pipelined reads, MULTI/EXEC writes."""
+"""Redis online store: one hash per entity per view, pipelined reads, MULTI/EXEC writes.
+
+Every command retries a dropped or timed-out connection with exponential backoff
+(``RETRIES`` tries, ~3 s in all), so a Redis restart costs the callers during it a
+wait, and the store works again once Redis is back; past the retries the caller gets
+:class:`~ghaf.errors.BackendUnavailableError`.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ from ghaf.errors import BackendUnavailableError, MissingDependencyError
 from ghaf.features.base import Row, ViewLayout, stored_form
 
 _SEP = "\x1f"
+RETRIES = 6
+"""Retries of a command on a dropped connection: waits of 0.05 s doubling to 2 s (jittered)."""
 
 
 def _decoder(dtype: str) -> Callable[[bytes], Any]:
@@ -53,9 +61,20 @@ class RedisOnlineStore:
         self.url = url
         query = parse_qs(urlparse(url).query)
         self.prefix = prefix or query.get("prefix", ["ghaf"])[0]
+        from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+        from redis.retry import Retry
+
         clean = url.split("?", 1)[0]
-        self._redis = redis.Redis.from_url(clean)
-        self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
+        self._redis = redis.Redis.from_url(
+            clean,
+            retry=Retry(ExponentialWithJitterBackoff(cap=2.0, base=0.05), RETRIES),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        )
+        # health() answers at once: its own client, one try, short timeouts.
+        self._probe = redis.Redis.from_url(
+            clean, retry=Retry(NoBackoff(), 0), socket_connect_timeout=1, socket_timeout=1
+        )
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         self._decoders: dict[tuple[str, tuple[str, ...]], list[Callable[[Any], Any]]] = {}
 
     def _key(self, view: str, key: Any) -> str:
@@ -145,8 +164,19 @@ class RedisOnlineStore:
                 )
         return out
 
+    def health(self) -> dict[str, Any]:
+        """Whether Redis answers a PING now (``connected``) or not (``unreachable``)."""
+        try:
+            self._probe.ping()
+        except self._errors as exc:
+            return {"backend": "redis", "state": "unreachable", "error": str(exc)}
+        return {"backend": "redis", "state": "connected"}
+
     def read_all(self, layout: ViewLayout) -> pa.Table:
-        members = sorted(_text(k) for k in self._redis.smembers(self._index(layout.name)))
+        try:
+            members = sorted(_text(k) for k in self._redis.smembers(self._index(layout.name)))
+        except self._errors as exc:
+            raise BackendUnavailableError(f"Redis online store read failed: {exc}") from exc
         prefix = f"{self.prefix}:fv:{layout.name}:"
         raw_keys = [m.removeprefix(prefix) for m in members]
         if len(layout.join_keys) == 1:
@@ -170,13 +200,17 @@ class RedisOnlineStore:
         return pa.table(data)
 
     def watermark(self, view: str) -> datetime | None:
-        raw = self._redis.hget(f"{self.prefix}:fvmeta", view)
+        try:
+            raw = self._redis.hget(f"{self.prefix}:fvmeta", view)
+        except self._errors as exc:
+            raise BackendUnavailableError(f"Redis online store read failed: {exc}") from exc
         if raw is None:
             return None
         return datetime.fromtimestamp(int(_text(raw)) / 1_000_000, UTC)
 
     def close(self) -> None:
         self._redis.close()
+        self._probe.close()
 
     def drop_all(self) -> None:
         """Delete every key under this store's prefix (tests, teardown)."""
