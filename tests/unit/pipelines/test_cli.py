@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -105,28 +107,88 @@ def test_ctrl_c_marks_the_run_cancelled_and_stores_no_partial_output(
     assert all(any(d in str(p) for d in recorded) for p in new), sorted(map(str, new))
 
 
-def test_triggers_run_fires_within_the_cooldown_and_lists_what_fired(platform: Platform) -> None:
-    # A six-field cron fires every second; a 60 s cooldown lets exactly one run through.
-    watch = ghaf(
-        "pipelines", "triggers", "run", "ghaf.pipelines.examples:numbers",
-        "--cron", "* * * * * *", "--param", "rows=20", "--cooldown", "60",
-        "--interval", "0.2", "--duration", "4",
-    )  # fmt: skip
-    assert watch.returncode == 0, watch.stderr
-    assert "watching cron:numbers" in watch.stdout
-    assert watch.stdout.count("cron:numbers fired: run") == 1, watch.stdout
-    assert "skipped: cooldown" in watch.stdout
+class Watch:
+    """``ghaf pipelines triggers run`` in the background, its output read as it comes."""
+
+    def __init__(self, *args: str, stderr: Path) -> None:
+        self._stderr = stderr.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ghaf", "pipelines", "triggers", "run", *args],
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"},
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._pump, daemon=True)
+        self._reader.start()
+        self.output = ""
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for(self, words: str, timeout: float = 180) -> None:
+        """Read output until ``words`` appear; a run under load may take a while."""
+        deadline = time.monotonic() + timeout
+        while words not in self.output:
+            try:
+                line = self._lines.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                raise AssertionError(f"no {words!r} after {timeout}s:\n{self.output}") from None
+            assert line is not None, f"exited before {words!r}:\n{self.output}"
+            self.output += line
+
+    def stop(self) -> int:
+        """Ctrl-C, as a user stops it; the rest of the output is read."""
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(timeout=120)
+        self._reader.join(timeout=60)
+        while not self._lines.empty():
+            self.output += self._lines.get_nowait() or ""
+        return code
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.process.poll() is None:  # a failed wait: do not leave it running
+            self.process.kill()
+            self.process.wait(timeout=60)
+        self._reader.join(timeout=60)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        self._stderr.close()
+
+
+def test_triggers_run_fires_within_the_cooldown_and_lists_what_fired(
+    platform: Platform, tmp_path: Path
+) -> None:
+    # A six-field cron fires every second; a cooldown longer than the test lets exactly
+    # one run through, and the next due second is skipped. The watch is stopped (Ctrl-C)
+    # once the skip is printed, however long the run took on a busy machine.
+    numbers = "ghaf.pipelines.examples:numbers"
+    with Watch(
+        numbers, "--cron", "* * * * * *", "--param", "rows=20", "--cooldown", "3600",
+        "--interval", "0.2", stderr=tmp_path / "watch.err",
+    ) as watch:  # fmt: skip
+        watch.wait_for("skipped: cooldown")
+        assert watch.stop() == 0, (tmp_path / "watch.err").read_text()
+    assert "watching cron:numbers" in watch.output
+    assert watch.output.count("cron:numbers fired: run") == 1, watch.output
+    assert "stopped" in watch.output
     fired = [r for r in list_runs(platform) if r.trigger == "cron:numbers"]
     assert len(fired) == 1 and fired[0].status == "succeeded" and fired[0].params == {"rows": 20}
 
-    capped = ghaf(
-        "pipelines", "triggers", "run", "ghaf.pipelines.examples:numbers", "--name", "capped",
-        "--cron", "* * * * * *", "--max-runs", "2", "--window", "60",
-        "--interval", "0.2", "--duration", "5",
-    )  # fmt: skip
-    assert capped.returncode == 0, capped.stderr
-    assert capped.stdout.count("cron:capped fired: run") == 2, capped.stdout
-    assert "skipped: max frequency: 2 runs in 60s" in capped.stdout
+    with Watch(
+        numbers, "--name", "capped", "--cron", "* * * * * *", "--max-runs", "2",
+        "--window", "3600", "--interval", "0.2", stderr=tmp_path / "capped.err",
+    ) as capped:  # fmt: skip
+        capped.wait_for("skipped: max frequency: 2 runs in 3600s")
+        assert capped.stop() == 0, (tmp_path / "capped.err").read_text()
+    assert capped.output.count("cron:capped fired: run") == 2, capped.output
 
     listing = ghaf("pipelines", "triggers", "fired")
     assert listing.returncode == 0 and fired[0].id[:12] in listing.stdout

@@ -81,24 +81,38 @@ def test_a_step_failing_past_its_retries_fails_the_run(platform: Platform, tmp_p
 
 def test_a_step_over_its_timeout_is_killed(platform: Platform) -> None:
     pipeline = Pipeline("timeout")
-    pipeline.add(too_slow, seconds=30)
+    pipeline.add(too_slow, seconds=600)  # far past its 0.5 s timeout and any machine's lag
     started = time.monotonic()
     run = run_pipeline(platform, platform.admin(), pipeline)
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - started < 300  # killed: it did not sleep its 600 s
     assert run.status == "failed"
     assert "timed out after 0.5s" in (run.error or "")
+
+
+@step(retries=1, backoff_s=0.05, cache=False)
+def held_once(marker_dir: str) -> str:
+    """The first attempt writes its pid and waits to be killed (300 s at most); the next returns."""
+    directory = Path(marker_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    attempt = len(list(directory.glob("pid-*"))) + 1
+    (directory / f"pid-{attempt}.tmp").write_text(str(os.getpid()))
+    (directory / f"pid-{attempt}.tmp").rename(directory / f"pid-{attempt}")
+    if attempt == 1:
+        time.sleep(300)
+    return f"attempt {attempt}"
 
 
 def test_a_step_killed_with_sigkill_is_retried(platform: Platform, tmp_path: Path) -> None:
     marker = tmp_path / "m"
     pipeline = Pipeline("killed")
-    pipeline.add(slow, marker_dir=str(marker), seconds=2.0)
+    pipeline.add(held_once, marker_dir=str(marker))
     killed: list[int] = []
 
-    def killer() -> None:
-        for _ in range(600):
+    def killer() -> None:  # the first attempt waits for this, however late it comes
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
             pid_file = marker / "pid-1"
-            if pid_file.exists() and pid_file.read_text():
+            if pid_file.exists():
                 pid = int(pid_file.read_text())
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
@@ -111,7 +125,8 @@ def test_a_step_killed_with_sigkill_is_retried(platform: Platform, tmp_path: Pat
     thread.join()
     assert killed
     assert run.status == "succeeded", run.error
-    assert run.step("slow").attempts == 2
+    assert run.step("held_once").attempts == 2
+    assert output_of(platform, run, "held_once") == "attempt 2"
     assert int((marker / "pid-2").read_text()) != killed[0]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -87,18 +86,22 @@ def test_entity_ids_get_online_features_per_batch(
 
 
 class _SlowCounting:
-    """A real online-store lookup that records each call and is slow the first time."""
+    """A real online-store lookup that records each call and holds the first until released."""
 
     def __init__(self, inner: OnlineStoreLookup) -> None:
         self.inner = inner
         self.calls: list[int] = []
         self.lock = threading.Lock()
+        self.entered = threading.Event()
+        self.release = threading.Event()
 
     def lookup(self, entity_ids: Sequence[Any], columns: Sequence[str]) -> dict[str, list[Any]]:
         with self.lock:
             self.calls.append(len(entity_ids))
-        if len(self.calls) == 1:
-            time.sleep(0.2)
+            first = len(self.calls) == 1
+        if first:
+            self.entered.set()
+            self.release.wait(300)  # bounded, so a broken test still ends
         return self.inner.lookup(entity_ids, columns)
 
 
@@ -110,8 +113,15 @@ def test_joiner_makes_one_lookup_for_concurrent_requests(
 
     async def many() -> list[dict[str, list[Any]]]:
         first = asyncio.ensure_future(joiner.fetch([1], ["spend"]))
-        await asyncio.sleep(0.05)  # the first lookup is running (slow); these 40 queue
-        rest = [joiner.fetch([i % 50 + 1, 7], ["spend", "count"]) for i in range(40)]
+        entered = asyncio.get_running_loop().run_in_executor(None, counting.entered.wait, 60)
+        assert await entered  # the first lookup is running (held); these 40 queue
+        rest = [
+            asyncio.ensure_future(joiner.fetch([i % 50 + 1, 7], ["spend", "count"]))
+            for i in range(40)
+        ]
+        await asyncio.sleep(0)  # each runs up to its wait: queued behind the first lookup
+        assert joiner.requests == 41
+        counting.release.set()
         return [await first, *await asyncio.gather(*rest)]
 
     results = asyncio.run(many())

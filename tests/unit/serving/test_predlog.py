@@ -4,7 +4,6 @@ block, and a slow or down sink costs bounded memory and is counted."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +64,16 @@ def test_logger_writes_one_file_per_model_version(tmp_path: Path) -> None:
 
 
 class _SlowSink:
+    """Holds the first write until released (at most five minutes: a stuck test still ends)."""
+
     def __init__(self) -> None:
+        self.entered = threading.Event()
         self.release = threading.Event()
         self.seen = 0
 
     def write(self, batch: PredictionBatch) -> None:
-        self.release.wait(10)
+        self.entered.set()
+        self.release.wait(300)
         self.seen += len(batch)
 
     def close(self) -> None:
@@ -81,11 +84,11 @@ def test_slow_sink_drops_beyond_capacity_and_never_blocks_the_caller() -> None:
     sink = _SlowSink()
     logger = PredictionLogger([sink], capacity=100, flush_every=0.01, chunk=10)
     logger.log(_record(0, 1, 3))
-    time.sleep(0.2)  # the drain thread now waits inside the sink with one record
-    started = time.perf_counter()
+    assert sink.entered.wait(60)  # the drain thread now waits inside the sink with one record
     for i in range(1, 501):
         logger.log(_record(i, 1, 3))
-    assert time.perf_counter() - started < 1.0  # 500 calls, none waits for the sink
+    # All 500 calls returned while the sink still holds its first write: none waited for it.
+    assert sink.seen == 0 and not sink.release.is_set()
     assert logger.dropped == 400  # the buffer holds 100, the rest is counted, not queued
     sink.release.set()
     logger.close()

@@ -59,8 +59,9 @@ def test_serve_two_workers(platform: Platform, trained: Any, tmp_path: Path) -> 
     try:
         _wait_ready(url, process)
         workers: set[str] = set()
-        deadline = time.monotonic() + 60
-        while len(workers) < 2 and time.monotonic() < deadline:  # one worker may start later
+        deadline = time.monotonic() + 120  # generous: one worker may start much later
+        while len(workers) < 2:
+            assert time.monotonic() < deadline, f"only workers {workers} answered"
             with httpx.Client() as fresh:  # a new connection: the kernel picks a worker
                 workers |= set(re.findall(r'worker="(\d+)"', fresh.get(f"{url}/metrics").text))
         assert workers == {"0", "1"}
@@ -74,11 +75,8 @@ def test_serve_two_workers(platform: Platform, trained: Any, tmp_path: Path) -> 
                 assert reply.status_code == 200
                 got = np.reshape(reply.json()["outputs"][0]["data"], (32, 2))
                 np.testing.assert_allclose(got, want)
-            # TCP_NODELAY: with Nagle + delayed ACK each keep-alive POST would take ~40 ms.
-            started = time.perf_counter()
-            for _ in range(20):
-                client.post("/v2/models/fraud/infer", json=body)
-            assert (time.perf_counter() - started) / 20 < 0.03
+            # Keep-alive requests are not held by Nagle: the workers run the same server as
+            # test_app.py's test_tcp_nodelay_on_accepted_sockets, which checks the sockets.
     finally:
         process.send_signal(signal.SIGTERM)
         try:
