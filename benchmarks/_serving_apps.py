@@ -31,18 +31,38 @@ def bare(model_dir: str, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
+def home_of(model_dir: Path) -> Path:
+    """The bench home beside a model directory: its key signs, its trust store verifies."""
+    return model_dir.parent / "home"
+
+
+def seal(model_dir: Path) -> None:
+    """What registration does: sign ``model_dir`` with the bench home's key (Ghaf serves
+    only models a trusted key signed)."""
+    from ghaf.home import init_home
+    from ghaf.security.signing import sign_model_dir
+    from ghaf.settings import load_settings
+
+    with init_home(load_settings(home=home_of(model_dir))) as platform:
+        sign_model_dir(platform.settings, model_dir)
+
+
 def ghaf(
     model_dir: str, port: int, flavor: str = "skops", log_dir: str = "", workers: str = "1"
 ) -> None:
+    from ghaf.platform import Platform
     from ghaf.serving.server import ServeConfig, serve_forever
+    from ghaf.settings import load_settings
 
+    home = home_of(Path(model_dir))
     config = ServeConfig(
         models=[{"name": "w4", "version": "1", "flavor": flavor, "path": model_dir}],
         port=port,
         log_dir=log_dir or None,
         workers=int(workers),
+        home=str(home),
     )
-    serve_forever(config)
+    serve_forever(config, Platform(load_settings(home=home)))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def run(size: str) -> list[Figure]:
     import orjson
     import torch
 
-    from ghaf.serving.models import write_digests
+    from benchmarks._serving_apps import seal
     from ghaf.serving.runtimes.torch import save_torch
 
     torch.manual_seed(7)
@@ -57,7 +57,7 @@ def run(size: str) -> list[Figure]:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "mlp"
         save_torch(mlp, FEATURES, model_dir / "model.pt2")
-        write_digests(model_dir)
+        seal(model_dir)
         # Bare batched inference on the same GPU: pinned host batch -> device -> bf16 MLP.
         model = mlp.cuda().to(torch.bfloat16).eval()
         host = torch.randn(ROWS, FEATURES).pin_memory()

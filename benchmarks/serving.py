@@ -51,7 +51,7 @@ def train_w4(workdir: Path, rows: int = 20_000) -> tuple[Any, np.ndarray, Path]:
     from sklearn.datasets import make_classification
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from ghaf.serving.models import write_digests
+    from benchmarks._serving_apps import seal
 
     x, y = make_classification(n_samples=rows, n_features=20, random_state=7)
     x = x.astype(np.float32)
@@ -59,7 +59,7 @@ def train_w4(workdir: Path, rows: int = 20_000) -> tuple[Any, np.ndarray, Path]:
     model_dir = workdir / "w4"
     model_dir.mkdir(parents=True, exist_ok=True)
     sio.dump(model, model_dir / "model.skops")
-    write_digests(model_dir)
+    seal(model_dir)
     return model, x, model_dir
 
 
@@ -263,13 +263,13 @@ def bench_w6(size: str, model: Any, workdir: Path) -> list[Figure]:
 
 
 def prepare_onnx(model: Any, x: np.ndarray, workdir: Path) -> list[Figure]:
-    from ghaf.serving.models import write_digests
+    from benchmarks._serving_apps import seal
     from ghaf.serving.runtimes import load_runtime
     from ghaf.serving.runtimes.onnx import check_parity, convert_sklearn
 
     target = workdir / "w4_onnx"
     convert_sklearn(model, x.shape[1], target / "model.onnx")
-    write_digests(target)
+    seal(target)
     worst = check_parity(load_runtime("skops", workdir / "w4"), load_runtime("onnx", target), x)
     return [Figure("ONNX parity max |diff| (tolerance 1e-4)", worst, "abs", None, None, False)]
 

@@ -9,13 +9,11 @@ from typing import Annotated
 import typer
 
 from ghaf.cli.context import state
-from ghaf.cli.main import app
 from ghaf.settings import load_settings
 
 DEMO_REGION = "ae-auh-1"
 
 
-@app.command()
 def demo(
     ctx: typer.Context,
     home: Annotated[

@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from ghaf.cli.context import CliState, state
+from ghaf.cli import (
+    admin,
+    audit,
+    certs,
+    data,
+    demo,
+    features,
+    gate,
+    identity,
+    install,
+    keys,
+    lineage,
+    models,
+    monitor,
+    pipelines,
+    policy,
+    projects,
+    roles,
+    runs,
+    serve,
+    tokens,
+    verify,
+)
+from ghaf.cli.context import CliState
 from ghaf.cli.exit_codes import exit_code_for
 from ghaf.errors import GhafError
 from ghaf.logs import bind_ids, configure_logging, new_id
@@ -25,24 +47,38 @@ app = typer.Typer(
     add_completion=False,
 )
 
-SUBCOMMANDS: tuple[tuple[str, str], ...] = (
-    ("projects", "ghaf.cli.projects:app"),
-    ("runs", "ghaf.cli.runs:app"),
-    ("models", "ghaf.cli.models:app"),
-    ("data", "ghaf.cli.data:app"),
-    ("lineage", "ghaf.cli.lineage:app"),
-    ("keys", "ghaf.cli.keys:app"),
-    ("audit", "ghaf.cli.audit:app"),
-    ("gate", "ghaf.cli.gate:app"),
-    ("pipelines", "ghaf.cli.pipelines:app"),
-    ("monitor", "ghaf.cli.monitor:app"),
-    ("features", "ghaf.cli.features:app"),
-    ("tokens", "ghaf.cli.tokens:app"),
-    ("roles", "ghaf.cli.roles:app"),
-    ("policy", "ghaf.cli.policy:app"),
-    ("certs", "ghaf.cli.certs:app"),
+COMMANDS: tuple[tuple[str, typer.Typer | Callable[..., None]], ...] = (
+    ("init", install.init),
+    ("doctor", install.doctor),
+    ("version", install.version),
+    ("admin", admin.app),
+    ("projects", projects.app),
+    ("runs", runs.app),
+    ("models", models.app),
+    ("data", data.app),
+    ("lineage", lineage.app),
+    ("keys", keys.app),
+    ("audit", audit.app),
+    ("gate", gate.app),
+    ("pipelines", pipelines.app),
+    ("monitor", monitor.app),
+    ("features", features.app),
+    ("tokens", tokens.app),
+    ("roles", roles.app),
+    ("policy", policy.app),
+    ("certs", certs.app),
+    ("demo", demo.demo),
+    ("serve", serve.serve),
+    ("predict", serve.predict),
+    ("verify", verify.verify),
+    ("whoami", identity.whoami),
+    ("login", identity.login),
 )
-"""Sub-command groups: name -> "module:typer_app", imported when the CLI starts."""
+"""Every ``ghaf`` command: a name and its Typer group or command function.
+
+The modules hold the functions undecorated; this table is the only place they join
+the root app, so an import never adds a command as a side effect.
+"""
 
 
 @app.callback()
@@ -63,50 +99,15 @@ def root(
     ctx.call_on_close(ctx.obj.close)
 
 
-@app.command()
-def init(ctx: typer.Context) -> None:
-    """Create the platform home and migrate the metadata store (safe to re-run)."""
-    from ghaf.home import init_home
-
-    cli = state(ctx)
-    init_home(cli.settings).close()
-    cli.console.print(f"initialized Ghaf home at {cli.settings.home}")
+def _register(root_app: typer.Typer) -> None:
+    for name, command in COMMANDS:
+        if isinstance(command, typer.Typer):
+            root_app.add_typer(command, name=name)
+        else:
+            root_app.command(name)(command)
 
 
-@app.command()
-def doctor(ctx: typer.Context) -> None:
-    """Check every configured backend; say what is wrong and how to fix it."""
-    from ghaf.home import run_doctor
-
-    cli = state(ctx)
-    checks = run_doctor(cli.settings)
-    table = Table("check", "status", "detail", "fix")
-    for check in checks:
-        table.add_row(check.name, "ok" if check.ok else "FAIL", check.detail, check.fix)
-    cli.console.print(table)
-    if not all(check.ok for check in checks):
-        raise typer.Exit(9)
-
-
-@app.command()
-def version() -> None:
-    """Print Ghaf's version."""
-    from importlib.metadata import version as pkg_version
-
-    typer.echo(pkg_version("ghaf"))
-
-
-def _register_subcommands() -> None:
-    for name, target in SUBCOMMANDS:
-        module_name, _, attr = target.partition(":")
-        app.add_typer(getattr(importlib.import_module(module_name), attr), name=name)
-
-
-_register_subcommands()
-importlib.import_module("ghaf.cli.demo")
-importlib.import_module("ghaf.cli.serve")
-importlib.import_module("ghaf.cli.verify")
-importlib.import_module("ghaf.cli.identity")
+_register(app)
 
 
 def run() -> None:

@@ -9,14 +9,13 @@ from typing import Annotated, Any
 import typer
 
 from ghaf.cli.context import CliState, state
-from ghaf.cli.main import app
 from ghaf.errors import InvalidInputError
 
 
 def _spec(cli: CliState, ref: str, flavor: str | None, workdir: Path) -> Any:
-    """A local model directory (needs --flavor) or a registry reference (name@alias)."""
-    from ghaf.serving.base import ModelSpec
-    from ghaf.serving.models import resolve_model
+    """A registry reference (name@alias), or a model directory (with --flavor) that a
+    trusted key signed: both are verified before anything is loaded."""
+    from ghaf.serving.models import local_model, resolve_model
 
     path = Path(ref)
     if path.is_dir():
@@ -25,11 +24,10 @@ def _spec(cli: CliState, ref: str, flavor: str | None, workdir: Path) -> Any:
                 f"{ref} is a directory: its flavor is unknown",
                 hint="add --flavor skops (or onnx...)",
             )
-        return ModelSpec(path.name, "1", flavor, path.resolve())
+        return local_model(cli.settings, path, flavor)
     return resolve_model(cli.platform(), ref, workdir)
 
 
-@app.command()
 def serve(
     ctx: typer.Context,
     models: Annotated[list[str], typer.Argument(help="MODEL@ALIAS, MODEL:VERSION or a model dir.")],
@@ -104,7 +102,6 @@ def serve(
     serve_forever(config, cli.platform())
 
 
-@app.command()
 def predict(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="MODEL@ALIAS, MODEL:VERSION or a model dir.")],
@@ -119,5 +116,5 @@ def predict(
     cli = state(ctx)
     with tempfile.TemporaryDirectory(prefix="ghaf-predict-") as tmp:
         spec = _spec(cli, model, flavor, Path(tmp))
-        stats = score_to_target(cli.platform(), spec, source, output, workers=workers)
+        stats = score_to_target(cli.platform(), cli.actor(), spec, source, output, workers=workers)
     cli.console.print(f"scored {stats.rows:,} rows into {output}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -10,12 +9,9 @@ from typing import Annotated
 import typer
 
 from ghaf.cli.context import state
-from ghaf.cli.main import app
-from ghaf.errors import NotFoundError
 from ghaf.security.signing import verify_model_dir
 
 
-@app.command()
 def verify(
     ctx: typer.Context,
     target: Annotated[
@@ -30,14 +26,9 @@ def verify(
         files = verify_model_dir(platform.settings, path)
         cli.console.print(f"verified {path}: {len(files)} signed files, signature trusted")
         return
-    try:
-        registry = importlib.import_module("ghaf.registry.download")
-    except ImportError as exc:
-        raise NotFoundError(
-            f"{target!r} is not a directory, and the model registry is not installed",
-            hint="pass a model directory",
-        ) from exc
+    from ghaf.registry.download import download_model
+
     with tempfile.TemporaryDirectory(prefix="ghaf-verify-") as tmp:
-        directory = registry.download_model(platform, target, Path(tmp) / "model")
+        directory = download_model(platform, target, Path(tmp) / "model")
         files = verify_model_dir(platform.settings, directory)
     cli.console.print(f"verified model {target}: {len(files)} signed files, signature trusted")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -9,8 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ghaf.demo.runner import DemoContext
+from ghaf.errors import AlreadyExistsError
 from ghaf.platform import Platform
-from ghaf.security.identity import Actor
 
 MODEL_NAME = "fraud"
 APPROVER = "risk-officer"
@@ -123,11 +124,24 @@ def train_and_register(ctx: DemoContext) -> str:
 
 
 def _approve(platform: Platform, ref: str) -> None:
-    """The second person: a local principal configured for the demo (four eyes)."""
-    from ghaf.registry import approve_model_version
+    """The second person: the risk officer, acting with a token of their own (four eyes).
 
-    settings = platform.settings.model_copy(
-        update={"local_principals": [*platform.settings.local_principals, APPROVER]}
+    On one laptop the home's owner mints every token, so an approval with one is
+    evidence, not prevention: the demo's release policy accepts it flagged (the card and
+    the audit record say so) instead of refusing it, as the default policy would.
+    """
+    from ghaf.access.bindings import bind_role
+    from ghaf.access.tokens import create_token, verify_token
+    from ghaf.registry import approve_model_version
+    from ghaf.registry.release import DEFAULT_POLICY, set_release_policy
+
+    admin = platform.admin()
+    laptop_policy = DEFAULT_POLICY.replace(
+        "self_minted_approvals: refuse", "self_minted_approvals: flag"
     )
-    with Platform(settings) as second:
-        approve_model_version(second, Actor(APPROVER), ref, comment="reviewed card and metrics")
+    set_release_policy(platform, admin, platform.default_project, laptop_policy)
+    with contextlib.suppress(AlreadyExistsError):
+        bind_role(platform, admin, APPROVER, "model_approver", project="*")
+    token = create_token(platform, admin, APPROVER, project=platform.default_project)
+    officer = verify_token(platform, token.secret, source="demo")
+    approve_model_version(platform, officer, ref, comment="reviewed card and metrics")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pyarrow.parquet as pq
 
 from ghaf.demo.runner import DemoContext
 from ghaf.errors import GhafError
+from ghaf.security.signing import sign_model_dir
 from ghaf.serving.base import ModelSpec, Signature
 
 COLUMNS = ("amount_aed", "hour", "online")
@@ -33,14 +33,7 @@ def _features(table: pa.Table) -> pa.Table:
 
 
 def _seal(ctx: DemoContext, model_dir: Path) -> None:
-    try:
-        signing = importlib.import_module("ghaf.security.signing")
-    except ImportError:
-        from ghaf.serving.models import write_digests
-
-        write_digests(model_dir)
-        return
-    signing.sign_model_dir(ctx.platform.settings, model_dir)
+    sign_model_dir(ctx.platform.settings, model_dir)
 
 
 def _quick_model(ctx: DemoContext) -> ModelSpec:

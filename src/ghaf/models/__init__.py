@@ -7,6 +7,6 @@ package: flavors know files, not the registry.
 from __future__ import annotations
 
 from ghaf.models.base import LoadedModel
-from ghaf.models.flavors import FLAVORS, load_model_dir, save_model
+from ghaf.models.flavors import load_model_dir, save_model
 
-__all__ = ["FLAVORS", "LoadedModel", "load_model_dir", "save_model"]
+__all__ = ["LoadedModel", "load_model_dir", "save_model"]

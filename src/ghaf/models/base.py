@@ -21,6 +21,8 @@ class Flavor(Protocol):
     """A way to store one kind of model in safe, native files and load it back."""
 
     name: str
+    FILE: str
+    """The model file ``save`` writes (a single-file model registers under this name)."""
 
     def save(self, model: Any, directory: Path, **options: Any) -> None:
         """Write ``model`` into ``directory`` (created), including ``ghaf-model.json``."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ghaf.errors import PolicyViolationError
+from ghaf.security.pickles import check_pickle_file
 
 SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     {
@@ -56,12 +57,8 @@ class _AllowListUnpickler(pickle.Unpickler):  # nosec B301
 
 
 def scan_with_security(path: Path) -> None:
-    """Run the security concern's opcode scanner when it is installed."""
-    try:
-        pickles = importlib.import_module("ghaf.security.pickles")
-    except ImportError:
-        return
-    pickles.check_pickle_file(path)
+    """Run the security concern's opcode scanner (an allow-list walk, before unpickling)."""
+    check_pickle_file(path)
 
 
 def restricted_load(

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ghaf.errors import NotFoundError
+from ghaf.lineage import link
 from ghaf.metadata.base import utcnow
 from ghaf.pipelines.base import PipelineRun, StepRun
 from ghaf.pipelines.tables import PipelineRunRow, StepRunRow
@@ -18,10 +19,6 @@ from ghaf.spine import current_operation, current_session, governed
 
 
 def _link(src: str, dst: str, relation: str) -> None:
-    try:
-        from ghaf.lineage import link
-    except ImportError:  # pragma: no cover - lineage ships with Ghaf
-        return
     link(src, dst, relation)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ghaf.backends import open_executor
 from ghaf.logs import new_id
 from ghaf.metadata.base import utcnow
 from ghaf.pipelines.base import Executor, PipelineRun
@@ -32,18 +33,6 @@ def settings_for_workers(settings: GhafSettings) -> dict[str, Any]:
     if settings.security.kek is not None:
         body["security"]["kek"] = settings.security.kek.get_secret_value()
     return body
-
-
-def default_executor(settings: GhafSettings) -> Executor:
-    """The executor the settings name: local processes, or Ray at ``ray_address``."""
-    if settings.executor == "ray":
-        from ghaf.pipelines.ray import RayExecutor
-
-        ray_executor: Executor = RayExecutor(settings.ray_address)
-        return ray_executor
-    from ghaf.pipelines.local import LocalExecutor
-
-    return LocalExecutor()
 
 
 def cache_key(node: Node, constants: dict[str, Any], inputs: dict[str, str]) -> str:
@@ -287,7 +276,7 @@ def run_pipeline(
     """
     values = pipeline.resolve_params(params)
     own_executor = executor is None
-    chosen = executor or default_executor(platform.settings)
+    chosen: Executor = executor or open_executor(platform.settings)
     run = _Run(platform, actor, pipeline, chosen, values, listener or (lambda *_: None))
     specs = [
         {

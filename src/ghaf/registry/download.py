@@ -8,6 +8,7 @@ from typing import Any
 
 from ghaf.errors import IntegrityError
 from ghaf.models.base import MODEL_FILE, LoadedModel, ModelMeta
+from ghaf.models.flavors import load_model_dir
 from ghaf.platform import Platform
 from ghaf.registry.base import ModelVersion
 from ghaf.registry.files import fetch_files
@@ -15,11 +16,21 @@ from ghaf.registry.service import get_model_version
 
 
 def download_version(platform: Platform, version: ModelVersion, dest: Path) -> Path:
-    """Write ``version``'s files into ``dest``: each digest checked, the signature verified."""
-    fetch_files(platform, version.files, dest, signed=version.signed)
+    """Write ``version``'s files into ``dest``: each digest checked, the signature verified.
+
+    Raises:
+        IntegrityError: the version is unsigned, a digest or the signature does not
+            verify, or its ``ghaf-model.json`` names files the signature does not list.
+    """
+    if not version.signed:
+        raise IntegrityError(
+            f"{version.ref} was registered without a signature and cannot be verified",
+            hint="re-register the model (registration signs it), then use the new version",
+        )
+    signed = fetch_files(platform, version.files, dest)
     meta = ModelMeta.read(dest)
-    missing = [f for f in meta.files if f not in version.files]
-    if meta.flavor != version.flavor or missing:
+    unlisted = [f for f in meta.files if f not in signed or f not in version.files]
+    if meta.flavor != version.flavor or unlisted:
         raise IntegrityError(
             f"{version.ref}: {MODEL_FILE} does not match the registry entry",
             hint="the model files were altered after registration; re-register the model",
@@ -39,8 +50,6 @@ def download_model(platform: Platform, ref: str, dest: Path) -> Path:
 
 def load_version(platform: Platform, version: ModelVersion) -> LoadedModel:
     """Verify and load ``version``'s model."""
-    from ghaf.models.flavors import load_model_dir
-
     with tempfile.TemporaryDirectory(prefix="ghaf-load-") as tmp:
         directory = download_version(platform, version, Path(tmp) / "model")
         model = load_model_dir(directory)

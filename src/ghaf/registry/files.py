@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -10,9 +9,10 @@ from typing import Any
 
 from ghaf.errors import IntegrityError, InvalidInputError, NotFoundError
 from ghaf.models.base import MODEL_FILE, ModelMeta
+from ghaf.models.flavors import get_flavor
 from ghaf.platform import Platform
+from ghaf.security.signing import SIGNATURE_FILE, sign_model_dir, verify_model_dir
 
-SIGNATURE_FILE = "model.sig"
 _SUFFIX_FLAVORS = {
     ".skops": "skops",
     ".onnx": "onnx",
@@ -20,46 +20,29 @@ _SUFFIX_FLAVORS = {
 }
 
 
-def _signing() -> Any:
-    """The security concern's signing module, or None where it is not installed."""
-    try:
-        return importlib.import_module("ghaf.security.signing")
-    except ImportError:
-        return None
+def sign_dir(platform: Platform, directory: Path) -> None:
+    """Sign ``directory`` with the home's key (every registered version is signed)."""
+    sign_model_dir(platform.settings, directory)
 
 
-def signing_available() -> bool:
-    return _signing() is not None
+def verify_dir(platform: Platform, directory: Path) -> list[str]:
+    """Verify the signature over ``directory`` against the trust store; the signed files.
 
-
-def sign_dir(platform: Platform, directory: Path) -> bool:
-    """Sign ``directory`` with the platform key when the signing module is installed."""
-    signing = _signing()
-    if signing is None:
-        return False
-    signing.sign_model_dir(platform.settings, directory)
-    return True
-
-
-def verify_dir(platform: Platform, directory: Path) -> None:
-    """Verify the signature over ``directory``; the manifest must list exactly its files."""
-    signing = _signing()
-    if signing is None:
-        raise IntegrityError(
-            f"{directory} is signed but ghaf.security.signing is not installed to verify it",
-            hint="install Ghaf with its security module",
-        )
-    listed = {str(p) for p in signing.verify_model_dir(platform.settings, directory)}
+    Raises:
+        IntegrityError: any failure, or a file in ``directory`` the signature does not list.
+    """
+    listed = set(verify_model_dir(platform.settings, directory))
     present = {
         p.relative_to(directory).as_posix()
         for p in directory.rglob("*")
         if p.is_file() and p.name != SIGNATURE_FILE
     }
-    if listed and present - listed:
+    if present - listed:
         raise IntegrityError(
             f"files not covered by the signature: {', '.join(sorted(present - listed))}",
             hint="the model directory was tampered with; re-register it",
         )
+    return sorted(listed)
 
 
 def stage_source(source: Path, workdir: Path) -> Path:
@@ -83,8 +66,6 @@ def stage_source(source: Path, workdir: Path) -> Path:
             f"cannot tell the flavor of model file {source.name}",
             hint="use .skops, .onnx, .ubj or .lgb.txt, or save a model directory",
         )
-    from ghaf.models.flavors import get_flavor
-
     module = get_flavor(flavor)
     target.mkdir(parents=True)
     shutil.copyfile(source, target / module.FILE)
@@ -104,10 +85,13 @@ def upload_dir(platform: Platform, directory: Path) -> dict[str, dict[str, Any]]
     return manifest
 
 
-def fetch_files(
-    platform: Platform, files: dict[str, dict[str, Any]], dest: Path, *, signed: bool
-) -> Path:
-    """Write exactly the manifest's files into ``dest`` (each verified), then the signature."""
+def fetch_files(platform: Platform, files: dict[str, dict[str, Any]], dest: Path) -> list[str]:
+    """Write exactly the manifest's files into ``dest`` (each digest checked), then verify
+    the signature over them; returns the signed files, the only ones a loader may open.
+
+    Raises:
+        IntegrityError: a digest, a path or the signature does not verify.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     for relative, entry in files.items():
         target = (dest / relative).resolve()
@@ -117,9 +101,7 @@ def fetch_files(
                 hint="the registry entry is corrupt; re-register the model",
             )
         platform.artifacts.get(str(entry["digest"]), target)
-    if signed:
-        verify_dir(platform, dest)
-    return dest
+    return verify_dir(platform, dest)
 
 
 def temp_workdir() -> tempfile.TemporaryDirectory[str]:

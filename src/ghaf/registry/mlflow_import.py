@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from ghaf.errors import InvalidInputError, NotFoundError, PolicyViolationError
-from ghaf.models.flavors import save_model
+from ghaf.models.flavors import get_flavor, save_model
 from ghaf.models.safe_pickle import restricted_load
 from ghaf.platform import Platform
 from ghaf.registry.base import ModelVersion
@@ -83,8 +83,8 @@ def _convert(directory: Path, flavors: dict[str, Any], out: Path, entry_point: s
 
 
 def _load_skops(path: Path) -> Any:
-    from ghaf.models.flavors import skops as skops_flavor
-
+    """Read MLflow's skops file with the skops flavor (its type allow-list applies)."""
+    skops_flavor = get_flavor("skops")
     directory = path.parent / "skops-in"
     directory.mkdir()
     shutil.copyfile(path, directory / skops_flavor.FILE)

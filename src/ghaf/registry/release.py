@@ -74,7 +74,7 @@ class ReleasePolicy(BaseModel):
     version: Literal[1] = 1
     protected_aliases: list[str] = Field(default_factory=lambda: ["champion", "production"])
     protected_stages: list[Literal["staging", "production"]] = Field(
-        default_factory=lambda: ["production"]
+        default_factory=lambda: list[Literal["staging", "production"]](["production"])
     )
     protect_deployments: bool = True
     requires: Requirements = Field(default_factory=Requirements)
@@ -230,11 +230,15 @@ def _gate_failures(
             )
         stored = {(v.policy, v.policy_version): v for v in gate_verdicts(platform, version.ref)}
         verdicts = []
+        never = []
         for policy in required:
             verdict = stored.get((policy.name, policy.version))
             if verdict is None:
-                return [f"passed by gate {policy.name}:{policy.version} (never evaluated)"]
-            verdicts.append(verdict)
+                never.append(f"passed by gate {policy.name}:{policy.version} (never evaluated)")
+            else:
+                verdicts.append(verdict)
+        if never:
+            return never
     return [
         f"passed by gate {v.policy}:{v.policy_version} (failed: "
         + "; ".join(f"{r.rule} measured {r.measured}, {r.reason}" for r in v.failures)

@@ -47,6 +47,8 @@ class ModelVersionRow(Base):
     created_by: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    author_credential: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    author_minted_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
 
 class ModelAliasRow(Base):
@@ -69,6 +71,8 @@ class ModelApprovalRow(Base):
     approver: Mapped[str] = mapped_column(String(256))
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    credential: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    flags: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class GatePolicyRow(Base):

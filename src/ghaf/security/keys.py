@@ -17,8 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ghaf.errors import ConfigError, IntegrityError, NotFoundError
 from ghaf.metadata.base import utcnow
-from ghaf.security.base import KeyProvider, WrappedKey
-from ghaf.settings import GhafSettings
+from ghaf.security.base import WrappedKey
 
 KEK_FORMAT = "ghaf-kek/1"
 _NONCE = 12
@@ -252,10 +251,3 @@ class StaticKeyProvider:
 
     def rewrap(self, wrapped: WrappedKey, context: bytes) -> WrappedKey:
         return self.wrap(self.unwrap(wrapped, context), context)
-
-
-def open_key_provider(settings: GhafSettings) -> KeyProvider:
-    """The KEK the settings name: ``security.kek`` if set, else the home's key file."""
-    if settings.security.kek is not None:
-        return StaticKeyProvider(settings.security.kek_id, settings.security.kek.get_secret_value())
-    return LocalKeyProvider(settings.kek_path)

@@ -9,18 +9,23 @@ and memory stays bounded by ``workers x 2`` batches whatever the input size.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from ghaf.errors import InvalidInputError, NotFoundError
-from ghaf.serving.base import Array, Runtime
+from ghaf.errors import IntegrityError, InvalidInputError, NotFoundError
+from ghaf.serving.base import Array, ModelSpec, Runtime
+
+if TYPE_CHECKING:
+    from ghaf.platform import Platform
+    from ghaf.security.identity import Actor
 
 
 @dataclass(frozen=True)
@@ -194,8 +199,9 @@ class _Progress:
 
 
 def score_to_target(
-    platform: Any,
-    spec: Any,
+    platform: Platform,
+    actor: Actor,
+    spec: ModelSpec,
     source: Path,
     output: str,
     *,
@@ -204,37 +210,30 @@ def score_to_target(
 ) -> ScoreStats:
     """Verify and load ``spec``, then score ``source`` into a file or ``dataset:NAME``.
 
+    ``actor`` writes the dataset version (a governed write) when ``output`` is one.
+
     Raises:
         IntegrityError: the model's files do not verify (nothing is written).
     """
-    import importlib
-    import tempfile
-
-    from ghaf.errors import IntegrityError
+    # Imported here: score_file alone (a benchmark's child, a worker) stays light.
+    from ghaf.data import write_dataset
     from ghaf.serving.models import load_served
 
     served = load_served(spec, platform=platform)
     if served.runtime is None:
         raise IntegrityError(
             f"model {spec.name} version {spec.version} was refused: {served.error}",
-            hint="serve only signed models from the registry",
+            hint="score only models signed by a trusted key: register it, then use NAME:VERSION",
         )
     if not output.startswith("dataset:"):
         return score_file(served.runtime, source, Path(output), workers=workers, progress=progress)
-    try:
-        data = importlib.import_module("ghaf.data")
-    except ImportError as exc:
-        raise InvalidInputError(
-            "cannot write a dataset version: ghaf.data is not available",
-            hint="write to a .parquet file instead",
-        ) from exc
     with tempfile.TemporaryDirectory(prefix="ghaf-score-") as tmp:
         staged = Path(tmp) / "scored.parquet"
         stats = score_file(served.runtime, source, staged, workers=workers, progress=progress)
         scored, _ = read_batches(staged)
-        data.write_dataset(
+        write_dataset(
             platform,
-            platform.admin(),
+            actor,
             output.removeprefix("dataset:"),
             scored,
             source=f"batch scoring with model:{spec.name}:{spec.version}",

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from ghaf.errors import GhafError, IntegrityError, NotFoundError
+from ghaf.errors import GhafError, IntegrityError
 from ghaf.logs import get_logger
+from ghaf.platform import Platform
+from ghaf.registry import download_model, get_model_version
+from ghaf.security.signing import verify_model_dir
 from ghaf.serving.base import ModelSpec, Runtime, Signature
 from ghaf.serving.batching import Batcher, BatchPolicy
 from ghaf.serving.runtimes import load_runtime
+from ghaf.settings import GhafSettings
 
-DIGESTS_FILE = "ghaf-digests.json"
-"""Fallback manifest (SHA-256 per file) used only where ``ghaf.security.signing`` is absent."""
 _log = get_logger(__name__)
 
 
@@ -40,79 +38,40 @@ class ServedModel:
         return self.runtime.signature if self.runtime is not None else self.spec.signature
 
 
-def verify_files(platform: Any, model_dir: Path) -> list[str]:
-    """The files a valid signature lists; raises ``IntegrityError`` on any failure.
+def verify_files(settings: GhafSettings, model_dir: Path) -> list[str]:
+    """The files the trusted signature over ``model_dir`` lists: the only ones to load.
 
-    Uses ``ghaf.security.signing.verify_model_dir`` (OpenSSF model signing) when it is
-    installed; otherwise the SHA-256 manifest written by :func:`write_digests`.
+    Raises:
+        IntegrityError: any failure at all (unsigned, changed, extra or missing file,
+            untrusted key, unreadable bundle), naming what failed.
     """
     try:
-        signing = importlib.import_module("ghaf.security.signing")
-    except ImportError:
-        signing = None
-    if signing is not None and platform is not None:
-        try:
-            return list(signing.verify_model_dir(platform.settings, model_dir))
-        except IntegrityError:
-            raise
-        except Exception as exc:  # every verification failure is a refusal
-            raise IntegrityError(
-                f"signature of {model_dir.name} does not verify: {exc}",
-                hint="re-register the model so it is signed",
-            ) from exc
-    return verify_digests(model_dir)
-
-
-def write_digests(model_dir: Path) -> None:
-    """Write the fallback SHA-256 manifest of every file in ``model_dir``."""
-    files = {
-        str(path.relative_to(model_dir)): _sha256(path)
-        for path in sorted(model_dir.rglob("*"))
-        if path.is_file() and path.name != DIGESTS_FILE
-    }
-    (model_dir / DIGESTS_FILE).write_bytes(orjson.dumps({"files": files}))
-
-
-def verify_digests(model_dir: Path) -> list[str]:
-    manifest = model_dir / DIGESTS_FILE
-    if not manifest.is_file():
+        return verify_model_dir(settings, model_dir)
+    except GhafError:
+        raise
+    except Exception as exc:  # every verification failure is a refusal
         raise IntegrityError(
-            f"{model_dir} has no signature or digest manifest",
-            hint="serve models from the registry, which signs them at registration",
-        )
-    try:
-        files: dict[str, str] = orjson.loads(manifest.read_bytes())["files"]
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise IntegrityError(f"{manifest} is malformed", hint="re-register the model") from exc
-    for name, want in files.items():
-        path = model_dir / name
-        if not path.is_file() or _sha256(path) != want:
-            raise IntegrityError(
-                f"{name} in {model_dir} does not match its digest",
-                hint="the model files were changed after signing; re-download them",
-            )
-    return list(files)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+            f"signature of {model_dir.name} does not verify: {type(exc).__name__}: {exc}",
+            hint="re-register the model so it is signed",
+        ) from exc
 
 
 def load_served(
-    spec: ModelSpec,
-    *,
-    platform: Any = None,
-    policy: BatchPolicy | None = None,
-    verify: bool = True,
+    spec: ModelSpec, *, platform: Platform | None, policy: BatchPolicy | None = None
 ) -> ServedModel:
-    """Verify, load and warm ``spec``; on any failure return it not-ready with the reason."""
+    """Verify, load and warm ``spec``; on any failure return it not-ready with the reason.
+
+    Only the files the platform's trust store accepts are loaded; without a platform
+    there is no trust store, so the model is refused.
+    """
     served = ServedModel(spec)
     try:
-        allowed = verify_files(platform, spec.path) if verify else None
+        if platform is None:
+            raise IntegrityError(
+                f"model {spec.name} cannot be verified: no platform home to hold the trust store",
+                hint="serve with --home (or GHAF_HOME) set to the home that trusts its key",
+            )
+        allowed = verify_files(platform.settings, spec.path)
         options = dict(spec.options)
         options.setdefault("threads", (policy or BatchPolicy()).threads)
         runtime = load_runtime(
@@ -132,24 +91,31 @@ def load_served(
     return served
 
 
-def resolve_model(platform: Any, ref: str, dest_root: Path) -> ModelSpec:
+def resolve_model(platform: Platform, ref: str, dest_root: Path) -> ModelSpec:
     """``name``, ``name:3`` or ``name@alias`` from the registry, downloaded and verified.
 
     Raises:
-        NotFoundError: the registry is not installed or has no such model.
+        NotFoundError: the registry has no such model.
+        IntegrityError: a stored digest or the signature does not verify.
+    """
+    version = get_model_version(platform, ref)
+    dest = dest_root / f"{version.name}-{version.version}"
+    path = download_model(platform, version.ref, dest)
+    signature = Signature.from_json(version.signature) if version.signature else None
+    return ModelSpec(version.name, str(version.version), str(version.flavor), path, signature)
+
+
+def local_model(settings: GhafSettings, directory: Path, flavor: str) -> ModelSpec:
+    """A model directory given on the command line, accepted only if a trusted key signed it.
+
+    Raises:
+        IntegrityError: the directory is not signed by a key in the trust store.
     """
     try:
-        registry = importlib.import_module("ghaf.registry")
-    except ImportError as exc:
-        raise NotFoundError(
-            f"cannot resolve {ref!r}: the model registry is not available",
-            hint="serve a local model directory with --flavor instead",
+        verify_files(settings, directory)
+    except IntegrityError as exc:
+        raise IntegrityError(
+            f"model directory {directory} was refused: {exc.headline}",
+            hint="register it with `ghaf models register NAME DIR`, then use NAME:VERSION",
         ) from exc
-    version = registry.get_model_version(platform, ref)
-    dest = dest_root / f"{version.name}-{version.version}"
-    path = Path(registry.download_model(platform, f"{version.name}:{version.version}", dest))
-    signature = None
-    if getattr(version, "signature", None):
-        raw = version.signature
-        signature = Signature.from_json(orjson.loads(raw) if isinstance(raw, str | bytes) else raw)
-    return ModelSpec(version.name, str(version.version), str(version.flavor), path, signature)
+    return ModelSpec(directory.name, "1", flavor, directory.resolve())

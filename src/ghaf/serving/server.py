@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from ghaf.backends import open_prediction_sink
 from ghaf.errors import ConfigError
 from ghaf.logs import get_logger
 from ghaf.security.tls import effective_tls, is_loopback
@@ -55,7 +56,6 @@ class ServeConfig:
     max_body_bytes: int = 8 << 20
     log_dir: str | None = None
     log_to_bus: bool = False
-    verify: bool = True
     home: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -89,7 +89,7 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
     from ghaf.serving.batching import BatchPolicy
     from ghaf.serving.metrics import Metrics
     from ghaf.serving.models import load_served
-    from ghaf.serving.predlog import EventBusSink, ParquetSink, PredictionLogger, PredictionSink
+    from ghaf.serving.predlog import PredictionLogger, PredictionSink
     from ghaf.serving.records import OnlineStoreLookup
     from ghaf.serving.traffic import TrafficSplit
 
@@ -110,7 +110,7 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
             signature,
             dict(raw.get("options") or {}),
         )
-        served = load_served(spec, platform=platform, policy=policy, verify=config.verify)
+        served = load_served(spec, platform=platform, policy=policy)
         entry = grouped.setdefault(
             spec.name, {"versions": {}, "weights": {}, "shadow": None, "features": None}
         )
@@ -132,9 +132,10 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
             deployments.append(Deployment(name, e["versions"], split))
     sinks: list[PredictionSink] = []
     if config.log_dir:
-        sinks.append(ParquetSink(Path(config.log_dir), prefix=f"predictions-w{worker}"))
+        log_url = Path(config.log_dir).resolve().as_uri()
+        sinks.append(open_prediction_sink(log_url, prefix=f"predictions-w{worker}"))
     if config.log_to_bus and platform is not None:
-        sinks.append(EventBusSink(platform.events))
+        sinks.append(open_prediction_sink("events://", events=platform.events))
     logger = PredictionLogger(sinks) if sinks else None
     app = ServingApp(
         deployments,

@@ -29,6 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.lineage import link
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
@@ -298,10 +299,6 @@ def log_inputs(platform: Platform, actor: Actor, run_id: str, nodes: Sequence[st
 
 
 def _link(src: str, dst: str) -> None:
-    try:
-        from ghaf.lineage import link
-    except ImportError:  # pragma: no cover - lineage ships with Ghaf
-        return
     link(src, dst, "input_to")
 
 

@@ -1,8 +1,8 @@
-"""Fixtures for the registry tests: a small saved scikit-learn model and a second approver."""
+"""Fixtures for the registry tests: a small saved scikit-learn model and people with tokens."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +10,8 @@ import pytest
 
 from ghaf.models import save_model
 from ghaf.platform import Platform
+from ghaf.security.identity import Actor
+from ghaf.testing.people import person
 
 X = np.random.default_rng(7).normal(size=(60, 3))
 Y = (X[:, 0] > 0).astype(int)
@@ -24,9 +26,19 @@ def model_dir(tmp_path: Path) -> Path:
     return directory
 
 
+@dataclass(frozen=True)
+class People:
+    """Three people besides the home's owner, each acting with a token of their own."""
+
+    ana: Actor  # data_scientist (and model_approver): trains, registers, approves others
+    ben: Actor  # model_approver: approves (a second person to ana)
+    rita: Actor  # release_manager: moves aliases, promotes, deploys
+
+
 @pytest.fixture
-def approver(platform: Platform) -> Iterator[Platform]:
-    """The same home opened with a second local principal, ``risk-officer``."""
-    settings = platform.settings.model_copy(update={"local_principals": ["risk-officer"]})
-    with Platform(settings) as second:
-        yield second
+def people(platform: Platform) -> People:
+    return People(
+        person(platform, "ana", ["data_scientist", "model_approver"]),
+        person(platform, "ben", ["model_approver"]),
+        person(platform, "rita", ["release_manager"]),
+    )

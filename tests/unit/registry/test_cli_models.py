@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ghaf.platform import Platform
 from ghaf.registry import get_model_version, list_models
+from ghaf.testing.people import mint
 
 
 def ghaf(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -22,23 +23,34 @@ def ghaf(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 
 def test_models_commands_end_to_end(platform: Platform, model_dir: Path, tmp_path: Path) -> None:
-    out = ghaf("models", "register", "fraud", str(model_dir), "--description", "fraud scores")
+    # the author, who may also approve (but never her own versions)
+    ana = {"GHAF_TOKEN": mint(platform, "ana", ["data_scientist", "model_approver"])}
+    ben = ("--token", mint(platform, "ben", ["model_approver"]))  # a second person
+    out = ghaf(
+        "models", "register", "fraud", str(model_dir), "--description", "fraud scores", env=ana
+    )
     assert out.returncode == 0, out.stderr
     assert "registered fraud:1" in out.stdout
     assert "fraud" in ghaf("models", "list").stdout
-    assert ghaf("models", "alias", "fraud", "champion", "1").returncode == 0
-    shown = ghaf("models", "show", "fraud@champion")
-    assert shown.returncode == 0 and "champion" in shown.stdout
+    # champion is protected: an unapproved version may not hold it; another alias is free.
+    refused = ghaf("models", "alias", "fraud", "champion", "1")
+    assert refused.returncode == 7 and "approved (0 of 1 approvals" in refused.stderr
+    assert ghaf("models", "alias", "fraud", "challenger", "1").returncode == 0
+    shown = ghaf("models", "show", "fraud@challenger")
+    assert shown.returncode == 0 and "challenger" in shown.stdout
     assert ghaf("models", "promote", "fraud:1", "staging").returncode == 0
     # Four eyes: the author may not approve, and production needs an approval.
-    refused = ghaf("models", "approve", "fraud:1")
-    assert refused.returncode == 7 and "cannot approve" in refused.stderr
+    refused = ghaf("models", "approve", "fraud:1", env=ana)
+    assert refused.returncode == 7 and "ana is the author of fraud:1" in refused.stderr
     refused = ghaf("models", "promote", "fraud:1", "production")
-    assert refused.returncode == 7 and "approval" in refused.stderr
-    second = {"GHAF_SECURITY__ADMIN_USER": "risk-officer"}
-    assert ghaf("models", "approve", "fraud:1", "--comment", "ok", env=second).returncode == 0
+    assert refused.returncode == 7 and "approved (0 of 1" in refused.stderr
+    approved = ghaf(*ben, "models", "approve", "fraud:1", "--comment", "ok")
+    assert approved.returncode == 0, approved.stderr
+    assert "approved fraud:1 by ben" in approved.stdout
     assert ghaf("models", "promote", "fraud:1", "production").returncode == 0
-    assert get_model_version(platform, "fraud:1").stage == "production"
+    assert ghaf("models", "alias", "fraud", "champion", "1").returncode == 0
+    version = get_model_version(platform, "fraud:1")
+    assert version.stage == "production" and version.aliases == ("challenger", "champion")
     card = ghaf("models", "card", "fraud:1")
     assert "## Intended use" in card.stdout and "fraud scores" in card.stdout
     (tmp_path / "card.md").write_text("# Edited\n\n- reviewed")

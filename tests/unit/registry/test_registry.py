@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from ghaf.errors import IntegrityError, InvalidInputError, NotFoundError, PolicyViolationError
+from ghaf.errors import (
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    PolicyViolationError,
+)
 from ghaf.platform import Platform
 from ghaf.registry import (
     approve_model_version,
@@ -29,8 +35,7 @@ from ghaf.registry import (
 )
 from ghaf.registry.card import render_html
 from ghaf.security.audit_tables import AuditRecordRow
-from ghaf.security.identity import Actor
-from tests.unit.registry.conftest import X
+from tests.unit.registry.conftest import People, X
 
 
 def test_register_get_download_and_load(
@@ -82,12 +87,12 @@ def test_missing_things_are_not_found(platform: Platform, model_dir: Path) -> No
 def test_an_alias_points_at_exactly_one_version(platform: Platform, model_dir: Path) -> None:
     for _ in range(2):
         register_model(platform, platform.admin(), "fraud", model_dir)
-    set_alias(platform, platform.admin(), "fraud", "champion", 1)
-    assert get_model_version(platform, "fraud@champion").version == 1
-    set_alias(platform, platform.admin(), "fraud", "champion", 2)
-    assert get_model_version(platform, "fraud@champion").version == 2
+    set_alias(platform, platform.admin(), "fraud", "challenger", 1)
+    assert get_model_version(platform, "fraud@challenger").version == 1
+    set_alias(platform, platform.admin(), "fraud", "challenger", 2)
+    assert get_model_version(platform, "fraud@challenger").version == 2
     assert get_model_version(platform, "fraud:1").aliases == ()
-    assert get_model_version(platform, "fraud:2").aliases == ("champion",)
+    assert get_model_version(platform, "fraud:2").aliases == ("challenger",)
     with pytest.raises(InvalidInputError):
         set_alias(platform, platform.admin(), "fraud", "latest", 1)
 
@@ -101,26 +106,38 @@ def _audit(platform: Platform, action: str) -> list[str]:
 
 
 def test_promotion_needs_a_second_persons_approval(
-    platform: Platform, approver: Platform, model_dir: Path
+    platform: Platform, people: People, model_dir: Path
 ) -> None:
-    author = platform.admin()
-    register_model(platform, author, "fraud", model_dir)
-    transition_model_version(platform, author, "fraud:1", "staging")
-    with pytest.raises(PolicyViolationError, match="no approval"):
-        transition_model_version(platform, author, "fraud:1", "production")
-    assert _audit(platform, "model.promote") == ["allowed", "failed"]
-    with pytest.raises(PolicyViolationError, match="cannot approve"):
-        approve_model_version(platform, author, "fraud:1")
+    owner = platform.admin()
+    register_model(platform, people.ana, "fraud", model_dir)
+    transition_model_version(platform, people.rita, "fraud:1", "staging")
+    with pytest.raises(PolicyViolationError, match=r"approved \(0 of 1 approvals"):
+        transition_model_version(platform, people.rita, "fraud:1", "production")
+    assert _audit(platform, "model.promote") == ["allowed", "denied"]
+    with pytest.raises(PolicyViolationError, match="ana is the author of fraud:1"):
+        approve_model_version(platform, people.ana, "fraud:1")
+    with pytest.raises(PermissionDeniedError, match=r"may not model\.approve"):
+        approve_model_version(platform, people.rita, "fraud:1")  # no approver role
     assert get_model_version(platform, "fraud:1").stage == "staging"
-    approved = approve_model_version(approver, Actor("risk-officer"), "fraud:1", comment="ok")
-    assert approved.approvals == ("risk-officer",)
-    promoted = transition_model_version(platform, author, "fraud:1", "production")
+    approved = approve_model_version(platform, people.ben, "fraud:1", comment="ok")
+    assert approved.approvals == ("ben",)
+    assert approved.approval_records[0].credential.startswith("token ")  # type: ignore[union-attr]
+    promoted = transition_model_version(platform, people.rita, "fraud:1", "production")
     assert promoted.stage == "production"
+    # The owner is no exception: their own version needs a second person too.
+    register_model(platform, owner, "fraud", model_dir)
+    transition_model_version(platform, owner, "fraud:2", "staging")
+    with pytest.raises(PolicyViolationError, match=r"is the author of fraud:2"):
+        approve_model_version(platform, owner, "fraud:2")
+    # ben's token was minted by the owner, the author: that is no second person.
+    with pytest.raises(PolicyViolationError, match="the author minted it"):
+        approve_model_version(platform, people.ben, "fraud:2")
+    assert _audit(platform, "model.approve")[-2:] == ["denied", "denied"]
     # A newer production version archives the old one.
-    register_model(platform, author, "fraud", model_dir)
-    transition_model_version(platform, author, "fraud:2", "staging")
-    approve_model_version(approver, Actor("risk-officer"), "fraud:2")
-    transition_model_version(platform, author, "fraud:2", "production")
+    register_model(platform, people.ana, "fraud", model_dir)
+    transition_model_version(platform, people.rita, "fraud:3", "staging")
+    approve_model_version(platform, people.ben, "fraud:3")
+    transition_model_version(platform, people.rita, "fraud:3", "production")
     assert get_model_version(platform, "fraud:1").stage == "archived"
 
 

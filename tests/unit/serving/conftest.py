@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,8 +14,8 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from ghaf.platform import Platform
+from ghaf.security.signing import sign_model_dir
 from ghaf.serving.base import ModelSpec
-from ghaf.serving.models import write_digests
 
 N_FEATURES = 8
 
@@ -37,13 +36,8 @@ def trained() -> Trained:
 
 
 def seal(platform: Platform, model_dir: Path) -> None:
-    """What registration does: sign the directory (digests where the signing module is absent)."""
-    try:
-        signing = importlib.import_module("ghaf.security.signing")
-    except ImportError:
-        write_digests(model_dir)
-        return
-    signing.sign_model_dir(platform.settings, model_dir)
+    """What registration does: sign the directory with the home's key."""
+    sign_model_dir(platform.settings, model_dir)
 
 
 @pytest.fixture(scope="session")

@@ -84,7 +84,8 @@ def test_refused_model_scores_nothing(
     pq.write_table(_table(trained.X[:10]), source)
     (hgb_spec.path / "model.skops").write_bytes(b"tampered")
     with pytest.raises(IntegrityError, match="was refused"):
-        score_to_target(platform, hgb_spec, source, str(tmp_path / "o.parquet"), progress=False)
+        target = str(tmp_path / "o.parquet")
+        score_to_target(platform, platform.admin(), hgb_spec, source, target, progress=False)
     assert not (tmp_path / "o.parquet").exists()
 
 
@@ -122,7 +123,9 @@ def test_scoring_into_a_dataset_records_a_version_with_the_model_as_input(
 
     source = tmp_path / "in.parquet"
     pq.write_table(_table(trained.X), source)
-    stats = score_to_target(platform, hgb_spec, source, "dataset:scored", progress=False)
+    stats = score_to_target(
+        platform, platform.admin(), hgb_spec, source, "dataset:scored", progress=False
+    )
     version = get_dataset(platform, "scored")
     assert stats.rows == version.num_rows == len(trained.X)
     assert version.inputs == ("model:fraud:1",)

@@ -11,7 +11,7 @@ import pytest
 from ghaf.errors import IntegrityError, InvalidInputError
 from ghaf.platform import Platform
 from ghaf.serving.base import ModelSpec
-from ghaf.serving.models import load_served, verify_digests, write_digests
+from ghaf.serving.models import load_served, verify_files
 from ghaf.serving.runtimes import load_runtime
 from ghaf.serving.runtimes.onnx import PARITY_TOLERANCE, check_parity, convert_sklearn
 
@@ -130,36 +130,64 @@ def test_flipped_byte_is_refused_and_not_ready(platform: Platform, hgb_spec: Mod
     model_file.write_bytes(bytes(data))
     served = load_served(hgb_spec, platform=platform)
     assert not served.ready
-    assert served.error  # the reason is kept for /v2/models/{name}/ready
+    # the reason, kept for /v2/models/{name}/ready, names the changed file
+    assert served.error and "Hash mismatch for 'model.skops'" in served.error
 
 
 def test_missing_signature_is_refused(platform: Platform, hgb_spec: ModelSpec) -> None:
-    for name in ("ghaf-digests.json", "model.sig"):
-        (hgb_spec.path / name).unlink(missing_ok=True)
+    (hgb_spec.path / "model.sig").unlink()
     served = load_served(hgb_spec, platform=platform)
     assert not served.ready
-    assert served.error
+    assert served.error and "is not signed (no model.sig)" in served.error
 
 
-def test_extra_unlisted_file_is_never_loaded(
+def test_a_digest_manifest_is_no_longer_a_way_in(platform: Platform, hgb_spec: ModelSpec) -> None:
+    # The retired unsigned fallback: a SHA-256 list anybody can write.
+    (hgb_spec.path / "model.sig").unlink()
+    (hgb_spec.path / "ghaf-digests.json").write_text('{"files": {}}')
+    served = load_served(hgb_spec, platform=platform)
+    assert not served.ready
+    assert served.error and "not signed" in served.error
+
+
+def test_without_a_platform_there_is_no_trust_store_and_nothing_loads(
+    hgb_spec: ModelSpec,
+) -> None:
+    served = load_served(hgb_spec, platform=None)
+    assert not served.ready
+    assert served.error and "cannot be verified" in served.error
+
+
+def test_a_key_outside_the_trust_store_is_refused(
+    platform: Platform, hgb_spec: ModelSpec, tmp_path: Path
+) -> None:
+    from ghaf.home import init_home
+    from ghaf.security.signing import sign_model_dir
+    from ghaf.settings import load_settings
+
+    with init_home(load_settings(home=tmp_path / "other-home")) as other:
+        sign_model_dir(other.settings, hgb_spec.path)  # re-signed by a stranger's key
+    served = load_served(hgb_spec, platform=platform)
+    assert not served.ready
+    assert served.error and "failed signature verification" in served.error
+
+
+def test_extra_unlisted_file_is_refused(
     platform: Platform, hgb_spec: ModelSpec, trained: Trained
 ) -> None:
     import skops.io as sio
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    # An attacker drops a second model file that sorts first; only listed files are loaded.
+    # An attacker drops a second model file that sorts first: the directory is refused.
     evil = HistGradientBoostingClassifier(max_iter=2).fit(trained.X, 1 - trained.y)
     sio.dump(evil, hgb_spec.path / "a-evil.skops")
     served = load_served(hgb_spec, platform=platform)
-    if not served.ready:  # OpenSSF signing refuses a directory with an unlisted file
-        assert served.error
-        return
-    assert served.runtime is not None
-    got = served.runtime.predict(trained.X[:5])["probabilities"]
-    np.testing.assert_allclose(got, trained.model.predict_proba(trained.X[:5]))
+    assert not served.ready
+    assert served.error and "a-evil.skops" in served.error
 
 
-def test_digest_manifest_round_trip(tmp_path: Path) -> None:
-    (tmp_path / "a.bin").write_bytes(b"abc")
-    write_digests(tmp_path)
-    assert verify_digests(tmp_path) == ["a.bin"]
+def test_verify_files_lists_only_the_signed_files(platform: Platform, hgb_spec: ModelSpec) -> None:
+    assert verify_files(platform.settings, hgb_spec.path) == ["model.skops"]
+    (hgb_spec.path / "model.skops").write_bytes(b"tampered")
+    with pytest.raises(IntegrityError, match=r"model\.skops"):
+        verify_files(platform.settings, hgb_spec.path)

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from ghaf.backends import backend_names, flavor_module
 from ghaf.errors import InvalidInputError
-from ghaf.models.base import LoadedModel, ModelMeta
-
-FLAVORS: dict[str, str] = {
-    "skops": "ghaf.models.flavors.skops",
-    "lightgbm": "ghaf.models.flavors.lightgbm",
-    "xgboost": "ghaf.models.flavors.xgboost",
-    "onnx": "ghaf.models.flavors.onnx",
-    "pytorch": "ghaf.models.flavors.pytorch",
-    "pyfunc": "ghaf.models.flavors.pyfunc",
-}
-"""Flavor name -> module with ``save(model, directory, **options)`` and ``load(directory)``."""
+from ghaf.models.base import Flavor, LoadedModel, ModelMeta
 
 
-def get_flavor(name: str) -> ModuleType:
-    """The module implementing flavor ``name``."""
-    if name not in FLAVORS:
-        raise InvalidInputError(
-            f"unknown model flavor {name!r}", hint=f"use one of {', '.join(sorted(FLAVORS))}"
-        )
-    return importlib.import_module(FLAVORS[name])
+def get_flavor(name: str) -> Flavor:
+    """The module implementing flavor ``name`` (from the one table in ``ghaf.backends``)."""
+    module: Flavor = flavor_module(name)
+    return module
 
 
 def infer_flavor(model: Any) -> str:
@@ -45,7 +31,7 @@ def infer_flavor(model: Any) -> str:
         return "skops"
     raise InvalidInputError(
         f"cannot tell the flavor of a {type(model).__qualname__}",
-        hint=f"pass flavor= one of {', '.join(sorted(FLAVORS))}",
+        hint=f"pass flavor= one of {', '.join(backend_names('flavors'))}",
     )
 
 
@@ -63,4 +49,4 @@ def load_model_dir(directory: Path) -> LoadedModel:
     return loaded
 
 
-__all__ = ["FLAVORS", "get_flavor", "infer_flavor", "load_model_dir", "save_model"]
+__all__ = ["get_flavor", "infer_flavor", "load_model_dir", "save_model"]

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
-from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.backends import runtime_class
+from ghaf.errors import NotFoundError
 from ghaf.serving.base import Runtime, Signature
-
-RUNTIMES: dict[str, str] = {
-    "skops": "ghaf.serving.runtimes.sklearn:SklearnRuntime",
-    "sklearn": "ghaf.serving.runtimes.sklearn:SklearnRuntime",
-    "lightgbm": "ghaf.serving.runtimes.lightgbm:LightGBMRuntime",
-    "xgboost": "ghaf.serving.runtimes.xgboost:XGBoostRuntime",
-    "onnx": "ghaf.serving.runtimes.onnx:OnnxRuntime",
-    "pytorch": "ghaf.serving.runtimes.torch:TorchRuntime",
-}
-"""Flavor name -> "module:class"; imported lazily so a missing extra only hurts its flavor."""
 
 
 def load_runtime(
@@ -30,18 +20,13 @@ def load_runtime(
 ) -> Runtime:
     """Load the model in ``model_dir`` with the runtime for ``flavor``.
 
+    The runtime class comes from the one backend table (``ghaf.backends``).
+
     Args:
         allowed_files: when given (the files a verified signature lists), the runtime
             may only open one of these; anything else is an attack and is refused.
     """
-    target = RUNTIMES.get(flavor)
-    if target is None:
-        raise InvalidInputError(
-            f"no serving runtime for flavor {flavor!r}",
-            hint=f"use one of: {', '.join(sorted(RUNTIMES))}",
-        )
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    cls = runtime_class(flavor)
     runtime: Runtime = cls.load(model_dir, signature, allowed_files=allowed_files, **options)
     return runtime
 
@@ -62,4 +47,4 @@ def find_model_file(model_dir: Path, suffixes: tuple[str, ...], allowed: list[st
     return candidates[0]
 
 
-__all__ = ["RUNTIMES", "find_model_file", "load_runtime"]
+__all__ = ["find_model_file", "load_runtime"]

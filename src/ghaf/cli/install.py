@@ -1,0 +1,38 @@
+"""``ghaf init``, ``ghaf doctor`` and ``ghaf version``: set up and check this installation."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from ghaf.cli.context import state
+
+
+def init(ctx: typer.Context) -> None:
+    """Create the platform home and migrate the metadata store (safe to re-run)."""
+    from ghaf.home import init_home
+
+    cli = state(ctx)
+    init_home(cli.settings).close()
+    cli.console.print(f"initialized Ghaf home at {cli.settings.home}")
+
+
+def doctor(ctx: typer.Context) -> None:
+    """Check every configured backend; say what is wrong and how to fix it."""
+    from ghaf.home import run_doctor
+
+    cli = state(ctx)
+    checks = run_doctor(cli.settings)
+    table = Table("check", "status", "detail", "fix")
+    for check in checks:
+        table.add_row(check.name, "ok" if check.ok else "FAIL", check.detail, check.fix)
+    cli.console.print(table)
+    if not all(check.ok for check in checks):
+        raise typer.Exit(9)
+
+
+def version() -> None:
+    """Print Ghaf's version."""
+    from importlib.metadata import version as pkg_version
+
+    typer.echo(pkg_version("ghaf"))
