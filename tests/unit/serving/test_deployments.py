@@ -1,4 +1,4 @@
-"""Deployment records: governed create/update, lineage, check_deployable, one audit record each."""
+"""Deployment records: governed create/update, lineage, the release policy, audit records."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ghaf.models import save_model
 from ghaf.platform import Platform
 from ghaf.registry import approve_model_version, register_model, set_alias
 from ghaf.security.audit_tables import AuditRecordRow
-from ghaf.security.identity import Actor
+from ghaf.security.identity import Actor, Credential
 from ghaf.security.rbac import CREDENTIAL_MARKER
 from ghaf.serving.deployments import (
     create_deployment,
@@ -23,6 +23,7 @@ from ghaf.serving.deployments import (
     record_deployment,
     update_deployment,
 )
+from ghaf.testing.people import person
 
 
 def _audit(platform: Platform) -> list[AuditRecordRow]:
@@ -37,10 +38,23 @@ def _count(platform: Platform) -> int:
 
 @pytest.fixture
 def two_versions(platform: Platform, trained: Any, tmp_path: Path) -> None:
+    """fraud:1 and fraud:2 registered by ana and approved by ben; fraud@champion -> 1."""
     save_model(trained.model, tmp_path / "saved")
-    for _ in range(2):
-        register_model(platform, platform.admin(), "fraud", tmp_path / "saved")
+    ana = person(platform, "ana", ["data_scientist"])
+    ben = person(platform, "ben", ["model_approver"])
+    for number in (1, 2):
+        register_model(platform, ana, "fraud", tmp_path / "saved")
+        approve_model_version(platform, ben, f"fraud:{number}")
     set_alias(platform, platform.admin(), "fraud", "champion", 1)
+
+
+@pytest.fixture
+def unapproved(platform: Platform, trained: Any, tmp_path: Path) -> None:
+    """fraud:1 registered by ana, not approved yet."""
+    save_model(trained.model, tmp_path / "saved")
+    register_model(
+        platform, person(platform, "ana", ["data_scientist"]), "fraud", tmp_path / "saved"
+    )
 
 
 def test_create_update_and_lineage(platform: Platform, two_versions: None) -> None:
@@ -90,19 +104,21 @@ def test_bad_deployments_are_refused_and_store_nothing(
     assert _audit(platform)[-1].outcome == "failed"
 
 
-def test_release_manager_deploys_only_approved_signed_versions(
-    platform: Platform, two_versions: None
+def test_everyone_deploys_only_what_the_release_policy_allows(
+    platform: Platform, unapproved: None
 ) -> None:
-    manager = Actor("rm", roles=frozenset({CREDENTIAL_MARKER, "*:release_manager"}))
-    with pytest.raises(PolicyViolationError, match="fraud:1 is not approved"):
-        create_deployment(platform, manager, "fraud-live", ["fraud:1"])
-    assert _audit(platform)[-1].outcome == "failed"
-    settings = platform.settings.model_copy(update={"local_principals": ["risk-officer"]})
-    with Platform(settings) as second:
-        approve_model_version(second, Actor("risk-officer"), "fraud:1")
+    manager = person(platform, "rm", ["release_manager"])
+    for who in (manager, platform.admin()):  # the home's owner is no exception
+        with pytest.raises(PolicyViolationError, match=r"fraud:1 may not be deployed.*approved"):
+            create_deployment(platform, who, "fraud-live", ["fraud:1"])
+        assert _audit(platform)[-1].outcome == "denied"
+    approve_model_version(platform, person(platform, "ben", ["model_approver"]), "fraud:1")
+    set_alias(platform, manager, "fraud", "champion", 1)
     record = create_deployment(platform, manager, "fraud-live", ["fraud@champion"])
     assert record.models == {"fraud:1": 1.0} and record.created_by == "rm"
-    ci = Actor("ci", roles=frozenset({CREDENTIAL_MARKER, "*:ci"}))
+    ci = Actor(
+        "ci", roles=frozenset({CREDENTIAL_MARKER, "*:ci"}), credential=Credential("token", "ci")
+    )
     from ghaf.errors import PermissionDeniedError
 
     with pytest.raises(PermissionDeniedError):
