@@ -138,6 +138,7 @@ def _confirm(platform: Platform, actor: Actor, request_id: int, project: str) ->
         people={"requester": request.requested_by},
         people_minted_by={"requester": requester_minted},
         self_minted=policy.self_minted_approvals,
+        verb="confirm",
     )
     request.status = "done"
     request.confirmed_by = actor.name

@@ -22,6 +22,7 @@ def second_person_flags(
     people: dict[str, str],
     people_minted_by: dict[str, str | None],
     self_minted: str,
+    verb: str = "approve",
 ) -> list[str]:
     """Refuse ``actor`` as the second person for ``subject``; return evidence flags.
 
@@ -31,6 +32,7 @@ def second_person_flags(
             (``{"author": "ana", "trainer": "ben"}``).
         people_minted_by: role -> who minted that person's credential, when known.
         self_minted: the release policy's ``self_minted_approvals`` (refuse or flag).
+        verb: what the second person does, for messages (approve, confirm).
 
     Raises:
         PermissionDeniedError: the actor is not authenticated.
@@ -39,13 +41,13 @@ def second_person_flags(
     """
     if actor.credential is None:
         raise PermissionDeniedError(
-            f"an unauthenticated actor cannot approve {subject}",
+            f"an unauthenticated actor cannot {verb} {subject}",
             hint="sign in: the home's OS owner, ghaf --token TOKEN, or an OIDC login",
         )
     for role, name in people.items():
         if name and actor.name.strip().lower() == name.strip().lower():
             raise PolicyViolationError(
-                f"{actor.name} is the {role} of {subject} and cannot approve it",
+                f"{actor.name} is the {role} of {subject} and cannot {verb} it",
                 hint="four eyes: another approver, with their own credential, approves it",
             )
     ties = []
