@@ -31,6 +31,9 @@ def bare(model_dir: str, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
+TOKEN_FILE = "bench-token"
+
+
 def home_of(model_dir: Path) -> Path:
     """The bench home beside a model directory: its key signs, its trust store verifies."""
     return model_dir.parent / "home"
@@ -42,9 +45,20 @@ def seal(model_dir: Path) -> None:
     from ghaf.home import init_home
     from ghaf.security.signing import sign_model_dir
     from ghaf.settings import load_settings
+    from ghaf.testing.people import mint
 
     with init_home(load_settings(home=home_of(model_dir))) as platform:
         sign_model_dir(platform.settings, model_dir)
+        token = home_of(model_dir) / TOKEN_FILE
+        if not token.exists():  # the server answers only credentials allowed model.predict
+            secret = mint(platform, "svc-bench", ["model_server"], kind="service")
+            token.touch(mode=0o600)
+            token.write_text(secret)
+
+
+def bench_headers(model_dir: Path) -> dict[str, str]:
+    """The Authorization header of the bench's scoring token (see :func:`seal`)."""
+    return {"Authorization": f"Bearer {(home_of(model_dir) / TOKEN_FILE).read_text()}"}
 
 
 def ghaf(

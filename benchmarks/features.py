@@ -247,11 +247,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _load(port: int, body: bytes, total: int, concurrency: int) -> tuple[list[float], int]:
+async def _load(
+    port: int, body: bytes, total: int, concurrency: int, token: str = ""
+) -> tuple[list[float], int]:
     """A minimal keep-alive HTTP/1.1 client: ``concurrency`` connections, ``total`` requests."""
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
     request = (
         f"POST /get-online-features HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-        f"application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"application/json\r\n{auth}Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     latencies: list[float] = []
     errors = 0
@@ -287,7 +290,18 @@ def _wait(port: int) -> None:
     raise RuntimeError(f"server on {port} did not start")
 
 
+def _bench_token(home: Path) -> str:
+    """A token allowed features.read: ``ghaf features serve`` answers nobody without one."""
+    from ghaf.platform import Platform
+    from ghaf.settings import load_settings
+    from ghaf.testing.people import mint
+
+    with Platform(load_settings(home=home)) as platform:
+        return mint(platform, "svc-bench", ["model_server"], kind="service")
+
+
 def _w3_http(root: Path, total: int, entities: int) -> dict[str, float]:
+    token = _bench_token(root / "home")
     ghaf_port, dict_port = _free_port(), _free_port()
     env = {**os.environ, "GHAF_HOME": str(root / "home")}
     ghaf_bin = str(Path(sys.executable).parent / "ghaf")
@@ -304,8 +318,9 @@ def _w3_http(root: Path, total: int, entities: int) -> dict[str, float]:
         ).encode()
         for concurrency in (1, 16):
             for label, port in (("ghaf", ghaf_port), ("starlette", dict_port)):
-                asyncio.run(_load(port, body, 200, concurrency))  # warm-up
-                latencies, errors = asyncio.run(_load(port, body, total, concurrency))
+                auth = token if label == "ghaf" else ""
+                asyncio.run(_load(port, body, 200, concurrency, auth))  # warm-up
+                latencies, errors = asyncio.run(_load(port, body, total, concurrency, auth))
                 out[f"{label}_c{concurrency}_p50"] = statistics.median(latencies) * 1e6
                 out[f"{label}_c{concurrency}_errors"] = errors
     finally:

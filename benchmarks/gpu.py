@@ -107,20 +107,22 @@ def _serve_and_load(
     model_dir: Path, body: bytes, head_len: int, seconds: int, workers: int
 ) -> dict[str, float]:
     """Start Ghaf's server on the model with ``workers`` processes and load it with wrk."""
+    from benchmarks._serving_apps import bench_headers
     from benchmarks.serving import _free_port, _start, _stop, wrk
 
     port = _free_port()
     command = [sys.executable, "-m", "benchmarks._serving_apps", "ghaf", str(model_dir)]
     server = _start([*command, str(port), "pytorch", "", str(workers)], port)
+    headers = {**_binary_headers(head_len), **bench_headers(model_dir)}
     try:
         wrk(f"http://127.0.0.1:{port}/v2/models/w4/infer", body, 2, connections=64,
-            headers=_binary_headers(head_len))  # fmt: skip
+            headers=headers)  # fmt: skip
         return wrk(
             f"http://127.0.0.1:{port}/v2/models/w4/infer",
             body,
             seconds,
             connections=64,
-            headers=_binary_headers(head_len),
+            headers=headers,
         )
     finally:
         _stop(server)

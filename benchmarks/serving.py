@@ -135,6 +135,13 @@ def wrk(
     return _parse_wrk(out)
 
 
+def _ghaf_headers(model_dir: Path) -> dict[str, str]:
+    """JSON plus the bench token: Ghaf's server authorizes every request."""
+    from benchmarks._serving_apps import bench_headers
+
+    return {"Content-Type": "application/json", **bench_headers(model_dir)}
+
+
 def _ms(text: str) -> float:
     value, unit = re.match(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
@@ -202,7 +209,8 @@ def bench_w4(size: str, x: np.ndarray, model_dir: Path, workdir: Path) -> list[F
                 port_g,
             )
             try:
-                ours = wrk(f"http://127.0.0.1:{port_g}/v2/models/w4/infer", oip_body, seconds)
+                url = f"http://127.0.0.1:{port_g}/v2/models/w4/infer"
+                ours = wrk(url, oip_body, seconds, headers=_ghaf_headers(mdir))
             finally:
                 _stop(ghaf)
             tag = "" if flavor == "skops" else " onnx"
@@ -312,7 +320,9 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
-def soak(url: str, body: bytes, seconds: int, rate: int, pid: int) -> dict[str, float]:
+def soak(
+    url: str, body: bytes, seconds: int, rate: int, pid: int, headers: dict[str, str]
+) -> dict[str, float]:
     """Send ``rate`` requests/s for ``seconds`` with ``hey`` (Go, rate-limited per worker, so
     the client holds the schedule on two cores); sample the server's RSS every second."""
     import threading
@@ -336,6 +346,7 @@ def soak(url: str, body: bytes, seconds: int, rate: int, pid: int) -> dict[str, 
             out = subprocess.run(
                 ["hey", "-z", f"{seconds}s", "-c", str(workers), "-q", str(rate // workers),
                  "-m", "POST", "-T", "application/json", "-D", str(body_file),
+                 *[arg for k, v in headers.items() for arg in ("-H", f"{k}: {v}")],
                  "-o", "csv", f"{url}/v2/models/w4/infer"],
                 capture_output=True, text=True, check=True,
             ).stdout  # fmt: skip
@@ -380,8 +391,10 @@ def bench_soak(size: str, x: np.ndarray, model_dir: Path, workdir: Path) -> list
     args = [sys.executable, "-m", "benchmarks._serving_apps", "ghaf", str(model_dir), str(port)]
     server = _start([*args, "skops", logs], port)
     try:
-        httpx_warm(f"http://127.0.0.1:{port}", oip_body)
-        result = soak(f"http://127.0.0.1:{port}", oip_body, seconds, SOAK_RATE, server.pid)
+        headers = _ghaf_headers(model_dir)
+        httpx_warm(f"http://127.0.0.1:{port}", oip_body, headers)
+        url = f"http://127.0.0.1:{port}"
+        result = soak(url, oip_body, seconds, SOAK_RATE, server.pid, headers)
     finally:
         _stop(server)
     tag = f"soak {seconds} s @{SOAK_RATE} req/s"
@@ -403,11 +416,11 @@ def bench_soak(size: str, x: np.ndarray, model_dir: Path, workdir: Path) -> list
     ]
 
 
-def httpx_warm(url: str, body: bytes) -> None:
+def httpx_warm(url: str, body: bytes, headers: dict[str, str]) -> None:
     import httpx
 
     for _ in range(200):
-        httpx.post(f"{url}/v2/models/w4/infer", content=body).raise_for_status()
+        httpx.post(f"{url}/v2/models/w4/infer", content=body, headers=headers).raise_for_status()
 
 
 def bench_anchors(size: str, x: np.ndarray, model_dir: Path, workdir: Path) -> list[Figure]:
@@ -452,7 +465,8 @@ def bench_anchors(size: str, x: np.ndarray, model_dir: Path, workdir: Path) -> l
             [py, "-m", "benchmarks._serving_apps", "ghaf", str(model_dir), str(port_g)], port_g
         )
         try:
-            ours = wrk(f"http://127.0.0.1:{port_g}/v2/models/w4/infer", oip_body, seconds)
+            url = f"http://127.0.0.1:{port_g}/v2/models/w4/infer"
+            ours = wrk(url, oip_body, seconds, headers=_ghaf_headers(model_dir))
         finally:
             _stop(ghaf)
         label = anchors.VERSIONS[name]

@@ -7,6 +7,7 @@
     ├── NotFoundError(LookupError)           a named thing does not exist
     ├── AlreadyExistsError                   a unique name or version is taken
     ├── InvalidInputError(ValueError)        user input fails validation
+    │   └── RequestTooLargeError             a request body or batch over a server's limit
     ├── PermissionDeniedError(PermissionError)  RBAC said no
     ├── PolicyViolationError                 residency, gates, four eyes
     ├── IntegrityError                       digest, signature or audit chain mismatch
@@ -47,6 +48,10 @@ class AlreadyExistsError(GhafError):
 
 class InvalidInputError(GhafError, ValueError):
     """Input from a user or client does not pass validation."""
+
+
+class RequestTooLargeError(InvalidInputError):
+    """A request body or batch exceeds a server's configured limit (HTTP 413)."""
 
 
 class PermissionDeniedError(GhafError, PermissionError):

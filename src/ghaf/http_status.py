@@ -13,10 +13,12 @@ from ghaf.errors import (
     NotFoundError,
     PermissionDeniedError,
     PolicyViolationError,
+    RequestTooLargeError,
     UserCodeError,
 )
 
 HTTP_STATUSES: tuple[tuple[type[GhafError], int], ...] = (
+    (RequestTooLargeError, 413),
     (InvalidInputError, 400),
     (PermissionDeniedError, 403),
     (NotFoundError, 404),
@@ -28,8 +30,11 @@ HTTP_STATUSES: tuple[tuple[type[GhafError], int], ...] = (
     (MissingDependencyError, 500),
     (UserCodeError, 500),
 )
-"""First match wins; any other ``GhafError`` is a 500. Authentication failures (no or
-bad credentials) are 401 and are decided by the authentication layer, not here."""
+"""First match wins (a subclass comes before its base); any other ``GhafError`` is a 500.
+
+Authentication failures (no or bad credentials) are 401 and are decided by the
+authentication layer (:mod:`ghaf.access.guard`), not here: the same
+``PermissionDeniedError`` is a 403 once the caller is known."""
 
 
 def http_status_for(error: GhafError) -> int:

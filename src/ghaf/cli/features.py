@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -134,19 +133,44 @@ def check(ctx: typer.Context, view: str) -> None:
 @app.command("serve")
 def serve_cmd(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 6566,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 6566,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    max_body_mb: Annotated[
+        float, typer.Option(min=0.001, help="Largest request body, in MiB (413 beyond).")
+    ] = 4.0,
+    max_entities: Annotated[
+        int, typer.Option(min=1, help="Most entity rows per request (413 beyond).")
+    ] = 10_000,
+    metrics_public: Annotated[
+        bool, typer.Option("--metrics-public", help="Serve /metrics without credentials.")
+    ] = False,
+    insecure_dev: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-dev",
+            help="Serve without authentication (loopback addresses only; logs a warning).",
+        ),
+    ] = False,
 ) -> None:
-    """Serve online features over HTTP (JSON), with /health and /metrics."""
+    """Serve online features over HTTP (JSON), with /health and /metrics.
+
+    Every request needs Authorization: Bearer (a Ghaf API token or an OIDC JWT) whose
+    roles allow features.read (features.read_pii for views classified pii) in the
+    view's project; /metrics needs monitoring.read unless --metrics-public.
+    """
+    from ghaf.access.guard import RequestGuard, check_insecure_dev
     from ghaf.features.online import online_reader
     from ghaf.features.server import FeatureServer, serve
 
+    if insecure_dev:
+        check_insecure_dev(host, "feature server")  # before anything is opened or bound
     cli = state(ctx)
     platform = cli.platform()
-    auth = None
-    if platform.settings.serving_require_auth:
-        from ghaf.access.http_auth import authenticate
-
-        auth = functools.partial(authenticate, platform)
-    app = FeatureServer(online_reader(platform), auth=auth)
+    app = FeatureServer(
+        online_reader(platform),
+        guard=None if insecure_dev else RequestGuard(platform),
+        metrics_public=metrics_public,
+        max_body_bytes=int(max_body_mb * (1 << 20)),
+        max_entities=max_entities,
+    )
     serve(app, host=host, port=port, tls=platform.settings.tls)

@@ -12,7 +12,9 @@ from ghaf.cli.context import CliState, state
 from ghaf.errors import InvalidInputError
 
 
-def _spec(cli: CliState, ref: str, flavor: str | None, workdir: Path) -> Any:
+def _spec(
+    cli: CliState, ref: str, flavor: str | None, workdir: Path, *, serving: bool = True
+) -> Any:
     """A registry reference (name@alias), or a model directory (with --flavor) that a
     trusted key signed: both are verified before anything is loaded."""
     from ghaf.serving.models import local_model, resolve_model
@@ -25,7 +27,7 @@ def _spec(cli: CliState, ref: str, flavor: str | None, workdir: Path) -> Any:
                 hint="add --flavor skops (or onnx...)",
             )
         return local_model(cli.settings, path, flavor)
-    return resolve_model(cli.platform(), ref, workdir)
+    return resolve_model(cli.platform(), ref, workdir, serving=serving)
 
 
 def serve(
@@ -53,10 +55,28 @@ def serve(
     deployment: Annotated[
         str | None, typer.Option(help="Deployment record name (default: the first model's).")
     ] = None,
+    metrics_public: Annotated[
+        bool, typer.Option("--metrics-public", help="Serve /metrics without credentials.")
+    ] = False,
+    insecure_dev: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-dev",
+            help="Serve without authentication (loopback addresses only; logs a warning).",
+        ),
+    ] = False,
 ) -> None:
-    """Serve models over the Open Inference Protocol v2 (and POST /predict, /metrics)."""
+    """Serve models over the Open Inference Protocol v2 (and POST /predict, /metrics).
+
+    Every request but /v2/health/* needs Authorization: Bearer (a Ghaf API token or an
+    OIDC JWT) allowed model.predict in the model's project (model.read for metadata,
+    monitoring.read for /metrics unless --metrics-public).
+    """
+    from ghaf.access.guard import check_insecure_dev
     from ghaf.serving.server import ServeConfig, model_entry, serve_forever
 
+    if insecure_dev:
+        check_insecure_dev(host, "model server")  # refused before anything is resolved or bound
     cli = state(ctx)
     if (entity_key is None) != (not features):
         raise InvalidInputError(
@@ -97,6 +117,8 @@ def serve(
         max_body_bytes=int(max_body_mb * (1 << 20)),
         log_dir=str(log_dir) if log_dir else None,
         home=str(cli.settings.home),
+        insecure_dev=insecure_dev,
+        metrics_public=metrics_public,
     )
     cli.console.print(f"serving {', '.join(s.name for s in specs)} on http://{host}:{port}")
     serve_forever(config, cli.platform())
@@ -115,6 +137,6 @@ def predict(
 
     cli = state(ctx)
     with tempfile.TemporaryDirectory(prefix="ghaf-predict-") as tmp:
-        spec = _spec(cli, model, flavor, Path(tmp))
+        spec = _spec(cli, model, flavor, Path(tmp), serving=False)
         stats = score_to_target(cli.platform(), cli.actor(), spec, source, output, workers=workers)
     cli.console.print(f"scored {stats.rows:,} rows into {output}")

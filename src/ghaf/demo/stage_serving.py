@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +15,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ghaf.demo.runner import DemoContext
-from ghaf.errors import GhafError
+from ghaf.errors import AlreadyExistsError, GhafError
 from ghaf.security.signing import sign_model_dir
 from ghaf.serving.base import ModelSpec, Signature
 
 COLUMNS = ("amount_aed", "hour", "online")
+SCORER = "svc-fraud-scorer"
+"""The service account the demo's clients call the model server as."""
 
 
 def _features(table: pa.Table) -> pa.Table:
@@ -104,15 +108,39 @@ def _behaviour_model(ctx: DemoContext, table: pa.Table) -> tuple[ModelSpec, Any]
     return spec, OnlineStoreLookup(ctx.platform, key, refs)
 
 
-async def _burst(url: str, records: list[dict[str, Any]], path: str = "/predict") -> list[int]:
+def _scorer_token(ctx: DemoContext, project: str) -> str:
+    """A token of the demo's scoring service account: the server answers nobody without one.
+
+    The home's owner creates the account, binds it the ``model_server`` role in the
+    model's project and mints a short-lived token, as ``ghaf tokens create`` would.
+    """
+    from ghaf.access.bindings import bind_role, create_principal
+    from ghaf.access.tokens import create_token
+
+    platform, owner = ctx.platform, ctx.platform.admin()
+    with contextlib.suppress(AlreadyExistsError):
+        create_principal(platform, owner, SCORER, kind="service", description="demo scoring")
+    with contextlib.suppress(AlreadyExistsError):
+        bind_role(platform, owner, SCORER, "model_server", project=project)
+    made = create_token(
+        platform, owner, SCORER, project=project, ttl=timedelta(hours=1), description="demo"
+    )
+    return made.secret
+
+
+async def _burst(
+    url: str, records: list[dict[str, Any]], token: str, path: str = "/predict"
+) -> list[int]:
     import httpx
 
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as client:
         replies = await asyncio.gather(*(client.post(path, json=[record]) for record in records))
     return [reply.status_code for reply in replies]
 
 
 def serve_and_score(ctx: DemoContext) -> str:
+    from ghaf.access.guard import RequestGuard
     from ghaf.serving.app import Deployment, ServingApp
     from ghaf.serving.batch import score_file
     from ghaf.serving.models import load_served
@@ -140,15 +168,18 @@ def serve_and_score(ctx: DemoContext) -> str:
         deployments.append(Deployment.of(second, entity_key=key, features=behaviour[1]))
     log_dir = ctx.workdir / "serving" / "prediction-log"
     logger = PredictionLogger([ParquetSink(log_dir)], flush_every=0.2)
-    app = ServingApp(deployments, prediction_log=logger)
+    # Authenticated and authorized per request, like `ghaf serve`: the scorer's token only.
+    app = ServingApp(deployments, prediction_log=logger, guard=RequestGuard(ctx.platform))
+    token = _scorer_token(ctx, spec.project or ctx.platform.default_project)
     drift = _features(pq.read_table(ctx.results["bank_paths"]["drift_transactions"]))
     sample = drift.slice(0, 200).to_pylist()
     started = time.perf_counter()
     with background_server(app) as url:
-        codes = asyncio.run(_burst(url, sample, f"/predict/{spec.name}"))
+        codes = asyncio.run(_burst(url, sample, token, f"/predict/{spec.name}"))
         by_id: list[int] = []
         if behaviour is not None:
-            by_id = asyncio.run(_burst(url, sample, "/predict/fraud-behaviour"))
+            by_id = asyncio.run(_burst(url, sample, token, "/predict/fraud-behaviour"))
+        anonymous = asyncio.run(_burst(url, sample[:1], "", f"/predict/{spec.name}"))[0]
     seconds = time.perf_counter() - started
     ok = codes.count(200)
     drift_in = ctx.workdir / "serving" / "drift-features.parquet"
@@ -166,6 +197,6 @@ def serve_and_score(ctx: DemoContext) -> str:
         )
     return (
         f"served {spec.name} v{spec.version}{record}: {ok}/{len(codes)} requests ok "
-        f"in {seconds:.1f} s"
+        f"in {seconds:.1f} s (with the scorer's token; without one: {anonymous})"
         f"{with_ids}; scored {stats.rows:,} drift-period rows in batch"
     )

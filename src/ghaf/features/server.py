@@ -1,27 +1,52 @@
-"""The feature server: a raw ASGI app for online features (orjson, no framework overhead)."""
+"""The feature server: a raw ASGI app for online features (orjson, no framework overhead).
+
+Every route but ``/health`` needs a bearer credential (``/metrics`` too unless
+``metrics_public``); each read is authorized as ``features.read`` (or
+``features.read_pii`` for a sensitive view, audited as allowed) on every view it
+touches. Bodies are capped in size and entity rows, and checked before the store sees
+them (:mod:`ghaf.features.validation`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
 
-from ghaf.errors import GhafError, InvalidInputError, NotFoundError, PermissionDeniedError
+from ghaf.access.guard import RequestGuard, source_of
+from ghaf.errors import (
+    GhafError,
+    InvalidInputError,
+    PermissionDeniedError,
+    RequestTooLargeError,
+)
+from ghaf.features.classification import view_project, view_read_action
 from ghaf.features.online import OnlineReader
+from ghaf.features.registry import cache_epoch, resolve
+from ghaf.features.validation import MAX_ENTITIES, parse_request
+from ghaf.http_status import http_status_for
+from ghaf.logs import get_logger
 from ghaf.settings import TlsSettings
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-AuthHook = Callable[[Mapping[str, str]], object]
-"""Gets the request headers; returns an identity or raises PermissionDeniedError."""
 
+MAX_BODY_BYTES = 4 << 20
+"""Default cap on a request body (4 MiB: 10,000 ids of ~400 bytes each)."""
+VIEWS_TTL = 60.0
+"""Seconds a request's (view, action) list is reused; definitions applied by another
+process are seen after at most this long (same-process applies at once)."""
 _BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 1.0)
-_STATUS = {InvalidInputError: 400, PermissionDeniedError: 403, NotFoundError: 404}
 _JSON = [(b"content-type", b"application/json")]
+_CHALLENGE = (b"www-authenticate", b'Bearer error="invalid_token"')
+_log = get_logger(__name__)
+_Views = tuple[tuple[str, str, str], ...]
+"""(view name, read action, project) for each view a request touches."""
 
 
 class Metrics:
@@ -64,13 +89,26 @@ class FeatureServer:
 
     The request body is ``{"features": [...] | "feature_service": NAME, "entities":
     {key: [values...]}, "full_feature_names": bool}``; the answer is
-    ``{"features": {name: [...]}, "age_seconds": {view: [...]}}``.
+    ``{"features": {name: [...]}, "age_seconds": {view: [...]}}``. Without a ``guard``
+    (``--insecure-dev`` on loopback) every request is served anonymously.
     """
 
-    def __init__(self, reader: OnlineReader, *, auth: AuthHook | None = None) -> None:
+    def __init__(
+        self,
+        reader: OnlineReader,
+        *,
+        guard: RequestGuard | None = None,
+        metrics_public: bool = False,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        max_entities: int = MAX_ENTITIES,
+    ) -> None:
         self.reader = reader
-        self.auth = auth
+        self.guard = guard
+        self.metrics_public = metrics_public
+        self.max_body_bytes = max_body_bytes
+        self.max_entities = max_entities
         self.metrics = Metrics()
+        self._views: dict[Any, tuple[int, float, _Views]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -87,64 +125,144 @@ class FeatureServer:
         if path == "/health":
             await _respond(send, 200, b'{"status":"ok"}')
             return
-        if path == "/metrics":
-            await _respond(send, 200, self.metrics.render(), b"text/plain; version=0.0.4")
-            return
-        if path != "/get-online-features" or scope["method"] != "POST":
-            await _respond(send, 404, b'{"error":"not found"}')
-            return
         started = time.perf_counter()
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        status, payload, entities = self._answer(scope, body)
-        await _respond(send, status, payload)
-        self.metrics.observe(path, status, time.perf_counter() - started, entities)
+        status, payload, entities = await self._route(scope, receive, path)
+        metrics = status == 200 and path == "/metrics"
+        content_type = b"text/plain; version=0.0.4" if metrics else None
+        headers = [_CHALLENGE] if status == 401 else []
+        await _respond(send, status, payload, content_type, headers)
+        if path == "/get-online-features":
+            self.metrics.observe(path, status, time.perf_counter() - started, entities)
 
-    def _answer(self, scope: Scope, body: bytes) -> tuple[int, bytes, int]:
+    async def _route(self, scope: Scope, receive: Receive, path: str) -> tuple[int, bytes, int]:
         try:
-            if self.auth is not None:
-                headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            caller = None
+            if self.guard is not None and not (path == "/metrics" and self.metrics_public):
+                source = source_of(scope.get("client"))
                 try:
-                    self.auth(headers)
-                except PermissionDeniedError as exc:  # no or refused credential
-                    body = orjson.dumps({"error": exc.headline, "hint": exc.hint})
-                    return 401, body, 0
-            try:
-                request = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise InvalidInputError(f"request body is not JSON: {exc}") from exc
-            if not isinstance(request, dict):
-                raise InvalidInputError("request body must be a JSON object")
-            entities = request.get("entities")
-            if not isinstance(entities, dict) or not entities:
-                raise InvalidInputError(
-                    "field 'entities' must be an object of key -> list of values",
-                    hint='send {"entities": {"customer_id": [1, 2]}, "features": [...]}',
-                )
-            features = request.get("feature_service") or request.get("features")
-            if not features:
-                raise InvalidInputError("field 'features' or 'feature_service' is required")
-            result = self.reader.get_online_features(
-                entities, features, full_feature_names=bool(request.get("full_feature_names"))
-            )
-            n = len(next(iter(entities.values())))
-            return 200, orjson.dumps(result.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY), n
+                    key, actor = await self.guard.aauthenticate(scope["headers"], source)
+                except PermissionDeniedError as exc:  # no or refused credential: 401
+                    return 401, _error(exc), 0
+                caller = (key, actor, source)
+            if path == "/metrics" and scope["method"] in ("GET", "HEAD"):
+                if caller is not None:
+                    await self._authorize(caller, "monitoring.read", "metrics:feature-server")
+                return 200, self.metrics.render(), 0
+            if path != "/get-online-features" or scope["method"] != "POST":
+                return 404, b'{"error":"not found"}', 0
+            body = await _read_body(scope, receive, self.max_body_bytes)
+            return await self._answer(body, caller)
         except GhafError as exc:
-            status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 500)
-            return status, orjson.dumps({"error": exc.headline, "hint": exc.hint}), 0
+            return http_status_for(exc), _error(exc), 0
+        except Exception as exc:  # noqa: BLE001 - a client never sees a traceback
+            _log.error("feature request failed", error=f"{type(exc).__name__}: {exc}")
+            return 500, b'{"error":"internal error; see the server log"}', 0
+
+    async def _authorize(
+        self,
+        caller: tuple[str, Any, str | None],
+        action: str,
+        resource: str,
+        project: str | None = None,
+    ) -> None:
+        assert self.guard is not None  # nosec B101
+        key, actor, source = caller
+        await self.guard.aauthorize(
+            key,
+            actor,
+            action,
+            resource,
+            project or self.guard.default_project,
+            audit_allowed=action.endswith("_pii"),
+            source=source,
+        )
+
+    async def _answer(
+        self, body: bytes, caller: tuple[str, Any, str | None] | None
+    ) -> tuple[int, bytes, int]:
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInputError(
+                f"request body is not JSON: {exc}", hint="send a JSON object"
+            ) from exc
+        request = parse_request(doc, max_entities=self.max_entities)
+        if caller is not None:
+            for view, action, project in await self._views_of(request.features):
+                await self._authorize(caller, action, f"feature_view:{view}", project)
+        result = self.reader.get_online_features(
+            request.entities, request.features, full_feature_names=request.full_feature_names
+        )
+        payload = orjson.dumps(result.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)
+        return 200, payload, request.rows
+
+    async def _views_of(self, features: Sequence[str] | str) -> _Views:
+        """The views (and how to authorize each) that ``features`` read; cached briefly."""
+        key = features if isinstance(features, str) else tuple(features)
+        epoch, now = cache_epoch(), time.monotonic()
+        cached = self._views.get(key)
+        if cached is not None and cached[0] == epoch and cached[1] > now:
+            return cached[2]
+        views = await asyncio.to_thread(self._classify, features)
+        if len(self._views) >= 1024:
+            self._views.clear()
+        self._views[key] = (epoch, now + VIEWS_TTL, views)
+        return views
+
+    def _classify(self, features: Sequence[str] | str) -> _Views:
+        platform = self.reader.platform
+        selections, _ = resolve(platform, features)
+        return tuple(
+            (
+                s.view.name,
+                view_read_action(platform, s.view, s.version),
+                view_project(platform, s.view),
+            )
+            for s in selections
+        )
 
 
-async def _respond(send: Send, status: int, body: bytes, content_type: bytes | None = None) -> None:
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, refused past ``limit`` bytes before more of it is read."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise RequestTooLargeError(
+                f"request body of {int(value)} bytes exceeds the limit of {limit} bytes",
+                hint="send fewer entities per request, or start the server with --max-body-mb",
+            )
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLargeError(
+                f"request body exceeds the limit of {limit} bytes",
+                hint="send fewer entities per request, or start the server with --max-body-mb",
+            )
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _error(exc: GhafError) -> bytes:
+    return orjson.dumps({"error": exc.headline, "hint": exc.hint})
+
+
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes | None = None,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     headers = _JSON if content_type is None else [(b"content-type", content_type)]
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+            "headers": [*headers, *(extra or ()), (b"content-length", str(len(body)).encode())],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -28,8 +28,17 @@ _log = get_logger(__name__)
 
 
 def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (nothing sent there leaves the machine)."""
-    return host in ("localhost", "::1") or host.startswith("127.")
+    """Whether ``host`` is a loopback address (nothing sent there leaves the machine).
+
+    Only ``localhost`` or a literal address: a name like ``127.example.com`` may resolve
+    anywhere.
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def effective_tls(tls: TlsSettings, host: str) -> TlsSettings:

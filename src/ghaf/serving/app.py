@@ -2,6 +2,13 @@
 
 Raw ASGI rather than a framework: the per-request path is a dict lookup on the path,
 one ``orjson`` parse, one await on the batcher and one ``orjson`` dump.
+
+With a :class:`~ghaf.access.guard.RequestGuard` every route but the health checks
+needs a bearer credential (401 without one), and each request is authorized for what
+it does in the project that owns the model: ``model.predict`` to score, ``model.read``
+for model metadata, ``monitoring.read`` for ``/metrics`` (unless ``metrics_public``).
+A refusal is a 403 and a ``denied`` audit record. Errors map to statuses through the
+one table, :mod:`ghaf.http_status`.
 """
 
 from __future__ import annotations
@@ -11,11 +18,19 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ghaf.errors import GhafError, InvalidInputError, NotFoundError
+from ghaf.errors import (
+    BackendUnavailableError,
+    GhafError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    RequestTooLargeError,
+)
+from ghaf.http_status import http_status_for
 from ghaf.logs import get_logger
 from ghaf.serving.base import Array
 from ghaf.serving.batching import Batcher, OverloadedError
@@ -26,17 +41,29 @@ from ghaf.serving.protocol import decode_infer, encode_infer, error_body, to_mat
 from ghaf.serving.records import FeatureJoiner, FeatureLookup, records_to_matrix
 from ghaf.serving.traffic import TrafficSplit
 
+if TYPE_CHECKING:
+    from ghaf.access.guard import RequestGuard
+    from ghaf.security.identity import Actor
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json")]
+_CHALLENGE = (b"www-authenticate", b'Bearer error="invalid_token"')
+HEALTH_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+"""The only paths that answer without credentials (and ``/metrics`` if made public)."""
 _log = get_logger(__name__)
 
 
-class _TooLargeError(GhafError):
-    pass
+@dataclass(frozen=True, slots=True)
+class _Caller:
+    """Who sent a request: the credential's cache key, the actor, its address."""
+
+    key: str
+    actor: Actor
+    source: str | None
 
 
 @dataclass
@@ -71,11 +98,15 @@ class ServingApp:
         metrics: Metrics | None = None,
         prediction_log: PredictionLogger | None = None,
         max_body_bytes: int = 8 << 20,
+        guard: RequestGuard | None = None,
+        metrics_public: bool = False,
     ) -> None:
         self.deployments = {d.name: d for d in deployments}
         self.metrics = metrics or Metrics()
         self.prediction_log = prediction_log
         self.max_body_bytes = max_body_bytes
+        self.guard = guard
+        self.public_paths = HEALTH_PATHS | ({"/metrics"} if metrics_public else set())
         self._background: set[asyncio.Task[Any]] = set()
         self._started = False
         if prediction_log is not None:
@@ -138,26 +169,61 @@ class ServingApp:
         method: str = scope["method"]
         parts = path.strip("/").split("/")
         try:
+            caller = None
+            if self.guard is not None and path not in self.public_paths:
+                caller = await self._authenticate(scope)
             if method == "POST":
                 body = await self._body(scope, receive)
                 if parts[0] == "v2" and len(parts) >= 4 and parts[-1] == "infer":
-                    await self._infer(scope, parts, body, send)
+                    await self._infer(scope, parts, body, send, caller)
                     return
                 if parts[0] == "predict" and len(parts) <= 2:
-                    await self._records(scope, parts, body, send)
+                    await self._records(scope, parts, body, send, caller)
                     return
             elif method in ("GET", "HEAD"):
-                await self._get(parts, send)
+                await self._get(parts, send, caller)
                 return
             await _reply(send, 404, error_body(f"no route for {method} {path}"))
-        except _TooLargeError as exc:
-            await _reply(send, 413, error_body(exc.headline))
+        except _UnauthenticatedError as exc:
+            await _reply(send, 401, error_body(exc.headline), [*_JSON, _CHALLENGE])
+        except GhafError as exc:
+            await _reply_error(send, exc)
+
+    async def _authenticate(self, scope: Scope) -> _Caller:
+        assert self.guard is not None  # nosec B101
+        client = scope.get("client")
+        source = f"{client[0]}:{client[1]}" if client else None
+        try:
+            key, actor = await self.guard.aauthenticate(scope["headers"], source)
+        except PermissionDeniedError as exc:  # no or refused credential: 401, not 403
+            raise _UnauthenticatedError(exc.headline, hint=exc.hint) from exc
+        return _Caller(key, actor, source)
+
+    async def _authorize(
+        self, caller: _Caller | None, action: str, spec: Any = None, resource: str = ""
+    ) -> None:
+        """Refuse (403, audited) unless ``caller`` may do ``action`` on the model ``spec``."""
+        if caller is None:
+            return
+        guard = self.guard
+        assert guard is not None  # nosec B101
+        project = (spec.project if spec is not None else None) or guard.default_project
+        if guard.is_allowed(caller.key, action, project):
+            return
+        if spec is not None:
+            resource = f"model:{spec.name}:{spec.version}"
+        await guard.aauthorize(
+            caller.key, caller.actor, action, resource, project, source=caller.source
+        )
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.max_body_bytes
         for key, value in scope["headers"]:
             if key == b"content-length" and value.isdigit() and int(value) > limit:
-                raise _TooLargeError(f"request body of {int(value)} bytes exceeds {limit} bytes")
+                raise RequestTooLargeError(
+                    f"request body of {int(value)} bytes exceeds the limit of {limit} bytes",
+                    hint="send fewer rows per request, or serve with a larger --max-body-mb",
+                )
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -166,15 +232,19 @@ class ServingApp:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise _TooLargeError(f"request body exceeds {limit} bytes")
+                raise RequestTooLargeError(
+                    f"request body exceeds the limit of {limit} bytes",
+                    hint="send fewer rows per request, or serve with a larger --max-body-mb",
+                )
             chunks.append(chunk)
             more = message.get("more_body", False)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     # GET endpoints -----------------------------------------------------------------
 
-    async def _get(self, parts: list[str], send: Send) -> None:
+    async def _get(self, parts: list[str], send: Send, caller: _Caller | None) -> None:
         if parts == ["metrics"]:
+            await self._authorize(caller, "monitoring.read", resource="metrics:model-server")
             text = self.metrics.render().encode()
             headers = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
             await _reply(send, 200, text, headers)
@@ -191,7 +261,7 @@ class ServingApp:
             ready = all(self._any_ready(d) for d in self.deployments.values())
             await _reply(send, 200 if ready else 503, orjson.dumps({"ready": ready}))
         elif len(parts) >= 3 and parts[1] == "models":
-            await self._model_get(parts, send)
+            await self._model_get(parts, send, caller)
         else:
             await _reply(send, 404, error_body("unknown path"))
 
@@ -199,12 +269,14 @@ class ServingApp:
     def _any_ready(deployment: Deployment) -> bool:
         return any(deployment.versions[v].ready for v in deployment.split.weights)
 
-    async def _model_get(self, parts: list[str], send: Send) -> None:
+    async def _model_get(self, parts: list[str], send: Send, caller: _Caller | None) -> None:
         try:
             deployment, served, rest = self._lookup(parts)
         except NotFoundError as exc:
             await _reply(send, 404, error_body(exc.headline))
             return
+        first = deployment.versions[next(iter(deployment.versions))]
+        await self._authorize(caller, "model.read", (served or first).spec)
         if rest == ["ready"]:
             ok = served.ready if served is not None else self._any_ready(deployment)
             target = served or deployment.versions[deployment.split.choose(None)]
@@ -245,7 +317,9 @@ class ServingApp:
 
     # Inference ---------------------------------------------------------------------
 
-    async def _infer(self, scope: Scope, parts: list[str], body: bytes, send: Send) -> None:
+    async def _infer(
+        self, scope: Scope, parts: list[str], body: bytes, send: Send, caller: _Caller | None
+    ) -> None:
         started = time.perf_counter()
         header_length: int | None = None
         route_key: str | None = None
@@ -261,6 +335,7 @@ class ServingApp:
             request = decode_infer(body, header_length)
             key = route_key or _str_or_none(request.parameters.get("routing_key"))
             served = served or deployment.versions[deployment.split.choose(key)]
+            await self._authorize(caller, "model.predict", served.spec)
             signature = self._ready_signature(served)
             rows = to_matrix(request, signature)
             outputs = await self._score(deployment, served, rows, request.id, key)
@@ -281,7 +356,9 @@ class ServingApp:
                     spec.name, spec.version, code, time.perf_counter() - started
                 )
 
-    async def _records(self, scope: Scope, parts: list[str], body: bytes, send: Send) -> None:
+    async def _records(
+        self, scope: Scope, parts: list[str], body: bytes, send: Send, caller: _Caller | None
+    ) -> None:
         started = time.perf_counter()
         served: ServedModel | None = None
         code = 200
@@ -301,6 +378,7 @@ class ServingApp:
                 records, key = doc, None
             deployment = self._deployment(name)
             served = deployment.versions[deployment.split.choose(key)]
+            await self._authorize(caller, "model.predict", served.spec)
             signature = self._ready_signature(served)
             rows = await records_to_matrix(records, signature, deployment)
             outputs = await self._score(deployment, served, rows, None, key)
@@ -406,8 +484,12 @@ def _depth_of(batcher: Batcher) -> Callable[[], int]:
     return lambda: batcher.queued_rows
 
 
-class _NotReadyError(GhafError):
-    pass
+class _NotReadyError(BackendUnavailableError):
+    """A served version failed to load or is still loading (503)."""
+
+
+class _UnauthenticatedError(GhafError):
+    """No or a refused credential (401; the one status decided outside the table)."""
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -428,19 +510,14 @@ async def _reply(
 
 
 async def _reply_error(send: Send, exc: Exception) -> int:
-    """Map an exception to its HTTP status (the one table of serving errors) and reply."""
+    """Map an exception to its HTTP status through :mod:`ghaf.http_status` and reply."""
     headers = list(_JSON)
-    if isinstance(exc, InvalidInputError):
-        status = 400
-    elif isinstance(exc, NotFoundError):
-        status = 404
-    elif isinstance(exc, OverloadedError):
-        status = 503
-        headers.append((b"retry-after", str(exc.retry_after).encode()))
-    elif isinstance(exc, _NotReadyError):
-        status = 503
-    elif isinstance(exc, GhafError):
-        status = 500
+    if isinstance(exc, GhafError):
+        status = http_status_for(exc)
+        if isinstance(exc, OverloadedError):
+            headers.append((b"retry-after", str(exc.retry_after).encode()))
+        if status >= 500:
+            _log.warning("request failed", status=status, error=exc.headline)
     else:
         _log.error("inference failed", error=f"{type(exc).__name__}: {exc}")
         status = 500

@@ -140,7 +140,11 @@ class Runtime(Protocol):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model to serve: where its files are and what it is."""
+    """A model to serve: where its files are, what it is and which project owns it.
+
+    ``project`` is the registry's (requests are authorized there); ``None`` for a model
+    directory given on the command line, which belongs to the home's default project.
+    """
 
     name: str
     version: str
@@ -148,6 +152,7 @@ class ModelSpec:
     path: Path
     signature: Signature | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    project: str | None = None
 
 
 def as_matrix(batch: Array, n_features: int, dtype: str = "float32") -> Array:

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from ghaf.errors import GhafError
+from ghaf.errors import BackendUnavailableError
 from ghaf.serving.base import Array, Runtime
 
 
-class OverloadedError(GhafError):
+class OverloadedError(BackendUnavailableError):
     """The model's queue is full; the client should retry after ``retry_after`` seconds."""
 
     def __init__(self, model: str, retry_after: int = 1) -> None:

@@ -10,6 +10,8 @@ from ghaf.errors import GhafError, IntegrityError
 from ghaf.logs import get_logger
 from ghaf.platform import Platform
 from ghaf.registry import download_model, get_model_version
+from ghaf.registry.base import parse_ref
+from ghaf.registry.release import check_serving
 from ghaf.security.signing import verify_model_dir
 from ghaf.serving.base import ModelSpec, Runtime, Signature
 from ghaf.serving.batching import Batcher, BatchPolicy
@@ -91,18 +93,35 @@ def load_served(
     return served
 
 
-def resolve_model(platform: Platform, ref: str, dest_root: Path) -> ModelSpec:
+def resolve_model(
+    platform: Platform, ref: str, dest_root: Path, *, serving: bool = True
+) -> ModelSpec:
     """``name``, ``name:3`` or ``name@alias`` from the registry, downloaded and verified.
+
+    ``serving`` (a server will answer requests with it): the project's release policy
+    must allow the version on the alias it is served under (or at all, when deployments
+    are protected); batch scoring passes ``False``.
 
     Raises:
         NotFoundError: the registry has no such model.
+        PolicyViolationError: the release policy does not allow serving it, naming what
+            is missing.
         IntegrityError: a stored digest or the signature does not verify.
     """
     version = get_model_version(platform, ref)
+    if serving:
+        check_serving(platform, version, parse_ref(ref).alias)
     dest = dest_root / f"{version.name}-{version.version}"
     path = download_model(platform, version.ref, dest)
     signature = Signature.from_json(version.signature) if version.signature else None
-    return ModelSpec(version.name, str(version.version), str(version.flavor), path, signature)
+    return ModelSpec(
+        version.name,
+        str(version.version),
+        str(version.flavor),
+        path,
+        signature,
+        project=version.project,
+    )
 
 
 def local_model(settings: GhafSettings, directory: Path, flavor: str) -> ModelSpec:

@@ -8,6 +8,7 @@ request asks (``outputs[].parameters.binary_data`` or ``parameters.binary_data_o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ from ghaf.serving.base import NUMPY_TO_OIP, OIP_TO_NUMPY, Array, Signature
 
 _NUMERIC = {name for name in OIP_TO_NUMPY if name != "BOOL"}
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
+MAX_DIMS = 8
+"""Most dimensions a tensor may declare (tabular models take 2)."""
 
 
 @dataclass
@@ -73,11 +76,19 @@ def decode_infer(body: bytes, header_length: int | None) -> InferRequest:
     params = doc.get("parameters") or {}
     if not isinstance(params, dict):
         raise InvalidInputError("'parameters' must be an object", hint="send a JSON object")
+    outputs = doc.get("outputs") or []
+    if not isinstance(outputs, list):
+        raise InvalidInputError("'outputs' must be a list", hint='[{"name": "..."}]')
     wanted: dict[str, bool] = {}
-    for out in doc.get("outputs") or ():
+    for out in outputs:
         if not isinstance(out, dict) or not isinstance(out.get("name"), str):
             raise InvalidInputError("each output needs a 'name'", hint='{"name": "..."}')
         out_params = out.get("parameters") or {}
+        if not isinstance(out_params, dict):
+            raise InvalidInputError(
+                f"output {out['name']!r}: 'parameters' must be an object",
+                hint='{"binary_data": true}',
+            )
         wanted[out["name"]] = bool(out_params.get("binary_data", False))
     request_id = doc.get("id")
     return InferRequest(
@@ -96,25 +107,27 @@ def _decode_tensor(raw: Any, blob: memoryview, offset: int) -> tuple[str, Array,
     if not isinstance(name, str) or not name:
         raise InvalidInputError("an input has no 'name'", hint="name every input tensor")
     shape = raw.get("shape")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    if (
+        not isinstance(shape, list)
+        or len(shape) > MAX_DIMS
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
     ):
         raise InvalidInputError(
-            f"input {name!r}: 'shape' must be a list of non-negative integers",
+            f"input {name!r}: 'shape' must be a list of at most {MAX_DIMS} non-negative integers",
             hint="e.g. [1, 20] for one row of 20 features",
         )
     datatype = raw.get("datatype")
-    if datatype not in _NUMERIC and datatype != "BOOL":
+    if not isinstance(datatype, str) or datatype not in OIP_TO_NUMPY:
         raise InvalidInputError(
             f"input {name!r}: datatype {datatype!r} is not supported",
             hint="use FP32, FP64 or an integer type for numeric features",
         )
     dtype = np.dtype(OIP_TO_NUMPY[datatype]).newbyteorder("<")
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)
     params = raw.get("parameters") or {}
     size = params.get("binary_data_size") if isinstance(params, dict) else None
     if size is not None:
-        if not isinstance(size, int) or size != count * dtype.itemsize:
+        if not isinstance(size, int) or isinstance(size, bool) or size != count * dtype.itemsize:
             raise InvalidInputError(
                 f"input {name!r}: binary_data_size {size} does not match shape {shape} "
                 f"of {datatype} ({count * dtype.itemsize} bytes)",
@@ -125,17 +138,11 @@ def _decode_tensor(raw: Any, blob: memoryview, offset: int) -> tuple[str, Array,
                 f"input {name!r}: binary data is truncated", hint="send every tensor's bytes"
             )
         array = np.frombuffer(blob[offset : offset + size], dtype=dtype)
+        check_range(f"input {name!r}", array, datatype)
         return name, array.reshape(shape), size
-    data = raw.get("data")
-    if data is None:
+    if "data" not in raw:
         raise InvalidInputError(f"input {name!r} has no 'data'", hint="send the tensor's values")
-    try:
-        array = np.asarray(data, dtype=dtype)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidInputError(
-            f"input {name!r}: data does not match datatype {datatype}: {exc}",
-            hint="send numbers only, one per element",
-        ) from exc
+    array = numbers(f"input {name!r}", raw["data"], datatype)
     if array.size != count:
         raise InvalidInputError(
             f"input {name!r}: {array.size} values do not fill shape {shape} ({count})",
@@ -144,11 +151,126 @@ def _decode_tensor(raw: Any, blob: memoryview, offset: int) -> tuple[str, Array,
     return name, array.reshape(shape), 0
 
 
+def numbers(field: str, data: Any, datatype: str) -> Array:
+    """``data`` (nested lists from JSON) as an array of the OIP ``datatype``, checked.
+
+    Refuses what NumPy would otherwise turn into something else without a word: null
+    (NaN), numeric strings, ragged nesting, floats for integer types and values outside
+    the type's range (``1e308`` as FP32 is infinity).
+
+    Raises:
+        InvalidInputError: naming ``field`` and the first offending element.
+    """
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidInputError(
+            f"{field}: data is not a rectangular list of numbers ({_first_bad(data)})",
+            hint="nest lists evenly (or send a flat list and the shape)",
+        ) from exc
+    kind = array.dtype.kind
+    target = np.dtype(OIP_TO_NUMPY[datatype])
+    if kind not in "biuf" or (target.kind == "b" and kind != "b"):
+        wanted = "true/false" if target.kind == "b" else "numbers"
+        raise InvalidInputError(
+            f"{field}: {datatype} data must be {wanted}; {_first_bad(data, target.kind)}",
+            hint=f"send {wanted} only, one per element (no null, strings or objects)",
+        )
+    if target.kind in "iu" and kind == "f":
+        raise InvalidInputError(
+            f"{field}: {datatype} data must be integers; {_first_bad(data, 'i')}",
+            hint=f"send whole numbers or declare the input as FP32/FP64 instead of {datatype}",
+        )
+    check_range(field, array, datatype)
+    return array.astype(target, copy=False)
+
+
+def check_range(field: str, array: Array, datatype: str) -> None:
+    """Refuse values that do not fit ``datatype`` (and non-finite floats).
+
+    Raises:
+        InvalidInputError: naming ``field`` and the first offending element.
+    """
+    target = np.dtype(OIP_TO_NUMPY[datatype])
+    if not array.size or target.kind == "b" or array.dtype.kind == "b":
+        return
+    flat = array.reshape(-1)
+    if target.kind == "f":
+        limit = float(np.finfo(target).max)
+        with np.errstate(invalid="ignore", over="ignore"):
+            bad = ~(np.abs(flat) <= limit)  # NaN and infinity fail the comparison too
+        if not bad.any():
+            return
+        index = int(np.argmax(bad))
+        raise InvalidInputError(
+            f"{field}: value {float(flat[index]):.6g} at position {index} is not a finite "
+            f"{datatype} "
+            f"(at most {limit:.6g} in magnitude)",
+            hint=f"send finite values within {datatype}'s range, or declare FP64",
+        )
+    info = np.iinfo(target)
+    if array.dtype.kind == "f":
+        return  # refused earlier for JSON; binary data already has the integer type
+    low, high = int(flat.min()), int(flat.max())
+    if low < info.min or high > info.max:
+        index = int(np.argmax((flat < info.min) | (flat > info.max)))
+        raise InvalidInputError(
+            f"{field}: value {int(flat[index])} at position {index} is outside {datatype} "
+            f"({info.min}..{info.max})",
+            hint=f"send values within {datatype}'s range or declare a wider type",
+        )
+
+
+def _first_bad(data: Any, kind: str = "f") -> str:
+    """Where the first element that is not a number (or bool for BOOL) sits, for messages."""
+    stack: list[tuple[str, Any]] = [("data", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+            continue
+        ok = (
+            isinstance(value, bool)
+            if kind == "b"
+            else (isinstance(value, int | float) and not (kind == "i" and isinstance(value, float)))
+        )
+        if not ok:
+            return f"{path} is {describe(value)}"
+    return "the values do not fit one integer type" if kind == "i" else "rows differ in length"
+
+
+def describe(value: Any) -> str:
+    """A JSON value as a message names it: ``null``, ``a string ('abc')``, ``an object``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, str):
+        return f"a string ({value[:20]!r})"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return f"{value!r}"[:40]
+
+
 def to_matrix(request: InferRequest, signature: Signature) -> Array:
     """The model's 2-D input from the request's tensors, checked against ``signature``.
 
     Accepts the signature's input tensor (rows x features), or one 1-D tensor per column.
+    Values must fit the model's declared input type, whatever type the request declared.
     """
+    spec = signature.inputs[0]
+    matrix = _matrix(request, signature)
+    if matrix.shape[0] == 0:
+        raise InvalidInputError(f"input {spec.name!r} has no rows", hint="send at least one row")
+    declared = OIP_TO_NUMPY.get(spec.datatype)
+    if declared is not None and matrix.dtype != np.dtype(declared):
+        check_range(f"input {spec.name!r}", matrix, spec.datatype)
+    return matrix
+
+
+def _matrix(request: InferRequest, signature: Signature) -> Array:
     spec = signature.inputs[0]
     n_features = signature.n_features
     if spec.name in request.inputs:

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from ghaf.errors import InvalidInputError
-from ghaf.serving.base import Array, Signature
+from ghaf.features.validation import entity_ids
+from ghaf.serving.base import OIP_TO_NUMPY, Array, Signature
+from ghaf.serving.protocol import describe, numbers
 
 if TYPE_CHECKING:
     from ghaf.serving.app import Deployment
@@ -153,7 +155,11 @@ class DictLookup:
 
 
 async def records_to_matrix(records: Any, signature: Signature, deployment: Deployment) -> Array:
-    """Rows x features from a list of objects; entity-only rows get features looked up."""
+    """Rows x features from a list of objects; entity-only rows get features looked up.
+
+    Values a client sends must be numbers within the model's input type (no null, no
+    strings, no nesting); looked-up features may be null (NaN: an unknown entity).
+    """
     if not isinstance(records, list) or not records:
         raise InvalidInputError(
             "'records' must be a non-empty list of objects",
@@ -162,6 +168,8 @@ async def records_to_matrix(records: Any, signature: Signature, deployment: Depl
     columns = list(signature.columns)
     if not all(isinstance(record, dict) for record in records):
         raise InvalidInputError("each record must be an object", hint="{column: value}")
+    datatype = signature.inputs[0].datatype if signature.inputs else "FP64"
+    datatype = datatype if datatype in OIP_TO_NUMPY else "FP64"
     key = deployment.entity_key
     joiner = deployment.joiner
     missing = [c for c in columns if c not in records[0]]
@@ -171,29 +179,65 @@ async def records_to_matrix(records: Any, signature: Signature, deployment: Depl
             if key not in record:
                 raise InvalidInputError(f"record {index} has no {key!r}", hint="send entity ids")
             ids.append(record[key])
+        entity_ids(f"records[].{key}", ids)
         found = await joiner.fetch(ids, missing)
-        try:
-            return np.array(
-                [found[c] if c in found else [r[c] for r in records] for c in columns],
-                dtype=np.float64,
-            ).T
-        except KeyError as exc:
-            raise InvalidInputError(
-                f"a record is missing column {exc.args[0]!r}",
-                hint=f"send {key} with: {', '.join(c for c in columns if c not in missing)}",
-            ) from exc
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(
-                f"features for {key} are not all numeric: {exc}", hint="check the feature view"
-            ) from exc
+        given = [c for c in columns if c not in found]
+        matrix = np.empty((len(records), len(columns)), dtype=np.float64)
+        if given:
+            matrix[:, [columns.index(c) for c in given]] = _values(records, given, datatype, key)
+        for column in found:
+            try:
+                matrix[:, columns.index(column)] = np.asarray(found[column], dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(
+                    f"feature {column!r} for {key} is not numeric: {exc}",
+                    hint="check the feature view",
+                ) from exc
+        return matrix
+    return _values(records, columns, datatype, None)
+
+
+def _values(
+    records: list[dict[str, Any]], columns: list[str], datatype: str, key: str | None
+) -> Array:
+    """The clients' values of ``columns``, checked to fit ``datatype``, record by record."""
     try:
-        return np.array([[record[c] for c in columns] for record in records], dtype=np.float64)
+        rows = [[record[c] for c in columns] for record in records]
     except KeyError as exc:
+        needed = ", ".join(columns if key is None else [key, *columns])
         raise InvalidInputError(
-            f"a record is missing column {exc.args[0]!r}",
-            hint=f"each record needs: {', '.join(columns)}",
+            f"a record is missing column {exc.args[0]!r}", hint=f"each record needs: {needed}"
         ) from exc
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"records hold a non-numeric value: {exc}", hint="send numbers for every feature"
-        ) from exc
+    try:
+        return numbers("records", rows, datatype)
+    except InvalidInputError as exc:
+        named = _first_invalid(rows, columns, datatype)
+        if named is None:
+            raise
+        raise named from exc
+
+
+def _first_invalid(
+    rows: list[list[Any]], columns: list[str], datatype: str
+) -> InvalidInputError | None:
+    """The error naming the record and column of the first value ``datatype`` cannot hold."""
+    target = np.dtype(OIP_TO_NUMPY[datatype])
+    if target.kind == "b":
+        low, high = 0.0, 1.0
+    else:
+        info = np.finfo(target) if target.kind == "f" else np.iinfo(target)
+        low, high = float(info.min), float(info.max)
+    hint = f"send a number for every feature, within {datatype}'s range"
+    for index, row in enumerate(rows):
+        for column, value in zip(columns, row, strict=True):
+            where = f"record {index} column {column!r}"
+            if not isinstance(value, int | float) or (
+                target.kind in "iu" and isinstance(value, float)
+            ):
+                return InvalidInputError(f"{where} is {describe(value)}", hint=hint)
+            if not low <= value <= high:
+                return InvalidInputError(
+                    f"{where}: {value:.6g} does not fit {datatype} ({low:.6g}..{high:.6g})",
+                    hint=hint,
+                )
+    return None

@@ -57,6 +57,8 @@ class ServeConfig:
     log_dir: str | None = None
     log_to_bus: bool = False
     home: str | None = None
+    insecure_dev: bool = False
+    metrics_public: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -71,6 +73,7 @@ def model_entry(
         "path": str(spec.path),
         "signature": spec.signature.to_json() if spec.signature else None,
         "options": dict(spec.options),
+        "project": spec.project,
         "weight": weight,
         "shadow": shadow,
         **extra,
@@ -83,7 +86,16 @@ def thread_environment(threads: int) -> dict[str, str]:
 
 
 def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> Any:
-    """Load every model of ``config`` (refused ones stay not-ready) into a ``ServingApp``."""
+    """Load every model of ``config`` (refused ones stay not-ready) into a ``ServingApp``.
+
+    Every request but health checks is authenticated and authorized against
+    ``platform`` unless ``config.insecure_dev`` (loopback only, logged at each start).
+
+    Raises:
+        ConfigError: ``insecure_dev`` off a loopback address, or no platform to check
+            credentials against.
+    """
+    from ghaf.access.guard import RequestGuard, check_insecure_dev
     from ghaf.serving.app import Deployment, ServingApp
     from ghaf.serving.base import ModelSpec, Signature
     from ghaf.serving.batching import BatchPolicy
@@ -93,6 +105,13 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
     from ghaf.serving.records import OnlineStoreLookup
     from ghaf.serving.traffic import TrafficSplit
 
+    if config.insecure_dev:
+        check_insecure_dev(config.host, "model server")
+    elif platform is None:
+        raise ConfigError(
+            "the model server needs a platform home to check credentials",
+            hint="set --home (or GHAF_HOME); for local development only: --insecure-dev",
+        )
     policy = BatchPolicy(
         max_batch_rows=config.max_batch_rows,
         max_wait_ms=config.max_wait_ms,
@@ -109,6 +128,7 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
             Path(raw["path"]),
             signature,
             dict(raw.get("options") or {}),
+            project=raw.get("project"),
         )
         served = load_served(spec, platform=platform, policy=policy)
         entry = grouped.setdefault(
@@ -142,16 +162,10 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
         metrics=Metrics(worker),
         prediction_log=logger,
         max_body_bytes=config.max_body_bytes,
+        guard=None if config.insecure_dev else RequestGuard(platform),
+        metrics_public=config.metrics_public,
     )
-    if platform is not None and platform.settings.serving_require_auth:
-        from ghaf.access.http_auth import BearerAuthMiddleware
-
-        return BearerAuthMiddleware(app, platform, public_paths=PUBLIC_PATHS)
     return app
-
-
-PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/metrics"})
-"""Paths that answer without credentials when ``serving_require_auth`` is on."""
 
 
 def tls_settings(platform: Any, host: str) -> Any:
@@ -235,6 +249,10 @@ def supervise(config: ServeConfig) -> None:
     """Start ``config.workers`` worker processes on one port and wait for them."""
     if config.port == 0:
         raise ConfigError("--workers N needs a fixed --port", hint="pick a port, e.g. --port 8080")
+    if config.insecure_dev:
+        from ghaf.access.guard import check_insecure_dev
+
+        check_insecure_dev(config.host, "model server")  # before the port is reserved
     holder = reuseport_socket(config.host, config.port, listen=False)  # reserves the port
     env = {**os.environ, **thread_environment(config.threads)}
     payload = orjson.dumps(asdict(config))

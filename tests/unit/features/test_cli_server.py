@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import functools
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from ghaf.access.bindings import bind_role
-from ghaf.access.http_auth import authenticate
-from ghaf.access.tokens import create_token
 from ghaf.features.materialize import materialize
-from ghaf.features.online import online_reader
 from ghaf.features.registry import apply_definitions
-from ghaf.features.server import FeatureServer
 from ghaf.platform import Platform
 from ghaf.testing.online_store import make_source
+from ghaf.testing.people import mint
+from tests.unit.serving.server_processes import ServerProcess
 
 DEFS = """
 from datetime import timedelta
@@ -73,39 +65,23 @@ def test_cli_apply_materialize_get_check(platform: Platform, tmp_path: Path) -> 
     assert missing.returncode == 3 and "does not exist" in missing.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def server_url(platform: Platform, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """``ghaf features serve`` as a real process, and a token of a viewer ("alice")."""
     source = make_source(tmp_path / "s.parquet")
     from ghaf.testing.online_store import sample_definitions
 
     apply_definitions(platform, platform.admin(), sample_definitions(source, ttl_days=10_000))
     materialize(platform, platform.admin())
-
-    # The real authentication every Ghaf server uses: a Ghaf API token for "alice".
-    bind_role(platform, platform.admin(), "alice", "viewer", project=platform.default_project)
-    token = create_token(platform, platform.admin(), "alice", project=platform.default_project)
-    auth = functools.partial(authenticate, platform)
-    app = FeatureServer(online_reader(platform), auth=auth)
-    port = _free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", http="httptools"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", token.secret
-    server.should_exit = True
-    thread.join(5)
+    token = mint(platform, "alice", ["viewer"])
+    server = ServerProcess(
+        platform.settings.home, ("features", "serve"), "/health", tmp_path / "features.log"
+    ).start()
+    try:
+        yield server.url, token
+    finally:
+        log = server.stop()
+    assert "Traceback" not in log
 
 
 def test_server_answers_batches_health_metrics_and_auth(server_url: tuple[str, str]) -> None:

@@ -20,11 +20,13 @@ from ghaf.features.registry import apply_definitions
 from ghaf.models import save_model
 from ghaf.models.base import schema_to_json
 from ghaf.platform import Platform
-from ghaf.registry import register_model
+from ghaf.registry import approve_model_version, register_model
 from ghaf.serving.models import resolve_model
 from ghaf.serving.records import FeatureJoiner, OnlineStoreLookup
 from ghaf.serving.server import ServeConfig, background_server, build_app, model_entry
 from ghaf.testing.online_store import T0, make_source, sample_definitions
+from ghaf.testing.people import mint
+from tests.unit.serving.server_processes import bearer, second_person
 
 COLUMNS = ("amount", "spend", "count")
 REFS = ["customer_stats:spend", "customer_stats:count"]
@@ -46,16 +48,17 @@ def served_with_store(platform: Platform, tmp_path: Path) -> Any:
     schema = pa.schema([pa.field(c, pa.float64()) for c in COLUMNS])
     signature = {"inputs": schema_to_json(schema)}
     register_model(platform, platform.admin(), "risk", tmp_path / "saved", signature=signature)
+    approve_model_version(platform, second_person(platform), "risk:1")
     spec = resolve_model(platform, "risk:1", tmp_path / "served")
     features = {"entity_key": "customer_id", "refs": REFS}
     app = build_app(ServeConfig([model_entry(spec, features=features)]), platform)
-    return app, model
+    return app, model, mint(platform, "svc-scorer", ["model_server"], kind="service")
 
 
 def test_entity_ids_get_online_features_per_batch(
     platform: Platform, served_with_store: Any
 ) -> None:
-    app, model = served_with_store
+    app, model, token = served_with_store
     ids = [1, 2, 3, 4, 5, 999]  # 999 is unknown: its features are null (NaN), still scored
     amounts = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
     records = [{"customer_id": c, "amount": a} for c, a in zip(ids, amounts, strict=True)]
@@ -64,12 +67,12 @@ def test_entity_ids_get_online_features_per_batch(
     assert np.isnan(matrix[-1, 1]) and not np.isnan(matrix[:-1]).any()
     want = model.predict_proba(matrix)
     with background_server(app) as url:
-        reply = httpx.post(f"{url}/predict", json={"records": records})
+        reply = httpx.post(f"{url}/predict", json={"records": records}, headers=bearer(token))
         assert reply.status_code == 200, reply.text
         np.testing.assert_allclose(reply.json()["outputs"]["probabilities"], want, rtol=1e-6)
 
         async def burst() -> list[httpx.Response]:
-            async with httpx.AsyncClient(base_url=url) as client:
+            async with httpx.AsyncClient(base_url=url, headers=bearer(token)) as client:
                 return await asyncio.gather(
                     *(client.post("/predict", json=[record]) for record in records * 10)
                 )
@@ -81,7 +84,7 @@ def test_entity_ids_get_online_features_per_batch(
         got = np.array([r.json()["outputs"]["probabilities"][0] for r in replies])
         np.testing.assert_allclose(got, np.tile(want, (10, 1)), rtol=1e-6)
         assert 0 < joiner.lookups - before <= 60  # at most one per request...
-        missing = httpx.post(f"{url}/predict", json=[{"customer_id": 1}])
+        missing = httpx.post(f"{url}/predict", json=[{"customer_id": 1}], headers=bearer(token))
         assert missing.status_code == 400 and "amount" in missing.json()["error"]
 
 

@@ -10,21 +10,24 @@ import numpy as np
 import pytest
 
 from ghaf.errors import NotFoundError
-from ghaf.models import save_model
 from ghaf.platform import Platform
-from ghaf.registry import register_model, set_alias
 from ghaf.serving.models import resolve_model
 from ghaf.serving.server import ServeConfig, background_server, build_app, model_entry
+from ghaf.testing.people import mint
+from tests.unit.serving.server_processes import bearer, register_champion
 
 
 @pytest.fixture
 def champion(platform: Platform, trained: Any, tmp_path: Path) -> Any:
-    save_model(trained.model, tmp_path / "saved")
-    admin = platform.admin()
-    version = register_model(platform, admin, "fraud", tmp_path / "saved", example=trained.X[:3])
+    version = register_champion(platform, trained.model, tmp_path / "saved", trained.X[:3])
     assert version.signed  # the registry signs with ghaf.security.signing
-    set_alias(platform, admin, "fraud", "champion", version.version)
     return version
+
+
+@pytest.fixture
+def scorer(platform: Platform) -> dict[str, str]:
+    """Headers of the serving service account's token (the server refuses anonymous calls)."""
+    return bearer(mint(platform, "svc-scorer", ["model_server"], kind="service"))
 
 
 def _oip(rows: np.ndarray) -> dict[str, Any]:
@@ -33,7 +36,7 @@ def _oip(rows: np.ndarray) -> dict[str, Any]:
 
 
 def test_serves_the_registry_champion(
-    platform: Platform, champion: Any, trained: Any, tmp_path: Path
+    platform: Platform, champion: Any, trained: Any, tmp_path: Path, scorer: dict[str, str]
 ) -> None:
     spec = resolve_model(platform, "fraud@champion", tmp_path / "served")
     assert (spec.name, spec.version, spec.flavor) == ("fraud", "1", "skops")
@@ -44,20 +47,20 @@ def test_serves_the_registry_champion(
     rows = trained.X[:16]
     want = trained.model.predict_proba(rows)
     with background_server(app) as url:
-        assert httpx.get(f"{url}/v2/models/fraud/ready").status_code == 200
-        reply = httpx.post(f"{url}/v2/models/fraud/infer", json=_oip(rows))
+        assert httpx.get(f"{url}/v2/models/fraud/ready", headers=scorer).status_code == 200
+        reply = httpx.post(f"{url}/v2/models/fraud/infer", json=_oip(rows), headers=scorer)
         assert reply.status_code == 200, reply.text
         out = reply.json()
         assert out["model_version"] == "1"
         np.testing.assert_allclose(np.reshape(out["outputs"][0]["data"], want.shape), want)
         records = [dict(zip(spec.signature.columns, map(float, r), strict=True)) for r in rows]
-        by_record = httpx.post(f"{url}/predict", json=records)
+        by_record = httpx.post(f"{url}/predict", json=records, headers=scorer)
         assert by_record.status_code == 200
         np.testing.assert_allclose(by_record.json()["outputs"]["probabilities"], want, rtol=1e-6)
 
 
 def test_tampered_registry_model_stays_not_ready(
-    platform: Platform, champion: Any, trained: Any, tmp_path: Path
+    platform: Platform, champion: Any, trained: Any, tmp_path: Path, scorer: dict[str, str]
 ) -> None:
     spec = resolve_model(platform, "fraud@champion", tmp_path / "served")
     target = spec.path / "model.skops"
@@ -66,11 +69,11 @@ def test_tampered_registry_model_stays_not_ready(
     target.write_bytes(bytes(data))
     app = build_app(ServeConfig([model_entry(spec)]), platform)
     with background_server(app) as url:
-        ready = httpx.get(f"{url}/v2/models/fraud/ready")
+        ready = httpx.get(f"{url}/v2/models/fraud/ready", headers=scorer)
         assert ready.status_code == 503 and ready.json()["ready"] is False
         assert "model.skops" in ready.json()["error"] or "verif" in ready.json()["error"]
         assert httpx.get(f"{url}/v2/health/ready").status_code == 503
-        infer = httpx.post(f"{url}/v2/models/fraud/infer", json=_oip(trained.X[:1]))
+        infer = httpx.post(f"{url}/v2/models/fraud/infer", json=_oip(trained.X[:1]), headers=scorer)
         assert infer.status_code == 503
 
 

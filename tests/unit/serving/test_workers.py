@@ -15,10 +15,10 @@ import httpx
 import numpy as np
 import pytest
 
-from ghaf.models import save_model
 from ghaf.platform import Platform
-from ghaf.registry import register_model, set_alias
 from ghaf.serving.deployments import get_deployment
+from ghaf.testing.people import mint
+from tests.unit.serving.server_processes import bearer, register_champion
 
 
 def _free_port() -> int:
@@ -43,9 +43,9 @@ def _wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 120) 
 
 @pytest.mark.slow
 def test_serve_two_workers(platform: Platform, trained: Any, tmp_path: Path) -> None:
-    save_model(trained.model, tmp_path / "saved")
-    version = register_model(platform, platform.admin(), "fraud", tmp_path / "saved")
-    set_alias(platform, platform.admin(), "fraud", "champion", version.version)
+    register_champion(platform, trained.model, tmp_path / "saved", trained.X[:3])
+    # The server refuses anonymous calls: a service account that scores and reads metrics.
+    token = mint(platform, "svc-scorer", ["model_server", "viewer"], kind="service")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     home = str(platform.settings.home)
@@ -62,14 +62,14 @@ def test_serve_two_workers(platform: Platform, trained: Any, tmp_path: Path) -> 
         deadline = time.monotonic() + 120  # generous: one worker may start much later
         while len(workers) < 2:
             assert time.monotonic() < deadline, f"only workers {workers} answered"
-            with httpx.Client() as fresh:  # a new connection: the kernel picks a worker
+            with httpx.Client(headers=bearer(token)) as fresh:  # the kernel picks a worker
                 workers |= set(re.findall(r'worker="(\d+)"', fresh.get(f"{url}/metrics").text))
         assert workers == {"0", "1"}
         rows = trained.X[:32]
         body = {"inputs": [{"name": "input", "shape": [32, 8], "datatype": "FP32",
                             "data": rows.ravel().tolist()}]}  # fmt: skip
         want = trained.model.predict_proba(rows)
-        with httpx.Client(base_url=url) as client:
+        with httpx.Client(base_url=url, headers=bearer(token)) as client:
             for _ in range(5):
                 reply = client.post("/v2/models/fraud/infer", json=body)
                 assert reply.status_code == 200
