@@ -6,7 +6,6 @@ it from a registered version in ``ghaf.registry.gates``).
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,8 @@ from xml.etree import ElementTree as ET  # nosec B405 - only writes XML
 from ghaf.errors import GhafError, InvalidInputError, NotFoundError
 from ghaf.evaluation.evaluate import EVALUATION_FILE, Evaluation
 from ghaf.evaluation.policy import Bound, GatePolicy
+from ghaf.security.pickles import check_pickle_file
+from ghaf.security.signing import verify_model_dir
 from ghaf.settings import GhafSettings
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
@@ -201,18 +202,11 @@ def _champion(policy: GatePolicy, evaluation: Evaluation | None) -> RuleResult:
 
 def _scan_dir(directory: Path) -> list[str]:
     findings = []
-    try:
-        pickles: Any = importlib.import_module("ghaf.security.pickles")
-    except ImportError:
-        pickles = None
     for path in sorted(directory.rglob("*")):
         if path.suffix not in PICKLE_SUFFIXES:
             continue
-        if pickles is None:
-            findings.append(f"{path.name} is a pickle and no scanner is installed")
-            continue
         try:
-            pickles.check_pickle_file(path)
+            check_pickle_file(path)
         except GhafError as exc:
             findings.append(f"{path.name}: {exc.headline}")
     return findings
@@ -223,8 +217,6 @@ def _verify_signature(settings: GhafSettings | None, directory: Path) -> bool | 
         return False
     if settings is None:
         return None
-    from ghaf.security.signing import verify_model_dir
-
     try:
         verify_model_dir(settings, directory)
     except Exception:  # noqa: BLE001 - any failure to verify is "not signed"

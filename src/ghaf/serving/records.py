@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +39,9 @@ class OnlineStoreLookup:
         self.features: Sequence[str] | str = (
             features if isinstance(features, str) else list(features)
         )
-        self._get = importlib.import_module("ghaf.features.online").get_online_features
+        from ghaf.features.online import get_online_features  # the feature store, when used
+
+        self._get = get_online_features
 
     def lookup(self, entity_ids: Sequence[Any], columns: Sequence[str]) -> dict[str, list[Any]]:
         result = self._get(self.platform, {self.entity_key: list(entity_ids)}, self.features)
