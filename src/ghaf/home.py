@@ -30,7 +30,13 @@ def _init_keys(platform: Platform) -> None:
     init_keys(platform.settings)
 
 
-INIT_HOOKS: list[Callable[[Platform], None]] = [_init_keys]
+def _first_checkpoint(platform: Platform) -> None:
+    """Sign a checkpoint now, so a new home is covered from its first record (and copy
+    any older checkpoint that has no copy yet)."""
+    platform.checkpointer.checkpoint(backfill=True)
+
+
+INIT_HOOKS: list[Callable[[Platform], None]] = [_init_keys, _first_checkpoint]
 """Steps other concerns add to ``ghaf init`` (keys, default project...), run in order."""
 
 DOCTOR_PROBES: list[tuple[str, Callable[[Platform], str], str]] = []

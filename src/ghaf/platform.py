@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import suppress
-from functools import cached_property
+from functools import cached_property, partial
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -34,7 +34,14 @@ class Platform:
     def __init__(self, settings: GhafSettings, *, authorizer: Authorizer | None = None) -> None:
         self.settings = settings
         self.engine: Engine = create_metadata_engine(settings.resolved_metadata_url)
-        self.audit = AuditLog(Checkpointer(settings, self.engine))
+        copies = partial(  # audit checkpoints keep a write-once copy there
+            open_blob_store,
+            settings.resolved_artifact_url,
+            region=settings.artifact_region,
+            endpoint_url=settings.s3_endpoint_url,
+        )
+        self.checkpointer = Checkpointer(settings, self.engine, copies=copies)
+        self.audit = AuditLog(self.checkpointer)
         self.spine = Spine(
             self.engine,
             authorizer
@@ -138,7 +145,9 @@ class Platform:
         return open_event_bus(self.settings.event_bus_url)
 
     def close(self) -> None:
-        """Close the event bus (if opened) and dispose of the engine's connections."""
+        """Checkpoint what this process appended, close the event bus (if opened) and
+        dispose of the engine's connections."""
+        self.audit.close()
         if "events" in self.__dict__:
             self.events.close()
         self.engine.dispose()

@@ -49,7 +49,21 @@ class SecuritySettings(BaseModel):
         description="Key-encryption key file; default: <home>/keys/kek.json.",
     )
     audit_checkpoint_every: int = Field(
-        default=1000, ge=1, description="Sign an audit checkpoint every N records."
+        default=20,
+        ge=1,
+        description="Sign an audit checkpoint as soon as N records are not covered by one.",
+    )
+    audit_checkpoint_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Sign an audit checkpoint once the newest is this old and a record is "
+        "not covered (0: after every commit); closing the platform covers the rest.",
+    )
+    audit_checkpoint_slack_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="`ghaf audit verify` fails records left uncovered longer than the "
+        "checkpoint interval plus this (slow writers, clock skew); younger ones are a warning.",
     )
     kek: SecretStr | None = Field(
         default=None,

@@ -7,37 +7,55 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
-from ghaf.access.audit import create_checkpoint
+from ghaf.access.audit import create_checkpoint, verify_trail
 from ghaf.cli.context import state
 from ghaf.errors import IntegrityError, InvalidInputError
-from ghaf.security.audit import AuditLog
-from ghaf.security.checkpoints import export_records, verify_audit
+from ghaf.security.audit import AuditLog, export_records
 
 app = typer.Typer(help="Audit: the hash-chained record of every operation.", no_args_is_help=True)
 
 
 @app.command("verify")
-def verify(ctx: typer.Context) -> None:
-    """Recompute the chain and the signed checkpoints; name the first bad record."""
+def verify(
+    ctx: typer.Context,
+    output: Annotated[str, typer.Option("--output", help="text or json.")] = "text",
+) -> None:
+    """Recompute the chain against the signed checkpoints and their copies.
+
+    Names the first bad record, or the range of records a problem concerns. Records
+    after the newest checkpoint are a warning while younger than the checkpoint
+    interval (plus slack) and a failure after. JSON: {status: valid|pending|broken,
+    records, checkpoints, copies, findings: [{severity, seq, range, message}]}.
+    """
+    if output not in ("text", "json"):
+        raise InvalidInputError(f"--output {output!r} is not supported", hint="use text or json")
     cli = state(ctx)
-    platform = cli.platform()
-    with platform.read_session() as session:
-        report = verify_audit(cli.settings, session)
+    report = verify_trail(cli.platform())
+    if output == "json":
+        typer.echo(json.dumps(report.to_json()))
+    else:
+        for finding in report.warnings:
+            cli.console.print(f"warning: {finding.message}", highlight=False, soft_wrap=True)
     if not report.ok:
-        raise IntegrityError(
-            f"audit trail is broken at record {report.first_bad_seq}: {report.problem}",
-            hint="restore the metadata database from a backup and investigate who changed it",
+        err = Console(stderr=True)
+        for finding in report.failures[1:]:
+            err.print(f"also: {finding.message}", highlight=False, soft_wrap=True)
+        raise IntegrityError(report.headline, hint=report.failures[0].hint)
+    if output == "text":
+        copies = "" if report.copies is None else f", {report.copies} copies"
+        cli.console.print(
+            f"audit trail valid: {report.records} records, {report.checkpoints} signed "
+            f"checkpoints{copies}",
+            highlight=False,
         )
-    cli.console.print(
-        f"audit trail valid: {report.records} records, {report.checkpoints} signed checkpoints"
-    )
 
 
 @app.command("checkpoint")
 def checkpoint(ctx: typer.Context) -> None:
-    """Sign a checkpoint over every record so far and append it to the checkpoint file."""
+    """Sign a checkpoint over every record so far; append it to the log and copy it."""
     cli = state(ctx)
     platform = cli.platform()
     made = create_checkpoint(platform, cli.actor())

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ghaf.access.audit import create_checkpoint
+from ghaf.access.audit import create_checkpoint, verify_trail
 from ghaf.demo.runner import DemoContext
 from ghaf.errors import IntegrityError
-from ghaf.security.checkpoints import verify_audit
 from ghaf.security.encrypted_store import EncryptedArtifactStore
 
 
@@ -33,10 +32,9 @@ def show_security(ctx: DemoContext) -> str:
                 f"(KEK {kek} v{store.keys.current_version()}, {len(on_disk)} blobs checked)"
             )
     checkpoint = create_checkpoint(platform, platform.admin())
-    with platform.read_session() as session:
-        report = verify_audit(platform.settings, session)
+    report = verify_trail(platform)
     if not report.ok:
-        raise IntegrityError(f"audit trail broken at {report.first_bad_seq}: {report.problem}")
+        raise IntegrityError(report.headline)
     parts.append(
         f"signed checkpoint at {checkpoint.size} records (root {checkpoint.root[:12]}); "
         f"{report.checkpoints} checkpoints verify"

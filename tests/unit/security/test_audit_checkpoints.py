@@ -1,49 +1,79 @@
-"""The audit trail: every tampering is named by `ghaf audit verify`; checkpoints catch rewrites."""
+"""When checkpoints are signed (init, every N records, every T seconds, at close and exit),
+where they are kept (the log and a write-once copy), and the Merkle tree they sign."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import orjson
 import pytest
-from sqlalchemy import create_engine, select
-from sqlalchemy.orm import Session
 
-from ghaf.access.audit import create_checkpoint
+from ghaf.access.audit import create_checkpoint, verify_trail
+from ghaf.artifacts.local import LocalBlobStore
+from ghaf.errors import IntegrityError
 from ghaf.home import init_home
 from ghaf.platform import Platform
 from ghaf.projects import create_project
-from ghaf.security.audit import GENESIS_HASH, canonical_body, chain_hash
-from ghaf.security.audit_tables import AuditHeadRow, AuditRecordRow
-from ghaf.security.checkpoints import checkpoints_path, read_checkpoints, verify_audit
+from ghaf.security.audit_tables import AuditHeadRow
+from ghaf.security.audit_verify import verify_audit
+from ghaf.security.checkpoints import (
+    COPY_PREFIX,
+    checkpoints_path,
+    last_checkpoint,
+    read_checkpoints,
+    read_log,
+)
 from ghaf.security.merkle import MerkleFrontier, merkle_root
-from ghaf.settings import load_settings
+from ghaf.settings import GhafSettings, load_settings
 
 
-@pytest.fixture
-def audited(isolated_env: Path) -> Iterator[Platform]:
-    """A home with 13 records and checkpoints every 4 records (at 4, 8, 12)."""
-    settings = load_settings(home=isolated_env, security={"audit_checkpoint_every": 4})
-    with init_home(settings) as platform:
-        for index in range(12):
-            create_project(platform, platform.admin(), f"p{index}")
-        yield platform
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
-def _report(platform: Platform) -> tuple[int | None, str | None]:
+def _home(home: Path, **security: object) -> Platform:
+    return init_home(load_settings(home=home, security=security))
+
+
+def _sizes(settings: GhafSettings) -> list[int]:
+    return [c.size for _, c in read_checkpoints(settings) if c]
+
+
+def _copies(platform: Platform) -> list[str]:
+    store = platform.checkpointer.copy_store()
+    assert store is not None
+    return sorted(store.keys(COPY_PREFIX))
+
+
+def _head(platform: Platform) -> int:
     with platform.read_session() as session:
-        report = verify_audit(platform.settings, session)
-    return report.first_bad_seq, report.problem
+        head = session.get(AuditHeadRow, 1)
+        assert head is not None
+        return head.seq
 
 
-def _db(platform: Platform) -> sqlite3.Connection:
-    return sqlite3.connect(platform.settings.home / "ghaf.db")
+def _projects(platform: Platform, count: int, prefix: str = "p") -> None:
+    for index in range(count):
+        create_project(platform, platform.admin(), f"{prefix}{index}")
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("n", [*range(0, 20), 31, 32, 33, 64, 100])
@@ -63,130 +93,151 @@ def test_rfc6962_known_answer() -> None:
     assert merkle_root([a, b]) == hashlib.sha256(b"\x01" + a + b).digest()
 
 
-def test_clean_trail_verifies_with_checkpoints(audited: Platform) -> None:
-    sizes = [c.size for _, c in read_checkpoints(audited.settings) if c]
-    assert sizes == [4, 8, 12]
-    assert _report(audited) == (None, None)
-    made = create_checkpoint(audited, audited.admin())
-    assert made.size == 13
-    assert _report(audited) == (None, None)
-
-
-def test_edited_row(audited: Platform) -> None:
-    with _db(audited) as db:
-        db.execute("UPDATE audit_records SET actor = 'mallory' WHERE seq = 6")
-    assert _report(audited)[0] == 6
-
-
-def test_deleted_row(audited: Platform) -> None:
-    with _db(audited) as db:
-        db.execute("DELETE FROM audit_records WHERE seq = 9")
-    seq, problem = _report(audited)
-    assert seq == 9 and "missing" in str(problem)
-
-
-def test_reordered_rows(audited: Platform) -> None:
-    with _db(audited) as db:
-        db.execute("UPDATE audit_records SET seq = -1 WHERE seq = 3")
-        db.execute("UPDATE audit_records SET seq = 3 WHERE seq = 4")
-        db.execute("UPDATE audit_records SET seq = 4 WHERE seq = -1")
-    assert _report(audited)[0] == 3
-
-
-def test_truncated_tail_with_head_fixed_is_caught_by_checkpoint(audited: Platform) -> None:
-    with _db(audited) as db:
-        db.execute("DELETE FROM audit_records WHERE seq > 10")
-        (record_hash,) = db.execute(
-            "SELECT record_hash FROM audit_records WHERE seq = 10"
-        ).fetchone()
-        db.execute("UPDATE audit_head SET seq = 10, record_hash = ?", (record_hash,))
-    seq, problem = _report(audited)
-    assert seq == 11 and "truncated" in str(problem)
-
-
-def test_truncated_tail_without_checkpoint_is_caught_by_head(audited: Platform) -> None:
-    with _db(audited) as db:
-        db.execute("DELETE FROM audit_records WHERE seq = 13")
-    seq, problem = _report(audited)
-    assert seq == 13 and "truncated" in str(problem)
-
-
-def _rewrite_consistently(platform: Platform, seq: int) -> None:
-    """What an attacker with database access does: edit, then re-chain every later hash."""
-    engine = create_engine(platform.settings.resolved_metadata_url)
-    with Session(engine) as session:
-        prev = GENESIS_HASH
-        for row in session.execute(select(AuditRecordRow).order_by(AuditRecordRow.seq)).scalars():
-            if row.seq == seq:
-                row.actor = "mallory"
-            row.prev_hash = prev
-            row.record_hash = chain_hash(prev, canonical_body(row))
-            prev = row.record_hash
-        head = session.get(AuditHeadRow, 1)
-        assert head is not None
-        head.record_hash = prev
-        session.commit()
-    engine.dispose()
-
-
-def test_consistent_rewrite_passes_the_chain_but_not_the_checkpoints(audited: Platform) -> None:
-    _rewrite_consistently(audited, 6)
-    seq, problem = _report(audited)
-    assert "checkpoint 2 (size 8) does not match" in str(problem)
-    # Named as closely as the checkpoints resolve: after checkpoint 1, within checkpoint 2.
-    assert seq == 5 and "records 5..8" in str(problem)
-
-
-def test_consistent_rewrite_with_checkpoint_every_record_names_the_exact_seq(
-    isolated_env: Path,
-) -> None:
-    settings = load_settings(home=isolated_env, security={"audit_checkpoint_every": 1})
-    with init_home(settings) as platform:
-        for index in range(6):
-            create_project(platform, platform.admin(), f"q{index}")
-        _rewrite_consistently(platform, 4)
-        seq, problem = _report(platform)
-    assert seq == 4 and "record 4" in str(problem)
-
-
-def test_forged_or_shrinking_checkpoints(audited: Platform) -> None:
-    path = checkpoints_path(audited.settings)
-    original = path.read_bytes()
-    lines = original.splitlines(keepends=True)
-    doc = orjson.loads(lines[1])
-    doc["root"] = "0" * 64
-    path.write_bytes(lines[0] + orjson.dumps(doc) + b"\n" + b"".join(lines[2:]))
-    assert "checkpoint 2 (size 8) is not signed by a trusted key" in str(_report(audited)[1])
-    path.write_bytes(lines[1] + lines[0])
-    assert "does not grow" in str(_report(audited)[1])
-    path.write_bytes(original + b'{"torn": ')  # a writer killed mid-line: ignored
-    assert _report(audited) == (None, None)
-
-
-def _ghaf(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ghaf", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "200"},
+def test_a_new_home_is_covered_from_its_first_record(isolated_env: Path) -> None:
+    with _home(isolated_env) as platform:
+        assert _sizes(platform.settings) == [1]
+        assert len(_copies(platform)) == 1
+        report = verify_trail(platform)
+    assert (report.status, report.records, report.checkpoints, report.copies) == (
+        "valid",
+        1,
+        1,
+        1,
     )
 
 
-def test_cli_verify_export_show(audited: Platform) -> None:
-    home = audited.settings.home
-    done = _ghaf(home, "audit", "verify")
-    assert done.returncode == 0 and "audit trail valid: 13 records, 3" in done.stdout
-    exported = _ghaf(home, "audit", "export", "--format", "jsonl")
-    lines = [orjson.loads(line) for line in exported.stdout.splitlines()]
-    assert [line["seq"] for line in lines] == list(range(1, 14))
-    assert {"actor", "action", "resource", "outcome", "ts", "record_hash"} <= set(lines[0])
-    shown = _ghaf(home, "audit", "show", "--resource", "project:p3")
-    assert shown.returncode == 0 and "project.create" in shown.stdout
-    bad = _ghaf(home, "audit", "export", "--format", "csv")
-    assert bad.returncode == 3 and "--format 'csv' is not supported" in bad.stderr
-    with _db(audited) as db:
-        db.execute("UPDATE audit_records SET outcome = 'denied' WHERE seq = 7")
-    broken = _ghaf(home, "audit", "verify")
-    assert broken.returncode == 8
-    assert "audit trail is broken at record 7" in broken.stderr
+def test_defaults_keep_the_unprotected_tail_small() -> None:
+    security = load_settings().security
+    assert security.audit_checkpoint_every <= 20
+    assert security.audit_checkpoint_seconds <= 5
+
+
+def test_every_n_records(isolated_env: Path) -> None:
+    with _home(isolated_env, audit_checkpoint_every=3, audit_checkpoint_seconds=3600) as platform:
+        _projects(platform, 7)  # records 2..8
+        assert _sizes(platform.settings) == [1, 4, 7]
+    # Closing the platform covers what it appended since.
+    assert _sizes(platform.settings) == [1, 4, 7, 8]
+    assert len(list(LocalBlobStore(isolated_env / "artifacts").keys(COPY_PREFIX))) == 4
+
+
+def test_every_t_seconds_by_the_clock(isolated_env: Path) -> None:
+    with _home(isolated_env, audit_checkpoint_seconds=60) as platform:
+        start = last_checkpoint(platform.settings)
+        assert start is not None
+        clock = Clock(start.when + timedelta(seconds=1))
+        platform.checkpointer.clock = clock
+        _projects(platform, 3, "early")
+        assert _sizes(platform.settings) == [1]  # 1 s after the last one: not due
+        clock.now = start.when + timedelta(seconds=61)
+        _projects(platform, 1, "late")
+        assert _sizes(platform.settings) == [1, 5]
+        newest = last_checkpoint(platform.settings)
+        assert newest is not None and newest.when == clock.now  # signed with the clock's time
+
+
+def test_a_quiet_long_running_process_is_covered_by_its_timer(isolated_env: Path) -> None:
+    with _home(isolated_env, audit_checkpoint_seconds=0.2) as platform:
+        start = last_checkpoint(platform.settings)
+        assert start is not None
+        platform.checkpointer.clock = Clock(start.when)  # not due at commit time
+        _projects(platform, 1)
+        assert _sizes(platform.settings) == [1]
+        # Nothing else is appended and the platform stays open: the timer signs.
+        _wait(lambda: _sizes(platform.settings) == [1, 2], "the timer's checkpoint")
+
+
+def test_a_process_that_never_closes_its_platform_is_covered_at_exit(
+    isolated_env: Path,
+) -> None:
+    _home(isolated_env, audit_checkpoint_seconds=3600).close()
+    script = (
+        "from ghaf.platform import Platform\n"
+        "from ghaf.projects import create_project\n"
+        "from ghaf.settings import load_settings\n"
+        "platform = Platform(load_settings())\n"
+        "create_project(platform, platform.admin(), 'left-open')\n"
+    )
+    env = {**os.environ, "GHAF_SECURITY__AUDIT_CHECKPOINT_SECONDS": "3600"}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=120)
+    settings = load_settings(home=isolated_env)
+    assert _sizes(settings) == [1, 2]
+
+
+def test_the_copy_is_written_after_the_log_and_repaired_by_the_next_checkpoint(
+    isolated_env: Path,
+) -> None:
+    with _home(isolated_env, audit_checkpoint_seconds=0) as platform:
+        _projects(platform, 2)
+        store = platform.checkpointer.copy_store()
+        assert store is not None
+        newest = _copies(platform)[-1]
+        store.delete(newest)  # as if the process died between the log and the copy
+        report = verify_trail(platform)
+        assert report.status == "pending"
+        (warning,) = report.warnings
+        assert warning.message.startswith(
+            "checkpoint log line 3 (size 3) is not in the artifact store yet (signed "
+        )
+        # An hour on, it is no crash a moment ago: a deleted copy.
+        with platform.read_session() as session:
+            an_hour_on = datetime.now(UTC) + timedelta(hours=1)
+            later = verify_audit(platform.settings, session, copies=store, now=an_hour_on)
+        assert later.problem == "checkpoint log line 3 (size 3) has no copy in the artifact store"
+        _projects(platform, 1, "again")
+        assert newest in _copies(platform)
+        assert verify_trail(platform).status == "valid"
+
+
+def test_a_torn_last_line_is_dropped_before_the_next_append(isolated_env: Path) -> None:
+    with _home(isolated_env, audit_checkpoint_seconds=0) as platform:
+        path = checkpoints_path(platform.settings)
+        with path.open("ab") as log:
+            log.write(b'{"torn": ')  # a machine crash mid-line: never acknowledged
+        assert verify_trail(platform).status == "valid"
+        _projects(platform, 1)
+        lines = read_log(platform.settings)
+        assert lines is not None and all(line.checkpoint for line in lines)
+        assert path.read_bytes().endswith(b"\n")
+        assert verify_trail(platform).status == "valid"
+
+
+def test_a_checkpoint_is_never_signed_over_a_shrunk_log(isolated_env: Path) -> None:
+    with _home(isolated_env, audit_checkpoint_seconds=3600) as platform:
+        _projects(platform, 1)
+        create_checkpoint(platform, platform.admin())
+        path = checkpoints_path(platform.settings)
+        path.write_bytes(path.read_bytes().splitlines(keepends=True)[0])
+        with pytest.raises(IntegrityError, match=r"the checkpoint log .* shrank: this process"):
+            platform.checkpointer.checkpoint()
+
+
+def test_a_checkpoint_is_never_signed_when_the_log_is_gone_but_copies_remain(
+    isolated_env: Path,
+) -> None:
+    with _home(isolated_env) as platform:
+        _projects(platform, 1)
+    checkpoints_path(platform.settings).unlink()
+    with Platform(platform.settings) as again:
+        with pytest.raises(IntegrityError, match="missing or empty but the artifact store"):
+            again.checkpointer.checkpoint()
+        with pytest.raises(IntegrityError, match="missing or empty but the artifact store"):
+            init_home(again.settings).close()
+    assert not checkpoints_path(platform.settings).exists()
+
+
+def test_on_demand_checkpoint_copies_an_old_home_s_checkpoints(isolated_env: Path) -> None:
+    with _home(isolated_env, audit_checkpoint_every=2, audit_checkpoint_seconds=3600) as platform:
+        _projects(platform, 4)
+        store = platform.checkpointer.copy_store()
+        assert store is not None
+        for key in _copies(platform):  # a home from before checkpoints were copied
+            store.delete(key)
+        report = verify_trail(platform)
+        assert report.problem == "checkpoint log line 1 (size 1) has no copy in the artifact store"
+        assert "`ghaf audit checkpoint` copies them" in report.failures[0].hint
+        made = create_checkpoint(platform, platform.admin())
+        assert made.size == _head(platform) - 1  # its own record comes after it
+        assert len(_copies(platform)) == len(_sizes(platform.settings))
+    with Platform(platform.settings) as reopened:
+        assert verify_trail(reopened).status == "valid"
