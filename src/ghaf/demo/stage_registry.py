@@ -118,8 +118,16 @@ def train_and_register(ctx: DemoContext) -> str:
     ctx.results["model_run"] = run.run_id
     return (
         f"run {run.run_id[:8]} auc={metrics['auc']:.3f}; {final.ref} "
-        f"{'signed' if final.signed else 'unsigned'}, approved by {', '.join(final.approvals)}, "
+        f"{'signed' if final.signed else 'unsigned'}, approved by {_approvers(final)}, "
         f"{final.stage}, @champion; card {card_path.name}"
+    )
+
+
+def _approvers(version: Any) -> str:
+    """Who approved, with the four-eyes evidence flag where the approval carries one."""
+    return ", ".join(
+        a.approver + (" (flagged: token minted by the author)" if a.flags else "")
+        for a in version.approval_records
     )
 
 
