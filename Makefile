@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 EXTRAS := dev,postgres,redis,nats,s3,ml,serve,data,ray,torch
 BENCH_SIZE ?= full
 
-.PHONY: demo test lint unit pytest bench bench-smoke bench-gpu audit clean services
+.PHONY: demo test lint unit pytest prepare bench bench-smoke bench-gpu audit clean services
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/ghaf demo
 
-test: lint pytest
+# The README's test command: what CI runs (.ci/run adds only CI=true and the smoke benches).
+test: lint prepare pytest
+
+prepare: $(STAMP)
+	@bash scripts/prepare_tests.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -23,15 +23,17 @@ PG_ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("GHAF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 NATS_URL = os.environ.get("GHAF_TEST_NATS_URL", "nats://127.0.0.1:4222")
-IN_CI = bool(os.environ.get("CI"))
 
 
-def service_missing(name: str, detail: str, fix: str = ".ci/run starts it") -> NoReturn:
-    """Fail in CI (a missing service is a broken CI), skip with the reason elsewhere."""
-    message = f"{name} is not available ({detail}); {fix}"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
+def service_missing(
+    name: str, detail: str, fix: str = "`make test` starts it (scripts/prepare_tests.sh)"
+) -> NoReturn:
+    """Fail, naming the fix: a missing service is a broken test run, here as in CI.
+
+    ``make test`` prepares what CI prepares (services, browser, Node packages, load
+    generators); a test that still finds its service missing must not pass silently.
+    """
+    pytest.fail(f"{name} is not available ({detail}); {fix}")
 
 
 def port_open(host: str, port: int) -> bool:
