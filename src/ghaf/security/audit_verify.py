@@ -251,7 +251,7 @@ def _walk(session: Session, checkpoints: dict[int, list[tuple[str, Checkpoint]]]
                 first, last = _rewritten_range(frontier, checkpoint, matched)
                 walk.finding = Finding(
                     f"checkpoint {where} (size {checkpoint.size}) does not match the records: "
-                    f"the chain was rewritten; the first rewritten record is among "
+                    f"the chain was rewritten {'at' if first == last else 'within'} "
                     f"{_records(first, last)}",
                     **_span(first, last),
                 )
