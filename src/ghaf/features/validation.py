@@ -8,8 +8,7 @@ each of them into a 4xx naming the field.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ghaf.errors import InvalidInputError, RequestTooLargeError
 
@@ -19,12 +18,12 @@ MAX_REFS = 1_000
 """Most feature references one request may name."""
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 FIELDS = ("entities", "features", "feature_service", "full_feature_names")
+_FIELDS = frozenset(FIELDS)
 _HINT = 'send {"entities": {"customer_id": [1, 2]}, "features": ["view:feature"]}'
 
 
-@dataclass(frozen=True)
-class FeatureRequest:
-    """A checked ``POST /get-online-features`` body."""
+class FeatureRequest(NamedTuple):
+    """A checked ``POST /get-online-features`` body (a tuple: built on every request)."""
 
     entities: dict[str, list[int | str]]
     features: list[str] | str
@@ -41,8 +40,8 @@ def parse_request(doc: Any, *, max_entities: int = MAX_ENTITIES) -> FeatureReque
     """
     if not isinstance(doc, dict):
         raise InvalidInputError("request body must be a JSON object", hint=_HINT)
-    unknown = sorted(set(doc) - set(FIELDS))
-    if unknown:
+    if not _FIELDS.issuperset(doc):
+        unknown = sorted(set(doc) - _FIELDS)
         raise InvalidInputError(
             f"unknown field {unknown[0][:64]!r} in the request",
             hint=f"fields are: {', '.join(FIELDS)}",

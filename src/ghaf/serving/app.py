@@ -193,6 +193,9 @@ class ServingApp:
         assert self.guard is not None  # nosec B101
         client = scope.get("client")
         source = f"{client[0]}:{client[1]}" if client else None
+        key, actor = self.guard.cached_actor(scope["headers"])
+        if actor is not None:
+            return _Caller(key, actor, source)
         try:
             key, actor = await self.guard.aauthenticate(scope["headers"], source)
         except PermissionDeniedError as exc:  # no or refused credential: 401, not 403

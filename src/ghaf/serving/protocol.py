@@ -21,6 +21,7 @@ from ghaf.serving.base import NUMPY_TO_OIP, OIP_TO_NUMPY, Array, Signature
 
 _NUMERIC = {name for name in OIP_TO_NUMPY if name != "BOOL"}
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
+_FLOAT_MAX = {size: float(np.finfo(f"f{size}").max) for size in (2, 4, 8)}
 MAX_DIMS = 8
 """Most dimensions a tensor may declare (tabular models take 2)."""
 
@@ -155,12 +156,23 @@ def numbers(field: str, data: Any, datatype: str) -> Array:
     """``data`` (nested lists from JSON) as an array of the OIP ``datatype``, checked.
 
     Refuses what NumPy would otherwise turn into something else without a word: null
-    (NaN), numeric strings, ragged nesting, floats for integer types and values outside
-    the type's range (``1e308`` as FP32 is infinity).
+    (NaN), ragged nesting, floats for integer types and values outside the type's range
+    (``1e308`` as FP32 is infinity). A number sent as a JSON string (``"1.5"``) is read
+    as that number.
 
     Raises:
         InvalidInputError: naming ``field`` and the first offending element.
     """
+    target = np.dtype(OIP_TO_NUMPY[datatype])
+    if target.kind == "f":
+        # The hot path: one conversion pass (telling NumPy the type spares it a pass to
+        # discover one), then min/max, which NaN from a null and out-of-range values fail.
+        try:
+            wide = np.asarray(data, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            wide = None
+        if wide is not None and _fits(wide, _FLOAT_MAX[target.itemsize]):
+            return wide.astype(target, copy=False)
     try:
         array = np.asarray(data)
     except (ValueError, TypeError, OverflowError) as exc:
@@ -169,7 +181,6 @@ def numbers(field: str, data: Any, datatype: str) -> Array:
             hint="nest lists evenly (or send a flat list and the shape)",
         ) from exc
     kind = array.dtype.kind
-    target = np.dtype(OIP_TO_NUMPY[datatype])
     if kind not in "biuf" or (target.kind == "b" and kind != "b"):
         wanted = "true/false" if target.kind == "b" else "numbers"
         raise InvalidInputError(
@@ -183,6 +194,13 @@ def numbers(field: str, data: Any, datatype: str) -> Array:
         )
     check_range(field, array, datatype)
     return array.astype(target, copy=False)
+
+
+def _fits(array: Array, limit: float) -> bool:
+    """Every value finite and within ``±limit`` (NaN fails both comparisons)."""
+    if not array.size:
+        return True
+    return bool(-limit <= array.min()) and bool(array.max() <= limit)
 
 
 def check_range(field: str, array: Array, datatype: str) -> None:
