@@ -1,6 +1,7 @@
 """Migrations build exactly the ORM's schema, on SQLite and PostgreSQL, matching the snapshot.
 
-Regenerate after adding a migration:
+Regenerate after adding a migration, review the diff, then run again without the variable
+(an update run always fails, so a snapshot is never compared with itself):
     GHAF_TEST_UPDATE_SNAPSHOTS=1 pytest tests/integration/test_schema.py
 """
 
@@ -75,8 +76,13 @@ def test_migrations_match_orm_and_snapshot(
         snapshot = SNAPSHOTS / f"{backend}.json"
         dumped = _dump(engine)
         if os.environ.get("GHAF_TEST_UPDATE_SNAPSHOTS"):
+            # An update run never passes: a snapshot compared with itself proves nothing.
             snapshot.parent.mkdir(parents=True, exist_ok=True)
             snapshot.write_text(json.dumps(dumped, indent=2, sort_keys=True) + "\n")
+            pytest.fail(
+                f"rewrote {snapshot.name}: review `git diff {snapshot}` and run again "
+                "without GHAF_TEST_UPDATE_SNAPSHOTS"
+            )
         assert dumped == json.loads(snapshot.read_text()), (
             f"schema differs from {snapshot}; regenerate with GHAF_TEST_UPDATE_SNAPSHOTS=1"
         )
