@@ -1,34 +1,23 @@
 """OIDC against a real provider (npm oidc-provider) through a real HTTP server on 127.0.0.1.
 
 The provider signs with a key this test makes, so the test can also mint JWTs that are
-valid in every respect but one: each of SECURITY.md's refusal set must be refused with
+valid in every respect but one (``oidc_support.REFUSALS``): each must be refused with
 401 and an audit record, and a token the provider itself issues must be accepted with
-its groups mapped to roles.
+its groups mapped to roles. ``test_oidc_servers.py`` does the same at the real servers.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -44,79 +33,26 @@ from ghaf.security.audit_tables import AuditRecordRow
 from ghaf.security.oidc import client_credentials_token
 from ghaf.security.tls import uvicorn_server
 from ghaf.settings import load_settings
-from tests.conftest import service_missing
-
-OIDC_DIR = Path(__file__).parent / "oidc"
-AUDIENCE = "urn:ghaf:api"
-KID = "ghaf-test-1"
-SECRET = "s3cret-" + "x" * 40
+from tests.integration.oidc_support import (
+    AUDIENCE,
+    REASONS,
+    REFUSALS,
+    SECRET,
+    Provider,
+    claims,
+    free_port,
+    run_provider,
+    sign,
+)
 
 pytestmark = pytest.mark.slow
-NODE_FIX = "scripts/install_node_deps.sh installs it"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-class Provider:
-    def __init__(self, issuer: str, key: rsa.RSAPrivateKey) -> None:
-        self.issuer = issuer
-        self.key = key
 
 
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
-    node = shutil.which("node")
-    if node is None:
-        service_missing("Node.js", "node not on PATH", NODE_FIX)
-    if not (OIDC_DIR / "node_modules" / "oidc-provider").exists():
-        npm = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"], cwd=OIDC_DIR, capture_output=True, text=True
-        )
-        if npm.returncode != 0:
-            service_missing("oidc-provider", f"npm ci failed: {npm.stderr[-300:]}", NODE_FIX)
-    key = rsa_key()
-    jwk = json.loads(RSAAlgorithm.to_jwk(key))
-    jwk.pop("key_ops", None)
-    jwk.update(kid=KID, alg="RS256", use="sig")
-    port = free_port()
-    config = {
-        "port": port,
-        "jwk": jwk,
-        "audience": AUDIENCE,
-        "cookie_key": "c" * 32,
-        "clients": [
-            {"client_id": "ci-bot", "client_secret": SECRET, "groups": ["ml-approvers"]},
-            {"client_id": "nobody", "client_secret": SECRET, "groups": []},
-        ],
-    }
-    config_file = tmp_path_factory.mktemp("oidc") / "config.json"
-    config_file.write_text(json.dumps(config))
-    log_file = config_file.with_name("provider.log")
-    with log_file.open("w") as log:
-        process = subprocess.Popen(
-            [node, str(OIDC_DIR / "provider.mjs"), str(config_file)], stdout=log, stderr=log
-        )
-    try:
-        issuer = None
-        deadline = time.monotonic() + 30
-        while issuer is None and time.monotonic() < deadline and process.poll() is None:
-            for line in log_file.read_text().splitlines():
-                if line.startswith("ready "):
-                    issuer = line.split()[1]
-            time.sleep(0.05)
-        assert issuer, f"oidc-provider did not start: {log_file.read_text()[-500:]}"
-        yield Provider(issuer, key)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    groups = {"ci-bot": ["ml-approvers"], "nobody": []}
+    with run_provider(tmp_path_factory.mktemp("oidc"), groups) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -160,79 +96,6 @@ def server(
         uv.should_exit = True
         thread.join(timeout=10)
         platform.close()
-
-
-def claims(provider: Provider, **changes: Any) -> dict[str, Any]:
-    now = int(time.time())
-    base: dict[str, Any] = {
-        "iss": provider.issuer,
-        "aud": AUDIENCE,
-        "sub": "mallory",
-        "iat": now,
-        "exp": now + 300,
-        "groups": ["ml-approvers"],
-    }
-    base.update(changes)
-    return {k: v for k, v in base.items() if v is not None}
-
-
-def sign(provider: Provider, payload: dict[str, Any], *, key: Any = None, kid: str = KID) -> str:
-    return jwt.encode(payload, key or provider.key, algorithm="RS256", headers={"kid": kid})
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def alg_none(provider: Provider) -> str:
-    header = b64(json.dumps({"alg": "none", "kid": KID, "typ": "JWT"}).encode())
-    return f"{header}.{b64(json.dumps(claims(provider)).encode())}."
-
-
-def hs256_confusion(provider: Provider) -> str:
-    public_pem = provider.key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    header = b64(json.dumps({"alg": "HS256", "kid": KID, "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims(provider)).encode())
-    mac = hmac.new(public_pem, f"{header}.{body}".encode(), hashlib.sha256).digest()
-    return f"{header}.{body}.{b64(mac)}"
-
-
-def tampered(provider: Provider) -> str:
-    header, body, signature = sign(provider, claims(provider, groups=[])).split(".")
-    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    payload["groups"] = ["ml-approvers", "admins"]
-    return f"{header}.{b64(json.dumps(payload).encode())}.{signature}"
-
-
-REFUSALS: dict[str, Callable[[Provider], str]] = {
-    "alg none": alg_none,
-    "RS256->HS256 confusion": hs256_confusion,
-    "expired": lambda p: sign(
-        p, claims(p, iat=int(time.time()) - 7200, exp=int(time.time()) - 3600)
-    ),
-    "future nbf": lambda p: sign(p, claims(p, nbf=int(time.time()) + 3600)),
-    "missing exp": lambda p: sign(p, claims(p, exp=None)),
-    "wrong aud": lambda p: sign(p, claims(p, aud="urn:someone:else")),
-    "wrong iss": lambda p: sign(p, claims(p, iss="http://127.0.0.1:1/evil")),
-    "tampered payload": tampered,
-    "foreign key": lambda p: sign(p, claims(p), key=rsa_key()),
-    "unknown kid": lambda p: sign(p, claims(p), key=rsa_key(), kid="not-in-jwks"),
-}
-
-REASONS = {
-    "alg none": "algorithm 'none' is not allowed",
-    "RS256->HS256 confusion": "algorithm 'HS256' is not allowed",
-    "expired": "expired",
-    "future nbf": "not yet valid",
-    "missing exp": '"exp"',
-    "wrong aud": "Audience doesn't match",
-    "wrong iss": "Invalid issuer",
-    "tampered payload": "Signature verification failed",
-    "foreign key": "Signature verification failed",
-    "unknown kid": "'not-in-jwks' is not in the issuer's JWKS",
-}
 
 
 def denied_records(platform: Platform) -> list[AuditRecordRow]:
