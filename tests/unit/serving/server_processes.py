@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -55,7 +56,10 @@ def ghaf(
 
 @dataclass
 class ServerProcess:
-    """``ghaf --home HOME ARGS... --port PORT`` running until :meth:`stop`."""
+    """``ghaf --home HOME ARGS... --port PORT`` running until :meth:`stop`.
+
+    With ``tls`` (a client context) the server is reached over https with it.
+    """
 
     home: Path
     args: tuple[str, ...]
@@ -64,10 +68,11 @@ class ServerProcess:
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    tls: ssl.SSLContext | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120) -> ServerProcess:
         command = [sys.executable, "-m", "ghaf", "--home", str(self.home), *self.args]
@@ -83,7 +88,8 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"the server exited: {self.output()}")
             try:
-                if httpx.get(self.url + self.health, timeout=2).status_code == 200:
+                health = httpx.get(self.url + self.health, timeout=2, verify=self.tls or True)
+                if health.status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
