@@ -199,6 +199,12 @@ def last_checkpoint(settings: GhafSettings) -> Checkpoint | None:
     return _parse("log", line).checkpoint if line else None
 
 
+def _warn(event: str, exc: Exception) -> None:
+    # At exit, or after a test runner swapped it, stderr may be closed: say it if we can.
+    with contextlib.suppress(ValueError, OSError):
+        _log.warning(event, error=f"{type(exc).__name__}: {exc}")
+
+
 _OPEN: weakref.WeakSet[Checkpointer] = weakref.WeakSet()
 
 
@@ -285,7 +291,7 @@ class Checkpointer:
         try:
             self.flush()
         except Exception as exc:  # noqa: BLE001 - closing must not fail; verify will say
-            _log.warning("audit checkpoint at close failed", error=f"{type(exc).__name__}: {exc}")
+            _warn("audit checkpoint at close failed", exc)
 
     def _arm(self, delay: float) -> None:
         with self._lock:
@@ -304,7 +310,7 @@ class Checkpointer:
         try:
             self.flush()
         except Exception as exc:  # noqa: BLE001 - a timer thread has nobody to raise to
-            _log.warning("audit checkpoint failed", error=f"{type(exc).__name__}: {exc}")
+            _warn("audit checkpoint failed", exc)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[Path]:
