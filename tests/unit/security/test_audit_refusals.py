@@ -4,6 +4,8 @@ checkpoint interval; each refusal is an IntegrityError (exit code 8) naming what
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,13 +15,17 @@ from pathlib import Path
 
 import orjson
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner
 
 from ghaf.artifacts.local import LocalBlobStore
 from ghaf.cli.exit_codes import exit_code_for
 from ghaf.cli.main import app
 from ghaf.errors import IntegrityError
-from ghaf.security.checkpoints import COPY_PREFIX
+from ghaf.security.checkpoints import COPY_PREFIX, Checkpoint
+from ghaf.security.homekeys import load_signing_key
+from ghaf.settings import load_settings
 from tests.unit.security.audit_tampering import NEWEST, append_forged, build_home, copy_home
 
 COARSE = "[security]\naudit_checkpoint_every = 4\naudit_checkpoint_seconds = 3600\n"
@@ -139,6 +145,22 @@ def test_a_forged_checkpoint_is_refused(home: Path) -> None:
     assert error.headline == (
         "audit trail is broken: checkpoint log line 2 (size 5) is not signed by a trusted key "
         "(forged or altered)"
+    )
+
+
+def test_a_log_line_that_differs_from_its_copy_is_refused(home: Path) -> None:
+    # Signed with the home key, so only the copy can tell it is not the original.
+    lines = _log(home).read_bytes().splitlines(keepends=True)
+    original = Checkpoint.parse(lines[1])
+    unsigned = dataclasses.replace(original, ts="2020-01-01T00:00:00+00:00", sig="")
+    key = load_signing_key(load_settings(home=home))
+    sig = key.sign(unsigned.signed_body(), ec.ECDSA(hashes.SHA256()))
+    resigned = dataclasses.replace(unsigned, sig=base64.b64encode(sig).decode())
+    _log(home).write_bytes(lines[0] + resigned.to_line() + b"".join(lines[2:]))
+    error = _refused(home)
+    assert error.headline.startswith(
+        "audit trail is broken: the checkpoint of size 5 differs between log line 2 and its "
+        f"copy {COPY_PREFIX}000000000005-"
     )
 
 
