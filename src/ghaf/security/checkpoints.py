@@ -339,9 +339,15 @@ class Checkpointer:
             if torn:  # a crash mid-line: never acknowledged, and it would glue to the next
                 os.truncate(path, path.stat().st_size - torn)
             last = self._check_log(path, line)
-            copies = self.copy_store()
+            copies = self._reachable_copies()
             if copies is not None:
-                self._repair_copies(copies, path, line, backfill=backfill)
+                try:
+                    self._repair_copies(copies, path, line, backfill=backfill)
+                except IntegrityError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - an outage: the log still gets it
+                    _warn("audit checkpoint copies unavailable", exc)
+                    copies = None
             with Session(self.engine) as session:
                 head = session.get(AuditHeadRow, 1)
                 head_seq = head.seq if head is not None else 0
@@ -358,11 +364,20 @@ class Checkpointer:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            if copies is not None:  # after the log: a crash between leaves the log longer
-                _store_copy(copies, checkpoint.size, signed)
             self._written = checkpoint.size
             self._seen(checkpoint)
+            if copies is not None:  # after the log: a crash between leaves the log longer
+                _store_copy(copies, checkpoint.size, signed)
             return checkpoint
+
+    def _reachable_copies(self) -> BlobStore | None:
+        """The copy store, or None when it cannot be opened: the log still gets its
+        checkpoint, and ``verify`` reports the missing copy."""
+        try:
+            return self.copy_store()
+        except Exception as exc:  # noqa: BLE001 - any backend's failure to open
+            _warn("audit checkpoint copies unavailable", exc)
+            return None
 
     def _seen(self, checkpoint: Checkpoint) -> None:
         with self._lock:

@@ -16,7 +16,7 @@ import pytest
 
 from ghaf.access.audit import create_checkpoint, verify_trail
 from ghaf.artifacts.local import LocalBlobStore
-from ghaf.errors import IntegrityError
+from ghaf.errors import BackendUnavailableError, IntegrityError
 from ghaf.home import init_home
 from ghaf.platform import Platform
 from ghaf.projects import create_project
@@ -24,6 +24,7 @@ from ghaf.security.audit_tables import AuditHeadRow
 from ghaf.security.audit_verify import verify_audit
 from ghaf.security.checkpoints import (
     COPY_PREFIX,
+    Checkpointer,
     checkpoints_path,
     last_checkpoint,
     read_checkpoints,
@@ -242,5 +243,23 @@ def test_on_demand_checkpoint_copies_an_old_home_s_checkpoints(isolated_env: Pat
         made = create_checkpoint(platform, platform.admin())
         assert made.size == _head(platform) - 1  # its own record comes after it
         assert len(_copies(platform)) == len(_sizes(platform.settings))
+    with Platform(platform.settings) as reopened:
+        assert verify_trail(reopened).status == "valid"
+
+
+def test_an_unreachable_artifact_store_does_not_stop_the_log(isolated_env: Path) -> None:
+    def outage() -> LocalBlobStore:
+        raise BackendUnavailableError("artifact store down")
+
+    with _home(isolated_env, audit_checkpoint_seconds=3600) as platform:
+        _projects(platform, 2)
+        signed = Checkpointer(platform.settings, platform.engine, copies=outage).checkpoint()
+        assert signed.size == 3 and _sizes(platform.settings) == [1, 3]
+        report = verify_trail(platform)
+        assert report.status == "pending"  # the copy is missing, a moment ago
+        assert report.warnings[0].message.startswith(
+            "checkpoint log line 2 (size 3) is not in the artifact store yet"
+        )
+        _projects(platform, 1, "back")  # store reachable again: the next one repairs it
     with Platform(platform.settings) as reopened:
         assert verify_trail(reopened).status == "valid"
