@@ -1,15 +1,18 @@
-"""A running client outlives its backend's restart: the same bus or store object works again.
+"""A running client outlives its backend's restart: the same bus, store or engine works again.
 
-Each test starts a private nats-server or redis-server on a free loopback port, kills it
-with SIGKILL and starts it again on the same port; the shared services other tests use
-are never touched.
+Each test starts a private nats-server, redis-server or PostgreSQL on a free loopback
+port, kills it with SIGKILL and starts it again on the same port; the shared services
+other tests use are never touched.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from sqlalchemy import text
 from structlog.testing import capture_logs
 
 from ghaf.errors import BackendUnavailableError
@@ -24,10 +28,11 @@ from ghaf.events.base import Event
 from ghaf.events.nats import NatsEventBus
 from ghaf.features.base import ViewLayout
 from ghaf.features.online_redis import RedisOnlineStore
+from ghaf.metadata.engine import create_metadata_engine
 from tests.conftest import port_open, service_missing
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
-WAIT_S = 60.0  # generous: the machine may be busy; each wait returns as soon as it holds
+WAIT_S = 180.0  # generous: the machine may be busy; each wait returns as soon as it holds
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
@@ -47,23 +52,31 @@ def free_port() -> int:
 class PrivateServer:
     """One server process on a fixed port that can be killed and started again."""
 
-    def __init__(self, binary: str, args: list[str], port: int) -> None:
+    def __init__(self, binary: str, args: list[str], port: int, *, user: str = "") -> None:
         path = shutil.which(binary) or (f"/usr/sbin/{binary}" if binary == "nats-server" else None)
         if path is None or not Path(path).exists():
             service_missing(binary, "binary not found", "apt-get install " + binary)
         self.command = [path, *args]
+        self.user = user or None  # PostgreSQL refuses to run as root
         self.port = port
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        # Our own child (not under runuser), so we reap it: a dead server left a zombie
+        # that PostgreSQL took for a live postmaster holding its lock file.
         self.process = subprocess.Popen(
-            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            self.command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, so a crash takes every child
+            user=self.user,
+            group=self.user,
         )
         wait_for(lambda: port_open("127.0.0.1", self.port), f"{self.command[0]} to listen")
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()  # SIGKILL: no goodbye to the clients
+            os.killpg(self.process.pid, signal.SIGKILL)  # no goodbye to the clients
             self.process.wait(timeout=30)
         wait_for(lambda: not port_open("127.0.0.1", self.port), "the port to close")
 
@@ -166,3 +179,56 @@ def test_redis_store_works_again_after_a_restart(redis_server: PrivateServer) ->
         assert store.health() == {"backend": "redis", "state": "connected"}
     finally:
         store.close()
+
+
+@pytest.fixture
+def postgres_server() -> Iterator[PrivateServer]:
+    binaries = [shutil.which(name) for name in ("initdb", "postgres")]
+    if None in binaries or os.geteuid() != 0:
+        service_missing("a private PostgreSQL", "needs initdb, postgres, and root to switch user")
+    import pwd
+
+    owner = pwd.getpwnam("postgres")
+    data = Path(tempfile.mkdtemp(prefix="ghaf-pg-"))
+    os.chown(data, owner.pw_uid, owner.pw_gid)
+    subprocess.run(
+        ["initdb", "-D", str(data / "db"), "-A", "trust", "-U", "postgres", "--no-sync"],
+        check=True, capture_output=True, timeout=300, user="postgres", group="postgres",
+    )  # fmt: skip
+    port = free_port()
+    args = ["-D", str(data / "db"), "-p", str(port), "-k", str(data)]
+    args += ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
+    server = PrivateServer("postgres", args, port, user="postgres")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def accepts_queries(port: int) -> bool:
+    """Whether a fresh connection (not the engine's) gets an answer: recovery is over."""
+    import psycopg
+
+    try:
+        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres", connect_timeout=5):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def test_metadata_engine_works_again_after_a_postgres_crash(postgres_server: PrivateServer) -> None:
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{postgres_server.port}/postgres"
+    engine = create_metadata_engine(url)
+    try:
+        with engine.connect() as conn:  # leaves a pooled connection behind
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+        postgres_server.kill()  # the whole server, as in a crash
+        postgres_server.start()
+        wait_for(lambda: accepts_queries(postgres_server.port), "crash recovery to finish")
+        # The pooled connection died with the server: the pre-ping finds out and replaces it.
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        engine.dispose()
