@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ghaf.cli import (
     admin,
@@ -91,12 +92,23 @@ def root(
         str | None, typer.Option("--log-format", help="human or json log lines.")
     ] = None,
     log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO...")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="Act with this credential (a Ghaf API token or OIDC JWT; or GHAF_TOKEN). "
+            "Default: the home's owner, proven by the OS account.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Build the settings once and hand them to the command."""
-    settings = load_settings(home=home, log_format=log_format, log_level=log_level)
+    settings = load_settings(home=home, log_format=log_format, log_level=log_level, token=token)
     configure_logging(settings.log_format, settings.log_level)
     ctx.obj = CliState(settings)
     ctx.call_on_close(ctx.obj.close)
+    if settings.asserted_identity:  # refused (and audited) before any command runs
+        ctx.obj.actor()
 
 
 def _register(root_app: typer.Typer) -> None:
@@ -121,7 +133,8 @@ def run() -> None:
         try:
             app()
         except GhafError as exc:
-            err.print(f"[bold red]error:[/] {exc.headline}", highlight=False, soft_wrap=True)
+            headline = escape(exc.headline)  # a hint like `[a, b]` is text, not markup
+            err.print(f"[bold red]error:[/] {headline}", highlight=False, soft_wrap=True)
             if exc.hint:
-                err.print(f"  hint: {exc.hint}", highlight=False, soft_wrap=True)
+                err.print(f"  hint: {escape(exc.hint)}", highlight=False, soft_wrap=True)
             sys.exit(exit_code_for(exc))
