@@ -73,7 +73,7 @@ def serve(
     monitoring.read for /metrics unless --metrics-public).
     """
     from ghaf.access.guard import check_insecure_dev
-    from ghaf.serving.server import ServeConfig, model_entry, serve_forever
+    from ghaf.serving.server import ServeConfig, model_entry, serve_forever, tls_settings
 
     if insecure_dev:
         check_insecure_dev(host, "model server")  # refused before anything is resolved or bound
@@ -120,7 +120,8 @@ def serve(
         insecure_dev=insecure_dev,
         metrics_public=metrics_public,
     )
-    cli.console.print(f"serving {', '.join(s.name for s in specs)} on http://{host}:{port}")
+    scheme = "https" if tls_settings(cli.platform(), host).cert_file else "http"
+    cli.console.print(f"serving {', '.join(s.name for s in specs)} on {scheme}://{host}:{port}")
     serve_forever(config, cli.platform())
 
 
