@@ -149,3 +149,21 @@ def test_plain_http_to_the_tls_port_gets_no_answer(doors: Doors) -> None:
         served = _post(context, f"https://127.0.0.1:{port}{path}", body, doors.token)
         assert served.status_code == 200, (server, served.text)
     assert doors.audit_size() == before
+
+
+def test_worker_processes_listen_with_the_same_tls(doors: Doors, tmp_path: Path) -> None:
+    """``--workers 2``: each worker process reads the home's TLS settings itself."""
+    context = _client(doors.pki, ssl.TLSVersion.TLSv1_3, doors.pki)
+    home = doors.platform.settings.home
+    workers = ServerProcess(home, ("serve", "fraud@champion", "--workers", "2"),
+                            "/v2/health/ready", tmp_path / "workers.log", tls=context)  # fmt: skip
+    workers.start()
+    try:
+        url = f"{workers.url}/v2/models/fraud/infer"
+        for _ in range(4):  # fresh connections, spread by the kernel over the workers
+            assert _post(context, url, oip(doors.rows), doors.token).status_code == 200
+            with pytest.raises(httpx.TransportError):
+                _post(_client(doors.pki, ssl.TLSVersion.TLSv1_3, None), url, {}, doors.token)
+    finally:
+        log = workers.stop()
+    assert "Traceback" not in log
