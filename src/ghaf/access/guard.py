@@ -95,6 +95,8 @@ class RequestGuard:
         key, actor = self.cached_actor(headers)
         if actor is not None:
             return key, actor
+        if not key:  # no Authorization header: refused at once, no I/O to wait for
+            return self.authenticate(headers, source)
         return await asyncio.to_thread(self.authenticate, list(headers), source)
 
     # Authorization -----------------------------------------------------------------
