@@ -119,7 +119,7 @@ GUARDS: tuple[Guard, ...] = (
     ),
     Guard(
         "audit-verification",
-        "src/ghaf/security/checkpoints.py",
+        "src/ghaf/security/audit_verify.py",
         "verify_audit",
         "AuditReport(records=0, checkpoints=0)",
         ("tests/unit/security",),
