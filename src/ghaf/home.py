@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
+from ghaf.artifacts.leftovers import find_leftovers, format_size
 from ghaf.errors import ConfigError, GhafError, InvalidInputError
 from ghaf.metadata.base import utcnow
 from ghaf.metadata.migrate import pending_heads, upgrade
@@ -158,6 +159,22 @@ def _check(name: str, probe: Callable[[], str], fix: str) -> Check:
         return Check(name, False, f"{type(exc).__name__}: {exc}", fix)
 
 
+def _leftovers(settings: GhafSettings, shown: int = 5) -> str:
+    """Crash leftovers fail the check: plaintext at rest that nothing will ever clean."""
+    leftovers, in_use = find_leftovers(settings)
+    busy = f"; {len(in_use)} scratch directories in use" if in_use else ""
+    if not leftovers:
+        return f"no crash leftovers{busy}"
+    size = format_size(sum(item.size for item in leftovers))
+    lines = [item.describe() for item in leftovers[:shown]]
+    if len(leftovers) > shown:
+        lines.append(f"and {len(leftovers) - shown} more")
+    raise GhafError(
+        f"{len(leftovers)} crash leftovers ({size}): " + "; ".join(lines),
+        hint="run `ghaf gc` (it never removes what a running process uses)",
+    )
+
+
 def run_doctor(settings: GhafSettings) -> list[Check]:
     """Check every configured backend and say what is wrong and how to fix it.
 
@@ -201,6 +218,7 @@ def run_doctor(settings: GhafSettings) -> list[Check]:
             return f"{free >> 30} GiB free"
 
         checks.append(_check("disk", disk, "free space or move GHAF_HOME"))
+        checks.append(_check("leftovers", functools.partial(_leftovers, settings), "run `ghaf gc`"))
         for name, probe, fix in DOCTOR_PROBES:
             checks.append(_check(name, functools.partial(probe, platform), fix))
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 import time
@@ -17,7 +18,14 @@ from ghaf.errors import BackendUnavailableError, NotFoundError
 class _LocalWriter:
     def __init__(self, root: Path) -> None:
         self._root = root
-        fd, name = tempfile.mkstemp(dir=root / ".tmp", prefix=f"{uuid.uuid4().hex}-")
+        while True:
+            fd, name = tempfile.mkstemp(dir=root / ".tmp", prefix=f"{uuid.uuid4().hex}-")
+            # Held until the file is committed or removed: `ghaf gc` takes only unlocked
+            # files, and one it removed before the lock was taken has no link left.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink:
+                break
+            os.close(fd)
         self._path = Path(name)
         self._file = os.fdopen(fd, "wb", buffering=0)
 
@@ -30,13 +38,15 @@ class _LocalWriter:
     def commit(self, key: str) -> None:
         self._file.flush()
         os.fsync(self._file.fileno())
-        self._file.close()
         final = self._root / key
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():  # same content already stored: keep the old one
-            self._path.unlink(missing_ok=True)
-            return
-        self._path.replace(final)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if final.exists():  # same content already stored: keep the old one
+                self._path.unlink(missing_ok=True)
+                return
+            self._path.replace(final)
+        finally:
+            self._file.close()  # releases the lock only once the file has left .tmp
         _fsync_dir(final.parent)
 
     def abort(self) -> None:

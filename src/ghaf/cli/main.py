@@ -19,6 +19,7 @@ from ghaf.cli import (
     demo,
     features,
     gate,
+    gc,
     identity,
     install,
     keys,
@@ -51,6 +52,7 @@ app = typer.Typer(
 COMMANDS: tuple[tuple[str, typer.Typer | Callable[..., None]], ...] = (
     ("init", install.init),
     ("doctor", install.doctor),
+    ("gc", gc.gc),
     ("version", install.version),
     ("admin", admin.app),
     ("projects", projects.app),
