@@ -1,4 +1,4 @@
-"""``ghaf policy``: explain residency and RBAC decisions; show and set the release policy."""
+"""``ghaf policy``: explain residency and RBAC decisions; the release and code policies."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ghaf.cli import code_policy
 from ghaf.cli.context import state
 from ghaf.data.residency import object_tags
 from ghaf.errors import InvalidInputError, PermissionDeniedError, PolicyViolationError
@@ -79,6 +80,7 @@ release_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(release_app, name="release")
+app.add_typer(code_policy.app, name="code")
 
 
 @release_app.command("show")

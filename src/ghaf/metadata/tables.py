@@ -15,6 +15,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "ghaf.security.audit_tables",
     "ghaf.registry.tables",
     "ghaf.registry.release_tables",
+    "ghaf.registry.code_tables",
     "ghaf.tracking.tables",
     "ghaf.data.tables",
     "ghaf.lineage.tables",

@@ -6,30 +6,43 @@ import base64
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
 from ghaf.errors import InvalidInputError, NotFoundError
 
+if TYPE_CHECKING:
+    from ghaf.models.custom_code import CodePolicy
+
 MODEL_FILE = "ghaf-model.json"
 """Written by every flavor's ``save``: which flavor, which files, and flavor options."""
 
 
 class Flavor(Protocol):
-    """A way to store one kind of model in safe, native files and load it back."""
+    """A way to store one kind of model in safe, native files and load it back.
+
+    A loader takes data only: nothing in ``ghaf-model.json`` names code to import. Code a
+    model needs of its own is a file inside its directory, run only under the project's
+    code policy (:mod:`ghaf.models.custom_code`).
+    """
 
     name: str
     FILE: str
     """The model file ``save`` writes (a single-file model registers under this name)."""
+    FORMATS: dict[str, str]
+    """Each file the loader reads -> the format its content must be (``ghaf.models.formats``)."""
 
     def save(self, model: Any, directory: Path, **options: Any) -> None:
         """Write ``model`` into ``directory`` (created), including ``ghaf-model.json``."""
         ...
 
-    def load(self, directory: Path) -> LoadedModel:
-        """Load the model saved in ``directory``; refuse unsafe content."""
+    def load(self, directory: Path, *, code_policy: CodePolicy | None = None) -> LoadedModel:
+        """Load the model saved in ``directory``; refuse unsafe content.
+
+        ``code_policy``: what custom code the model's project allows (None: none).
+        """
         ...
 
 

@@ -7,6 +7,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ghaf.models.custom_code import CODE_DIR
+
 if TYPE_CHECKING:
     from ghaf.registry.base import ModelVersion
     from ghaf.registry.gates import GateVerdict
@@ -24,6 +26,18 @@ def _table(header: tuple[str, str], rows: list[tuple[str, str]]) -> list[str]:
     return lines
 
 
+def custom_code_line(version: ModelVersion) -> str:
+    """Whether the model runs code of its own: a reader of the card must not have to guess."""
+    code = sorted(p for p in version.files if p.startswith(f"{CODE_DIR}/") and p.endswith(".py"))
+    if not code:
+        return "- Custom code: none (loaded from data only)"
+    files = ", ".join(f"`{path}`" for path in code)
+    return (
+        f"- Custom code: **runs custom code** ({files}, signed with the version; it loads "
+        f"only where project {version.project}'s code policy allows its imports)"
+    )
+
+
 def generate_card(version: ModelVersion, run: dict[str, Any] | None) -> str:
     """A Markdown model card: intended use, data, metrics, fairness, limitations."""
     metrics = sorted(version.metrics.items())
@@ -38,6 +52,7 @@ def generate_card(version: ModelVersion, run: dict[str, Any] | None) -> str:
         f"- Registered by: {version.created_by} on {version.created_at:%Y-%m-%d %H:%M} UTC",
         f"- Training run: `{version.run_id or 'not recorded'}`",
         f"- Files signed: {'yes' if version.signed else 'no'}",
+        custom_code_line(version),
         "",
         "## Intended use",
         "",

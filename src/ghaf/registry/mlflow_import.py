@@ -44,7 +44,13 @@ def _unpickle(path: Path) -> Any:
         ) from exc
 
 
-def _convert(directory: Path, flavors: dict[str, Any], out: Path, entry_point: str | None) -> str:
+def _convert(
+    directory: Path,
+    flavors: dict[str, Any],
+    out: Path,
+    architecture: Path | None,
+    code: Path | None,
+) -> str:
     if "onnx" in flavors:
         save_model(directory / flavors["onnx"]["data"], out, flavor="onnx")
         return "onnx"
@@ -75,7 +81,7 @@ def _convert(directory: Path, flavors: dict[str, Any], out: Path, entry_point: s
         save_model(model, out, flavor="skops")
         return "skops"
     if "pytorch" in flavors:
-        return _convert_pytorch(directory, flavors["pytorch"], out, entry_point)
+        return _convert_pytorch(directory, flavors["pytorch"], out, architecture, code)
     raise InvalidInputError(
         f"MLflow flavors {', '.join(sorted(flavors))} are not supported",
         hint=f"Ghaf imports: {', '.join(SUPPORTED)}",
@@ -91,15 +97,36 @@ def _load_skops(path: Path) -> Any:
     return skops_flavor.load(directory).raw
 
 
+def _read_architecture(path: Path) -> Any:
+    """Layer specs from a JSON or YAML file (``[{"layer": "Linear", ...}, ...]``)."""
+    if not path.is_file():
+        raise NotFoundError(f"architecture file {path} does not exist", hint="check the path")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(
+            f"architecture file {path} is not JSON or YAML: {exc}",
+            hint='e.g. [{"layer": "Linear", "in_features": 4, "out_features": 2}]',
+        ) from exc
+
+
 def _convert_pytorch(
-    directory: Path, spec: dict[str, Any], out: Path, entry_point: str | None
+    directory: Path,
+    spec: dict[str, Any],
+    out: Path,
+    architecture: Path | None,
+    code: Path | None,
 ) -> str:
     import torch
 
-    if entry_point is None:
+    from ghaf.models.flavors.pytorch import LAYERS, build_architecture, save_weights
+
+    if (architecture is None) == (code is None):
         raise InvalidInputError(
-            "importing a PyTorch model needs --entry-point module:function",
-            hint="the function builds the untrained module; the weights are imported",
+            "importing a PyTorch model needs one of --architecture FILE or --code FILE",
+            hint=f"--architecture: the layers as JSON/YAML data ({', '.join(LAYERS)}); "
+            "--code: a .py file whose build() returns the module (custom code: the "
+            "project's code policy must allow it)",
         )
     data = directory / spec.get("model_data", "data")
     files = sorted(data.rglob("*.pth")) if data.is_dir() else [data]
@@ -112,11 +139,18 @@ def _convert_pytorch(
             f"{files[0].name} is a pickled module, not a state dict; it was not loaded",
             hint="log the model with mlflow.pytorch.log_state_dict, or export it to ONNX",
         ) from exc
-    from ghaf.models.flavors.pyfunc import resolve_entry_point
-
-    module = resolve_entry_point(entry_point)()
-    module.load_state_dict(state)
-    save_model(module, out, flavor="pytorch", entry_point=entry_point)
+    if architecture is not None:
+        layers = _read_architecture(architecture)
+        try:  # the weights must fit the architecture they are stored with
+            build_architecture(layers).load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise InvalidInputError(
+                f"{files[0].name} does not fit the architecture in {architecture}: {exc}",
+                hint="describe the layers the state dict was trained with",
+            ) from exc
+        save_weights(state, out, architecture=layers)
+    else:
+        save_weights(state, out, code=code)  # runs nothing now; registration checks the policy
     return "pytorch"
 
 
@@ -126,19 +160,23 @@ def import_mlflow_model(
     path: Path,
     name: str,
     *,
-    entry_point: str | None = None,
+    architecture: Path | None = None,
+    code: Path | None = None,
     description: str = "",
 ) -> ModelVersion:
     """Re-save the MLflow model at ``path`` in a safe format and register it as ``name``.
 
     Pickled scikit-learn/LightGBM models are read with an allow-listing unpickler
-    (estimator and NumPy types only); anything that names other code is refused.
+    (estimator and NumPy types only); anything that names other code is refused. A
+    PyTorch state dict (read with ``weights_only=True``) needs its architecture as data
+    (``architecture``: a JSON/YAML file of layers) or as custom code (``code``: a
+    ``.py`` file, stored inside the model; the project's code policy must allow it).
     """
     directory = Path(path)
     flavors = _read_mlmodel(directory)["flavors"]
     with tempfile.TemporaryDirectory(prefix="ghaf-mlflow-") as tmp:
         out = Path(tmp) / "model"
-        flavor = _convert(directory, flavors, out, entry_point)
+        flavor = _convert(directory, flavors, out, architecture, code)
         return register_model(
             platform,
             actor,

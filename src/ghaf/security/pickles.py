@@ -216,17 +216,27 @@ def _check(path: Path, allowed: frozenset[tuple[str, str]]) -> bool:
     return True
 
 
-def check_pickle_file(path: Path, *, extra_allowed: Iterable[tuple[str, str]] = ()) -> None:
+def check_pickle_file(
+    path: Path,
+    *,
+    extra_allowed: Iterable[tuple[str, str]] = (),
+    allowed: Iterable[tuple[str, str]] | None = None,
+) -> None:
     """Refuse a pickle or joblib file that references any global outside the allow-list.
 
     Nothing in a plain pickle is executed; for a joblib file only allow-listed
     constructors run (to read past its embedded arrays).
 
+    Args:
+        allowed: the exact pairs to allow instead of :func:`allowed_globals` (e.g. a
+            payload that must hold plain data only, no estimator).
+
     Raises:
         PolicyViolationError: naming the offending global.
         InvalidInputError: the file is not a pickle.
     """
-    _check(path, allowed_globals(extra_allowed))
+    base = allowed_globals() if allowed is None else frozenset(allowed)
+    _check(path, base | frozenset(extra_allowed))
 
 
 def load_pickle_file(path: Path, *, extra_allowed: Iterable[tuple[str, str]] = ()) -> Any:

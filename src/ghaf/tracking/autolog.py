@@ -158,9 +158,7 @@ class _TorchState:
         self.optimizer: Any = None
 
 
-def _patch_pytorch(
-    run: ActiveRun, patches: _Patches, entry_point: str | None, state: _TorchState
-) -> None:
+def _patch_pytorch(run: ActiveRun, patches: _Patches, state: _TorchState) -> None:
     import torch
     from torch.nn.modules.module import register_module_forward_hook
     from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -190,7 +188,7 @@ def _patch_pytorch(
     patches.replace(torch.Tensor, "backward", backward)
 
 
-def _finish_pytorch(run: ActiveRun, state: _TorchState, entry_point: str | None) -> None:
+def _finish_pytorch(run: ActiveRun, state: _TorchState) -> None:
     if state.optimizer is not None:
         group = state.optimizer.param_groups[0]
         run.log_params(
@@ -201,8 +199,9 @@ def _finish_pytorch(run: ActiveRun, state: _TorchState, entry_point: str | None)
         )
     if state.model is not None:
         run.log_params({"model_class": type(state.model).__name__})
-        if entry_point is not None:
-            _log_model_quietly(run, state.model, flavor="pytorch", entry_point=entry_point)
+        # A Sequential of standard layers is saved as data; any other module needs its
+        # code (save it yourself with code=PATH), so it is only warned about here.
+        _log_model_quietly(run, state.model, flavor="pytorch")
 
 
 @contextlib.contextmanager
@@ -210,16 +209,14 @@ def autolog(
     run: ActiveRun,
     *,
     frameworks: tuple[str, ...] = FRAMEWORKS,
-    torch_entry_point: str | None = None,
 ) -> Iterator[ActiveRun]:
     """Log params, per-iteration metrics and the model of training code run in the block.
 
     Args:
         run: the run to log into.
         frameworks: which of ``sklearn``, ``lightgbm``, ``xgboost``, ``pytorch`` to patch
-            (those not installed are skipped).
-        torch_entry_point: ``module:function`` that builds the PyTorch module; with it
-            the trained module is logged as a model (state dict as safetensors).
+            (those not installed are skipped). A PyTorch ``Sequential`` of standard
+            layers is logged as a model (weights as safetensors, layers as data).
     """
     patches = _Patches()
     torch_state = _TorchState()
@@ -227,7 +224,7 @@ def autolog(
         "sklearn": lambda: _patch_sklearn(run, patches),
         "lightgbm": lambda: _patch_lightgbm(run, patches),
         "xgboost": lambda: _patch_xgboost(run, patches),
-        "pytorch": lambda: _patch_pytorch(run, patches, torch_entry_point, torch_state),
+        "pytorch": lambda: _patch_pytorch(run, patches, torch_state),
     }
     installed = []
     try:
@@ -241,4 +238,4 @@ def autolog(
     finally:
         patches.restore()
         if "pytorch" in installed:
-            _finish_pytorch(run, torch_state, torch_entry_point)
+            _finish_pytorch(run, torch_state)

@@ -13,10 +13,13 @@ import pytest
 
 from ghaf.errors import InvalidInputError, PolicyViolationError
 from ghaf.models import load_model_dir, save_model
+from ghaf.models.custom_code import CodePolicy
 from ghaf.platform import Platform
 from ghaf.registry import load_model, register_model
+from ghaf.registry.code_policy import change_code_policy
 from ghaf.tracking import start_run
 
+CODE = Path(__file__).parent / "model_code"
 RNG = np.random.default_rng(7)
 X = RNG.normal(size=(200, 4))
 Y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
@@ -56,17 +59,12 @@ def _onnx() -> tuple[Any, dict[str, Any], Any]:
 def _pytorch() -> tuple[Any, dict[str, Any], Any]:
     from tests.unit.models._flavor_models import build_net
 
-    net = build_net()
-    return net, {"entry_point": "tests.unit.models._flavor_models:build_net"}, X.astype(np.float32)
+    return build_net(), {}, X.astype(np.float32)  # a Sequential: its layers are data
 
 
 def _pyfunc() -> tuple[Any, dict[str, Any], Any]:
     payload = {"w": np.array([1.0, 2.0, -1.0, 0.5]), "b": 0.25}
-    return (
-        payload,
-        {"entry_point": "tests.unit.models._flavor_models:build_linear", "flavor": "pyfunc"},
-        X,
-    )
+    return payload, {"code": CODE / "linear.py", "flavor": "pyfunc"}, X
 
 
 CASES = {
@@ -101,6 +99,8 @@ def test_flavor_round_trips_through_a_run_and_the_registry(platform: Platform, f
     model, options, data = CASES[flavor]()
     options = dict(options)
     chosen = options.pop("flavor", None)
+    if flavor == "pyfunc":  # custom code: an approver allows what it imports, first
+        change_code_policy(platform, platform.admin(), "default", allow=["numpy"])
     with start_run(platform=platform, experiment="flavors") as run:
         source = run.log_model(model, "model", flavor=chosen, **options)
     version = register_model(platform, platform.admin(), f"m-{flavor}", source, example=data[:5])
@@ -130,26 +130,21 @@ class _Evil:
 
 
 def test_pyfunc_payload_that_names_code_is_refused(tmp_path: Path) -> None:
-    save_model(
-        {"w": [1.0], "b": 0.0},
-        tmp_path / "m",
-        flavor="pyfunc",
-        entry_point="tests.unit.models._flavor_models:build_linear",
-    )
+    save_model({"w": [1.0], "b": 0.0}, tmp_path / "m", flavor="pyfunc", code=CODE / "linear.py")
     (tmp_path / "m" / "payload.pkl").write_bytes(pickle.dumps({"x": _Evil()}))
     with pytest.raises(PolicyViolationError, match="system"):
-        load_model_dir(tmp_path / "m")
+        load_model_dir(tmp_path / "m", code_policy=CodePolicy("default", ("numpy",)))
 
 
-def test_pytorch_without_entry_point_is_refused(tmp_path: Path) -> None:
+def test_entry_points_are_refused_when_saving(tmp_path: Path) -> None:
     from tests.unit.models._flavor_models import build_net
 
-    with pytest.raises(InvalidInputError, match="entry_point"):
-        save_model(build_net(), tmp_path / "m", flavor="pytorch")
+    for flavor, model in (("pytorch", build_net()), ("pyfunc", {})):
+        with pytest.raises(InvalidInputError, match="entry_point='os:system' is not accepted"):
+            save_model(model, tmp_path / flavor, flavor=flavor, entry_point="os:system")
+    assert not (tmp_path / "pytorch").exists() and not (tmp_path / "pyfunc").exists()
 
 
-def test_unknown_flavor_and_bad_entry_point(tmp_path: Path) -> None:
+def test_unknown_flavor_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="unknown model flavor"):
         save_model(object(), tmp_path / "m", flavor="pickle")
-    with pytest.raises(InvalidInputError, match="cannot be imported"):
-        save_model({}, tmp_path / "m", flavor="pyfunc", entry_point="nope_module:build")

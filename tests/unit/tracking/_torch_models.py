@@ -1,4 +1,4 @@
-"""A module definition referenced by entry point from the autolog test."""
+"""The autolog test's module: a Sequential of standard layers, logged as data."""
 
 from __future__ import annotations
 

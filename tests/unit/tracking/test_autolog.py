@@ -67,7 +67,7 @@ def test_pytorch_autolog(platform: Platform) -> None:
     x, y = torch.from_numpy(X), torch.from_numpy(Y).long()
     with (
         start_run(platform=platform) as run,
-        autolog(run, torch_entry_point="tests.unit.tracking._torch_models:build"),
+        autolog(run),
     ):
         optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
         for _ in range(5):

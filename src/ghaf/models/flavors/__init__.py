@@ -8,6 +8,8 @@ from typing import Any
 from ghaf.backends import backend_names, flavor_module
 from ghaf.errors import InvalidInputError
 from ghaf.models.base import Flavor, LoadedModel, ModelMeta
+from ghaf.models.checks import check_model_dir
+from ghaf.models.custom_code import CodePolicy
 
 
 def get_flavor(name: str) -> Flavor:
@@ -42,10 +44,22 @@ def save_model(model: Any, directory: Path, *, flavor: str | None = None, **opti
     return chosen
 
 
-def load_model_dir(directory: Path) -> LoadedModel:
-    """Load the model in ``directory`` with the flavor its ``ghaf-model.json`` names."""
-    meta = ModelMeta.read(directory)
-    loaded: LoadedModel = get_flavor(meta.flavor).load(directory)
+def load_model_dir(directory: Path, *, code_policy: CodePolicy | None = None) -> LoadedModel:
+    """Load the model in ``directory`` with the flavor its ``ghaf-model.json`` names.
+
+    The directory is inspected first (:func:`ghaf.models.checks.check_model_dir`): links,
+    metadata naming code, a file whose content is not its flavor's format, and custom
+    code that ``code_policy`` (the model's project's) does not allow are refused before
+    anything is read.
+
+    Raises:
+        PolicyViolationError: naming the file and what was refused.
+    """
+    ModelMeta.read(directory)
+    inspection = check_model_dir(directory, code_policy=code_policy)
+    loaded: LoadedModel = get_flavor(str(inspection.flavor)).load(
+        directory, code_policy=code_policy
+    )
     return loaded
 
 

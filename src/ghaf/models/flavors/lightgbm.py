@@ -9,9 +9,13 @@ import numpy as np
 
 from ghaf.errors import MissingDependencyError
 from ghaf.models.base import LoadedModel, ModelMeta, to_frame
+from ghaf.models.custom_code import CodePolicy
+from ghaf.models.formats import check_format
 
 name = "lightgbm"
 FILE = "model.lgb.txt"
+FORMATS = {FILE: "lightgbm"}
+"""The file the loader reads and the format its content must be."""
 
 
 def _lgb() -> Any:
@@ -51,7 +55,8 @@ class LightGBMModel(LoadedModel):
         return np.asarray(self.classes[np.argmax(self.predict_proba(data), axis=1)])
 
 
-def load(directory: Path) -> LoadedModel:
+def load(directory: Path, *, code_policy: CodePolicy | None = None) -> LoadedModel:
+    check_format(directory / FILE, FORMATS[FILE])  # by content: a renamed pickle is refused
     meta = ModelMeta.read(directory)
     booster = _lgb().Booster(model_file=str(directory / FILE))
     return LightGBMModel(booster, meta.options.get("classes"))

@@ -10,9 +10,13 @@ import numpy as np
 
 from ghaf.errors import InvalidInputError, MissingDependencyError
 from ghaf.models.base import LoadedModel, ModelMeta, to_matrix
+from ghaf.models.custom_code import CodePolicy
+from ghaf.models.formats import check_format
 
 name = "onnx"
 FILE = "model.onnx"
+FORMATS = {FILE: "onnx"}
+"""The file the loader reads and the format its content must be."""
 
 
 def save(model: Any, directory: Path, **options: Any) -> None:
@@ -61,7 +65,8 @@ class OnnxModel(LoadedModel):
         return np.asarray(scores)
 
 
-def load(directory: Path) -> LoadedModel:
+def load(directory: Path, *, code_policy: CodePolicy | None = None) -> LoadedModel:
+    check_format(directory / FILE, FORMATS[FILE])  # by content: a renamed pickle is refused
     try:
         import onnxruntime
     except ImportError as exc:  # pragma: no cover

@@ -1,82 +1,90 @@
-"""Generic Python models: code by reference ("module:function") plus a scanned data payload.
+"""Generic Python models: a data payload plus the code that builds the model, both inside
+the model directory.
 
-The payload is pickled data (dicts, lists, NumPy arrays); at load it is scanned and
-unpickled with an allow-list, so it cannot name code. The code comes from the
-entry point, which must be importable where the model is loaded.
+The payload is pickled plain data (dicts, lists, NumPy arrays): scanned and unpickled
+with a data-only allow-list, so it cannot name code. The code is ``code/<name>.py``,
+signed with the directory, defining ``build(payload)``; it is custom code, run only
+where the model's project allows it and with its imports guarded
+(:mod:`ghaf.models.custom_code`). Nothing in ``ghaf-model.json`` names code to import.
 """
 
 from __future__ import annotations
 
-import importlib
-import pickle  # nosec B403
-import re
-from collections.abc import Callable
+import pickle  # nosec B403 - writes data; reading goes through the allow-list
 from pathlib import Path
 from typing import Any
 
-from ghaf.errors import InvalidInputError, UserCodeError
-from ghaf.models.base import LoadedModel, ModelMeta
+from ghaf.errors import InvalidInputError, PolicyViolationError
+from ghaf.models.base import MODEL_FILE, LoadedModel, ModelMeta
+from ghaf.models.custom_code import (
+    CodePolicy,
+    call_build,
+    copy_code,
+    load_code,
+    refuse_code_options,
+)
+from ghaf.models.formats import check_format
 from ghaf.models.safe_pickle import restricted_load
 
 name = "pyfunc"
 FILE = "payload.pkl"
-_ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+FORMATS = {FILE: "data-pickle"}
+"""The payload must be a pickle of plain data (no estimator, no code)."""
+NEEDS_CODE = True
+"""Every pyfunc model runs custom code: its project's code policy decides."""
 
 
-def resolve_entry_point(ref: str) -> Callable[..., Any]:
-    """Import ``module:attr`` and return the callable."""
-    if not _ENTRY.match(ref):
-        raise InvalidInputError(
-            f"entry point {ref!r} is not 'module:function'",
-            hint="e.g. entry_point='my_package.models:build'",
-        )
-    module_name, _, attr = ref.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
-        raise InvalidInputError(
-            f"entry point {ref!r} cannot be imported: {exc}",
-            hint="install the package that defines it where the model is loaded",
-        ) from exc
-    if not callable(target):
-        raise InvalidInputError(f"entry point {ref!r} is not callable", hint="point at a function")
-    return target  # type: ignore[no-any-return]
+def save(payload: Any, directory: Path, *, code: Path | str | None = None, **options: Any) -> None:
+    """Write ``payload`` (plain data) and copy ``code`` (a ``.py`` file) into ``directory``.
 
+    The code's ``build(payload)`` must return an object with ``predict`` (and optionally
+    ``predict_proba``); it may import only what the project's code policy allows.
 
-def save(payload: Any, directory: Path, *, entry_point: str | None = None, **options: Any) -> None:
-    """Write ``payload`` (plain data) and the ``entry_point`` that turns it into a model.
-
-    ``entry_point(payload)`` must return an object with ``predict`` (and optionally
-    ``predict_proba``).
+    Raises:
+        InvalidInputError: no code file, an entry point instead of one, or a payload
+            that is not plain data.
     """
-    if entry_point is None:
+    refuse_code_options(options)
+    if code is None:
         raise InvalidInputError(
-            "a pyfunc model needs entry_point='module:function'",
-            hint="the function receives the payload and returns an object with predict",
+            "a pyfunc model needs code=PATH: a .py file defining build(payload)",
+            hint="the file is copied into the model directory and signed with it",
         )
-    resolve_entry_point(entry_point)
     directory.mkdir(parents=True, exist_ok=True)
+    relative = copy_code(code, directory)
     with (directory / FILE).open("wb") as handle:
         pickle.dump(payload, handle, protocol=5)
-    ModelMeta(name, [FILE], {"entry_point": entry_point, **options}).write(directory)
-
-
-def load(directory: Path) -> LoadedModel:
-    meta = ModelMeta.read(directory)
-    payload = restricted_load(directory / FILE)
-    build = resolve_entry_point(str(meta.options["entry_point"]))
     try:
-        model = build(payload)
-    except Exception as exc:
-        raise UserCodeError(
-            f"pyfunc entry point {meta.options['entry_point']} raised {type(exc).__name__}: {exc}",
-            hint="fix the model code",
+        check_format(directory / FILE, FORMATS[FILE])
+    except PolicyViolationError as exc:
+        raise InvalidInputError(
+            f"the pyfunc payload is not plain data: {exc.headline}",
+            hint="pass dicts, lists, numbers, strings and NumPy arrays; put code in the file",
         ) from exc
+    ModelMeta(name, [FILE, relative], {"code": relative, **options}).write(directory)
+
+
+def load(directory: Path, *, code_policy: CodePolicy | None = None) -> LoadedModel:
+    """Run the model's code under ``code_policy`` and build the model from the payload.
+
+    Raises:
+        PolicyViolationError: the project does not allow the code or one of its imports,
+            or the payload is not plain data.
+        UserCodeError: the code raised.
+    """
+    meta = ModelMeta.read(directory)
+    relative = meta.options.get("code")
+    if not isinstance(relative, str):
+        raise PolicyViolationError(
+            f"{MODEL_FILE} of this pyfunc model names no code file inside the directory",
+            hint="re-save it with ghaf.models.save_model(payload, dir, flavor='pyfunc', code=PATH)",
+        )
+    module = load_code(directory, relative, code_policy)
+    check_format(directory / FILE, FORMATS[FILE])
+    model = call_build(module, relative, restricted_load(directory / FILE))
     if not hasattr(model, "predict"):
         raise InvalidInputError(
-            f"{meta.options['entry_point']} returned an object without predict",
+            f"{relative}: build returned a {type(model).__name__} without predict",
             hint="return an object with predict(data)",
         )
     return LoadedModel(name, model)

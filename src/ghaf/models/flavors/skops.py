@@ -7,9 +7,13 @@ from typing import Any
 
 from ghaf.errors import MissingDependencyError, PolicyViolationError
 from ghaf.models.base import LoadedModel, ModelMeta
+from ghaf.models.custom_code import CodePolicy
+from ghaf.models.formats import check_format
 
 name = "skops"
 FILE = "model.skops"
+FORMATS = {FILE: "skops"}
+"""The file the loader reads and the format its content must be."""
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "lightgbm.", "xgboost.", "builtins.")
 """Types a skops file may contain without review: estimators and their array state."""
 
@@ -29,8 +33,9 @@ def save(model: Any, directory: Path, **options: Any) -> None:
     ModelMeta(name, [FILE], {"class": type(model).__qualname__, **options}).write(directory)
 
 
-def load(directory: Path) -> LoadedModel:
+def load(directory: Path, *, code_policy: CodePolicy | None = None) -> LoadedModel:
     """Load ``model.skops``, refusing any type outside :data:`TRUSTED_PREFIXES`."""
+    check_format(directory / FILE, FORMATS[FILE])  # by content: a renamed pickle is refused
     sio = _skops()
     path = directory / FILE
     untrusted = sio.get_untrusted_types(file=path)

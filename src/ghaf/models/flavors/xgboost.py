@@ -7,9 +7,13 @@ from typing import Any
 
 from ghaf.errors import InvalidInputError, MissingDependencyError
 from ghaf.models.base import LoadedModel, ModelMeta
+from ghaf.models.custom_code import CodePolicy
+from ghaf.models.formats import check_format
 
 name = "xgboost"
 FILE = "model.ubj"
+FORMATS = {FILE: "xgboost"}
+"""The file the loader reads and the format its content must be."""
 _WRAPPERS = ("XGBClassifier", "XGBRegressor", "XGBRanker")
 
 
@@ -35,7 +39,8 @@ class _BoosterModel(LoadedModel):
         return self.raw.predict(xgb.DMatrix(data))
 
 
-def load(directory: Path) -> LoadedModel:
+def load(directory: Path, *, code_policy: CodePolicy | None = None) -> LoadedModel:
+    check_format(directory / FILE, FORMATS[FILE])  # by content: a renamed pickle is refused
     xgb = _xgb()
     meta = ModelMeta.read(directory)
     wrapper = meta.options.get("wrapper")
