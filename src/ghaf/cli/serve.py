@@ -73,6 +73,7 @@ def serve(
     monitoring.read for /metrics unless --metrics-public).
     """
     from ghaf.access.guard import check_insecure_dev
+    from ghaf.artifacts.scratch import scratch_dir, sigterm_exits
     from ghaf.serving.server import ServeConfig, model_entry, serve_forever, tls_settings
 
     if insecure_dev:
@@ -89,40 +90,44 @@ def serve(
             features[0] if len(features) == 1 and ":" not in features[0] else features
         )
         lookup = {"entity_key": entity_key, "refs": refs}
-    workdir = Path(tempfile.mkdtemp(prefix="ghaf-serve-"))
-    specs = [_spec(cli, ref, flavor, workdir) for ref in models]
-    entries = [model_entry(s, features=lookup) for s in specs]
-    if shadow is not None:
-        entries.append(model_entry(_spec(cli, shadow, flavor, workdir), shadow=True))
-    registered = [ref for ref in models if not Path(ref).is_dir()]
-    if registered:
-        from ghaf.serving.deployments import record_deployment
+    # The decrypted models live in the home, and go on every way out: an error while
+    # starting, Ctrl-C, or SIGTERM (`kill`, a service manager).
+    with sigterm_exits(), scratch_dir(cli.settings.home, "serve-") as workdir:
+        specs = [_spec(cli, ref, flavor, workdir) for ref in models]
+        entries = [model_entry(s, features=lookup) for s in specs]
+        if shadow is not None:
+            entries.append(model_entry(_spec(cli, shadow, flavor, workdir), shadow=True))
+        registered = [ref for ref in models if not Path(ref).is_dir()]
+        if registered:
+            from ghaf.serving.deployments import record_deployment
 
-        record = record_deployment(
-            cli.platform(),
-            cli.actor(),
-            deployment or specs[0].name,
-            registered,
-            shadow=shadow,
+            record = record_deployment(
+                cli.platform(),
+                cli.actor(),
+                deployment or specs[0].name,
+                registered,
+                shadow=shadow,
+            )
+            cli.console.print(
+                f"deployment {record.name} revision {record.revision}: {record.status}"
+            )
+        config = ServeConfig(
+            models=entries,
+            host=host,
+            port=port,
+            workers=workers,
+            threads=threads,
+            max_batch_rows=max_batch_rows,
+            max_wait_ms=max_wait_ms,
+            max_body_bytes=int(max_body_mb * (1 << 20)),
+            log_dir=str(log_dir) if log_dir else None,
+            home=str(cli.settings.home),
+            insecure_dev=insecure_dev,
+            metrics_public=metrics_public,
         )
-        cli.console.print(f"deployment {record.name} revision {record.revision}: {record.status}")
-    config = ServeConfig(
-        models=entries,
-        host=host,
-        port=port,
-        workers=workers,
-        threads=threads,
-        max_batch_rows=max_batch_rows,
-        max_wait_ms=max_wait_ms,
-        max_body_bytes=int(max_body_mb * (1 << 20)),
-        log_dir=str(log_dir) if log_dir else None,
-        home=str(cli.settings.home),
-        insecure_dev=insecure_dev,
-        metrics_public=metrics_public,
-    )
-    scheme = "https" if tls_settings(cli.platform(), host).cert_file else "http"
-    cli.console.print(f"serving {', '.join(s.name for s in specs)} on {scheme}://{host}:{port}")
-    serve_forever(config, cli.platform())
+        scheme = "https" if tls_settings(cli.platform(), host).cert_file else "http"
+        cli.console.print(f"serving {', '.join(s.name for s in specs)} on {scheme}://{host}:{port}")
+        serve_forever(config, cli.platform())
 
 
 def predict(

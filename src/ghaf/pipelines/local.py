@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import tempfile
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from ghaf.artifacts.scratch import process_scratch_dir, release, remove_scratch_of
 from ghaf.pipelines.worker import StepResult, StepTask, run_in_process
 
 _CONTEXT = multiprocessing.get_context("forkserver")
@@ -37,11 +37,18 @@ class LocalExecutor:
 
     def __init__(self, max_workers: int | None = None) -> None:
         self.capacity = max_workers or max(os.cpu_count() or 1, 2)
-        self._logs = Path(tempfile.mkdtemp(prefix="ghaf-pipeline-logs-"))
+        self._logs: dict[Path, Path] = {}
+        """Per home: the scratch directory holding the steps' logs (what they print)."""
+
+    def _log_dir(self, task: StepTask) -> Path:
+        home = Path(task.settings["home"])
+        if home not in self._logs:
+            self._logs[home] = process_scratch_dir(home, "pipeline-logs-")
+        return self._logs[home]
 
     def submit(self, task: StepTask) -> LocalHandle:
         receive, send = _CONTEXT.Pipe(duplex=False)
-        log_path = self._logs / f"{task.step_run_id}-{task.attempt}.log"
+        log_path = self._log_dir(task) / f"{task.step_run_id}-{task.attempt}.log"
         process = _CONTEXT.Process(
             target=run_in_process, args=(send, task, str(log_path)), daemon=True
         )
@@ -75,6 +82,7 @@ class LocalExecutor:
                 f"killed by signal {-code}" if code is not None and code < 0 else f"exit {code}"
             )
             result = StepResult(ok=False, error=f"worker died ({reason})", failure="killed")
+            _forget_scratch(handle)
         result.log = log
         return result
 
@@ -91,8 +99,16 @@ class LocalExecutor:
         handle.process.join(5)
         handle.conn.close()
         handle.log_path.unlink(missing_ok=True)
+        _forget_scratch(handle)
 
     def close(self) -> None:
-        for path in self._logs.glob("*"):
-            path.unlink(missing_ok=True)
-        self._logs.rmdir()
+        for directory in self._logs.values():
+            release(directory)
+        self._logs.clear()
+
+
+def _forget_scratch(handle: LocalHandle) -> None:
+    """A worker that was killed ran no cleanup: remove the scratch directory it left (its
+    decrypted inputs) now that it is gone."""
+    if handle.pid is not None and handle.process.exitcode is not None:
+        remove_scratch_of(Path(handle.task.settings["home"]), handle.pid)

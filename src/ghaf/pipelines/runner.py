@@ -325,15 +325,26 @@ def run_pipeline(
 
 
 def output_of(platform: Platform, run: PipelineRun, step: str) -> Any:
-    """Load a step's stored output of ``run`` (as the downstream step would receive it)."""
-    import tempfile
+    """Load a step's stored output of ``run`` (as the downstream step would receive it).
+
+    A file or directory output comes back as a path in the home's scratch space, kept
+    until this process exits.
+    """
     from pathlib import Path
 
+    from ghaf.artifacts.scratch import process_scratch_dir, release
     from ghaf.errors import NotFoundError
     from ghaf.pipelines import values
 
     record = run.step(step)
     if record.output_digest is None or record.output_kind is None:
         raise NotFoundError(f"step {step} of run {run.id} has no output ({record.status})")
-    scratch = Path(tempfile.mkdtemp(prefix="ghaf-output-"))
-    return values.load(platform.artifacts, record.output_digest, record.output_kind, scratch)
+    scratch = process_scratch_dir(platform.settings.home, "output-")
+    try:
+        value = values.load(platform.artifacts, record.output_digest, record.output_kind, scratch)
+    except BaseException:
+        release(scratch)
+        raise
+    if not isinstance(value, Path):  # read into memory: nothing needs the directory
+        release(scratch)
+    return value

@@ -6,14 +6,12 @@ import contextlib
 import io
 import os
 import resource
-import shutil
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ghaf.artifacts.scratch import scratch_dir
 from ghaf.pipelines.step import Step
 from ghaf.security.identity import Actor
 
@@ -69,12 +67,17 @@ def execute(task: StepTask, log: io.TextIOBase | None = None) -> StepResult:
 
     started = time.perf_counter()
     cpu0 = time.process_time()
-    scratch = Path(tempfile.mkdtemp(prefix=f"ghaf-step-{task.node}-"))
     capture = log or io.StringIO()
     platform: Platform | None = None
     try:
-        with contextlib.redirect_stdout(capture), contextlib.redirect_stderr(capture):
+        with (
+            contextlib.redirect_stdout(capture),
+            contextlib.redirect_stderr(capture),
+            contextlib.ExitStack() as stack,
+        ):
             platform = _platform(task.settings)
+            # Inputs are decrypted here: inside the home, removed when the step ends.
+            scratch = stack.enter_context(scratch_dir(platform.settings.home, f"step-{task.node}-"))
             artifacts = platform.artifacts
             kwargs = dict(task.constants)
             for name, (digest, kind) in task.inputs.items():
@@ -92,7 +95,6 @@ def execute(task: StepTask, log: io.TextIOBase | None = None) -> StepResult:
         print(traceback.format_exc(), file=capture)
         result = StepResult(ok=False, error=f"{type(exc).__name__}: {exc}")
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
         if platform is not None:
             platform.close()
     result.wall_s = time.perf_counter() - started
