@@ -175,6 +175,12 @@ def _release_policy_set(platform: Platform) -> None:
     set_release_policy(platform, platform.admin(), "default", DEFAULT_POLICY)
 
 
+def _code_policy_set(platform: Platform) -> None:
+    from ghaf.registry.code_policy import change_code_policy
+
+    change_code_policy(platform, platform.admin(), "default", allow=["numpy"], reason="reviewed")
+
+
 def _home_transfer(platform: Platform) -> None:
     from ghaf.home import transfer_home
 
@@ -433,6 +439,7 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "model.break_glass_request": _break_glass_request,
     "model.break_glass": _break_glass_confirm,
     "release_policy.set": _release_policy_set,
+    "code_policy.set": _code_policy_set,
     "home.transfer": _home_transfer,
     "model.promote": _model_promote,
     "model.card_update": _model_card_update,

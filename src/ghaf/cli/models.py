@@ -147,17 +147,31 @@ def import_mlflow(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="An MLflow model directory (with MLmodel).")],
     name: Annotated[str, typer.Option("--name", help="Registered model name.")],
-    entry_point: Annotated[
-        str | None,
-        typer.Option("--entry-point", help="PyTorch: module:function building the module."),
+    architecture: Annotated[
+        Path | None,
+        typer.Option(help="PyTorch: the layers as a JSON/YAML file (data, no code runs)."),
     ] = None,
+    code: Annotated[
+        Path | None,
+        typer.Option(help="PyTorch: a .py file whose build() returns the module (custom code)."),
+    ] = None,
+    entry_point: Annotated[str | None, typer.Option("--entry-point", hidden=True)] = None,
 ) -> None:
     """Import an MLflow model: re-saved in a safe format, registered and signed."""
+    from ghaf.errors import InvalidInputError
     from ghaf.registry.mlflow_import import import_mlflow_model
 
+    if entry_point is not None:
+        raise InvalidInputError(
+            "--entry-point is no longer accepted: a model never imports code named by a string",
+            hint="pass --architecture FILE (layers as data) or --code FILE (custom code stored "
+            "in the model; the project's code policy must allow it)",
+        )
     cli = state(ctx)
     platform = cli.platform()
-    version = import_mlflow_model(platform, cli.actor(), path, name, entry_point=entry_point)
+    version = import_mlflow_model(
+        platform, cli.actor(), path, name, architecture=architecture, code=code
+    )
     cli.console.print(f"imported {path} as {version.ref} ({version.flavor})")
 
 

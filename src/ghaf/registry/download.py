@@ -11,6 +11,7 @@ from ghaf.models.base import MODEL_FILE, LoadedModel, ModelMeta
 from ghaf.models.flavors import load_model_dir
 from ghaf.platform import Platform
 from ghaf.registry.base import ModelVersion
+from ghaf.registry.code_policy import get_code_policy
 from ghaf.registry.files import fetch_files
 from ghaf.registry.service import get_model_version
 
@@ -52,7 +53,8 @@ def load_version(platform: Platform, version: ModelVersion) -> LoadedModel:
     """Verify and load ``version``'s model."""
     with tempfile.TemporaryDirectory(prefix="ghaf-load-") as tmp:
         directory = download_version(platform, version, Path(tmp) / "model")
-        model = load_model_dir(directory)
+        # Custom code runs only as the project's code policy allows it now.
+        model = load_model_dir(directory, code_policy=get_code_policy(platform, version.project))
     model.version = version  # type: ignore[attr-defined]
     return model
 

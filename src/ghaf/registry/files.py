@@ -1,23 +1,14 @@
-"""A version's files: staged from a directory or file, signed, stored, fetched and verified."""
+"""A version's files: signed, stored, fetched and verified (staging: ``ghaf.registry.staging``)."""
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from ghaf.errors import IntegrityError, InvalidInputError, NotFoundError
-from ghaf.models.base import MODEL_FILE, ModelMeta
-from ghaf.models.flavors import get_flavor
+from ghaf.errors import IntegrityError
 from ghaf.platform import Platform
 from ghaf.security.signing import SIGNATURE_FILE, sign_model_dir, verify_model_dir
-
-_SUFFIX_FLAVORS = {
-    ".skops": "skops",
-    ".onnx": "onnx",
-    ".ubj": "xgboost",
-}
 
 
 def sign_dir(platform: Platform, directory: Path) -> None:
@@ -43,34 +34,6 @@ def verify_dir(platform: Platform, directory: Path) -> list[str]:
             hint="the model directory was tampered with; re-register it",
         )
     return sorted(listed)
-
-
-def stage_source(source: Path, workdir: Path) -> Path:
-    """Copy a model directory (or wrap a single model file) into ``workdir``."""
-    target = workdir / "model"
-    if source.is_dir():
-        if not (source / MODEL_FILE).is_file():
-            raise InvalidInputError(
-                f"{source} has no {MODEL_FILE}: it is not a Ghaf model directory",
-                hint="save it with ghaf.models.save_model, or register a single model file",
-            )
-        shutil.copytree(source, target, ignore=shutil.ignore_patterns(SIGNATURE_FILE))
-        return target
-    if not source.is_file():
-        raise NotFoundError(f"model source {source} does not exist", hint="check the path")
-    flavor = _SUFFIX_FLAVORS.get(source.suffix)
-    if flavor is None and source.name.endswith((".lgb", ".lgb.txt")):
-        flavor = "lightgbm"
-    if flavor is None:
-        raise InvalidInputError(
-            f"cannot tell the flavor of model file {source.name}",
-            hint="use .skops, .onnx, .ubj or .lgb.txt, or save a model directory",
-        )
-    module = get_flavor(flavor)
-    target.mkdir(parents=True)
-    shutil.copyfile(source, target / module.FILE)
-    ModelMeta(flavor, [module.FILE], {"source_file": source.name}).write(target)
-    return target
 
 
 def upload_dir(platform: Platform, directory: Path) -> dict[str, dict[str, Any]]:

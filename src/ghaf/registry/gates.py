@@ -17,10 +17,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ghaf.errors import GhafError, InvalidInputError, PolicyViolationError
+from ghaf.errors import InvalidInputError, PolicyViolationError
 from ghaf.evaluation.evaluate import EVALUATION_FILE, Evaluation
 from ghaf.evaluation.gates import (
-    PICKLE_SUFFIXES,
     GateEvidence,
     RuleResult,
     check_gate,
@@ -29,14 +28,15 @@ from ghaf.evaluation.gates import (
 )
 from ghaf.evaluation.policy import parse_policy
 from ghaf.metadata.base import utcnow
+from ghaf.models.checks import Inspection, inspect_model_dir
 from ghaf.platform import Platform
 from ghaf.registry.base import ModelRef, ModelVersion, parse_ref
 from ghaf.registry.card import with_gate_section
+from ghaf.registry.code_policy import get_code_policy
 from ghaf.registry.download import download_model
 from ghaf.registry.gate_policies import policy_rows
 from ghaf.registry.service import get_model_version, resolve_rows
 from ghaf.registry.tables import GateVerdictRow
-from ghaf.security.pickles import check_pickle_file
 from ghaf.spine import current_operation, current_session
 
 
@@ -91,30 +91,29 @@ def recorded_evidence(platform: Platform, version: ModelVersion) -> GateEvidence
         notes.append(f"evaluated on the metrics recorded with {version.ref}")
     else:
         notes.append(f"{version.ref} has no recorded evaluation or metrics")
+    inspection = _scan_version(platform, version)
     return GateEvidence(
         subject=version.ref,
         evaluation=evaluation,
         signed=bool(version.signed),
-        scan_findings=_scan_pickles(platform, version),
+        scan_findings=inspection.findings,
         approvals=[a for a in version.approvals if a != version.created_by],
-        notes=notes,
+        notes=inspection.notes + notes,
     )
 
 
-def _scan_pickles(platform: Platform, version: ModelVersion) -> list[str]:
-    findings: list[str] = []
-    pickles = {p: e for p, e in version.files.items() if p.endswith(PICKLE_SUFFIXES)}
-    if not pickles:
-        return findings
+def _scan_version(platform: Platform, version: ModelVersion) -> Inspection:
+    """Inspect the version's stored files (digests checked by the store) as a loader would:
+    links, metadata naming code, formats by content, pickles, custom code and its policy."""
     with tempfile.TemporaryDirectory(prefix="ghaf-gate-") as tmp:
-        for relative, entry in sorted(pickles.items()):
-            path = Path(tmp) / Path(relative).name
-            platform.artifacts.get(str(entry["digest"]), path)
-            try:
-                check_pickle_file(path)
-            except GhafError as exc:
-                findings.append(f"{relative}: {exc.headline}")
-    return findings
+        root = Path(tmp)
+        for relative, entry in sorted(version.files.items()):
+            target = (root / relative).resolve()
+            if not target.is_relative_to(root.resolve()):
+                return Inspection(version.flavor, [f"{relative!r} escapes the model directory"])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            platform.artifacts.get(str(entry["digest"]), target)
+        return inspect_model_dir(root, code_policy=get_code_policy(platform, version.project))
 
 
 def evidence_for(platform: Platform, target: str) -> GateEvidence:
@@ -125,19 +124,36 @@ def evidence_for(platform: Platform, target: str) -> GateEvidence:
     """
     path = Path(target)
     if path.is_dir():
-        return evidence_from_dir(path, platform.settings)
+        evidence = evidence_from_dir(path, platform.settings)
+        _add_inspection(evidence, path, platform)
+        return evidence
     version = get_model_version(platform, target)
     with tempfile.TemporaryDirectory(prefix="ghaf-gate-") as tmp:
         dest = download_model(platform, version.ref, Path(tmp) / "model")
         evidence = evidence_from_dir(dest, None)
+        inspection = inspect_model_dir(dest, code_policy=get_code_policy(platform, version.project))
     evidence.subject = version.ref
     evidence.signed = bool(version.signed)  # the download verified it or raised
     evidence.approvals = [a for a in version.approvals if a != version.created_by]
-    evidence.notes = []
+    evidence.scan_findings = inspection.findings
+    evidence.notes = inspection.notes
     if evidence.evaluation is None and version.metrics:
         evidence.evaluation = evaluation_from_flat(dict(version.metrics))
         evidence.notes.append(f"evaluated on the metrics recorded with {version.ref}")
     return evidence
+
+
+def _add_inspection(evidence: GateEvidence, directory: Path, platform: Platform) -> None:
+    """The scan evidence of a model directory: what a loader would refuse, and its labels.
+
+    The code policy (of the settings' project) is read only for a model with custom code,
+    so a directory is checked without a platform home otherwise.
+    """
+    inspection = inspect_model_dir(directory)
+    if inspection.code is not None:
+        inspection = inspect_model_dir(directory, code_policy=get_code_policy(platform))
+    evidence.scan_findings = inspection.findings
+    evidence.notes = inspection.notes + evidence.notes
 
 
 def evaluate_gates(

@@ -20,10 +20,13 @@ from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.lineage import link
 from ghaf.metadata.base import utcnow
 from ghaf.models.base import ModelMeta, infer_schema, schema_to_json
+from ghaf.models.custom_code import CodePolicy
 from ghaf.platform import Platform
 from ghaf.registry.base import Approval, ModelRef, ModelVersion, check_name, parse_ref
 from ghaf.registry.card import generate_card
-from ghaf.registry.files import sign_dir, stage_source, temp_workdir, upload_dir
+from ghaf.registry.code_policy import model_code_policy
+from ghaf.registry.files import sign_dir, temp_workdir, upload_dir
+from ghaf.registry.staging import stage_source
 from ghaf.registry.tables import (
     ModelAliasRow,
     ModelApprovalRow,
@@ -69,10 +72,11 @@ def register_model(
         else:
             local = Path(source)
             source_text = str(local.resolve())
-        staged = stage_source(local, workdir)
+        code_policy = model_code_policy(platform, name, project)
+        staged = stage_source(local, workdir, code_policy=code_policy)
         meta = ModelMeta.read(staged)
         if signature is None and example is not None:
-            signature = _infer_signature(staged, example)
+            signature = _infer_signature(staged, example, code_policy)
         example_digest = _store_example(platform, example)
         sign_dir(platform, staged)
         files = upload_dir(platform, staged)
@@ -208,10 +212,12 @@ def _run_info(platform: Platform, run_id: str | None) -> dict[str, Any] | None:
     }
 
 
-def _infer_signature(model_dir: Path, example: Any) -> dict[str, Any]:
+def _infer_signature(
+    model_dir: Path, example: Any, code_policy: CodePolicy | None = None
+) -> dict[str, Any]:
     from ghaf.models.flavors import load_model_dir
 
-    outputs = load_model_dir(model_dir).predict(example)
+    outputs = load_model_dir(model_dir, code_policy=code_policy).predict(example)
     return {
         "inputs": schema_to_json(infer_schema(example)),
         "outputs": schema_to_json(infer_schema(outputs, "output")),

@@ -8,9 +8,11 @@ from typing import Any
 
 from ghaf.errors import GhafError, IntegrityError
 from ghaf.logs import get_logger
+from ghaf.models.checks import check_model_dir
 from ghaf.platform import Platform
 from ghaf.registry import download_model, get_model_version
 from ghaf.registry.base import parse_ref
+from ghaf.registry.code_policy import get_code_policy
 from ghaf.registry.release import check_serving
 from ghaf.security.signing import verify_model_dir
 from ghaf.serving.base import ModelSpec, Runtime, Signature
@@ -113,6 +115,7 @@ def resolve_model(
         check_serving(platform, version, parse_ref(ref).alias)
     dest = dest_root / f"{version.name}-{version.version}"
     path = download_model(platform, version.ref, dest)
+    check_model_dir(path, code_policy=get_code_policy(platform, version.project))
     signature = Signature.from_json(version.signature) if version.signature else None
     return ModelSpec(
         version.name,
@@ -137,4 +140,5 @@ def local_model(settings: GhafSettings, directory: Path, flavor: str) -> ModelSp
             f"model directory {directory} was refused: {exc.headline}",
             hint="register it with `ghaf models register NAME DIR`, then use NAME:VERSION",
         ) from exc
+    check_model_dir(directory)  # what a loader would refuse (no project: custom code is off)
     return ModelSpec(directory.name, "1", flavor, directory.resolve())

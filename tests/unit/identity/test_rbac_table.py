@@ -78,6 +78,8 @@ EXPECTED: dict[str, set[str]] = {
     # gates: the risk owner sets the bar, the release manager attaches it; authors never
     "gate_policy.add": {"model_approver", "release_manager"},
     "gate_policy.attach": {"model_approver", "release_manager"},
+    # custom model code: the approver allows, per project, what it may import
+    "code_policy.set": {"model_approver"},
     # operations
     "monitoring.profile.save": {"data_scientist", "sre"},
     "audit.checkpoint": {"auditor"},
