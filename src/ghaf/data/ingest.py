@@ -9,13 +9,14 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from ghaf.artifacts.scratch import scratch_dir
 from ghaf.data.base import DatasetVersion, Source, check_name
 from ghaf.data.checks import ContractRunner, run_contract
 from ghaf.data.contracts import Contract, as_contract
 from ghaf.data.decoding import DEFAULT_ENCODING
 from ghaf.data.report import ContractReport
 from ghaf.data.sources import ParquetSource, open_source
-from ghaf.data.store import dataset_parquet_path, record_version, stage, staging_dir
+from ghaf.data.store import dataset_parquet_path, record_version, stage
 from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
@@ -66,7 +67,7 @@ def ingest(
     spec = as_contract(contract)
     types = spec.arrow_types() if spec else None
     src = open_source(source, column_types=types, query=query, encoding=encoding)
-    with staging_dir(platform) as directory:
+    with scratch_dir(platform.settings.home, "stage-") as directory:
         staged = stage(src.batches(), directory, where=src.describe())
         if spec is None:
             return record_version(
@@ -158,7 +159,7 @@ def validate(
             report = run_contract(spec, path, resolve=_resolver(platform))
             return dataclasses.replace(report, dataset=target)
     src = open_source(target, column_types=spec.arrow_types(), query=query, encoding=encoding)
-    with staging_dir(platform) as directory:
+    with scratch_dir(platform.settings.home, "stage-") as directory:
         staged = stage(src.batches(), directory, where=src.describe())
         report = run_contract(spec, staged.path, resolve=_resolver(platform))
     return dataclasses.replace(report, dataset=src.describe())

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
+from ghaf.artifacts.scratch import scratch_dir
 from ghaf.errors import BackendUnavailableError, InvalidInputError, MissingDependencyError
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
@@ -52,8 +51,9 @@ def _trial(
     from ghaf.training.hpo import trial_metric
 
     value = trial_metric(result, metric)
-    with tempfile.TemporaryDirectory(prefix="ghaf-tune-") as directory:
-        _save(result, Path(directory))
+    # The trial's model, in plaintext until Tune has copied it: inside the home.
+    with scratch_dir(Path(settings["home"]), "tune-trial-") as directory:
+        _save(result, directory)
         tune.report(
             {metric: float(value), "ghaf_run_id": result.run_id},
             checkpoint=tune.Checkpoint.from_directory(directory),
@@ -127,8 +127,7 @@ def run_ray_search(
         parent_run_id=parent_run_id,
         metric=metric,
     )
-    storage = Path(tempfile.mkdtemp(prefix="ghaf-ray-tune-"))
-    try:
+    with scratch_dir(platform.settings.home, "ray-tune-") as storage:  # trials' checkpoints
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1, "gpu": 0}),
             tune_config=tune.TuneConfig(
@@ -158,5 +157,3 @@ def run_ray_search(
         best_result = _load(best.checkpoint)
         best_params = dict(best.config)
         return best_params, float(best.metrics[metric]), best_result, trials
-    finally:
-        shutil.rmtree(storage, ignore_errors=True)
