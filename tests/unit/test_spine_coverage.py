@@ -425,6 +425,21 @@ def _features_save_training_set(platform: Platform) -> None:
     )
 
 
+def _prediction_export(platform: Platform) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ghaf.serving.batch import score_to_target
+    from ghaf.serving.models import resolve_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = resolve_model(platform, "example:1", Path(tmp), serving=False)
+        source = Path(tmp) / "in.parquet"
+        pq.write_table(pa.table({"f0": [1.0, 2.0], "f1": [3.0, 4.0]}), source)
+        out = str(Path(tmp) / "scores.parquet")
+        score_to_target(platform, platform.admin(), spec, source, out, progress=False)
+
+
 EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "experiment.create": _experiment_create,
     "run.create": _example_run,
@@ -470,12 +485,14 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "features.apply": _features_apply,
     "features.materialize": _features_materialize,
     "features.save_training_set": _features_save_training_set,
+    "prediction.export": _prediction_export,
 }
 """One call per governed action; add yours when you add a governed function."""
 
 SETUP: dict[str, Callable[[Platform], None]] = {
     "features.materialize": _features_apply,
     "features.save_training_set": _features_apply,
+    "prediction.export": _register_example_model,
     "transform.run": _dataset_write,
     "run.log_batch": _example_run,
     "run.end": _example_run,

@@ -26,11 +26,13 @@ def check_residency(
     actor: Actor | None = None,
     resource: str = "data",
     project: str | None = None,
+    action: str = RESIDENCY_ACTION,
 ) -> ResidencyDecision:
     """Refuse (and audit) putting data with these tags in ``target_region``.
 
     Inside a governed operation the refusal fails that operation, which the spine
-    audits; outside one, a ``denied`` record is appended here.
+    audits; outside one (a check made before any byte is written, ahead of the
+    operation), a ``denied`` record of ``action`` is appended here.
 
     Raises:
         PolicyViolationError: naming the tag, the target and the allowed regions.
@@ -53,9 +55,7 @@ def check_residency(
         operation.details["residency"] = decision.explain()
     else:
         who = actor or platform.admin()
-        audit_denied(
-            platform, who, RESIDENCY_ACTION, resource, project or platform.default_project, headline
-        )
+        audit_denied(platform, who, action, resource, project or platform.default_project, headline)
     raise PolicyViolationError(
         headline, hint="store it in an allowed region, or drop the tag if it was wrong"
     )

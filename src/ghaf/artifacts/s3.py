@@ -2,16 +2,34 @@
 
 Writes go to ``<prefix>/.tmp/<uuid>`` and are copied to their key on commit, so a
 crashed writer leaves nothing under a content key.
+
+The region in settings is a claim: at open the store asks the bucket where it lives
+(``GetBucketLocation``) and refuses to work when the answer differs, so residency
+decisions rest on where the bytes really go. A bucket it creates is created in the
+configured region.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from ghaf.errors import BackendUnavailableError, MissingDependencyError, NotFoundError
+from ghaf.errors import (
+    BackendUnavailableError,
+    ConfigError,
+    MissingDependencyError,
+    NotFoundError,
+)
+
+_LOCATIONS: dict[tuple[str, str], str] = {}
+"""Where each bucket was found to live, by (endpoint, bucket): asked once per process."""
+_LOCATIONS_LOCK = threading.Lock()
+
+_LEGACY_LOCATIONS = {"": "us-east-1", "EU": "eu-west-1"}
+"""GetBucketLocation answers that name a region indirectly (S3's documented legacy values)."""
 
 
 class _S3Writer:
@@ -66,15 +84,16 @@ class S3BlobStore:
             options.setdefault("endpoint_url", endpoint_url)
         self._fs = s3fs.S3FileSystem(**options)
         self._base = self.url.removeprefix("s3://")
-        try:
-            bucket = self._base.split("/", 1)[0]
-            if not self._fs.exists(bucket):
-                self._fs.mkdir(bucket)
-        except Exception as exc:
-            raise BackendUnavailableError(
-                f"cannot reach the S3 store {self.url}: {exc}",
-                hint="check s3_endpoint_url and the credentials in the environment",
-            ) from exc
+        bucket = self._base.split("/", 1)[0]
+        endpoint = options.get("endpoint_url")
+        true_region = bucket_region(self._fs, bucket, create_in=region, endpoint=endpoint)
+        if true_region != region:
+            raise ConfigError(
+                f"artifact store {self.url} is in region {true_region} (the bucket's "
+                f"location), but artifact_region says {region}",
+                hint=f"set artifact_region = {true_region!r} if that is where the data may go, "
+                f"or use a bucket created in {region}",
+            )
 
     def begin_write(self) -> _S3Writer:
         return _S3Writer(self._fs, self._base)
@@ -105,3 +124,62 @@ class S3BlobStore:
             relative = path.removeprefix(self._base + "/")
             if not relative.startswith(".tmp/"):
                 yield relative
+
+
+def bucket_region(fs: Any, bucket: str, *, create_in: str, endpoint: str | None = None) -> str:
+    """The region ``bucket`` lives in, asked of the store (once per process).
+
+    A missing bucket is created in ``create_in`` first.
+
+    Raises:
+        ConfigError: the credentials may not ask (``s3:GetBucketLocation``).
+        BackendUnavailableError: the store cannot be reached or the bucket not created.
+    """
+    key = (endpoint or "", bucket)
+    with _LOCATIONS_LOCK:
+        known = _LOCATIONS.get(key)
+    if known is not None:
+        return known
+    try:
+        try:
+            answer = fs.call_s3("get_bucket_location", Bucket=bucket)
+        except FileNotFoundError:
+            _create_bucket(fs, bucket, create_in)
+            answer = fs.call_s3("get_bucket_location", Bucket=bucket)
+    except PermissionError as exc:
+        raise ConfigError(
+            f"the S3 store will not say where bucket {bucket} is: {exc}",
+            hint="grant these credentials s3:GetBucketLocation on the bucket; residency is "
+            "checked against the bucket's real region, never against settings alone",
+        ) from exc
+    except (ConfigError, BackendUnavailableError):
+        raise
+    except Exception as exc:
+        raise BackendUnavailableError(
+            f"cannot reach the S3 store for bucket {bucket}: {exc}",
+            hint="check s3_endpoint_url and the credentials in the environment",
+        ) from exc
+    location = answer.get("LocationConstraint") or ""
+    region = _LEGACY_LOCATIONS.get(location, location)
+    with _LOCATIONS_LOCK:
+        _LOCATIONS[key] = region
+    return region
+
+
+def _create_bucket(fs: Any, bucket: str, region: str) -> None:
+    # S3 refuses an explicit us-east-1 constraint: no constraint means us-east-1.
+    params: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        fs.call_s3("create_bucket", **params)
+    except FileExistsError:  # created meanwhile by another writer: ask where it is
+        return
+    except PermissionError:
+        raise
+    except Exception as exc:
+        raise BackendUnavailableError(
+            f"cannot create bucket {bucket} in region {region}: {exc}",
+            hint="create the bucket in that region yourself, or check artifact_region",
+        ) from exc
+    fs.invalidate_cache("")

@@ -61,14 +61,30 @@ def register(
     name: str,
     source: Annotated[str, typer.Argument(help="Model directory, model file, or run:<id>/<path>.")],
     description: Annotated[str, typer.Option(help="Intended use, for the card.")] = "",
+    lineage: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--lineage",
+            help="What it was trained on: dataset:NAME:V, feature_view:NAME:V, run:ID... "
+            "(repeatable); its tags decide where the model may be stored.",
+        ),
+    ] = None,
 ) -> None:
-    """Register a new version from a model directory, a model file or a run's artifact."""
+    """Register a new version from a model directory, a model file or a run's artifact.
+
+    Residency is checked (the lineage given and the run's inputs) before any file is
+    stored; a refusal is audited as a denied model.register.
+    """
+    from ghaf.lineage.graph import check_node
     from ghaf.registry import register_model
 
     cli = state(ctx)
     platform = cli.platform()
+    nodes = [check_node(node) for node in lineage or ()]
     target: str | Path = source if source.startswith("run:") else Path(source)
-    version = register_model(platform, cli.actor(), name, target, description=description)
+    version = register_model(
+        platform, cli.actor(), name, target, description=description, lineage=nodes
+    )
     cli.console.print(
         f"registered {version.ref} ({version.flavor}, {'signed' if version.signed else 'unsigned'})"
     )

@@ -133,16 +133,44 @@ def serve(
 def predict(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="MODEL@ALIAS, MODEL:VERSION or a model dir.")],
-    source: Annotated[Path, typer.Argument(help="Input Parquet or CSV file.")],
+    source: Annotated[str, typer.Argument(help="Input Parquet or CSV file, or dataset:NAME[:V].")],
     output: Annotated[str, typer.Argument(help="Output .parquet/.csv file or dataset:NAME.")],
     flavor: Annotated[str | None, typer.Option(help="Flavor of a model directory.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Scoring threads.")] = None,
+    classification: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--classification",
+            help="A tag of the input file's data (pii, sensitive, resident:ae); repeatable.",
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            help="Region an output file will be stored in (default: the home's "
+            "artifact_region when its artifact store is a local directory)."
+        ),
+    ] = None,
 ) -> None:
-    """Score a file in batch: streamed, parallel, with progress; output atomically."""
+    """Score a file or dataset in batch: streamed, parallel, with progress; output atomically.
+
+    The scores carry the input's tags and the model's; their residency is checked
+    against the output's region before anything is written, and the output is audited
+    (dataset.write for dataset:NAME, prediction.export for a file).
+    """
     from ghaf.serving.batch import score_to_target
 
     cli = state(ctx)
     with tempfile.TemporaryDirectory(prefix="ghaf-predict-") as tmp:
         spec = _spec(cli, model, flavor, Path(tmp), serving=False)
-        stats = score_to_target(cli.platform(), cli.actor(), spec, source, output, workers=workers)
+        stats = score_to_target(
+            cli.platform(),
+            cli.actor(),
+            spec,
+            source,
+            output,
+            classification=classification or (),
+            region=region,
+            workers=workers,
+        )
     cli.console.print(f"scored {stats.rows:,} rows into {output}")

@@ -16,7 +16,12 @@ from ghaf.data.contracts import Contract, as_contract
 from ghaf.data.decoding import DEFAULT_ENCODING
 from ghaf.data.report import ContractReport
 from ghaf.data.sources import ParquetSource, open_source
-from ghaf.data.store import dataset_parquet_path, record_version, stage
+from ghaf.data.store import (
+    check_version_residency,
+    dataset_parquet_path,
+    record_version,
+    stage,
+)
 from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
@@ -67,6 +72,10 @@ def ingest(
     spec = as_contract(contract)
     types = spec.arrow_types() if spec else None
     src = open_source(source, column_types=types, query=query, encoding=encoding)
+    if spec is not None:  # before the first byte is staged
+        check_version_residency(
+            platform, actor, name, column_tags=spec.column_tags, residency=spec.residency
+        )
     with scratch_dir(platform.settings.home, "stage-") as directory:
         staged = stage(src.batches(), directory, where=src.describe())
         if spec is None:

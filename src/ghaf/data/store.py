@@ -168,6 +168,54 @@ def _input_node(platform: Platform, ref: str) -> str:
     return get_dataset(platform, ref).node
 
 
+def check_version_residency(
+    platform: Platform,
+    actor: Actor,
+    name: str,
+    *,
+    inputs: Sequence[str] = (),
+    column_tags: Mapping[str, str] | None = None,
+    residency: str | None = None,
+    own_tags: Mapping[str, list[str]] | None = None,
+    action: str = "dataset.write",
+) -> list[str]:
+    """Refuse a new version of ``name`` whose tags (its own and its inputs') may not be
+    stored in the artifact store's region; returns the inputs as lineage nodes.
+
+    Called before the data is staged or stored, so a refused write leaves no byte.
+    ``own_tags`` are further tags of the data (a classified input file); ``action``
+    names the refused write in the audit record when no operation is running yet.
+
+    Raises:
+        PolicyViolationError: naming the tag and the region (audited).
+    """
+    nodes = [_input_node(platform, ref) for ref in inputs]
+    own: dict[str, list[str]] = {k: list(v) for k, v in (own_tags or {}).items()}
+    for column, tag in sorted((column_tags or {}).items()):
+        own.setdefault(tag, []).append(f"column {column}")
+    if residency:
+        own.setdefault(f"resident:{residency}", []).append("dataset residency")
+    check_derived_residency(
+        platform,
+        nodes,
+        platform.artifacts.region,
+        own_tags=own,
+        actor=actor,
+        resource=f"dataset:{name}",
+        action=action,
+    )
+    return nodes
+
+
+def _check_tagged_columns(name: str, tags: Mapping[str, str], schema: pa.Schema) -> None:
+    unknown = sorted(set(tags) - set(schema.names))
+    if unknown:
+        raise InvalidInputError(
+            f"column tag for {unknown[0]!r}: no such column in dataset {name!r}",
+            hint=f"columns are {', '.join(schema.names)}",
+        )
+
+
 def record_version(
     platform: Platform,
     actor: Actor,
@@ -188,25 +236,9 @@ def record_version(
     no new blob, no new version.
     """
     tags = dict(column_tags or {})
-    unknown = sorted(set(tags) - set(staged.schema.names))
-    if unknown:
-        raise InvalidInputError(
-            f"column tag for {unknown[0]!r}: no such column in dataset {name!r}",
-            hint=f"columns are {', '.join(staged.schema.names)}",
-        )
-    nodes = [_input_node(platform, ref) for ref in inputs]
-    own: dict[str, list[str]] = {}
-    for column, tag in sorted(tags.items()):
-        own.setdefault(tag, []).append(f"column {column}")
-    if residency:
-        own.setdefault(f"resident:{residency}", []).append("dataset residency")
-    check_derived_residency(
-        platform,
-        nodes,
-        platform.artifacts.region,
-        own_tags=own,
-        actor=actor,
-        resource=f"dataset:{name}",
+    _check_tagged_columns(name, tags, staged.schema)
+    nodes = check_version_residency(
+        platform, actor, name, inputs=inputs, column_tags=tags, residency=residency
     )
     info = platform.artifacts.put(staged.path)
     session = current_session()
@@ -296,6 +328,12 @@ def write_dataset(
         InvalidInputError: bad name, inconsistent batches, unknown tagged column.
     """
     check_name(name)
+    schema = getattr(data, "schema", None)
+    if isinstance(schema, pa.Schema):  # bad input is named before residency is judged
+        _check_tagged_columns(name, column_tags or {}, schema)
+    check_version_residency(
+        platform, actor, name, inputs=inputs, column_tags=column_tags, residency=residency
+    )
     with staging_dir(platform) as directory:
         staged = stage(data, directory, where=f"dataset {name!r}")
         return record_version(

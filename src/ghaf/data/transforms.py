@@ -19,6 +19,7 @@ import pyarrow as pa
 from ghaf.data.base import DatasetVersion, check_name
 from ghaf.data.checks import ident, literal
 from ghaf.data.store import (
+    check_version_residency,
     dataset_parquet_path,
     get_dataset,
     read_dataset,
@@ -79,6 +80,7 @@ def run_transform(
     kind = "sql" if sql is not None else "python"
     digest = hashlib.sha256(code.encode()).hexdigest()
     transform_id = uuid.uuid4().hex
+    check_version_residency(platform, actor, output, inputs=[v.node for v in versions.values()])
     with staging_dir(platform) as directory:
         if sql is not None:
             staged = _run_sql(platform, sql, versions, values, directory)

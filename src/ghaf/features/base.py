@@ -52,6 +52,8 @@ class OnlineStore(Protocol):
     """
 
     url: str
+    region: str | None
+    """Where its data lives, as recorded by the store (None: never declared)."""
 
     def write_view(
         self, layout: ViewLayout, rows: pa.Table, *, watermark: datetime, replace: bool

@@ -16,13 +16,14 @@ import orjson
 import pyarrow as pa
 from sqlalchemy import select
 
-from ghaf.data.residency import check_object_residency
+from ghaf.access.residency import check_residency
 from ghaf.errors import InvalidInputError
 from ghaf.features.base import OnlineStore, ViewLayout, stored_form
 from ghaf.features.definitions import FeatureView
 from ghaf.features.offline import ViewRequest, point_in_time_join, quote, source_sql
 from ghaf.features.online import open_online_store
 from ghaf.features.registry import get_feature_view, list_definitions
+from ghaf.features.residency import view_residency_tags
 from ghaf.features.retrieval import dataset_resolver
 from ghaf.features.tables import MaterializationRow
 from ghaf.metadata.base import utcnow
@@ -137,7 +138,10 @@ def materialize(
     until = until or datetime.now(UTC)
     until_us = _us(until)
     own_store = store is None
-    store = store or open_online_store(platform.settings.resolved_online_store_url)
+    declared = platform.settings.online_store_region or platform.settings.artifact_region
+    # The store refuses to open when it recorded another region than settings declare.
+    store = store or open_online_store(platform.settings.resolved_online_store_url, region=declared)
+    region = store.region or declared
     names = (
         list(views)
         if views
@@ -147,11 +151,12 @@ def materialize(
     try:
         for name in names:
             view, version = get_feature_view(platform, name)
-            check_object_residency(
+            check_residency(
                 platform,
-                f"feature_view:{name}:{version}",
-                platform.settings.online_store_region or platform.settings.artifact_region,
+                view_residency_tags(platform, view, version),
+                region,
                 actor=actor,
+                resource=f"feature_view:{name}:{version}",
             )
             previous = None if full else store.watermark(name)
             if previous is not None and previous >= until:

@@ -19,9 +19,13 @@ from ghaf.features.registry import cache_epoch, resolve
 from ghaf.platform import Platform
 
 
-def open_online_store(url: str) -> OnlineStore:
-    """The online store for ``url`` (``sqlite:///...``, ``redis://...``)."""
-    store: OnlineStore = backend_class("online", url)(url)
+def open_online_store(url: str, *, region: str | None = None) -> OnlineStore:
+    """The online store for ``url`` (``sqlite:///...``, ``redis://...``).
+
+    ``region``: where its data is declared to live; a store that recorded another
+    region refuses to open (:mod:`ghaf.features.regions`).
+    """
+    store: OnlineStore = backend_class("online", url)(url, region=region)
     return store
 
 

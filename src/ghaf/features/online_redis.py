@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from ghaf.errors import BackendUnavailableError, MissingDependencyError
 from ghaf.features.base import Row, ViewLayout, stored_form
+from ghaf.features.regions import check_store_region
 
 _SEP = "\x1f"
 RETRIES = 6
@@ -48,10 +49,12 @@ class RedisOnlineStore:
     """``redis://HOST:PORT/DB[?prefix=P]``.
 
     Writes run in one MULTI/EXEC transaction, so a killed writer leaves the previous
-    state (Redis discards a transaction that never reached EXEC).
+    state (Redis discards a transaction that never reached EXEC). ``region`` is where
+    its data is declared to live: the first write records it under ``PREFIX:region``,
+    and an open that declares another region is refused.
     """
 
-    def __init__(self, url: str, *, prefix: str | None = None) -> None:
+    def __init__(self, url: str, *, prefix: str | None = None, region: str | None = None) -> None:
         try:
             import redis
         except ImportError as exc:  # pragma: no cover - the extra is installed in CI
@@ -76,6 +79,17 @@ class RedisOnlineStore:
         )
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         self._decoders: dict[tuple[str, tuple[str, ...]], list[Callable[[Any], Any]]] = {}
+        self.region: str | None = region
+        if region is not None:
+            recorded = self._recorded_region()
+            check_store_region(self.url, recorded, region)
+
+    def _recorded_region(self) -> str | None:
+        try:
+            raw = self._redis.get(f"{self.prefix}:region")
+        except self._errors as exc:
+            raise BackendUnavailableError(f"Redis online store read failed: {exc}") from exc
+        return None if raw is None else _text(raw)
 
     def _key(self, view: str, key: Any) -> str:
         if isinstance(key, tuple):
@@ -96,9 +110,13 @@ class RedisOnlineStore:
         values = []
         for name, dtype in layout.features:
             values.append(stored_form(rows.column(name), dtype).to_pylist())
+        if self.region is not None:
+            check_store_region(self.url, self._recorded_region(), self.region)
         try:
             stored = {} if replace else self._stored_events(redis_keys)
             pipe = self._redis.pipeline(transaction=True)
+            if self.region is not None:  # recorded with the first data written
+                pipe.set(f"{self.prefix}:region", self.region, nx=True)
             if replace:
                 old = {_text(k) for k in self._redis.smembers(self._index(layout.name))}
                 stale = old - set(redis_keys)

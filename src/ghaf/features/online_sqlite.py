@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from ghaf.errors import BackendUnavailableError, ConfigError
 from ghaf.features.base import Row, ViewLayout, stored_form
+from ghaf.features.regions import check_store_region
 
 _SQL_TYPES = {
     "float64": "REAL",
@@ -56,9 +57,12 @@ class SqliteOnlineStore:
     """``sqlite:///PATH[?cache_seconds=N]``: the embedded default online store.
 
     ``cache_seconds`` > 0 keeps rows read in an in-process cache for that long.
+    ``region`` is where its data is declared to live: the first write records it in
+    the store, and every later open with another region is refused (a file cannot say
+    where it is, but it can remember what its first writer declared).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, region: str | None = None) -> None:
         parsed = urlparse(url)
         if parsed.scheme != "sqlite" or not parsed.path:
             raise ConfigError(f"online store URL {url!r} is not sqlite:///PATH")
@@ -76,6 +80,29 @@ class SqliteOnlineStore:
                 "CREATE TABLE IF NOT EXISTS ghaf_online_meta "
                 "(view TEXT PRIMARY KEY, watermark INTEGER NOT NULL, layout TEXT NOT NULL)"
             )
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS ghaf_online_info "
+                "(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            recorded = self._recorded_region(conn)
+        check_store_region(self.url, recorded, region)
+        self.region: str | None = recorded or region
+
+    @staticmethod
+    def _recorded_region(conn: sqlite3.Connection) -> str | None:
+        row = conn.execute("SELECT value FROM ghaf_online_info WHERE key = 'region'").fetchone()
+        return None if row is None else str(row[0])
+
+    def _record_region(self, conn: sqlite3.Connection) -> None:
+        """Record the declared region with the first data (in the write's transaction)."""
+        if self.region is None:
+            return
+        conn.execute(
+            "INSERT INTO ghaf_online_info (key, value) VALUES ('region', ?) "
+            "ON CONFLICT(key) DO NOTHING",
+            (self.region,),
+        )
+        check_store_region(self.url, self._recorded_region(conn), self.region)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -146,6 +173,7 @@ class SqliteOnlineStore:
         updates = ", ".join(f"{_q(n)} = excluded.{_q(n)}" for n in ("__ev", *names))
         table = _table(layout.name)
         with self._write() as conn:
+            self._record_region(conn)
             self._ensure(conn, layout)
             if replace:
                 conn.execute(f"DELETE FROM {table}")  # nosec B608

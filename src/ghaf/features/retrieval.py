@@ -22,6 +22,7 @@ from ghaf.features.offline import (
     source_sql,
 )
 from ghaf.features.registry import ViewSelection, resolve
+from ghaf.features.residency import check_lineage_residency, column_tags_for
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
 from ghaf.spine import current_operation, governed
@@ -131,11 +132,25 @@ def save_training_set(
     data: pa.RecordBatchReader | pa.Table,
     features: Sequence[str] | str,
 ) -> DatasetVersion:
-    """Store a retrieval result as a dataset version with lineage to the feature views."""
+    """Store a retrieval result as a dataset version with lineage to the feature views.
+
+    Feature columns keep their views' classification (a column from a pii view is
+    tagged pii), and the views' tags are checked against the store's region first.
+    """
     selections, _ = resolve(platform, features)
     inputs = [f"feature_view:{s.view.name}:{s.version}" for s in selections]
+    check_lineage_residency(
+        platform, inputs, platform.artifacts.region, actor=actor, resource=f"dataset:{name}"
+    )
+    views = [(s.view, s.version, s.features) for s in selections]
     version = write_dataset(
-        platform, actor, name, data, source="features.training_set", inputs=inputs
+        platform,
+        actor,
+        name,
+        data,
+        source="features.training_set",
+        inputs=inputs,
+        column_tags=column_tags_for(data.schema.names, views, platform),
     )
     current_operation().details["dataset"] = f"dataset:{version.name}:{version.version}"
     return version

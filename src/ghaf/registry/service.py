@@ -15,8 +15,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from ghaf.data.residency import check_derived_residency
 from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.features.residency import check_lineage_residency
 from ghaf.lineage import link
 from ghaf.metadata.base import utcnow
 from ghaf.models.base import ModelMeta, infer_schema, schema_to_json
@@ -42,6 +42,30 @@ def link_lineage(src: str, dst: str, relation: str) -> None:
     link(src, dst, relation)
 
 
+def _check_residency_first(
+    platform: Platform,
+    actor: Actor,
+    name: str,
+    source: Path | str,
+    run_id: str | None,
+    lineage: Sequence[str],
+) -> None:
+    """Refuse, before any file is copied, signed or stored, a model whose lineage (given
+    and its run's inputs) may not live in the artifact store's region; audited as a
+    denied ``model.register``. The operation checks again with the version's node."""
+    if isinstance(source, str) and source.startswith("run:"):
+        run_id = source.removeprefix("run:").partition("/")[0] or run_id
+    run_inputs = (_run_info(platform, run_id) or {}).get("inputs", [])
+    check_lineage_residency(
+        platform,
+        [*([f"run:{run_id}"] if run_id else []), *lineage, *run_inputs],
+        platform.artifacts.region,
+        actor=actor,
+        resource=f"model:{name}",
+        action="model.register",
+    )
+
+
 def register_model(
     platform: Platform,
     actor: Actor,
@@ -64,6 +88,7 @@ def register_model(
     recorded in one governed operation that assigns the next version number.
     """
     check_name(name)
+    _check_residency_first(platform, actor, name, source, run_id, lineage)
     with temp_workdir() as tmp:
         workdir = Path(tmp)
         if isinstance(source, str) and source.startswith("run:"):
@@ -157,7 +182,7 @@ def create_model_version(
     session.flush()
     node = version.node
     sources = ([f"run:{run_id}"] if run_id is not None else []) + list(lineage)
-    check_derived_residency(platform, sources, platform.artifacts.region, resource=node)
+    check_lineage_residency(platform, sources, platform.artifacts.region, resource=node)
     if run_id is not None:
         link_lineage(f"run:{run_id}", node, "produced")
     for upstream in lineage:

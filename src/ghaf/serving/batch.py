@@ -9,7 +9,6 @@ and memory stays bounded by ``workers x 2`` batches whatever the input size.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from ghaf.errors import IntegrityError, InvalidInputError, NotFoundError
+from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.serving.base import Array, ModelSpec, Runtime
 
 if TYPE_CHECKING:
@@ -130,8 +129,12 @@ def score_file(
     workers: int | None = None,
     batch_rows: int = 65_536,
     progress: bool = True,
+    metadata: dict[bytes, bytes] | None = None,
 ) -> ScoreStats:
-    """Score ``source`` (Parquet/CSV) into ``output`` (Parquet/CSV), written atomically."""
+    """Score ``source`` (Parquet/CSV) into ``output`` (Parquet/CSV), written atomically.
+
+    ``metadata`` goes into a Parquet output's key-value metadata (the data's tags).
+    """
     batches, total = read_batches(source, batch_rows)
     suffix = output.suffix.lower()
     if suffix not in (".parquet", ".pq", ".csv"):
@@ -146,7 +149,7 @@ def score_file(
     try:
         for scored in score_batches(runtime, batches, keep=keep, workers=workers):
             if writer is None:
-                writer = _writer(partial, scored.schema, suffix)
+                writer = _writer(partial, scored.schema, suffix, metadata)
             writer.write_batch(scored)
             rows += scored.num_rows
             count += 1
@@ -164,7 +167,9 @@ def score_file(
     return ScoreStats(rows, count, output)
 
 
-def _writer(path: Path, schema: pa.Schema, suffix: str) -> Any:
+def _writer(
+    path: Path, schema: pa.Schema, suffix: str, metadata: dict[bytes, bytes] | None = None
+) -> Any:
     if suffix == ".csv":
         import pyarrow.csv as pacsv
 
@@ -174,6 +179,8 @@ def _writer(path: Path, schema: pa.Schema, suffix: str) -> Any:
     # Scores rarely repeat, so dictionary-encoding float columns is wasted work (it was
     # 85% of the writer's CPU on W6); ids and categories keep it.
     encoded = [f.name for f in schema if not pa.types.is_floating(f.type)]
+    if metadata:
+        schema = schema.with_metadata({**(schema.metadata or {}), **metadata})
     return pq.ParquetWriter(path, schema, use_dictionary=encoded)
 
 
@@ -202,41 +209,34 @@ def score_to_target(
     platform: Platform,
     actor: Actor,
     spec: ModelSpec,
-    source: Path,
+    source: Path | str,
     output: str,
     *,
+    classification: Sequence[str] = (),
+    region: str | None = None,
     workers: int | None = None,
     progress: bool = True,
 ) -> ScoreStats:
     """Verify and load ``spec``, then score ``source`` into a file or ``dataset:NAME``.
 
-    ``actor`` writes the dataset version (a governed write) when ``output`` is one.
+    Residency is checked before the first byte and every output is audited: see
+    :func:`ghaf.serving.outputs.score_to_target`.
 
     Raises:
         IntegrityError: the model's files do not verify (nothing is written).
+        PolicyViolationError: the scores' tags may not go to the output's region.
     """
     # Imported here: score_file alone (a benchmark's child, a worker) stays light.
-    from ghaf.data import write_dataset
-    from ghaf.serving.models import load_served
+    from ghaf.serving import outputs
 
-    served = load_served(spec, platform=platform)
-    if served.runtime is None:
-        raise IntegrityError(
-            f"model {spec.name} version {spec.version} was refused: {served.error}",
-            hint="score only models signed by a trusted key: register it, then use NAME:VERSION",
-        )
-    if not output.startswith("dataset:"):
-        return score_file(served.runtime, source, Path(output), workers=workers, progress=progress)
-    with tempfile.TemporaryDirectory(prefix="ghaf-score-") as tmp:
-        staged = Path(tmp) / "scored.parquet"
-        stats = score_file(served.runtime, source, staged, workers=workers, progress=progress)
-        scored, _ = read_batches(staged)
-        write_dataset(
-            platform,
-            actor,
-            output.removeprefix("dataset:"),
-            scored,
-            source=f"batch scoring with model:{spec.name}:{spec.version}",
-            inputs=[f"model:{spec.name}:{spec.version}"],
-        )
-    return stats
+    return outputs.score_to_target(
+        platform,
+        actor,
+        spec,
+        source,
+        output,
+        classification=classification,
+        region=region,
+        workers=workers,
+        progress=progress,
+    )

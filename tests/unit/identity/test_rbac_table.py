@@ -58,6 +58,7 @@ EXPECTED: dict[str, set[str]] = {
     "pipeline.run_start": {"data_engineer"},
     "pipeline.step_update": {"data_engineer"},
     "pipeline.run_finish": {"data_engineer"},
+    "prediction.export": {"data_engineer", "data_scientist"},
     # tracking and registry
     "experiment.create": {"data_scientist", "ci_publisher"},
     "run.create": {"data_scientist", "ci_publisher"},
