@@ -25,7 +25,13 @@ from ghaf.models.custom_code import (
     code_path,
     policy_problems,
 )
-from ghaf.models.formats import claimed_format, format_problem, identify, pickle_like
+from ghaf.models.formats import (
+    claimed_format,
+    format_problem,
+    identify,
+    pickle_like,
+    torch_archive_problems,
+)
 
 
 @dataclass
@@ -188,6 +194,8 @@ def _content_findings(directory: Path, declared: set[str]) -> list[str]:
         kind = pickle_like(path)
         if kind == "torch":
             findings.append(f"{relative} is {identify(path)}; store weights as safetensors")
+        elif kind == "torch-export":
+            findings += torch_archive_problems(path, name=relative)
         elif kind == "pickle":
             try:
                 check_pickle_file(path)

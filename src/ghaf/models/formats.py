@@ -174,14 +174,99 @@ def check_format(path: Path, fmt: str, *, name: str | None = None) -> None:
         )
 
 
+TORCH_WEIGHT_GLOBALS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("torch._utils", "_rebuild_tensor_v2"),
+        ("torch._utils", "_rebuild_parameter"),
+        ("torch", "Size"),
+        ("torch.storage", "UntypedStorage"),
+    }
+    | {
+        ("torch", f"{kind}Storage")
+        for kind in (
+            *("Float", "Double", "Half", "BFloat16"),
+            *("Long", "Int", "Short", "Char", "Byte", "Bool"),
+        )
+    }
+)
+"""What a ``torch.save`` of tensors references (with the data-pickle containers): what
+``torch.load(weights_only=True)`` would accept, and nothing that runs code."""
+
+
+def torch_archive_problems(path: Path, *, name: str | None = None) -> list[str]:
+    """Pickles inside a ``torch.export`` archive (``.pt2``) that reference more than tensors.
+
+    ``torch.export.load`` unpickles pickled weights and constants with
+    ``weights_only=False``, so a ``.pt2`` is code unless every pickle in it (nested
+    ``torch.save`` archives, members its weight configs mark ``use_pickle``, legacy
+    ``.pt`` files) holds tensors only.
+    """
+    shown = name or path.name
+    problems: list[str] = []
+    with zipfile.ZipFile(path) as archive:
+        pickled = {
+            n.rsplit("/", 1)[0] + "/" + str(entry.get("path_name", ""))
+            for n in archive.namelist()
+            if n.endswith("_config.json")
+            for entry in _configs(archive.read(n))
+            if entry.get("use_pickle")
+        }
+        for member in archive.namelist():
+            data = archive.read(member)
+            if data.startswith(b"PK\x03\x04"):
+                problems += _scan_torch_save(data, f"{shown}!{member}")
+            elif member in pickled or member.endswith((".pkl", ".pt")):
+                problems += _scan_pickle_bytes(data, f"{shown}!{member}")
+    return problems
+
+
+def _configs(raw: bytes) -> list[dict[str, object]]:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return []
+    config = body.get("config") if isinstance(body, dict) else None
+    return [e for e in config.values() if isinstance(e, dict)] if isinstance(config, dict) else []
+
+
+def _scan_torch_save(data: bytes, shown: str) -> list[str]:
+    import io
+
+    problems = []
+    with zipfile.ZipFile(io.BytesIO(data)) as inner:
+        for member in inner.namelist():
+            if member.endswith(".pkl"):
+                problems += _scan_pickle_bytes(inner.read(member), f"{shown}!{member}")
+    return problems
+
+
+def _scan_pickle_bytes(data: bytes, shown: str) -> list[str]:
+    import tempfile
+
+    from ghaf.models.safe_pickle import SAFE_GLOBALS
+    from ghaf.security.pickles import check_pickle_file
+
+    with tempfile.TemporaryDirectory(prefix="ghaf-scan-") as tmp:
+        path = Path(tmp) / "member.pkl"
+        path.write_bytes(data)
+        try:
+            check_pickle_file(path, allowed=SAFE_GLOBALS | TORCH_WEIGHT_GLOBALS)
+        except GhafError as exc:
+            return [f"{shown}: {exc.headline.replace('member.pkl', 'this pickle')}"]
+    return []
+
+
 def pickle_like(path: Path) -> str | None:
     """``"pickle"`` for a pickle or joblib file (by content, or a pickle's usual name),
-    ``"torch"`` for a ``torch.save`` archive, None otherwise."""
+    ``"torch"`` for a ``torch.save`` archive, ``"torch-export"`` for a ``.pt2``, else None."""
     head = _head(path, 8)
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
         return "pickle"
     if head.startswith(b"PK\x03\x04"):
-        return "torch" if _zip_kind(path).startswith("a PyTorch pickle") else None
+        kind = _zip_kind(path)
+        if kind.startswith("a PyTorch pickle"):
+            return "torch"
+        return "torch-export" if kind.startswith("a torch.export") else None
     if head.startswith(b"ZF"):  # joblib's own zlib container
         return "pickle"
     return "pickle" if path.name.endswith(PICKLE_SUFFIXES) else None

@@ -176,3 +176,15 @@ def test_anything_that_starts_like_a_pickle_is_never_a_model_format(
     for fmt in NAMES:
         with pytest.raises(PolicyViolationError, match="is a pickle"):
             check_format(path, fmt)
+
+
+def test_a_real_torch_export_archive_holds_no_code(tmp_path: Path) -> None:
+    import torch
+
+    from ghaf.models.formats import torch_archive_problems
+    from ghaf.serving.runtimes.torch import save_torch
+
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    path = save_torch(module, 3, tmp_path / "model.pt2")
+    assert identify(path) == "a torch.export archive (.pt2)"
+    assert torch_archive_problems(path) == []
