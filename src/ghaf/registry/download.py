@@ -12,16 +12,20 @@ from ghaf.models.flavors import load_model_dir
 from ghaf.platform import Platform
 from ghaf.registry.base import ModelVersion
 from ghaf.registry.code_policy import get_code_policy
-from ghaf.registry.files import fetch_files
+from ghaf.registry.files import fetch_files, release_digests
 from ghaf.registry.service import get_model_version
+from ghaf.security.release_manifest import check_release
 
 
 def download_version(platform: Platform, version: ModelVersion, dest: Path) -> Path:
-    """Write ``version``'s files into ``dest``: each digest checked, the signature verified.
+    """Write ``version``'s files into ``dest``: each digest checked, the signature verified,
+    and the signature shown to be for this model, version and project.
 
     Raises:
         IntegrityError: the version is unsigned, a digest or the signature does not
-            verify, or its ``ghaf-model.json`` names files the signature does not list.
+            verify, the signed ``ghaf-release.json`` names another model, version,
+            project or other file digests (naming both sides), or its ``ghaf-model.json``
+            names files the signature does not list.
     """
     if not version.signed:
         raise IntegrityError(
@@ -29,8 +33,15 @@ def download_version(platform: Platform, version: ModelVersion, dest: Path) -> P
             hint="re-register the model (registration signs it), then use the new version",
         )
     signed = fetch_files(platform, version.files, dest)
+    check_release(
+        signed.release,
+        model=version.name,
+        version=version.version,
+        project=version.project,
+        files=release_digests(version.files),
+    )
     meta = ModelMeta.read(dest)
-    unlisted = [f for f in meta.files if f not in signed or f not in version.files]
+    unlisted = [f for f in meta.files if f not in signed.files or f not in version.files]
     if meta.flavor != version.flavor or unlisted:
         raise IntegrityError(
             f"{version.ref}: {MODEL_FILE} does not match the registry entry",

@@ -25,7 +25,7 @@ from ghaf.platform import Platform
 from ghaf.registry.base import Approval, ModelRef, ModelVersion, check_name, parse_ref
 from ghaf.registry.card import generate_card
 from ghaf.registry.code_policy import model_code_policy
-from ghaf.registry.files import sign_dir, temp_workdir, upload_dir
+from ghaf.registry.files import release_digests, seal_dir, temp_workdir, upload_dir
 from ghaf.registry.staging import stage_source
 from ghaf.registry.tables import (
     ModelAliasRow,
@@ -34,6 +34,7 @@ from ghaf.registry.tables import (
     RegisteredModelRow,
 )
 from ghaf.security.identity import Actor
+from ghaf.security.release_manifest import Release
 from ghaf.spine import current_session, governed
 
 
@@ -84,8 +85,9 @@ def register_model(
 
     ``source`` is a directory saved by a flavor, a single model file (``.skops``,
     ``.onnx``, ``.ubj``, ``.lgb.txt``) or ``run:<run_id>/<artifact path>``. The files
-    are copied, signed with the home's key, stored content-addressed, then
-    recorded in one governed operation that assigns the next version number.
+    are copied, stored content-addressed, signed with the home's key for the model,
+    version and project they will be recorded as (``ghaf-release.json``), then recorded
+    in one governed operation that assigns the next version number.
     """
     check_name(name)
     _check_residency_first(platform, actor, name, source, run_id, lineage)
@@ -103,29 +105,46 @@ def register_model(
         if signature is None and example is not None:
             signature = _infer_signature(staged, example, code_policy)
         example_digest = _store_example(platform, example)
-        sign_dir(platform, staged)
         files = upload_dir(platform, staged)
-    run_info = _run_info(platform, run_id)
-    if metrics is None and run_info is not None:
-        metrics = dict(run_info.get("metrics", {}))
-    inputs = list(lineage) + [i for i in (run_info or {}).get("inputs", []) if i not in lineage]
-    return create_model_version(
-        platform,
-        actor,
-        name,
-        flavor=meta.flavor,
-        files=files,
-        signed=True,
-        source=source_text,
-        run_id=run_id,
-        signature=signature or {},
-        example_digest=example_digest,
-        metrics=metrics or {},
-        lineage=inputs,
-        description=description,
-        run_info=run_info,
-        project=project,
-    )
+        # Signed before the transaction for the number it will most likely get, so the
+        # hashing does not hold the registry's write lock; re-signed inside if it did not.
+        release = Release(name, *_next_version(platform, name, project), release_digests(files))
+        files |= seal_dir(platform, staged, release)
+        run_info = _run_info(platform, run_id)
+        if metrics is None and run_info is not None:
+            metrics = dict(run_info.get("metrics", {}))
+        inputs = list(lineage) + [i for i in (run_info or {}).get("inputs", []) if i not in lineage]
+        return create_model_version(
+            platform,
+            actor,
+            name,
+            flavor=meta.flavor,
+            files=files,
+            sealed=staged,
+            source=source_text,
+            run_id=run_id,
+            signature=signature or {},
+            example_digest=example_digest,
+            metrics=metrics or {},
+            lineage=inputs,
+            description=description,
+            run_info=run_info,
+            project=project,
+        )
+
+
+def _next_version(platform: Platform, name: str, project: str | None) -> tuple[int, str]:
+    """The number and project a new version of ``name`` would get now (not reserved)."""
+    with platform.read_session() as session:
+        model = session.execute(
+            select(RegisteredModelRow).where(RegisteredModelRow.name == name)
+        ).scalar_one_or_none()
+        if model is None:
+            return 1, project or platform.default_project
+        latest = session.execute(
+            select(func.max(ModelVersionRow.version)).where(ModelVersionRow.model_id == model.id)
+        ).scalar_one()
+        return (latest or 0) + 1, model.project
 
 
 @governed("model.register", resource="model:{name}")
@@ -136,7 +155,7 @@ def create_model_version(
     *,
     flavor: str,
     files: dict[str, dict[str, Any]],
-    signed: bool,
+    sealed: Path,
     source: str,
     run_id: str | None,
     signature: dict[str, Any],
@@ -147,16 +166,25 @@ def create_model_version(
     run_info: dict[str, Any] | None,
     project: str | None = None,
 ) -> ModelVersion:
-    """Record a version whose files are already stored (use :func:`register_model`)."""
+    """Record a version whose files are already stored (use :func:`register_model`).
+
+    ``sealed`` is the directory of ``files``, signed for the version it expected to become;
+    when another registration took that number first, it is signed again here for the
+    number assigned under the model's lock, so a version's signature always names it.
+    """
     session = current_session()
     model = _lock_model(session, name, project or platform.default_project, actor.name)
     latest = session.execute(
         select(func.max(ModelVersionRow.version)).where(ModelVersionRow.model_id == model.id)
     ).scalar_one()
+    number = (latest or 0) + 1
+    release = Release(name, number, model.project, release_digests(files))
+    if Release.read(sealed) != release:
+        files = files | seal_dir(platform, sealed, release)
     now = utcnow()
     row = ModelVersionRow(
         model_id=model.id,
-        version=(latest or 0) + 1,
+        version=number,
         flavor=flavor,
         stage="candidate",
         source=source,
@@ -166,7 +194,7 @@ def create_model_version(
         example_digest=example_digest,
         metrics=json.dumps(metrics),
         files=json.dumps(files),
-        signed=signed,
+        signed=True,
         lineage=json.dumps(lineage),
         card="",
         created_by=actor.name,

@@ -14,7 +14,8 @@ from ghaf.registry import download_model, get_model_version
 from ghaf.registry.base import parse_ref
 from ghaf.registry.code_policy import get_code_policy
 from ghaf.registry.release import check_serving
-from ghaf.security.signing import verify_model_dir
+from ghaf.security.release_manifest import check_release
+from ghaf.security.signing import SignedDir, verify_signed_dir
 from ghaf.serving.base import ModelSpec, Runtime, Signature
 from ghaf.serving.batching import Batcher, BatchPolicy
 from ghaf.serving.runtimes import load_runtime
@@ -49,8 +50,17 @@ def verify_files(settings: GhafSettings, model_dir: Path) -> list[str]:
         IntegrityError: any failure at all (unsigned, changed, extra or missing file,
             untrusted key, unreadable bundle), naming what failed.
     """
+    return sorted(verify_signed(settings, model_dir).files)
+
+
+def verify_signed(settings: GhafSettings, model_dir: Path) -> SignedDir:
+    """What the trusted signature over ``model_dir`` covers: its files and release.
+
+    Raises:
+        IntegrityError: as :func:`verify_files`.
+    """
     try:
-        return verify_model_dir(settings, model_dir)
+        return verify_signed_dir(settings, model_dir)
     except GhafError:
         raise
     except Exception as exc:  # every verification failure is a refusal
@@ -66,7 +76,9 @@ def load_served(
     """Verify, load and warm ``spec``; on any failure return it not-ready with the reason.
 
     Only the files the platform's trust store accepts are loaded; without a platform
-    there is no trust store, so the model is refused.
+    there is no trust store, so the model is refused. A registry version (``spec.project``
+    set) must be signed for exactly its model, version and project; a directory from the
+    command line, when it names a release, for the name and version it is served as.
     """
     served = ServedModel(spec)
     try:
@@ -75,7 +87,12 @@ def load_served(
                 f"model {spec.name} cannot be verified: no platform home to hold the trust store",
                 hint="serve with --home (or GHAF_HOME) set to the home that trusts its key",
             )
-        allowed = verify_files(platform.settings, spec.path)
+        signed = verify_signed(platform.settings, spec.path)
+        if spec.project is not None or signed.release is not None:
+            check_release(
+                signed.release, model=spec.name, version=spec.version, project=spec.project
+            )
+        allowed = sorted(signed.files)
         options = dict(spec.options)
         options.setdefault("threads", (policy or BatchPolicy()).threads)
         runtime = load_runtime(
@@ -130,15 +147,28 @@ def resolve_model(
 def local_model(settings: GhafSettings, directory: Path, flavor: str) -> ModelSpec:
     """A model directory given on the command line, accepted only if a trusted key signed it.
 
+    There is no registry to ask what it is: it is served as the model and version its
+    signed ``ghaf-release.json`` claims (a downloaded version), else as the directory's
+    name, version 1 (a directory signed without one).
+
     Raises:
         IntegrityError: the directory is not signed by a key in the trust store.
     """
     try:
-        verify_files(settings, directory)
+        signed = verify_signed(settings, directory)
     except IntegrityError as exc:
         raise IntegrityError(
             f"model directory {directory} was refused: {exc.headline}",
             hint="register it with `ghaf models register NAME DIR`, then use NAME:VERSION",
         ) from exc
     check_model_dir(directory)  # what a loader would refuse (no project: custom code is off)
-    return ModelSpec(directory.name, "1", flavor, directory.resolve())
+    claimed = signed.release
+    if claimed is None:
+        return ModelSpec(directory.name, "1", flavor, directory.resolve())
+    _log.info(
+        "model directory signed for a release",
+        directory=str(directory),
+        model=claimed.ref,
+        project=claimed.project,
+    )
+    return ModelSpec(claimed.model, str(claimed.version), flavor, directory.resolve())

@@ -54,6 +54,7 @@ def test_register_get_download_and_load(
     out = download_model(platform, "fraud:1", tmp_path / "dl")
     assert sorted(p.name for p in out.iterdir() if p.name != "model.sig") == [
         "ghaf-model.json",
+        "ghaf-release.json",  # what the signature is for: fraud:1, its project, its digests
         "model.skops",
     ]
     model = load_model(platform, "fraud:1")
