@@ -1,7 +1,7 @@
 """The feature server: a raw ASGI app for online features (orjson, no framework overhead).
 
-Every route but ``/health`` needs a bearer credential (``/metrics`` too unless
-``metrics_public``); each read is authorized as ``features.read`` (or
+Every route but ``/health`` and ``/health/ready`` needs a bearer credential (``/metrics``
+too unless ``metrics_public``); each read is authorized as ``features.read`` (or
 ``features.read_pii`` for a sensitive view, audited as allowed) on every view it
 touches. Bodies are capped in size and entity rows, and checked before the store sees
 them (:mod:`ghaf.features.validation`).
@@ -28,6 +28,7 @@ from ghaf.features.classification import view_project, view_read_action
 from ghaf.features.online import OnlineReader
 from ghaf.features.registry import cache_epoch, resolve
 from ghaf.features.validation import MAX_ENTITIES, parse_request
+from ghaf.health import TIMEOUT_S, BackendHealth
 from ghaf.http_status import http_status_for
 from ghaf.logs import get_logger
 from ghaf.settings import TlsSettings
@@ -46,6 +47,11 @@ _JSON = [(b"content-type", b"application/json")]
 _CHALLENGE = (b"www-authenticate", b'Bearer error="invalid_token"')
 _log = get_logger(__name__)
 READ = "features.read"
+HEALTH_PATHS = frozenset({"/health", "/health/ready"})
+"""The only paths that answer without credentials (and ``/metrics`` if made public)."""
+LIVENESS_TIMEOUT_S = 0.5
+"""``/health`` reports the backends only as far as they answer in this time: a liveness
+probe must not wait on (or fail because of) a backend."""
 _Views = tuple[tuple[str, str, str], ...]
 """(view name, read action, project) for each view a request touches."""
 
@@ -86,7 +92,8 @@ class Metrics:
 
 
 class FeatureServer:
-    """ASGI app: ``POST /get-online-features``, ``GET /health``, ``GET /metrics``.
+    """ASGI app: ``POST /get-online-features``, ``GET /health`` (and ``/health/ready``),
+    ``GET /metrics``.
 
     The request body is ``{"features": [...] | "feature_service": NAME, "entities":
     {key: [values...]}, "full_feature_names": bool}``; the answer is
@@ -109,6 +116,7 @@ class FeatureServer:
         self.max_body_bytes = max_body_bytes
         self.max_entities = max_entities
         self.metrics = Metrics()
+        self.backends = BackendHealth({"online_store": reader.store})
         self._views: dict[Any, tuple[int, float, _Views]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -123,8 +131,8 @@ class FeatureServer:
         if scope["type"] != "http":
             return
         path = scope["path"]
-        if path == "/health":
-            await _respond(send, 200, b'{"status":"ok"}')
+        if path in HEALTH_PATHS:
+            await self._health(send, ready=path == "/health/ready")
             return
         started = time.perf_counter()
         status, payload, entities = await self._route(scope, receive, path)
@@ -134,6 +142,19 @@ class FeatureServer:
         await _respond(send, status, payload, content_type, headers)
         if path == "/get-online-features":
             self.metrics.observe(path, status, time.perf_counter() - started, entities)
+
+    async def _health(self, send: Send, *, ready: bool) -> None:
+        """``/health`` (liveness: 200 while the process serves, with the backends' state)
+        and ``/health/ready`` (503 with the reasons while the online store is down)."""
+        if not self.backends:  # an embedded store lives and dies with the process
+            await _respond(
+                send, 200, b'{"status":"ok","ready":true}' if ready else b'{"status":"ok"}'
+            )
+            return
+        readiness = await self.backends.acheck(TIMEOUT_S if ready else LIVENESS_TIMEOUT_S)
+        doc = {"status": "ok" if readiness.ready else "degraded", **readiness.to_json()}
+        status = 503 if ready and not readiness.ready else 200
+        await _respond(send, status, orjson.dumps(doc))
 
     async def _route(self, scope: Scope, receive: Receive, path: str) -> tuple[int, bytes, int]:
         try:

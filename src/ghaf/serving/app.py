@@ -43,6 +43,7 @@ from ghaf.serving.traffic import TrafficSplit
 
 if TYPE_CHECKING:
     from ghaf.access.guard import RequestGuard
+    from ghaf.health import BackendHealth
     from ghaf.security.identity import Actor
 
 Scope = MutableMapping[str, Any]
@@ -100,8 +101,10 @@ class ServingApp:
         max_body_bytes: int = 8 << 20,
         guard: RequestGuard | None = None,
         metrics_public: bool = False,
+        backends: BackendHealth | None = None,
     ) -> None:
         self.deployments = {d.name: d for d in deployments}
+        self.backends = backends
         self.metrics = metrics or Metrics()
         self.prediction_log = prediction_log
         self.max_body_bytes = max_body_bytes
@@ -262,7 +265,12 @@ class ServingApp:
             await _reply(send, 200, b'{"live":true}')
         elif parts == ["v2", "health", "ready"]:
             ready = all(self._any_ready(d) for d in self.deployments.values())
-            await _reply(send, 200 if ready else 503, orjson.dumps({"ready": ready}))
+            state: dict[str, Any] = {}
+            if self.backends:  # a reconnecting bus or store: not ready, and why
+                backends = await self.backends.acheck()
+                state, ready = backends.to_json(), ready and backends.ready
+            state["ready"] = ready
+            await _reply(send, 200 if ready else 503, orjson.dumps(state))
         elif len(parts) >= 3 and parts[1] == "models":
             await self._model_get(parts, send, caller)
         else:

@@ -96,6 +96,7 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
             credentials against.
     """
     from ghaf.access.guard import RequestGuard, check_insecure_dev
+    from ghaf.health import BackendHealth
     from ghaf.serving.app import Deployment, ServingApp
     from ghaf.serving.base import ModelSpec, Signature
     from ghaf.serving.batching import BatchPolicy
@@ -141,6 +142,7 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
         else:
             entry["weights"][spec.version] = float(raw.get("weight", 1.0))
     deployments = []
+    backends: dict[str, object] = {}  # what readiness depends on beyond the models
     for name, e in grouped.items():
         split = TrafficSplit(e["weights"], shadow=e["shadow"])
         features = e["features"]
@@ -148,6 +150,9 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
             key = str(features["entity_key"])
             lookup = OnlineStoreLookup(platform, key, features["refs"])
             deployments.append(Deployment(name, e["versions"], split, key, lookup))
+            from ghaf.features.online import online_reader  # the store the lookup reads
+
+            backends["online_store"] = online_reader(platform).store
         else:
             deployments.append(Deployment(name, e["versions"], split))
     sinks: list[PredictionSink] = []
@@ -156,6 +161,7 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
         sinks.append(open_prediction_sink(log_url, prefix=f"predictions-w{worker}"))
     if config.log_to_bus and platform is not None:
         sinks.append(open_prediction_sink("events://", events=platform.events))
+        backends["event_bus"] = platform.events
     logger = PredictionLogger(sinks) if sinks else None
     app = ServingApp(
         deployments,
@@ -164,6 +170,7 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
         max_body_bytes=config.max_body_bytes,
         guard=None if config.insecure_dev else RequestGuard(platform),
         metrics_public=config.metrics_public,
+        backends=BackendHealth(backends),
     )
     return app
 
@@ -274,14 +281,15 @@ def supervise(config: ServeConfig) -> None:
             if child.poll() is None:
                 child.terminate()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         for child in children:
             child.wait()
     finally:
         stop()
         holder.close()
+        for sig, handler in previous.items():  # the caller's own (its cleanup, say) again
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 def freeze_startup_heap() -> None:
