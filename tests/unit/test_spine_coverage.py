@@ -154,7 +154,12 @@ def _break_glass_request(platform: Platform) -> None:
     from ghaf.registry.break_glass import request_break_glass
 
     request_break_glass(
-        platform, _as(platform, "rita"), "example", 1, alias="champion", reason="INC-1: v2 scores NaN, restore v1"
+        platform,
+        _as(platform, "rita"),
+        "example",
+        1,
+        alias="champion",
+        reason="INC-1: v2 scores NaN, restore v1",
     )
 
 

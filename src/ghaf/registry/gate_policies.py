@@ -178,7 +178,7 @@ def _add_version(
                 f"gate policy {name}:{row.version} was added at the same time by someone else",
                 hint="run the command again",
             ) from exc
-    assert row is not None
+    assert row is not None  # nosec B101 - type narrowing
     current_operation().details["version"] = row.version
     if target is not None:
         kind, target_name, target_project = target

@@ -88,7 +88,8 @@ def test_audit_chain_detects_an_edited_row(settings: GhafSettings) -> None:
     try:
         for name in ("a", "b", "c"):
             create_project(platform, platform.admin(), name)
-        with platform.spine.operation(platform.admin(), "dataset.test_tamper", "x", "default") as op:
+        owner = platform.admin()
+        with platform.spine.operation(owner, "dataset.test_tamper", "x", "default") as op:
             row = op.session.get(AuditRecordRow, 2)
             assert row is not None
             row.actor = "someone-else"

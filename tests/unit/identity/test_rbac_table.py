@@ -175,7 +175,7 @@ def test_roles_count_only_in_their_project(platform: Platform, role: str) -> Non
 def test_no_roles_means_nothing(platform: Platform) -> None:
     nobody = _local("nobody")
     for action in _all_actions():
-        with pytest.raises(PermissionDeniedError, match="deny by default|home's owner"):
+        with pytest.raises(PermissionDeniedError, match=r"deny by default|home's owner"):
             platform.spine.authorizer.authorize(nobody, action, "x", "fraud")
 
 
