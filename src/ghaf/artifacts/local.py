@@ -64,7 +64,11 @@ def _fsync_dir(path: Path) -> None:
 
 
 class LocalBlobStore:
-    """Blobs as files under ``root``; writes land in ``root/.tmp`` until committed."""
+    """Blobs as files under ``root``; writes land in ``root/.tmp`` until committed.
+
+    Its region is the one settings declare: a directory cannot say where its disk is
+    (an S3 bucket can, and :class:`~ghaf.artifacts.s3.S3BlobStore` asks it).
+    """
 
     def __init__(self, root: Path, *, region: str = "local") -> None:
         self.root = root

@@ -9,8 +9,8 @@ import typer
 
 from ghaf.cli import code_policy
 from ghaf.cli.context import state
-from ghaf.data.residency import object_tags
 from ghaf.errors import InvalidInputError, PermissionDeniedError, PolicyViolationError
+from ghaf.features.residency import lineage_tags
 from ghaf.security.identity import Actor
 from ghaf.security.rbac import RbacAuthorizer
 from ghaf.security.residency import decide_residency
@@ -42,7 +42,7 @@ def check(
                 "give exactly one of --object or --tag with --region",
                 hint="e.g. ghaf policy check --object dataset:customers:1 --region eu-west-1",
             )
-        tags = object_tags(platform, obj) if obj is not None else list(tag or ())
+        tags = lineage_tags(platform, obj) if obj is not None else list(tag or ())
         residency = decide_residency(platform.settings.security.residency, tags, region)
         cli.console.print(residency.explain(), highlight=False)
         if not residency.allowed:

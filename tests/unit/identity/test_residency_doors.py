@@ -335,6 +335,10 @@ def test_a_feature_view_in_lineage_is_not_skipped(isolated_env: Path, tmp_path: 
             )
         assert "eu-west-1" in caught.value.headline
     assert _blobs(tmp_path / "eu") == []
+    node = "feature_view:customer_stats:1"
+    explained = _ghaf("policy", "check", "--object", node, "--region", "eu-west-1")
+    assert explained.returncode == 7
+    assert f"tag pii (from {node} classification)" in explained.stdout
 
 
 def test_no_lineage_node_is_read_as_untagged(platform: Platform) -> None:
