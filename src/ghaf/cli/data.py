@@ -144,7 +144,7 @@ def show_cmd(
             dv.column_tags.get(field.name, ""),
             _fmt(p.get("nulls")),
             _fmt(p.get("distinct")),
-            _fmt(p.get("min")),
+            f"({p['redacted']}: no values kept)" if p.get("redacted") else _fmt(p.get("min")),
             _fmt(p.get("max")),
             _fmt(p.get("mean")),
             _fmt(p.get("std")),

@@ -227,3 +227,23 @@ def profile_table(table: pa.Table) -> dict[str, Any]:
     for batch in table.to_batches(max_chunksize=65_536):
         builder.update(batch)
     return builder.result()
+
+
+SENSITIVE = frozenset({"pii", "sensitive"})
+KEPT_WHEN_SENSITIVE = ("type", "count", "nulls", "null_fraction", "distinct")
+"""What a profile keeps of a pii or sensitive column: counts, null rates and its type."""
+
+
+def redact_profile(profile: dict[str, Any], column_tags: dict[str, str]) -> dict[str, Any]:
+    """``profile`` without any value of a column tagged pii or sensitive.
+
+    The profile lives in the metadata database and ``ghaf data show`` prints it: min/max,
+    mean, quantiles and top values of an e-mail column would be pii at rest in clear.
+    The column is marked ``redacted`` so a reader knows why the values are missing.
+    """
+    columns = dict(profile.get("columns", {}))
+    for name, tag in column_tags.items():
+        if tag in SENSITIVE and name in columns:
+            kept = {k: v for k, v in columns[name].items() if k in KEPT_WHEN_SENSITIVE}
+            columns[name] = {**kept, "redacted": tag}
+    return {**profile, "columns": columns}

@@ -21,7 +21,7 @@ from ghaf.data.base import (
     schema_from_text,
     schema_to_text,
 )
-from ghaf.data.profile import ProfileBuilder
+from ghaf.data.profile import ProfileBuilder, redact_profile
 from ghaf.data.residency import check_derived_residency
 from ghaf.data.tables import DatasetVersionRow
 from ghaf.errors import IntegrityError, InvalidInputError, NotFoundError
@@ -264,7 +264,7 @@ def record_version(
         size=info.size,
         num_rows=staged.num_rows,
         schema_b64=schema_to_text(staged.schema),
-        profile=json.dumps(staged.profile),
+        profile=json.dumps(redact_profile(staged.profile, tags)),
         column_tags=json.dumps(tags, sort_keys=True),
         residency=residency,
         source=source,
