@@ -17,6 +17,7 @@ whose bytes it holds, and those Ghaf wrote into it when it exported it
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -111,14 +112,12 @@ def file_tags(platform: Platform, path: Path) -> Tags:
     bytes (a cached or copied dataset), and those Ghaf wrote into a Parquet file it
     exported. Nothing known: no tags (the caller decides what an unclassified file is).
     """
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
+    stat = path.stat()
+    digest = _digest(str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
     with platform.read_session() as session:
         rows = session.execute(
             select(DatasetVersionRow.name, DatasetVersionRow.version).where(
-                DatasetVersionRow.digest == digest.hexdigest()
+                DatasetVersionRow.digest == digest
             )
         ).all()
     tags: Tags = {}
@@ -129,6 +128,17 @@ def file_tags(platform: Platform, path: Path) -> Tags:
     for tag, origins in _exported_tags(path).items():
         tags.setdefault(tag, []).extend(f"{path}: {o}" for o in origins)
     return tags
+
+
+@functools.lru_cache(maxsize=256)
+def _digest(path: str, inode: int, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file, hashed once per version of it (the stat is part of the key)."""
+    del inode, size, mtime_ns
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _exported_tags(path: Path) -> Tags:
