@@ -53,7 +53,8 @@ class OnlineStore(Protocol):
 
     url: str
     region: str | None
-    """Where its data lives, as recorded by the store (None: never declared)."""
+    """Where its data lives: the region the store recorded, else the one declared at
+    open (None: not known)."""
 
     def write_view(
         self, layout: ViewLayout, rows: pa.Table, *, watermark: datetime, replace: bool

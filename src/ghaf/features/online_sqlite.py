@@ -85,7 +85,11 @@ class SqliteOnlineStore:
                 "(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
             )
             recorded = self._recorded_region(conn)
-        check_store_region(self.url, recorded, region)
+        try:
+            check_store_region(self.url, recorded, region)
+        except ConfigError:
+            self.close()
+            raise
         self.region: str | None = recorded or region
 
     @staticmethod
