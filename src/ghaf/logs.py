@@ -11,7 +11,7 @@ import sys
 import uuid
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, TextIO, cast
 
 import structlog
 
@@ -30,6 +30,21 @@ def mask_secrets(
         elif isinstance(value, str) and "@" in value:
             event[key] = _URL_PASSWORD.sub(rf"\g<scheme>:{_MASK}@", value)
     return event
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of the write.
+
+    Binding the object ``sys.stderr`` was at configuration time breaks once something
+    swaps it and closes its own (a CLI test runner, a capturing test harness): every later
+    log line would raise "I/O operation on closed file".
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(
@@ -51,7 +66,7 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=False,
     )
 
