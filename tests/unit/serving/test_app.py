@@ -212,7 +212,8 @@ def _accepted_sockets(port: int) -> list[socket.socket]:
                 continue
             sock = socket.socket(fileno=os.dup(int(fd.name)))
             try:
-                if sock.type == socket.SOCK_STREAM and sock.getsockname()[1] == port:
+                tcp = sock.family in (socket.AF_INET, socket.AF_INET6)  # not a unix socket
+                if tcp and sock.type == socket.SOCK_STREAM and sock.getsockname()[1] == port:
                     sock.getpeername()  # accepted, not the listening socket
                     found.append(sock)
                     continue
