@@ -20,7 +20,7 @@ from ghaf.metadata.platform_tables import HomeInfo
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
 from ghaf.security.identity_tables import RoleBindingRow
-from ghaf.security.rbac import ALL_PROJECTS, OWNER_ROLES
+from ghaf.security.rbac import ALL_PROJECTS, OWNER_ROLES, RbacAuthorizer
 from ghaf.settings import GhafSettings
 from ghaf.spine import current_operation, current_session, governed
 
@@ -137,6 +137,8 @@ def transfer_home(platform: Platform, actor: Actor, new_owner: str) -> str:
     _bind_owner(session, new_owner, granted_by=actor.name)
     current_operation().details.update({"from": previous, "to": new_owner})
     platform.forget_owner()
+    if isinstance(platform.spine.authorizer, RbacAuthorizer):
+        platform.spine.authorizer.forget_bindings()
     return previous
 
 

@@ -15,7 +15,7 @@ from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
 from ghaf.security.identity_tables import GroupMemberRow, PrincipalRow, RoleBindingRow
-from ghaf.security.rbac import ALL_PROJECTS, Policy
+from ghaf.security.rbac import ALL_PROJECTS, Policy, RbacAuthorizer
 from ghaf.spine import current_operation, current_session, governed
 
 PrincipalKind = Literal["user", "group", "service"]
@@ -57,6 +57,12 @@ def check_project(project: str) -> str:
             f"project {project!r} is invalid", hint="a project name, or '*' for every project"
         )
     return project
+
+
+def _forget_bindings(platform: Platform) -> None:
+    """This process sees its own binding change at once (the authorizer caches them)."""
+    if isinstance(platform.spine.authorizer, RbacAuthorizer):
+        platform.spine.authorizer.forget_bindings()
 
 
 @governed("principal.create", resource="principal:{name}")
@@ -103,6 +109,7 @@ def add_group_member(platform: Platform, actor: Actor, group: str, member: str) 
             f"group {group!r} does not exist", hint=f"ghaf roles principal {group} --kind group"
         )
     session.add(GroupMemberRow(group_name=group, member=check_principal_name(member)))
+    _forget_bindings(platform)
     try:
         session.flush()
     except DBIntegrityError as exc:
@@ -147,6 +154,7 @@ def bind_role(
             f"{subject} already has {effect} {role} in {project}", hint="ghaf roles list"
         ) from exc
     current_operation().details.update({"role": role, "effect": effect})
+    _forget_bindings(platform)
     return _to_binding(row)
 
 
@@ -177,6 +185,7 @@ def unbind_role(
         raise NotFoundError(
             f"{subject} has no {effect} binding of {role} in {project}", hint="ghaf roles list"
         )
+    _forget_bindings(platform)
 
 
 def list_bindings(

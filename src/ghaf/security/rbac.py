@@ -16,6 +16,7 @@ home itself and its keys (``home.*``, ``keys.*``) belong to its owner alone.
 from __future__ import annotations
 
 import fnmatch
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -203,6 +204,13 @@ OWNER_ROLES = (
 """Roles ``ghaf init`` binds the home's owner to on every project (never the service roles)."""
 
 
+BINDINGS_TTL = 1.0
+"""Seconds a principal's stored bindings are reused: every governed operation of the
+home's owner is authorized from them, and reading them costs ~0.5 ms. A change made in
+this process is seen at once (:meth:`RbacAuthorizer.forget_bindings`); one made by
+another process within this many seconds."""
+
+
 class RbacAuthorizer:
     """The spine's Authorizer: the policy table over role bindings; deny by default."""
 
@@ -212,17 +220,35 @@ class RbacAuthorizer:
         sessions: Callable[[], Session],
         *,
         owner: Callable[[], str | None] = lambda: None,
+        ttl: float = BINDINGS_TTL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.policy = policy
         self._sessions = sessions
         self._owner = owner
+        self._ttl = ttl
+        self._clock = clock
+        self._bound: dict[str, tuple[frozenset[str], float]] = {}
+
+    def forget_bindings(self) -> None:
+        """Drop the cached bindings (after this process changed some)."""
+        self._bound.clear()
+
+    def _bindings_of(self, name: str) -> frozenset[str]:
+        now = self._clock()
+        cached = self._bound.get(name)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        with self._sessions() as session:
+            roles = bound_roles(session, name)
+        self._bound[name] = (roles, now + self._ttl)
+        return roles
 
     def grants(self, actor: Actor, project: str) -> Grants:
         """What ``actor`` holds in ``project``: from its credential or from the bindings."""
         if CREDENTIAL_MARKER in actor.roles:
             return grants_in(actor.roles, project)
-        with self._sessions() as session:
-            return grants_in(bound_roles(session, actor.name) | actor.roles, project)
+        return grants_in(self._bindings_of(actor.name) | actor.roles, project)
 
     def decide(self, actor: Actor, action: str, project: str) -> Decision:
         """The decision for ``actor`` doing ``action`` in ``project``, with its reason."""
