@@ -253,7 +253,7 @@ def load_code(directory: Path, relative: str, policy: CodePolicy | None) -> type
     path = directory / relative
     report = analyse(path, relative)
     refuse_code(report, policy)
-    assert policy is not None  # refuse_code raised otherwise
+    assert policy is not None  # nosec B101 - type narrowing: refuse_code raised otherwise
     compiled = compile(path.read_bytes(), f"<model code {relative}>", "exec", dont_inherit=True)
     module = types.ModuleType(f"ghaf_model_code_{Path(relative).stem}")
     module.__dict__["__builtins__"] = _guarded_builtins(policy, relative)

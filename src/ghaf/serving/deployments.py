@@ -71,9 +71,7 @@ def _to_record(row: DeploymentRow) -> Deployment:
     )
 
 
-def _resolve(
-    platform: Platform, session: Session, ref: str, deployment: str
-) -> tuple[str, str]:
+def _resolve(platform: Platform, session: Session, ref: str, deployment: str) -> tuple[str, str]:
     """(concrete ``name:version``, lineage node) of ``ref``; refuses what the policy does."""
     model, row = resolve_rows(session, parse_ref(ref))
     version = load_version(session, model, row)

@@ -189,7 +189,7 @@ def save_weights(
         opts = {"architecture": _plain(architecture, "architecture"), **options}
         ModelMeta(name, [FILE], opts).write(directory)
         return
-    assert code is not None
+    assert code is not None  # nosec B101 - type narrowing
     relative = copy_code(code, directory)
     kwargs = _plain(build_kwargs or {}, "build_kwargs")
     opts = {"code": relative, "build_kwargs": kwargs, **options}
