@@ -105,7 +105,10 @@ GUARDS: tuple[Guard, ...] = (
         "src/ghaf/registry/release.py",
         "check_serving",
         "None",
-        ("tests/unit/serving/test_server_auth.py",),
+        (
+            "tests/unit/serving/test_serving_release_check.py",
+            "tests/unit/serving/test_server_auth.py",
+        ),
     ),
     Guard(
         "residency",
