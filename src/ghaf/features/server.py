@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 
 from ghaf.access.guard import RequestGuard, source_of
+from ghaf.asgi import read_body
 from ghaf.errors import (
     GhafError,
     InvalidInputError,
     PermissionDeniedError,
-    RequestTooLargeError,
 )
 from ghaf.features.classification import view_project, view_read_action
 from ghaf.features.online import OnlineReader
@@ -89,6 +89,9 @@ class Metrics:
         lines.append(f"ghaf_feature_request_seconds_sum {self.total}")
         lines.append(f"ghaf_feature_request_seconds_count {self.count}")
         return ("\n".join(lines) + "\n").encode()
+
+
+_BODY_FIX = "send fewer entities per request, or start the server with --max-body-mb"
 
 
 class FeatureServer:
@@ -175,7 +178,7 @@ class FeatureServer:
                 return 200, self.metrics.render(), 0
             if path != "/get-online-features" or scope["method"] != "POST":
                 return 404, b'{"error":"not found"}', 0
-            body = await _read_body(scope, receive, self.max_body_bytes)
+            body = await read_body(scope, receive, self.max_body_bytes, fix=_BODY_FIX)
             return await self._answer(body, caller)
         except GhafError as exc:
             return http_status_for(exc), _error(exc), 0
@@ -252,30 +255,6 @@ class FeatureServer:
             )
             for s in selections
         )
-
-
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The request body, refused past ``limit`` bytes before more of it is read."""
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise RequestTooLargeError(
-                f"request body of {int(value)} bytes exceeds the limit of {limit} bytes",
-                hint="send fewer entities per request, or start the server with --max-body-mb",
-            )
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLargeError(
-                f"request body exceeds the limit of {limit} bytes",
-                hint="send fewer entities per request, or start the server with --max-body-mb",
-            )
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _error(exc: GhafError) -> bytes:

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ghaf.asgi import read_body
 from ghaf.errors import (
     BackendUnavailableError,
     GhafError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
-    RequestTooLargeError,
 )
 from ghaf.http_status import http_status_for
 from ghaf.logs import get_logger
@@ -223,28 +223,8 @@ class ServingApp:
         )
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
-        limit = self.max_body_bytes
-        for key, value in scope["headers"]:
-            if key == b"content-length" and value.isdigit() and int(value) > limit:
-                raise RequestTooLargeError(
-                    f"request body of {int(value)} bytes exceeds the limit of {limit} bytes",
-                    hint="send fewer rows per request, or serve with a larger --max-body-mb",
-                )
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise RequestTooLargeError(
-                    f"request body exceeds the limit of {limit} bytes",
-                    hint="send fewer rows per request, or serve with a larger --max-body-mb",
-                )
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        fix = "send fewer rows per request, or serve with a larger --max-body-mb"
+        return await read_body(scope, receive, self.max_body_bytes, fix=fix)
 
     # GET endpoints -----------------------------------------------------------------
 
