@@ -434,8 +434,8 @@ def _prediction_export(platform: Platform) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ghaf.serving.batch import score_to_target
     from ghaf.serving.models import resolve_model
+    from ghaf.serving.outputs import score_to_target
 
     with tempfile.TemporaryDirectory() as tmp:
         spec = resolve_model(platform, "example:1", Path(tmp), serving=False)

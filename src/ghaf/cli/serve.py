@@ -158,7 +158,7 @@ def predict(
     against the output's region before anything is written, and the output is audited
     (dataset.write for dataset:NAME, prediction.export for a file).
     """
-    from ghaf.serving.batch import score_to_target
+    from ghaf.serving.outputs import score_to_target
 
     cli = state(ctx)
     with tempfile.TemporaryDirectory(prefix="ghaf-predict-") as tmp:

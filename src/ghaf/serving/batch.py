@@ -20,11 +20,10 @@ import numpy as np
 import pyarrow as pa
 
 from ghaf.errors import InvalidInputError, NotFoundError
-from ghaf.serving.base import Array, ModelSpec, Runtime
+from ghaf.serving.base import Array, Runtime
 
 if TYPE_CHECKING:
-    from ghaf.platform import Platform
-    from ghaf.security.identity import Actor
+    pass
 
 
 @dataclass(frozen=True)
@@ -203,40 +202,3 @@ class _Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
-
-
-def score_to_target(
-    platform: Platform,
-    actor: Actor,
-    spec: ModelSpec,
-    source: Path | str,
-    output: str,
-    *,
-    classification: Sequence[str] = (),
-    region: str | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-) -> ScoreStats:
-    """Verify and load ``spec``, then score ``source`` into a file or ``dataset:NAME``.
-
-    Residency is checked before the first byte and every output is audited: see
-    :func:`ghaf.serving.outputs.score_to_target`.
-
-    Raises:
-        IntegrityError: the model's files do not verify (nothing is written).
-        PolicyViolationError: the scores' tags may not go to the output's region.
-    """
-    # Imported here: score_file alone (a benchmark's child, a worker) stays light.
-    from ghaf.serving import outputs
-
-    return outputs.score_to_target(
-        platform,
-        actor,
-        spec,
-        source,
-        output,
-        classification=classification,
-        region=region,
-        workers=workers,
-        progress=progress,
-    )

@@ -448,8 +448,8 @@ def test_predict_into_an_eu_dataset_is_refused_before_scoring(
         before = _blobs(tmp_path / "eu")
         staging = platform.settings.home / "tmp"
         with pytest.raises(PolicyViolationError, match="dataset:scores is tagged pii"):
-            from ghaf.serving.batch import score_to_target
             from ghaf.serving.models import resolve_model
+            from ghaf.serving.outputs import score_to_target
 
             spec = resolve_model(platform, "fraud:1", tmp_path / "dl", serving=False)
             score_to_target(
@@ -470,8 +470,8 @@ def test_a_file_input_classified_pii_makes_every_output_column_pii(
         _register(platform, tmp_path)
         source = tmp_path / "in.parquet"
         pq.write_table(CUSTOMERS, source)
-        from ghaf.serving.batch import score_to_target
         from ghaf.serving.models import resolve_model
+        from ghaf.serving.outputs import score_to_target
 
         spec = resolve_model(platform, "fraud:1", tmp_path / "dl", serving=False)
         score_to_target(

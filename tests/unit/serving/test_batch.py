@@ -16,7 +16,8 @@ import pytest
 from ghaf.errors import InvalidInputError
 from ghaf.platform import Platform
 from ghaf.serving.base import ModelSpec
-from ghaf.serving.batch import read_batches, score_file, score_to_target
+from ghaf.serving.batch import read_batches, score_file
+from ghaf.serving.outputs import score_to_target
 from ghaf.serving.runtimes import load_runtime
 
 
