@@ -141,6 +141,13 @@ GUARDS: tuple[Guard, ...] = (
         "list(values)",
         ("tests/unit/features/test_server_access.py", "tests/unit/features"),
     ),
+    Guard(
+        "online-pii-sealing",
+        "src/ghaf/features/sealing.py",
+        "is_pii",
+        "False",
+        ("tests/unit/features/test_sealed_pii.py",),
+    ),
 )
 
 

@@ -65,6 +65,12 @@ class SecuritySettings(BaseModel):
         description="`ghaf audit verify` fails records left uncovered longer than the "
         "checkpoint interval plus this (slow writers, clock skew); younger ones are a warning.",
     )
+    online_pii: Literal["encrypt", "refuse"] = Field(
+        default="encrypt",
+        description="Feature views whose data is pii, in online stores: 'encrypt' seals each "
+        "value with AES-256-GCM (a key per view and store, wrapped by the KEK); 'refuse' "
+        "refuses to materialize them.",
+    )
     kek: SecretStr | None = Field(
         default=None,
         description="KEK supplied from outside (container secret): base64 of 32 bytes, or "

@@ -87,7 +87,10 @@ def materialize_cmd(
     platform = cli.platform()
     results = materialize(platform, cli.actor(), views, until=_time(until), full=full)
     for r in results:
-        cli.console.print(f"{r.view} v{r.version}: {r.mode}, {r.rows} rows until {r.watermark}")
+        sealed = ", pii sealed" if r.sealed else ""
+        cli.console.print(
+            f"{r.view} v{r.version}: {r.mode}{sealed}, {r.rows} rows until {r.watermark}"
+        )
 
 
 @app.command("get")

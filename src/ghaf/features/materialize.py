@@ -25,6 +25,7 @@ from ghaf.features.online import open_online_store
 from ghaf.features.registry import get_feature_view, list_definitions
 from ghaf.features.residency import view_residency_tags
 from ghaf.features.retrieval import dataset_resolver
+from ghaf.features.sealing import sealed_layout, sealer_for_read, sealer_for_write
 from ghaf.features.tables import MaterializationRow
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
@@ -43,6 +44,8 @@ class MaterializationResult:
     watermark: datetime
     rows: int
     stats: dict[str, dict[str, float | int | None]]
+    sealed: bool = False
+    """Whether its values were written sealed (a pii view, :mod:`ghaf.features.sealing`)."""
 
 
 def _us(value: datetime) -> int:
@@ -151,14 +154,14 @@ def materialize(
     try:
         for name in names:
             view, version = get_feature_view(platform, name)
+            tags = view_residency_tags(platform, view, version)
             check_residency(
-                platform,
-                view_residency_tags(platform, view, version),
-                region,
-                actor=actor,
-                resource=f"feature_view:{name}:{version}",
+                platform, tags, region, actor=actor, resource=f"feature_view:{name}:{version}"
             )
-            previous = None if full else store.watermark(name)
+            sealer, rewrite = sealer_for_write(
+                platform, actor, current_session(), store_url=store.url, view=name, tags=tags
+            )
+            previous = None if full or rewrite else store.watermark(name)
             if previous is not None and previous >= until:
                 raise InvalidInputError(
                     f"feature view {name!r} is already materialized until {previous.isoformat()}",
@@ -171,9 +174,10 @@ def materialize(
             rows = latest_rows(con, src, view, start_us=start_us, until_us=until_us)
             stats = feature_stats(con, rows, view)
             con.close()
-            written = store.write_view(
-                ViewLayout.of(view), rows, watermark=until, replace=previous is None
-            )
+            layout = ViewLayout.of(view)
+            if sealer is not None:
+                layout, rows = sealer.seal_rows(layout, rows)
+            written = store.write_view(layout, rows, watermark=until, replace=previous is None)
             mode = "full" if previous is None else "incremental"
             current_session().add(
                 MaterializationRow(
@@ -190,12 +194,16 @@ def materialize(
                 )
             )
             results.append(
-                MaterializationResult(name, version, mode, previous, until, written, stats)
+                MaterializationResult(
+                    name, version, mode, previous, until, written, stats, sealed=sealer is not None
+                )
             )
     finally:
         if own_store:
             store.close()
-    current_operation().details["views"] = [f"{r.view}:{r.mode}:{r.rows}" for r in results]
+    current_operation().details["views"] = [
+        f"{r.view}:{r.mode}:{r.rows}" + (":sealed" if r.sealed else "") for r in results
+    ]
     return results
 
 
@@ -241,7 +249,11 @@ def check_consistency(
         if watermark is None:
             return ConsistencyReport(view_name, None, 0, [])
         layout = ViewLayout.of(view)
-        online = store.read_all(layout)
+        sealer = sealer_for_read(platform, store.url, view_name)
+        if sealer is None:
+            online = store.read_all(layout)
+        else:
+            online = sealer.unseal_table(layout, store.read_all(sealed_layout(layout)))
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         src = source_sql(con, view, dataset_resolver(platform))

@@ -12,10 +12,17 @@ from typing import Any
 import pyarrow as pa
 
 from ghaf.backends import backend_class
-from ghaf.errors import InvalidInputError
-from ghaf.features.base import OnlineStore, ViewLayout
+from ghaf.errors import IntegrityError, InvalidInputError
+from ghaf.features.base import OnlineStore, Row, ViewLayout
 from ghaf.features.definitions import OnDemandFeatureView
 from ghaf.features.registry import cache_epoch, resolve
+from ghaf.features.sealing import (
+    Sealer,
+    StaleSealingError,
+    holds_sealed,
+    sealed_layout,
+    sealer_for_read,
+)
 from ghaf.platform import Platform
 
 
@@ -68,6 +75,58 @@ class OnlineReader:
         self.store = store
         self._plans: dict[Any, _Plan] = {}
         self._lock = threading.Lock()
+        self._sealers: dict[str, Sealer | None] = {}
+
+    def _sealer(self, view: str, *, refresh: bool = False) -> Sealer | None:
+        if refresh or view not in self._sealers:
+            self._sealers[view] = sealer_for_read(self.platform, self.store.url, view)
+        return self._sealers[view]
+
+    def _read(self, vp: _ViewPlan, keys: Sequence[Any]) -> list[Row | None]:
+        """The stored rows of ``keys``, opened where the view is sealed (pii).
+
+        Whether a view is sealed is read once; a materialization in another process can
+        seal it (or open it) later, which shows as a mismatch here: the state is read
+        again and the read retried once.
+        """
+        name = vp.layout.name
+        try:
+            return self._read_as(self._sealer(name), vp, keys, strict=False)
+        except StaleSealingError:
+            return self._read_as(self._sealer(name, refresh=True), vp, keys, strict=True)
+
+    def _read_as(
+        self, sealer: Sealer | None, vp: _ViewPlan, keys: Sequence[Any], *, strict: bool
+    ) -> list[Row | None]:
+        if sealer is None:
+            try:
+                rows = self.store.read_many(vp.layout, keys, vp.features)
+            except ValueError as exc:  # a sealed value read as a number
+                if strict:
+                    raise
+                raise StaleSealingError(vp.layout.name) from exc
+            if not strict and holds_sealed(rows):
+                raise StaleSealingError(vp.layout.name)
+            return rows
+        rows = self.store.read_many(sealed_layout(vp.layout), keys, vp.features)
+        try:
+            return [
+                None
+                if row is None
+                else (
+                    row[0],
+                    *(sealer.unseal(f, v) for f, v in zip(vp.features, row[1:], strict=True)),
+                )
+                for row in rows
+            ]
+        except StaleSealingError as exc:
+            if not strict:
+                raise
+            raise IntegrityError(
+                f"feature view {vp.layout.name!r} is sealed in the online store, but holds "
+                f"a value of feature {exc.args[0]!r} in clear (written around Ghaf)",
+                hint=f"rewrite the view: ghaf features materialize {vp.layout.name} --full",
+            ) from exc
 
     def _plan(self, features: Sequence[str] | str, full_feature_names: bool) -> _Plan:
         key = (features if isinstance(features, str) else tuple(features), full_feature_names)
@@ -133,7 +192,7 @@ class OnlineReader:
                     f"{vp.layout.name!r})",
                     hint=f"send {', '.join(vp.keys)} for every row",
                 ) from exc
-            rows = self.store.read_many(vp.layout, keys, vp.features) if n else []
+            rows = self._read(vp, keys) if n else []
             width = len(vp.outputs) + 1
             if None in rows:  # absent entities read as an all-None row
                 blank = (None,) * width

@@ -78,7 +78,7 @@ class RedisOnlineStore:
             clean, retry=Retry(NoBackoff(), 0), socket_connect_timeout=1, socket_timeout=1
         )
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
-        self._decoders: dict[tuple[str, tuple[str, ...]], list[Callable[[Any], Any]]] = {}
+        self._decoders: dict[tuple[ViewLayout, tuple[str, ...]], list[Callable[[Any], Any]]] = {}
         self.region: str | None = region
         if region is not None:
             recorded = self._recorded_region()
@@ -151,7 +151,7 @@ class RedisOnlineStore:
     def read_many(
         self, layout: ViewLayout, keys: Sequence[Any], features: Sequence[str]
     ) -> list[Row | None]:
-        tag = (layout.name, tuple(features))
+        tag = (layout, tuple(features))  # the layout's types: a sealed view reads strings
         decoders = self._decoders.get(tag)
         if decoders is None:
             types = dict(layout.features)

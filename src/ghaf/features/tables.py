@@ -42,3 +42,22 @@ class MaterializationRow(Base):
     stats: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SealingKeyRow(Base):
+    """The data key that seals one pii view's values in one online store.
+
+    The key itself is an artifact in the encrypted artifact store (wrapped by the home's
+    KEK, so key rotation and shredding cover it); this row names it. A row's presence
+    says the view is stored sealed in that store.
+    """
+
+    __tablename__ = "feature_sealing_keys"
+    __table_args__ = (UniqueConstraint("store_url", "view"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_url: Mapped[str] = mapped_column(String(512))
+    view: Mapped[str] = mapped_column(String(128))
+    key_digest: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -41,9 +41,11 @@ PRIVATE = {"entities": {"customer_id": [1, 2]}, "features": ["customer_private:s
 
 
 @pytest.fixture
-def platform(isolated_env: Path) -> Iterator[Platform]:
-    """A home in a UAE region: pii may be stored there (residency)."""
-    with init_home(load_settings(home=isolated_env, artifact_region="ae-auh-1")) as opened:
+def platform(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
+    """A home in a UAE region: pii may be stored there (residency). The servers started
+    here run with the same region (the pii view's sealing key is stored for it)."""
+    monkeypatch.setenv("GHAF_ARTIFACT_REGION", "ae-auh-1")
+    with init_home(load_settings(home=isolated_env)) as opened:
         yield opened
 
 
