@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -158,11 +157,12 @@ def predict(
     against the output's region before anything is written, and the output is audited
     (dataset.write for dataset:NAME, prediction.export for a file).
     """
+    from ghaf.artifacts.scratch import scratch_dir
     from ghaf.serving.outputs import score_to_target
 
     cli = state(ctx)
-    with tempfile.TemporaryDirectory(prefix="ghaf-predict-") as tmp:
-        spec = _spec(cli, model, flavor, Path(tmp), serving=False)
+    with scratch_dir(cli.settings.home, "predict-") as workdir:
+        spec = _spec(cli, model, flavor, workdir, serving=False)
         stats = score_to_target(
             cli.platform(),
             cli.actor(),

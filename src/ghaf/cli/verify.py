@@ -8,7 +8,6 @@ nothing on stdout and exits 8.
 from __future__ import annotations
 
 import json
-import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from ghaf.artifacts.scratch import scratch_dir
 from ghaf.cli.context import state
 from ghaf.security.signing import SignedDir, verify_signed_dir
 
@@ -46,9 +46,9 @@ def verify(
     else:
         from ghaf.registry.download import download_model
 
-        with tempfile.TemporaryDirectory(prefix="ghaf-verify-") as tmp:
+        with scratch_dir(platform.settings.home, "verify-") as tmp:
             # download_model checks the release against the registry entry or raises
-            directory = download_model(platform, target, Path(tmp) / "model")
+            directory = download_model(platform, target, tmp / "model")
             signed = verify_signed_dir(platform.settings, directory)
         label = f"model {target}"
     if output is Output.json:

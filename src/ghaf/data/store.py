@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
 
+from ghaf.artifacts.scratch import scratch_dir
 from ghaf.data.base import (
     DatasetVersion,
     check_name,
@@ -135,11 +135,10 @@ def stage(
 
 @contextmanager
 def staging_dir(platform: Platform) -> Iterator[Path]:
-    """A private temporary directory in the home, removed afterwards (nothing partial stays)."""
-    root = platform.settings.home / "tmp"
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with tempfile.TemporaryDirectory(dir=root, prefix="stage-") as name:
-        yield Path(name)
+    """A private scratch directory in the home, marked with this process and removed
+    afterwards (nothing partial stays; a crash's leftover is found by ``ghaf doctor``)."""
+    with scratch_dir(platform.settings.home, "stage-") as directory:
+        yield directory
 
 
 def _to_version(row: DatasetVersionRow) -> DatasetVersion:

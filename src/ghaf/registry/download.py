@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ghaf.artifacts.scratch import scratch_dir
 from ghaf.errors import IntegrityError
 from ghaf.models.base import MODEL_FILE, LoadedModel, ModelMeta
 from ghaf.models.flavors import load_model_dir
@@ -62,8 +62,8 @@ def download_model(platform: Platform, ref: str, dest: Path) -> Path:
 
 def load_version(platform: Platform, version: ModelVersion) -> LoadedModel:
     """Verify and load ``version``'s model."""
-    with tempfile.TemporaryDirectory(prefix="ghaf-load-") as tmp:
-        directory = download_version(platform, version, Path(tmp) / "model")
+    with scratch_dir(platform.settings.home, "load-") as tmp:
+        directory = download_version(platform, version, tmp / "model")
         # Custom code runs only as the project's code policy allows it now.
         model = load_model_dir(directory, code_policy=get_code_policy(platform, version.project))
     model.version = version  # type: ignore[attr-defined]

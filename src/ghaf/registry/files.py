@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +84,3 @@ def fetch_files(platform: Platform, files: dict[str, dict[str, Any]], dest: Path
             )
         platform.artifacts.get(str(entry["digest"]), target)
     return verify_dir(platform, dest)
-
-
-def temp_workdir() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="ghaf-model-")

@@ -8,7 +8,6 @@ stores the verdicts in that operation's transaction and refreshes the model card
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -17,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ghaf.artifacts.scratch import scratch_dir
 from ghaf.errors import InvalidInputError, PolicyViolationError
 from ghaf.evaluation.evaluate import EVALUATION_FILE, Evaluation
 from ghaf.evaluation.gates import (
@@ -105,8 +105,7 @@ def recorded_evidence(platform: Platform, version: ModelVersion) -> GateEvidence
 def _scan_version(platform: Platform, version: ModelVersion) -> Inspection:
     """Inspect the version's stored files (digests checked by the store) as a loader would:
     links, metadata naming code, formats by content, pickles, custom code and its policy."""
-    with tempfile.TemporaryDirectory(prefix="ghaf-gate-") as tmp:
-        root = Path(tmp)
+    with scratch_dir(platform.settings.home, "gate-") as root:
         for relative, entry in sorted(version.files.items()):
             target = (root / relative).resolve()
             if not target.is_relative_to(root.resolve()):
@@ -128,8 +127,8 @@ def evidence_for(platform: Platform, target: str) -> GateEvidence:
         _add_inspection(evidence, path, platform)
         return evidence
     version = get_model_version(platform, target)
-    with tempfile.TemporaryDirectory(prefix="ghaf-gate-") as tmp:
-        dest = download_model(platform, version.ref, Path(tmp) / "model")
+    with scratch_dir(platform.settings.home, "gate-") as tmp:
+        dest = download_model(platform, version.ref, tmp / "model")
         evidence = evidence_from_dir(dest, None)
         inspection = inspect_model_dir(dest, code_policy=get_code_policy(platform, version.project))
     evidence.subject = version.ref

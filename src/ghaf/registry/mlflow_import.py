@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ghaf.artifacts.scratch import scratch_dir
 from ghaf.errors import InvalidInputError, NotFoundError, PolicyViolationError
 from ghaf.models.flavors import get_flavor, save_model
 from ghaf.models.safe_pickle import restricted_load
@@ -174,8 +174,8 @@ def import_mlflow_model(
     """
     directory = Path(path)
     flavors = _read_mlmodel(directory)["flavors"]
-    with tempfile.TemporaryDirectory(prefix="ghaf-mlflow-") as tmp:
-        out = Path(tmp) / "model"
+    with scratch_dir(platform.settings.home, "mlflow-") as tmp:
+        out = tmp / "model"
         flavor = _convert(directory, flavors, out, architecture, code)
         return register_model(
             platform,

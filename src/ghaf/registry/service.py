@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from ghaf.artifacts.scratch import scratch_dir
 from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.features.residency import check_lineage_residency
 from ghaf.lineage import link
@@ -25,7 +26,7 @@ from ghaf.platform import Platform
 from ghaf.registry.base import Approval, ModelRef, ModelVersion, check_name, parse_ref
 from ghaf.registry.card import generate_card
 from ghaf.registry.code_policy import model_code_policy
-from ghaf.registry.files import release_digests, seal_dir, temp_workdir, upload_dir
+from ghaf.registry.files import release_digests, seal_dir, upload_dir
 from ghaf.registry.staging import stage_source
 from ghaf.registry.tables import (
     ModelAliasRow,
@@ -91,8 +92,7 @@ def register_model(
     """
     check_name(name)
     _check_residency_first(platform, actor, name, source, run_id, lineage)
-    with temp_workdir() as tmp:
-        workdir = Path(tmp)
+    with scratch_dir(platform.settings.home, "model-") as workdir:
         if isinstance(source, str) and source.startswith("run:"):
             run_id, local = _fetch_run_model(platform, source, workdir / "src")
             source_text = source

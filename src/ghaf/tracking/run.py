@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -10,6 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ghaf.artifacts.scratch import scratch_dir
 from ghaf.errors import InvalidInputError
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
@@ -175,8 +175,8 @@ class ActiveRun:
         (``run:<id>/<name>``) for ``ghaf.registry.register_model``."""
         from ghaf.models.flavors import save_model
 
-        with tempfile.TemporaryDirectory(prefix="ghaf-log-model-") as tmp:
-            directory = Path(tmp) / name
+        with scratch_dir(self.platform.settings.home, "log-model-") as tmp:
+            directory = tmp / name
             save_model(model, directory, flavor=flavor, **options)
             self.log_artifact(directory, name)
         return f"run:{self.run_id}/{name}"
