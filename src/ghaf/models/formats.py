@@ -241,18 +241,13 @@ def _scan_torch_save(data: bytes, shown: str) -> list[str]:
 
 
 def _scan_pickle_bytes(data: bytes, shown: str) -> list[str]:
-    import tempfile
-
     from ghaf.models.safe_pickle import SAFE_GLOBALS
-    from ghaf.security.pickles import check_pickle_file
+    from ghaf.security.pickles import check_pickle_bytes
 
-    with tempfile.TemporaryDirectory(prefix="ghaf-scan-") as tmp:
-        path = Path(tmp) / "member.pkl"
-        path.write_bytes(data)
-        try:
-            check_pickle_file(path, allowed=SAFE_GLOBALS | TORCH_WEIGHT_GLOBALS)
-        except GhafError as exc:
-            return [f"{shown}: {exc.headline.replace('member.pkl', 'this pickle')}"]
+    try:  # in memory: model bytes never go to a temporary file
+        check_pickle_bytes(data, "member.pkl", allowed=SAFE_GLOBALS | TORCH_WEIGHT_GLOBALS)
+    except GhafError as exc:
+        return [f"{shown}: {exc.headline.replace('member.pkl', 'this pickle')}"]
     return []
 
 

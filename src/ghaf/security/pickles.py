@@ -15,6 +15,7 @@ safetensors); this is for legacy models only, and only after the signature verif
 from __future__ import annotations
 
 import functools
+import io
 import pickle  # nosec B403 - only through an allow-listed find_class
 import pickletools  # nosec B403 - reads opcodes, executes nothing
 from collections.abc import Iterable
@@ -237,6 +238,29 @@ def check_pickle_file(
     """
     base = allowed_globals() if allowed is None else frozenset(allowed)
     _check(path, base | frozenset(extra_allowed))
+
+
+def check_pickle_bytes(data: bytes, name: str, *, allowed: Iterable[tuple[str, str]]) -> None:
+    """:func:`check_pickle_file` for a pickle held in memory (a member of an archive), so
+    that checking it never writes model bytes to disk.
+
+    Raises:
+        PolicyViolationError: naming the offending global, or joblib array data (which
+            only a joblib file holds).
+        InvalidInputError: the bytes are not a pickle.
+    """
+    path = Path(name)
+    try:
+        joblib_arrays = _walk(path, io.BytesIO(data), frozenset(allowed))
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"{name} is not a valid pickle: {exc}", hint="pass a pickle or joblib file"
+        ) from exc
+    if joblib_arrays:
+        raise PolicyViolationError(
+            f"{name} holds joblib array data, which only a joblib file holds",
+            hint="the file is refused; save the model with skops or ONNX",
+        )
 
 
 def load_pickle_file(path: Path, *, extra_allowed: Iterable[tuple[str, str]] = ()) -> Any:
