@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # torch==2.13.0 is the CPU build that lies on these machines (no multi-GB download).
-EXTRAS := dev,postgres,redis,nats,s3,ml,serve,data,ray,torch
+EXTRAS := dev,postgres,redis,nats,s3,ml,serve,server,data,ray,torch
 BENCH_SIZE ?= full
 
 .PHONY: demo test lint unit pytest prepare bench bench-smoke bench-gpu audit clean services

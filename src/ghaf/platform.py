@@ -152,8 +152,38 @@ class Platform:
             self.events.close()
         self.engine.dispose()
 
+    def in_project(self, project: str) -> Platform:
+        """This platform acting in ``project``: the same open backends, another default
+        project. A server answers every project with one set of connections; the view's
+        ``close`` leaves them to this platform."""
+        if project == self.default_project:
+            return self
+        return _ProjectView(self, project)
+
     def __enter__(self) -> Platform:
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+class _ProjectView(Platform):
+    """A :class:`Platform` whose default project is another; it owns no backend."""
+
+    def __init__(self, parent: Platform, project: str) -> None:
+        self.__dict__.update(
+            {k: v for k, v in parent.__dict__.items() if k not in ("artifacts", "events")}
+        )
+        self.settings = parent.settings.model_copy(update={"project": project})
+        self._parent = parent
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        return self._parent.artifacts
+
+    @property
+    def events(self) -> EventBus:
+        return self._parent.events
+
+    def close(self) -> None:
+        """Nothing to close: the backends are the parent platform's."""

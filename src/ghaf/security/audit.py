@@ -157,11 +157,26 @@ class AuditLog:
         return None
 
 
-def export_records(session: Session, *, resource: str | None = None) -> Iterator[bytes]:
-    """Each record as one JSON line (for a SIEM), hashes included, in sequence order."""
-    query = select(AuditRecordRow).order_by(AuditRecordRow.seq)
+def export_records(
+    session: Session,
+    *,
+    resource: str | None = None,
+    project: str | None = None,
+    after: int = 0,
+    limit: int | None = None,
+) -> Iterator[bytes]:
+    """Each record as one JSON line (for a SIEM), hashes included, in sequence order.
+
+    ``project``: only that project's records; ``after``/``limit``: records with a
+    sequence number above ``after``, at most ``limit`` of them (paging an export).
+    """
+    query = select(AuditRecordRow).where(AuditRecordRow.seq > after).order_by(AuditRecordRow.seq)
     if resource is not None:
         query = query.where(AuditRecordRow.resource == resource)
+    if project is not None:
+        query = query.where(AuditRecordRow.project == project)
+    if limit is not None:
+        query = query.limit(limit)
     for row in session.execute(query.execution_options(yield_per=1000)).scalars():
         doc: dict[str, Any] = orjson.loads(canonical_body(row))
         doc["prev_hash"] = row.prev_hash

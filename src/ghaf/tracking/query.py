@@ -91,7 +91,12 @@ def _ordered(query: Any, order: list[tuple[Field, bool]]) -> Any:
 
 
 @functools.lru_cache(maxsize=256)
-def _statement(filter: str, order_by: tuple[str, ...], experiments: tuple[str, ...]) -> Any:
+def _statement(
+    filter: str,
+    order_by: tuple[str, ...],
+    experiments: tuple[str, ...],
+    projects: tuple[str, ...] | None = None,
+) -> Any:
     """The SELECT for a filter, order and experiments; built once per distinct search.
 
     Building SQLAlchemy expressions costs more than running them on 500 runs, and a
@@ -102,6 +107,8 @@ def _statement(filter: str, order_by: tuple[str, ...], experiments: tuple[str, .
     query = run_query()
     if experiments:
         query = query.where(ExperimentRow.name.in_(list(experiments)))
+    if projects is not None:
+        query = query.where(RunRow.project.in_(list(projects)))
     if condition is not None:
         query = query.where(condition)
     return _ordered(query, order).offset(bindparam("offset")).limit(bindparam("limit"))
@@ -115,8 +122,11 @@ def search_runs(
     order_by: Sequence[str] = (),
     max_results: int = 100,
     page_token: str | None = None,
+    projects: Sequence[str] | None = None,
 ) -> RunPage:
     """Runs matching ``filter`` (see :mod:`ghaf.tracking.search`), ordered and paged.
+
+    ``projects``: only runs of these projects (a server answering one caller); None: all.
 
     Raises:
         InvalidInputError: the filter, an order-by clause or the page token is invalid.
@@ -125,7 +135,8 @@ def search_runs(
         raise InvalidInputError(
             f"max_results {max_results} is out of range", hint=f"use 1 to {MAX_RESULTS}"
         )
-    query = _statement(filter or "", tuple(order_by), tuple(experiments or ()))
+    scope = None if projects is None else tuple(sorted(projects))
+    query = _statement(filter or "", tuple(order_by), tuple(experiments or ()), scope)
     offset = _decode_token(page_token)
     with platform.read_session() as session:
         connection = session.connection()

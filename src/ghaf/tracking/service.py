@@ -436,6 +436,32 @@ def get_metric_history(platform: Platform, run_id: str, key: str) -> list[Metric
     ]
 
 
+def experiment_projects(platform: Platform) -> dict[str, str]:
+    """Every experiment's project, by experiment name."""
+    with platform.read_session() as session:
+        return dict(
+            session.execute(
+                select(ExperimentRow.name, ExperimentRow.project).order_by(ExperimentRow.name)
+            ).all()
+        )
+
+
+def run_project(platform: Platform, run_id: str) -> str:
+    """The project a run belongs to.
+
+    Raises:
+        NotFoundError: no such run.
+    """
+    check_run_id(run_id)
+    with platform.read_session() as session:
+        project = session.execute(
+            select(RunRow.project).where(RunRow.id == run_id)
+        ).scalar_one_or_none()
+    if project is None:
+        raise NotFoundError(f"run {run_id} does not exist", hint="ghaf runs list")
+    return str(project)
+
+
 def list_experiments(platform: Platform) -> list[str]:
     with platform.read_session() as session:
         return list(

@@ -1,0 +1,78 @@
+"""The control plane's ASGI app: the gateway, problem+json errors, every resource's routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.responses import JSONResponse
+
+from ghaf.access.guard import RequestGuard
+from ghaf.health import BackendHealth
+from ghaf.platform import Platform
+from ghaf.server import problems
+from ghaf.server.gateway import Gateway, RateLimiter
+from ghaf.server.routes import access, audit, projects, registry, tracking
+from ghaf.server.routing import API_PREFIX
+
+VERSION = "1"
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """How the control plane answers: limits and the transport it is reached over."""
+
+    max_body: int = 64 * 1024 * 1024
+    """Largest request body, in bytes (artifacts travel through their own routes)."""
+    rate: float = 200.0
+    """Requests a second each principal may send (per worker process); 0: no limit."""
+    burst: int = 400
+    """Requests a principal may send at once before the rate applies."""
+    tls: bool = False
+    """Whether clients reach it over TLS (adds Strict-Transport-Security)."""
+    guard_ttl: float = 5.0
+    """Seconds a proven credential and an allowed decision are reused."""
+
+
+def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
+    """The control plane for ``platform``, wrapped in the gateway (an ASGI app)."""
+    options = options or ServerOptions()
+    health = BackendHealth({"events": platform.events} if _has_events(platform) else {})
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        platform.close()
+
+    app = FastAPI(
+        title="Ghaf control plane",
+        version=VERSION,
+        description="Every resource of a Ghaf home, governed: each route names the action "
+        "it performs (x-ghaf-action); writes are authorized, done and audited by the spine.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.guard = RequestGuard(platform, ttl=options.guard_ttl)
+    app.state.limiter = RateLimiter(options.rate, options.burst)
+    problems.install(app)
+    for module in (projects, tracking, registry, access, audit):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    @app.get("/health", include_in_schema=False)
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/health/ready", include_in_schema=False)
+    async def ready() -> JSONResponse:
+        readiness = await health.acheck()
+        return JSONResponse(readiness.to_json(), 200 if readiness.ready else 503)
+
+    return Gateway(app, max_body=options.max_body, tls=options.tls)
+
+
+def _has_events(platform: Platform) -> bool:
+    return not platform.settings.event_bus_url.startswith("memory")

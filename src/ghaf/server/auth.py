@@ -1,0 +1,109 @@
+"""Who is calling, proven per request, and what they may read.
+
+Every route but ``/health`` and the API document needs a bearer credential (a Ghaf
+token or an OIDC JWT), proven by :class:`~ghaf.access.guard.RequestGuard`; the home's
+OS owner has no special standing over HTTP. Writes are authorized by the spine inside
+the service function a route calls; reads are authorized here, for the project that
+owns what is read, so a principal of project A reads nothing of project B.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from ghaf.access.guard import RequestGuard, source_of
+from ghaf.errors import BackendUnavailableError, NotFoundError, PermissionDeniedError
+from ghaf.platform import Platform
+from ghaf.security.identity import Actor
+from ghaf.server.gateway import RateLimiter
+from ghaf.server.problems import RateLimitedError, UnauthenticatedError
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A proven caller: the actor, the key its credential is cached under, the platform."""
+
+    actor: Actor
+    key: str
+    platform: Platform
+    guard: RequestGuard
+    source: str | None
+
+    def in_project(self, project: str) -> Platform:
+        """The platform acting in ``project`` (a write's governed project)."""
+        return self.platform.in_project(project)
+
+    async def authorize(self, action: str, resource: str, project: str) -> None:
+        """Allow the read ``action`` on ``resource`` of ``project``, or refuse (audited).
+
+        Raises:
+            PermissionDeniedError: the policy refuses (HTTP 403).
+        """
+        await self.guard.aauthorize(
+            self.key, self.actor, action, resource, project, source=self.source
+        )
+
+    async def authorize_hidden(
+        self, action: str, resource: str, project: str, *, missing: str, hint: str
+    ) -> None:
+        """:meth:`authorize`, but a refusal reads as ``missing`` (a 404, as for what does
+        not exist), so that names in other projects do not leak; it is still audited.
+
+        Raises:
+            NotFoundError: the caller may not read it.
+        """
+        try:
+            await self.authorize(action, resource, project)
+        except PermissionDeniedError as exc:
+            raise NotFoundError(missing, hint=hint) from exc
+
+    def readable(self, action: str, projects: Iterable[str]) -> list[str]:
+        """The projects among ``projects`` in which the caller may do ``action``.
+
+        For filtering lists: asking is not an attempt, so a project left out is not
+        audited as a refusal.
+        """
+        allowed = []
+        for project in sorted(set(projects)):
+            if self.guard.is_allowed(self.key, action, project):
+                allowed.append(project)
+                continue
+            try:
+                self.platform.spine.authorizer.authorize(
+                    self.actor, action, f"project:{project}", project
+                )
+            except PermissionDeniedError:
+                continue
+            allowed.append(project)
+        return allowed
+
+
+async def caller(request: Request) -> Caller:
+    """FastAPI dependency: the proven caller of ``request``, within its rate limit.
+
+    Raises:
+        UnauthenticatedError: no credential or a refused one (HTTP 401, audited).
+        RateLimitedError: the caller's budget is spent (HTTP 429 with Retry-After).
+    """
+    state = request.app.state
+    guard: RequestGuard = state.guard
+    source = source_of(request.client)
+    try:
+        key, actor = await guard.aauthenticate(request.headers.raw, source)
+    except BackendUnavailableError:
+        raise
+    except PermissionDeniedError as exc:
+        raise UnauthenticatedError(exc.headline, hint=exc.hint) from exc
+    request.state.principal = actor.name
+    limiter: RateLimiter = state.limiter
+    wait = limiter.take(actor.name)
+    if wait is not None:
+        raise RateLimitedError(
+            f"{actor.name} sent more than {limiter.rate:g} requests a second",
+            retry_after=wait,
+            hint="slow down and retry after the Retry-After seconds",
+        )
+    return Caller(actor, key, guard.platform, guard, source)

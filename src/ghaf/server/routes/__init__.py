@@ -1,0 +1,1 @@
+"""The control plane's resources, one module each."""

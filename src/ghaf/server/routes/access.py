@@ -1,0 +1,125 @@
+"""Who may do what: tokens and role bindings, per project; and who the caller is."""
+
+from __future__ import annotations
+
+import functools
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from ghaf.access.bindings import bind_role, list_bindings, unbind_role
+from ghaf.access.tokens import create_token, get_token, list_tokens, revoke_token
+from ghaf.server.auth import Caller, caller
+from ghaf.server.routing import ActionRouter
+
+router = ActionRouter(tags=["access"])
+CallerDep = Annotated[Caller, Depends(caller)]
+_PROJECT = r"^([a-z0-9][a-z0-9_-]{0,127}|\*)$"
+_PRINCIPAL = r"^[A-Za-z0-9@._:+-]{1,256}$"
+
+
+class NewToken(BaseModel):
+    principal: str = Field(pattern=_PRINCIPAL)
+    project: str = Field(pattern=_PROJECT)
+    roles: list[str] = Field(default_factory=list, max_length=64)
+    expires_in_days: float = Field(default=30.0, gt=0, le=366)
+    description: str = Field(default="", max_length=1024)
+
+
+class NewBinding(BaseModel):
+    subject: str = Field(pattern=_PRINCIPAL)
+    role: str = Field(pattern=r"^[a-z_]{1,64}$")
+    project: str = Field(pattern=_PROJECT)
+    effect: str = Field(default="allow", pattern=r"^(allow|deny)$")
+
+
+@router.own("/whoami")
+async def whoami(who: CallerDep) -> dict[str, Any]:
+    """The caller as the server proved it: name, kind, credential, roles."""
+    actor = who.actor
+    credential = actor.credential.describe() if actor.credential else None
+    roles = sorted(r for r in actor.roles if not r.startswith("@"))
+    return {"name": actor.name, "kind": actor.kind, "credential": credential, "roles": roles}
+
+
+@router.write("POST", "/tokens", action="token.create", status_code=201)
+async def new_token(body: NewToken, who: CallerDep) -> dict[str, Any]:
+    """Mint a token for a principal in a project; its secret is in this answer only."""
+    made = await run_in_threadpool(
+        functools.partial(
+            create_token,
+            who.in_project(body.project),
+            who.actor,
+            body.principal,
+            project=body.project,
+            roles=tuple(body.roles),
+            ttl=timedelta(days=body.expires_in_days),
+            description=body.description,
+        )
+    )
+    return {"token": made.secret, "info": made.info}
+
+
+@router.read("/tokens", action="token.read")
+async def tokens(who: CallerDep, project: str) -> dict[str, Any]:
+    """A project's tokens (never their secrets)."""
+    await who.authorize("token.read", f"tokens:{project}", project)
+    found = await run_in_threadpool(functools.partial(list_tokens, who.platform, project=project))
+    return {"tokens": found}
+
+
+@router.write("DELETE", "/tokens/{token_id}", action="token.revoke")
+async def revoke(token_id: str, who: CallerDep) -> Any:
+    """Revoke a token: the next request carrying it is refused."""
+    info = await run_in_threadpool(get_token, who.platform, token_id)
+    return await run_in_threadpool(
+        functools.partial(
+            revoke_token, who.in_project(info.project), who.actor, token_id, project=info.project
+        )
+    )
+
+
+@router.read("/roles", action="role.read")
+async def roles(who: CallerDep, project: str) -> dict[str, Any]:
+    """A project's role bindings (and the home-wide ones that reach it)."""
+    await who.authorize("role.read", f"roles:{project}", project)
+    found = await run_in_threadpool(functools.partial(list_bindings, who.platform, project=project))
+    return {"bindings": found}
+
+
+@router.write("POST", "/roles", action="role.bind", status_code=201)
+async def bind(body: NewBinding, who: CallerDep) -> Any:
+    """Bind a role to a principal or group in a project."""
+    return await run_in_threadpool(
+        functools.partial(
+            bind_role,
+            who.in_project(body.project),
+            who.actor,
+            body.subject,
+            body.role,
+            project=body.project,
+            effect=body.effect,  # type: ignore[arg-type]
+        )
+    )
+
+
+@router.write("DELETE", "/roles", action="role.unbind")
+async def unbind(
+    who: CallerDep, subject: str, role: str, project: str, effect: str = "allow"
+) -> dict[str, Any]:
+    """Remove a role binding."""
+    await run_in_threadpool(
+        functools.partial(
+            unbind_role,
+            who.in_project(project),
+            who.actor,
+            subject,
+            role,
+            project=project,
+            effect=effect,  # type: ignore[arg-type]
+        )
+    )
+    return {"subject": subject, "role": role, "project": project, "deleted": True}
