@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ghaf.client import connect
     from ghaf.platform import Platform
     from ghaf.registry.default import load_model
     from ghaf.security.identity import Actor
@@ -20,12 +21,21 @@ _EXPORTS = {
     "Actor": "ghaf.security.identity",
     "GhafSettings": "ghaf.settings",
     "Platform": "ghaf.platform",
+    "connect": "ghaf.client",
     "load_model": "ghaf.registry.default",
     "load_settings": "ghaf.settings",
     "start_run": "ghaf.tracking",
 }
 
-__all__ = ["Actor", "GhafSettings", "Platform", "load_model", "load_settings", "start_run"]
+__all__ = [
+    "Actor",
+    "GhafSettings",
+    "Platform",
+    "connect",
+    "load_model",
+    "load_settings",
+    "start_run",
+]
 
 
 def __getattr__(name: str) -> Any:
