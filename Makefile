@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 EXTRAS := dev,postgres,redis,nats,s3,ml,serve,server,data,ray,torch
 BENCH_SIZE ?= full
 
-.PHONY: demo test lint unit pytest prepare bench bench-smoke bench-gpu audit clean services
+.PHONY: demo server test lint unit pytest prepare bench bench-smoke bench-gpu audit clean services
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/ghaf demo
+
+# The governed control plane on the embedded defaults (docs/team.md): 127.0.0.1:8700.
+server: $(STAMP)
+	$(BIN)/ghaf init
+	$(BIN)/ghaf server
 
 # The README's test command: what CI runs (.ci/run adds only CI=true and the smoke benches).
 test: lint prepare pytest
