@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.responses import JSONResponse
 
 from ghaf.access.guard import RequestGuard
@@ -71,7 +73,70 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
         readiness = await health.acheck()
         return JSONResponse(readiness.to_json(), 200 if readiness.ready else 503)
 
+    app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     return Gateway(app, max_body=options.max_body, tls=options.tls)
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "hint": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+"""RFC 9457 problem details, as every refusal is answered."""
+REFUSALS = {
+    "400": "Invalid input: `title` and `errors` name the field",
+    "401": "No credential, or one that proves nobody",
+    "403": "The caller may not do this (audited)",
+    "404": "No such thing, or one the caller may not see",
+    "409": "It exists already, or conflicts with what is stored",
+    "413": "The request body is over the limit",
+    "429": "Over the caller's rate: retry after `Retry-After` seconds",
+    "503": "A backend is unavailable: retry",
+}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document with what the server really answers: problem+json refusals
+    (400, not FastAPI's 422, for invalid input) and bearer authentication."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    schemas["Problem"] = PROBLEM_SCHEMA
+    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    document["security"] = [{"bearer": []}]
+    problem_content = {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+    }
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            for status, description in REFUSALS.items():
+                responses.setdefault(
+                    status, {"description": description, "content": problem_content}
+                )
+    app.openapi_schema = document
+    return document
 
 
 def _has_events(platform: Platform) -> bool:
