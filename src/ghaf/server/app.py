@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.responses import JSONResponse
@@ -37,6 +38,10 @@ class ServerOptions:
     """Whether clients reach it over TLS (adds Strict-Transport-Security)."""
     guard_ttl: float = 5.0
     """Seconds a proven credential and an allowed decision are reused."""
+    threads: int = 8
+    """Requests a worker serves at once (its service calls run on this many threads):
+    below the metadata pool's 10 connections, so a request that needs a second
+    connection never waits on requests that each hold one."""
 
 
 def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
@@ -46,6 +51,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = options.threads
         yield
         platform.close()
 
