@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Literal
 
 from ghaf.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 Stage = Literal["candidate", "staging", "production", "archived"]
 STAGES: tuple[Stage, ...] = ("candidate", "staging", "production", "archived")
