@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 SUITES: tuple[str, ...] = (
+    "cli_startup",
     "artifacts",
     "encryption",
     "serving",

@@ -10,10 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ghaf.access.audit import create_checkpoint, verify_trail
 from ghaf.cli.context import state
 from ghaf.errors import IntegrityError, InvalidInputError
-from ghaf.security.audit import AuditLog, export_records
 
 app = typer.Typer(help="Audit: the hash-chained record of every operation.", no_args_is_help=True)
 
@@ -30,6 +28,8 @@ def verify(
     interval (plus slack) and a failure after. JSON: {status: valid|pending|broken,
     records, checkpoints, copies, findings: [{severity, seq, range, message}]}.
     """
+    from ghaf.access.audit import verify_trail
+
     if output not in ("text", "json"):
         raise InvalidInputError(f"--output {output!r} is not supported", hint="use text or json")
     cli = state(ctx)
@@ -56,6 +56,8 @@ def verify(
 @app.command("checkpoint")
 def checkpoint(ctx: typer.Context) -> None:
     """Sign a checkpoint over every record so far; append it to the log and copy it."""
+    from ghaf.access.audit import create_checkpoint
+
     cli = state(ctx)
     platform = cli.platform()
     made = create_checkpoint(platform, cli.actor())
@@ -69,6 +71,8 @@ def export(
     resource: Annotated[str | None, typer.Option(help="Only records of this resource.")] = None,
 ) -> None:
     """Write every record as JSON lines to standard output (for a SIEM)."""
+    from ghaf.security.audit import export_records
+
     if fmt != "jsonl":
         raise InvalidInputError(f"--format {fmt!r} is not supported", hint="use --format jsonl")
     cli = state(ctx)
@@ -95,6 +99,7 @@ def show(
     """Show audit records, oldest first: of one resource, the break-glass ones, or all."""
     from ghaf.access.authorize import authorize_read
     from ghaf.registry.break_glass import BREAK_GLASS_ACTIONS
+    from ghaf.security.audit import AuditLog
 
     cli = state(ctx)
     platform = cli.platform()

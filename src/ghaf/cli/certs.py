@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from ghaf.cli.context import state
-from ghaf.security.tls import make_dev_pki
 
 app = typer.Typer(help="TLS certificates.", no_args_is_help=True)
 
@@ -23,6 +22,8 @@ def dev(
     days: Annotated[int, typer.Option(min=1, max=397, help="Validity in days.")] = 30,
 ) -> None:
     """Make a development CA and certificates; print the settings that use them."""
+    from ghaf.security.tls import make_dev_pki  # cryptography's x509
+
     cli = state(ctx)
     directory = out or cli.settings.home / "tls"
     pki = make_dev_pki(directory, hosts=tuple(host or ("127.0.0.1", "localhost")), days=days)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from ghaf.platform import Platform
-from ghaf.security.identity import Actor
-from ghaf.settings import GhafSettings
+if TYPE_CHECKING:
+    from ghaf.platform import Platform
+    from ghaf.security.identity import Actor
+    from ghaf.settings import GhafSettings
 
 LOGIN_FILE = "credentials/token"
 """Where ``ghaf login`` keeps the access token (0600, inside the 0700 home)."""
@@ -33,6 +35,8 @@ class CliState:
     def platform(self) -> Platform:
         """Open the platform once per invocation."""
         if self._platform is None:
+            from ghaf.platform import Platform  # SQLAlchemy and the stores: only when used
+
             self._platform = Platform(self.settings)
         return self._platform
 

@@ -7,10 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ghaf.access.http_auth import authenticate
 from ghaf.cli.context import login_path, state
 from ghaf.errors import InvalidInputError
-from ghaf.security.rbac import bound_roles
 
 
 def whoami(
@@ -18,6 +16,8 @@ def whoami(
     output: Annotated[str, typer.Option("--output", help="table or json.")] = "table",
 ) -> None:
     """Show who you act as, how that was proven, and your roles."""
+    from ghaf.security.rbac import bound_roles
+
     cli = state(ctx)
     actor = cli.actor()
     credential = actor.credential
@@ -49,6 +49,7 @@ def login(
     ] = False,
 ) -> None:
     """Log in to the identity provider and keep the access token (0600) in the home."""
+    from ghaf.access.http_auth import authenticate  # starlette
     from ghaf.security.oidc import client_credentials_token, device_code_token
 
     cli = state(ctx)

@@ -8,10 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ghaf.access.rotation import destroy_key_version, local_keys, rotate_keys, trust_key
 from ghaf.cli.context import state
 from ghaf.errors import InvalidInputError
-from ghaf.security.homekeys import fingerprint, public_key_path, trusted_keys
 
 app = typer.Typer(
     help="Keys: artifact encryption keys and trusted signing keys.", no_args_is_help=True
@@ -21,6 +19,9 @@ app = typer.Typer(
 @app.command("list")
 def list_(ctx: typer.Context) -> None:
     """Show the KEK versions and the trusted public keys."""
+    from ghaf.access.rotation import local_keys
+    from ghaf.security.homekeys import fingerprint, public_key_path, trusted_keys
+
     cli = state(ctx)
     keys = local_keys(cli.platform())
     table = Table("KEK", "version", "state")
@@ -43,6 +44,8 @@ def list_(ctx: typer.Context) -> None:
 @app.command("rotate")
 def rotate(ctx: typer.Context) -> None:
     """Make a new KEK version and re-wrap every artifact header (resumes an unfinished one)."""
+    from ghaf.access.rotation import rotate_keys
+
     cli = state(ctx)
     platform = cli.platform()
     with cli.console.status("re-wrapping artifact keys"):
@@ -62,6 +65,8 @@ def destroy_version(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
 ) -> None:
     """Delete a KEK version: artifacts not re-wrapped since become unreadable (crypto-shredding)."""
+    from ghaf.access.rotation import destroy_key_version
+
     if not yes:
         raise InvalidInputError(
             f"destroying KEK version {version} is irreversible",
@@ -81,6 +86,8 @@ def trust(
     public_key: Annotated[Path, typer.Argument(help="PEM public key (ECDSA P-256/384/521).")],
 ) -> None:
     """Accept model signatures made with this public key."""
+    from ghaf.access.rotation import trust_key
+
     cli = state(ctx)
     platform = cli.platform()
     print_fp = trust_key(platform, cli.actor(), public_key)

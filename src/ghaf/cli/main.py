@@ -1,87 +1,176 @@
-"""The ``ghaf`` command: a thin door onto the services; errors become one line and an exit code."""
+"""The ``ghaf`` command: a thin door onto the services; errors become one line and an exit code.
+
+Startup is lazy: ``ghaf --help`` reads the table below and imports no command module; a
+command's module (and whatever it pulls in: the platform, SQLAlchemy, pyarrow...) is
+imported only when that command runs or its own ``--help`` is asked for.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
-from ghaf.cli import (
-    admin,
-    audit,
-    certs,
-    data,
-    demo,
-    features,
-    gate,
-    gc,
-    identity,
-    install,
-    keys,
-    lineage,
-    models,
-    monitor,
-    pipelines,
-    policy,
-    projects,
-    roles,
-    runs,
-    serve,
-    tokens,
-    verify,
-)
-from ghaf.cli.context import CliState
 from ghaf.cli.exit_codes import exit_code_for
-from ghaf.errors import GhafError
-from ghaf.logs import bind_ids, configure_logging, new_id
-from ghaf.settings import load_settings
+from ghaf.errors import GhafError, NotFoundError
+
+if TYPE_CHECKING:  # typer vendors click; its classes are the ones TyperGroup speaks
+    from typer._click import Command, Context, HelpFormatter
+
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    (
+        "init",
+        "ghaf.cli.install:init",
+        "Create the platform home and migrate the metadata store (safe to re-run).",
+    ),
+    (
+        "doctor",
+        "ghaf.cli.install:doctor",
+        "Check every configured backend; say what is wrong and how to fix it.",
+    ),
+    (
+        "gc",
+        "ghaf.cli.gc:gc",
+        "Remove crash leftovers: scratch directories of processes that are gone, files in "
+        "<home>/tmp that nothing has touched for an hour, and partial artifact writes.",
+    ),
+    ("version", "ghaf.cli.install:version", "Print Ghaf's version."),
+    (
+        "demo",
+        "ghaf.cli.demo:demo",
+        "Run every stage of the scenario end to end and print a summary.",
+    ),
+    ("server", "ghaf.cli.server:server", "Run the governed control-plane server."),
+    (
+        "serve",
+        "ghaf.cli.serve:serve",
+        "Serve models over the Open Inference Protocol v2 (and POST /predict, /metrics).",
+    ),
+    (
+        "predict",
+        "ghaf.cli.serve:predict",
+        "Score a file or dataset in batch: streamed, parallel, with progress; output atomically.",
+    ),
+    (
+        "verify",
+        "ghaf.cli.verify:verify",
+        "Verify a model's files against its signature, and what it is signed for; exit 8 on "
+        "any mismatch (a registered version must be signed for its own name, version and project).",
+    ),
+    (
+        "whoami",
+        "ghaf.cli.identity:whoami",
+        "Show who you act as, how that was proven, and your roles.",
+    ),
+    (
+        "login",
+        "ghaf.cli.identity:login",
+        "Log in to the identity provider and keep the access token (0600) in the home.",
+    ),
+    ("admin", "ghaf.cli.admin:app", "The home: its owner and handing it over."),
+    ("projects", "ghaf.cli.projects:app", "Projects: the units of ownership."),
+    ("runs", "ghaf.cli.runs:app", "Tracked runs: list, show, compare."),
+    ("models", "ghaf.cli.models:app", "Model registry: versions, aliases, approvals, cards."),
+    ("data", "ghaf.cli.data:app", "Datasets: ingest, validate, versions, show, diff."),
+    (
+        "lineage",
+        "ghaf.cli.lineage:app",
+        "Lineage of datasets, transforms, runs, models, deployments.",
+    ),
+    ("keys", "ghaf.cli.keys:app", "Keys: artifact encryption keys and trusted signing keys."),
+    ("audit", "ghaf.cli.audit:app", "Audit: the hash-chained record of every operation."),
+    (
+        "gate",
+        "ghaf.cli.gate:app",
+        "Evaluation gates for CI/CD, and the gate policies promotion enforces.",
+    ),
+    ("pipelines", "ghaf.cli.pipelines:app", "Pipelines: runs, steps and their logs."),
+    ("monitor", "ghaf.cli.monitor:app", "Monitoring: drift and data quality."),
+    ("features", "ghaf.cli.features:app", "Feature store: definitions, materialization, serving."),
+    ("tokens", "ghaf.cli.tokens:app", "API tokens: random, shown once, stored hashed."),
+    ("roles", "ghaf.cli.roles:app", "Roles bound to principals per project (RBAC)."),
+    ("policy", "ghaf.cli.policy:app", "Explain what the policies decide."),
+    ("certs", "ghaf.cli.certs:app", "TLS certificates."),
+)
+"""Every ``ghaf`` command: its name, ``module:attribute`` and the help line ``ghaf --help`` shows.
+
+The attribute is a Typer group or an undecorated command function; this table is the
+only place they join the root app, so an import never adds a command as a side effect.
+A test keeps each help line the opening of the command's own first paragraph.
+"""
+
+_LISTING = "ghaf.cli.main.listing"
+"""``ctx.meta`` key set while the root help lists the commands: stubs, no imports."""
+
+
+def load_command(name: str, target: str) -> Command:
+    """Import ``module:attribute`` and turn it into the click command named ``name``.
+
+    Raises:
+        NotFoundError: the command's module is not part of this installation.
+    """
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:  # the module exists but something it imports does not
+            raise
+        raise NotFoundError(
+            f"the command {name!r} is not available: its module {module_name} is not installed",
+            hint="reinstall Ghaf, or run `ghaf --help` for the commands this installation has",
+        ) from exc
+    found = getattr(module, attribute)
+    if isinstance(found, typer.Typer):
+        # get_group, not get_command: the latter adds --install-completion to every group
+        command: Command = typer.main.get_group(found)
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name)(found)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """The root group: knows its commands from :data:`COMMANDS`, imports one when it runs."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self._targets = {name: target for name, target, _ in COMMANDS}
+        # Stubs carry the name and help line for listings and "did you mean" suggestions.
+        self.commands = {
+            name: TyperCommand(name, help=help_line) for name, _, help_line in COMMANDS
+        }
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        target = self._targets.get(cmd_name)
+        if target is not None and not ctx.meta.get(_LISTING):
+            self.commands[cmd_name] = load_command(cmd_name, target)
+            del self._targets[cmd_name]  # only once loaded: a failed load leaves no stub to run
+        return self.commands.get(cmd_name)
+
+    def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
+        ctx.meta[_LISTING] = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            del ctx.meta[_LISTING]
+
 
 app = typer.Typer(
     name="ghaf",
+    cls=LazyGroup,
     help="Ghaf: a governed MLOps platform.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-COMMANDS: tuple[tuple[str, typer.Typer | Callable[..., None]], ...] = (
-    ("init", install.init),
-    ("doctor", install.doctor),
-    ("gc", gc.gc),
-    ("version", install.version),
-    ("admin", admin.app),
-    ("projects", projects.app),
-    ("runs", runs.app),
-    ("models", models.app),
-    ("data", data.app),
-    ("lineage", lineage.app),
-    ("keys", keys.app),
-    ("audit", audit.app),
-    ("gate", gate.app),
-    ("pipelines", pipelines.app),
-    ("monitor", monitor.app),
-    ("features", features.app),
-    ("tokens", tokens.app),
-    ("roles", roles.app),
-    ("policy", policy.app),
-    ("certs", certs.app),
-    ("demo", demo.demo),
-    ("serve", serve.serve),
-    ("predict", serve.predict),
-    ("verify", verify.verify),
-    ("whoami", identity.whoami),
-    ("login", identity.login),
-)
-"""Every ``ghaf`` command: a name and its Typer group or command function.
-
-The modules hold the functions undecorated; this table is the only place they join
-the root app, so an import never adds a command as a side effect.
-"""
 
 
 @app.callback()
@@ -105,6 +194,12 @@ def root(
     ] = None,
 ) -> None:
     """Build the settings once and hand them to the command."""
+    from ghaf.cli.context import CliState
+    from ghaf.logs import bind_ids, configure_logging, new_id
+    from ghaf.settings import load_settings
+
+    # Bound here, not in run(): structlog costs ~80 ms that `ghaf --help` need not pay.
+    ctx.with_resource(bind_ids(request_id=new_id()))
     settings = load_settings(home=home, log_format=log_format, log_level=log_level, token=token)
     configure_logging(settings.log_format, settings.log_level)
     ctx.obj = CliState(settings)
@@ -113,30 +208,18 @@ def root(
         ctx.obj.actor()
 
 
-def _register(root_app: typer.Typer) -> None:
-    for name, command in COMMANDS:
-        if isinstance(command, typer.Typer):
-            root_app.add_typer(command, name=name)
-        else:
-            root_app.command(name)(command)
-
-
-_register(app)
-
-
 def run() -> None:
     """Entry point: run the app, turning Ghaf errors into one line and an exit code.
 
     Click handles usage errors itself (exit 2); everything Ghaf raises on purpose
     becomes ``error: <headline>`` plus a hint line, with the code from the one table.
     """
-    err = Console(stderr=True)
-    with bind_ids(request_id=new_id()):
-        try:
-            app()
-        except GhafError as exc:
-            headline = escape(exc.headline)  # a hint like `[a, b]` is text, not markup
-            err.print(f"[bold red]error:[/] {headline}", highlight=False, soft_wrap=True)
-            if exc.hint:
-                err.print(f"  hint: {escape(exc.hint)}", highlight=False, soft_wrap=True)
-            sys.exit(exit_code_for(exc))
+    try:
+        app()
+    except GhafError as exc:
+        err = Console(stderr=True)
+        headline = escape(exc.headline)  # a hint like `[a, b]` is text, not markup
+        err.print(f"[bold red]error:[/] {headline}", highlight=False, soft_wrap=True)
+        if exc.hint:
+            err.print(f"  hint: {escape(exc.hint)}", highlight=False, soft_wrap=True)
+        sys.exit(exit_code_for(exc))

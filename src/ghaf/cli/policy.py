@@ -10,10 +10,6 @@ import typer
 from ghaf.cli import code_policy
 from ghaf.cli.context import state
 from ghaf.errors import InvalidInputError, PermissionDeniedError, PolicyViolationError
-from ghaf.features.residency import lineage_tags
-from ghaf.security.identity import Actor
-from ghaf.security.rbac import RbacAuthorizer
-from ghaf.security.residency import decide_residency
 
 app = typer.Typer(help="Explain what the policies decide.", no_args_is_help=True)
 
@@ -34,6 +30,11 @@ def check(
 
     Exits 0 when allowed, 7 (residency) or 6 (RBAC) when refused.
     """
+    from ghaf.features.residency import lineage_tags  # DuckDB and ghaf.data
+    from ghaf.security.identity import Actor
+    from ghaf.security.rbac import RbacAuthorizer
+    from ghaf.security.residency import decide_residency
+
     cli = state(ctx)
     platform = cli.platform()
     if region is not None:

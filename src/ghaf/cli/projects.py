@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from ghaf.cli.context import state
-from ghaf.projects import create_project, list_projects
 
 app = typer.Typer(help="Projects: the units of ownership.", no_args_is_help=True)
 
@@ -21,6 +20,8 @@ def create(
     region: Annotated[str | None, typer.Option(help="Region its data stays in.")] = None,
 ) -> None:
     """Create a project."""
+    from ghaf.projects import create_project
+
     cli = state(ctx)
     platform = cli.platform()
     project = create_project(platform, cli.actor(), name, description=description, region=region)
@@ -30,6 +31,8 @@ def create(
 @app.command("list")
 def list_(ctx: typer.Context) -> None:
     """List projects."""
+    from ghaf.projects import list_projects
+
     cli = state(ctx)
     table = Table("name", "region", "created by", "created at", "description")
     for p in list_projects(cli.platform()):

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from ghaf.access.bindings import (
-    Effect,
-    PrincipalKind,
-    add_group_member,
-    bind_role,
-    create_principal,
-    list_bindings,
-    unbind_role,
-)
 from ghaf.cli.context import state
-from ghaf.security.rbac import Policy
+
+if TYPE_CHECKING:
+    from ghaf.access.bindings import Effect, PrincipalKind
 
 app = typer.Typer(help="Roles bound to principals per project (RBAC).", no_args_is_help=True)
 
@@ -33,6 +26,8 @@ def bind(
     deny: Deny = False,
 ) -> None:
     """Bind ROLE to SUBJECT in a project."""
+    from ghaf.access.bindings import bind_role
+
     cli = state(ctx)
     platform = cli.platform()
     effect: Effect = "deny" if deny else "allow"
@@ -49,6 +44,8 @@ def unbind(
     deny: Deny = False,
 ) -> None:
     """Remove a binding; it stops counting at the next request."""
+    from ghaf.access.bindings import unbind_role
+
     cli = state(ctx)
     platform = cli.platform()
     effect: Effect = "deny" if deny else "allow"
@@ -63,6 +60,8 @@ def list_(
     project: Annotated[str | None, typer.Option(help="Only this project's (and '*').")] = None,
 ) -> None:
     """List role bindings."""
+    from ghaf.access.bindings import list_bindings
+
     cli = state(ctx)
     table = Table("subject", "role", "project", "effect", "by", "at")
     for b in list_bindings(cli.platform(), subject=subject, project=project):
@@ -75,6 +74,8 @@ def list_(
 @app.command("roles")
 def roles(ctx: typer.Context) -> None:
     """The roles of the policy and what each allows."""
+    from ghaf.security.rbac import Policy
+
     cli = state(ctx)
     table = Table("role", "allows", "denies", "description")
     for role in Policy.default().roles.values():
@@ -90,6 +91,8 @@ def principal(
     description: Annotated[str, typer.Option(help="Who or what it is.")] = "",
 ) -> None:
     """Register a user, group or service account."""
+    from ghaf.access.bindings import create_principal
+
     cli = state(ctx)
     platform = cli.platform()
     chosen: PrincipalKind = kind  # type: ignore[assignment]  # validated by the service
@@ -100,6 +103,8 @@ def principal(
 @app.command("add-member")
 def add_member(ctx: typer.Context, group: str, member: str) -> None:
     """Add MEMBER to GROUP."""
+    from ghaf.access.bindings import add_group_member
+
     cli = state(ctx)
     platform = cli.platform()
     add_group_member(platform, cli.actor(), group, member)

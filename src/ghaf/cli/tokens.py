@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ghaf.access.tokens import create_token, get_token, list_tokens, revoke_token
 from ghaf.cli.context import state
 from ghaf.errors import InvalidInputError
 
@@ -39,6 +38,8 @@ def create(
     description: Annotated[str, typer.Option(help="What the token is for.")] = "",
 ) -> None:
     """Create a token; it is printed once and cannot be shown again."""
+    from ghaf.access.tokens import create_token
+
     cli = state(ctx)
     platform = cli.platform()
     new = create_token(
@@ -67,6 +68,8 @@ def list_(
     project: Annotated[str | None, typer.Option(help="Only this project's.")] = None,
 ) -> None:
     """List tokens (never their secrets)."""
+    from ghaf.access.tokens import list_tokens
+
     cli = state(ctx)
     table = Table("id", "principal", "project", "roles", "expires", "state", "description")
     for t in list_tokens(cli.platform(), principal=principal, project=project):
@@ -86,6 +89,8 @@ def list_(
 @app.command("revoke")
 def revoke(ctx: typer.Context, token_id: str) -> None:
     """Revoke a token; the next request with it is refused."""
+    from ghaf.access.tokens import get_token, revoke_token
+
     cli = state(ctx)
     platform = cli.platform()
     info = get_token(platform, token_id)

@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from ghaf.artifacts.scratch import scratch_dir
 from ghaf.cli.context import state
-from ghaf.security.signing import SignedDir, verify_signed_dir
+
+if TYPE_CHECKING:
+    from ghaf.security.signing import SignedDir
 
 
 class Output(StrEnum):
@@ -37,6 +38,9 @@ def verify(
     """Verify a model's files against its signature, and what it is signed for; exit 8 on
     any mismatch (a registered version must be signed for its own name, version and project).
     """
+    from ghaf.artifacts.scratch import scratch_dir
+    from ghaf.security.signing import verify_signed_dir  # cryptography, model-signing
+
     cli = state(ctx)
     platform = cli.platform()
     path = Path(target)
