@@ -191,6 +191,11 @@ class GhafSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level of log lines written."
     )
+    otel_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP collector (http://host:4318) that `ghaf server` sends one "
+        "trace span per request to; unset: no tracing.",
+    )
     lineage_url: str | None = Field(
         default=None,
         description="Where OpenLineage events go: a JSON-lines file path (default "
