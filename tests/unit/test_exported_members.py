@@ -13,6 +13,7 @@ def test_exported_members() -> None:
         "Actor",
         "GhafSettings",
         "Platform",
+        "connect",
         "load_model",
         "load_settings",
         "start_run",
