@@ -99,6 +99,24 @@ def _register_example_model(platform: Platform) -> None:
         register_model(platform, platform.admin(), "example", Path(tmp) / "m")
 
 
+def _model_upload(platform: Platform) -> None:
+    import hashlib
+
+    from ghaf.registry.uploads import store_upload
+
+    path = platform.settings.home / "upload.bin"
+    path.write_bytes(b"example")
+    digest = hashlib.sha256(b"example").hexdigest()
+    store_upload(
+        platform,
+        platform.admin(),
+        path,
+        digest=digest,
+        received=digest,
+        project=platform.default_project,
+    )
+
+
 def _model_alias(platform: Platform) -> None:
     from ghaf.registry import set_alias
 
@@ -453,6 +471,7 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "run.log_artifacts": _run_log_artifacts,
     "run.log_inputs": _run_log_inputs,
     "model.register": _register_example_model,
+    "model.upload": _model_upload,
     "model.alias": _model_alias,
     "model.alias_delete": _model_alias_delete,
     "model.approve": _model_approve,

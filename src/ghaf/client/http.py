@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -103,11 +104,39 @@ class Client:
         """
         content = None if json is None else orjson.dumps(json)
         headers = {"content-type": "application/json"} if content is not None else None
+        response = self.send(method, path, content=content, params=params, headers=headers)
+        if response.headers.get("content-type", "").startswith("application/x-ndjson"):
+            return [orjson.loads(line) for line in response.content.splitlines() if line]
+        return orjson.loads(response.content) if response.content else None
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | Callable[[], Iterator[bytes]] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send a request, retried after 429 and 503; the response, or the error it stands for.
+
+        Args:
+            content: the body: bytes, or a function that makes a fresh stream of chunks
+                for each try.
+            stream: leave the body unread (read it with ``iter_bytes``, then close it).
+
+        Raises:
+            GhafError: the subclass the server's problem names.
+            BackendUnavailableError: the server cannot be reached.
+        """
         for attempt in range(RETRIES):
+            body = content() if callable(content) else content
+            request = self._http.build_request(
+                method, path, content=body, params=params, headers=headers
+            )
             try:
-                response = self._http.request(
-                    method, path, content=content, params=params, headers=headers
-                )
+                response = self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
                 if attempt == RETRIES - 1:
                     raise BackendUnavailableError(
@@ -116,13 +145,14 @@ class Client:
                 time.sleep(min(0.2 * 2**attempt, 5.0))
                 continue
             if response.status_code in (429, 503) and attempt < RETRIES - 1:
+                response.close()
                 time.sleep(_retry_after(response))
                 continue
             if response.status_code >= 400:
+                response.read()
+                response.close()
                 raise error_from(response)
-            if response.headers.get("content-type", "").startswith("application/x-ndjson"):
-                return [orjson.loads(line) for line in response.content.splitlines() if line]
-            return orjson.loads(response.content) if response.content else None
+            return response
         raise AssertionError("unreachable")  # pragma: no cover
 
     def get(self, path: str, **params: Any) -> Any:
@@ -172,6 +202,54 @@ class Client:
         )
         interval = DEFAULT_FLUSH_INTERVAL if flush_interval is None else flush_interval
         return RemoteRun(self, made["run_id"], project, flush_interval=interval)
+
+    def upload_file(self, path: str | Path, project: str) -> str:
+        """Send one file to ``project``; its SHA-256, once the server stored exactly it.
+
+        Raises:
+            IntegrityError: the bytes the server received are not the file's (it changed
+                while it was sent); nothing was stored.
+        """
+        from ghaf.client.files import upload_file
+
+        return upload_file(self, Path(path), project)
+
+    def register_model(
+        self,
+        name: str,
+        directory: str | Path,
+        *,
+        project: str,
+        description: str = "",
+        lineage: list[str] | None = None,
+        run_id: str | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """Register a saved model directory as a new version of ``name`` in ``project``.
+
+        Each regular file is uploaded (a symlink or special file is refused here, before
+        anything is sent), then the server registers them with every check of embedded
+        mode. Returns the version as ``model_version`` shows it.
+        """
+        from ghaf.client.files import register_model
+
+        return register_model(
+            self,
+            name,
+            Path(directory),
+            project=project,
+            description=description,
+            lineage=lineage or [],
+            run_id=run_id,
+            metrics=dict(metrics) if metrics is not None else None,
+        )
+
+    def download_model(self, ref: str, dest: str | Path) -> Path:
+        """Write the files of the version ``ref`` names into ``dest``, each one checked
+        against its SHA-256 before it appears under its name; returns ``dest``."""
+        from ghaf.client.files import download_model
+
+        return download_model(self, ref, Path(dest))
 
     def close(self) -> None:
         self._http.close()

@@ -18,7 +18,7 @@ from ghaf.health import BackendHealth
 from ghaf.platform import Platform
 from ghaf.server import problems
 from ghaf.server.gateway import Gateway, RateLimiter
-from ghaf.server.routes import access, audit, projects, registry, tracking
+from ghaf.server.routes import access, artifacts, audit, projects, registry, tracking
 from ghaf.server.routing import API_PREFIX
 
 VERSION = "1"
@@ -30,6 +30,8 @@ class ServerOptions:
 
     max_body: int = 64 * 1024 * 1024
     """Largest request body, in bytes (artifacts travel through their own routes)."""
+    max_artifact_bytes: int = 16 * 1024**3
+    """Largest body of an artifact upload (one file, streamed to disk), in bytes."""
     rate: float = 200.0
     """Requests a second each principal may send (per worker process); 0: no limit."""
     burst: int = 400
@@ -67,7 +69,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
     app.state.guard = RequestGuard(platform, ttl=options.guard_ttl)
     app.state.limiter = RateLimiter(options.rate, options.burst)
     problems.install(app)
-    for module in (projects, tracking, registry, access, audit):
+    for module in (projects, tracking, registry, artifacts, access, audit):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/health", include_in_schema=False)
@@ -80,7 +82,12 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
         return JSONResponse(readiness.to_json(), 200 if readiness.ready else 503)
 
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
-    return Gateway(app, max_body=options.max_body, tls=options.tls)
+    return Gateway(
+        app,
+        max_body=options.max_body,
+        tls=options.tls,
+        artifacts=(artifacts.UPLOAD_PATH, options.max_artifact_bytes),
+    )
 
 
 PROBLEM_SCHEMA: dict[str, Any] = {

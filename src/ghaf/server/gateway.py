@@ -52,12 +52,24 @@ def request_id_of(scope: Scope) -> str:
 
 
 class Gateway:
-    """ASGI middleware: request ids, body-size limit, security headers, access log."""
+    """ASGI middleware: request ids, body-size limit, security headers, access log.
 
-    def __init__(self, app: ASGIApp, *, max_body: int, tls: bool) -> None:
+    ``artifacts``: the paths whose bodies are artifacts (one file each, streamed) and
+    their own, larger limit; every other request is held to ``max_body``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body: int,
+        tls: bool,
+        artifacts: tuple[re.Pattern[str], int] | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body
         self.tls = tls
+        self.artifacts = artifacts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,6 +81,9 @@ class Gateway:
         state["request_id"] = request_id
         status = 500
         docs = scope["path"] in ("/docs", "/redoc")
+        limit = self.max_body
+        if self.artifacts is not None and self.artifacts[0].match(scope["path"]):
+            limit = self.artifacts[1]
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -98,9 +113,9 @@ class Gateway:
                 return {"type": "http.disconnect"}
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_body:
+            if seen > limit:
                 refused = True
-                await _too_large(send_with_headers, request_id, None, self.max_body)
+                await _too_large(send_with_headers, request_id, None, limit)
                 return {"type": "http.disconnect"}  # the app stops reading and answers nobody
             return message
 
@@ -111,8 +126,8 @@ class Gateway:
         with bind_ids(request_id=request_id):
             try:
                 declared = _declared_length(scope)
-                if declared is not None and declared > self.max_body:
-                    await _too_large(send_with_headers, request_id, declared, self.max_body)
+                if declared is not None and declared > limit:
+                    await _too_large(send_with_headers, request_id, declared, limit)
                     return
                 await self.app(scope, limited, send_app)
             except Exception:

@@ -45,7 +45,11 @@ class ActionRouter(APIRouter):
     ) -> Callable[[F], F]:
         def decorate(fn: F) -> F:
             ROUTES.append(RouteSpec(method, API_PREFIX + path, action, writes))
-            extra = {"x-ghaf-action": action, "x-ghaf-writes": writes}
+            extra = {
+                **kw.pop("openapi_extra", {}),
+                "x-ghaf-action": action,
+                "x-ghaf-writes": writes,
+            }
             self.add_api_route(path, fn, methods=[method], openapi_extra=extra, **kw)
             return fn
 

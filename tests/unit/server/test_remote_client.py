@@ -108,8 +108,11 @@ def test_a_refused_flush_keeps_the_points_and_end_says_so(
     assert get_metric_history(platform, run.run_id, "loss") == []
 
 
-def test_the_remote_client_never_imports_the_ml_stack(served: tuple[Platform, str, str]) -> None:
+def test_the_remote_client_never_imports_the_ml_stack(
+    served: tuple[Platform, str, str], tmp_path: Path
+) -> None:
     _, url, token = served
+    (tmp_path / "weights.bin").write_bytes(b"w" * 1000)
     code = (
         "import sys, ghaf\n"
         "c = ghaf.connect(sys.argv[1], token=sys.argv[2])\n"
@@ -117,10 +120,14 @@ def test_the_remote_client_never_imports_the_ml_stack(served: tuple[Platform, st
         "run.log_metric('m', 1.0)\n"
         "run.end()\n"
         "c.search_runs('metrics.m > 0'); c.models(); c.whoami()\n"
+        "c.upload_file(sys.argv[3], 'fraud')\n"
         "print(sorted({m.split('.')[0] for m in sys.modules}))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code, url, token], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code, url, token, str(tmp_path / "weights.bin")],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     loaded = set(done.stdout.strip().strip("[]").replace("'", "").split(", "))

@@ -40,7 +40,6 @@ NOT_YET_ROUTED = {
     "keys.trust",
     "model.break_glass",
     "model.break_glass_request",
-    "model.register",
     "monitoring.profile.save",
     "pipeline.run_finish",
     "pipeline.run_start",

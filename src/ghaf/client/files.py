@@ -1,0 +1,174 @@
+"""Model files between a client machine and the server: upload, register, download.
+
+Every file travels with its SHA-256: an upload claims it (the server stores the file only
+if the bytes that arrived match), a download is checked against it before the file
+appears under its name. Files stream from and to disk in chunks; nothing holds a whole
+file in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from ghaf.errors import IntegrityError, InvalidInputError
+
+if TYPE_CHECKING:
+    from ghaf.client.http import Client
+
+DIGEST_HEADER = "x-ghaf-sha256"
+CHUNK = 1024 * 1024
+"""Bytes read from or written to disk at a time."""
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in chunks."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
+
+
+def upload_file(client: Client, path: Path, project: str) -> str:
+    """Send ``path`` to ``project``; its SHA-256 as the server stored it."""
+    digest = file_digest(path)
+    headers = {
+        "content-type": "application/octet-stream",
+        "content-length": str(path.stat().st_size),
+        DIGEST_HEADER: digest,
+    }
+    response = client.send(
+        "POST", f"/projects/{project}/artifacts", content=lambda: _chunks(path), headers=headers
+    )
+    stored = str(response.json()["digest"])
+    if stored != digest:  # the server would have refused; a proxy in between might not
+        raise IntegrityError(
+            f"{path} was stored as sha256 {stored}, not {digest}",
+            hint="send it again; if it persists, check what sits between you and the server",
+        )
+    return stored
+
+
+def model_files(directory: Path) -> dict[str, Path]:
+    """Path in the model directory -> file, for every regular file under ``directory``.
+
+    Raises:
+        InvalidInputError: ``directory`` is not a directory, or holds a symlink or a
+            special file (naming it): what a registration stores must be the bytes
+            that are there.
+    """
+    if directory.is_symlink() or not directory.is_dir():
+        raise InvalidInputError(
+            f"{directory} is not a model directory",
+            hint="pass the directory ghaf.save_model wrote (a symlink to one is refused)",
+        )
+    found: dict[str, Path] = {}
+    for root, dirs, names in os.walk(directory):
+        for name in sorted(dirs + names):
+            path = Path(root) / name
+            mode = path.lstat().st_mode
+            if stat.S_ISDIR(mode):
+                continue
+            if not stat.S_ISREG(mode):
+                kind = "a symlink" if stat.S_ISLNK(mode) else "not a regular file"
+                raise InvalidInputError(
+                    f"{path} is {kind}; a model directory holds regular files only",
+                    hint="copy the file it stands for into the directory, then register again",
+                )
+            found[path.relative_to(directory).as_posix()] = path
+    return found
+
+
+def register_model(
+    client: Client,
+    name: str,
+    directory: Path,
+    *,
+    project: str,
+    description: str,
+    lineage: list[str],
+    run_id: str | None,
+    metrics: dict[str, float] | None,
+) -> dict[str, Any]:
+    """Upload each file of ``directory`` to ``project``, then register them as ``name``."""
+    files = {
+        relative: upload_file(client, path, project)
+        for relative, path in model_files(directory).items()
+    }
+    body: dict[str, Any] = {
+        "name": name,
+        "project": project,
+        "files": files,
+        "description": description,
+        "lineage": lineage,
+    }
+    if run_id is not None:
+        body["run_id"] = run_id
+    if metrics is not None:
+        body["metrics"] = metrics
+    return dict(client.post("/models", body))
+
+
+def _target(dest: Path, relative: str) -> Path:
+    """Where ``relative`` (a path the server listed) goes under ``dest``; never outside it."""
+    parts = PurePosixPath(relative).parts
+    if not parts or relative.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise IntegrityError(
+            f"the server listed a file path {relative!r} outside the model directory",
+            hint="the server or something in between is not to be trusted; report it",
+        )
+    return dest.joinpath(*parts)
+
+
+def _download_file(client: Client, ref: str, relative: str, digest: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    partial = Path(name)
+    hasher = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out:
+            response = client.send(
+                "GET", f"/models/{ref}/file", params={"path": relative}, stream=True
+            )
+            try:
+                for chunk in response.iter_bytes(CHUNK):
+                    hasher.update(chunk)
+                    out.write(chunk)
+            finally:
+                response.close()
+        if hasher.hexdigest() != digest or response.headers.get(DIGEST_HEADER) != digest:
+            raise IntegrityError(
+                f"{relative} of {ref} arrived with sha256 {hasher.hexdigest()}, "
+                f"the registry lists {digest}",
+                hint="download it again; nothing was written under its name",
+            )
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def download_model(client: Client, ref: str, dest: Path) -> Path:
+    """Fetch every file of the version ``ref`` names into ``dest``; returns ``dest``.
+
+    The version is pinned first (an alias that moves meanwhile does not mix versions).
+    Each file is written beside its target and renamed once its SHA-256 is the
+    registry's, so a file under its own name is always complete and verified.
+    """
+    listing = client.get(f"/models/{ref}/files")
+    pinned = f"{listing['name']}:{listing['version']}"
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in listing["files"]:
+        relative = str(entry["path"])
+        target = _target(dest, relative)
+        _download_file(client, pinned, relative, str(entry["digest"]), target)
+    return dest

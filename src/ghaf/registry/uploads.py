@@ -1,0 +1,197 @@
+"""Model files that arrive over the wire: stored once their digest checks, registered from
+the artifact store.
+
+A remote client sends each file of a model directory on its own (the control plane
+streams it to a scratch file, hashing as it arrives), then asks for a version made of
+those files. :func:`store_upload` keeps a file only when the bytes that arrived hash to
+the SHA-256 the sender claimed; :func:`register_uploaded` rebuilds the directory from the
+store and registers it exactly as embedded mode does (:func:`~ghaf.registry.register_model`:
+signature, flavor allow-list, pickle scan, residency, release manifest).
+
+A file counts as uploaded to a project only when an allowed ``model.upload`` of its
+digest in that project is on the audit trail, so a digest learnt or guessed elsewhere
+never pulls another project's bytes into a version someone can then download.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+
+from ghaf.artifacts.base import ArtifactInfo
+from ghaf.artifacts.scratch import scratch_dir
+from ghaf.errors import AlreadyExistsError, IntegrityError, InvalidInputError, NotFoundError
+from ghaf.platform import Platform
+from ghaf.registry.base import ModelVersion, check_name
+from ghaf.registry.service import get_model_version, register_model
+from ghaf.security.audit_tables import AuditRecordRow
+from ghaf.security.identity import Actor
+from ghaf.spine import governed
+
+UPLOAD_ACTION = "model.upload"
+_LOOKUP_BATCH = 500
+"""Digests looked up on the audit trail per query."""
+
+
+@governed(UPLOAD_ACTION, resource="artifact:{digest}")
+def store_upload(
+    platform: Platform,
+    actor: Actor,
+    source: Path,
+    *,
+    digest: str,
+    received: str,
+    project: str,
+) -> ArtifactInfo:
+    """Put a received file in the artifact store for ``project``, if it is what was sent.
+
+    Args:
+        source: the file as it arrived (a scratch file of the home).
+        digest: the SHA-256 the sender claimed for it.
+        received: the SHA-256 of the bytes that arrived, computed as they were written.
+        project: the project the file is uploaded to.
+
+    Raises:
+        IntegrityError: the two digests differ; nothing is stored (audited as failed).
+    """
+    if received != digest:
+        raise IntegrityError(
+            f"upload refused: the sender claimed sha256 {digest}, the bytes that arrived "
+            f"hash to {received}",
+            hint="the file changed on the way or while it was read; compute its SHA-256 "
+            "again and send it again",
+        )
+    info = platform.artifacts.put(source)
+    if info.digest != digest:  # the scratch file changed between the two reads
+        raise IntegrityError(
+            f"upload refused: the stored bytes hash to {info.digest}, not {digest}",
+            hint="send the file again",
+        )
+    return info
+
+
+def check_relpath(relpath: str) -> str:
+    """``relpath`` when it is a plain path inside a model directory (``a/b.bin``).
+
+    Raises:
+        InvalidInputError: absolute, with a ``..``, ``.`` or empty part, or a backslash,
+            naming the path.
+    """
+    parts = relpath.split("/")
+    if relpath.startswith("/") or ".." in parts:
+        raise InvalidInputError(
+            f"file path {relpath!r} escapes the model directory",
+            hint="send paths relative to the model directory, e.g. 'model.skops' or 'data/x.bin'",
+        )
+    if any(part in ("", ".") for part in parts) or "\\" in relpath or "\x00" in relpath:
+        raise InvalidInputError(
+            f"file path {relpath!r} is not a plain relative path",
+            hint="separate parts with '/', with no empty or '.' part and no backslash",
+        )
+    return relpath
+
+
+def _check_layout(paths: Iterable[str]) -> None:
+    files = set(paths)
+    for path in sorted(files):
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in files:
+                raise InvalidInputError(
+                    f"file path {parent!r} is also the directory of {path!r}",
+                    hint="send each file once, under the path it has in the model directory",
+                )
+
+
+def uploaded_to(platform: Platform, project: str, digests: Iterable[str]) -> set[str]:
+    """The digests among ``digests`` that were uploaded to ``project`` (and stored)."""
+    wanted = sorted({f"artifact:{d}" for d in digests})
+    found: set[str] = set()
+    with platform.read_session() as session:
+        for start in range(0, len(wanted), _LOOKUP_BATCH):
+            batch = wanted[start : start + _LOOKUP_BATCH]
+            rows = session.execute(
+                select(AuditRecordRow.resource)
+                .where(
+                    AuditRecordRow.action == UPLOAD_ACTION,
+                    AuditRecordRow.outcome == "allowed",
+                    AuditRecordRow.project == project,
+                    AuditRecordRow.resource.in_(batch),
+                )
+                .distinct()
+            ).scalars()
+            found |= {r.removeprefix("artifact:") for r in rows}
+    return found
+
+
+def _check_model_project(platform: Platform, name: str, project: str) -> None:
+    try:
+        current = get_model_version(platform, name)
+    except NotFoundError:
+        return
+    if current.project != project:
+        raise AlreadyExistsError(
+            f"model {name!r} belongs to another project",
+            hint="pick another model name for this project",
+        )
+
+
+def register_uploaded(
+    platform: Platform,
+    actor: Actor,
+    name: str,
+    files: Mapping[str, str],
+    *,
+    project: str,
+    run_id: str | None = None,
+    metrics: dict[str, float] | None = None,
+    lineage: Sequence[str] = (),
+    description: str = "",
+) -> ModelVersion:
+    """Register a version of ``name`` in ``project`` from files uploaded to that project.
+
+    ``files`` maps each path of the model directory to the SHA-256 of its bytes. The
+    directory is rebuilt in a scratch directory of the home (each file verified as it is
+    copied out of the store) and registered by :func:`~ghaf.registry.register_model`.
+
+    Raises:
+        InvalidInputError: no files, or a path escapes the directory or is not plain
+            (naming it).
+        NotFoundError: a digest was not uploaded to ``project``.
+        AlreadyExistsError: ``name`` is a model of another project.
+    """
+    check_name(name)
+    if not files:
+        raise InvalidInputError(
+            f"no files to register as {name!r}", hint="send the model directory's files"
+        )
+    for relpath in files:
+        check_relpath(relpath)
+    _check_layout(files)
+    missing = set(files.values()) - uploaded_to(platform, project, files.values())
+    if missing:
+        path = min(p for p, d in files.items() if d in missing)
+        raise NotFoundError(
+            f"file {path!r} (sha256 {files[path]}) was not uploaded to project {project!r}",
+            hint=f"upload it first: POST /api/v1/projects/{project}/artifacts",
+        )
+    _check_model_project(platform, name, project)
+    in_project = platform.in_project(project)
+    with scratch_dir(platform.settings.home, "uploaded-") as workdir:
+        directory = workdir / name
+        for relpath, digest in sorted(files.items()):
+            platform.artifacts.get(digest, directory / relpath)
+        return register_model(
+            in_project,
+            actor,
+            name,
+            directory,
+            run_id=run_id,
+            metrics=metrics,
+            lineage=lineage,
+            description=description,
+            project=project,
+        )

@@ -1,0 +1,221 @@
+"""Model files through the control plane: upload one file (streamed, digest-checked),
+register a version from uploaded files, list and download a version's files.
+
+The server holds the keys: files reach the encrypted artifact store and come back out of
+it only through here. An upload is written to a scratch file of the home as it arrives
+(hashed on the way, never held in memory) and stored only when it hashes to the digest
+the client claimed. Files are downloaded per version of a readable model, never by bare
+digest: a digest says nothing about which project may read the bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path as FilePath
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Path, Query, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+from starlette.responses import StreamingResponse
+
+from ghaf.artifacts.base import CHUNK_SIZE
+from ghaf.artifacts.scratch import process_scratch_dir, release
+from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.platform import Platform
+from ghaf.registry.uploads import UPLOAD_ACTION, register_uploaded, store_upload
+from ghaf.server.auth import Caller, caller
+from ghaf.server.routes.registry import _readable_version
+from ghaf.server.routing import API_PREFIX, ActionRouter
+from ghaf.tracking.service import run_project
+
+router = ActionRouter(tags=["artifacts"])
+CallerDep = Annotated[Caller, Depends(caller)]
+DIGEST_HEADER = "x-ghaf-sha256"
+"""The SHA-256 (lowercase hex) of a file's bytes: claimed by an upload, sent with a download."""
+_PROJECT = r"^[a-z0-9][a-z0-9_-]{0,127}$"
+_SHA256 = r"^[0-9a-f]{64}$"
+MAX_FILES = 10_000
+"""Files one version may be registered with."""
+UPLOAD_PATH = re.compile(rf"^{re.escape(API_PREFIX)}/projects/[^/]+/artifacts$")
+"""Paths whose bodies are artifacts: the gateway holds them to their own limit."""
+_BINARY = {"type": "string", "format": "binary"}
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The file's bytes (chunked transfer allowed).",
+        "content": {"application/octet-stream": {"schema": _BINARY}},
+    }
+}
+_FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The file's bytes; its SHA-256 in the X-Ghaf-SHA256 header.",
+        "content": {"application/octet-stream": {"schema": _BINARY}},
+    }
+}
+
+
+class NewVersion(BaseModel):
+    """A version to register from files uploaded to its project."""
+
+    name: str = Field(min_length=1, max_length=256)
+    project: str = Field(pattern=_PROJECT)
+    files: dict[
+        Annotated[str, Field(min_length=1, max_length=1024)],
+        Annotated[str, Field(pattern=_SHA256)],
+    ] = Field(
+        min_length=1, max_length=MAX_FILES, description="Path in the model directory -> SHA-256."
+    )
+    description: str = Field(default="", max_length=100_000)
+    lineage: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(
+        default_factory=list, max_length=1000
+    )
+    run_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    metrics: dict[Annotated[str, Field(max_length=250)], float] | None = Field(
+        default=None, max_length=1000
+    )
+
+
+async def _receive(request: Request, dest: FilePath) -> str:
+    """Write the request body to ``dest`` as it arrives; its SHA-256.
+
+    Chunks are gathered up to :data:`CHUNK_SIZE` and hashed and written on a worker
+    thread, so memory stays at about one chunk whatever the body's size.
+    """
+    hasher = hashlib.sha256()
+    pending = bytearray()
+    with dest.open("wb") as out:
+
+        def write(data: bytes) -> None:
+            hasher.update(data)
+            out.write(data)
+
+        try:
+            async for piece in request.stream():
+                pending += piece
+                if len(pending) >= CHUNK_SIZE:
+                    data = bytes(pending)
+                    pending.clear()
+                    await run_in_threadpool(write, data)
+        except ClientDisconnect as exc:
+            raise InvalidInputError(
+                "the upload ended before its body did", hint="send the file again"
+            ) from exc
+        await run_in_threadpool(write, bytes(pending))
+    return hasher.hexdigest()
+
+
+@router.write(
+    "POST",
+    "/projects/{project}/artifacts",
+    action=UPLOAD_ACTION,
+    status_code=201,
+    openapi_extra=_UPLOAD_BODY,
+)
+async def upload(
+    project: Annotated[str, Path(pattern=_PROJECT)],
+    sha256: Annotated[str, Header(alias=DIGEST_HEADER, pattern=_SHA256)],
+    request: Request,
+    who: CallerDep,
+) -> dict[str, Any]:
+    """Upload one file's bytes to a project; stored only when they hash to X-Ghaf-SHA256."""
+    await who.authorize(UPLOAD_ACTION, f"artifact:{sha256}", project)
+    directory = await run_in_threadpool(process_scratch_dir, who.platform.settings.home, "upload-")
+    try:
+        received = await _receive(request, directory / "body")
+        info = await run_in_threadpool(
+            functools.partial(
+                store_upload,
+                who.in_project(project),
+                who.actor,
+                directory / "body",
+                digest=sha256,
+                received=received,
+                project=project,
+            )
+        )
+    finally:
+        await run_in_threadpool(release, directory)
+    return {"digest": info.digest, "size": info.size}
+
+
+@router.write("POST", "/models", action="model.register", status_code=201)
+async def register(body: NewVersion, who: CallerDep) -> Any:
+    """Register a version from files uploaded to its project (every check of embedded mode)."""
+    await who.authorize("model.register", f"model:{body.name}", body.project)
+    if body.run_id is not None:
+        run_id = body.run_id
+        owner = await run_in_threadpool(run_project, who.platform, run_id)
+        await who.authorize_hidden(
+            "run.read",
+            f"run:{run_id}",
+            owner,
+            missing=f"run {run_id} does not exist",
+            hint="GET /api/v1/runs lists the runs you may read",
+        )
+    return await run_in_threadpool(
+        functools.partial(
+            register_uploaded,
+            who.in_project(body.project),
+            who.actor,
+            body.name,
+            body.files,
+            project=body.project,
+            run_id=body.run_id,
+            metrics=body.metrics,
+            lineage=body.lineage,
+            description=body.description,
+        )
+    )
+
+
+@router.read("/models/{ref}/files", action="model.read")
+async def files(ref: str, who: CallerDep) -> dict[str, Any]:
+    """A version's files: path, SHA-256 and size of each (its seal included)."""
+    version = await _readable_version(who, ref)
+    return {
+        "name": version.name,
+        "version": version.version,
+        "project": version.project,
+        "files": [
+            {"path": path, "digest": entry["digest"], "size": entry["size"]}
+            for path, entry in sorted(version.files.items())
+        ],
+    }
+
+
+def _chunks(platform: Platform, digest: str) -> Iterator[bytes]:
+    with platform.artifacts.open(digest) as handle:  # verifies the digest at the end
+        while chunk := handle.read(CHUNK_SIZE):
+            yield chunk
+
+
+@router.read(
+    "/models/{ref}/file",
+    action="model.read",
+    response_class=StreamingResponse,
+    responses=_FILE_RESPONSE,
+)
+async def file(
+    ref: str,
+    path: Annotated[str, Query(min_length=1, max_length=1024)],
+    who: CallerDep,
+) -> StreamingResponse:
+    """One file of a version, streamed (``path`` as ``/files`` lists it)."""
+    version = await _readable_version(who, ref)
+    entry = version.files.get(path)
+    if entry is None:
+        raise NotFoundError(
+            f"{version.ref} has no file {path!r}",
+            hint=f"GET /api/v1/models/{version.ref}/files lists its files",
+        )
+    digest = str(entry["digest"])
+    return StreamingResponse(
+        _chunks(who.platform, digest),
+        media_type="application/octet-stream",
+        headers={DIGEST_HEADER: digest, "content-length": str(entry["size"])},
+    )
