@@ -20,6 +20,7 @@ from ghaf.server import problems
 from ghaf.server.gateway import Gateway, RateLimiter
 from ghaf.server.routes import access, artifacts, audit, projects, registry, tracking
 from ghaf.server.routing import API_PREFIX
+from ghaf.server.tracing import Tracing, tracer_provider
 
 VERSION = "1"
 
@@ -51,10 +52,15 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
     options = options or ServerOptions()
     health = BackendHealth({"events": platform.events} if _has_events(platform) else {})
 
+    endpoint = platform.settings.otel_endpoint
+    provider = tracer_provider(endpoint) if endpoint else None
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = options.threads
         yield
+        if provider is not None:
+            provider.shutdown()  # the last spans leave before the process does
         platform.close()
 
     app = FastAPI(
@@ -83,7 +89,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
 
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     return Gateway(
-        app,
+        app if provider is None else Tracing(app, provider),
         max_body=options.max_body,
         tls=options.tls,
         artifacts=(artifacts.UPLOAD_PATH, options.max_artifact_bytes),
