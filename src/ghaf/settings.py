@@ -215,6 +215,11 @@ class GhafSettings(BaseSettings):
         description="Retired: naming principals in a setting made them admins; a second "
         "person now acts with their own token. A value here is refused and audited.",
     )
+    url: str | None = Field(
+        default=None,
+        description="A `ghaf server` to work against (GHAF_URL, `ghaf --url`): the CLI and "
+        "SDK become its clients; unset: embedded mode on the home.",
+    )
     token: SecretStr | None = Field(
         default=None,
         description="Credential the CLI and SDK present (a Ghaf API token or an OIDC JWT; "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -9,7 +11,11 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from ghaf.cli.output import console
+from ghaf.errors import ConfigError
+
 if TYPE_CHECKING:
+    from ghaf.client.http import Client
     from ghaf.platform import Platform
     from ghaf.security.identity import Actor
     from ghaf.settings import GhafSettings
@@ -23,17 +29,88 @@ def login_path(home: Path) -> Path:
     return home / LOGIN_FILE
 
 
+def servers_path() -> Path:
+    """Where ``ghaf login --server`` keeps a token per server URL (0600): the client
+    machine's own config, since a client has no home."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "ghaf" / "servers.json"
+
+
+def saved_server_tokens() -> dict[str, str]:
+    """Server URL -> token, as ``ghaf login --server`` saved them."""
+    path = servers_path()
+    if not path.is_file():
+        return {}
+    return {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
+
+
+def save_server_token(url: str, token: str) -> Path:
+    """Keep ``token`` for ``url`` (the file is 0600 in a 0700 directory)."""
+    path = servers_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tokens = {**saved_server_tokens(), url.rstrip("/"): token}
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(json.dumps(tokens, indent=2, sort_keys=True))
+    return path
+
+
 @dataclass
 class CliState:
     """Settings and consoles shared by the commands of one invocation."""
 
     settings: GhafSettings
-    console: Console = field(default_factory=Console)
+    console: Console = field(default_factory=console)
     _platform: Platform | None = None
     _actor: Actor | None = None
+    _remote: Client | None = None
+
+    @property
+    def remote_url(self) -> str | None:
+        """The server this invocation talks to (``GHAF_URL``, ``ghaf --url``); None:
+        embedded mode, on the home."""
+        url = self.settings.url
+        return url.rstrip("/") if url else None
+
+    def remote(self) -> Client | None:
+        """The client of the server at :attr:`remote_url`, or None in embedded mode.
+
+        Raises:
+            ConfigError: a server is named but no credential is there for it.
+        """
+        url = self.remote_url
+        if url is None:
+            return None
+        if self._remote is None:
+            token = (
+                self.settings.token.get_secret_value().strip()
+                if self.settings.token is not None
+                else saved_server_tokens().get(url)
+            )
+            if not token:
+                raise ConfigError(
+                    f"no credential for {url}",
+                    hint=f"ghaf login --server {url} --token TOKEN, or set GHAF_TOKEN",
+                )
+            from ghaf.client.http import Client  # httpx: only for a server
+
+            self._remote = Client(url, token)
+        return self._remote
 
     def platform(self) -> Platform:
-        """Open the platform once per invocation."""
+        """Open the platform once per invocation.
+
+        Raises:
+            ConfigError: a server is named (remote mode) and this command works on a
+                home only.
+        """
+        if self.remote_url is not None:
+            raise ConfigError(
+                f"this command works on a Ghaf home, and GHAF_URL names a server "
+                f"({self.remote_url}); it does not run remotely yet",
+                hint="unset GHAF_URL to run it on a local home; remote commands: whoami, "
+                "projects list|create, runs list|show, models list|show",
+            )
         if self._platform is None:
             from ghaf.platform import Platform  # SQLAlchemy and the stores: only when used
 
@@ -70,6 +147,8 @@ class CliState:
     def close(self) -> None:
         if self._platform is not None:
             self._platform.close()
+        if self._remote is not None:
+            self._remote.close()
 
 
 def state(ctx: typer.Context) -> CliState:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ghaf.cli.context import login_path, state
+from ghaf.cli.context import CliState, login_path, save_server_token, state
 from ghaf.errors import InvalidInputError
 
 
@@ -19,6 +19,18 @@ def whoami(
     from ghaf.security.rbac import bound_roles
 
     cli = state(ctx)
+    client = cli.remote()
+    if client is not None:
+        me = client.whoami()
+        if output == "json":
+            typer.echo(json.dumps(me))
+            return
+        cli.console.print(
+            f"{me['name']} ({me['kind']}, proven by {me['credential']})", highlight=False
+        )
+        for grant in me["roles"]:
+            cli.console.print(f"  {grant}", highlight=False)
+        return
     actor = cli.actor()
     credential = actor.credential
     if credential is not None and credential.kind == "home-owner":
@@ -47,12 +59,23 @@ def login(
     device: Annotated[
         bool, typer.Option("--device", help="Log in a person: open a URL, enter a code.")
     ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option("--server", help="A `ghaf server` URL: keep --token for it (0600)."),
+    ] = None,
+    api_token: Annotated[
+        str | None,
+        typer.Option("--token", help="With --server: the token (or OIDC JWT) to keep."),
+    ] = None,
 ) -> None:
     """Log in to the identity provider and keep the access token (0600) in the home."""
+    cli = state(ctx)
+    if server is not None:
+        _login_server(cli, server, api_token)
+        return
     from ghaf.access.http_auth import authenticate  # starlette
     from ghaf.security.oidc import client_credentials_token, device_code_token
 
-    cli = state(ctx)
     if client_credentials == device:
         raise InvalidInputError(
             "choose one login flow", hint="ghaf login --device, or --client-credentials"
@@ -72,3 +95,21 @@ def login(
     path.chmod(0o600)
     path.write_text(token)
     cli.console.print(f"logged in as {actor.name}; token kept in {path}", highlight=False)
+
+
+def _login_server(cli: CliState, url: str, token: str | None) -> None:
+    """Prove ``token`` to the server at ``url`` and keep it for that URL."""
+    from ghaf.client.http import Client
+
+    if not token:
+        raise InvalidInputError(
+            "--server needs --token", hint="ghaf login --server URL --token TOKEN"
+        )
+    with Client(url, token) as client:
+        me = client.whoami()
+    path = save_server_token(url, token)
+    cli.console.print(
+        f"logged in to {url.rstrip('/')} as {me['name']}; token kept in {path} (0600). "
+        f"Work against it with: export GHAF_URL={url.rstrip('/')}",
+        highlight=False,
+    )

@@ -192,6 +192,14 @@ def root(
             show_default=False,
         ),
     ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="Work against this `ghaf server` (or GHAF_URL) instead of a local home.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Build the settings once and hand them to the command."""
     from ghaf.cli.context import CliState
@@ -200,7 +208,9 @@ def root(
 
     # Bound here, not in run(): structlog costs ~80 ms that `ghaf --help` need not pay.
     ctx.with_resource(bind_ids(request_id=new_id()))
-    settings = load_settings(home=home, log_format=log_format, log_level=log_level, token=token)
+    settings = load_settings(
+        home=home, log_format=log_format, log_level=log_level, token=token, url=url
+    )
     configure_logging(settings.log_format, settings.log_level)
     ctx.obj = CliState(settings)
     ctx.call_on_close(ctx.obj.close)

@@ -9,48 +9,74 @@ import typer
 from rich.table import Table
 
 from ghaf.cli.context import state
+from ghaf.cli.output import Output, OutputOption, emit_json, to_jsonable
 from ghaf.errors import InvalidInputError
 
 app = typer.Typer(help="Model registry: versions, aliases, approvals, cards.", no_args_is_help=True)
 
 
 @app.command("list")
-def list_(ctx: typer.Context) -> None:
-    """List registered models."""
-    from ghaf.registry import list_models
-
+def list_(ctx: typer.Context, output: OutputOption = Output.table) -> None:
+    """List registered models (against a server: those of your projects)."""
     cli = state(ctx)
+    client = cli.remote()
+    if client is not None:
+        models = client.models()
+    else:
+        from ghaf.registry import list_models
+
+        models = [
+            {"name": name, "latest": latest, "project": project}
+            for name, latest, project in list_models(cli.platform())
+        ]
+    if output is Output.json:
+        emit_json({"models": models})
+        return
     table = Table("name", "latest version", "project")
-    for name, version, project in list_models(cli.platform()):
-        table.add_row(name, str(version), project)
+    for model in models:
+        table.add_row(model["name"], str(model["latest"]), model["project"])
     cli.console.print(table)
 
 
 @app.command("show")
 def show(
-    ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME, NAME:3 or NAME@alias")]
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME, NAME:3 or NAME@alias")],
+    output: OutputOption = Output.table,
 ) -> None:
     """Show a model's versions (NAME) or one version (NAME:3, NAME@alias)."""
-    from ghaf.registry import get_model_version, list_versions
+    from ghaf.registry.base import SUMMARY_FIELDS
 
     cli = state(ctx)
-    platform = cli.platform()
-    versions = (
-        [get_model_version(platform, ref)]
-        if (":" in ref or "@" in ref)
-        else list_versions(platform, ref)
-    )
+    one = ":" in ref or "@" in ref
+    client = cli.remote()
+    if client is not None:
+        found = (
+            [client.model_version(ref)]
+            if one
+            else client.get(f"/models/{ref}/versions")["versions"]
+        )
+    else:
+        from ghaf.registry import get_model_version, list_versions
+
+        platform = cli.platform()
+        versions = [get_model_version(platform, ref)] if one else list_versions(platform, ref)
+        found = to_jsonable(versions)
+    summaries = [{k: v[k] for k in SUMMARY_FIELDS} for v in found]
+    if output is Output.json:
+        emit_json({"versions": summaries})
+        return
     table = Table("version", "stage", "flavor", "aliases", "signed", "approvals", "run", "by")
-    for v in versions:
+    for v in summaries:
         table.add_row(
-            str(v.version),
-            v.stage,
-            v.flavor,
-            ", ".join(v.aliases),
-            "yes" if v.signed else "no",
-            ", ".join(v.approvals),
-            (v.run_id or "")[:8],
-            v.created_by,
+            str(v["version"]),
+            v["stage"],
+            v["flavor"],
+            ", ".join(v["aliases"]),
+            "yes" if v["signed"] else "no",
+            ", ".join(v["approvals"]),
+            (v["run_id"] or "")[:8],
+            v["created_by"],
         )
     cli.console.print(table)
 

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from ghaf.cli.context import state
+from ghaf.cli.output import Output, OutputOption, emit_json, to_jsonable
 
 app = typer.Typer(help="Tracked runs: list, show, compare.", no_args_is_help=True)
 
@@ -27,64 +28,95 @@ def list_(
     ] = None,
     max_results: Annotated[int, typer.Option("--max", help="Runs per page.")] = 50,
     page_token: Annotated[str | None, typer.Option("--page-token")] = None,
+    output: OutputOption = Output.table,
 ) -> None:
     """List runs matching a filter."""
-    from ghaf.tracking import search_runs
-
     cli = state(ctx)
-    page = search_runs(
-        cli.platform(),
-        filter_,
-        experiments=experiment,
-        order_by=order_by or (),
-        max_results=max_results,
-        page_token=page_token,
-    )
+    client = cli.remote()
+    if client is not None:
+        page = client.get(
+            "/runs",
+            filter=filter_ or None,
+            experiment=experiment,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=page_token,
+        )
+    else:
+        from ghaf.tracking import search_runs
+
+        found = search_runs(
+            cli.platform(),
+            filter_,
+            experiments=experiment,
+            order_by=order_by or (),
+            max_results=max_results,
+            page_token=page_token,
+        )
+        page = {"runs": to_jsonable(found.runs), "next_page_token": found.next_page_token}
+    if output is Output.json:
+        emit_json(page)
+        return
     table = Table("run id", "experiment", "name", "status", "user", "started", "metrics")
-    for run in page.runs:
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(run.metrics.items())[:4])
+    for run in page["runs"]:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(run["metrics"].items())[:4])
         table.add_row(
-            run.run_id,
-            run.experiment,
-            run.name,
-            run.status,
-            run.user,
-            f"{run.start_time:%Y-%m-%d %H:%M:%S}",
+            run["run_id"],
+            run["experiment"],
+            run["name"],
+            run["status"],
+            run["user"],
+            _when(run["start_time"]),
             metrics,
         )
     cli.console.print(table)
-    if page.next_page_token:
-        cli.console.print(f"next page: --page-token {page.next_page_token}")
+    if page["next_page_token"]:
+        cli.console.print(f"next page: --page-token {page['next_page_token']}")
+
+
+def _when(iso: str) -> str:
+    """``2026-12-07 02:27:08`` from an ISO-8601 time."""
+    return iso[:19].replace("T", " ")
 
 
 @app.command("show")
 def show(
-    ctx: typer.Context, run_id: str, env: Annotated[bool, typer.Option("--env")] = False
+    ctx: typer.Context,
+    run_id: str,
+    env: Annotated[bool, typer.Option("--env")] = False,
+    output: OutputOption = Output.table,
 ) -> None:
     """Show one run: params, latest metrics, tags, inputs, artifacts."""
-    from ghaf.tracking import get_run
-
     cli = state(ctx)
-    run = get_run(cli.platform(), run_id)
+    client = cli.remote()
+    if client is not None:
+        run = client.get_run(run_id)
+    else:
+        from ghaf.tracking import get_run
+
+        run = to_jsonable(get_run(cli.platform(), run_id))
+    if output is Output.json:
+        emit_json(run)
+        return
     cli.console.print(
-        f"run {run.run_id} ({run.status}) {run.name} in {run.experiment} by {run.user}, "
-        f"started {run.start_time:%Y-%m-%d %H:%M:%S}"
-        + (f", parent {run.parent_run_id}" if run.parent_run_id else "")
+        f"run {run['run_id']} ({run['status']}) {run['name']} in {run['experiment']} "
+        f"by {run['user']}, started {_when(run['start_time'])}"
+        + (f", parent {run['parent_run_id']}" if run["parent_run_id"] else "")
     )
     table = Table("kind", "key", "value")
-    for key, value in sorted(run.params.items()):
+    for key, value in sorted(run["params"].items()):
         table.add_row("param", key, value)
-    for key, number in sorted(run.metrics.items()):
+    for key, number in sorted(run["metrics"].items()):
         table.add_row("metric", key, f"{number:.6g}")
-    for key, value in sorted(run.tags.items()):
+    for key, value in sorted(run["tags"].items()):
         table.add_row("tag", key, value)
-    for node in run.inputs:
+    for node in run["inputs"]:
         table.add_row("input", node, "")
-    for path, digest in sorted(run.artifacts.items()):
+    for path, digest in sorted(run["artifacts"].items()):
         table.add_row("artifact", path, digest[:16])
     cli.console.print(table)
     if env:
-        cli.console.print_json(json.dumps({k: v for k, v in run.env.items() if k != "packages"}))
+        cli.console.print_json(json.dumps({k: v for k, v in run["env"].items() if k != "packages"}))
 
 
 @app.command("compare")

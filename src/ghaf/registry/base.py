@@ -86,6 +86,22 @@ class Approval:
     comment: str = ""
 
 
+SUMMARY_FIELDS: tuple[str, ...] = (
+    "name",
+    "version",
+    "project",
+    "stage",
+    "flavor",
+    "aliases",
+    "approvals",
+    "signed",
+    "run_id",
+    "created_by",
+    "created_at",
+)
+"""What a listing of versions shows of each (``ghaf models show``, the API's version lists)."""
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     """A registered model version."""

@@ -9,7 +9,7 @@ from fastapi import Depends
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ghaf.registry.base import ModelVersion
+from ghaf.registry.base import SUMMARY_FIELDS, ModelVersion
 from ghaf.registry.lifecycle import (
     approve_model_version,
     delete_alias,
@@ -55,18 +55,7 @@ async def _readable_version(who: Caller, ref: str) -> ModelVersion:
 
 
 def _summary(version: ModelVersion) -> dict[str, Any]:
-    return {
-        "name": version.name,
-        "version": version.version,
-        "project": version.project,
-        "stage": version.stage,
-        "flavor": version.flavor,
-        "aliases": list(version.aliases),
-        "approvals": list(version.approvals),
-        "signed": version.signed,
-        "created_by": version.created_by,
-        "created_at": version.created_at,
-    }
+    return {field: getattr(version, field) for field in SUMMARY_FIELDS}
 
 
 @router.read("/models", action="model.read")

@@ -1,0 +1,121 @@
+"""The CLI against ``ghaf server`` (``--url``/``GHAF_URL``) prints what it prints on the
+home: the same commands, the same tables and JSON, the same errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ghaf.models import save_model
+from ghaf.platform import Platform
+from ghaf.registry import register_model
+from ghaf.testing.people import mint, person
+from ghaf.tracking.service import create_run, end_run, log_batch
+from tests.unit.serving.server_processes import ServerProcess
+
+pytestmark = pytest.mark.slow
+LONG = "a-model-name-long-enough-that-an-80-column-table-would-cut-it-short-" + "x" * 40
+
+
+def ghaf(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``ghaf ARGS`` with a pipe for stdout (no terminal) and no COLUMNS, as in a script."""
+    clean = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    return subprocess.run(
+        [sys.executable, "-m", "ghaf", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**clean, **(env or {})},
+    )
+
+
+@pytest.fixture
+def served(platform: Platform, tmp_path: Path) -> Iterator[tuple[Platform, str, str, str]]:
+    from sklearn.linear_model import LogisticRegression
+
+    admin = platform.admin()
+    run_id = create_run(platform, admin, "churn", tags={"team": "risk"})
+    log_batch(platform, admin, run_id, metrics=[("auc", 0.91, 0, 1.0)], params={"lr": "0.1"})
+    end_run(platform, admin, run_id)
+    x = np.random.default_rng(3).normal(size=(40, 3))
+    saved = tmp_path / "model"
+    save_model(LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)), saved)
+    register_model(platform, person(platform, "dana", ["data_scientist"]), LONG, saved)
+    token = mint(platform, "alice", ["data_scientist"])
+    server = ServerProcess(
+        platform.settings.home, ("server",), "/health", tmp_path / "server.log"
+    ).start()
+    try:
+        yield platform, server.url, token, run_id
+    finally:
+        server.stop()
+
+
+def test_reads_print_the_same_in_both_modes(served: tuple[Platform, str, str, str]) -> None:
+    platform, url, token, run_id = served
+    home = str(platform.settings.home)
+    commands = [
+        ("whoami",),
+        ("projects", "list"),
+        ("runs", "list"),
+        ("runs", "list", "--filter", "metrics.auc > 0.5"),
+        ("runs", "show", run_id),
+        ("models", "list"),
+        ("models", "show", LONG),
+        ("models", "show", f"{LONG}:1"),
+    ]
+    for command in commands:
+        for output in ((), ("--output", "json")):
+            local = ghaf("--home", home, "--token", token, *command, *output)
+            remote = ghaf("--url", url, "--token", token, *command, *output)
+            assert local.returncode == remote.returncode == 0, (
+                command,
+                local.stderr,
+                remote.stderr,
+            )
+            assert remote.stdout == local.stdout, command
+            if output:
+                json.loads(remote.stdout)  # one JSON document
+    listed = ghaf("--url", url, "--token", token, "models", "list")
+    assert LONG in listed.stdout and "…" not in listed.stdout  # a pipe never cuts a value
+
+
+def test_errors_and_exit_codes_are_the_same(served: tuple[Platform, str, str, str]) -> None:
+    platform, url, token, _ = served
+    home = str(platform.settings.home)
+    missing = ("runs", "show", "0" * 32)
+    local = ghaf("--home", home, "--token", token, *missing)
+    remote = ghaf("--url", url, "--token", token, *missing)
+    assert local.returncode == remote.returncode == 4
+    assert remote.stderr.splitlines()[0] == local.stderr.splitlines()[0]
+    forged = ghaf("--url", url, "--token", "ghaf_" + "0" * 16 + "_" + "y" * 43, "whoami")
+    assert forged.returncode == 6 and "not valid" in forged.stderr
+    home_only = ghaf("--url", url, "--token", token, "data", "show", "customers")
+    assert home_only.returncode == 2, home_only.stderr  # a configuration error
+    assert "GHAF_URL" in home_only.stderr and "Traceback" not in home_only.stderr
+
+
+def test_login_keeps_the_token_for_the_server(
+    served: tuple[Platform, str, str, str], tmp_path: Path
+) -> None:
+    _, url, token, _ = served
+    config = tmp_path / "config"
+    env = {"XDG_CONFIG_HOME": str(config)}
+    logged = ghaf("login", "--server", url, "--token", token, env=env)
+    assert logged.returncode == 0, logged.stderr
+    kept = config / "ghaf" / "servers.json"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    who = ghaf("whoami", env={**env, "GHAF_URL": url})
+    assert who.returncode == 0 and who.stdout.startswith("alice (user, proven by token")
+    bad = ghaf("login", "--server", url, "--token", "ghaf_nope", env=env)
+    assert bad.returncode == 6
+    assert json.loads(kept.read_text()) == {url: token}  # a refused login keeps nothing
+    nobody = ghaf("whoami", env={"XDG_CONFIG_HOME": str(tmp_path / "empty"), "GHAF_URL": url})
+    assert nobody.returncode == 2 and "ghaf login --server" in nobody.stderr
