@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ghaf.artifacts.scratch import scratch_dir
-from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from ghaf.lineage import link
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
@@ -178,7 +178,13 @@ def create_model_version(
     from ghaf.features.residency import check_lineage_residency  # DuckDB, ghaf.data
 
     session = current_session()
-    model = _lock_model(session, name, project or platform.default_project, actor.name)
+    wanted = project or platform.default_project
+    model = _lock_model(session, name, wanted, actor.name)
+    if model.project != wanted:  # authorized in `wanted`: adding to another project's model
+        raise AlreadyExistsError(  # would let one project write into another
+            f"model {name!r} belongs to project {model.project!r}, not {wanted!r}",
+            hint=f"register it in its project (--project {model.project}) or pick another name",
+        )
     latest = session.execute(
         select(func.max(ModelVersionRow.version)).where(ModelVersionRow.model_id == model.id)
     ).scalar_one()
