@@ -17,6 +17,7 @@ SUITES: tuple[str, ...] = (
     "features",
     "drift",
     "tracking",
+    "control_plane",
     "contracts",
     "ingest",
 )
