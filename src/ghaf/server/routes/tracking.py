@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from ghaf.errors import AlreadyExistsError
 from ghaf.platform import Platform
 from ghaf.server.auth import Caller, caller
+from ghaf.server.responses import JsonResponse
 from ghaf.server.routing import ActionRouter
 from ghaf.tracking.query import search_runs
 from ghaf.tracking.service import (
@@ -184,10 +185,10 @@ async def end(run_id: str, body: RunEnd, who: CallerDep) -> dict[str, Any]:
 
 
 @router.read("/runs/{run_id}", action="run.read")
-async def run(run_id: str, who: CallerDep) -> Any:
+async def run(run_id: str, who: CallerDep) -> JsonResponse:
     """A run with everything recorded about it."""
     await _run_in(who, run_id, "run.read")
-    return await run_in_threadpool(get_run, who.platform, run_id)
+    return JsonResponse(await run_in_threadpool(get_run, who.platform, run_id))
 
 
 @router.read("/runs", action="run.read")
@@ -198,7 +199,7 @@ async def runs(
     order_by: Annotated[list[str] | None, Query()] = None,
     max_results: Annotated[int, Query(ge=1, le=1000)] = 100,
     page_token: Annotated[str | None, Query(max_length=256)] = None,
-) -> dict[str, Any]:
+) -> JsonResponse:
     """Runs of the caller's projects matching ``filter`` (the ``ghaf runs`` syntax)."""
     owned = await run_in_threadpool(experiment_projects, who.platform)
     projects = who.readable("run.read", owned.values())
@@ -214,4 +215,4 @@ async def runs(
             projects=projects,
         )
     )
-    return {"runs": page.runs, "next_page_token": page.next_page_token}
+    return JsonResponse({"runs": page.runs, "next_page_token": page.next_page_token})
