@@ -155,7 +155,26 @@ def _remote_points(url: str, token: str, points: int) -> float:
     return float(result["single"])
 
 
-def _search_p95(url: str, token: str, runs: int, searches: int) -> float:
+def _analyze(metadata_url: str | None) -> None:
+    """What autovacuum does within a minute of a bulk load: fresh planner statistics.
+
+    Searched right after thousands of inserts, PostgreSQL still plans with the empty
+    tables' estimates (one row each) and picks a nested loop that rescans the metrics
+    once per run: 230 ms instead of 4 ms at 2,000 runs.
+    """
+    if metadata_url is None:
+        return
+    from sqlalchemy import create_engine
+
+    engine = create_engine(metadata_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    engine.dispose()
+
+
+def _search_p95(
+    url: str, token: str, runs: int, searches: int, metadata_url: str | None = None
+) -> float:
     headers = {"authorization": f"Bearer {token}"}
     with httpx.Client(base_url=url + "/api/v1", headers=headers, timeout=60) as client:
         for i in range(runs):
@@ -164,6 +183,7 @@ def _search_p95(url: str, token: str, runs: int, searches: int) -> float:
             value = ((i * 7919) % 1000) / 1000
             metrics = {"key": ["auc"], "value": [value], "step": [0], "timestamp": [0.0]}
             client.post(f"/runs/{run_id}/batch", json={"metrics": metrics})
+        _analyze(metadata_url)
         times = []
         for _ in range(searches):
             started = time.perf_counter()
@@ -231,7 +251,7 @@ def run(size_name: str) -> list[Figure]:
         home = Path(tmp)
         with _postgres() as pg, _ghaf_server(home / "ghaf", pg) as (url, token):
             single = _remote_points(url, token, size["points"])
-            search = _search_p95(url, token, size["runs"], size["searches"])
+            search = _search_p95(url, token, size["runs"], size["searches"], pg)
         backend = "postgresql" if pg else "sqlite"
         anchor = _mlflow_server(home / "mlflow", size["mlflow_points"])
     return [
