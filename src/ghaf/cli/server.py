@@ -22,6 +22,9 @@ def server(
     max_body_mb: Annotated[
         int, typer.Option(min=1, max=4096, help="Largest request body, in MiB.")
     ] = 64,
+    max_artifact_gb: Annotated[
+        float, typer.Option(min=0.001, max=1024, help="Largest artifact upload, in GiB.")
+    ] = 16.0,
 ) -> None:
     """Run the governed control-plane server: every resource over HTTP, callers proven by
     token or OIDC, every write authorized and audited. TLS unless on loopback."""
@@ -33,5 +36,10 @@ def server(
         raise ConfigError(
             f"{cli.settings.home} is not an initialised Ghaf home", hint="run `ghaf init` first"
         )
-    options = ServerOptions(max_body=max_body_mb * 1024 * 1024, rate=rate, burst=burst)
+    options = ServerOptions(
+        max_body=max_body_mb * 1024 * 1024,
+        max_artifact_bytes=int(max_artifact_gb * 1024**3),
+        rate=rate,
+        burst=burst,
+    )
     serve_forever(ServerConfig(str(cli.settings.home), host, port, workers, options))

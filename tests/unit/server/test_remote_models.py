@@ -281,27 +281,33 @@ def test_a_64_mib_upload_passes_a_1_mib_body_limit_in_flat_memory(
     assert growth < 32 * MiB, f"the server grew by {growth / MiB:.0f} MiB for a 64 MiB upload"
 
 
-def test_the_artifact_route_has_its_own_body_limit(platform: Platform) -> None:
-    from starlette.testclient import TestClient
-
-    from ghaf.server.app import ServerOptions, create_app
-
+def test_the_artifact_route_has_its_own_body_limit(platform: Platform, tmp_path: Path) -> None:
+    """``ghaf server --max-body-mb 1 --max-artifact-gb 0.002``: an upload may be larger
+    than any other body, up to its own limit (2,147,483 bytes)."""
     create_project(platform, platform.admin(), "fraud")
     token = mint(platform, "alice", ["data_scientist"], project="fraud", bind_on="fraud")
-    app = create_app(platform, ServerOptions(max_body=1024, max_artifact_bytes=4096))
-    client = TestClient(app, headers={"authorization": f"Bearer {token}"})
-    over = client.post(
-        "/api/v1/projects/fraud/artifacts",
-        content=b"x" * 5000,
-        headers={DIGEST: _sha256(b"x" * 5000)},
-    )
-    assert over.status_code == 413 and "4096" in over.json()["title"]
-    within = client.post(
-        "/api/v1/projects/fraud/artifacts",
-        content=b"y" * 3000,
-        headers={DIGEST: _sha256(b"y" * 3000)},
-    )
-    assert within.status_code == 201, within.text
-    other = client.post("/api/v1/experiments", content=b"{" * 2000)
-    assert other.status_code == 413 and "1024" in other.json()["title"]
-    assert not platform.artifacts.exists(_sha256(b"x" * 5000))
+    server = ServerProcess(
+        platform.settings.home,
+        ("server", "--max-body-mb", "1", "--max-artifact-gb", "0.002"),
+        "/health",
+        tmp_path / "server.log",
+    ).start()
+    limit = int(0.002 * 1024**3)
+    headers = {"authorization": f"Bearer {token}"}
+    try:
+        with httpx.Client(base_url=server.url + "/api/v1", headers=headers, timeout=60) as http:
+            big, within = b"x" * (3 * MiB), b"y" * (MiB + MiB // 2)
+            over = http.post(
+                "/projects/fraud/artifacts", content=big, headers={DIGEST: _sha256(big)}
+            )
+            assert over.status_code == 413 and str(limit) in over.json()["title"]
+            fits = http.post(
+                "/projects/fraud/artifacts", content=within, headers={DIGEST: _sha256(within)}
+            )
+            assert fits.status_code == 201, fits.text
+            other = http.post("/experiments", content=b"{" * (MiB + MiB // 2))
+            assert other.status_code == 413 and str(MiB) in other.json()["title"]
+    finally:
+        server.stop()
+    assert not platform.artifacts.exists(_sha256(big))
+    assert platform.artifacts.exists(_sha256(within))
