@@ -158,7 +158,11 @@ class Platform:
         ``close`` leaves them to this platform."""
         if project == self.default_project:
             return self
-        return _ProjectView(self, project)
+        views: dict[str, Platform] = self.__dict__.setdefault("_views", {})
+        view = views.get(project)
+        if view is None:  # one per project: a server asks on every write
+            view = views[project] = _ProjectView(self, project)
+        return view
 
     def __enter__(self) -> Platform:
         return self
@@ -172,7 +176,7 @@ class _ProjectView(Platform):
 
     def __init__(self, parent: Platform, project: str) -> None:
         self.__dict__.update(
-            {k: v for k, v in parent.__dict__.items() if k not in ("artifacts", "events")}
+            {k: v for k, v in parent.__dict__.items() if k not in ("artifacts", "events", "_views")}
         )
         self.settings = parent.settings.model_copy(update={"project": project})
         self._parent = parent

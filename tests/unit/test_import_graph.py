@@ -14,7 +14,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "ghaf"
 
-BASE = {"settings", "errors", "logs", "http_status", "asgi"}
+BASE = {"settings", "errors", "logs", "http_status", "asgi", "lazy"}
 PLATFORM = {"security", "metadata", "artifacts", "events", "backends", "models"}
 SPINE = {"platform", "spine", "home"}
 INTERFACES = {"cli", "server", "ui", "client"}

@@ -18,7 +18,7 @@ from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from ghaf.cli.exit_codes import exit_code_for
-from ghaf.errors import GhafError, NotFoundError
+from ghaf.errors import GhafError
 
 if TYPE_CHECKING:  # typer vendors click; its classes are the ones TyperGroup speaks
     from typer._click import Command, Context, HelpFormatter
@@ -110,21 +110,9 @@ _LISTING = "ghaf.cli.main.listing"
 
 
 def load_command(name: str, target: str) -> Command:
-    """Import ``module:attribute`` and turn it into the click command named ``name``.
-
-    Raises:
-        NotFoundError: the command's module is not part of this installation.
-    """
+    """Import ``module:attribute`` and turn it into the click command named ``name``."""
     module_name, _, attribute = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:  # the module exists but something it imports does not
-            raise
-        raise NotFoundError(
-            f"the command {name!r} is not available: its module {module_name} is not installed",
-            hint="reinstall Ghaf, or run `ghaf --help` for the commands this installation has",
-        ) from exc
+    module = importlib.import_module(module_name)
     found = getattr(module, attribute)
     if isinstance(found, typer.Typer):
         # get_group, not get_command: the latter adds --install-completion to every group

@@ -7,8 +7,9 @@ module that needs only ``ghaf.models.custom_code`` does not pay for NumPy and py
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ghaf.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from ghaf.models.base import LoadedModel
@@ -23,10 +24,4 @@ _EXPORTS = {
 __all__ = ["LoadedModel", "load_model_dir", "save_model"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ghaf.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
-import subprocess  # nosec B404 - starts this interpreter's own worker module
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -77,35 +74,11 @@ def serve_forever(config: ServerConfig) -> None:
         return
     if config.port == 0:
         raise ConfigError("--workers N needs a fixed --port", hint="pick a port, e.g. --port 8700")
-    from ghaf.serving.server import reuseport_socket
+    from ghaf.serving.server import run_workers
 
-    holder = reuseport_socket(config.host, config.port, listen=False)  # reserves the port
+    command = [sys.executable, "-m", "ghaf.server.run"]
     payload = orjson.dumps(dataclasses.asdict(config))
-    children = [
-        subprocess.Popen(  # nosec B603 - this interpreter, this module
-            [sys.executable, "-m", "ghaf.server.run"], stdin=subprocess.PIPE
-        )
-        for _ in range(config.workers)
-    ]
-    for child in children:
-        assert child.stdin is not None  # nosec B101 - type narrowing
-        child.stdin.write(payload)
-        child.stdin.close()
-
-    def stop(*_: Any) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        for child in children:
-            child.wait()
-    finally:
-        stop()
-        holder.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+    run_workers([command] * config.workers, payload, host=config.host, port=config.port)
 
 
 def worker_main() -> None:

@@ -260,16 +260,30 @@ def supervise(config: ServeConfig) -> None:
         from ghaf.access.guard import check_insecure_dev
 
         check_insecure_dev(config.host, "model server")  # before the port is reserved
-    holder = reuseport_socket(config.host, config.port, listen=False)  # reserves the port
-    env = {**os.environ, **thread_environment(config.threads)}
-    payload = orjson.dumps(asdict(config))
+    run_workers(
+        [[sys.executable, "-m", "ghaf.serving.worker", str(i)] for i in range(config.workers)],
+        orjson.dumps(asdict(config)),
+        host=config.host,
+        port=config.port,
+        env={**os.environ, **thread_environment(config.threads)},
+    )
+
+
+def run_workers(
+    commands: list[list[str]],
+    payload: bytes,
+    *,
+    host: str,
+    port: int,
+    env: dict[str, str] | None = None,
+) -> None:
+    """Run one worker process per command, each given ``payload`` on stdin, until they
+    all exit; SIGTERM or SIGINT stops them all. The port is held (not listened on) while
+    they run, so nothing else takes it between their restarts."""
+    holder = reuseport_socket(host, port, listen=False)  # reserves the port
     children = [
-        subprocess.Popen(  # nosec B603
-            [sys.executable, "-m", "ghaf.serving.worker", str(index)],
-            stdin=subprocess.PIPE,
-            env=env,
-        )
-        for index in range(config.workers)
+        subprocess.Popen(command, stdin=subprocess.PIPE, env=env)  # nosec B603
+        for command in commands
     ]
     for child in children:
         assert child.stdin is not None  # nosec B101
