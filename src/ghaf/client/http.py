@@ -1,167 +1,30 @@
-"""One authenticated HTTP session with the control plane; problems become Ghaf's errors.
+"""The remote SDK's client: one session with the server and every area's calls.
 
-A refusal arrives as problem+json; the client raises the same :class:`~ghaf.errors.GhafError`
-subclass embedded mode raises for it (so scripts, the CLI's exit codes and tests do not
-care which mode they run in). 429 and 503 are retried after their ``Retry-After``, a
-bounded number of times.
+Each area's calls are a mixin in ``ghaf.client.<area>`` over :class:`~ghaf.client.session.Session`
+(which turns problem+json refusals into the errors embedded mode raises).
 """
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
-import orjson
+from ghaf.client.data import DataCalls
+from ghaf.client.features import FeatureCalls
+from ghaf.client.governance import GovernanceCalls
+from ghaf.client.operations import OperationsCalls
+from ghaf.client.pipelines import PipelineCalls
+from ghaf.client.session import Session
+from ghaf.errors import ConfigError
 
-from ghaf.errors import (
-    AlreadyExistsError,
-    BackendUnavailableError,
-    ConfigError,
-    GhafError,
-    IntegrityError,
-    InvalidInputError,
-    NotFoundError,
-    PermissionDeniedError,
-    PolicyViolationError,
-    RequestTooLargeError,
-)
-
-API = "/api/v1"
-RETRIES = 5
-"""Tries of a request answered 429 or 503 (waiting its Retry-After, at most 30 s each)."""
-_KINDS: dict[str, type[GhafError]] = {
-    "not-found": NotFoundError,
-    "already-exists": AlreadyExistsError,
-    "invalid-input": InvalidInputError,
-    "request-too-large": RequestTooLargeError,
-    "permission-denied": PermissionDeniedError,
-    "unauthenticated": PermissionDeniedError,
-    "policy-violation": PolicyViolationError,
-    "integrity": IntegrityError,
-    "backend-unavailable": BackendUnavailableError,
-    "rate-limited": BackendUnavailableError,
-    "config": ConfigError,
-}
-_BY_STATUS: dict[int, type[GhafError]] = {
-    400: InvalidInputError,
-    401: PermissionDeniedError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    409: AlreadyExistsError,
-    413: RequestTooLargeError,
-    429: BackendUnavailableError,
-    503: BackendUnavailableError,
-}
+__all__ = ["Client", "connect"]
 
 
-def error_from(response: httpx.Response) -> GhafError:
-    """The Ghaf error a problem+json response stands for."""
-    try:
-        body: dict[str, Any] = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        body = {}
-    title = str(body.get("title") or f"the server answered {response.status_code}")
-    kind = str(body.get("type", "")).rsplit("/", 1)[-1]
-    cls = _KINDS.get(kind) or _BY_STATUS.get(response.status_code, GhafError)
-    hint = body.get("hint")
-    request_id = body.get("request_id")
-    if response.status_code >= 500 and request_id:
-        hint = f"{hint + '; ' if hint else ''}request id {request_id}"
-    return cls(title, hint=str(hint) if hint else None)
-
-
-class Client:
-    """A session with one server as one caller (``token``: a Ghaf token or an OIDC JWT)."""
-
-    def __init__(self, url: str, token: str, *, timeout: float = 60.0, verify: Any = True) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"server URL {url!r} is not http(s)://", hint="GHAF_URL=https://...")
-        self.url = url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.url + API,
-            headers={"authorization": f"Bearer {token}", "user-agent": "ghaf-client/1"},
-            timeout=timeout,
-            verify=verify,
-        )
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> Any:
-        """Send a request; the decoded JSON answer, or the error it stands for.
-
-        Raises:
-            GhafError: the subclass the server's problem names.
-            BackendUnavailableError: the server cannot be reached.
-        """
-        content = None if json is None else orjson.dumps(json)
-        headers = {"content-type": "application/json"} if content is not None else None
-        response = self.send(method, path, content=content, params=params, headers=headers)
-        if response.headers.get("content-type", "").startswith("application/x-ndjson"):
-            return [orjson.loads(line) for line in response.content.splitlines() if line]
-        return orjson.loads(response.content) if response.content else None
-
-    def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        content: bytes | Callable[[], Iterator[bytes]] | None = None,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        stream: bool = False,
-    ) -> httpx.Response:
-        """Send a request, retried after 429 and 503; the response, or the error it stands for.
-
-        Args:
-            content: the body: bytes, or a function that makes a fresh stream of chunks
-                for each try.
-            stream: leave the body unread (read it with ``iter_bytes``, then close it).
-
-        Raises:
-            GhafError: the subclass the server's problem names.
-            BackendUnavailableError: the server cannot be reached.
-        """
-        for attempt in range(RETRIES):
-            body = content() if callable(content) else content
-            request = self._http.build_request(
-                method, path, content=body, params=params, headers=headers
-            )
-            try:
-                response = self._http.send(request, stream=stream)
-            except httpx.TransportError as exc:
-                if attempt == RETRIES - 1:
-                    raise BackendUnavailableError(
-                        f"cannot reach {self.url}: {exc}", hint="check GHAF_URL and the network"
-                    ) from exc
-                time.sleep(min(0.2 * 2**attempt, 5.0))
-                continue
-            if response.status_code in (429, 503) and attempt < RETRIES - 1:
-                response.close()
-                time.sleep(_retry_after(response))
-                continue
-            if response.status_code >= 400:
-                response.read()
-                response.close()
-                raise error_from(response)
-            return response
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def get(self, path: str, **params: Any) -> Any:
-        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
-
-    def post(self, path: str, body: Any) -> Any:
-        return self.request("POST", path, json=body)
-
-    # Resources ----------------------------------------------------------------------
+class Client(DataCalls, FeatureCalls, PipelineCalls, OperationsCalls, GovernanceCalls, Session):
+    """A session with one server as one caller (``token``: a Ghaf token or an OIDC JWT),
+    with the calls of every area."""
 
     def whoami(self) -> dict[str, Any]:
         """Who the server proved this client to be."""
@@ -251,21 +114,8 @@ class Client:
 
         return download_model(self, ref, Path(dest))
 
-    def close(self) -> None:
-        self._http.close()
-
     def __enter__(self) -> Client:
         return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
-def _retry_after(response: httpx.Response) -> float:
-    try:
-        return min(max(float(response.headers.get("retry-after", "1")), 0.05), 30.0)
-    except ValueError:
-        return 1.0
 
 
 def connect(url: str | None = None, *, token: str | None = None) -> Client:

@@ -18,7 +18,19 @@ from ghaf.health import BackendHealth
 from ghaf.platform import Platform
 from ghaf.server import problems
 from ghaf.server.gateway import Gateway, RateLimiter
-from ghaf.server.routes import access, artifacts, audit, projects, registry, tracking
+from ghaf.server.routes import (
+    access,
+    artifacts,
+    audit,
+    data,
+    features,
+    governance,
+    operations,
+    pipelines,
+    projects,
+    registry,
+    tracking,
+)
 from ghaf.server.routing import API_PREFIX
 from ghaf.server.tracing import Tracing, tracer_provider
 
@@ -75,7 +87,19 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
     app.state.guard = RequestGuard(platform, ttl=options.guard_ttl)
     app.state.limiter = RateLimiter(options.rate, options.burst)
     problems.install(app)
-    for module in (projects, tracking, registry, artifacts, access, audit):
+    for module in (
+        projects,
+        tracking,
+        registry,
+        artifacts,
+        access,
+        audit,
+        data,
+        features,
+        pipelines,
+        operations,
+        governance,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/health", include_in_schema=False)
@@ -146,8 +170,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     problem_content = {
         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
     }
-    for operations in document["paths"].values():
-        for operation in operations.values():
+    for path_item in document["paths"].values():
+        for operation in path_item.values():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             for status, description in REFUSALS.items():
