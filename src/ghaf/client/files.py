@@ -1,4 +1,5 @@
-"""Model files between a client machine and the server: upload, register, download.
+"""Files between a client machine and the server: upload, register a model or record a
+run's artifacts, download.
 
 Every file travels with its SHA-256: an upload claims it (the server stores the file only
 if the bytes that arrived match), a download is checked against it before the file
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from ghaf.errors import IntegrityError, InvalidInputError
+from ghaf.errors import IntegrityError, InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
     from ghaf.client.http import Client
@@ -123,22 +124,23 @@ def _target(dest: Path, relative: str) -> Path:
     parts = PurePosixPath(relative).parts
     if not parts or relative.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise IntegrityError(
-            f"the server listed a file path {relative!r} outside the model directory",
+            f"the server listed a file path {relative!r} outside its directory",
             hint="the server or something in between is not to be trusted; report it",
         )
     return dest.joinpath(*parts)
 
 
-def _download_file(client: Client, ref: str, relative: str, digest: str, target: Path) -> None:
+def _download(
+    client: Client, path: str, params: dict[str, str], digest: str, target: Path, what: str
+) -> None:
+    """Stream ``GET path`` into ``target``, renamed into place once it hashes to ``digest``."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     partial = Path(name)
     hasher = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as out:
-            response = client.send(
-                "GET", f"/models/{ref}/file", params={"path": relative}, stream=True
-            )
+            response = client.send("GET", path, params=params, stream=True)
             try:
                 for chunk in response.iter_bytes(CHUNK):
                     hasher.update(chunk)
@@ -147,8 +149,7 @@ def _download_file(client: Client, ref: str, relative: str, digest: str, target:
                 response.close()
         if hasher.hexdigest() != digest or response.headers.get(DIGEST_HEADER) != digest:
             raise IntegrityError(
-                f"{relative} of {ref} arrived with sha256 {hasher.hexdigest()}, "
-                f"the registry lists {digest}",
+                f"{what} arrived with sha256 {hasher.hexdigest()}, the server lists {digest}",
                 hint="download it again; nothing was written under its name",
             )
         partial.replace(target)
@@ -170,5 +171,65 @@ def download_model(client: Client, ref: str, dest: Path) -> Path:
     for entry in listing["files"]:
         relative = str(entry["path"])
         target = _target(dest, relative)
-        _download_file(client, pinned, relative, str(entry["digest"]), target)
+        _download(
+            client,
+            f"/models/{pinned}/file",
+            {"path": relative},
+            str(entry["digest"]),
+            target,
+            f"{relative} of {pinned}",
+        )
     return dest
+
+
+def artifact_paths(source: Path, artifact_path: str | None) -> dict[str, Path]:
+    """Artifact path -> file for ``source`` (a file, or a directory's regular files under
+    ``artifact_path`` or its own name), as embedded mode's ``Run.log_artifact`` names them.
+
+    Raises:
+        InvalidInputError: ``source`` does not exist, or a directory holds a symlink or a
+            special file.
+    """
+    if source.is_dir():
+        prefix = (artifact_path or source.name).strip("/")
+        return {f"{prefix}/{rel}": path for rel, path in model_files(source).items()}
+    if source.is_file():
+        name = source.name if artifact_path is None else f"{artifact_path.strip('/')}/{source.name}"
+        return {name: source}
+    raise InvalidInputError(f"artifact {source} does not exist", hint="check the path")
+
+
+def log_artifacts(client: Client, run_id: str, project: str, files: dict[str, Path]) -> list[str]:
+    """Upload each file to ``project`` and record them as the run's artifacts."""
+    digests = {path: upload_file(client, file, project) for path, file in files.items()}
+    recorded = client.post(f"/runs/{run_id}/artifacts", {"files": digests})
+    return [str(path) for path in recorded["files"]]
+
+
+def download_run_artifacts(client: Client, run_id: str, path: str, dest: Path) -> Path:
+    """Fetch a run's artifact file, or every file under directory ``path``, into ``dest``
+    (each verified before it appears under its name); the local path of ``path``."""
+    prefix = path.strip("/")
+    listing = client.get(f"/runs/{run_id}/artifacts")["files"]
+    exact = [e for e in listing if e["path"] == prefix]
+    chosen = exact or [e for e in listing if str(e["path"]).startswith(prefix + "/")]
+    if not chosen:
+        raise NotFoundError(
+            f"run {run_id} has no artifact {path!r}", hint=f"ghaf runs show {run_id}"
+        )
+    for entry in chosen:
+        relative = str(entry["path"])
+        target = (
+            dest / PurePosixPath(relative).name
+            if exact
+            else _target(dest, relative[len(prefix) + 1 :])
+        )
+        _download(
+            client,
+            f"/runs/{run_id}/artifact",
+            {"path": relative},
+            str(entry["digest"]),
+            target,
+            f"artifact {relative} of run {run_id}",
+        )
+    return dest / PurePosixPath(prefix).name if exact else dest

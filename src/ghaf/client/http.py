@@ -114,6 +114,13 @@ class Client(DataCalls, FeatureCalls, PipelineCalls, OperationsCalls, Governance
 
         return download_model(self, ref, Path(dest))
 
+    def download_run_artifacts(self, run_id: str, path: str, dest: str | Path) -> Path:
+        """Fetch a run's artifact file, or every file under directory ``path``, into
+        ``dest``, each checked against its SHA-256; the local path of ``path``."""
+        from ghaf.client.files import download_run_artifacts
+
+        return download_run_artifacts(self, run_id, path, Path(dest))
+
     def __enter__(self) -> Client:
         return self
 

@@ -156,7 +156,7 @@ class Session:
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def get(self, path: str, **params: Any) -> Any:
+    def get(self, path: str, /, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
 
     def post(self, path: str, body: Any) -> Any:
@@ -165,7 +165,7 @@ class Session:
     def put(self, path: str, body: Any) -> Any:
         return self.request("PUT", path, json=body)
 
-    def delete(self, path: str, **params: Any) -> Any:
+    def delete(self, path: str, /, **params: Any) -> Any:
         return self.request(
             "DELETE", path, params={k: v for k, v in params.items() if v is not None}
         )

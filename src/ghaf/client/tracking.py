@@ -14,6 +14,7 @@ import math
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +130,20 @@ class RemoteRun:
     def set_tag(self, key: str, value: Any) -> None:
         with self._lock:
             self._pending_tags[key] = str(value)
+
+    # Files and inputs (sent at once) ----------------------------------------------------
+
+    def log_artifact(self, local_path: Path | str, artifact_path: str | None = None) -> list[str]:
+        """Upload a file or a directory's files (each digest-checked) and record them as
+        the run's artifacts; returns the artifact paths recorded."""
+        from ghaf.client.files import artifact_paths, log_artifacts
+
+        files = artifact_paths(Path(local_path), artifact_path)
+        return log_artifacts(self.client, self.run_id, self.project, files)
+
+    def log_input(self, *nodes: str) -> None:
+        """Record dataset or feature versions this run used, e.g. ``dataset:transactions:3``."""
+        self.client.post(f"/runs/{self.run_id}/inputs", {"nodes": list(nodes)})
 
     # Shipping -----------------------------------------------------------------------
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+import orjson
 from sqlalchemy import select
 
-from ghaf.artifacts.base import ArtifactInfo
+from ghaf.artifacts.base import CHUNK_SIZE, ArtifactInfo
 from ghaf.artifacts.scratch import scratch_dir
 from ghaf.errors import AlreadyExistsError, IntegrityError, InvalidInputError, NotFoundError
 from ghaf.platform import Platform
@@ -28,7 +29,7 @@ from ghaf.registry.base import ModelVersion, check_name
 from ghaf.registry.service import get_model_version, register_model
 from ghaf.security.audit_tables import AuditRecordRow
 from ghaf.security.identity import Actor
-from ghaf.spine import governed
+from ghaf.spine import current_operation, governed
 
 UPLOAD_ACTION = "model.upload"
 _LOOKUP_BATCH = 500
@@ -69,6 +70,7 @@ def store_upload(
             f"upload refused: the stored bytes hash to {info.digest}, not {digest}",
             hint="send the file again",
         )
+    current_operation().details["size"] = info.size
     return info
 
 
@@ -106,25 +108,58 @@ def _check_layout(paths: Iterable[str]) -> None:
                 )
 
 
-def uploaded_to(platform: Platform, project: str, digests: Iterable[str]) -> set[str]:
-    """The digests among ``digests`` that were uploaded to ``project`` (and stored)."""
+def uploaded_to(platform: Platform, project: str, digests: Iterable[str]) -> dict[str, int | None]:
+    """The digests among ``digests`` that were uploaded to ``project`` (and stored), with
+    each one's size in bytes as the upload recorded it (None for an upload recorded before
+    sizes were)."""
     wanted = sorted({f"artifact:{d}" for d in digests})
-    found: set[str] = set()
+    found: dict[str, int | None] = {}
     with platform.read_session() as session:
         for start in range(0, len(wanted), _LOOKUP_BATCH):
             batch = wanted[start : start + _LOOKUP_BATCH]
             rows = session.execute(
-                select(AuditRecordRow.resource)
-                .where(
+                select(AuditRecordRow.resource, AuditRecordRow.details).where(
                     AuditRecordRow.action == UPLOAD_ACTION,
                     AuditRecordRow.outcome == "allowed",
                     AuditRecordRow.project == project,
                     AuditRecordRow.resource.in_(batch),
                 )
-                .distinct()
-            ).scalars()
-            found |= {r.removeprefix("artifact:") for r in rows}
+            )
+            for resource, details in rows:
+                size = orjson.loads(details).get("size") if details else None
+                digest = resource.removeprefix("artifact:")
+                if found.get(digest) is None:
+                    found[digest] = size if isinstance(size, int) else None
     return found
+
+
+def require_uploaded(platform: Platform, project: str, files: Mapping[str, str]) -> dict[str, int]:
+    """Each digest of ``files`` (path -> SHA-256) with its size, once every one was
+    uploaded to ``project``.
+
+    Raises:
+        NotFoundError: naming the first path whose digest was not uploaded there.
+    """
+    found = uploaded_to(platform, project, files.values())
+    missing = set(files.values()) - set(found)
+    if missing:
+        path = min(p for p, d in files.items() if d in missing)
+        raise NotFoundError(
+            f"file {path!r} (sha256 {files[path]}) was not uploaded to project {project!r}",
+            hint=f"upload it first: POST /api/v1/projects/{project}/artifacts",
+        )
+    return {
+        digest: _size(platform, digest) if size is None else size for digest, size in found.items()
+    }
+
+
+def _size(platform: Platform, digest: str) -> int:
+    """The size of a stored artifact, counted (for uploads recorded without one)."""
+    total = 0
+    with platform.artifacts.open(digest) as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            total += len(chunk)
+    return total
 
 
 def _check_model_project(platform: Platform, name: str, project: str) -> None:
@@ -171,13 +206,7 @@ def register_uploaded(
     for relpath in files:
         check_relpath(relpath)
     _check_layout(files)
-    missing = set(files.values()) - uploaded_to(platform, project, files.values())
-    if missing:
-        path = min(p for p, d in files.items() if d in missing)
-        raise NotFoundError(
-            f"file {path!r} (sha256 {files[path]}) was not uploaded to project {project!r}",
-            hint=f"upload it first: POST /api/v1/projects/{project}/artifacts",
-        )
+    require_uploaded(platform, project, files)
     _check_model_project(platform, name, project)
     in_project = platform.in_project(project)
     with scratch_dir(platform.settings.home, "uploaded-") as workdir:

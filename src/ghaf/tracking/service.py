@@ -477,6 +477,23 @@ def list_experiments(platform: Platform) -> list[str]:
         )
 
 
+def artifact_files(platform: Platform, run_id: str) -> list[tuple[str, str, int]]:
+    """A run's artifact files as ``(path, digest, size)``, by path.
+
+    Raises:
+        NotFoundError: no such run.
+    """
+    check_run_id(run_id)
+    with platform.read_session() as session:
+        _run_row(session, run_id)
+        rows = session.execute(
+            select(RunArtifactRow.path, RunArtifactRow.digest, RunArtifactRow.size)
+            .where(RunArtifactRow.run_id == run_id)
+            .order_by(RunArtifactRow.path)
+        ).all()
+    return [(path, digest, int(size)) for path, digest, size in rows]
+
+
 def download_artifacts(platform: Platform, run_id: str, path: str, dest: Path) -> Path:
     """Fetch a run's artifact file, or every file under directory ``path``, into ``dest``.
 

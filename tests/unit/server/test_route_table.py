@@ -47,7 +47,6 @@ NOT_YET_ROUTED = {
     "prediction.export",
     "principal.create",
     "release_policy.set",
-    "run.log_artifacts",
     "run.log_inputs",
     "transform.run",
 }

@@ -1,5 +1,5 @@
-"""Model files through the control plane: upload one file (streamed, digest-checked),
-register a version from uploaded files, list and download a version's files.
+"""Files through the control plane: upload one file (streamed, digest-checked), register
+a model version or record a run's artifacts from uploaded files, list and download them.
 
 The server holds the keys: files reach the encrypted artifact store and come back out of
 it only through here. An upload is written to a scratch file of the home as it arrives
@@ -27,11 +27,18 @@ from ghaf.artifacts.base import CHUNK_SIZE
 from ghaf.artifacts.scratch import process_scratch_dir, release
 from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.platform import Platform
-from ghaf.registry.uploads import UPLOAD_ACTION, register_uploaded, store_upload
+from ghaf.registry.uploads import (
+    UPLOAD_ACTION,
+    check_relpath,
+    register_uploaded,
+    require_uploaded,
+    store_upload,
+)
 from ghaf.server.auth import Caller, caller
 from ghaf.server.routes.registry import _readable_version
+from ghaf.server.routes.tracking import _run_in
 from ghaf.server.routing import API_PREFIX, ActionRouter
-from ghaf.tracking.service import run_project
+from ghaf.tracking.service import artifact_files, record_artifacts, run_project
 
 router = ActionRouter(tags=["artifacts"])
 CallerDep = Annotated[Caller, Depends(caller)]
@@ -78,6 +85,15 @@ class NewVersion(BaseModel):
     metrics: dict[Annotated[str, Field(max_length=250)], float] | None = Field(
         default=None, max_length=1000
     )
+
+
+class RunFiles(BaseModel):
+    """Files uploaded to a run's project, to record as the run's artifacts."""
+
+    files: dict[
+        Annotated[str, Field(min_length=1, max_length=1024)],
+        Annotated[str, Field(pattern=_SHA256)],
+    ] = Field(min_length=1, max_length=MAX_FILES, description="Artifact path -> SHA-256.")
 
 
 async def _receive(request: Request, dest: FilePath) -> str:
@@ -213,9 +229,59 @@ async def file(
             f"{version.ref} has no file {path!r}",
             hint=f"GET /api/v1/models/{version.ref}/files lists its files",
         )
-    digest = str(entry["digest"])
+    return _stream(who.platform, str(entry["digest"]), int(entry["size"]))
+
+
+def _stream(platform: Platform, digest: str, size: int) -> StreamingResponse:
     return StreamingResponse(
-        _chunks(who.platform, digest),
+        _chunks(platform, digest),
         media_type="application/octet-stream",
-        headers={DIGEST_HEADER: digest, "content-length": str(entry["size"])},
+        headers={DIGEST_HEADER: digest, "content-length": str(size)},
+    )
+
+
+@router.write("POST", "/runs/{run_id}/artifacts", action="run.log_artifacts", status_code=201)
+async def log_run_artifacts(run_id: str, body: RunFiles, who: CallerDep) -> dict[str, Any]:
+    """Record files uploaded to the run's project as its artifacts (a path logged again
+    points at the new file)."""
+    project = await _run_in(who, run_id, "run.read")
+    for path in body.files:
+        check_relpath(path)
+    sizes = await run_in_threadpool(require_uploaded, who.platform, project, body.files)
+    entries = {path: (digest, sizes[digest]) for path, digest in body.files.items()}
+    await run_in_threadpool(record_artifacts, who.in_project(project), who.actor, run_id, entries)
+    return {"run_id": run_id, "files": sorted(entries)}
+
+
+@router.read("/runs/{run_id}/artifacts", action="run.read")
+async def run_artifacts(run_id: str, who: CallerDep) -> dict[str, Any]:
+    """A run's artifact files: path, SHA-256 and size of each."""
+    await _run_in(who, run_id, "run.read")
+    found = await run_in_threadpool(artifact_files, who.platform, run_id)
+    return {
+        "run_id": run_id,
+        "files": [{"path": p, "digest": d, "size": n} for p, d, n in found],
+    }
+
+
+@router.read(
+    "/runs/{run_id}/artifact",
+    action="run.read",
+    response_class=StreamingResponse,
+    responses=_FILE_RESPONSE,
+)
+async def run_artifact(
+    run_id: str,
+    path: Annotated[str, Query(min_length=1, max_length=1024)],
+    who: CallerDep,
+) -> StreamingResponse:
+    """One artifact file of a run, streamed (``path`` as ``/artifacts`` lists it)."""
+    await _run_in(who, run_id, "run.read")
+    found = await run_in_threadpool(artifact_files, who.platform, run_id)
+    for candidate, digest, size in found:
+        if candidate == path:
+            return _stream(who.platform, digest, size)
+    raise NotFoundError(
+        f"run {run_id} has no artifact {path!r}",
+        hint=f"GET /api/v1/runs/{run_id}/artifacts lists its files",
     )
