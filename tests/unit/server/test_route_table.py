@@ -20,8 +20,6 @@ from ghaf.server.routing import ROUTES, SELF
 from ghaf.spine import WRITE_OPERATIONS
 
 NOT_YET_ROUTED = {
-    "audit.checkpoint",
-    "code_policy.set",
     "dataset.ingest",
     "dataset.ingest_stream",
     "dataset.write",
@@ -30,23 +28,13 @@ NOT_YET_ROUTED = {
     "features.apply",
     "features.materialize",
     "features.save_training_set",
-    "gate_policy.add",
-    "gate_policy.attach",
-    "group.add_member",
     "home.init",
     "home.transfer",
-    "keys.destroy_version",
-    "keys.rotate",
-    "keys.trust",
-    "model.break_glass",
-    "model.break_glass_request",
     "monitoring.profile.save",
     "pipeline.run_finish",
     "pipeline.run_start",
     "pipeline.step_update",
     "prediction.export",
-    "principal.create",
-    "release_policy.set",
     "run.log_inputs",
     "transform.run",
 }

@@ -1,4 +1,5 @@
-"""Who may do what: tokens and role bindings, per project; and who the caller is."""
+"""Who may do what: tokens and role bindings per project; principals and groups (home-wide);
+and who the caller is."""
 
 from __future__ import annotations
 
@@ -6,12 +7,21 @@ import functools
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Query
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ghaf.access.bindings import bind_role, list_bindings, unbind_role
+from ghaf.access.bindings import (
+    add_group_member,
+    bind_role,
+    create_principal,
+    list_bindings,
+    unbind_role,
+)
+from ghaf.access.principals import list_principals
 from ghaf.access.tokens import create_token, get_token, list_tokens, revoke_token
+from ghaf.security.rbac import ALL_PROJECTS
 from ghaf.server.auth import Caller, caller
 from ghaf.server.routing import ActionRouter
 
@@ -19,6 +29,9 @@ router = ActionRouter(tags=["access"])
 CallerDep = Annotated[Caller, Depends(caller)]
 _PROJECT = r"^([a-z0-9][a-z0-9_-]{0,127}|\*)$"
 _PRINCIPAL = r"^[A-Za-z0-9@._:+-]{1,256}$"
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,199}$"
+ProjectQuery = Annotated[str | None, Query(pattern=_PROJECT)]
+PrincipalQuery = Annotated[str | None, Query(pattern=_PRINCIPAL)]
 
 
 class NewToken(BaseModel):
@@ -34,6 +47,16 @@ class NewBinding(BaseModel):
     role: str = Field(pattern=r"^[a-z_]{1,64}$")
     project: str = Field(pattern=_PROJECT)
     effect: str = Field(default="allow", pattern=r"^(allow|deny)$")
+
+
+class NewPrincipal(BaseModel):
+    name: str = Field(pattern=_NAME)
+    kind: str = Field(default="user", pattern=r"^(user|group|service)$")
+    description: str = Field(default="", max_length=1024)
+
+
+class NewMember(BaseModel):
+    member: str = Field(pattern=_NAME)
 
 
 @router.own("/whoami")
@@ -64,11 +87,18 @@ async def new_token(body: NewToken, who: CallerDep) -> dict[str, Any]:
 
 
 @router.read("/tokens", action="token.read")
-async def tokens(who: CallerDep, project: str) -> dict[str, Any]:
-    """A project's tokens (never their secrets)."""
-    await who.authorize("token.read", f"tokens:{project}", project)
-    found = await run_in_threadpool(functools.partial(list_tokens, who.platform, project=project))
-    return {"tokens": found}
+async def tokens(
+    who: CallerDep, project: ProjectQuery = None, principal: PrincipalQuery = None
+) -> dict[str, Any]:
+    """Tokens of a project, or of every project the caller may read them in; never
+    their secrets."""
+    if project is not None:
+        await who.authorize("token.read", f"tokens:{project}", project)
+    found = await run_in_threadpool(
+        functools.partial(list_tokens, who.platform, project=project, principal=principal)
+    )
+    allowed = set(who.readable("token.read", [t.project for t in found]))
+    return {"tokens": [t for t in found if t.project in allowed]}
 
 
 @router.write("DELETE", "/tokens/{token_id}", action="token.revoke")
@@ -83,11 +113,20 @@ async def revoke(token_id: str, who: CallerDep) -> Any:
 
 
 @router.read("/roles", action="role.read")
-async def roles(who: CallerDep, project: str) -> dict[str, Any]:
-    """A project's role bindings (and the home-wide ones that reach it)."""
-    await who.authorize("role.read", f"roles:{project}", project)
-    found = await run_in_threadpool(functools.partial(list_bindings, who.platform, project=project))
-    return {"bindings": found}
+async def roles(
+    who: CallerDep, project: ProjectQuery = None, subject: PrincipalQuery = None
+) -> dict[str, Any]:
+    """A project's role bindings (and the home-wide ones that reach it), or those of
+    every project the caller may read them in."""
+    if project is not None:
+        await who.authorize("role.read", f"roles:{project}", project)
+    found = await run_in_threadpool(
+        functools.partial(list_bindings, who.platform, project=project, subject=subject)
+    )
+    if project is not None:
+        return {"bindings": found}
+    allowed = set(who.readable("role.read", [b.project for b in found]))
+    return {"bindings": [b for b in found if b.project in allowed]}
 
 
 @router.write("POST", "/roles", action="role.bind", status_code=201)
@@ -123,3 +162,41 @@ async def unbind(
         )
     )
     return {"subject": subject, "role": role, "project": project, "deleted": True}
+
+
+@router.read("/principals", action="role.read")
+async def principals(
+    who: CallerDep, kind: Annotated[str | None, Query(pattern=r"^(user|group|service)$")] = None
+) -> dict[str, Any]:
+    """Registered users, groups (with their members) and service accounts (home-wide
+    administrators only: principals belong to no one project)."""
+    await who.authorize("role.read", "principals", ALL_PROJECTS)
+    found = await run_in_threadpool(functools.partial(list_principals, who.platform, kind=kind))
+    return {"principals": found}
+
+
+@router.write("POST", "/principals", action="principal.create", status_code=201)
+async def new_principal(body: NewPrincipal, who: CallerDep) -> dict[str, Any]:
+    """Register a user, group or service account (home-wide)."""
+    await run_in_threadpool(
+        functools.partial(
+            create_principal,
+            who.in_project(ALL_PROJECTS),
+            who.actor,
+            body.name,
+            kind=body.kind,  # type: ignore[arg-type]
+            description=body.description,
+        )
+    )
+    return {"name": body.name, "kind": body.kind, "description": body.description}
+
+
+@router.write("POST", "/groups/{group}/members", action="group.add_member", status_code=201)
+async def new_member(
+    group: Annotated[str, PathParam(pattern=_NAME)], body: NewMember, who: CallerDep
+) -> dict[str, Any]:
+    """Add a member to a group: the group's bindings then apply to it (home-wide)."""
+    await run_in_threadpool(
+        add_group_member, who.in_project(ALL_PROJECTS), who.actor, group, body.member
+    )
+    return {"group": group, "member": body.member}

@@ -1,4 +1,5 @@
-"""The audit trail: a project's records (for its auditors), the whole trail verified."""
+"""The audit trail: a project's records (for its auditors), the whole trail verified, and
+signed checkpoints made on demand."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from fastapi import Depends, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
-from ghaf.access.audit import verify_trail
+from ghaf.access.audit import create_checkpoint, verify_trail
 from ghaf.platform import Platform
 from ghaf.security.audit import export_records
+from ghaf.security.checkpoints import Checkpoint
 from ghaf.server.auth import Caller, caller
 from ghaf.server.routing import ActionRouter
 
@@ -45,10 +47,11 @@ async def verify(who: CallerDep) -> dict[str, Any]:
     """Verify the whole chain against the signed checkpoints (home-wide auditors only)."""
     await who.authorize("audit.read", "audit:*", HOME_WIDE)
     report = await run_in_threadpool(functools.partial(verify_trail, who.platform))
-    return {
-        "status": report.status,
-        "records": report.records,
-        "checkpoints": report.checkpoints,
-        "copies": report.copies,
-        "findings": [f.to_json() for f in report.findings],
-    }
+    return report.to_json()
+
+
+@router.write("POST", "/audit/checkpoints", action="audit.checkpoint", status_code=201)
+async def checkpoint(who: CallerDep) -> Checkpoint:
+    """Sign a checkpoint over every record so far; store it in the log and its copy
+    (home-wide auditors)."""
+    return await run_in_threadpool(create_checkpoint, who.in_project(HOME_WIDE), who.actor)
