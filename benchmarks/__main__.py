@@ -18,6 +18,7 @@ SUITES: tuple[str, ...] = (
     "drift",
     "tracking",
     "control_plane",
+    "server_artifacts",
     "contracts",
     "ingest",
 )

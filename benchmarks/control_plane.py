@@ -4,8 +4,8 @@ SQLite), made durable by run end; then searches runs through the API. The anchor
 MLflow tracking server (``mlflow server``, SQLite) with the same client pattern, in the
 same run.
 
-Not measured yet (issue 18 keeps them open): 100,000 runs x 20 metrics for the search
-(here ``runs`` runs x 1 metric), and the 1 GiB artifact up and down.
+Not measured yet (issue 18 keeps it open): 100,000 runs x 20 metrics for the search
+(here ``runs`` runs x 1 metric). The 1 GiB artifact up and down is ``server_artifacts``.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 1
 
 
 @contextmanager
-def _postgres() -> Iterator[str | None]:
+def postgres_database() -> Iterator[str | None]:
     """A fresh PostgreSQL database when one listens on loopback, else None (SQLite)."""
     with socket.socket() as sock:
         sock.settimeout(1)
@@ -94,8 +94,9 @@ def _postgres() -> Iterator[str | None]:
 
 
 @contextmanager
-def _ghaf_server(home: Path, metadata_url: str | None) -> Iterator[tuple[str, str]]:
-    """``ghaf server`` on a fresh home; (URL, a data scientist's token in project w7)."""
+def ghaf_server(home: Path, metadata_url: str | None) -> Iterator[tuple[str, str, int]]:
+    """``ghaf server`` on a fresh home; (URL, a data scientist's token in project w7, the
+    server's process id)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GHAF_")}
     env["GHAF_HOME"] = str(home)
     if metadata_url:
@@ -120,7 +121,7 @@ def _ghaf_server(home: Path, metadata_url: str | None) -> Iterator[tuple[str, st
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, process)
-        yield url, token
+        yield url, token, process.pid
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -249,7 +250,7 @@ def run(size_name: str) -> list[Figure]:
     size = SIZES[size_name]
     with tempfile.TemporaryDirectory(dir=os.environ.get("GHAF_BENCH_DIR")) as tmp:
         home = Path(tmp)
-        with _postgres() as pg, _ghaf_server(home / "ghaf", pg) as (url, token):
+        with postgres_database() as pg, ghaf_server(home / "ghaf", pg) as (url, token, _):
             single = _remote_points(url, token, size["points"])
             search = _search_p95(url, token, size["runs"], size["searches"], pg)
         backend = "postgresql" if pg else "sqlite"

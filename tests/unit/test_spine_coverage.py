@@ -112,7 +112,6 @@ def _model_upload(platform: Platform) -> None:
         platform.admin(),
         path,
         digest=digest,
-        received=digest,
         project=platform.default_project,
     )
 

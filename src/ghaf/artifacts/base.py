@@ -63,7 +63,10 @@ class ArtifactStore(Protocol):
 
     region: str
 
-    def put(self, source: BinaryIO | Path) -> ArtifactInfo: ...
+    def put(self, source: BinaryIO | Path, *, expected: str | None = None) -> ArtifactInfo:
+        """Stream ``source`` in; with ``expected``, store it only if it hashes to that
+        SHA-256 (else raise ``IntegrityError``, storing nothing)."""
+        ...
 
     def put_bytes(self, data: bytes) -> ArtifactInfo: ...
 

@@ -116,6 +116,20 @@ def atomic_output(dest: Path) -> Iterator[BinaryIO]:
         raise
 
 
+def check_expected(digest: str, expected: str | None) -> None:
+    """Refuse bytes that do not hash to the SHA-256 their sender claimed.
+
+    Raises:
+        IntegrityError: ``digest`` is not ``expected``.
+    """
+    if expected is not None and digest != expected:
+        raise IntegrityError(
+            f"refused: the sender claimed sha256 {expected}, the bytes that arrived hash to "
+            f"{digest}",
+            hint="the file changed on the way or while it was read; send it again",
+        )
+
+
 class ContentStore:
     """Content-addressed artifacts (SHA-256 of the bytes) on a :class:`BlobStore`."""
 
@@ -123,16 +137,18 @@ class ContentStore:
         self.blobs = blobs
         self.region = blobs.region
 
-    def put(self, source: BinaryIO | Path) -> ArtifactInfo:
-        """Stream ``source`` in; identical content is stored once."""
+    def put(self, source: BinaryIO | Path, *, expected: str | None = None) -> ArtifactInfo:
+        """Stream ``source`` in; identical content is stored once. With ``expected``, only
+        bytes that hash to it are stored."""
         if isinstance(source, Path):
             with source.open("rb", buffering=0) as handle:
-                return self.put(handle)
+                return self.put(handle, expected=expected)
         writer = self.blobs.begin_write()
         hasher = hashlib.sha256()
         try:
             size = stream_copy(source, writer.write, hasher)
             digest = hasher.hexdigest()
+            check_expected(digest, expected)
             writer.commit(blob_key(digest))
         except BaseException:
             writer.abort()

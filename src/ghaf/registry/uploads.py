@@ -2,9 +2,9 @@
 the artifact store.
 
 A remote client sends each file of a model directory on its own (the control plane
-streams it to a scratch file, hashing as it arrives), then asks for a version made of
-those files. :func:`store_upload` keeps a file only when the bytes that arrived hash to
-the SHA-256 the sender claimed; :func:`register_uploaded` rebuilds the directory from the
+streams it into the artifact store as it arrives), then asks for a version made of those
+files. :func:`store_upload` keeps a file only when the bytes that arrived hash to the
+SHA-256 the sender claimed; :func:`register_uploaded` rebuilds the directory from the
 store and registers it exactly as embedded mode does (:func:`~ghaf.registry.register_model`:
 signature, flavor allow-list, pickle scan, residency, release manifest).
 
@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 from sqlalchemy import select
 
 from ghaf.artifacts.base import CHUNK_SIZE, ArtifactInfo
 from ghaf.artifacts.scratch import scratch_dir
-from ghaf.errors import AlreadyExistsError, IntegrityError, InvalidInputError, NotFoundError
+from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from ghaf.platform import Platform
 from ghaf.registry.base import ModelVersion, check_name
 from ghaf.registry.service import get_model_version, register_model
@@ -40,36 +41,23 @@ _LOOKUP_BATCH = 500
 def store_upload(
     platform: Platform,
     actor: Actor,
-    source: Path,
+    source: BinaryIO | Path,
     *,
     digest: str,
-    received: str,
     project: str,
 ) -> ArtifactInfo:
-    """Put a received file in the artifact store for ``project``, if it is what was sent.
+    """Put a file arriving for ``project`` in the artifact store, if it is what was sent.
 
     Args:
-        source: the file as it arrived (a scratch file of the home).
-        digest: the SHA-256 the sender claimed for it.
-        received: the SHA-256 of the bytes that arrived, computed as they were written.
+        source: the bytes as they arrive (a request body's stream, or a staged file).
+        digest: the SHA-256 the sender claimed for them.
         project: the project the file is uploaded to.
 
     Raises:
-        IntegrityError: the two digests differ; nothing is stored (audited as failed).
+        IntegrityError: the bytes hash to something else; nothing is stored (audited as
+            failed).
     """
-    if received != digest:
-        raise IntegrityError(
-            f"upload refused: the sender claimed sha256 {digest}, the bytes that arrived "
-            f"hash to {received}",
-            hint="the file changed on the way or while it was read; compute its SHA-256 "
-            "again and send it again",
-        )
-    info = platform.artifacts.put(source)
-    if info.digest != digest:  # the scratch file changed between the two reads
-        raise IntegrityError(
-            f"upload refused: the stored bytes hash to {info.digest}, not {digest}",
-            hint="send the file again",
-        )
+    info = platform.artifacts.put(source, expected=digest)
     current_operation().details["size"] = info.size
     return info
 

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from ghaf.artifacts.base import CHUNK_SIZE, ArtifactInfo, BlobStore
-from ghaf.artifacts.store import atomic_output, blob_key
+from ghaf.artifacts.store import atomic_output, blob_key, check_expected
 from ghaf.errors import GhafError, IntegrityError, NotFoundError
 from ghaf.security.base import KeyProvider, WrappedKey
 from ghaf.security.chunked import decrypt_stream, encrypt_stream, iter_decrypt
@@ -165,11 +165,12 @@ class EncryptedArtifactStore:
 
     # Writing -------------------------------------------------------------------------
 
-    def put(self, source: BinaryIO | Path) -> ArtifactInfo:
-        """Encrypt ``source`` as it streams in; identical content is stored once."""
+    def put(self, source: BinaryIO | Path, *, expected: str | None = None) -> ArtifactInfo:
+        """Encrypt ``source`` as it streams in; identical content is stored once. With
+        ``expected``, only bytes that hash to it are stored."""
         if isinstance(source, Path):
             with source.open("rb", buffering=0) as handle:
-                return self.put(handle)
+                return self.put(handle, expected=expected)
         self.keys.current_version()  # fail before streaming when the KEK is unavailable
         body_id = secrets.token_hex(8)
         data_key = os.urandom(32)
@@ -184,6 +185,7 @@ class EncryptedArtifactStore:
                 on_plaintext=hasher.update,
             )
             digest = hasher.hexdigest()
+            check_expected(digest, expected)
             if self.exists(digest):
                 writer.abort()
                 return ArtifactInfo(digest=digest, size=size, region=self.region)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ghaf.artifacts.base import ArtifactStore
-from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.errors import IntegrityError, InvalidInputError, NotFoundError
 
 _SIZES = (0, 1, 16383, 16384, 16385, 4 * 1024 * 1024, 5_000_001)
 
@@ -39,6 +39,17 @@ class ArtifactStoreContract:
         source.write_bytes(b"from a file")
         info = artifact_store.put(source)
         assert artifact_store.read_bytes(info.digest) == b"from a file"
+
+    def test_a_put_that_does_not_hash_to_its_claim_stores_nothing(
+        self, artifact_store: ArtifactStore
+    ) -> None:
+        data = b"what arrived" * 1000
+        wrong = hashlib.sha256(b"what was claimed").hexdigest()
+        with pytest.raises(IntegrityError, match=f"claimed sha256 {wrong}"):
+            artifact_store.put(io.BytesIO(data), expected=wrong)
+        assert list(artifact_store.digests()) == []
+        right = hashlib.sha256(data).hexdigest()
+        assert artifact_store.put(io.BytesIO(data), expected=right).digest == right
 
     def test_identical_content_is_stored_once(self, artifact_store: ArtifactStore) -> None:
         first = artifact_store.put_bytes(b"same bytes")

@@ -11,21 +11,17 @@ digest: a digest says nothing about which project may read the bytes.
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from collections.abc import Iterator
-from pathlib import Path as FilePath
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO, cast
 
 from fastapi import Depends, Header, Path, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 
 from ghaf.artifacts.base import CHUNK_SIZE
-from ghaf.artifacts.scratch import process_scratch_dir, release
-from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.errors import NotFoundError
 from ghaf.platform import Platform
 from ghaf.registry.uploads import (
     UPLOAD_ACTION,
@@ -38,6 +34,7 @@ from ghaf.server.auth import Caller, caller
 from ghaf.server.routes.registry import _readable_version
 from ghaf.server.routes.tracking import _run_in
 from ghaf.server.routing import API_PREFIX, ActionRouter
+from ghaf.server.streams import BodyReader
 from ghaf.tracking.service import artifact_files, record_artifacts, run_project
 
 router = ActionRouter(tags=["artifacts"])
@@ -96,35 +93,6 @@ class RunFiles(BaseModel):
     ] = Field(min_length=1, max_length=MAX_FILES, description="Artifact path -> SHA-256.")
 
 
-async def _receive(request: Request, dest: FilePath) -> str:
-    """Write the request body to ``dest`` as it arrives; its SHA-256.
-
-    Chunks are gathered up to :data:`CHUNK_SIZE` and hashed and written on a worker
-    thread, so memory stays at about one chunk whatever the body's size.
-    """
-    hasher = hashlib.sha256()
-    pending = bytearray()
-    with dest.open("wb") as out:
-
-        def write(data: bytes) -> None:
-            hasher.update(data)
-            out.write(data)
-
-        try:
-            async for piece in request.stream():
-                pending += piece
-                if len(pending) >= CHUNK_SIZE:
-                    data = bytes(pending)
-                    pending.clear()
-                    await run_in_threadpool(write, data)
-        except ClientDisconnect as exc:
-            raise InvalidInputError(
-                "the upload ended before its body did", hint="send the file again"
-            ) from exc
-        await run_in_threadpool(write, bytes(pending))
-    return hasher.hexdigest()
-
-
 @router.write(
     "POST",
     "/projects/{project}/artifacts",
@@ -138,24 +106,21 @@ async def upload(
     request: Request,
     who: CallerDep,
 ) -> dict[str, Any]:
-    """Upload one file's bytes to a project; stored only when they hash to X-Ghaf-SHA256."""
+    """Upload one file's bytes to a project; stored only when they hash to X-Ghaf-SHA256.
+
+    The body streams into the artifact store as it arrives (hashed and encrypted on the
+    way, never staged whole on disk or in memory)."""
     await who.authorize(UPLOAD_ACTION, f"artifact:{sha256}", project)
-    directory = await run_in_threadpool(process_scratch_dir, who.platform.settings.home, "upload-")
-    try:
-        received = await _receive(request, directory / "body")
-        info = await run_in_threadpool(
-            functools.partial(
-                store_upload,
-                who.in_project(project),
-                who.actor,
-                directory / "body",
-                digest=sha256,
-                received=received,
-                project=project,
-            )
+    info = await run_in_threadpool(
+        functools.partial(
+            store_upload,
+            who.in_project(project),
+            who.actor,
+            cast(BinaryIO, BodyReader(request)),
+            digest=sha256,
+            project=project,
         )
-    finally:
-        await run_in_threadpool(release, directory)
+    )
     return {"digest": info.digest, "size": info.size}
 
 

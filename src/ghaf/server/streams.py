@@ -1,0 +1,94 @@
+"""A request body read as a blocking file, so a sync consumer on a worker thread (the
+artifact store's ``put``: hash, encrypt, write) takes the bytes as they arrive, with no
+staging copy on disk and about one batch in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio.from_thread
+import anyio.to_thread
+from starlette.requests import ClientDisconnect, Request
+
+from ghaf.errors import InvalidInputError
+
+BATCH = 1024 * 1024
+"""Bytes gathered from the socket before the consumer thread is handed them."""
+
+
+class BodyReader(io.RawIOBase):
+    """``readinto`` over a request's body; call it only from an anyio worker thread
+    (``run_in_threadpool``), which it blocks while the event loop receives."""
+
+    def __init__(self, request: Request) -> None:
+        self._chunks: AsyncIterator[bytes] = request.stream()
+        self._buffer = memoryview(b"")
+        self._done = False
+        self.received = 0
+
+    def readable(self) -> bool:
+        return True
+
+    async def _gather(self) -> bytes:
+        pending = bytearray()
+        try:
+            async for chunk in self._chunks:
+                pending += chunk
+                if len(pending) >= BATCH:
+                    return bytes(pending)
+        except ClientDisconnect as exc:
+            raise InvalidInputError(
+                "the upload ended before its body did", hint="send the file again"
+            ) from exc
+        self._done = True
+        return bytes(pending)
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if not self._buffer:
+            if self._done:
+                return 0
+            self._buffer = memoryview(anyio.from_thread.run(self._gather))
+            if not self._buffer:
+                return 0
+        count = min(len(buffer), len(self._buffer))
+        buffer[:count] = self._buffer[:count]
+        self._buffer = self._buffer[count:]
+        self.received += count
+        return count
+
+
+async def receive_to_file(request: Request, dest: Path) -> str:
+    """Write the request body to ``dest`` as it arrives; its SHA-256.
+
+    For a body a consumer needs whole, as a file (a batch to score, a table to read).
+    Chunks are gathered up to :data:`BATCH` and hashed and written on a worker thread, so
+    memory stays at about one batch whatever the body's size.
+
+    Raises:
+        InvalidInputError: the client went away before the body ended.
+    """
+    hasher = hashlib.sha256()
+    pending = bytearray()
+    with dest.open("wb") as out:
+
+        def write(data: bytes) -> None:
+            hasher.update(data)
+            out.write(data)
+
+        try:
+            async for piece in request.stream():
+                pending += piece
+                if len(pending) >= BATCH:
+                    data = bytes(pending)
+                    pending.clear()
+                    await anyio.to_thread.run_sync(write, data)
+        except ClientDisconnect as exc:
+            raise InvalidInputError(
+                "the upload ended before its body did", hint="send the file again"
+            ) from exc
+        await anyio.to_thread.run_sync(write, bytes(pending))
+    return hasher.hexdigest()
