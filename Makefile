@@ -2,17 +2,20 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# pyproject.toml declares ranges; constraints.txt pins the exact versions dev and CI use.
+CONSTRAINTS := constraints.txt
+# Named by pyproject.toml's checksum; a newer constraints.txt also reinstalls (by mtime).
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-# torch==2.13.0 is the CPU build that lies on these machines (no multi-GB download).
-EXTRAS := dev,postgres,redis,nats,s3,ml,serve,server,data,ray,torch
+# torch==2.13.0 (pinned) is the CPU build that lies on these machines (no multi-GB download).
+EXTRAS := dev,all
 BENCH_SIZE ?= full
 
 .PHONY: demo server test lint unit pytest prepare bench bench-smoke bench-gpu audit clean services
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 

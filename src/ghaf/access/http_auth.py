@@ -13,11 +13,7 @@ import threading
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
-import anyio.to_thread
 import orjson
-from starlette.datastructures import Headers
-from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ghaf.access.authorize import audit_denied
 from ghaf.access.tokens import looks_like_token, verify_token
@@ -27,6 +23,11 @@ from ghaf.security.oidc import OidcVerifier, mapped_roles
 from ghaf.security.rbac import CREDENTIAL_MARKER, bound_roles
 
 if TYPE_CHECKING:
+    # Only the middleware needs Starlette, and it runs inside a server that has it:
+    # authenticate() serves the CLI of a core install too (ghaf[serve] not required).
+    from starlette.requests import Request
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
     from ghaf.platform import Platform
 
 AUTH_ACTION = "auth.authenticate"
@@ -135,6 +136,9 @@ class BearerAuthMiddleware:
         if scope["type"] not in ("http", "websocket") or scope["path"] in self.public_paths:
             await self.app(scope, receive, send)
             return
+        import anyio.to_thread
+        from starlette.datastructures import Headers
+
         client = scope.get("client")
         source = f"{client[0]}:{client[1]}" if client else None
         headers = Headers(scope=scope)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -211,13 +211,26 @@ def run() -> None:
 
     Click handles usage errors itself (exit 2); everything Ghaf raises on purpose
     becomes ``error: <headline>`` plus a hint line, with the code from the one table.
+    A module of an extra that is not installed becomes the
+    :class:`~ghaf.errors.MissingDependencyError` naming that extra.
     """
     try:
         app()
     except GhafError as exc:
-        err = Console(stderr=True)
-        headline = escape(exc.headline)  # a hint like `[a, b]` is text, not markup
-        err.print(f"[bold red]error:[/] {headline}", highlight=False, soft_wrap=True)
-        if exc.hint:
-            err.print(f"  hint: {escape(exc.hint)}", highlight=False, soft_wrap=True)
-        sys.exit(exit_code_for(exc))
+        _fail(exc)
+    except ModuleNotFoundError as exc:
+        from ghaf.deps import missing_dependency
+
+        missing = missing_dependency(exc)
+        if missing is None:  # not an optional dependency: a bug, keep its traceback
+            raise
+        _fail(missing)
+
+
+def _fail(exc: GhafError) -> NoReturn:
+    err = Console(stderr=True)
+    headline = escape(exc.headline)  # a hint like `[a, b]` is text, not markup
+    err.print(f"[bold red]error:[/] {headline}", highlight=False, soft_wrap=True)
+    if exc.hint:
+        err.print(f"  hint: {escape(exc.hint)}", highlight=False, soft_wrap=True)
+    sys.exit(exit_code_for(exc))

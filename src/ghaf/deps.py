@@ -1,0 +1,59 @@
+"""Which extra installs each optional third-party module, and the error that names it.
+
+A core install (``pip install ghaf``) runs the embedded platform: ``ghaf init``,
+``doctor``, data, tracking, registry, monitoring and the remote client. Everything else
+comes with an extra; importing one of its modules without it raises
+:class:`~ghaf.errors.MissingDependencyError` with the ``pip install 'ghaf[extra]'`` line,
+never a bare ``ModuleNotFoundError``. ``tests/packaging`` checks this table against the
+extras in ``pyproject.toml`` and against every import in ``src/ghaf``.
+"""
+
+from __future__ import annotations
+
+from ghaf.errors import MissingDependencyError
+
+OPTIONAL_MODULES: dict[str, tuple[str, str]] = {
+    # import name: (distribution, extra)
+    "boto3": ("boto3", "s3"),
+    "botocore": ("boto3", "s3"),
+    "deltalake": ("deltalake", "data"),
+    "fairlearn": ("fairlearn", "ml"),
+    "fastapi": ("fastapi", "server"),
+    "httptools": ("httptools", "serve"),
+    "jinja2": ("Jinja2", "ui"),
+    "joblib": ("scikit-learn", "ml"),
+    "lightgbm": ("lightgbm", "ml"),
+    "model_signing": ("model-signing", "ml"),
+    "nats": ("nats-py", "nats"),
+    "onnx": ("onnx", "ml"),
+    "onnxruntime": ("onnxruntime", "ml"),
+    "OpenSSL": ("pyOpenSSL", "ml"),
+    "opentelemetry": ("opentelemetry-sdk", "server"),
+    "optuna": ("optuna", "ml"),
+    "psycopg": ("psycopg", "postgres"),
+    "pyiceberg": ("pyiceberg", "data"),
+    "ray": ("ray", "ray"),
+    "redis": ("redis", "redis"),
+    "river": ("river", "ml"),
+    "s3fs": ("s3fs", "s3"),
+    "safetensors": ("safetensors", "torch"),
+    "skl2onnx": ("skl2onnx", "ml"),
+    "sklearn": ("scikit-learn", "ml"),
+    "skops": ("skops", "ml"),
+    "starlette": ("starlette", "serve"),
+    "torch": ("torch", "torch"),
+    "uvicorn": ("uvicorn", "serve"),
+    "uvloop": ("uvloop", "serve"),
+    "xgboost": ("xgboost-cpu", "ml"),
+}
+"""Top-level import name -> (the distribution that provides it, the extra that installs it)."""
+
+
+def missing_dependency(exc: ModuleNotFoundError) -> MissingDependencyError | None:
+    """The error naming the extra for an optional module that failed to import.
+
+    Returns ``None`` when the missing module is not an optional dependency (a bug, or a
+    user's own module), so the caller re-raises the original exception.
+    """
+    known = OPTIONAL_MODULES.get((exc.name or "").partition(".")[0])
+    return None if known is None else MissingDependencyError(*known)
