@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ghaf.artifacts.scratch import SCRATCH_DIR, owner_alive, read_owner
+from ghaf.artifacts.upload_sessions import stale_sessions
 from ghaf.settings import GhafSettings
 
 UNMARKED_GRACE_S = 3600.0
@@ -34,8 +35,9 @@ class Leftover:
     """One thing a crash left behind.
 
     ``kind`` is ``scratch`` (owner ``pid`` is gone), ``unmarked`` (no owner marker,
-    untouched for :data:`UNMARKED_GRACE_S`) or ``partial-blob`` (an artifact write that
-    never committed).
+    untouched for :data:`UNMARKED_GRACE_S`), ``partial-blob`` (an artifact write that
+    never committed) or ``stale-upload`` (a resumable upload nobody touched for
+    :data:`~ghaf.artifacts.upload_sessions.SESSION_TTL_S`).
     """
 
     path: Path
@@ -143,6 +145,8 @@ def _scan(settings: GhafSettings) -> Iterator[Leftover | InUse]:
                 yield InUse(entry, owner.pid, owner.host)
             else:
                 yield Leftover(entry, "scratch", size, now - owner.created, owner.pid)
+    for directory, size, idle in stale_sessions(settings.home, now):
+        yield Leftover(directory, "stale-upload", size, idle)
     temp = local_blob_temp(settings)
     if temp is None:
         return
@@ -187,6 +191,8 @@ def _still_left(item: Leftover) -> bool:
         return read_owner(item.path) is None and time.time() - _tree(item.path)[1] >= (
             UNMARKED_GRACE_S
         )
+    if item.kind == "stale-upload":
+        return any(entry == item.path for entry, _, _ in stale_sessions(item.path.parent.parent))
     return True
 
 

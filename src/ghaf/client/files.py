@@ -9,6 +9,7 @@ file in memory.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import stat
@@ -17,7 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from ghaf.errors import IntegrityError, InvalidInputError, NotFoundError
+from ghaf.errors import (
+    AlreadyExistsError,
+    BackendUnavailableError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+)
 
 if TYPE_CHECKING:
     from ghaf.client.http import Client
@@ -25,6 +32,11 @@ if TYPE_CHECKING:
 DIGEST_HEADER = "x-ghaf-sha256"
 CHUNK = 1024 * 1024
 """Bytes read from or written to disk at a time."""
+PIECE = 256 * 1024 * 1024
+"""Bytes per request of a resumable upload: what a failure can cost to send again."""
+RESUME_TRIES = 8
+"""Failed pieces in a row a resumable upload survives before it gives up."""
+OFFSET_HEADER = "x-ghaf-offset"
 
 
 def file_digest(path: Path) -> str:
@@ -40,23 +52,74 @@ def _chunks(path: Path) -> Iterator[bytes]:
 
 
 def upload_file(client: Client, path: Path, project: str) -> str:
-    """Send ``path`` to ``project``; its SHA-256 as the server stored it."""
+    """Send ``path`` to ``project``; its SHA-256 as the server stored it.
+
+    A file of :attr:`Client.resumable_above` bytes or more goes in resumable pieces
+    (:func:`_upload_in_pieces`); a smaller one in one streamed request.
+    """
     digest = file_digest(path)
-    headers = {
-        "content-type": "application/octet-stream",
-        "content-length": str(path.stat().st_size),
-        DIGEST_HEADER: digest,
-    }
-    response = client.send(
-        "POST", f"/projects/{project}/artifacts", content=lambda: _chunks(path), headers=headers
-    )
-    stored = str(response.json()["digest"])
+    size = path.stat().st_size
+    if size >= client.resumable_above:
+        stored = _upload_in_pieces(client, path, project, digest, size)
+    else:
+        headers = {
+            "content-type": "application/octet-stream",
+            "content-length": str(size),
+            DIGEST_HEADER: digest,
+        }
+        response = client.send(
+            "POST", f"/projects/{project}/artifacts", content=lambda: _chunks(path), headers=headers
+        )
+        stored = str(response.json()["digest"])
     if stored != digest:  # the server would have refused; a proxy in between might not
         raise IntegrityError(
             f"{path} was stored as sha256 {stored}, not {digest}",
             hint="send it again; if it persists, check what sits between you and the server",
         )
     return stored
+
+
+def _piece(path: Path, offset: int, length: int) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        while length > 0 and (chunk := handle.read(min(CHUNK, length))):
+            length -= len(chunk)
+            yield chunk
+
+
+def _upload_in_pieces(client: Client, path: Path, project: str, digest: str, size: int) -> str:
+    """Send ``path`` as a resumable upload: pieces of :data:`PIECE` bytes, each at the
+    offset the server has; after a failed piece, ask the server where to resume. A file
+    the project holds already is not sent again."""
+    opened = client.post(f"/projects/{project}/uploads", {"sha256": digest, "size": size})
+    if opened["stored"]:
+        return str(opened["digest"])
+    upload = f"/projects/{project}/uploads/{opened['upload_id']}"
+    offset = 0
+    failures = 0
+    while offset < size:
+        length = min(PIECE, size - offset)
+        headers = {
+            "content-type": "application/octet-stream",
+            "content-length": str(length),
+            OFFSET_HEADER: str(offset),
+        }
+        try:
+            answer = client.send(
+                "PUT",
+                upload,
+                content=functools.partial(_piece, path, offset, length),
+                headers=headers,
+            )
+        except (BackendUnavailableError, AlreadyExistsError):
+            failures += 1
+            if failures > RESUME_TRIES:
+                raise
+            offset = int(client.get(upload)["offset"])  # where the server's copy ends
+            continue
+        offset = int(answer.json()["offset"])
+        failures = 0
+    return str(client.request("POST", upload + "/complete")["digest"])
 
 
 def model_files(directory: Path) -> dict[str, Path]:

@@ -125,9 +125,10 @@ class Client(DataCalls, FeatureCalls, PipelineCalls, OperationsCalls, Governance
         return self
 
 
-def connect(url: str | None = None, *, token: str | None = None) -> Client:
+def connect(url: str | None = None, *, token: str | None = None, **options: Any) -> Client:
     """A client of the server at ``url`` (default ``GHAF_URL``) with ``token`` (default
-    ``GHAF_TOKEN``).
+    ``GHAF_TOKEN``); ``options`` are :class:`Client`'s (``timeout``, ``verify``,
+    ``resumable_above``).
 
     Raises:
         ConfigError: no URL or no token.
@@ -138,4 +139,4 @@ def connect(url: str | None = None, *, token: str | None = None) -> Client:
         raise ConfigError("no server URL", hint="pass url= or set GHAF_URL")
     if not token:
         raise ConfigError("no credential for the server", hint="pass token= or set GHAF_TOKEN")
-    return Client(url, token)
+    return Client(url, token, **options)

@@ -29,6 +29,8 @@ from ghaf.errors import (
 )
 
 API = "/api/v1"
+RESUMABLE_ABOVE = 2 * 1024**3
+"""Bytes from which a file is uploaded in resumable pieces rather than one request."""
 RETRIES = 5
 """Tries of a request answered 429 or 503 (waiting its Retry-After, at most 30 s each)."""
 _KINDS: dict[str, type[GhafError]] = {
@@ -78,7 +80,20 @@ class Session:
     The resource calls live in one mixin per area (``ghaf.client.<area>``);
     :class:`~ghaf.client.http.Client` puts them together."""
 
-    def __init__(self, url: str, token: str, *, timeout: float = 60.0, verify: Any = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float = 60.0,
+        verify: Any = True,
+        resumable_above: int = RESUMABLE_ABOVE,
+    ) -> None:
+        """Args:
+        resumable_above: files of this many bytes or more are uploaded in resumable
+            pieces (a failure costs one piece, not the file; the server stages them).
+        """
+        self.resumable_above = resumable_above
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"server URL {url!r} is not http(s)://", hint="GHAF_URL=https://...")
         self.url = url.rstrip("/")

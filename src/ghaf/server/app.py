@@ -30,6 +30,7 @@ from ghaf.server.routes import (
     projects,
     registry,
     tracking,
+    uploads,
 )
 from ghaf.server.routing import API_PREFIX
 from ghaf.server.tracing import Tracing, tracer_provider
@@ -92,6 +93,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
         tracking,
         registry,
         artifacts,
+        uploads,
         access,
         audit,
         data,

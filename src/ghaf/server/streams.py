@@ -14,7 +14,7 @@ import anyio.from_thread
 import anyio.to_thread
 from starlette.requests import ClientDisconnect, Request
 
-from ghaf.errors import InvalidInputError
+from ghaf.errors import InvalidInputError, RequestTooLargeError
 
 BATCH = 1024 * 1024
 """Bytes gathered from the socket before the consumer thread is handed them."""
@@ -92,3 +92,35 @@ async def receive_to_file(request: Request, dest: Path) -> str:
             ) from exc
         await anyio.to_thread.run_sync(write, bytes(pending))
     return hasher.hexdigest()
+
+
+async def append_body(request: Request, dest: Path, room: int) -> int:
+    """Append the request body to ``dest`` as it arrives; the bytes appended.
+
+    Raises:
+        RequestTooLargeError: the body holds more than ``room`` bytes (what was appended
+            stays for the caller to cut back).
+        InvalidInputError: the client went away before the body ended.
+    """
+    written = 0
+    pending = bytearray()
+    with dest.open("ab") as out:
+        try:
+            async for piece in request.stream():
+                written += len(piece)
+                if written > room:
+                    raise RequestTooLargeError(
+                        f"the piece goes {written - room} bytes past the upload's size",
+                        hint="send at most the bytes the upload still lacks",
+                    )
+                pending += piece
+                if len(pending) >= BATCH:
+                    data = bytes(pending)
+                    pending.clear()
+                    await anyio.to_thread.run_sync(out.write, data)
+        except ClientDisconnect as exc:
+            raise InvalidInputError(
+                "the piece ended before its body did", hint="GET the upload and resume"
+            ) from exc
+        await anyio.to_thread.run_sync(out.write, bytes(pending))
+    return written

@@ -45,7 +45,9 @@ _PROJECT = r"^[a-z0-9][a-z0-9_-]{0,127}$"
 _SHA256 = r"^[0-9a-f]{64}$"
 MAX_FILES = 10_000
 """Files one version may be registered with."""
-UPLOAD_PATH = re.compile(rf"^{re.escape(API_PREFIX)}/projects/[^/]+/artifacts$")
+UPLOAD_PATH = re.compile(
+    rf"^{re.escape(API_PREFIX)}/projects/[^/]+/(artifacts|uploads/[0-9a-f]{{32}})$"
+)
 """Paths whose bodies are artifacts: the gateway holds them to their own limit."""
 _BINARY = {"type": "string", "format": "binary"}
 _UPLOAD_BODY = {
