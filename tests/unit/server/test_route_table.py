@@ -20,14 +20,8 @@ from ghaf.server.routing import ROUTES, SELF
 from ghaf.spine import WRITE_OPERATIONS
 
 NOT_YET_ROUTED = {
-    "dataset.ingest",
-    "dataset.ingest_stream",
-    "dataset.write",
-    "deployment.create",
-    "deployment.update",
     "home.init",
     "home.transfer",
-    "monitoring.profile.save",
     "prediction.export",
     "run.log_inputs",
     "transform.run",

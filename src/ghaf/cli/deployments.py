@@ -1,0 +1,157 @@
+"""``ghaf deployments``: the records of what is served under a name (``ghaf serve`` serves them)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ghaf.cli.context import CliState, state
+from ghaf.cli.output import Output, OutputOption, emit_json, to_jsonable
+from ghaf.errors import InvalidInputError
+
+app = typer.Typer(
+    help="Deployments: which versions a name serves, their traffic split, shadow and status.",
+    no_args_is_help=True,
+)
+
+MODELS_HELP = "MODEL:V or MODEL@ALIAS, each optionally =WEIGHT (default 1: an equal split)."
+ProjectOption = Annotated[
+    str | None, typer.Option("--project", help="Project (default: GHAF_PROJECT).")
+]
+
+
+def _weights(models: list[str]) -> dict[str, float]:
+    """``fraud:1=90 fraud:2=10`` as refs -> weights."""
+    weights: dict[str, float] = {}
+    for item in models:
+        ref, sep, weight = item.partition("=")
+        try:
+            weights[ref] = float(weight) if sep else 1.0
+        except ValueError:
+            raise InvalidInputError(
+                f"weight {weight!r} of {ref} is not a number", hint="e.g. fraud:3=90 fraud:4=10"
+            ) from None
+    return weights
+
+
+def _print(cli: CliState, found: list[dict[str, Any]]) -> None:
+    table = Table("name", "project", "models", "shadow", "status", "revision", "updated by")
+    for d in found:
+        table.add_row(
+            d["name"],
+            d["project"],
+            ", ".join(f"{ref} {weight:g}" for ref, weight in d["models"].items()),
+            d["shadow"] or "",
+            d["status"],
+            str(d["revision"]),
+            d["updated_by"],
+        )
+    cli.console.print(table)
+
+
+def _show(cli: CliState, record: dict[str, Any], output: Output) -> None:
+    if output is Output.json:
+        emit_json(record)
+    else:
+        _print(cli, [record])
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context, project: ProjectOption = None, output: OutputOption = Output.table
+) -> None:
+    """List deployments (against a server: those of your projects)."""
+    cli = state(ctx)
+    client = cli.remote()
+    if client is not None:
+        found = client.deployments(project)
+    else:
+        from ghaf.serving.deployments import list_deployments
+
+        every = list_deployments(cli.platform())
+        found = to_jsonable([d for d in every if project in (None, d.project)])
+    if output is Output.json:
+        emit_json({"deployments": found})
+        return
+    _print(cli, found)
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: str, output: OutputOption = Output.table) -> None:
+    """Show one deployment: its versions and weights, shadow, status and revision."""
+    cli = state(ctx)
+    client = cli.remote()
+    if client is not None:
+        record = client.deployment(name)
+    else:
+        from ghaf.serving.deployments import get_deployment
+
+        record = to_jsonable(get_deployment(cli.platform(), name))
+    _show(cli, record, output)
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: str,
+    models: Annotated[list[str], typer.Argument(help=MODELS_HELP)],
+    shadow: Annotated[
+        str | None, typer.Option(help="A version that also scores each request, logged only.")
+    ] = None,
+    project: ProjectOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Record a new deployment (each version must meet the project's release policy)."""
+    cli = state(ctx)
+    where = project or cli.settings.project
+    weights = _weights(models)
+    client = cli.remote()
+    if client is not None:
+        record = client.create_deployment(name, weights, project=where, shadow=shadow)
+    else:
+        from ghaf.serving.deployments import create_deployment
+
+        platform = cli.platform()
+        made = create_deployment(
+            platform.in_project(where), cli.actor(), name, weights, shadow=shadow, project=where
+        )
+        record = to_jsonable(made)
+    _show(cli, record, output)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: str,
+    models: Annotated[list[str] | None, typer.Argument(help=MODELS_HELP)] = None,
+    shadow: Annotated[
+        str | None, typer.Option(help='A version that also scores each request; "" removes it.')
+    ] = None,
+    status: Annotated[str | None, typer.Option(help="active or stopped.")] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Change a deployment's versions and weights, shadow or status (a new revision)."""
+    cli = state(ctx)
+    weights = _weights(models) if models else None
+    if weights is None and shadow is None and status is None:
+        raise InvalidInputError("nothing to change", hint="give MODELS, --shadow or --status")
+    client = cli.remote()
+    if client is not None:
+        record = client.update_deployment(name, models=weights, shadow=shadow, status=status)
+    else:
+        from ghaf.serving.deployments import get_deployment, update_deployment
+
+        platform = cli.platform()
+        current = get_deployment(platform, name)
+        changed = update_deployment(
+            platform.in_project(current.project),
+            cli.actor(),
+            name,
+            models=weights,
+            shadow=shadow,
+            status=status,
+        )
+        record = to_jsonable(changed)
+    _show(cli, record, output)
