@@ -269,6 +269,25 @@ def test_another_project_sees_nothing_and_writes_nothing(served: Served, tmp_pat
             vera.materialize(until=UNTIL, full=True)
         with pytest.raises(PermissionDeniedError):
             vera.apply_features(definitions(owner="vera"))
+    # Another project's dataset reads as one that does not exist, as a source or as rows.
+    write_dataset(
+        platform.in_project("retail"), platform.admin(), "ritas", entity_frame(), source="t"
+    )
+    with served.http("alice") as alice:
+        for ref, missing in (("ritas", "nope"), ("ritas:1", "nope:1")):
+            answers = [
+                alice.post(
+                    "/features/retrievals",
+                    json={"name": "x", "features": FEATURES, "entities": {"dataset": name}},
+                )
+                for name in (ref, missing)
+            ]
+            assert [a.status_code for a in answers] == [404, 404]
+            assert answers[0].json()["title"] == answers[1].json()["title"].replace("nope", "ritas")
+        over = alice.post(
+            "/features/definitions", json={"definitions": definitions(source="dataset:ritas")}
+        )
+        assert over.status_code == 404 and over.json()["title"] == "dataset 'ritas' does not exist"
     denied = [r for r in _audit(platform, "features.apply") if r[1] == "denied"]
     assert [r[0] for r in denied] == ["rita", "vera"]
     assert _audit_count(platform) > before  # refusals are audited

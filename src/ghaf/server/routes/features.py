@@ -33,6 +33,7 @@ from starlette.responses import StreamingResponse
 from ghaf.artifacts.base import CHUNK_SIZE
 from ghaf.artifacts.scratch import scratch_dir
 from ghaf.data import DatasetVersion, dataset_parquet_path, get_dataset
+from ghaf.data.base import parse_ref as parse_dataset_ref
 from ghaf.data.tables import DatasetVersionRow
 from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.features.classification import view_read_action
@@ -292,14 +293,18 @@ def _dataset_project(platform: Platform, version: DatasetVersion) -> str:
 async def _readable_dataset(who: Caller, ref: str) -> DatasetVersion:
     """The dataset version ``ref`` names once the caller may read it (``dataset.read_pii``
     when a column is tagged sensitive); else the 404 of one that does not exist."""
+    name, number = parse_dataset_ref(ref)
     version = await run_in_threadpool(get_dataset, who.platform, ref)
     project = await run_in_threadpool(_dataset_project, who.platform, version)
     await who.authorize_hidden(
         read_action("dataset", version.column_tags.values()),
         f"dataset:{version.name}",
         project,
-        missing=f"dataset {version.name!r} does not exist",
-        hint="ghaf data list shows the datasets you may read",
+        # as get_dataset words a missing one
+        missing=f"dataset {name!r} does not exist"
+        if number is None
+        else f"dataset version {name}:{number} does not exist",
+        hint=f"ghaf data versions {name}",
     )
     return version
 
@@ -317,10 +322,11 @@ async def _authorize_read(who: Caller, action: str, resource: str, project: str)
     )
 
 
-def _submit(
+async def _submit(
     who: Caller, kind: str, project: str, request: dict[str, Any], work: Callable[[], Any]
 ) -> JsonResponse:
-    job = board(who.platform).submit(kind, project, who.actor.name, request, work)
+    jobs = board(who.platform)
+    job = await run_in_threadpool(jobs.submit, kind, project, who.actor.name, request, work)
     return JsonResponse(job, status_code=202, headers={"location": f"jobs/{job.id}"})
 
 
@@ -452,7 +458,7 @@ async def materialize_views(body: Materialization, who: CallerDep) -> JsonRespon
         results = materialize(platform, actor, body.views, until=body.until, full=body.full)
         return {"materializations": [materialization_json(r) for r in results]}
 
-    return _submit(who, "materialize", project, body.model_dump(mode="json"), work)
+    return await _submit(who, "materialize", project, body.model_dump(mode="json"), work)
 
 
 def _retrieve(
@@ -519,7 +525,7 @@ async def retrieve(body: Retrieval, who: CallerDep) -> JsonResponse:
         request["entity_tags"] = sorted(set(source.column_tags.values()))
     platform, actor = who.platform, who.actor
     work = functools.partial(_retrieve, platform, actor, project, body, entities)
-    return _submit(who, "retrieval", project, request, work)
+    return await _submit(who, "retrieval", project, request, work)
 
 
 async def _readable_job(who: Caller, job_id: str) -> Job:
