@@ -142,6 +142,32 @@ class TlsSettings(BaseModel):
     )
 
 
+class IngestSettings(BaseModel):
+    """What `ghaf server` may fetch when asked to ingest a URL (it fetches server-side)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    public_urls: bool = Field(
+        default=True,
+        description="Whether a URL ingest may fetch http(s) URLs whose host resolves only "
+        "to public addresses.",
+    )
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts a URL ingest may reach although they are private, loopback or "
+        "link-local (refused otherwise): names, IP addresses or CIDR networks, e.g. "
+        "['minio.internal', '10.1.2.0/24'].",
+    )
+    file_root: Path | None = Field(
+        default=None,
+        description="Directory whose files a file:// URL ingest may read (links resolved "
+        "first); unset: file:// URLs are refused.",
+    )
+    max_bytes: int = Field(
+        default=16 * 1024**3, ge=1, description="Largest file a URL ingest fetches, in bytes."
+    )
+
+
 class GhafSettings(BaseSettings):
     """Every knob Ghaf has, each with a description; see the module docstring for sources."""
 
@@ -216,6 +242,7 @@ class GhafSettings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     local_principals: list[str] = Field(
         default_factory=list,
         description="Retired: naming principals in a setting made them admins; a second "
