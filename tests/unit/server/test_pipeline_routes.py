@@ -107,6 +107,15 @@ def _until(check: object, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+def _gone(pid: int) -> bool:
+    """Whether no process has the id ``pid`` (the step's worker was stopped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def test_alice_runs_a_declared_pipeline_and_reads_its_logs(served: Served, tmp_path: Path) -> None:
     with served.client("alice") as alice:
         assert [p["pipeline"] for p in alice.pipelines()] == [NUMBERS, SLEEPY]
@@ -169,15 +178,7 @@ def test_a_cancel_stops_the_running_step_and_records_the_run_cancelled(
         assert vic.pipeline_run(run["id"])["status"] == "running"
         cancelled = alice.cancel_pipeline_run(run["id"])
         assert (cancelled["status"], cancelled["error"]) == ("cancelled", "cancelled by alice")
-
-        def gone() -> bool:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True
-            return False
-
-        _until(gone, "the step's worker process to be stopped", timeout=30)
+        _until(lambda: _gone(pid), "the step's worker process to be stopped", timeout=30)
         ended = alice.wait_pipeline_run(run["id"], timeout=30)
         steps = {s["step"]: s["status"] for s in ended["steps"]}
         assert ended["status"] == "cancelled"
@@ -301,3 +302,17 @@ def test_a_worker_elsewhere_reports_the_steps_of_an_external_run(
         alice.wait_pipeline_run(own["id"], timeout=120)
     actions = [r.action for r in _audited(served.platform, "pipeline.step_update")]
     assert len(actions) >= 2
+
+
+def test_a_stopped_server_leaves_no_run_going(served: Served, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    with served.client("alice") as alice:
+        run = alice.submit_pipeline(
+            SLEEPY, project="fraud", params={"marker_dir": str(marker), "seconds": 120}
+        )
+        _until(lambda: (marker / "pid-1").is_file(), "the slow step to start")
+    pid = int((marker / "pid-1").read_text())
+    served.server.stop()
+    _until(lambda: _gone(pid), "the step's worker process to be stopped", timeout=30)
+    _until(lambda: get_run(served.platform, run["id"]).status != "running", "the run to end")
+    assert get_run(served.platform, run["id"]).status == "cancelled"
