@@ -456,7 +456,7 @@ def _timeless(document: Any) -> Any:
     return document
 
 
-def test_cli_reads_print_the_same_in_both_modes(ops: Ops) -> None:
+def test_cli_reads_print_the_same_in_both_modes(ops: Ops, tmp_path: Path) -> None:
     with ops.http("alice") as alice:
         _deploy(alice)
         saved = alice.post("/projects/fraud/profiles", json={"name": "tx-ref", "dataset": "tx:1"})
@@ -489,6 +489,13 @@ def test_cli_reads_print_the_same_in_both_modes(ops: Ops) -> None:
     drifted = _both(ops, "monitor", "drift", "--reference", "profile:tx-ref", "--current",
                     str(ops.batch), "--no-domain")  # fmt: skip
     assert [r.returncode for r in drifted] == [1, 1]  # drift found: exit 1 in both modes
+    html = tmp_path / "drift.html"
+    token = ops.tokens["alice"]
+    remote_html = ghaf_cli("--url", ops.server.url, "--token", token, "monitor", "drift",
+                           "--reference", "profile:tx-ref", "--current", str(ops.batch),
+                           "--no-domain", "--html", str(html))  # fmt: skip
+    assert remote_html.returncode == 1, remote_html.stderr
+    assert "<svg" in html.read_text() and "amount" in html.read_text()
 
 
 def test_cli_writes_and_errors_are_the_same_in_both_modes(ops: Ops) -> None:

@@ -38,6 +38,7 @@ _WINDOW = rf"^(profile:{_PROFILE_REF[1:-1]}|{_DATASET_REF[1:-1]})$"
 MAX_MODELS = 64
 """Versions one deployment may split its traffic over."""
 MAX_COLUMNS = 10_000
+MAX_QUERY_COLUMNS = 100
 _PARQUET_BODY = {
     "requestBody": {
         "required": True,
@@ -95,6 +96,14 @@ Columns = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=1024)]] | None,
     Field(max_length=MAX_COLUMNS),
 ]
+
+
+QueryColumns = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=256)]] | None,
+    Query(max_length=MAX_QUERY_COLUMNS),
+]
+"""Columns named in a query string: fewer and shorter, so the URL stays within what an
+HTTP server takes (a few tens of KiB)."""
 
 
 class NewProfile(BaseModel):
@@ -342,7 +351,7 @@ async def profile_upload(
     name: Annotated[str, Path(pattern=_NAME)],
     request: Request,
     who: CallerDep,
-    columns: Annotated[list[str] | None, Query(max_length=MAX_COLUMNS)] = None,
+    columns: QueryColumns = None,
     source: Annotated[str, Query(max_length=512)] = "upload",
 ) -> JsonResponse:
     """Profile the Parquet batch in the body and store it as the next version of ``name``."""
@@ -418,7 +427,7 @@ async def drift_batch(
     request: Request,
     who: CallerDep,
     reference: Annotated[str, Query(pattern=_WINDOW)],
-    columns: Annotated[list[str] | None, Query(max_length=MAX_COLUMNS)] = None,
+    columns: QueryColumns = None,
     alpha: Annotated[float, Query(gt=0, lt=1)] = 0.05,
     domain_classifier: bool = True,
     histograms: bool = False,
