@@ -19,7 +19,7 @@ app = typer.Typer(help="Audit: the hash-chained record of every operation.", no_
 @app.command("verify")
 def verify(
     ctx: typer.Context,
-    output: Annotated[str, typer.Option("--output", help="text or json.")] = "text",
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
 ) -> None:
     """Recompute the chain against the signed checkpoints and their copies.
 
@@ -28,40 +28,67 @@ def verify(
     interval (plus slack) and a failure after. JSON: {status: valid|pending|broken,
     records, checkpoints, copies, findings: [{severity, seq, range, message}]}.
     """
-    from ghaf.access.audit import verify_trail
-
     if output not in ("text", "json"):
         raise InvalidInputError(f"--output {output!r} is not supported", hint="use text or json")
     cli = state(ctx)
-    report = verify_trail(cli.platform())
-    if output == "json":
-        typer.echo(json.dumps(report.to_json()))
+    client = cli.remote()
+    if client is not None:
+        report = client.verify_audit()
+        hint = "compare the trail with the server's checkpoint copies; see docs/security.md"
     else:
-        for finding in report.warnings:
-            cli.console.print(f"warning: {finding.message}", highlight=False, soft_wrap=True)
-    if not report.ok:
+        from ghaf.access.audit import verify_trail
+
+        found = verify_trail(cli.platform())
+        report = found.to_json()
+        hint = found.failures[0].hint if found.failures else ""
+    failures = [f for f in report["findings"] if f["severity"] == "error"]
+    if output == "json":
+        typer.echo(json.dumps(report))
+    else:
+        for finding in report["findings"]:
+            if finding["severity"] == "warning":
+                cli.console.print(f"warning: {finding['message']}", highlight=False, soft_wrap=True)
+    if failures:
         err = Console(stderr=True)
-        for finding in report.failures[1:]:
-            err.print(f"also: {finding.message}", highlight=False, soft_wrap=True)
-        raise IntegrityError(report.headline, hint=report.failures[0].hint)
+        for finding in failures[1:]:
+            err.print(f"also: {finding['message']}", highlight=False, soft_wrap=True)
+        first = failures[0]
+        where = f" at record {first['seq']}" if first["seq"] is not None else ""
+        raise IntegrityError(f"audit trail is broken{where}: {first['message']}", hint=hint)
     if output == "text":
-        copies = "" if report.copies is None else f", {report.copies} copies"
+        copies = "" if report["copies"] is None else f", {report['copies']} copies"
         cli.console.print(
-            f"audit trail valid: {report.records} records, {report.checkpoints} signed "
+            f"audit trail valid: {report['records']} records, {report['checkpoints']} signed "
             f"checkpoints{copies}",
             highlight=False,
         )
 
 
 @app.command("checkpoint")
-def checkpoint(ctx: typer.Context) -> None:
-    """Sign a checkpoint over every record so far; append it to the log and copy it."""
-    from ghaf.access.audit import create_checkpoint
+def checkpoint(
+    ctx: typer.Context,
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
+) -> None:
+    """Sign a checkpoint over every record so far; append it to the log and copy it.
 
+    JSON: {size, root, head, ts, key, frontier, sig}.
+    """
+    if output not in ("text", "json"):
+        raise InvalidInputError(f"--output {output!r} is not supported", hint="use text or json")
     cli = state(ctx)
-    platform = cli.platform()
-    made = create_checkpoint(platform, cli.actor())
-    cli.console.print(f"checkpoint at {made.size} records, root {made.root}")
+    client = cli.remote()
+    if client is not None:
+        made = client.audit_checkpoint()
+    else:
+        from dataclasses import asdict
+
+        from ghaf.access.audit import create_checkpoint
+
+        made = asdict(create_checkpoint(cli.platform(), cli.actor()))
+    if output == "json":
+        typer.echo(json.dumps(made))
+        return
+    cli.console.print(f"checkpoint at {made['size']} records, root {made['root']}")
 
 
 @app.command("export")
@@ -69,15 +96,29 @@ def export(
     ctx: typer.Context,
     fmt: Annotated[str, typer.Option("--format", help="Output format: jsonl.")] = "jsonl",
     resource: Annotated[str | None, typer.Option(help="Only records of this resource.")] = None,
+    project: Annotated[
+        str | None, typer.Option(help="Only this project's records (needed against a server).")
+    ] = None,
 ) -> None:
-    """Write every record as JSON lines to standard output (for a SIEM)."""
-    from ghaf.security.audit import export_records
-
+    """Write records as JSON lines to standard output (for a SIEM)."""
     if fmt != "jsonl":
         raise InvalidInputError(f"--format {fmt!r} is not supported", hint="use --format jsonl")
     cli = state(ctx)
+    client = cli.remote()
+    if client is not None:
+        if project is None or resource is not None:
+            raise InvalidInputError(
+                "against a server, audit export is by project",
+                hint="ghaf audit export --project NAME (a project's auditors)",
+            )
+        for line in client.audit_lines(project):
+            sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+        return
+    from ghaf.security.audit import export_records
+
     with cli.platform().read_session() as session:
-        for line in export_records(session, resource=resource):
+        for line in export_records(session, resource=resource, project=project):
             sys.stdout.buffer.write(line)
     sys.stdout.flush()
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ghaf.cli.context import CliState, state
+from ghaf.cli.output import emit_json
+from ghaf.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from ghaf.models.custom_code import CodePolicy
+    from collections.abc import Sequence
 
 app = typer.Typer(
     help="The code policy: custom model code is off until a model approver allows modules.",
@@ -23,42 +24,76 @@ ProjectOption = Annotated[
 ReasonOption = Annotated[str, typer.Option(help="Why (kept in the audit record).")]
 
 
-def _print(cli: CliState, policy: CodePolicy) -> None:
-    if not policy.enabled:
-        cli.console.print(f"project {policy.project}: custom model code is off", highlight=False)
+def _print(cli: CliState, policy: dict[str, Any]) -> None:
+    if not policy["enabled"]:
+        cli.console.print(f"project {policy['project']}: custom model code is off", highlight=False)
         return
     cli.console.print(
-        f"project {policy.project}: custom model code may import {', '.join(policy.modules)} "
-        f"(version {policy.version}, set by {policy.set_by})",
+        f"project {policy['project']}: custom model code may import "
+        f"{', '.join(policy['modules'])} (version {policy['version']}, set by {policy['set_by']})",
         highlight=False,
     )
+
+
+def _change(
+    cli: CliState,
+    project: str | None,
+    *,
+    allow: Sequence[str] = (),
+    revoke: Sequence[str] = (),
+    revoke_all: bool = False,
+    reason: str = "",
+) -> dict[str, Any]:
+    where = project or cli.settings.project
+    client = cli.remote()
+    if client is not None:
+        if not (allow or revoke or revoke_all):  # as the service says it, before a request
+            raise InvalidInputError(
+                "name the modules to allow or revoke",
+                hint="ghaf policy code allow numpy --reason ...",
+            )
+        return client.change_code_policy(
+            where, allow=allow, revoke=revoke, revoke_all=revoke_all, reason=reason
+        )
+    from ghaf.registry.code_policy import change_code_policy
+    from ghaf.registry.policy_documents import code_document
+
+    policy = change_code_policy(
+        cli.platform(),
+        cli.actor(),
+        where,
+        allow=allow,
+        revoke=revoke,
+        revoke_all=revoke_all,
+        reason=reason,
+    )
+    return code_document(policy)
 
 
 @app.command("show")
 def show(
     ctx: typer.Context,
     project: ProjectOption = None,
-    output: Annotated[str, typer.Option("--output", help="text or json.")] = "text",
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
 ) -> None:
     """Print the code policy in force.
 
     JSON: {"project", "version", "enabled", "modules": [str], "set_by", "never_allowed": [str]}.
     """
-    from ghaf.models.custom_code import NEVER_ALLOWED
-    from ghaf.registry.code_policy import get_code_policy
-
+    if output not in ("text", "json"):
+        raise InvalidInputError(f"--output {output!r} is not supported", hint="use text or json")
     cli = state(ctx)
-    policy = get_code_policy(cli.platform(), project)
+    where = project or cli.settings.project
+    client = cli.remote()
+    if client is not None:
+        policy = client.code_policy(where)
+    else:
+        from ghaf.registry.code_policy import get_code_policy
+        from ghaf.registry.policy_documents import code_document
+
+        policy = code_document(get_code_policy(cli.platform(), where))
     if output == "json":
-        body = {
-            "project": policy.project,
-            "version": policy.version,
-            "enabled": policy.enabled,
-            "modules": list(policy.modules),
-            "set_by": policy.set_by,
-            "never_allowed": sorted(NEVER_ALLOWED),
-        }
-        typer.echo(json.dumps(body))
+        emit_json(policy)
         return
     _print(cli, policy)
 
@@ -75,12 +110,8 @@ def allow(
     Review the code first: the import guard is not a sandbox, and an allowed module
     brings all it can do.
     """
-    from ghaf.registry.code_policy import change_code_policy
-
     cli = state(ctx)
-    where = project or cli.settings.project
-    policy = change_code_policy(cli.platform(), cli.actor(), where, allow=modules, reason=reason)
-    _print(cli, policy)
+    _print(cli, _change(cli, project, allow=modules, reason=reason))
 
 
 @app.command("revoke")
@@ -94,16 +125,6 @@ def revoke(
     reason: ReasonOption = "",
 ) -> None:
     """Take modules back (or all of them); models whose code imports them stop loading."""
-    from ghaf.registry.code_policy import change_code_policy
-
     cli = state(ctx)
-    where = project or cli.settings.project
-    policy = change_code_policy(
-        cli.platform(),
-        cli.actor(),
-        where,
-        revoke=modules or (),
-        revoke_all=all_modules,
-        reason=reason,
-    )
+    policy = _change(cli, project, revoke=modules or (), revoke_all=all_modules, reason=reason)
     _print(cli, policy)

@@ -16,11 +16,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from ghaf.cli.context import CliState, state
-from ghaf.errors import PolicyViolationError
+from ghaf.errors import InvalidInputError, PolicyViolationError
 
 if TYPE_CHECKING:
     from ghaf.evaluation.policy import GatePolicy
-    from ghaf.registry.gate_policies import StoredGatePolicy
 
 app = typer.Typer(
     help="Evaluation gates for CI/CD, and the gate policies promotion enforces.",
@@ -201,61 +200,95 @@ def policies_add(
     With --model or --project the new version is attached there too (one transaction).
     JSON: the stored version, as `ghaf gate policies show`.
     """
-    from ghaf.evaluation.policy import read_policy_text
-    from ghaf.registry.gate_policies import add_gate_policy
+    from ghaf.evaluation.policy import parse_policy, read_policy_text
 
     cli = state(ctx)
     text = read_policy_text(file)
-    stored = add_gate_policy(
-        cli.platform(), cli.actor(), text, name=name, source=str(file), model=model,
-        project=project,
-    )  # fmt: skip
+    client = cli.remote()
+    if client is not None:
+        parse_policy(text, str(file))  # the file's errors, named as on the home
+        stored = client.add_gate_policy(
+            text,
+            project=project or cli.settings.project,
+            name=name,
+            model=model,
+            attach_project=project is not None,
+        )
+    else:
+        from ghaf.registry.gate_policies import add_gate_policy
+
+        stored = add_gate_policy(
+            cli.platform(), cli.actor(), text, name=name, source=str(file), model=model,
+            project=project,
+        ).to_dict()  # fmt: skip
     if output is Output.json:
-        _json(stored.to_dict())
+        _json(stored)
         return
     cli.console.print(
-        f"gate policy {stored.ref} stored (project {stored.project})", highlight=False
+        f"gate policy {stored['name']}:{stored['version']} stored (project {stored['project']})",
+        highlight=False,
     )
-    for attached in stored.attachments:
-        where = f"{attached.kind} {attached.target}"
-        if attached.policy_version == stored.version:
+    for attached in stored["attachments"]:
+        where = f"{attached['kind']} {attached['target']}"
+        if attached["policy_version"] == stored["version"]:
             cli.console.print(f"attached to {where}", highlight=False)
         else:
             cli.console.print(
-                f"{where} still uses v{attached.policy_version}; move it with: ghaf gate "
-                f"policies attach {stored.name} --{attached.kind} {attached.target}",
+                f"{where} still uses v{attached['policy_version']}; move it with: ghaf gate "
+                f"policies attach {stored['name']} --{attached['kind']} {attached['target']}",
                 highlight=False,
             )
 
 
 @policies.command("list")
 def policies_list(ctx: typer.Context, output: OutputOption = Output.table) -> None:
-    """Every stored policy at its newest version, with where it is attached.
+    """Every stored policy at its newest version, with where it is attached (against a
+    server: those of your projects).
 
     JSON: a list of policies, each as `ghaf gate policies show`.
     """
-    from ghaf.registry.gate_policies import list_gate_policies
-
     cli = state(ctx)
-    found = list_gate_policies(cli.platform())
+    client = cli.remote()
+    if client is not None:
+        found = client.gate_policies()
+    else:
+        from ghaf.registry.gate_policies import list_gate_policies
+
+        found = [p.to_dict() for p in list_gate_policies(cli.platform())]
     if output is Output.json:
-        _json([p.to_dict() for p in found])
+        _json(found)
         return
     table = Table("name", "latest", "project", "attached to", "by", "created")
     for stored in found:
         table.add_row(
-            stored.name,
-            str(stored.latest),
-            stored.project,
+            stored["name"],
+            str(stored["latest"]),
+            stored["project"],
             _attachments(stored),
-            stored.created_by,
-            f"{stored.created_at:%Y-%m-%d %H:%M}",
+            stored["created_by"],
+            _when(stored["created_at"]),
         )
     cli.console.print(table)
 
 
-def _attachments(stored: StoredGatePolicy) -> str:
-    return ", ".join(f"{a.kind} {a.target} (v{a.policy_version})" for a in stored.attachments)
+def _attachments(stored: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{a['kind']} {a['target']} (v{a['policy_version']})" for a in stored["attachments"]
+    )
+
+
+def _when(iso: str) -> str:
+    """``YYYY-MM-DD HH:MM`` of an ISO-8601 time (UTC)."""
+    return iso[:16].replace("T", " ")
+
+
+def _stored(cli: CliState, ref: str) -> dict[str, Any]:
+    client = cli.remote()
+    if client is not None:
+        return client.gate_policy(ref)
+    from ghaf.registry.gate_policies import get_gate_policy
+
+    return get_gate_policy(cli.platform(), ref).to_dict()
 
 
 @policies.command("show")
@@ -270,22 +303,21 @@ def policies_show(
     "attachments": [{"policy", "policy_version", "kind", "target", "project",
     "created_by", "created_at"}]}.
     """
-    from ghaf.registry.gate_policies import get_gate_policy
-
     cli = state(ctx)
-    stored = get_gate_policy(cli.platform(), ref)
+    stored = _stored(cli, ref)
     if output is Output.json:
-        _json(stored.to_dict())
+        _json(stored)
         return
     cli.console.print(
-        f"# gate policy {stored.ref} (latest v{stored.latest}, project {stored.project}, "
-        f"by {stored.created_by} on {stored.created_at:%Y-%m-%d %H:%M} UTC)",
+        f"# gate policy {stored['name']}:{stored['version']} (latest v{stored['latest']}, "
+        f"project {stored['project']}, by {stored['created_by']} on "
+        f"{_when(stored['created_at'])} UTC)",
         highlight=False,
         markup=False,
     )
-    if stored.attachments:
+    if stored["attachments"]:
         cli.console.print(f"# attached to: {_attachments(stored)}", highlight=False, markup=False)
-    typer.echo(stored.text, nl=not stored.text.endswith("\n"))
+    typer.echo(stored["text"], nl=not stored["text"].endswith("\n"))
 
 
 @policies.command("attach")
@@ -301,15 +333,30 @@ def policies_attach(
     The version is pinned; attaching again moves the pin. JSON: {"policy",
     "policy_version", "kind", "target", "project", "created_by", "created_at"}.
     """
-    from ghaf.registry.gate_policies import attach_gate_policy
-
     cli = state(ctx)
-    attached = attach_gate_policy(cli.platform(), cli.actor(), ref, model=model, project=project)
+    client = cli.remote()
+    if client is not None:
+        # As the service says it, before a request.
+        if model is None and project is None:
+            raise InvalidInputError(
+                "attach needs a model or a project", hint="pass --model NAME or --project NAME"
+            )
+        if model is not None and project is not None:
+            raise InvalidInputError(
+                "give a model or a project, not both", hint="pass either --model or --project"
+            )
+        attached = client.attach_gate_policy(ref, model=model, project=project)
+    else:
+        from ghaf.registry.gate_policies import attach_gate_policy
+
+        attached = attach_gate_policy(
+            cli.platform(), cli.actor(), ref, model=model, project=project
+        ).to_dict()
     if output is Output.json:
-        _json(attached.to_dict())
+        _json(attached)
         return
     cli.console.print(
-        f"attached gate policy {attached.policy}:{attached.policy_version} to "
-        f"{attached.kind} {attached.target}",
+        f"attached gate policy {attached['policy']}:{attached['policy_version']} to "
+        f"{attached['kind']} {attached['target']}",
         highlight=False,
     )

@@ -9,6 +9,7 @@ import typer
 
 from ghaf.cli import code_policy
 from ghaf.cli.context import state
+from ghaf.cli.output import emit_json
 from ghaf.errors import InvalidInputError, PermissionDeniedError, PolicyViolationError
 
 app = typer.Typer(help="Explain what the policies decide.", no_args_is_help=True)
@@ -91,30 +92,35 @@ def release_show(
         str | None, typer.Option(help="Project (default: settings.project).")
     ] = None,
     default: Annotated[bool, typer.Option("--default", help="Print the built-in policy.")] = False,
-    output: Annotated[str, typer.Option("--output", help="yaml or json.")] = "yaml",
+    output: Annotated[str, typer.Option("--output", "-o", help="yaml or json.")] = "yaml",
 ) -> None:
-    """Print the release policy in force (its YAML, or JSON with its version)."""
-    import json
+    """Print the release policy in force (its YAML, or JSON with its version).
 
-    from ghaf.registry.release import DEFAULT_POLICY, get_release_policy
-
+    JSON: {"project", "version" (0: the built-in default), "created_by", "policy", "text"}.
+    """
+    if output not in ("yaml", "json"):
+        raise InvalidInputError(f"--output {output!r} is not supported", hint="use yaml or json")
     cli = state(ctx)
     if default:
+        from ghaf.registry.release import DEFAULT_POLICY
+
         typer.echo(DEFAULT_POLICY, nl=False)
         return
-    stored = get_release_policy(cli.platform(), project)
+    where = project or cli.settings.project
+    client = cli.remote()
+    if client is not None:
+        body = client.release_policy(where)
+    else:
+        from ghaf.registry.policy_documents import release_document
+        from ghaf.registry.release import get_release_policy
+
+        body = release_document(get_release_policy(cli.platform(), where))
     if output == "json":
-        body = {
-            "project": stored.project,
-            "version": stored.version,
-            "created_by": stored.created_by,
-            "policy": stored.policy.model_dump(mode="json"),
-        }
-        typer.echo(json.dumps(body))
+        emit_json(body)
         return
-    origin = "built-in default" if stored.version == 0 else f"version {stored.version}"
-    typer.echo(f"# release policy of project {stored.project} ({origin})")
-    typer.echo(stored.text, nl=not stored.text.endswith("\n"))
+    origin = "built-in default" if body["version"] == 0 else f"version {body['version']}"
+    typer.echo(f"# release policy of project {body['project']} ({origin})")
+    typer.echo(body["text"], nl=not body["text"].endswith("\n"))
 
 
 @release_app.command("set")
@@ -127,7 +133,7 @@ def release_set(
 ) -> None:
     """Store a new version of the release policy (checked first; governed and audited)."""
     from ghaf.errors import NotFoundError
-    from ghaf.registry.release import parse_release_policy, set_release_policy
+    from ghaf.registry.release import parse_release_policy
 
     cli = state(ctx)
     if not path.is_file():
@@ -135,5 +141,11 @@ def release_set(
     text = path.read_text(encoding="utf-8")
     parse_release_policy(text, str(path))
     where = project or cli.settings.project
-    stored = set_release_policy(cli.platform(), cli.actor(), where, text)
-    cli.console.print(f"release policy of project {where} is now version {stored.version}")
+    client = cli.remote()
+    if client is not None:
+        version = client.set_release_policy(where, text)["version"]
+    else:
+        from ghaf.registry.release import set_release_policy
+
+        version = set_release_policy(cli.platform(), cli.actor(), where, text).version
+    cli.console.print(f"release policy of project {where} is now version {version}")

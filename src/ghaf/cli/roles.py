@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from ghaf.cli.context import state
+from ghaf.cli.output import Output, OutputOption, emit_json, to_jsonable
 
 if TYPE_CHECKING:
     from ghaf.access.bindings import Effect, PrincipalKind
@@ -26,12 +27,15 @@ def bind(
     deny: Deny = False,
 ) -> None:
     """Bind ROLE to SUBJECT in a project."""
-    from ghaf.access.bindings import bind_role
-
     cli = state(ctx)
-    platform = cli.platform()
     effect: Effect = "deny" if deny else "allow"
-    bind_role(platform, cli.actor(), subject, role, project=project, effect=effect)
+    client = cli.remote()
+    if client is not None:
+        client.bind_role(subject, role, project=project, effect=effect)
+    else:
+        from ghaf.access.bindings import bind_role
+
+        bind_role(cli.platform(), cli.actor(), subject, role, project=project, effect=effect)
     cli.console.print(f"{effect} {role} for {subject} in {project}", highlight=False)
 
 
@@ -44,12 +48,15 @@ def unbind(
     deny: Deny = False,
 ) -> None:
     """Remove a binding; it stops counting at the next request."""
-    from ghaf.access.bindings import unbind_role
-
     cli = state(ctx)
-    platform = cli.platform()
     effect: Effect = "deny" if deny else "allow"
-    unbind_role(platform, cli.actor(), subject, role, project=project, effect=effect)
+    client = cli.remote()
+    if client is not None:
+        client.unbind_role(subject, role, project=project, effect=effect)
+    else:
+        from ghaf.access.bindings import unbind_role
+
+        unbind_role(cli.platform(), cli.actor(), subject, role, project=project, effect=effect)
     cli.console.print(f"removed {effect} {role} of {subject} in {project}", highlight=False)
 
 
@@ -58,17 +65,32 @@ def list_(
     ctx: typer.Context,
     subject: Annotated[str | None, typer.Option(help="Only this subject's.")] = None,
     project: Annotated[str | None, typer.Option(help="Only this project's (and '*').")] = None,
+    output: OutputOption = Output.table,
 ) -> None:
-    """List role bindings."""
-    from ghaf.access.bindings import list_bindings
+    """List role bindings (against a server: those of the projects you may read them in).
 
+    JSON: {"bindings": [{"subject", "role", "project", "effect", "created_by", "created_at"}]}.
+    """
     cli = state(ctx)
+    client = cli.remote()
+    if client is not None:
+        found = client.bindings(project=project, subject=subject)
+    else:
+        from ghaf.access.bindings import list_bindings
+
+        found = to_jsonable(list_bindings(cli.platform(), subject=subject, project=project))
+    if output is Output.json:
+        emit_json({"bindings": found})
+        return
     table = Table("subject", "role", "project", "effect", "by", "at")
-    for b in list_bindings(cli.platform(), subject=subject, project=project):
-        table.add_row(
-            b.subject, b.role, b.project, b.effect, b.created_by, f"{b.created_at:%Y-%m-%d %H:%M}"
-        )
+    for b in found:
+        table.add_row(b["subject"], b["role"], b["project"], b["effect"], b["created_by"], _at(b))
     cli.console.print(table)
+
+
+def _at(document: dict[str, str]) -> str:
+    """``YYYY-MM-DD HH:MM`` of a document's ``created_at`` (UTC)."""
+    return document["created_at"][:16].replace("T", " ")
 
 
 @app.command("roles")
@@ -91,21 +113,57 @@ def principal(
     description: Annotated[str, typer.Option(help="Who or what it is.")] = "",
 ) -> None:
     """Register a user, group or service account."""
-    from ghaf.access.bindings import create_principal
-
     cli = state(ctx)
-    platform = cli.platform()
-    chosen: PrincipalKind = kind  # type: ignore[assignment]  # validated by the service
-    create_principal(platform, cli.actor(), name, kind=chosen, description=description)
+    client = cli.remote()
+    if client is not None:
+        client.create_principal(name, kind=kind, description=description)
+    else:
+        from ghaf.access.bindings import create_principal
+
+        chosen: PrincipalKind = kind  # type: ignore[assignment]  # validated by the service
+        create_principal(cli.platform(), cli.actor(), name, kind=chosen, description=description)
     cli.console.print(f"registered {kind} {name}", highlight=False)
+
+
+@app.command("principals")
+def principals(
+    ctx: typer.Context,
+    kind: Annotated[str | None, typer.Option(help="Only users, groups or services.")] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """List users, groups (with their members) and service accounts.
+
+    JSON: {"principals": [{"name", "kind", "description", "created_by", "created_at",
+    "members"}]}.
+    """
+    cli = state(ctx)
+    client = cli.remote()
+    if client is not None:
+        found = client.principals(kind)
+    else:
+        from ghaf.access.principals import list_principals
+
+        found = to_jsonable(list_principals(cli.platform(), kind=kind))
+    if output is Output.json:
+        emit_json({"principals": found})
+        return
+    table = Table("name", "kind", "members", "description", "by", "at")
+    for p in found:
+        table.add_row(
+            p["name"], p["kind"], ", ".join(p["members"]), p["description"], p["created_by"], _at(p)
+        )
+    cli.console.print(table)
 
 
 @app.command("add-member")
 def add_member(ctx: typer.Context, group: str, member: str) -> None:
     """Add MEMBER to GROUP."""
-    from ghaf.access.bindings import add_group_member
-
     cli = state(ctx)
-    platform = cli.platform()
-    add_group_member(platform, cli.actor(), group, member)
+    client = cli.remote()
+    if client is not None:
+        client.add_group_member(group, member)
+    else:
+        from ghaf.access.bindings import add_group_member
+
+        add_group_member(cli.platform(), cli.actor(), group, member)
     cli.console.print(f"added {member} to {group}", highlight=False)

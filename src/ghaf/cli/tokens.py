@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from ghaf.cli.context import state
+from ghaf.cli.output import Output, OutputOption, emit_json, to_jsonable
 from ghaf.errors import InvalidInputError
 
 app = typer.Typer(help="API tokens: random, shown once, stored hashed.", no_args_is_help=True)
@@ -36,29 +37,53 @@ def create(
     ] = None,
     expires_in: Annotated[str, typer.Option(help="Lifetime, e.g. 30d, 12h.")] = "30d",
     description: Annotated[str, typer.Option(help="What the token is for.")] = "",
+    output: OutputOption = Output.table,
 ) -> None:
-    """Create a token; it is printed once and cannot be shown again."""
-    from ghaf.access.tokens import create_token
+    """Create a token; it is printed once and cannot be shown again.
 
+    JSON: {"token", "info": {"token_id", "principal", "project", "roles", "description",
+    "created_by", "created_at", "expires_at", "revoked_at"}}.
+    """
+    ttl = parse_duration(expires_in)
     cli = state(ctx)
-    platform = cli.platform()
-    new = create_token(
-        platform,
-        cli.actor(),
-        principal,
-        project=project,
-        roles=tuple(role or ()),
-        ttl=parse_duration(expires_in),
-        description=description,
-    )
-    info = new.info
+    client = cli.remote()
+    if client is not None:
+        made = client.create_token(
+            principal,
+            project=project,
+            roles=role or (),
+            expires_in_days=ttl.total_seconds() / 86400,
+            description=description,
+        )
+    else:
+        from ghaf.access.tokens import create_token
+
+        new = create_token(
+            cli.platform(),
+            cli.actor(),
+            principal,
+            project=project,
+            roles=tuple(role or ()),
+            ttl=ttl,
+            description=description,
+        )
+        made = {"token": new.secret, "info": to_jsonable(new.info)}
+    if output is Output.json:
+        emit_json(made)
+        return
+    info = made["info"]
     cli.console.print(
-        f"created token {info.token_id} for {info.principal} in {info.project} "
-        f"(roles {', '.join(info.roles)}; expires {info.expires_at:%Y-%m-%d %H:%M} UTC)",
+        f"created token {info['token_id']} for {info['principal']} in {info['project']} "
+        f"(roles {', '.join(info['roles'])}; expires {_minute(info['expires_at'])} UTC)",
         highlight=False,
     )
     cli.console.print("store it now, it is not shown again:", style="bold")
-    typer.echo(new.secret)
+    typer.echo(made["token"])
+
+
+def _minute(iso: str) -> str:
+    """``YYYY-MM-DD HH:MM`` of an ISO-8601 time (UTC)."""
+    return iso[:16].replace("T", " ")
 
 
 @app.command("list")
@@ -66,22 +91,38 @@ def list_(
     ctx: typer.Context,
     principal: Annotated[str | None, typer.Option(help="Only this principal's.")] = None,
     project: Annotated[str | None, typer.Option(help="Only this project's.")] = None,
+    output: OutputOption = Output.table,
 ) -> None:
-    """List tokens (never their secrets)."""
-    from ghaf.access.tokens import list_tokens
+    """List tokens, never their secrets (against a server: those of the projects you may
+    read them in).
 
+    JSON: {"tokens": [{"token_id", "principal", "project", "roles", "description",
+    "created_by", "created_at", "expires_at", "revoked_at"}]}.
+    """
     cli = state(ctx)
+    client = cli.remote()
+    if client is not None:
+        found = client.tokens(project=project, principal=principal)
+    else:
+        from ghaf.access.tokens import list_tokens
+
+        found = to_jsonable(list_tokens(cli.platform(), principal=principal, project=project))
+    if output is Output.json:
+        emit_json({"tokens": found})
+        return
+    now = datetime.now(UTC)
     table = Table("id", "principal", "project", "roles", "expires", "state", "description")
-    for t in list_tokens(cli.platform(), principal=principal, project=project):
-        status = "revoked" if t.revoked_at else ("active" if t.active else "expired")
+    for t in found:
+        expired = datetime.fromisoformat(t["expires_at"]) <= now
+        status = "revoked" if t["revoked_at"] else ("expired" if expired else "active")
         table.add_row(
-            t.token_id,
-            t.principal,
-            t.project,
-            ", ".join(t.roles),
-            f"{t.expires_at:%Y-%m-%d %H:%M}",
+            t["token_id"],
+            t["principal"],
+            t["project"],
+            ", ".join(t["roles"]),
+            _minute(t["expires_at"]),
             status,
-            t.description,
+            t["description"],
         )
     cli.console.print(table)
 
@@ -89,10 +130,15 @@ def list_(
 @app.command("revoke")
 def revoke(ctx: typer.Context, token_id: str) -> None:
     """Revoke a token; the next request with it is refused."""
-    from ghaf.access.tokens import get_token, revoke_token
-
     cli = state(ctx)
-    platform = cli.platform()
-    info = get_token(platform, token_id)
-    revoke_token(platform, cli.actor(), token_id, project=info.project)
-    cli.console.print(f"revoked token {token_id} of {info.principal}", highlight=False)
+    client = cli.remote()
+    if client is not None:
+        principal = client.revoke_token(token_id)["principal"]
+    else:
+        from ghaf.access.tokens import get_token, revoke_token
+
+        platform = cli.platform()
+        info = get_token(platform, token_id)
+        revoke_token(platform, cli.actor(), token_id, project=info.project)
+        principal = info.principal
+    cli.console.print(f"revoked token {token_id} of {principal}", highlight=False)

@@ -23,6 +23,7 @@ from ghaf.access.principals import list_principals
 from ghaf.access.tokens import create_token, get_token, list_tokens, revoke_token
 from ghaf.security.rbac import ALL_PROJECTS
 from ghaf.server.auth import Caller, caller
+from ghaf.server.responses import JsonResponse
 from ghaf.server.routing import ActionRouter
 
 router = ActionRouter(tags=["access"])
@@ -69,7 +70,7 @@ async def whoami(who: CallerDep) -> dict[str, Any]:
 
 
 @router.write("POST", "/tokens", action="token.create", status_code=201)
-async def new_token(body: NewToken, who: CallerDep) -> dict[str, Any]:
+async def new_token(body: NewToken, who: CallerDep) -> JsonResponse:
     """Mint a token for a principal in a project; its secret is in this answer only."""
     made = await run_in_threadpool(
         functools.partial(
@@ -83,13 +84,13 @@ async def new_token(body: NewToken, who: CallerDep) -> dict[str, Any]:
             description=body.description,
         )
     )
-    return {"token": made.secret, "info": made.info}
+    return JsonResponse({"token": made.secret, "info": made.info}, 201)
 
 
 @router.read("/tokens", action="token.read")
 async def tokens(
     who: CallerDep, project: ProjectQuery = None, principal: PrincipalQuery = None
-) -> dict[str, Any]:
+) -> JsonResponse:
     """Tokens of a project, or of every project the caller may read them in; never
     their secrets."""
     if project is not None:
@@ -98,7 +99,7 @@ async def tokens(
         functools.partial(list_tokens, who.platform, project=project, principal=principal)
     )
     allowed = set(who.readable("token.read", [t.project for t in found]))
-    return {"tokens": [t for t in found if t.project in allowed]}
+    return JsonResponse({"tokens": [t for t in found if t.project in allowed]})
 
 
 @router.write("DELETE", "/tokens/{token_id}", action="token.revoke")
@@ -115,7 +116,7 @@ async def revoke(token_id: str, who: CallerDep) -> Any:
 @router.read("/roles", action="role.read")
 async def roles(
     who: CallerDep, project: ProjectQuery = None, subject: PrincipalQuery = None
-) -> dict[str, Any]:
+) -> JsonResponse:
     """A project's role bindings (and the home-wide ones that reach it), or those of
     every project the caller may read them in."""
     if project is not None:
@@ -123,16 +124,16 @@ async def roles(
     found = await run_in_threadpool(
         functools.partial(list_bindings, who.platform, project=project, subject=subject)
     )
-    if project is not None:
-        return {"bindings": found}
-    allowed = set(who.readable("role.read", [b.project for b in found]))
-    return {"bindings": [b for b in found if b.project in allowed]}
+    if project is None:
+        allowed = set(who.readable("role.read", [b.project for b in found]))
+        found = [b for b in found if b.project in allowed]
+    return JsonResponse({"bindings": found})
 
 
 @router.write("POST", "/roles", action="role.bind", status_code=201)
-async def bind(body: NewBinding, who: CallerDep) -> Any:
+async def bind(body: NewBinding, who: CallerDep) -> JsonResponse:
     """Bind a role to a principal or group in a project."""
-    return await run_in_threadpool(
+    made = await run_in_threadpool(
         functools.partial(
             bind_role,
             who.in_project(body.project),
@@ -143,6 +144,7 @@ async def bind(body: NewBinding, who: CallerDep) -> Any:
             effect=body.effect,  # type: ignore[arg-type]
         )
     )
+    return JsonResponse(made, 201)
 
 
 @router.write("DELETE", "/roles", action="role.unbind")
@@ -167,12 +169,12 @@ async def unbind(
 @router.read("/principals", action="role.read")
 async def principals(
     who: CallerDep, kind: Annotated[str | None, Query(pattern=r"^(user|group|service)$")] = None
-) -> dict[str, Any]:
+) -> JsonResponse:
     """Registered users, groups (with their members) and service accounts (home-wide
     administrators only: principals belong to no one project)."""
     await who.authorize("role.read", "principals", ALL_PROJECTS)
     found = await run_in_threadpool(functools.partial(list_principals, who.platform, kind=kind))
-    return {"principals": found}
+    return JsonResponse({"principals": found})
 
 
 @router.write("POST", "/principals", action="principal.create", status_code=201)

@@ -24,7 +24,6 @@ from ghaf.access.keyring import describe_keys
 from ghaf.access.rotation import destroy_key_version, rotate_keys, trust_key
 from ghaf.errors import ConfigError, NotFoundError
 from ghaf.evaluation.policy import parse_policy
-from ghaf.models.custom_code import NEVER_ALLOWED, CodePolicy
 from ghaf.registry.base import SUMMARY_FIELDS, ModelVersion
 from ghaf.registry.break_glass import (
     BreakGlassRequest,
@@ -40,15 +39,12 @@ from ghaf.registry.gate_policies import (
     get_gate_policy,
     list_gate_policies,
 )
-from ghaf.registry.release import (
-    StoredReleasePolicy,
-    get_release_policy,
-    parse_release_policy,
-    set_release_policy,
-)
+from ghaf.registry.policy_documents import code_document, release_document
+from ghaf.registry.release import get_release_policy, parse_release_policy, set_release_policy
 from ghaf.registry.service import get_model_version, list_models
 from ghaf.security.rbac import ALL_PROJECTS
 from ghaf.server.auth import Caller, caller
+from ghaf.server.responses import JsonResponse
 from ghaf.server.routing import ActionRouter
 
 router = ActionRouter(tags=["governance"])
@@ -208,32 +204,11 @@ async def trust(body: PublicKey, who: CallerDep) -> dict[str, Any]:
 # Release and code policies -----------------------------------------------------------
 
 
-def _release(stored: StoredReleasePolicy) -> dict[str, Any]:
-    return {
-        "project": stored.project,
-        "version": stored.version,
-        "created_by": stored.created_by,
-        "policy": stored.policy.model_dump(mode="json"),
-        "text": stored.text,
-    }
-
-
-def _code(policy: CodePolicy) -> dict[str, Any]:
-    return {
-        "project": policy.project,
-        "version": policy.version,
-        "enabled": policy.enabled,
-        "modules": list(policy.modules),
-        "set_by": policy.set_by,
-        "never_allowed": sorted(NEVER_ALLOWED),
-    }
-
-
 @router.read("/projects/{project}/release-policy", action="project.read")
 async def release_policy(project: ProjectPath, who: CallerDep) -> dict[str, Any]:
     """The release policy in force in a project (version 0: the built-in default)."""
     await _readable_project(who, "project.read", project)
-    return _release(await run_in_threadpool(get_release_policy, who.platform, project))
+    return release_document(await run_in_threadpool(get_release_policy, who.platform, project))
 
 
 @router.write("PUT", "/projects/{project}/release-policy", action="release_policy.set")
@@ -245,14 +220,14 @@ async def put_release_policy(
     stored = await run_in_threadpool(
         set_release_policy, who.in_project(project), who.actor, project, body.text
     )
-    return _release(stored)
+    return release_document(stored)
 
 
 @router.read("/projects/{project}/code-policy", action="project.read")
 async def code_policy(project: ProjectPath, who: CallerDep) -> dict[str, Any]:
     """The modules a project's custom model code may import (none: custom code is off)."""
     await _readable_project(who, "project.read", project)
-    return _code(await run_in_threadpool(get_code_policy, who.platform, project))
+    return code_document(await run_in_threadpool(get_code_policy, who.platform, project))
 
 
 @router.write("PATCH", "/projects/{project}/code-policy", action="code_policy.set")
@@ -272,7 +247,7 @@ async def patch_code_policy(
             reason=body.reason,
         )
     )
-    return _code(policy)
+    return code_document(policy)
 
 
 # Gate policies -----------------------------------------------------------------------
@@ -347,11 +322,11 @@ def _summary(version: ModelVersion) -> dict[str, Any]:
 @router.write(
     "POST", "/models/{name}/break-glass", action="model.break_glass_request", status_code=201
 )
-async def ask_break_glass(name: str, body: BreakGlassAsk, who: CallerDep) -> BreakGlassRequest:
+async def ask_break_glass(name: str, body: BreakGlassAsk, who: CallerDep) -> JsonResponse:
     """Ask to put a version on a protected alias or stage past the release policy; it
     takes effect when a second person confirms it."""
     model = await _readable_model(who, name)
-    return await run_in_threadpool(
+    made = await run_in_threadpool(
         functools.partial(
             request_break_glass,
             who.in_project(model.project),
@@ -363,6 +338,7 @@ async def ask_break_glass(name: str, body: BreakGlassAsk, who: CallerDep) -> Bre
             stage=body.stage,
         )
     )
+    return JsonResponse(made, 201)
 
 
 async def _requests(who: Caller, pending_only: bool) -> list[tuple[BreakGlassRequest, str]]:
@@ -380,9 +356,9 @@ async def _requests(who: Caller, pending_only: bool) -> list[tuple[BreakGlassReq
 @router.read("/break-glass", action="model.read")
 async def break_glass(
     who: CallerDep, pending: Annotated[bool, Query(description="Only pending ones.")] = False
-) -> dict[str, Any]:
+) -> JsonResponse:
     """Break-glass requests of the caller's projects, newest first."""
-    return {"requests": [r for r, _ in await _requests(who, pending)]}
+    return JsonResponse({"requests": [r for r, _ in await _requests(who, pending)]})
 
 
 @router.write("POST", "/break-glass/{request_id}/confirm", action="model.break_glass")

@@ -1,0 +1,164 @@
+"""The governance commands against ``ghaf server`` (``--url``) print what they print on the
+home: policies, gate policies, keys, roles, principals, tokens and the audit trail, as
+tables and as JSON, with the same errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ghaf.platform import Platform
+from ghaf.projects import create_project
+from ghaf.testing.people import mint
+from tests.unit.server.test_cli_remote import ghaf
+from tests.unit.serving.server_processes import ServerProcess
+
+pytestmark = pytest.mark.slow
+RELEASE = "version: 1\nprotected_aliases: [champion]\nrequires:\n  approvals: 2\n"
+STRICT = "name: production\nmetrics:\n  auc: {min: 0.75}\n"
+
+
+@dataclass
+class Served:
+    platform: Platform
+    url: str
+    tokens: dict[str, str]
+
+    def both(self, who: str, *args: str) -> tuple[str, str]:
+        """``ghaf ARGS`` as ``who`` on the home, then against the server: both stdouts,
+        once each has exited 0."""
+        token = self.tokens[who]
+        local = ghaf("--home", str(self.platform.settings.home), "--token", token, *args)
+        remote = self.remote(who, *args)
+        assert local.returncode == remote.returncode == 0, (args, local.stderr, remote.stderr)
+        return local.stdout, remote.stdout
+
+    def remote(self, who: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return ghaf("--url", self.url, "--token", self.tokens[who], *args)
+
+
+@pytest.fixture
+def served(platform: Platform, tmp_path: Path) -> Iterator[Served]:
+    admin = platform.admin()
+    for project in ("fraud", "retail"):
+        create_project(platform, admin, project)
+    owner = ["project_admin", "model_approver"]
+    tokens = {
+        "hana": mint(platform, "hana", ["project_admin", "auditor"], project="*", bind_on="*"),
+        "otto": mint(platform, "otto", owner, project="fraud", bind_on="fraud"),
+        "rita": mint(platform, "rita", owner, project="retail", bind_on="retail"),
+    }
+    server = ServerProcess(
+        platform.settings.home, ("server",), "/health", tmp_path / "server.log"
+    ).start()
+    try:
+        yield Served(platform, server.url, tokens)
+    finally:
+        log = server.stop()
+    assert "Traceback" not in log
+
+
+def test_policies_are_set_remotely_and_read_the_same_in_both_modes(
+    served: Served, tmp_path: Path
+) -> None:
+    release, gate = tmp_path / "release.yaml", tmp_path / "gate.yaml"
+    release.write_text(RELEASE)
+    gate.write_text(STRICT)
+    set_release = served.remote(
+        "otto", "policy", "release", "set", str(release), "--project", "fraud"
+    )
+    assert set_release.returncode == 0, set_release.stderr
+    assert "release policy of project fraud is now version 1" in set_release.stdout
+    allowed = served.remote(
+        "otto", "policy", "code", "allow", "numpy", "--project", "fraud", "--reason", "reviewed"
+    )
+    assert "may import numpy (version 1, set by otto)" in allowed.stdout
+    added = served.remote("otto", "gate", "policies", "add", str(gate), "--project", "fraud")
+    assert "gate policy production:1 stored (project fraud)" in added.stdout
+    assert "attached to project fraud" in added.stdout
+    for command in (
+        ("policy", "release", "show", "--project", "fraud"),
+        ("policy", "code", "show", "--project", "fraud"),
+        ("gate", "policies", "list"),
+        ("gate", "policies", "show", "production"),
+    ):
+        table_local, table_remote = served.both("otto", *command)
+        assert table_remote == table_local, command
+        json_local, json_remote = served.both("otto", *command, "--output", "json")
+        assert json_remote == json_local, command
+        json.loads(json_remote)  # one JSON document
+    shown = json.loads(
+        served.both("otto", "policy", "release", "show", "--project", "fraud", "-o", "json")[1]
+    )
+    assert (shown["version"], shown["created_by"], shown["text"]) == (1, "otto", RELEASE)
+    # Another project's owner reads none of it: the same refusal as a project that is not there.
+    hidden = served.remote("rita", "policy", "release", "show", "--project", "fraud")
+    assert hidden.returncode == 4 and "project 'fraud' does not exist" in hidden.stderr
+    listed = served.remote("rita", "gate", "policies", "list", "-o", "json")
+    assert json.loads(listed.stdout) == []
+    refused = served.remote("rita", "policy", "code", "allow", "scipy", "--project", "fraud")
+    assert refused.returncode == 6
+    # A bad file is refused before anything is sent, as on the home.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("requires: {approvals: -1}\n")
+    token = served.tokens["otto"]
+    local = ghaf("--home", str(served.platform.settings.home), "--token", token,
+                 "policy", "release", "set", str(bad), "--project", "fraud")  # fmt: skip
+    remote = served.remote("otto", "policy", "release", "set", str(bad), "--project", "fraud")
+    assert local.returncode == remote.returncode == 2
+    assert remote.stderr.splitlines()[0] == local.stderr.splitlines()[0]
+
+
+def test_people_keys_tokens_and_the_audit_trail_through_the_server(served: Served) -> None:
+    for args in (
+        ("roles", "principal", "risk", "--kind", "group"),
+        ("roles", "principal", "gina"),
+        ("roles", "add-member", "risk", "gina"),
+        ("roles", "bind", "group:risk", "viewer", "--project", "fraud"),
+    ):
+        made = served.remote("hana", *args)
+        assert made.returncode == 0, (args, made.stderr)
+    checkpoint = served.remote("hana", "audit", "checkpoint")
+    assert checkpoint.stdout.startswith("checkpoint at ")
+    minted = served.remote("otto", "tokens", "create", "otto", "--project", "fraud", "-o", "json")
+    token_id = json.loads(minted.stdout)["info"]["token_id"]
+    revoked = served.remote("otto", "tokens", "revoke", token_id)
+    assert revoked.stdout.strip() == f"revoked token {token_id} of otto"
+    for who, command in (
+        ("hana", ("keys", "list")),
+        ("hana", ("roles", "principals")),
+        ("otto", ("roles", "list", "--project", "fraud")),
+        ("otto", ("tokens", "list", "--project", "fraud")),
+    ):
+        table_local, table_remote = served.both(who, *command)
+        assert table_remote == table_local, command
+        json_local, json_remote = served.both(who, *command, "--output", "json")
+        assert json_remote == json_local, command
+    groups = json.loads(
+        served.both("hana", "roles", "principals", "--kind", "group", "-o", "json")[1]
+    )
+    assert [(g["name"], g["members"]) for g in groups["principals"]] == [("risk", ["gina"])]
+    export_local, export_remote = served.both("hana", "audit", "export", "--project", "fraud")
+    assert export_remote == export_local
+    assert {json.loads(line)["action"] for line in export_remote.splitlines()} >= {
+        "role.bind",
+        "token.create",
+        "token.revoke",
+    }
+    verified = served.remote("hana", "audit", "verify")
+    assert verified.returncode == 0 and "audit trail valid" in verified.stdout
+    # Keys are the home owner's alone: a token is refused in both modes, the same way.
+    home = str(served.platform.settings.home)
+    local = ghaf("--home", home, "--token", served.tokens["hana"], "keys", "rotate")
+    remote = served.remote("hana", "keys", "rotate")
+    assert local.returncode == remote.returncode == 6
+    # (the server authorizes home-wide actions in project '*', the home in its default one)
+    assert all("only the home's owner" in r.stderr for r in (local, remote))
+    # A project's admin holds nothing home-wide.
+    assert served.remote("otto", "roles", "principal", "mallory").returncode == 6
+    assert served.remote("otto", "audit", "export", "--project", "fraud").returncode == 6
