@@ -59,6 +59,13 @@ audit: $(STAMP)
 	$(BIN)/python -m pip install -q pip-audit
 	$(BIN)/pip-audit --strict
 
+# The documentation site (mkdocs.yml) into site/, strict: a warning or a broken link fails.
+.PHONY: docs
+docs: $(STAMP)
+	@$(BIN)/python -c "import mkdocs, material, mkdocstrings" 2>/dev/null || \
+		$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e '.[docs]'
+	$(BIN)/python -m mkdocs build --strict
+
 services:
 	bash scripts/start_services.sh
 
