@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import sys
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -28,31 +29,31 @@ HEADER = """\
 """
 
 
-def own_requirements() -> list[Requirement]:
-    """Ghaf's core requirements and those of ``EXTRAS``, its self-references expanded."""
+def own_requirements(extras: Iterable[str]) -> list[Requirement]:
+    """Ghaf's core requirements and those of ``extras``, its self-references expanded."""
     project = tomllib.loads(PYPROJECT.read_text())["project"]
     optional: dict[str, list[str]] = project["optional-dependencies"]
     found = [Requirement(line) for line in project["dependencies"]]
-    extras, done = list(EXTRAS), set()
-    while extras:
-        extra = extras.pop()
+    pending, done = list(extras), set()
+    while pending:
+        extra = pending.pop()
         if extra in done:
             continue
         done.add(extra)
         for line in optional[extra]:
             req = Requirement(line)
             if canonicalize_name(req.name) == project["name"]:
-                extras.extend(req.extras)
+                pending.extend(req.extras)
             else:
                 found.append(req)
     return found
 
 
-def closure() -> dict[str, str]:
-    """Canonical name -> installed version of every distribution Ghaf's requirements need."""
+def closure(requirements: Iterable[Requirement]) -> dict[str, str]:
+    """Canonical name -> installed version of every distribution ``requirements`` need."""
     versions: dict[str, str] = {}
     visited: set[tuple[str, str]] = set()
-    pending = own_requirements()
+    pending = list(requirements)
     while pending:
         req = pending.pop()
         key = canonicalize_name(req.name)
@@ -71,7 +72,7 @@ def closure() -> dict[str, str]:
 
 def main() -> None:
     sys.stdout.write(HEADER)
-    for key, version in sorted(closure().items()):
+    for key, version in sorted(closure(own_requirements(EXTRAS)).items()):
         # torch 2.13.0+cpu: `torch==2.13.0` matches the CPU wheel pip finds on this disk.
         sys.stdout.write(f"{key}=={version.split('+', 1)[0]}\n")
 

@@ -1,0 +1,1 @@
+"""Packaging: the built wheel and sdist, installed as users install them."""
