@@ -222,6 +222,8 @@ def test_bad_policy_input_is_a_400_naming_the_field_and_nothing_is_stored(home: 
         assert otto.patch(f"{fraud}/code-policy", json={}).status_code == 400
         bad_gate = otto.post("/gate-policies", json={"text": "metrics: [1]\n", "project": "fraud"})
         assert bad_gate.status_code == 400 and bad_gate.json()["errors"][0]["field"] == "text"
+        unprintable = otto.post("/gate-policies", json={"text": "\x9c", "project": "fraud"})
+        assert unprintable.status_code == 400, unprintable.text
         assert otto.get(f"{fraud}/code-policy").json()["version"] == 0
         assert otto.get("/gate-policies").json()["policies"] == []
     assert get_release_policy(home.platform, "fraud").version == 0
