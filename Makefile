@@ -7,7 +7,7 @@ CONSTRAINTS := constraints.txt
 # Named by pyproject.toml's checksum; a newer constraints.txt also reinstalls (by mtime).
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # torch==2.13.0 (pinned) is the CPU build that lies on these machines (no multi-GB download).
-EXTRAS := dev,all
+EXTRAS := dev,all,docs
 BENCH_SIZE ?= full
 
 .PHONY: demo server test lint unit pytest prepare bench bench-smoke bench-gpu audit clean services

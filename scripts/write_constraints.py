@@ -1,4 +1,4 @@
-"""Write constraints.txt: the exact versions installed for ghaf[dev,all], read off a venv.
+"""Write constraints.txt: the exact versions installed for ghaf[dev,all,docs], read off a venv.
 
 The package metadata declares ranges; this file pins what dev and CI install (``make venv``
 passes it with ``-c``). Only the dependency closure of pyproject.toml's requirements is
@@ -20,9 +20,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
-EXTRAS = ("dev", "all")
+EXTRAS = ("dev", "all", "docs")
 HEADER = """\
-# Exact versions for development and CI: `make venv` installs ghaf[dev,all] with -c.
+# Exact versions for development and CI: `make venv` installs ghaf[dev,all,docs] with -c.
 # The package metadata (pyproject.toml) keeps compatible ranges for users.
 # Regenerate after changing a range, from a fresh venv:
 #   .venv/bin/python scripts/write_constraints.py > constraints.txt
