@@ -107,9 +107,8 @@ class CliState:
         if self.remote_url is not None:
             raise ConfigError(
                 f"this command works on a Ghaf home, and GHAF_URL names a server "
-                f"({self.remote_url}); it does not run remotely yet",
-                hint="unset GHAF_URL to run it on a local home; remote commands: whoami, "
-                "projects list|create, runs list|show, models list|show",
+                f"({self.remote_url}); it does not run against a server",
+                hint="unset GHAF_URL (or drop --url) to run it on a local home",
             )
         if self._platform is None:
             from ghaf.platform import Platform  # SQLAlchemy and the stores: only when used

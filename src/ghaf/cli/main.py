@@ -77,7 +77,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("projects", "ghaf.cli.projects:app", "Projects: the units of ownership."),
     ("runs", "ghaf.cli.runs:app", "Tracked runs: list, show, compare."),
     ("models", "ghaf.cli.models:app", "Model registry: versions, aliases, approvals, cards."),
-    ("data", "ghaf.cli.data:app", "Datasets: ingest, validate, versions, show, diff."),
+    (
+        "data",
+        "ghaf.cli.data:app",
+        "Datasets: ingest, validate, list, versions, show, preview, diff.",
+    ),
     (
         "lineage",
         "ghaf.cli.lineage:app",
@@ -91,6 +95,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "Evaluation gates for CI/CD, and the gate policies promotion enforces.",
     ),
     ("pipelines", "ghaf.cli.pipelines:app", "Pipelines: runs, steps and their logs."),
+    (
+        "deployments",
+        "ghaf.cli.deployments:app",
+        "Deployments: which versions a name serves, their traffic split, shadow and status.",
+    ),
     ("monitor", "ghaf.cli.monitor:app", "Monitoring: drift and data quality."),
     ("features", "ghaf.cli.features:app", "Feature store: definitions, materialization, serving."),
     ("tokens", "ghaf.cli.tokens:app", "API tokens: random, shown once, stored hashed."),

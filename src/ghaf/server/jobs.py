@@ -30,7 +30,7 @@ import orjson
 
 from ghaf.errors import BackendUnavailableError, GhafError, NotFoundError
 from ghaf.logs import get_logger
-from ghaf.server.problems import _kind, status_of
+from ghaf.server.problems import problem_type, status_of
 
 JOBS_DIR = "jobs"
 """The home's subdirectory holding job records."""
@@ -70,7 +70,7 @@ def problem_of(error: BaseException) -> dict[str, Any]:
     """The problem+json body a request failing with ``error`` would have been answered."""
     if isinstance(error, GhafError):
         body: dict[str, Any] = {
-            "type": _kind(error),
+            "type": problem_type(error),
             "title": error.headline,
             "status": status_of(error),
         }

@@ -34,8 +34,8 @@ from typing import IO, Any, cast
 
 import orjson
 
-from ghaf import errors
-from ghaf.errors import GhafError, NotFoundError
+import ghaf.errors
+from ghaf.errors import BackendUnavailableError, GhafError, NotFoundError
 from ghaf.logs import get_logger
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor, Credential
@@ -136,7 +136,7 @@ def _answer(runner: subprocess.Popen[bytes], answers: Any, timeout: float) -> di
         ready, _, _ = select.select([answers], [], [], max(deadline - time.monotonic(), 0.0))
         if not ready:
             runner.send_signal(signal.SIGINT)
-            raise errors.BackendUnavailableError(
+            raise BackendUnavailableError(
                 f"the pipeline runner did not start the run within {timeout:g}s",
                 hint="retry; the server's log says what held it up",
             )
@@ -151,7 +151,7 @@ def _answer(runner: subprocess.Popen[bytes], answers: Any, timeout: float) -> di
 
 
 def _error_of(body: dict[str, Any]) -> GhafError:
-    cls = getattr(errors, str(body.get("kind", "")), None)
+    cls = getattr(ghaf.errors, str(body.get("kind", "")), None)
     if not (isinstance(cls, type) and issubclass(cls, GhafError)):
         cls = GhafError
     hint = body.get("hint")

@@ -59,7 +59,7 @@ def problem(
     return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM_JSON)
 
 
-def _kind(error: Exception) -> str:
+def problem_type(error: Exception) -> str:
     name = type(error).__name__.removesuffix("Error")
     return "https://ghaf.dev/problems/" + "".join(
         f"-{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name)
@@ -86,7 +86,7 @@ async def _ghaf_error(request: Request, error: Exception) -> Response:
     if status >= 500:
         _log.error("request failed", error=f"{type(error).__name__}: {error}")
     return problem(
-        request, status, error.headline, hint=error.hint, kind=_kind(error), headers=headers
+        request, status, error.headline, hint=error.hint, kind=problem_type(error), headers=headers
     )
 
 

@@ -97,7 +97,7 @@ def test_errors_and_exit_codes_are_the_same(served: tuple[Platform, str, str, st
     assert remote.stderr.splitlines()[0] == local.stderr.splitlines()[0]
     forged = ghaf("--url", url, "--token", "ghaf_" + "0" * 16 + "_" + "y" * 43, "whoami")
     assert forged.returncode == 6 and "not valid" in forged.stderr
-    home_only = ghaf("--url", url, "--token", token, "data", "show", "customers")
+    home_only = ghaf("--url", url, "--token", token, "verify", "fraud:1")
     assert home_only.returncode == 2, home_only.stderr  # a configuration error
     assert "GHAF_URL" in home_only.stderr and "Traceback" not in home_only.stderr
 

@@ -419,13 +419,6 @@ def test_bad_monitoring_input_is_a_400_naming_the_field(ops: Ops, tmp_path: Path
 
 # The CLI against the server prints what it prints on the home
 
-LAUNCH = (
-    "import ghaf.cli.main as m\n"
-    "if all(name != 'deployments' for name, _, _ in m.COMMANDS):\n"
-    "    m.COMMANDS = (*m.COMMANDS, ('deployments', 'ghaf.cli.deployments:app', 'Deployments.'))\n"
-    "m.run()\n"
-)
-"""``ghaf`` with the deployments group in its command table (until the table names it)."""
 TIMES = ("created_at", "updated_at", "seconds")
 
 
@@ -433,7 +426,7 @@ def ghaf_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """``ghaf ARGS`` with a pipe for stdout (no terminal) and no COLUMNS, as in a script."""
     clean = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     return subprocess.run(
-        [sys.executable, "-c", LAUNCH, *args],
+        [sys.executable, "-m", "ghaf", *args],
         capture_output=True,
         text=True,
         timeout=300,
