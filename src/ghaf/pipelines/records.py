@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
-from ghaf.errors import NotFoundError
+from ghaf.errors import AlreadyExistsError, NotFoundError
 from ghaf.lineage import link
 from ghaf.metadata.base import utcnow
 from ghaf.pipelines.base import PipelineRun, StepRun
@@ -100,11 +101,28 @@ def update_step(
 def finish_run(
     platform: Platform, actor: Actor, run_id: str, *, status: str, error: str | None = None
 ) -> None:
-    """Close a run: its final status; steps still pending become skipped, running cancelled."""
+    """Close a run: its final status; steps still pending become skipped, running cancelled.
+
+    A run ends once: closing it again with the status it ended with changes nothing (a
+    runner recording the cancel a server recorded first), with another is refused (a
+    cancel racing a success does not turn it into cancelled).
+
+    Raises:
+        NotFoundError: no run ``run_id``.
+        AlreadyExistsError: the run already ended with another status.
+    """
     session = current_session()
     row = session.get(PipelineRunRow, run_id)
     if row is None:
         raise NotFoundError(f"pipeline run {run_id} does not exist")
+    if row.status != "running":
+        if row.status != status:
+            raise AlreadyExistsError(
+                f"pipeline run {run_id} has already ended ({row.status})",
+                hint="a run ends once; ghaf pipelines show says how it ended",
+            )
+        current_operation().details.update({"status": status, "unchanged": True})
+        return
     now = utcnow()
     row.status, row.error, row.finished_at = status, error, now
     row.duration_s = (now - row.started_at).total_seconds()
@@ -181,35 +199,69 @@ def get_run(platform: Platform, run_id: str) -> PipelineRun:
         return _run(rows[0], list(steps))
 
 
+def _newest(
+    query: Select[PipelineRunRow], projects: Iterable[str] | None, limit: int
+) -> Select[PipelineRunRow]:
+    if projects is not None:
+        query = query.where(PipelineRunRow.project.in_(list(projects)))
+    return query.order_by(PipelineRunRow.started_at.desc()).limit(limit)
+
+
 def list_runs(
-    platform: Platform, pipeline: str | None = None, limit: int = 50
+    platform: Platform,
+    pipeline: str | None = None,
+    limit: int = 50,
+    *,
+    projects: Iterable[str] | None = None,
 ) -> list[PipelineRun]:
-    """Recent runs, newest first (without their steps)."""
-    query = select(PipelineRunRow).order_by(PipelineRunRow.started_at.desc()).limit(limit)
+    """Recent runs, newest first (without their steps); only those of ``projects`` when
+    given (an empty list finds none)."""
+    query = select(PipelineRunRow)
     if pipeline is not None:
         query = query.where(PipelineRunRow.pipeline == pipeline)
     with platform.read_session() as session:
-        return [_run(row, []) for row in session.execute(query).scalars()]
+        rows = session.execute(_newest(query, projects, limit)).scalars()
+        return [_run(row, []) for row in rows]
 
 
 def fired_runs(
-    platform: Platform, trigger: str | None = None, limit: int = 50
+    platform: Platform,
+    trigger: str | None = None,
+    limit: int = 50,
+    *,
+    pipeline: str | None = None,
+    projects: Iterable[str] | None = None,
 ) -> list[PipelineRun]:
-    """Runs that triggers started (all triggers, or the one keyed ``trigger``), newest first."""
-    query = select(PipelineRunRow).order_by(PipelineRunRow.started_at.desc()).limit(limit)
+    """Runs that triggers started (all triggers, or the one keyed ``trigger``), newest
+    first; only those of ``pipeline`` and of ``projects`` when given."""
+    query = select(PipelineRunRow)
     if trigger is None:
         query = query.where(PipelineRunRow.trigger != "manual")
     else:
         query = query.where(PipelineRunRow.trigger == trigger)
+    if pipeline is not None:
+        query = query.where(PipelineRunRow.pipeline == pipeline)
     with platform.read_session() as session:
-        return [_run(row, []) for row in session.execute(query).scalars()]
+        rows = session.execute(_newest(query, projects, limit)).scalars()
+        return [_run(row, []) for row in rows]
+
+
+def run_projects(platform: Platform) -> list[str]:
+    """The projects that have pipeline runs, by name."""
+    query = select(PipelineRunRow.project).distinct().order_by(PipelineRunRow.project)
+    with platform.read_session() as session:
+        return list(session.execute(query).scalars())
 
 
 def find_cached(platform: Platform, step: str, cache_key: str) -> StepRun | None:
-    """The latest successful step run with this cache key whose output still exists."""
+    """The latest successful step run with this cache key whose output still exists,
+    among runs of ``platform``'s project (another project's output is not reused, nor
+    linked to in lineage)."""
     query = (
         select(StepRunRow)
+        .join(PipelineRunRow, PipelineRunRow.id == StepRunRow.run_id)
         .where(
+            PipelineRunRow.project == platform.default_project,
             StepRunRow.cache_key == cache_key,
             StepRunRow.step == step,
             StepRunRow.status.in_(("succeeded", "cached")),

@@ -13,7 +13,6 @@ exist.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Query
@@ -25,7 +24,14 @@ from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from ghaf.logs import new_id
 from ghaf.metadata.base import utcnow
 from ghaf.pipelines.base import PipelineRun, StepRun
-from ghaf.pipelines.records import finish_run, fired_runs, get_run, list_runs, update_step
+from ghaf.pipelines.records import (
+    finish_run,
+    fired_runs,
+    get_run,
+    list_runs,
+    run_projects,
+    update_step,
+)
 from ghaf.pipelines.records import start_run as record_start
 from ghaf.pipelines.values import KINDS
 from ghaf.projects.service import list_projects
@@ -49,8 +55,6 @@ RunId = Annotated[
 StepName = Annotated[str, Path(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")]
 LOG_PAGE = 1024 * 1024
 """Most bytes of a step's log one request returns."""
-_SCAN_LIMIT = 10_000
-"""Most recent runs a listing looks through for the caller's."""
 _EXTERNAL = "external"
 
 
@@ -140,20 +144,6 @@ async def _finish(who: Caller, run: PipelineRun, status: str, error: str | None)
     return JsonResponse(await run_in_threadpool(get_run, who.platform, run.id))
 
 
-def _visible(
-    who: Caller, fetch: Callable[[int], list[PipelineRun]], limit: int
-) -> list[PipelineRun]:
-    """The newest ``limit`` runs ``fetch`` finds that the caller may read."""
-    window = limit
-    while True:
-        runs = fetch(window)
-        allowed = set(who.readable("pipeline.read", {r.project for r in runs}))
-        mine = [r for r in runs if r.project in allowed]
-        if len(mine) >= limit or len(runs) < window or window >= _SCAN_LIMIT:
-            return mine[:limit]
-        window = min(window * 4, _SCAN_LIMIT)
-
-
 @router.read("/pipelines", action="pipeline.read")
 async def pipelines(who: CallerDep) -> dict[str, Any]:
     """The pipelines this server runs (for callers who may read pipelines somewhere)."""
@@ -218,15 +208,15 @@ async def runs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
 ) -> JsonResponse:
     """Runs of the caller's projects, newest first (without their steps)."""
-
-    def fetch(window: int) -> list[PipelineRun]:
-        if fired or trigger is not None:
-            found = fired_runs(who.platform, trigger, window)
-            return [r for r in found if pipeline is None or r.pipeline == pipeline]
-        return list_runs(who.platform, pipeline, window)
-
-    found = await run_in_threadpool(_visible, who, fetch, limit)
-    return JsonResponse({"runs": found})
+    every = await run_in_threadpool(run_projects, who.platform)
+    mine = who.readable("pipeline.read", every)
+    if fired or trigger is not None:
+        fetch = functools.partial(
+            fired_runs, who.platform, trigger, limit, pipeline=pipeline, projects=mine
+        )
+    else:
+        fetch = functools.partial(list_runs, who.platform, pipeline, limit, projects=mine)
+    return JsonResponse({"runs": await run_in_threadpool(fetch)})
 
 
 @router.read("/pipeline-runs/{run_id}", action="pipeline.read")
