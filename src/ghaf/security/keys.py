@@ -72,25 +72,36 @@ class LocalKeyProvider:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._doc: dict[str, Any] | None = None
+        self._stamp: tuple[int, ...] | None = None
 
     @property
     def key_id(self) -> str:
         return str(self._load()["key_id"])
 
     def _load(self, *, fresh: bool = False) -> dict[str, Any]:
-        if self._doc is None or fresh:
-            try:
-                doc = orjson.loads(self.path.read_bytes())
-            except FileNotFoundError as exc:
-                raise ConfigError(
-                    f"no key-encryption key at {self.path}",
-                    hint="run `ghaf init` to create it, or set security.kek_file",
-                ) from exc
-            except orjson.JSONDecodeError as exc:
-                raise ConfigError(f"key file {self.path} is not valid JSON") from exc
-            if doc.get("format") != KEK_FORMAT:
-                raise ConfigError(f"key file {self.path} is not a {KEK_FORMAT} file")
-            self._doc = doc
+        """The key file's document, re-read whenever the file changed on disk.
+
+        Another worker or a CLI ``ghaf keys rotate``/``destroy-version`` replaces the
+        file (a new inode each time), so a cached copy would keep wrapping with a
+        retired version and serve destroyed material: one ``stat`` per call sees it.
+        """
+        try:
+            stamp = _stamp(self.path.stat())
+            if self._doc is not None and not fresh and stamp == self._stamp:
+                return self._doc
+            with self.path.open("rb") as handle:
+                stamp = _stamp(os.fstat(handle.fileno()))
+                doc = orjson.loads(handle.read())
+        except FileNotFoundError as exc:
+            raise ConfigError(
+                f"no key-encryption key at {self.path}",
+                hint="run `ghaf init` to create it, or set security.kek_file",
+            ) from exc
+        except orjson.JSONDecodeError as exc:
+            raise ConfigError(f"key file {self.path} is not valid JSON") from exc
+        if not isinstance(doc, dict) or doc.get("format") != KEK_FORMAT:
+            raise ConfigError(f"key file {self.path} is not a {KEK_FORMAT} file")
+        self._doc, self._stamp = doc, stamp
         return self._doc
 
     def current_version(self) -> int:
@@ -108,35 +119,36 @@ class LocalKeyProvider:
         pending = self._load(fresh=True).get("rotating_to")
         return int(pending) if pending is not None else None
 
-    def _key(self, version: int) -> bytes:
-        for fresh in (False, True):  # another process may have rotated since we read
-            doc = self._load(fresh=fresh)
-            material = doc["versions"].get(str(version))
-            if material is not None:
-                return base64.b64decode(material["key"])
-        destroyed = self._load()["destroyed"].get(str(version))
+    def _material(self, doc: dict[str, Any], version: int) -> bytes:
+        material = doc["versions"].get(str(version))
+        if material is not None:
+            return base64.b64decode(material["key"])
+        destroyed = doc["destroyed"].get(str(version))
         if destroyed is not None:
             raise NotFoundError(
-                f"KEK {self.key_id} version {version} was destroyed at {destroyed}: "
+                f"KEK {doc['key_id']} version {version} was destroyed at {destroyed}: "
                 "data keys wrapped only by it are crypto-shredded",
                 hint="nothing can decrypt it any more; re-create the artifact from its source",
             )
         raise NotFoundError(
-            f"KEK {self.key_id} has no version {version}",
+            f"KEK {doc['key_id']} has no version {version}",
             hint=f"the key file {self.path} is not the one these artifacts were written with",
         )
 
     def wrap(self, data_key: bytes, context: bytes) -> WrappedKey:
-        version = self.current_version()
-        return _wrap(self._key(version), self.key_id, version, data_key, context)
+        doc = self._load()  # the current version and its material from one read
+        version = int(doc["current"])
+        key = self._material(doc, version)
+        return _wrap(key, str(doc["key_id"]), version, data_key, context)
 
     def unwrap(self, wrapped: WrappedKey, context: bytes) -> bytes:
-        if wrapped.key_id != self.key_id:
+        doc = self._load()
+        if wrapped.key_id != doc["key_id"]:
             raise NotFoundError(
-                f"artifact key is wrapped by KEK {wrapped.key_id}, this home has {self.key_id}",
+                f"artifact key is wrapped by KEK {wrapped.key_id}, this home has {doc['key_id']}",
                 hint="point security.kek_file at the key file the artifacts were written with",
             )
-        return _unwrap(self._key(wrapped.version), wrapped, context)
+        return _unwrap(self._material(doc, wrapped.version), wrapped, context)
 
     def rewrap(self, wrapped: WrappedKey, context: bytes) -> WrappedKey:
         return self.wrap(self.unwrap(wrapped, context), context)
@@ -149,9 +161,9 @@ class LocalKeyProvider:
         with (self.path.parent / ".kek.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             doc = self._load(fresh=True)
+            self._doc = None  # edited in place below: served again only once read back
             yield doc
             write_private_file(self.path, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-            self._doc = doc
 
     def create(self) -> bool:
         """Create the key file with version 1 if it does not exist; True if created."""
@@ -166,7 +178,6 @@ class LocalKeyProvider:
             "rotating_to": None,
         }
         write_private_file(self.path, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-        self._doc = doc
         return True
 
     def begin_rotation(self) -> int:
@@ -198,6 +209,11 @@ class LocalKeyProvider:
                 )
             del doc["versions"][str(version)]
             doc["destroyed"][str(version)] = utcnow().isoformat()
+
+
+def _stamp(stat: os.stat_result) -> tuple[int, ...]:
+    """What changes when the key file is replaced or rewritten."""
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def _new_version() -> dict[str, str]:
