@@ -2,7 +2,8 @@
 
 The CLI and the control plane print the same documents (``ghaf data ... --output json``
 is the HTTP API's shape), so both build them here. A dataset version belongs to the
-project its write was governed in.
+project its write was governed in (``dataset_projects`` and ``version_projects`` live
+in :mod:`ghaf.data.store`, which holds a dataset name to its first project).
 """
 
 from __future__ import annotations
@@ -11,43 +12,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow.parquet as pq
-from sqlalchemy import func, select
 
-from ghaf.data.base import DatasetVersion, parse_ref
+from ghaf.data.base import DatasetVersion
 from ghaf.data.store import dataset_parquet_path, get_dataset
-from ghaf.data.tables import DatasetVersionRow
+from ghaf.data.store import dataset_projects as dataset_projects
+from ghaf.data.store import version_projects as version_projects
 from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.platform import Platform
 
 MAX_PREVIEW_ROWS = 1000
 """Rows one preview may show."""
-
-
-def dataset_projects(platform: Platform) -> list[dict[str, Any]]:
-    """Every dataset with its project and latest version there, by name then project."""
-    with platform.read_session() as session:
-        rows = session.execute(
-            select(
-                DatasetVersionRow.name,
-                DatasetVersionRow.project,
-                func.max(DatasetVersionRow.version),
-            )
-            .group_by(DatasetVersionRow.name, DatasetVersionRow.project)
-            .order_by(DatasetVersionRow.name, DatasetVersionRow.project)
-        ).all()
-    return [{"name": name, "latest": latest, "project": project} for name, project, latest in rows]
-
-
-def version_projects(platform: Platform, name: str) -> dict[int, str]:
-    """Version -> project, for every version of dataset ``name`` (empty when none)."""
-    dataset, _ = parse_ref(name)
-    with platform.read_session() as session:
-        rows = session.execute(
-            select(DatasetVersionRow.version, DatasetVersionRow.project).where(
-                DatasetVersionRow.name == dataset
-            )
-        ).all()
-    return {int(version): str(project) for version, project in rows}
 
 
 def project_of(platform: Platform, version: DatasetVersion) -> str:

@@ -24,7 +24,7 @@ from ghaf.data.base import (
 from ghaf.data.profile import ProfileBuilder, redact_profile
 from ghaf.data.residency import check_derived_residency
 from ghaf.data.tables import DatasetVersionRow
-from ghaf.errors import IntegrityError, InvalidInputError, NotFoundError
+from ghaf.errors import AlreadyExistsError, IntegrityError, InvalidInputError, NotFoundError
 from ghaf.lineage.graph import NODE_KINDS, link
 from ghaf.lineage.openlineage import DatasetRef, LineageSink, build_run_event
 from ghaf.metadata.base import utcnow
@@ -215,6 +215,52 @@ def _check_tagged_columns(name: str, tags: Mapping[str, str], schema: pa.Schema)
         )
 
 
+def dataset_projects(platform: Platform) -> list[dict[str, Any]]:
+    """Every dataset with its project and latest version there, by name then project."""
+    with platform.read_session() as session:
+        rows = session.execute(
+            select(
+                DatasetVersionRow.name,
+                DatasetVersionRow.project,
+                func.max(DatasetVersionRow.version),
+            )
+            .group_by(DatasetVersionRow.name, DatasetVersionRow.project)
+            .order_by(DatasetVersionRow.name, DatasetVersionRow.project)
+        ).all()
+    return [{"name": name, "latest": latest, "project": project} for name, project, latest in rows]
+
+
+def version_projects(platform: Platform, name: str) -> dict[int, str]:
+    """Version -> project, for every version of dataset ``name`` (empty when none)."""
+    dataset, _ = parse_ref(name)
+    with platform.read_session() as session:
+        rows = session.execute(
+            select(DatasetVersionRow.version, DatasetVersionRow.project).where(
+                DatasetVersionRow.name == dataset
+            )
+        ).all()
+    return {int(version): str(project) for version, project in rows}
+
+
+def _owned_elsewhere(name: str, project: str) -> AlreadyExistsError:
+    return AlreadyExistsError(
+        f"dataset {name!r} belongs to another project than {project!r}",
+        hint="a dataset name stays its first project's: pick another name for this project",
+    )
+
+
+def check_dataset_project(platform: Platform, name: str) -> None:
+    """Refuse a version of ``name`` in ``platform``'s project when ``name`` is another
+    project's (before any data is read or staged; :func:`record_version` checks again).
+
+    Raises:
+        AlreadyExistsError: ``name`` has versions in another project.
+    """
+    project = platform.default_project
+    if set(version_projects(platform, name).values()) - {project}:
+        raise _owned_elsewhere(name, project)
+
+
 def record_version(
     platform: Platform,
     actor: Actor,
@@ -232,15 +278,26 @@ def record_version(
     """Store the staged file and record a version (inside the current governed operation).
 
     Identical content with identical tags as the latest version returns that version:
-    no new blob, no new version.
+    no new blob, no new version. A dataset name stays the project of its first version.
+
+    Raises:
+        AlreadyExistsError: ``name`` is another project's dataset (nothing is stored).
     """
     tags = dict(column_tags or {})
     _check_tagged_columns(name, tags, staged.schema)
+    project = current_operation().project
+    session = current_session()
+    elsewhere = session.execute(
+        select(DatasetVersionRow.id)
+        .where(DatasetVersionRow.name == name, DatasetVersionRow.project != project)
+        .limit(1)
+    ).first()
+    if elsewhere is not None:
+        raise _owned_elsewhere(name, project)
     nodes = check_version_residency(
         platform, actor, name, inputs=inputs, column_tags=tags, residency=residency
     )
     info = platform.artifacts.put(staged.path)
-    session = current_session()
     latest = session.execute(
         select(DatasetVersionRow)
         .where(DatasetVersionRow.name == name)
@@ -258,7 +315,7 @@ def record_version(
     row = DatasetVersionRow(
         name=name,
         version=(latest.version if latest else 0) + 1,
-        project=current_operation().project,
+        project=project,
         digest=info.digest,
         size=info.size,
         num_rows=staged.num_rows,
@@ -325,8 +382,10 @@ def write_dataset(
 
     Raises:
         InvalidInputError: bad name, inconsistent batches, unknown tagged column.
+        AlreadyExistsError: ``name`` is another project's dataset.
     """
     check_name(name)
+    check_dataset_project(platform, name)
     schema = getattr(data, "schema", None)
     if isinstance(schema, pa.Schema):  # bad input is named before residency is judged
         _check_tagged_columns(name, column_tags or {}, schema)

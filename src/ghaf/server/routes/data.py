@@ -33,23 +33,23 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from ghaf.access.authorize import audit_denied, authorize_read
 from ghaf.artifacts.scratch import scratch_dir
 from ghaf.data.base import DatasetVersion, Source
-from ghaf.data.catalog import (
-    MAX_PREVIEW_ROWS,
-    dataset_projects,
-    preview,
-    project_of,
-    version_document,
-    version_projects,
-)
+from ghaf.data.catalog import MAX_PREVIEW_ROWS, preview, project_of, version_document
 from ghaf.data.contracts import Contract, contract_from_dict
 from ghaf.data.diff import diff_versions
 from ghaf.data.ingest import ingest, validate
 from ghaf.data.residency import object_tags
 from ghaf.data.sources import ParquetSource, open_source
-from ghaf.data.store import get_dataset, list_versions, write_dataset
+from ghaf.data.store import (
+    check_dataset_project,
+    dataset_projects,
+    get_dataset,
+    list_versions,
+    version_projects,
+    write_dataset,
+)
 from ghaf.data.stream import write_micro_batch
 from ghaf.data.transforms import get_transform
-from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.features.classification import view_project
 from ghaf.features.registry import get_feature_view
 from ghaf.lineage.graph import NODE_KINDS, check_node, downstream, edges_of, upstream
@@ -449,16 +449,6 @@ def _project_names(who: Caller) -> list[str]:
 # Writing ---------------------------------------------------------------------------
 
 
-def _check_project(platform: Platform, name: str, project: str) -> None:
-    """Refuse a version of ``name`` in ``project`` when ``name`` is another project's."""
-    owners = set(version_projects(platform, name).values())
-    if owners - {project}:
-        raise AlreadyExistsError(
-            f"dataset {name!r} belongs to another project",
-            hint="pick another dataset name for this project",
-        )
-
-
 @dataclass
 class _Named:
     """A source read from a scratch file, described (and its errors worded) by the
@@ -538,7 +528,8 @@ async def new_ingest(name: NameParam, body: NewIngest, who: CallerDep) -> JsonRe
     ``name`` checked against the contract (a failed error-severity check stores nothing)."""
     await who.authorize("dataset.ingest", f"dataset:{name}", body.project)
     spec = _contract(body.contract)
-    await run_in_threadpool(_check_project, who.platform, name, body.project)
+    # Refused before a URL is fetched or a file staged (the service refuses it anyway).
+    await run_in_threadpool(check_dataset_project, who.in_project(body.project), name)
     if body.upload is not None:
         made = await run_in_threadpool(_ingest_upload, who, name, body, body.upload, spec)
     else:
@@ -573,7 +564,6 @@ async def new_version(name: NameParam, body: NewVersion, who: CallerDep) -> Json
     await who.authorize("dataset.write", f"dataset:{name}", body.project)
     for ref in body.inputs:
         await _readable_input(who, ref)
-    await run_in_threadpool(_check_project, who.platform, name, body.project)
     made = await run_in_threadpool(_write_upload, who, name, body)
     return JsonResponse(version_document(made, body.project), status_code=201)
 
@@ -597,7 +587,8 @@ async def new_records(name: NameParam, body: Records, who: CallerDep) -> JsonRes
     whose key the dataset already holds are skipped; a new version holds the rest
     (``version`` is null when every key was known)."""
     await who.authorize("dataset.ingest_stream", f"dataset:{name}", body.project)
-    await run_in_threadpool(_check_project, who.platform, name, body.project)
+    # Before the keys are read: that every key is known must not tell of another project's.
+    await run_in_threadpool(check_dataset_project, who.in_project(body.project), name)
     made = await run_in_threadpool(
         functools.partial(
             write_micro_batch,
