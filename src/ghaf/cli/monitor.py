@@ -207,14 +207,14 @@ def _save_here(
     cli: CliState, data: str, name: str, names: list[str] | None, project: str
 ) -> dict[str, Any]:
     from ghaf.monitoring import profile_window
-    from ghaf.monitoring.catalog import check_profile_name
     from ghaf.monitoring.store import save_profile
 
     platform = cli.platform()
     summary = profile_window(data, platform, columns=names)
-    check_profile_name(platform, name, project)
-    stored = save_profile(platform.in_project(project), cli.actor(), name, summary, source=data)
-    return {**to_jsonable(stored), "project": project}
+    stored = save_profile(
+        platform.in_project(project), cli.actor(), name, summary, source=data, project=project
+    )
+    return dict(to_jsonable(stored))
 
 
 @app.command("profiles")
@@ -247,7 +247,7 @@ def profiles(
         table.add_row(
             p["name"],
             str(p["version"]),
-            p["project"] or "",
+            p["project"],
             f"{p['num_rows']:,}",
             str(p["num_columns"]),
             p["source"],
@@ -258,11 +258,9 @@ def profiles(
 
 
 def _profiles_here(cli: CliState, ref: str | None, one: bool) -> list[dict[str, Any]]:
-    from ghaf.monitoring.catalog import list_profiles, profile_projects
-    from ghaf.monitoring.store import get_profile
+    from ghaf.monitoring.store import get_profile, list_profiles
 
     platform = cli.platform()
     name = ref.partition("@")[0] if ref else None
     found = [get_profile(platform, ref)] if one and ref else list_profiles(platform, name)
-    projects = profile_projects(platform, name)
-    return [{**to_jsonable(p), "project": projects.get((p.name, p.version))} for p in found]
+    return [dict(to_jsonable(p)) for p in found]

@@ -373,8 +373,20 @@ def test_another_project_sees_none_of_the_profiles(ops: Ops) -> None:
             rita.post("/projects/fraud/profiles", json={"name": "x", "dataset": "tx:1"}).status_code
             == 403
         )
+        # a profile of her own lives in her project, and is all she lists
+        mine = rita.post(
+            "/projects/retail/profiles/retail-ref/data",
+            content=ops.batch.read_bytes(),
+            headers={"content-type": "application/octet-stream"},
+        )
+        assert mine.status_code == 201 and mine.json()["project"] == "retail", mine.text
+        listed = rita.get("/profiles").json()["profiles"]
+        assert [(p["name"], p["project"]) for p in listed] == [("retail-ref", "retail")]
+        assert rita.get("/profiles/retail-ref").json() == mine.json()
     with ops.http("alice") as alice:
-        assert [p["version"] for p in alice.get("/profiles").json()["profiles"]] == [1]
+        listed = alice.get("/profiles").json()["profiles"]
+        assert [(p["name"], p["version"], p["project"]) for p in listed] == [("tx-ref", 1, "fraud")]
+        assert alice.get("/profiles/retail-ref").status_code == 404
 
 
 def test_bad_monitoring_input_is_a_400_naming_the_field(ops: Ops, tmp_path: Path) -> None:

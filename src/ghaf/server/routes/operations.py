@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path as FilePath
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel, Field, model_validator
@@ -28,6 +28,9 @@ from ghaf.server.responses import JsonResponse
 from ghaf.server.routes.registry import _readable_version
 from ghaf.server.routing import ActionRouter
 from ghaf.server.streams import receive_to_file
+
+if TYPE_CHECKING:
+    from ghaf.monitoring.store import StoredProfile
 
 _PROJECT = r"^[a-z0-9][a-z0-9_-]{0,127}$"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -251,25 +254,20 @@ async def _readable_dataset(who: Caller, ref: str) -> tuple[FilePath, str]:
     return path, project
 
 
-async def _readable_profile(who: Caller, ref: str) -> tuple[Any, str]:
+async def _readable_profile(who: Caller, ref: str) -> StoredProfile:
     """A stored profile the caller may read (``monitoring.read`` in its project)."""
-    from ghaf.monitoring.catalog import profile_project
+    from ghaf.monitoring.store import get_profile
 
+    missing = f"no stored profile {ref!r}"
+    hint = "GET /api/v1/profiles lists the profiles you may read"
     try:
-        stored, project = await run_in_threadpool(profile_project, who.platform, ref)
+        stored = await run_in_threadpool(get_profile, who.platform, ref)
     except NotFoundError:
-        raise NotFoundError(
-            f"no stored profile {ref!r}",
-            hint="GET /api/v1/profiles lists the profiles you may read",
-        ) from None
+        raise NotFoundError(missing, hint=hint) from None
     await who.authorize_hidden(
-        "monitoring.read",
-        f"profile:{stored.name}",
-        project,
-        missing=f"no stored profile {ref!r}",
-        hint="GET /api/v1/profiles lists the profiles you may read",
+        "monitoring.read", f"profile:{stored.name}", stored.project, missing=missing, hint=hint
     )
-    return stored, project
+    return stored
 
 
 async def _window(who: Caller, window: str, columns: list[str] | None) -> Any:
@@ -279,7 +277,7 @@ async def _window(who: Caller, window: str, columns: list[str] | None) -> Any:
     from ghaf.monitoring.store import load_profile
 
     if window.startswith(PROFILE_PREFIX):
-        stored, _ = await _readable_profile(who, window.removeprefix(PROFILE_PREFIX))
+        stored = await _readable_profile(who, window.removeprefix(PROFILE_PREFIX))
         ref = f"{stored.name}@{stored.version}"
         return await run_in_threadpool(load_profile, who.platform, ref)
     path, _ = await _readable_dataset(who, window)
@@ -302,21 +300,21 @@ async def _uploaded_profile(request: Request, who: Caller, columns: list[str] | 
 # Reference profiles
 
 
-def _profile_json(stored: Any, project: str) -> dict[str, Any]:
-    return {**asdict(stored), "project": project}
-
-
 async def _save(who: Caller, project: str, name: str, summary: Any, source: str) -> JsonResponse:
-    from ghaf.monitoring.catalog import check_profile_name
     from ghaf.monitoring.store import save_profile
 
-    await run_in_threadpool(check_profile_name, who.platform, name, project)
     stored = await run_in_threadpool(
         functools.partial(
-            save_profile, who.in_project(project), who.actor, name, summary, source=source
+            save_profile,
+            who.in_project(project),
+            who.actor,
+            name,
+            summary,
+            source=source,
+            project=project,
         )
     )
-    return JsonResponse(_profile_json(stored, project), status_code=201)
+    return JsonResponse(stored, status_code=201)
 
 
 @router.write(
@@ -365,24 +363,20 @@ async def profiles(
     who: CallerDep, name: Annotated[str | None, Query(pattern=_NAME)] = None
 ) -> JsonResponse:
     """Stored profile versions of the projects the caller may read (of ``name`` only, if given)."""
-    from ghaf.monitoring.catalog import list_profiles, profile_projects
+    from ghaf.monitoring.store import list_profiles, profile_projects
 
-    every = await run_in_threadpool(list_profiles, who.platform, name)
-    projects = await run_in_threadpool(profile_projects, who.platform, name)
-    allowed = set(who.readable("monitoring.read", projects.values()))
-    shown = []
-    for stored in every:
-        project = projects.get((stored.name, stored.version))
-        if project in allowed:
-            shown.append(_profile_json(stored, project))
+    held = await run_in_threadpool(profile_projects, who.platform)
+    allowed = who.readable("monitoring.read", held)
+    shown = await run_in_threadpool(
+        functools.partial(list_profiles, who.platform, name, projects=allowed)
+    )
     return JsonResponse({"profiles": shown})
 
 
 @router.read("/profiles/{ref}", action="monitoring.read")
 async def profile(ref: Annotated[str, Path(pattern=_PROFILE_REF)], who: CallerDep) -> JsonResponse:
     """One stored profile: ``NAME`` (the latest version) or ``NAME@V``."""
-    stored, project = await _readable_profile(who, ref)
-    return JsonResponse(_profile_json(stored, project))
+    return JsonResponse(await _readable_profile(who, ref))
 
 
 # Drift
