@@ -71,10 +71,21 @@ def _to_record(row: DeploymentRow) -> Deployment:
     )
 
 
-def _resolve(platform: Platform, session: Session, ref: str, deployment: str) -> tuple[str, str]:
-    """(concrete ``name:version``, lineage node) of ``ref``; refuses what the policy does."""
+def _resolve(
+    platform: Platform, session: Session, ref: str, deployment: str, project: str
+) -> tuple[str, str]:
+    """(concrete ``name:version``, lineage node) of ``ref``; refuses what the policy does.
+
+    A deployment serves its own project's versions: another project's reads as missing.
+    """
     model, row = resolve_rows(session, parse_ref(ref))
     version = load_version(session, model, row)
+    if version.project != project:
+        raise NotFoundError(
+            f"model version {ref} does not exist in project {project!r}",
+            hint=f"a deployment serves its own project's models (ghaf models list --project "
+            f"{project})",
+        )
     alias = parse_ref(ref).alias
     check_release(platform, session, version, alias=alias, deployment=deployment)
     return version.ref, version.node
@@ -95,6 +106,7 @@ def _write_models(
     actor: Actor,
     session: Session,
     name: str,
+    project: str,
     models: Mapping[str, float] | Sequence[str],
     shadow: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
@@ -102,12 +114,12 @@ def _write_models(
 
     resolved: list[dict[str, Any]] = []
     for ref, weight in _weights(models).items():
-        concrete, node = _resolve(platform, session, ref, name)
+        concrete, node = _resolve(platform, session, ref, name, project)
         resolved.append({"ref": concrete, "weight": weight})
         link(node, f"deployment:{name}", "deployed_as")
     shadow_ref = None
     if shadow is not None:
-        shadow_ref, node = _resolve(platform, session, shadow, name)
+        shadow_ref, node = _resolve(platform, session, shadow, name, project)
         link(node, f"deployment:{name}", "shadowed_in")
     current_operation().details.update({"models": resolved, "shadow": shadow_ref})
     return resolved, shadow_ref
@@ -134,7 +146,7 @@ def create_deployment(
     Raises:
         AlreadyExistsError: a deployment of that name exists (use :func:`update_deployment`).
         PolicyViolationError: a version is not signed (or, for a credential, not approved).
-        NotFoundError: a reference names no registered version.
+        NotFoundError: a reference names no registered version of the deployment's project.
     """
     session = current_session()
     _check_name(name)
@@ -142,11 +154,12 @@ def create_deployment(
         raise AlreadyExistsError(
             f"deployment {name!r} exists", hint=f"update it: ghaf serve ... --deployment {name}"
         )
-    resolved, shadow_ref = _write_models(platform, actor, session, name, models, shadow)
+    project = project or platform.default_project
+    resolved, shadow_ref = _write_models(platform, actor, session, name, project, models, shadow)
     now = utcnow()
     row = DeploymentRow(
         name=name,
-        project=project or platform.default_project,
+        project=project,
         models=json.dumps(resolved),
         shadow=shadow_ref,
         status="active",
@@ -171,13 +184,23 @@ def update_deployment(
     shadow: str | None = None,
     status: str | None = None,
 ) -> Deployment:
-    """Change a deployment's models/weights, shadow (``""`` removes it) or status."""
+    """Change a deployment's models/weights, shadow (``""`` removes it) or status.
+
+    Raises:
+        NotFoundError: no deployment ``name`` in ``platform``'s project, or a reference
+            names no registered version of the deployment's project.
+    """
     session = current_session()
     row = session.execute(
         select(DeploymentRow).where(DeploymentRow.name == name).with_for_update()
     ).scalar_one_or_none()
     if row is None:
         raise NotFoundError(f"deployment {name!r} does not exist", hint="ghaf serve MODEL@ALIAS")
+    if row.project != platform.default_project:  # authorized in another project than its own
+        raise NotFoundError(
+            f"deployment {name!r} does not exist in project {platform.default_project!r}",
+            hint="change a deployment in its own project (ghaf deployments list)",
+        )
     if status is not None and status not in STATUSES:
         raise InvalidInputError(f"status {status!r} is unknown", hint=f"use {', '.join(STATUSES)}")
     if models is not None or shadow is not None:
@@ -187,6 +210,7 @@ def update_deployment(
             actor,
             session,
             name,
+            row.project,
             current if models is None else models,
             (shadow or None) if shadow is not None else row.shadow,
         )
