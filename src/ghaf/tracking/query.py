@@ -15,7 +15,15 @@ from sqlalchemy.orm import aliased
 from ghaf.errors import InvalidInputError
 from ghaf.platform import Platform
 from ghaf.tracking.base import Run
-from ghaf.tracking.search import ATTRIBUTES, Field, _Parser, filter_condition
+from ghaf.tracking.search import (
+    ATTRIBUTES,
+    Field,
+    _Parser,
+    metric_column,
+    metrics_required,
+    parse_filter,
+    to_sql,
+)
 from ghaf.tracking.service import load_runs, run_query
 from ghaf.tracking.tables import ExperimentRow, LatestMetricRow, RunParamRow, RunRow, RunTagRow
 
@@ -68,26 +76,44 @@ def _encode_token(offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
-def _ordered(query: Any, order: list[tuple[Field, bool]]) -> Any:
+def _ordered(
+    query: Any, order: list[tuple[Field, bool]], required: frozenset[str]
+) -> tuple[Any, list[Any], dict[str, Any]]:
+    """``query`` joined for ``order``; its ORDER BY clauses (then newest first); and the
+    metric aliases joined inner.
+
+    Runs without an order-by metric, param or tag come last (an outer join); a metric the
+    filter already requires (``required``) is joined inner and ordered plainly, so the
+    planner can walk the (key, value) index from the best value and stop at the page's end
+    instead of sorting every match (at 100,000 runs: milliseconds rather than a second).
+    """
     clauses: list[Any] = []
+    joined: dict[str, Any] = {}
     column: Any
     other: Any
     for field, descending in order:
+        nulls_possible = True
         if field.entity == "attribute":
             column = ATTRIBUTES[field.key]
         elif field.entity == "metric":
-            table = aliased(LatestMetricRow)
-            query = query.outerjoin(table, (table.run_id == RunRow.id) & (table.key == field.key))
-            column = {"latest": table.value, "min": table.min_value, "max": table.max_value}[
-                field.aggregate
-            ]
+            table = joined.get(field.key) or aliased(LatestMetricRow)
+            if field.key not in joined:
+                on = (table.run_id == RunRow.id) & (table.key == field.key)
+                if field.key in required:
+                    query = query.join(table, on)
+                    joined[field.key] = table
+                else:
+                    query = query.outerjoin(table, on)
+            nulls_possible = field.key not in joined
+            column = metric_column(table, field.aggregate)
         else:
             other = aliased(RunParamRow if field.entity == "param" else RunTagRow)
             query = query.outerjoin(other, (other.run_id == RunRow.id) & (other.key == field.key))
             column = other.value
-        clauses.append((column.desc() if descending else column.asc()).nulls_last())
+        clause = column.desc() if descending else column.asc()
+        clauses.append(clause.nulls_last() if nulls_possible else clause)
     clauses += [RunRow.start_time.desc(), RunRow.id]
-    return query.order_by(*clauses)
+    return query, clauses, joined
 
 
 @functools.lru_cache(maxsize=256)
@@ -102,16 +128,16 @@ def _statement(
     Building SQLAlchemy expressions costs more than running them on 500 runs, and a
     statement holds no values of its own beyond bound parameters, so it is cached.
     """
-    condition = filter_condition(filter)
+    node = parse_filter(filter)
     order = parse_order_by(order_by)
-    query = run_query()
+    query, clauses, joined = _ordered(run_query(), order, metrics_required(node))
     if experiments:
         query = query.where(ExperimentRow.name.in_(list(experiments)))
     if projects is not None:
         query = query.where(RunRow.project.in_(list(projects)))
-    if condition is not None:
-        query = query.where(condition)
-    return _ordered(query, order).offset(bindparam("offset")).limit(bindparam("limit"))
+    if node is not None:
+        query = query.where(to_sql(node, joined))
+    return query.order_by(*clauses).offset(bindparam("offset")).limit(bindparam("limit"))
 
 
 def search_runs(

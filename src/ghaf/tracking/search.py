@@ -21,6 +21,7 @@ Attributes: run_id, name, status, user, experiment, parent_run_id, start_time, e
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -323,16 +324,27 @@ _OPERATORS: dict[str, Any] = {
 }
 
 
+def metric_column(table: Any, aggregate: str) -> Any:
+    """The column of ``table`` (``LatestMetricRow`` or an alias) for a metric aggregate."""
+    return {"latest": table.value, "min": table.min_value, "max": table.max_value}[aggregate]
+
+
 def _time(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(_time(v) for v in value)
     return datetime.fromtimestamp(float(value), UTC)
 
 
-def to_sql(node: Node) -> ColumnElement[bool]:
-    """The SQLAlchemy condition over ``RunRow`` (joined with ``ExperimentRow``) for ``node``."""
+def to_sql(node: Node, joined: Mapping[str, Any] | None = None) -> ColumnElement[bool]:
+    """The SQLAlchemy condition over ``RunRow`` (joined with ``ExperimentRow``) for ``node``.
+
+    ``joined``: metric key -> an alias of ``LatestMetricRow`` inner-joined on that key
+    (for the order); a comparison on such a metric reads the joined row (one per run and
+    key) instead of asking whether one exists, which lets the planner use one index range
+    both to filter and to order.
+    """
     if isinstance(node, BoolOp):
-        parts = [to_sql(item) for item in node.items]
+        parts = [to_sql(item, joined) for item in node.items]
         return and_(*parts) if node.op == "and" else or_(*parts)
     field, op, value = node.field, node.op, node.value
     column: Any
@@ -345,11 +357,10 @@ def to_sql(node: Node) -> ColumnElement[bool]:
             condition = or_(condition, column.is_(None))
         return condition
     if field.entity == "metric":
-        column = {
-            "latest": LatestMetricRow.value,
-            "min": LatestMetricRow.min_value,
-            "max": LatestMetricRow.max_value,
-        }[field.aggregate]
+        alias = (joined or {}).get(field.key)
+        if alias is not None:
+            return _compare(metric_column(alias, field.aggregate), op, value)
+        column = metric_column(LatestMetricRow, field.aggregate)
         return exists(
             select(LatestMetricRow.run_id).where(
                 LatestMetricRow.run_id == RunRow.id,
@@ -363,6 +374,19 @@ def to_sql(node: Node) -> ColumnElement[bool]:
             table.run_id == RunRow.id, table.key == field.key, _compare(table.value, op, value)
         )
     )
+
+
+def metrics_required(node: Node | None) -> frozenset[str]:
+    """The metric keys every run matching ``node`` has logged (a comparison on a metric
+    holds only for runs that logged it), so an order by one of them needs no outer join."""
+    if node is None:
+        return frozenset()
+    if isinstance(node, Comparison):
+        return frozenset({node.field.key}) if node.field.entity == "metric" else frozenset()
+    parts = [metrics_required(item) for item in node.items]
+    if node.op == "and":
+        return frozenset().union(*parts)
+    return frozenset.intersection(*parts)
 
 
 def filter_condition(text: str | None) -> ColumnElement[bool] | None:

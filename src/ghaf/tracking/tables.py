@@ -28,7 +28,10 @@ class RunRow(Base):
     """One run: who, when, status, the environment it ran in; nested under a parent."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_experiment_start", "experiment_id", "start_time"),)
+    __table_args__ = (
+        Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+        Index("ix_runs_start_time", "start_time"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"))

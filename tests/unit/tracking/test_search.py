@@ -121,6 +121,30 @@ def test_search_agrees_with_a_python_reference(populated: Any, case: Any) -> Non
     assert {r.run_id for r in page.runs} == {r.run_id for r in runs if check(r)}, text
 
 
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    case=filters(),
+    key=st.sampled_from(["auc", "loss"]),
+    descending=st.booleans(),
+)
+def test_ordered_search_agrees_with_a_python_reference(
+    populated: Any, case: Any, key: str, descending: bool
+) -> None:
+    """Ordered by a metric, whether or not the filter requires it (the query joins it inner
+    then, outer otherwise): the same runs, in metric order, runs without it last."""
+    platform, runs = populated
+    text, check = case
+    order = f"metrics.{key} {'desc' if descending else 'asc'}"
+    page = search_runs(platform, text, experiments=["search"], order_by=[order], max_results=1000)
+    assert {r.run_id for r in page.runs} == {r.run_id for r in runs if check(r)}, text
+    values = [r.metrics.get(key) for r in page.runs]
+    present = [v for v in values if v is not None]
+    assert values == present + [None] * (len(values) - len(present)), (text, order)
+    assert present == sorted(present, reverse=descending), (text, order)
+
+
 def test_order_by_and_paging(populated: Any) -> None:
     platform, runs = populated
     with_auc = sorted((r for r in runs if "auc" in r.metrics), key=lambda r: -r.metrics["auc"])
