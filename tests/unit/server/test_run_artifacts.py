@@ -132,3 +132,22 @@ def test_bad_artifact_paths_are_refused_with_nothing_recorded(
             empty = http.post(f"/runs/{run.run_id}/artifacts", json={"files": {}})
             assert empty.status_code == 400
     assert artifact_files(platform, run.run_id) == []
+
+
+def test_a_run_records_its_inputs_only_from_what_its_person_may_read(
+    team: tuple[ServerProcess, dict[str, str]],
+) -> None:
+    with _client(team, "rita") as rita, rita.start_run("basket", project="retail") as theirs:
+        pass
+    with _client(team, "alice") as alice:
+        with alice.start_run("prep", project="fraud") as upstream:
+            pass
+        with alice.start_run("train", project="fraud") as run:
+            run.log_input(f"run:{upstream.run_id}")
+            for node in (f"run:{theirs.run_id}", "dataset:nosuch:1"):
+                with pytest.raises(NotFoundError, match=f"lineage node '{node}' does not exist"):
+                    run.log_input(node)
+            with pytest.raises(InvalidInputError, match="not a node id"):
+                run.log_input("table:customers")
+        assert alice.get_run(run.run_id)["inputs"] == [f"run:{upstream.run_id}"]
+        assert alice.get(f"/lineage/run:{run.run_id}")["upstream"] == [f"run:{upstream.run_id}"]

@@ -9,10 +9,12 @@ from fastapi import Depends, Query
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from ghaf.errors import AlreadyExistsError
+from ghaf.errors import AlreadyExistsError, NotFoundError
+from ghaf.lineage.graph import check_node
 from ghaf.platform import Platform
 from ghaf.server.auth import Caller, caller
 from ghaf.server.responses import JsonResponse
+from ghaf.server.routes.data import _node_project
 from ghaf.server.routing import ActionRouter
 from ghaf.tracking.query import search_runs
 from ghaf.tracking.service import (
@@ -22,6 +24,7 @@ from ghaf.tracking.service import (
     experiment_projects,
     get_run,
     log_batch,
+    log_inputs,
     run_project,
 )
 
@@ -68,6 +71,14 @@ class Batch(BaseModel):
     metrics: MetricColumns | None = None
     params: dict[str, str] = Field(default_factory=dict, max_length=1000)
     tags: dict[str, str] = Field(default_factory=dict, max_length=1000)
+
+
+class RunInputs(BaseModel):
+    """Lineage nodes a run used: dataset or feature versions (``dataset:transactions:3``)."""
+
+    nodes: list[Annotated[str, Field(min_length=3, max_length=300)]] = Field(
+        min_length=1, max_length=1000
+    )
 
 
 class RunEnd(BaseModel):
@@ -174,6 +185,23 @@ async def batch(run_id: str, body: Batch, who: CallerDep) -> dict[str, Any]:
         )
     )
     return {"run_id": run_id, "points": written}
+
+
+@router.write("POST", "/runs/{run_id}/inputs", action="run.log_inputs")
+async def inputs(run_id: str, body: RunInputs, who: CallerDep) -> dict[str, Any]:
+    """Record what a run used, as inputs and lineage edges; each node must exist and be
+    readable by the caller (another project's reads as missing)."""
+    project = await _run_in(who, run_id, "run.read")
+    for node in body.nodes:
+        check_node(node)
+        owner = await run_in_threadpool(_node_project, who.platform, node)
+        missing = f"lineage node {node!r} does not exist"
+        hint = "GET /api/v1/datasets lists the datasets you may read"
+        if owner is None:
+            raise NotFoundError(missing, hint=hint)
+        await who.authorize_hidden("lineage.read", node, owner, missing=missing, hint=hint)
+    await run_in_threadpool(log_inputs, who.in_project(project), who.actor, run_id, body.nodes)
+    return {"run_id": run_id, "inputs": body.nodes}
 
 
 @router.write("POST", "/runs/{run_id}/end", action="run.end")
