@@ -155,16 +155,17 @@ def list_(ctx: typer.Context, output: OutputOption = Output.table) -> None:
                 "name": d.name,
                 "version": d.version,
                 "spec": d.spec,
-                "project": platform.default_project,
+                "project": d.project,
             }
             for d in list_definitions(platform)
         ]
     if output is Output.json:
         emit_json({"definitions": found})
         return
-    table = Table("kind", "name", "version", "owner")
+    table = Table("kind", "name", "version", "project", "owner")
     for d in found:
-        table.add_row(d["kind"], d["name"], str(d["version"]), str(d["spec"].get("owner", "")))
+        owner = str(d["spec"].get("owner", ""))
+        table.add_row(d["kind"], d["name"], str(d["version"]), d["project"], owner)
     cli.console.print(table)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ghaf.data.residency import object_tags
 from ghaf.features.definitions import FeatureView
+from ghaf.features.registry import definition_project
 from ghaf.platform import Platform
 from ghaf.security.rbac import read_action
 
@@ -29,6 +30,9 @@ def view_read_action(platform: Platform, view: FeatureView, version: int) -> str
 
 
 def view_project(platform: Platform, view: FeatureView) -> str:
-    """The project a view belongs to: definitions are applied in the default project."""
-    del view  # every definition lives in the home's default project today
-    return platform.default_project
+    """The project ``view`` belongs to: the one its definition was first applied in.
+
+    Raises:
+        NotFoundError: no such view is defined.
+    """
+    return definition_project(platform, "feature_view", view.name)

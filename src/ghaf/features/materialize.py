@@ -22,7 +22,7 @@ from ghaf.features.base import OnlineStore, ViewLayout, stored_form
 from ghaf.features.definitions import FeatureView
 from ghaf.features.offline import ViewRequest, point_in_time_join, quote, source_sql
 from ghaf.features.online import open_online_store
-from ghaf.features.registry import get_feature_view, list_definitions
+from ghaf.features.registry import definition_project, get_feature_view, list_definitions
 from ghaf.features.residency import view_residency_tags
 from ghaf.features.retrieval import dataset_resolver
 from ghaf.features.sealing import sealed_layout, sealer_for_read, sealer_for_write
@@ -132,7 +132,8 @@ def materialize(
     full: bool = False,
     store: OnlineStore | None = None,
 ) -> list[MaterializationResult]:
-    """Write the latest value per entity of ``views`` (default: all) as of ``until``.
+    """Write the latest value per entity of ``views`` (default: all of the platform's
+    project; each must be of it) as of ``until``.
 
     Incremental by default: only rows that became available after the store's last
     watermark for the view; ``full`` replaces the view's rows. Each view's write is
@@ -145,15 +146,25 @@ def materialize(
     # The store refuses to open when it recorded another region than settings declare.
     store = store or open_online_store(platform.settings.resolved_online_store_url, region=declared)
     region = store.region or declared
+    project = platform.default_project
     names = (
         list(views)
         if views
-        else [d.name for d in list_definitions(platform) if d.kind == "feature_view"]
+        else [
+            d.name
+            for d in list_definitions(platform, projects=[project])
+            if d.kind == "feature_view"
+        ]
     )
     results: list[MaterializationResult] = []
     try:
         for name in names:
             view, version = get_feature_view(platform, name)
+            if definition_project(platform, "feature_view", name) != project:
+                raise InvalidInputError(
+                    f"feature view {name!r} is not a view of project {project!r}",
+                    hint="materialize a view in its own project",
+                )
             tags = view_residency_tags(platform, view, version)
             check_residency(
                 platform, tags, region, actor=actor, resource=f"feature_view:{name}:{version}"

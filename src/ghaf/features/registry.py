@@ -1,18 +1,25 @@
-"""Versioned feature definitions: plan a diff, apply it through the spine, read it back."""
+"""Versioned feature definitions: plan a diff, apply it through the spine, read it back.
+
+Each definition belongs to the project it was applied in. Names are the home's (online
+stores, lineage and materializations key on them), so a name stays with the project of
+its first version: another project's apply of it is refused, and what one project
+applies names only its own entities and views.
+"""
 
 from __future__ import annotations
 
 import difflib
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from ghaf.data import get_dataset
-from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from ghaf.features.definitions import (
     Definition,
     Entity,
@@ -63,9 +70,16 @@ class StoredDefinition:
     name: str
     version: int
     spec: dict[str, Any]
+    project: str
 
 
-def _latest_rows(session: Any, kind: str | None = None) -> dict[tuple[str, str], Any]:
+def _stored(row: FeatureDefinitionRow) -> StoredDefinition:
+    return StoredDefinition(row.kind, row.name, row.version, orjson.loads(row.spec), row.project)
+
+
+def _latest_rows(
+    session: Any, kind: str | None = None, projects: Collection[str] | None = None
+) -> dict[tuple[str, str], Any]:
     latest = (
         select(
             FeatureDefinitionRow.kind,
@@ -83,6 +97,8 @@ def _latest_rows(session: Any, kind: str | None = None) -> dict[tuple[str, str],
     )
     if kind is not None:
         query = query.where(FeatureDefinitionRow.kind == kind)
+    if projects is not None:
+        query = query.where(FeatureDefinitionRow.project.in_(list(projects)))
     return {(row.kind, row.name): row for row in session.execute(query).scalars()}
 
 
@@ -91,13 +107,23 @@ def _pretty(spec: dict[str, Any]) -> list[str]:
     return text.splitlines()
 
 
-def plan(session: Any, definitions: Sequence[Definition]) -> list[Change]:
-    """Compare ``definitions`` with the stored latest versions."""
+def plan(session: Any, definitions: Sequence[Definition], project: str) -> list[Change]:
+    """Compare ``definitions`` with the stored latest versions, as applied in ``project``.
+
+    Raises:
+        AlreadyExistsError: a definition's name belongs to another project.
+    """
     current = _latest_rows(session)
     changes: list[Change] = []
     for item in definitions:
         spec = item.spec()
         row = current.get((spec["kind"], item.name))
+        label = spec["kind"].replace("_", " ")
+        if row is not None and row.project != project:
+            raise AlreadyExistsError(
+                f"{label} {item.name!r} belongs to another project",
+                hint=f"pick another name for project {project!r}'s {label}",
+            )
         if row is None:
             diff = "\n".join(f"+ {line}" for line in _pretty(spec))
             changes.append(Change(spec["kind"], item.name, "create", None, 1, (), diff))
@@ -121,9 +147,45 @@ def plan(session: Any, definitions: Sequence[Definition]) -> list[Change]:
 
 
 def plan_apply(platform: Platform, definitions: Sequence[Definition]) -> list[Change]:
-    """The diff ``apply_definitions`` would make, without changing anything."""
+    """The diff ``apply_definitions`` would make (in the platform's project), without
+    changing anything."""
     with platform.read_session() as session:
-        return plan(session, definitions)
+        return plan(session, definitions, platform.default_project)
+
+
+def _check_references(session: Any, definitions: Sequence[Definition], project: str) -> None:
+    """Each view's entities, and each view a service or on-demand view reads, is one of
+    ``project``'s (stored or applied with them).
+
+    Raises:
+        InvalidInputError: naming the definition and what it names.
+    """
+    own = set(_latest_rows(session, projects=[project]))
+    own |= {(d.spec()["kind"], d.name) for d in definitions}
+    elsewhere = set(_latest_rows(session)) - own
+    for item in definitions:
+        if isinstance(item, FeatureView):
+            for entity in item.entities:
+                if ("entity", entity.name) not in own:
+                    raise InvalidInputError(
+                        f"feature view {item.name!r} uses entity {entity.name!r}, not defined"
+                        + (
+                            f" in project {project!r}"
+                            if ("entity", entity.name) in elsewhere
+                            else ""
+                        ),
+                        hint="define the Entity in the same file",
+                    )
+        refs = item.features if isinstance(item, FeatureService) else ()
+        refs = item.sources if isinstance(item, OnDemandFeatureView) else refs
+        label = "feature service" if isinstance(item, FeatureService) else "on-demand view"
+        for ref in refs:
+            view = parse_ref(ref)[0]
+            if {("feature_view", view), ("on_demand_feature_view", view)} & elsewhere:
+                raise InvalidInputError(
+                    f"{label} {item.name!r} reads {view!r}, a feature view of another project",
+                    hint=f"a {label} of project {project!r} reads that project's views",
+                )
 
 
 @governed("features.apply", resource="feature_definitions:{source}")
@@ -142,7 +204,8 @@ def apply_definitions(
             without ``force``, or a view naming an entity that is not defined.
     """
     session = current_session()
-    changes = plan(session, definitions)
+    project = current_operation().project
+    changes = plan(session, definitions, project)
     breaking = [c for c in changes if c.incompatible]
     if breaking and not force:
         first = breaking[0]
@@ -150,16 +213,7 @@ def apply_definitions(
             f"incompatible change to {first.label}: {'; '.join(first.incompatible)}",
             hint="pass --force (force=True) to register it anyway; the override is audited",
         )
-    known_entities = {name for (kind, name) in _latest_rows(session, "entity")}
-    known_entities |= {d.name for d in definitions if isinstance(d, Entity)}
-    for item in definitions:
-        if isinstance(item, FeatureView):
-            for entity in item.entities:
-                if entity.name not in known_entities:
-                    raise InvalidInputError(
-                        f"feature view {item.name!r} uses entity {entity.name!r}, not defined",
-                        hint="define the Entity in the same file",
-                    )
+    _check_references(session, definitions, project)
     by_name = {(d.spec()["kind"], d.name): d for d in definitions}
     now = utcnow()
     for change in changes:
@@ -170,6 +224,7 @@ def apply_definitions(
             FeatureDefinitionRow(
                 kind=change.kind,
                 name=change.name,
+                project=project,
                 version=change.new_version or 1,
                 spec=orjson.dumps(spec, option=orjson.OPT_SORT_KEYS).decode(),
                 digest=spec_digest(spec),
@@ -177,7 +232,15 @@ def apply_definitions(
                 created_at=now,
             )
         )
-    session.flush()
+    try:
+        session.flush()
+    except DBIntegrityError as exc:
+        # Rows are never changed, so the owners plan read are the owners now; a
+        # concurrent apply of the same version (another project's first, say) collides.
+        raise AlreadyExistsError(
+            "another apply registered the same definitions meanwhile",
+            hint="apply again: the diff is taken anew",
+        ) from exc
     _link_sources(platform, definitions, changes)
     details = current_operation().details
     details["changes"] = [f"{c.action} {c.label} v{c.new_version}" for c in changes]
@@ -225,7 +288,14 @@ def cache_epoch() -> int:
     return _CACHE_EPOCH[0]
 
 
-def _get(platform: Platform, kind: str, name: str, version: int | None) -> StoredDefinition:
+def get_definition(
+    platform: Platform, kind: str, name: str, version: int | None = None
+) -> StoredDefinition:
+    """The definition ``kind`` ``name``: its latest version, or ``version``.
+
+    Raises:
+        NotFoundError: no such definition or version.
+    """
     with platform.read_session() as session:
         query = select(FeatureDefinitionRow).where(
             FeatureDefinitionRow.kind == kind, FeatureDefinitionRow.name == name
@@ -240,24 +310,33 @@ def _get(platform: Platform, kind: str, name: str, version: int | None) -> Store
         raise NotFoundError(
             f"{label} {name!r} does not exist", hint="ghaf features list; ghaf features apply"
         )
-    return StoredDefinition(row.kind, row.name, row.version, orjson.loads(row.spec))
+    return _stored(row)
+
+
+def definition_project(platform: Platform, kind: str, name: str) -> str:
+    """The project the definition ``kind`` ``name`` belongs to.
+
+    Raises:
+        NotFoundError: no such definition.
+    """
+    return get_definition(platform, kind, name).project
 
 
 def get_entity(platform: Platform, name: str) -> Entity:
-    return entity_from_spec(_get(platform, "entity", name, None).spec)
+    return entity_from_spec(get_definition(platform, "entity", name).spec)
 
 
 def get_feature_view(
     platform: Platform, name: str, version: int | None = None
 ) -> tuple[FeatureView, int]:
     """The feature view ``name`` (latest or given version) and its version number."""
-    stored = _get(platform, "feature_view", name, version)
+    stored = get_definition(platform, "feature_view", name, version)
     entities = {e: get_entity(platform, e) for e in stored.spec["entities"]}
     return view_from_spec(stored.spec, entities), stored.version
 
 
 def get_feature_service(platform: Platform, name: str) -> FeatureService:
-    return service_from_spec(_get(platform, "feature_service", name, None).spec)
+    return service_from_spec(get_definition(platform, "feature_service", name).spec)
 
 
 def get_on_demand_view(name: str) -> OnDemandFeatureView:
@@ -270,14 +349,20 @@ def get_on_demand_view(name: str) -> OnDemandFeatureView:
     )
 
 
-def list_definitions(platform: Platform) -> list[StoredDefinition]:
-    """The latest version of every definition, by kind and name."""
+def list_definitions(
+    platform: Platform, *, projects: Collection[str] | None = None
+) -> list[StoredDefinition]:
+    """The latest version of every definition (of ``projects`` only, when given), by kind
+    and name."""
     with platform.read_session() as session:
-        rows = _latest_rows(session)
-    return [
-        StoredDefinition(row.kind, row.name, row.version, orjson.loads(row.spec))
-        for _, row in sorted(rows.items())
-    ]
+        rows = _latest_rows(session, projects=projects)
+    return [_stored(row) for _, row in sorted(rows.items())]
+
+
+def definition_projects(platform: Platform) -> list[str]:
+    """The projects that hold a feature definition."""
+    with platform.read_session() as session:
+        return list(session.execute(select(FeatureDefinitionRow.project).distinct()).scalars())
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,11 @@ from ghaf.metadata.base import Base, UTCDateTime
 
 
 class FeatureDefinitionRow(Base):
-    """One version of an entity, feature view, on-demand view or feature service."""
+    """One version of an entity, feature view, on-demand view or feature service.
+
+    Names are the home's (the online store, lineage and materializations key on them);
+    a name belongs to the project of its first version, and every version keeps it.
+    """
 
     __tablename__ = "feature_definitions"
     __table_args__ = (UniqueConstraint("kind", "name", "version"),)
@@ -19,6 +23,7 @@ class FeatureDefinitionRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(128), index=True)
+    project: Mapped[str] = mapped_column(String(128), index=True)
     version: Mapped[int] = mapped_column(Integer)
     spec: Mapped[str] = mapped_column(Text)
     digest: Mapped[str] = mapped_column(String(64))

@@ -293,6 +293,74 @@ def test_another_project_sees_nothing_and_writes_nothing(served: Served, tmp_pat
     assert _audit_count(platform) > before  # refusals are audited
 
 
+def _retail_definitions() -> dict[str, Any]:
+    """rita's definitions: her own names over a dataset of her project."""
+    document = definitions(source="dataset:rstats")
+    document["entities"][0]["name"] = "shopper"
+    document["feature_views"][0].update(name="basket_stats", entities=["shopper"])
+    document["feature_services"] = [{"name": "retail_v1", "features": ["basket_stats:spend"]}]
+    return document
+
+
+def test_each_project_applies_its_own_features_and_sees_none_of_the_other_s(
+    served: Served, tmp_path: Path
+) -> None:
+    platform = served.platform
+    write_dataset(
+        platform.in_project("retail"),
+        platform.admin(),
+        "rstats",
+        pq.read_table(make_source(tmp_path / "rstats.parquet")),
+        source="test",
+    )
+    _ready(served, tmp_path)
+    with served.http("rita") as rita:
+        mine = {"definitions": _retail_definitions(), "project": "retail"}
+        applied = rita.post("/features/definitions", json=mine)
+        assert applied.status_code == 200, applied.text
+        assert (applied.json()["project"], applied.json()["applied"]) == ("retail", 3)
+        listed = rita.get("/features/definitions").json()["definitions"]
+        assert [(d["name"], d["project"]) for d in listed] == [
+            ("shopper", "retail"),
+            ("retail_v1", "retail"),
+            ("basket_stats", "retail"),
+        ]
+        assert rita.get("/features/definitions", params={"project": "default"}).json() == {
+            "definitions": []
+        }
+        assert rita.get("/features/views/basket_stats").json()["project"] == "retail"
+        assert rita.get("/features/views/customer_stats").status_code == 404
+        # A name stays with its first project, through the dry run too.
+        for dry_run in (True, False):
+            taken = rita.post(
+                "/features/definitions",
+                json={"definitions": definitions(source="dataset:rstats"), "project": "retail",
+                      "dry_run": dry_run},
+            )  # fmt: skip
+            assert taken.status_code == 409, taken.text
+            assert "entity 'customer' belongs to another project" in taken.json()["title"]
+        # Another project's view cannot be materialized through hers, nor read to find out.
+        theirs = rita.post(
+            "/features/materializations", json={"project": "retail", "views": ["customer_stats"]}
+        )
+        assert theirs.status_code == 404, theirs.text
+    with served.client("rita") as sdk:
+        job = sdk.materialize(["basket_stats"], until=UNTIL, full=True)
+        [result] = job["result"]["materializations"]
+        assert (job["project"], result["view"], result["rows"]) == ("retail", "basket_stats", 50)
+        assert [j["id"] for j in sdk.feature_jobs()] == [job["id"]]
+    with served.client("alice") as alice:
+        assert {d["project"] for d in alice.feature_definitions()} == {"default"}
+        with pytest.raises(NotFoundError, match="basket_stats"):
+            alice.feature_view("basket_stats")
+        assert job["id"] not in [j["id"] for j in alice.feature_jobs()]
+    assert _audit(platform, "features.materialize")[-1] == ("rita", "allowed", "retail")
+    assert {(d.name, d.project) for d in list_definitions(platform) if d.kind == "entity"} == {
+        ("customer", "default"),
+        ("shopper", "retail"),
+    }
+
+
 def test_bad_input_is_a_400_naming_the_field_and_nothing_is_written(
     served: Served, tmp_path: Path
 ) -> None:

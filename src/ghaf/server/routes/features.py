@@ -1,11 +1,12 @@
 """Features: definitions, materialization, historical retrieval (training sets).
 
-Feature definitions live in the home's default project
-(:func:`ghaf.features.classification.view_project`): reads are authorized there, and a
-caller with no role there sees no definition, view or job of it. Materializations and
-retrievals run as jobs (:mod:`ghaf.server.jobs`): the request answers 202 with a job id
-at once, the job calls the same governed service as embedded mode, and its state
-outlives the client's connection.
+Each feature definition belongs to the project it was first applied in (a name stays
+with that project): reads are authorized there, and a caller with no role there sees no
+definition, view or job of it. Applies and materializations name their project in the
+body (default: the home's default project; a materialization of named views: theirs).
+Materializations and retrievals run as jobs (:mod:`ghaf.server.jobs`): the request
+answers 202 with a job id at once, the job calls the same governed service as embedded
+mode, and its state outlives the client's connection.
 
 Definitions sent over HTTP read only datasets: a source that is a file path (a file of
 the server) or a SQL transform (DuckDB SQL reads and writes the server's files) is
@@ -42,6 +43,8 @@ from ghaf.features.materialize import MaterializationResult, materialization_his
 from ghaf.features.registry import (
     StoredDefinition,
     apply_definitions,
+    definition_projects,
+    get_definition,
     get_feature_view,
     list_definitions,
     plan_apply,
@@ -154,6 +157,11 @@ class Definitions(_Strict):
 
 class Apply(_Strict):
     definitions: Definitions
+    project: str | None = Field(
+        default=None,
+        pattern=_PROJECT,
+        description="The project they are applied in (default: the home's default project).",
+    )
     force: bool = Field(default=False, description="Allow incompatible changes (audited).")
     dry_run: bool = Field(default=False, description="Only answer the diff.")
     source: str = Field(
@@ -162,8 +170,14 @@ class Apply(_Strict):
 
 
 class Materialization(_Strict):
+    project: str | None = Field(
+        default=None,
+        pattern=_PROJECT,
+        description="The project whose views are materialized (default: the named views' "
+        "project, else the home's default project).",
+    )
     views: list[Annotated[str, Field(pattern=_NAME)]] | None = Field(
-        default=None, max_length=1000, description="Views (default: all)."
+        default=None, max_length=1000, description="Views of the project (default: all)."
     )
     until: AwareDatetime | None = Field(default=None, description="Default: now.")
     full: bool = Field(default=False, description="Rebuild instead of incremental.")
@@ -226,13 +240,14 @@ def board(platform: Platform) -> JobBoard:
         return found
 
 
-def features_project(platform: Platform) -> str:
-    """Where feature definitions live (see ``view_project``): the home's default project."""
-    return platform.default_project
-
-
-def _definition(kind: str, name: str, version: int, spec: Any, project: str) -> dict[str, Any]:
-    return {"kind": kind, "name": name, "version": version, "spec": spec, "project": project}
+def _definition(d: StoredDefinition) -> dict[str, Any]:
+    return {
+        "kind": d.kind,
+        "name": d.name,
+        "version": d.version,
+        "spec": d.spec,
+        "project": d.project,
+    }
 
 
 def materialization_json(result: MaterializationResult) -> dict[str, Any]:
@@ -263,19 +278,19 @@ def training_set_json(version: DatasetVersion) -> dict[str, Any]:
     }
 
 
-async def _may_read_features(who: Caller, resource: str) -> str:
-    """The features' project once the caller may read features there; else the same
-    404 as for a feature that does not exist (the refusal is audited)."""
-    project = features_project(who.platform)
+async def _may_read_features(who: Caller, resource: str) -> StoredDefinition:
+    """The definition ``resource`` (``KIND:NAME``, latest version) once the caller may
+    read features in its project; else the same 404 as for one that does not exist (the
+    refusal is audited)."""
     kind, _, name = resource.partition(":")
-    await who.authorize_hidden(
-        READ,
-        resource,
-        project,
-        missing=f"{kind.replace('_', ' ')} {name!r} does not exist",
-        hint="GET /api/v1/features/definitions lists the definitions you may read",
-    )
-    return project
+    missing = f"{kind.replace('_', ' ')} {name!r} does not exist"
+    hint = "GET /api/v1/features/definitions lists the definitions you may read"
+    try:
+        found = await run_in_threadpool(get_definition, who.platform, kind, name)
+    except NotFoundError:
+        raise NotFoundError(missing, hint=hint) from None
+    await who.authorize_hidden(READ, resource, found.project, missing=missing, hint=hint)
+    return found
 
 
 def _dataset_project(platform: Platform, version: DatasetVersion) -> str:
@@ -337,31 +352,16 @@ async def definitions(
         Literal["entity", "feature_view", "feature_service", "on_demand_feature_view"] | None,
         Query(),
     ] = None,
+    project: Annotated[str | None, Query(pattern=_PROJECT)] = None,
 ) -> JsonResponse:
-    """The latest version of every definition (of ``kind``) the caller may read."""
-    project = features_project(who.platform)
-    if not who.readable(READ, [project]):
-        return JsonResponse({"definitions": []})
-    stored = await run_in_threadpool(list_definitions, who.platform)
-    return JsonResponse(
-        {
-            "definitions": [
-                _definition(d.kind, d.name, d.version, d.spec, project)
-                for d in stored
-                if kind is None or d.kind == kind
-            ]
-        }
+    """The latest version of every definition (of ``kind``, of ``project``) the caller
+    may read."""
+    held = await run_in_threadpool(definition_projects, who.platform)
+    allowed = who.readable(READ, [p for p in held if project in (None, p)])
+    stored = await run_in_threadpool(
+        functools.partial(list_definitions, who.platform, projects=allowed)
     )
-
-
-def _latest(platform: Platform, kind: str, name: str) -> StoredDefinition:
-    for d in list_definitions(platform):
-        if (d.kind, d.name) == (kind, name):
-            return d
-    raise NotFoundError(
-        f"{kind.replace('_', ' ')} {name!r} does not exist",
-        hint="GET /api/v1/features/definitions lists the definitions you may read",
-    )
+    return JsonResponse({"definitions": [_definition(d) for d in stored if kind in (None, d.kind)]})
 
 
 def _view_answer(platform: Platform, name: str, version: int | None, project: str) -> Any:
@@ -370,10 +370,8 @@ def _view_answer(platform: Platform, name: str, version: int | None, project: st
         {k: v for k, v in materialization_json(m).items() if k not in ("stats", "sealed")}
         for m in materialization_history(platform, name)[:20]
     ]
-    return {
-        **_definition("feature_view", name, number, view.spec(), project),
-        "materializations": history,
-    }
+    stored = StoredDefinition("feature_view", name, number, view.spec(), project)
+    return {**_definition(stored), "materializations": history}
 
 
 @router.read("/features/views/{name}", action=READ)
@@ -383,24 +381,20 @@ async def feature_view(
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> JsonResponse:
     """A feature view (latest or ``version``) and its last materializations."""
-    project = await _may_read_features(who, f"feature_view:{name}")
+    project = (await _may_read_features(who, f"feature_view:{name}")).project
     return JsonResponse(await run_in_threadpool(_view_answer, who.platform, name, version, project))
 
 
 @router.read("/features/entities/{name}", action=READ)
 async def entity(name: Annotated[str, PathParam(pattern=_NAME)], who: CallerDep) -> JsonResponse:
     """An entity (latest version)."""
-    project = await _may_read_features(who, f"entity:{name}")
-    d = await run_in_threadpool(_latest, who.platform, "entity", name)
-    return JsonResponse(_definition(d.kind, d.name, d.version, d.spec, project))
+    return JsonResponse(_definition(await _may_read_features(who, f"entity:{name}")))
 
 
 @router.read("/features/services/{name}", action=READ)
 async def service(name: Annotated[str, PathParam(pattern=_NAME)], who: CallerDep) -> JsonResponse:
     """A feature service (latest version)."""
-    project = await _may_read_features(who, f"feature_service:{name}")
-    d = await run_in_threadpool(_latest, who.platform, "feature_service", name)
-    return JsonResponse(_definition(d.kind, d.name, d.version, d.spec, project))
+    return JsonResponse(_definition(await _may_read_features(who, f"feature_service:{name}")))
 
 
 @router.write("POST", "/features/definitions", action="features.apply")
@@ -408,9 +402,10 @@ async def apply(body: Apply, who: CallerDep) -> JsonResponse:
     """Apply definitions (a definitions YAML file's content): new versions of what changed.
 
     An incompatible change (keys, types, a removed feature) needs ``force`` (audited);
-    ``dry_run`` answers the diff without applying it.
+    ``dry_run`` answers the diff without applying it. A name of another project's is
+    refused (409): it stays with the project of its first version.
     """
-    project = features_project(who.platform)
+    project = body.project or who.platform.default_project
     # Checked here too (the spine checks again), so a refused caller learns nothing of
     # the datasets named below.
     await who.authorize("features.apply", f"feature_definitions:{body.source}", project)
@@ -420,7 +415,7 @@ async def apply(body: Apply, who: CallerDep) -> JsonResponse:
     for view in body.definitions.feature_views:
         await _readable_dataset(who, str(view.source).removeprefix("dataset:"))
     if body.dry_run:
-        changes = await run_in_threadpool(plan_apply, who.platform, items)
+        changes = await run_in_threadpool(plan_apply, who.in_project(project), items)
     else:
         changes = await run_in_threadpool(
             functools.partial(
@@ -448,10 +443,17 @@ async def apply(body: Apply, who: CallerDep) -> JsonResponse:
 async def materialize_views(body: Materialization, who: CallerDep) -> JsonResponse:
     """Write the latest feature values into the online store, as a job (pii sealed or
     refused per ``security.online_pii``, as in embedded mode)."""
-    project = features_project(who.platform)
+    owners = [
+        (await _may_read_features(who, f"feature_view:{name}")).project for name in body.views or ()
+    ]
+    project = body.project or (owners[0] if owners else who.platform.default_project)
     await who.authorize("features.materialize", f"online_store:{project}", project)
-    for name in body.views or ():
-        await run_in_threadpool(get_feature_view, who.platform, name)
+    for name, owner in zip(body.views or (), owners, strict=True):
+        if owner != project:
+            raise InvalidInputError(
+                f"views: {name!r} is a feature view of project {owner!r}, not {project!r}",
+                hint="materialize each project's views in their project",
+            )
     platform, actor = who.in_project(project), who.actor
 
     def work() -> dict[str, Any]:
@@ -502,12 +504,14 @@ async def retrieve(body: Retrieval, who: CallerDep) -> JsonResponse:
     wanted = body.wanted
     first = wanted if isinstance(wanted, str) else wanted[0].partition(":")[0]
     resource = f"feature_service:{first}" if isinstance(wanted, str) else f"feature_view:{first}"
-    features_in = await _may_read_features(who, resource)
+    features_in = (await _may_read_features(who, resource)).project
     selections, _ = await run_in_threadpool(resolve, who.platform, wanted)
     for s in selections:
+        view = f"feature_view:{s.view.name}"
+        owner = (await _may_read_features(who, view)).project
         action = await run_in_threadpool(view_read_action, who.platform, s.view, s.version)
         if action != READ:
-            await _authorize_read(who, action, f"feature_view:{s.view.name}", features_in)
+            await _authorize_read(who, action, view, owner)
     project = body.project or features_in
     await who.authorize("features.save_training_set", f"dataset:{body.name}", project)
     request = body.model_dump(mode="json")
