@@ -11,6 +11,7 @@ import inspect
 import json
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -19,6 +20,7 @@ import pyarrow as pa
 from ghaf.data.base import DatasetVersion, check_name
 from ghaf.data.checks import ident, literal
 from ghaf.data.store import (
+    Staged,
     check_version_residency,
     dataset_parquet_path,
     get_dataset,
@@ -64,7 +66,8 @@ def run_transform(
         output: the dataset to write.
         inputs: alias → dataset ref; refs are pinned to exact versions first. In SQL
             each alias is a view; a Python ``fn`` gets ``{alias: pa.Table}``.
-        sql: a DuckDB query; ``params`` are bound as ``$name`` parameters.
+        sql: a DuckDB query; ``params`` are bound as ``$name`` parameters. It reads
+            only its inputs: no file, URL or extension (DuckDB's external access is off).
         fn: a Python function over Arrow tables, called with ``**params``.
 
     Raises:
@@ -131,23 +134,54 @@ def run_transform(
     return version
 
 
+def _sandboxed(directory: Path, inputs: Mapping[str, Path]) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection whose SQL reads ``inputs`` (alias -> verified Parquet file, one
+    view each) and no other file, URL or extension, and writes no file.
+
+    External access is off and the configuration locked, so a query cannot turn it back
+    on; only the input files are allowed paths (DuckDB's own Parquet reader stays, 2-3x
+    faster on aggregates and joins than scanning Arrow datasets). The database is a
+    named in-memory one of its own (the plain ``:memory:`` allows a file of that name in
+    the working directory); it spills into the transform's scratch space.
+    """
+    sandbox = directory / "duckdb"
+    sandbox.mkdir(mode=0o700)
+    con = duckdb.connect(
+        f":memory:transform_{uuid.uuid4().hex}",
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "temp_directory": str(sandbox / "spill"),
+        },
+    )
+    try:
+        con.execute("SET allowed_paths = $paths", {"paths": [str(p) for p in inputs.values()]})
+        for alias, path in inputs.items():
+            con.execute(
+                f"CREATE VIEW {ident(alias)} AS SELECT * FROM read_parquet({literal(str(path))})"  # noqa: S608  # nosec B608
+            )
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def _run_sql(
     platform: Platform,
     sql: str,
     versions: Mapping[str, DatasetVersion],
     params: Mapping[str, Any],
-    directory: Any,
-) -> Any:
-    with duckdb.connect() as con:
-        for alias, version in versions.items():
-            if not alias.isidentifier():
-                raise InvalidInputError(
-                    f"transform input alias {alias!r} is not an identifier", hint="use e.g. tx"
-                )
-            path = dataset_parquet_path(platform, version.ref)
-            con.execute(
-                f"CREATE VIEW {ident(alias)} AS SELECT * FROM read_parquet({literal(str(path))})"  # noqa: S608  # nosec B608
+    directory: Path,
+) -> Staged:
+    for alias in versions:
+        if not alias.isidentifier():
+            raise InvalidInputError(
+                f"transform input alias {alias!r} is not an identifier", hint="use e.g. tx"
             )
+    files = {alias: dataset_parquet_path(platform, v.ref) for alias, v in versions.items()}
+    with _sandboxed(directory, files) as con:
         try:
             relation = con.sql(sql, params=dict(params) if params else None)
             return stage(relation.to_arrow_reader(65_536), directory, where="transform output")
