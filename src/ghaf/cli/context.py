@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from ghaf.cli.credentials import saved_token
 from ghaf.cli.output import console
 from ghaf.errors import ConfigError
 
@@ -27,32 +26,6 @@ LOGIN_FILE = "credentials/token"
 def login_path(home: Path) -> Path:
     """The file ``ghaf login`` writes and every command reads."""
     return home / LOGIN_FILE
-
-
-def servers_path() -> Path:
-    """Where ``ghaf login --server`` keeps a token per server URL (0600): the client
-    machine's own config, since a client has no home."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "ghaf" / "servers.json"
-
-
-def saved_server_tokens() -> dict[str, str]:
-    """Server URL -> token, as ``ghaf login --server`` saved them."""
-    path = servers_path()
-    if not path.is_file():
-        return {}
-    return {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
-
-
-def save_server_token(url: str, token: str) -> Path:
-    """Keep ``token`` for ``url`` (the file is 0600 in a 0700 directory)."""
-    path = servers_path()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tokens = {**saved_server_tokens(), url.rstrip("/"): token}
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text(json.dumps(tokens, indent=2, sort_keys=True))
-    return path
 
 
 @dataclass
@@ -85,7 +58,7 @@ class CliState:
             token = (
                 self.settings.token.get_secret_value().strip()
                 if self.settings.token is not None
-                else saved_server_tokens().get(url)
+                else saved_token(url)
             )
             if not token:
                 raise ConfigError(

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ghaf.cli.context import CliState, login_path, save_server_token, state
+from ghaf.cli.context import CliState, login_path, state
+from ghaf.cli.credentials import save_token
 from ghaf.errors import InvalidInputError
 
 
@@ -107,9 +108,9 @@ def _login_server(cli: CliState, url: str, token: str | None) -> None:
         )
     with Client(url, token) as client:
         me = client.whoami()
-    path = save_server_token(url, token)
+    where = save_token(url, token)
     cli.console.print(
-        f"logged in to {url.rstrip('/')} as {me['name']}; token kept in {path} (0600). "
+        f"logged in to {url.rstrip('/')} as {me['name']}; token kept in {where}. "
         f"Work against it with: export GHAF_URL={url.rstrip('/')}",
         highlight=False,
     )

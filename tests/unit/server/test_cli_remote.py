@@ -107,7 +107,11 @@ def test_login_keeps_the_token_for_the_server(
 ) -> None:
     _, url, token, _ = served
     config = tmp_path / "config"
-    env = {"XDG_CONFIG_HOME": str(config)}
+    # A headless machine: no OS keyring, so the token goes to a 0600 file.
+    env = {
+        "XDG_CONFIG_HOME": str(config),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+    }
     logged = ghaf("login", "--server", url, "--token", token, env=env)
     assert logged.returncode == 0, logged.stderr
     kept = config / "ghaf" / "servers.json"
@@ -117,5 +121,26 @@ def test_login_keeps_the_token_for_the_server(
     bad = ghaf("login", "--server", url, "--token", "ghaf_nope", env=env)
     assert bad.returncode == 6
     assert json.loads(kept.read_text()) == {url: token}  # a refused login keeps nothing
-    nobody = ghaf("whoami", env={"XDG_CONFIG_HOME": str(tmp_path / "empty"), "GHAF_URL": url})
+    empty = {**env, "XDG_CONFIG_HOME": str(tmp_path / "empty")}
+    nobody = ghaf("whoami", env={**empty, "GHAF_URL": url})
     assert nobody.returncode == 2 and "ghaf login --server" in nobody.stderr
+
+
+def test_login_keeps_the_token_in_the_os_keyring_where_there_is_one(
+    served: tuple[Platform, str, str, str], tmp_path: Path
+) -> None:
+    """With a keyring backend (here keyrings.alt's file keyring, standing in for the
+    Keychain or the Secret Service), the token goes there and no token file is written."""
+    _, url, token, _ = served
+    env = {
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+    }
+    logged = ghaf("login", "--server", url, "--token", token, env=env)
+    assert logged.returncode == 0 and "OS keyring" in logged.stdout, logged.stderr
+    assert not (tmp_path / "config" / "ghaf" / "servers.json").exists()
+    held = list((tmp_path / "data").rglob("keyring_pass.cfg"))
+    assert len(held) == 1 and "[ghaf]" in held[0].read_text()  # one entry, under "ghaf"
+    who = ghaf("whoami", env={**env, "GHAF_URL": url})
+    assert who.returncode == 0 and who.stdout.startswith("alice (user, proven by token"), who.stderr
