@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from ghaf.errors import ConfigError, NotFoundError
 from ghaf.platform import Platform
@@ -12,6 +15,7 @@ from ghaf.security.encrypted_store import EncryptedArtifactStore
 from ghaf.security.homekeys import fingerprint, trust_public_key
 from ghaf.security.identity import Actor
 from ghaf.security.keys import LocalKeyProvider
+from ghaf.security.rbac import ALL_PROJECTS
 from ghaf.spine import current_operation, governed
 
 
@@ -48,7 +52,7 @@ def local_keys(platform: Platform) -> LocalKeyProvider:
     return keys
 
 
-@governed("keys.rotate", resource="kek:home")
+@governed("keys.rotate", resource="kek:home", project=ALL_PROJECTS)
 def rotate_keys(
     platform: Platform, actor: Actor, *, progress: Callable[[str], None] | None = None
 ) -> RotationResult:
@@ -78,7 +82,7 @@ def rotate_keys(
     return RotationResult(version, total, rewrapped, resumed, shredded)
 
 
-@governed("keys.destroy_version", resource="kek:home/v{version}")
+@governed("keys.destroy_version", resource="kek:home/v{version}", project=ALL_PROJECTS)
 def destroy_key_version(platform: Platform, actor: Actor, version: int) -> list[str]:
     """Delete a KEK version's key material; returns the artifacts that become unreadable.
 
@@ -97,16 +101,43 @@ def destroy_key_version(platform: Platform, actor: Actor, version: int) -> list[
     return shredded
 
 
-@governed("keys.trust", resource="public_key:{public_key_file}")
-def trust_key(platform: Platform, actor: Actor, public_key_file: Path) -> str:
-    """Add a public key to the home's trust store; returns its fingerprint."""
+def trust_key(platform: Platform, actor: Actor, public_key: bytes | Path) -> str:
+    """Add a public key to the home's trust store; returns its fingerprint.
+
+    Args:
+        public_key: the PEM bytes (as a server receives them), or a PEM file to read.
+
+    The audited resource is ``public_key:FINGERPRINT`` (never a temporary path); input
+    that is not a public key is still authorized first, then refused.
+
+    Raises:
+        NotFoundError: the file cannot be read.
+        InvalidInputError: not a PEM ECDSA public key.
+    """
+    pem = _read_pem(public_key) if isinstance(public_key, Path) else public_key
+    return _trust_pem(platform, actor, pem, _key_name(pem))
+
+
+def _read_pem(path: Path) -> bytes:
     try:
-        pem = public_key_file.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise NotFoundError(
-            f"cannot read public key file {public_key_file}: {exc.strerror}",
+            f"cannot read public key file {path}: {exc.strerror}",
             hint="pass the path of a PEM public key (e.g. another home's keys/signing.pub.pem)",
         ) from exc
-    trust_public_key(platform.settings, pem)
-    current_operation().details["fingerprint"] = fingerprint(pem)
-    return fingerprint(pem)
+
+
+def _key_name(pem: bytes) -> str:
+    """The key's fingerprint, or (for bytes that are not a key) their SHA-256, marked so."""
+    try:
+        return fingerprint(pem)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return f"not-a-key-sha256-{hashlib.sha256(pem).hexdigest()}"
+
+
+@governed("keys.trust", resource="public_key:{name}", project=ALL_PROJECTS)
+def _trust_pem(platform: Platform, actor: Actor, pem: bytes, name: str) -> str:
+    trust_public_key(platform.settings, pem)  # refuses what is not an ECDSA public key
+    current_operation().details["fingerprint"] = name
+    return name

@@ -121,20 +121,20 @@ def trust(
     JSON: {"fingerprint"}.
     """
     cli = state(ctx)
+    try:  # read here in both modes: the same errors, and the server never sees a path
+        pem = public_key.read_bytes()
+    except OSError as exc:
+        raise NotFoundError(
+            f"cannot read public key file {public_key}: {exc.strerror}",
+            hint="pass the path of a PEM public key (e.g. another home's keys/signing.pub.pem)",
+        ) from exc
     client = cli.remote()
     if client is not None:
-        try:
-            pem = public_key.read_bytes()
-        except OSError as exc:
-            raise NotFoundError(
-                f"cannot read public key file {public_key}: {exc.strerror}",
-                hint="pass the path of a PEM public key (e.g. another home's keys/signing.pub.pem)",
-            ) from exc
         print_fp = client.trust_key(pem)
     else:
         from ghaf.access.rotation import trust_key
 
-        print_fp = trust_key(cli.platform(), cli.actor(), public_key)
+        print_fp = trust_key(cli.platform(), cli.actor(), pem)
     if output is Output.json:
         emit_json({"fingerprint": print_fp})
         return

@@ -15,7 +15,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ghaf.errors import ConfigError, IntegrityError, NotFoundError
+from ghaf.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
 from ghaf.metadata.base import utcnow
 from ghaf.security.base import WrappedKey
 
@@ -203,7 +203,7 @@ class LocalKeyProvider:
                     hint="`ghaf keys list` shows the versions",
                 )
             if version == int(doc["current"]):
-                raise ConfigError(
+                raise InvalidInputError(
                     f"KEK version {version} is the current version",
                     hint="run `ghaf keys rotate` first, then destroy the old version",
                 )

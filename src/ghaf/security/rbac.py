@@ -10,7 +10,8 @@ API token or an OIDC JWT carries its resolved grants in ``Actor.roles`` as strin
 
 The home's owner (embedded mode) has no bypass: ``ghaf init`` binds it to the human
 roles on every project, as ordinary bindings that ``ghaf roles`` shows. Actions on the
-home itself and its keys (``home.*``, ``keys.*``) belong to its owner alone.
+home itself (``home.*``) belong to its owner alone; actions on its keys (``keys.*``) to
+its owner and to roles bound on every project (``'*'``) that allow them.
 """
 
 from __future__ import annotations
@@ -189,8 +190,11 @@ def bound_roles(session: Session, name: str, groups: Iterable[str] = ()) -> froz
     )
 
 
-HOME_ACTIONS = ("home.", "keys.")
-"""Actions on the home itself and on its keys (on its disk): its owner's alone."""
+HOME_ACTIONS = ("home.",)
+"""Actions on the home itself (init, transfer of ownership): its owner's alone."""
+KEY_ACTIONS = ("keys.",)
+"""Actions on the home's keys: its owner's, and those of roles bound on '*' that allow
+them (``key_custodian``); a binding in one project never reaches them."""
 OWNER_ROLES = (
     "viewer",
     "data_engineer",
@@ -256,7 +260,28 @@ class RbacAuthorizer:
             return Decision(False, "not authenticated (identity is proven, never asserted)")
         if action.startswith(HOME_ACTIONS):
             return self._decide_home(actor)
+        if action.startswith(KEY_ACTIONS):
+            return self._decide_keys(actor, action)
         return self.policy.decide(self.grants(actor, project), action)
+
+    def _decide_keys(self, actor: Actor, action: str) -> Decision:
+        owner = self._decide_home(actor)
+        if owner.allowed:
+            return owner
+        # Home-wide whatever the request's project: one project's binding never
+        # reaches the keys that protect every project's artifacts.
+        decision = self.policy.decide(self.grants(actor, ALL_PROJECTS), action)
+        if decision.allowed:
+            return Decision(
+                True, f"{decision.reason}, bound on every project ('*')", decision.roles
+            )
+        why = decision.reason if decision.roles else "no role on every project (deny by default)"
+        return Decision(
+            False,
+            f"{why}; the home's keys take a role bound on '*', or the home's owner "
+            f"({self._owner()}) signed in to its OS account",
+            decision.roles,
+        )
 
     def _decide_home(self, actor: Actor) -> Decision:
         owner = self._owner()
@@ -271,6 +296,8 @@ class RbacAuthorizer:
         decision = self.decide(actor, action, project)
         if not decision.allowed:
             roles = ", ".join(self.policy.allowed_roles(action)) or "the home's owner only"
+            if action.startswith(KEY_ACTIONS):
+                roles = f"{roles} bound on '*', or the home's owner"
             raise PermissionDeniedError(
                 f"{actor.name!r} may not {action} {resource} in project {project!r}: "
                 f"{decision.reason}",

@@ -32,6 +32,7 @@ ROLES = (
     "sre",
     "project_admin",
     "auditor",
+    "key_custodian",
     "ci_publisher",
     "model_server",
 )
@@ -40,12 +41,14 @@ MEMBERSHIP = {"principal.create", "group.add_member", "role.bind", "role.unbind"
 MEMBERSHIP |= {"token.create", "token.revoke"}
 
 EXPECTED: dict[str, set[str]] = {
-    # the home and its keys: its owner alone (no role; see test_home_actions_...)
+    # the home: its owner alone; its keys: its owner and key custodians bound on '*',
+    # never a role bound in one project (as here; see test_home_and_key_actions_...)
     "home.init": set(),
     "home.transfer": set(),
     "keys.rotate": set(),
     "keys.destroy_version": set(),
     "keys.trust": set(),
+    "keys.read": set(),
     "project.create": {"project_admin"},
     # data
     "dataset.write": {"data_engineer"},
@@ -180,7 +183,16 @@ def test_no_roles_means_nothing(platform: Platform) -> None:
             platform.spine.authorizer.authorize(nobody, action, "x", "fraud")
 
 
-def test_home_and_key_actions_are_the_owners_alone(platform: Platform) -> None:
+def _token(*grants: str) -> Actor:
+    return Actor(
+        "tess", roles=frozenset({CREDENTIAL_MARKER, *grants}), credential=Credential("token", "t")
+    )
+
+
+KEY_ACTIONS = ("keys.rotate", "keys.destroy_version", "keys.trust", "keys.read")
+
+
+def test_home_actions_are_the_owners_alone(platform: Platform) -> None:
     """Every role on every project through a token, or another OS account: still refused."""
     authz = platform.spine.authorizer
     owner = platform.admin()
@@ -189,11 +201,35 @@ def test_home_and_key_actions_are_the_owners_alone(platform: Platform) -> None:
         roles=frozenset({CREDENTIAL_MARKER, *(f"*:{r}" for r in ROLES)}),
         credential=Credential("token", "all"),
     )
-    for action in ("home.transfer", "keys.rotate", "keys.destroy_version", "keys.trust"):
-        authz.authorize(owner, action, "home", "fraud")
-        for who in (everything, _local("mallory")):
-            with pytest.raises(PermissionDeniedError, match="only the home's owner"):
-                authz.authorize(who, action, "home", "fraud")
+    authz.authorize(owner, "home.transfer", "home", "fraud")
+    for who in (everything, _local("mallory")):
+        with pytest.raises(PermissionDeniedError, match="only the home's owner"):
+            authz.authorize(who, "home.transfer", "home", "fraud")
+
+
+def test_key_actions_are_the_owners_and_home_wide_key_custodians(platform: Platform) -> None:
+    """A key custodian bound on '*' holds keys.* in any request's project; bound in one
+    project, it holds none of them, even in that project; no other role holds them but
+    the auditor's keys.read (on '*' too); a deny binding on '*' wins."""
+    authz = platform.spine.authorizer
+    for action in KEY_ACTIONS:
+        authz.authorize(platform.admin(), action, "home", "fraud")
+        for project in ("fraud", "*"):
+            authz.authorize(_token("*:key_custodian"), action, "kek:home", project)
+            for who in (
+                _token("fraud:key_custodian"),
+                _token(*(f"*:{r}" for r in ROLES if r not in ("key_custodian", "auditor"))),
+                _token("*:key_custodian", "!*:key_custodian"),
+                _local("mallory"),
+            ):
+                with pytest.raises(PermissionDeniedError, match="bound on '\\*'") as refused:
+                    authz.authorize(who, action, "kek:home", project)
+                assert "key_custodian bound on '*', or the home's owner" in str(refused.value.hint)
+    authz.authorize(_token("*:auditor"), "keys.read", "keys:home", "*")
+    with pytest.raises(PermissionDeniedError):
+        authz.authorize(_token("*:auditor"), "keys.rotate", "kek:home", "*")
+    with pytest.raises(PermissionDeniedError):
+        authz.authorize(_token("fraud:auditor"), "keys.read", "keys:home", "fraud")
 
 
 def test_bindings_in_the_store_decide_like_credentials(platform: Platform) -> None:
@@ -249,6 +285,7 @@ def test_the_home_owner_holds_the_human_roles_as_bindings_with_no_bypass(
     owner = platform.admin()
     for action, roles in EXPECTED.items():
         expected = bool(roles & set(OWNER_ROLES)) or action.startswith(("home.", "keys."))
+        # (the owner holds keys.* as the owner, not through key_custodian: not an OWNER_ROLE)
         assert authz.decide(owner, action, "fraud").allowed == expected, action
     with platform.read_session() as session:
         assert bound_roles(session, owner.name) == {f"*:{r}" for r in OWNER_ROLES}

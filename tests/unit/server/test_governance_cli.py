@@ -16,6 +16,7 @@ from ghaf.platform import Platform
 from ghaf.projects import create_project
 from ghaf.testing.people import mint
 from tests.unit.server.test_cli_remote import ghaf
+from tests.unit.server.test_governance_routes import partner_pem
 from tests.unit.serving.server_processes import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -152,13 +153,53 @@ def test_people_keys_tokens_and_the_audit_trail_through_the_server(served: Serve
     }
     verified = served.remote("hana", "audit", "verify")
     assert verified.returncode == 0 and "audit trail valid" in verified.stdout
-    # Keys are the home owner's alone: a token is refused in both modes, the same way.
-    home = str(served.platform.settings.home)
-    local = ghaf("--home", home, "--token", served.tokens["hana"], "keys", "rotate")
-    remote = served.remote("hana", "keys", "rotate")
-    assert local.returncode == remote.returncode == 6
-    # (the server authorizes home-wide actions in project '*', the home in its default one)
-    assert all("only the home's owner" in r.stderr for r in (local, remote))
     # A project's admin holds nothing home-wide.
     assert served.remote("otto", "roles", "principal", "mallory").returncode == 6
     assert served.remote("otto", "audit", "export", "--project", "fraud").returncode == 6
+
+
+def test_a_home_wide_key_custodian_manages_keys_in_both_modes(
+    served: Served, tmp_path: Path
+) -> None:
+    """keys.* take a key custodian bound on '*' (or the home's owner): rotate, destroy a
+    version and trust a key as a token on the home and against the server; anyone else
+    (a home-wide admin, a custodian bound in one project) is refused the same way."""
+    platform, home = served.platform, str(served.platform.settings.home)
+    served.tokens["kate"] = mint(platform, "kate", ["key_custodian"], project="*", bind_on="*")
+    served.tokens["kirk"] = mint(
+        platform, "kirk", ["key_custodian"], project="fraud", bind_on="fraud"
+    )
+    for who in ("hana", "kirk"):
+        local = ghaf("--home", home, "--token", served.tokens[who], "keys", "rotate")
+        remote = served.remote(who, "keys", "rotate")
+        assert local.returncode == remote.returncode == 6, (who, local.stderr, remote.stderr)
+        assert local.stderr.splitlines()[0] == remote.stderr.splitlines()[0]
+        assert "bound on '*'" in remote.stderr
+    kate = ("--token", served.tokens["kate"])
+    local = ghaf("--home", home, *kate, "keys", "rotate", "-o", "json")
+    assert local.returncode == 0, local.stderr
+    assert json.loads(local.stdout)["version"] == 2
+    remote = served.remote("kate", "keys", "rotate", "-o", "json")
+    assert remote.returncode == 0, remote.stderr
+    assert json.loads(remote.stdout)["version"] == 3
+    destroyed = served.remote("kate", "keys", "destroy-version", "1", "--yes", "-o", "json")
+    assert json.loads(destroyed.stdout) == {"version": 1, "shredded": []}
+    partner = tmp_path / "partner.pub.pem"
+    partner.write_text(partner_pem())
+    trusted = served.remote("kate", "keys", "trust", str(partner), "-o", "json")
+    assert trusted.returncode == 0, trusted.stderr
+    fingerprint = json.loads(trusted.stdout)["fingerprint"]
+    again = ghaf("--home", home, *kate, "keys", "trust", str(partner), "-o", "json")
+    assert json.loads(again.stdout) == {"fingerprint": fingerprint}
+    listed_local, listed_remote = served.both("kate", "keys", "list", "-o", "json")
+    assert listed_local == listed_remote
+    listed = json.loads(listed_remote)
+    assert [(v["version"], v["current"]) for v in listed["versions"]] == [
+        (1, False),
+        (2, False),
+        (3, True),
+    ]
+    assert listed["versions"][0]["state"].startswith("destroyed")
+    assert fingerprint[:16] in [k["name"] for k in listed["trusted"]]
+    missing = served.remote("kate", "keys", "trust", str(tmp_path / "absent.pem"))
+    assert missing.returncode == 4 and "cannot read public key file" in missing.stderr

@@ -115,24 +115,83 @@ def test_a_home_wide_admin_checkpoints_and_reads_keys_but_a_project_admin_does_n
     assert home.audit("audit.checkpoint")[-1] == ("otto", "denied", "*")
 
 
-def test_the_kek_is_rotated_shredded_and_trusted_by_the_home_s_owner_alone(home: Home) -> None:
-    """The policy gives keys.* to the home's OS owner only: a token, even one bound on
-    every project, is refused over HTTP and the KEK does not change."""
-    keys = LocalKeyProvider(home.platform.settings.kek_path)
-    pem = (home.platform.settings.home / "keys" / "signing.pub.pem").read_text()
-    with home.client("hana") as hana:
-        rotate = hana.post("/keys/rotate")
-        assert rotate.status_code == 403, rotate.text
-        assert "only the home's owner" in rotate.json()["title"]
-        assert hana.delete("/keys/versions/1").status_code == 403
-        assert hana.post("/keys/trusted", json={"pem": pem}).status_code == 403
-        bad = hana.post("/keys/trusted", json={"pem": "not a key"})
+def partner_pem() -> str:
+    """A fresh ECDSA P-256 public key, as another home would send it to be trusted."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return pem.decode()
+
+
+def test_a_home_wide_key_custodian_rotates_shreds_and_trusts_and_no_one_else(
+    home: Home,
+) -> None:
+    """keys.* over HTTP: a key custodian bound on every project ('*') rotates the KEK,
+    destroys the old version and trusts a partner's key, each audited under its own name
+    (the trusted key by its fingerprint); a project's admin, a key custodian bound in one
+    project and a home-wide admin are refused, audited, and the KEK does not change."""
+    platform = home.platform
+    kate = mint(platform, "kate", ["key_custodian"], project="*", bind_on="*")
+    kirk = mint(platform, "kirk", ["key_custodian"], project="fraud", bind_on="fraud")
+    home.tokens.update(kate=kate, kirk=kirk)
+    keys = LocalKeyProvider(platform.settings.kek_path)
+    before = platform.artifacts.put_bytes(b"written under version 1")
+    pem = partner_pem()
+    with home.client("kate") as custodian:
+        for who in ("otto", "kirk", "hana"):
+            with home.client(who) as other:
+                refused = other.post("/keys/rotate")
+                assert refused.status_code == 403, (who, refused.text)
+                assert "bound on '*'" in refused.json()["title"]
+                assert other.delete("/keys/versions/1").status_code == 403
+                assert other.post("/keys/trusted", json={"pem": pem}).status_code == 403
+        assert keys.versions() == {1: "live"} and keys.current_version() == 1
+        with home.client("kirk") as kirk_client:
+            assert kirk_client.get("/keys").status_code == 403
+        rotated = custodian.post("/keys/rotate")
+        assert rotated.status_code == 200, rotated.text
+        assert rotated.json() == {
+            "version": 2, "artifacts": 1, "rewrapped": 1, "resumed": False, "shredded": 0
+        }  # fmt: skip
+        assert keys.current_version() == 2
+        destroyed = custodian.delete("/keys/versions/1")
+        assert destroyed.status_code == 200, destroyed.text
+        assert destroyed.json() == {"version": 1, "shredded": []}
+        trusted = custodian.post("/keys/trusted", json={"pem": pem})
+        assert trusted.status_code == 201, trusted.text
+        fingerprint = trusted.json()["fingerprint"]
+        listed = custodian.get("/keys").json()
+        assert [
+            (v["version"], v["state"].split()[0], v["current"]) for v in listed["versions"]
+        ] == [
+            (1, "destroyed", False),
+            (2, "live", True),
+        ]
+        assert fingerprint[:16] in [k["name"] for k in listed["trusted"]]
+        # Bad input is a 400 naming the field, with nothing changed.
+        bad = custodian.post("/keys/trusted", json={"pem": "not a key"})
         assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "pem"
-        assert hana.delete("/keys/versions/0").status_code == 400
-    assert keys.versions() == {1: "live"} and keys.current_version() == 1
-    assert home.audit("keys.rotate") == [("hana", "denied", "*")]
-    assert home.audit("keys.destroy_version") == [("hana", "denied", "*")]
-    assert home.audit("keys.trust") == [("hana", "denied", "*")]
+        assert custodian.delete("/keys/versions/0").status_code == 400
+        current = custodian.delete("/keys/versions/2")  # the current one: the caller's mistake
+        assert current.status_code == 400 and "current version" in current.json()["title"]
+    # Every server worker and this process see the rotation: the artifact reads, re-wrapped.
+    assert platform.artifacts.read_bytes(before.digest) == b"written under version 1"
+    assert keys.versions()[2] == "live" and keys.versions()[1].startswith("destroyed")
+    denied = [("otto", "denied", "*"), ("kirk", "denied", "*"), ("hana", "denied", "*")]
+    assert home.audit("keys.rotate") == [*denied, ("kate", "allowed", "*")]
+    assert home.audit("keys.destroy_version")[:4] == [*denied, ("kate", "allowed", "*")]
+    assert home.audit("keys.trust") == [*denied, ("kate", "allowed", "*")]
+    with platform.read_session() as session:
+        resources = session.execute(
+            select(AuditRecordRow.resource).where(
+                AuditRecordRow.action == "keys.trust", AuditRecordRow.outcome == "allowed"
+            )
+        ).scalars()
+        assert list(resources) == [f"public_key:{fingerprint}"]
 
 
 def test_principals_and_groups_are_made_by_a_home_wide_admin(home: Home) -> None:

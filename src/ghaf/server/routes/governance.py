@@ -1,17 +1,15 @@
 """Governance: the home's keys, a project's release and code policies, gate policies,
 break glass.
 
-Key actions are home-wide (the spine authorizes them in project ``'*'``); a policy is
+Key actions are home-wide (the spine authorizes them in project ``'*'``, for the home's
+owner or a role bound on ``'*'``: key custodians; auditors read the versions); a policy is
 changed in its project, and a principal of another project reads none of it (404).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
@@ -164,11 +162,11 @@ async def _readable_gate_policy(who: Caller, ref: str) -> StoredGatePolicy:
 # Keys --------------------------------------------------------------------------------
 
 
-@router.read("/keys", action="audit.read")
+@router.read("/keys", action="keys.read")
 async def keys(who: CallerDep) -> Any:
-    """The KEK's versions and the trusted public keys, never key material (home-wide
-    auditors: key rotations are evidence)."""
-    await who.authorize("audit.read", "keys:home", ALL_PROJECTS)
+    """The KEK's versions and the trusted public keys, never key material (home-wide key
+    custodians and auditors: key rotations are evidence)."""
+    await who.authorize("keys.read", "keys:home", ALL_PROJECTS)
     return await run_in_threadpool(describe_keys, who.platform)
 
 
@@ -192,15 +190,10 @@ async def destroy(version: Annotated[int, PathParam(ge=1)], who: CallerDep) -> d
 async def trust(body: PublicKey, who: CallerDep) -> dict[str, Any]:
     """Accept model signatures made with a public key sent in the body (never a path on
     the server)."""
-    pem = body.pem.encode()
-
-    def act() -> str:
-        with tempfile.TemporaryDirectory(prefix="ghaf-trust-") as folder:
-            path = Path(folder) / f"{hashlib.sha256(pem).hexdigest()[:16]}.pem"
-            path.write_bytes(pem)
-            return trust_key(who.in_project(ALL_PROJECTS), who.actor, path)
-
-    return {"fingerprint": await run_in_threadpool(act)}
+    trusted = await run_in_threadpool(
+        trust_key, who.in_project(ALL_PROJECTS), who.actor, body.pem.encode()
+    )
+    return {"fingerprint": trusted}
 
 
 # Release and code policies -----------------------------------------------------------
