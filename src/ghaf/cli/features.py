@@ -105,12 +105,16 @@ def apply(
                 f"definitions file {path} does not exist", hint="check the path"
             )
         document = _document(path)
-        planned = client.apply_features(document, force=force, dry_run=True, source=str(path))
+        planned = client.apply_features(
+            document, force=force, dry_run=True, source=str(path), project=cli.settings.project
+        )
         if output is Output.table:
             _print_plan(cli, planned["changes"])
         answer = planned
         if not dry_run:
-            answer = client.apply_features(document, force=force, source=str(path))
+            answer = client.apply_features(
+                document, force=force, source=str(path), project=cli.settings.project
+            )
     else:
         from ghaf.features.definitions import load_definitions
         from ghaf.features.registry import apply_definitions, plan_apply
@@ -181,7 +185,7 @@ def materialize_cmd(
     cli = state(ctx)
     client = cli.remote()
     if client is not None:
-        job = client.materialize(views, until=_time(until), full=full)
+        job = client.materialize(views, until=_time(until), full=full, project=cli.settings.project)
         results = job["result"]["materializations"]
     else:
         from ghaf.features.materialize import materialize

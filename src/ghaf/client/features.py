@@ -35,9 +35,13 @@ _DONE = frozenset({"succeeded", "failed", "interrupted"})
 class FeatureCalls(Session):
     """Features calls of :class:`~ghaf.client.http.Client`."""
 
-    def feature_definitions(self, kind: str | None = None) -> list[dict[str, Any]]:
-        """The latest version of every definition you may read (of ``kind``)."""
-        return list(self.get("/features/definitions", kind=kind)["definitions"])
+    def feature_definitions(
+        self, kind: str | None = None, *, project: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest version of every definition you may read (of ``kind``, of
+        ``project``)."""
+        found = self.get("/features/definitions", kind=kind, project=project)
+        return list(found["definitions"])
 
     def feature_view(self, name: str, version: int | None = None) -> dict[str, Any]:
         """A feature view (latest or ``version``) and its last materializations."""
@@ -56,11 +60,14 @@ class FeatureCalls(Session):
         force: bool = False,
         dry_run: bool = False,
         source: str = "http",
+        project: str | None = None,
     ) -> dict[str, Any]:
         """Apply ``definitions`` (a definitions YAML document: ``entities``,
-        ``feature_views``, ``feature_services``); the changes made (or, with ``dry_run``,
-        that would be made)."""
+        ``feature_views``, ``feature_services``) in ``project`` (default: the server's
+        default project); the changes made (or, with ``dry_run``, that would be made)."""
         body = {"definitions": dict(definitions), "force": force, "dry_run": dry_run}
+        if project is not None:
+            body["project"] = project
         return dict(self.post("/features/definitions", {**body, "source": source}))
 
     def materialize(
@@ -71,14 +78,17 @@ class FeatureCalls(Session):
         full: bool = False,
         wait: bool = True,
         timeout: float = JOB_TIMEOUT,
+        project: str | None = None,
     ) -> dict[str, Any]:
-        """Materialize ``views`` (default: all) into the online store; the job (with its
-        ``result`` once ``wait`` saw it succeed)."""
+        """Materialize ``views`` (default: all of ``project``'s) into the online store; the
+        job (with its ``result`` once ``wait`` saw it succeed)."""
         body = {
             "views": list(views) if views else None,
             "until": until.isoformat() if until is not None else None,
             "full": full,
         }
+        if project is not None:
+            body["project"] = project
         job = dict(self.post("/features/materializations", body))
         return self.wait_for_job(job["id"], timeout=timeout) if wait else job
 
