@@ -1,5 +1,5 @@
 """The remote client's data calls: ingest (a URL or an upload), versions, validation,
-diffs, previews, lineage and OpenLineage.
+diffs, previews, SQL transforms, lineage and OpenLineage.
 
 Documents are the HTTP API's (``ghaf data ... --output json`` prints the same); errors
 are embedded mode's (a missing dataset is a :class:`~ghaf.errors.NotFoundError`, a
@@ -167,6 +167,32 @@ class DataCalls(Session):
         }
         made = self.post(f"/datasets/{name}/records", body)["version"]
         return None if made is None else dict(made)
+
+    def run_transform(
+        self,
+        output: str,
+        inputs: Mapping[str, str],
+        *,
+        sql: str,
+        project: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Run a SQL transform on the server: a new version of ``output`` in ``project``
+        from ``inputs`` (alias -> dataset ref, each a view in ``sql``), ``params`` bound as
+        ``$name``. The query reads its inputs and no file; a Python transform runs on a
+        home only. Returns the version as :meth:`dataset` shows it.
+
+        Raises:
+            InvalidInputError: a bad alias or a failing query; nothing is stored.
+            NotFoundError: an input you may not read (or that does not exist).
+        """
+        body = {
+            "project": project,
+            "inputs": dict(inputs),
+            "sql": sql,
+            "params": dict(params or {}),
+        }
+        return dict(self.post(f"/datasets/{output}/transform", body))
 
     def lineage(self, node: str) -> dict[str, Any]:
         """What ``node`` came from and what was made from it (your projects' nodes)."""

@@ -1,7 +1,8 @@
 """Projects as tenants where the services hold the rule, through ``ghaf server`` as a
 real process: run listings filtered by project in the query (not within a window of
-the newest runs), and a deployment that serves only its own project's versions even
-for a caller who may read both projects.
+the newest runs), a deployment that serves only its own project's versions even for a
+caller who may read both projects, and SQL transforms that read only the caller's
+readable inputs and no file of the server.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pyarrow as pa
 import pytest
 from sqlalchemy import create_engine, insert
 
+from ghaf.client import Client
+from ghaf.data import list_versions, read_dataset, write_dataset
+from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from ghaf.metadata.base import utcnow
 from ghaf.models import save_model
 from ghaf.pipelines.tables import PipelineRunRow
@@ -37,6 +42,9 @@ class Served:
     server: ServerProcess
     tokens: dict[str, str]
 
+    def client(self, who: str) -> Client:
+        return Client(self.server.url, self.tokens[who])
+
     def http(self, who: str) -> httpx.Client:
         headers = {"authorization": f"Bearer {self.tokens[who]}"}
         return httpx.Client(base_url=self.server.url + "/api/v1", headers=headers, timeout=60)
@@ -56,8 +64,17 @@ def served(platform: Platform, tmp_path: Path) -> Iterator[Served]:
         ben = person(platform, f"ben-{project}", ["model_approver"], project=project)
         register_model(here, dana, f"{project}-model", saved, project=project)
         approve_model_version(here, ben, f"{project}-model:1")
+    write_dataset(
+        platform.in_project("fraud"),
+        platform.admin(),
+        "tx",
+        pa.table({"id": [1, 2, 3, 4], "amount": [5.0, 50.0, 500.0, 5000.0]}),
+        source="test",
+    )
     roles = ["data_scientist", "release_manager"]
     tokens = {
+        "dora": mint(platform, "dora", ["data_engineer"], project="fraud", bind_on="fraud"),
+        "rex": mint(platform, "rex", ["data_engineer"], project="retail", bind_on="retail"),
         "alice": mint(platform, "alice", roles, project="fraud", bind_on="fraud"),
         "rita": mint(platform, "rita", roles, project="retail", bind_on="retail"),
         # Bound on every project: she reads fraud's models and deploys in retail.
@@ -147,3 +164,69 @@ def test_a_deployment_serves_only_its_own_projects_versions(served: Served) -> N
         assert "fraud-model" in hidden.json()["title"]
     [shop] = list_deployments(served.platform)
     assert (shop.project, shop.models, shop.revision) == ("retail", {"retail-model:1": 1.0}, 1)
+
+
+def test_a_sql_transform_runs_on_the_server_over_readable_inputs_only(served: Served) -> None:
+    with served.client("dora") as dora:
+        made = dora.run_transform(
+            "big",
+            {"t": "tx"},
+            sql="SELECT id, amount FROM t WHERE amount > $floor ORDER BY id",
+            project="fraud",
+            params={"floor": 40},
+        )
+        assert (made["ref"], made["project"], made["inputs"]) == (
+            "big:1",
+            "fraud",
+            ["dataset:tx:1"],
+        )
+        assert read_dataset(served.platform, "big:1").column("id").to_pylist() == [2, 3, 4]
+        with pytest.raises(InvalidInputError, match=r"transform SQL failed.*disabled"):
+            dora.run_transform(
+                "leak", {"t": "tx"}, sql="SELECT * FROM read_text('/etc/hostname')", project="fraud"
+            )
+    with served.http("dora") as http:
+        code = http.post(
+            "/datasets/leak/transform",
+            json={"project": "fraud", "inputs": {"t": "tx"}, "fn": "def f(t): ..."},
+        )
+        assert code.status_code == 400, code.text
+        assert code.json()["errors"][0]["field"] == "fn"
+        assert "caller's code" in code.json()["title"]
+        for body, field in (
+            ({"project": "fraud", "inputs": {}, "sql": "SELECT 1"}, "inputs"),
+            ({"project": "fraud", "inputs": {"1t": "tx"}, "sql": "SELECT 1"}, "inputs"),
+            ({"project": "fraud", "inputs": {"t": "../x"}, "sql": "SELECT 1"}, "inputs"),
+            ({"project": "fraud", "inputs": {"t": "tx"}, "sql": ""}, "sql"),
+            (
+                {"project": "fraud", "inputs": {"t": "tx"}, "sql": "SELECT 1", "params": {"a": []}},
+                "params",
+            ),
+        ):
+            answer = http.post("/datasets/leak/transform", json=body)
+            assert answer.status_code == 400, (body, answer.text)
+            assert answer.json()["errors"][0]["field"].startswith(field), answer.json()
+    assert list_versions(served.platform, "leak") == []
+
+    with served.client("rex") as rex:  # retail: fraud's dataset is not there for him
+        with pytest.raises(NotFoundError, match="dataset 'tx' does not exist"):
+            rex.run_transform("mine", {"t": "tx"}, sql="SELECT * FROM t", project="retail")
+        with pytest.raises(NotFoundError, match="does not exist"):
+            rex.run_transform("mine", {"t": "tx:1"}, sql="SELECT * FROM t", project="retail")
+    with served.http("rex") as http:  # nor may he transform into fraud
+        answer = http.post(
+            "/datasets/mine/transform",
+            json={"project": "fraud", "inputs": {"t": "tx"}, "sql": "SELECT * FROM t"},
+        )
+        assert answer.status_code == 403, answer.text
+    write_dataset(
+        served.platform.in_project("retail"),
+        served.platform.admin(),
+        "shop",
+        pa.table({"id": [1]}),
+        source="test",
+    )
+    with served.client("rex") as rex, pytest.raises(AlreadyExistsError, match="another project"):
+        rex.run_transform("big", {"s": "shop"}, sql="SELECT * FROM s", project="retail")
+    assert list_versions(served.platform, "mine") == []
+    assert [v.version for v in list_versions(served.platform, "big")] == [1]

@@ -8,9 +8,9 @@ as missing (404). Lineage shows only nodes of projects the caller may ``lineage.
 Files reach an ingest through the artifact upload route (``POST
 /projects/{project}/artifacts``): the ingest names the digest, and only a file uploaded
 to that same project is used. A URL is fetched by the server within what its settings
-allow (:mod:`ghaf.server.fetch`). Transforms are not offered here: a Python transform
-is the caller's code, and a SQL transform's DuckDB reads any file the server can
-(``read_text('/…/keys/kek.json')``), so neither runs on the server.
+allow (:mod:`ghaf.server.fetch`). SQL transforms run here: their DuckDB reads the
+inputs and no other file (:mod:`ghaf.data.transforms`); a Python transform is the
+caller's code, so it never runs on the server.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pyarrow as pa
 import yaml
 from fastapi import Depends, Query
 from fastapi import Path as PathParam
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
@@ -48,7 +48,7 @@ from ghaf.data.store import (
     write_dataset,
 )
 from ghaf.data.stream import write_micro_batch
-from ghaf.data.transforms import get_transform
+from ghaf.data.transforms import get_transform, run_transform
 from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.features.classification import view_project
 from ghaf.features.registry import get_feature_view
@@ -78,6 +78,9 @@ MAX_QUERY_CONTRACT = 8192
 """Characters of a contract sent in a validation's query string."""
 MAX_RECORDS = 10_000
 """Records one stream request may carry."""
+MAX_SQL = 1024 * 1024
+"""Characters of a transform's SQL."""
+_ALIAS = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 NameParam = Annotated[str, PathParam(pattern=_NAME)]
 RefParam = Annotated[str, PathParam(pattern=_REF)]
 
@@ -150,6 +153,41 @@ class Records(BaseModel):
         if len(self.keys) != len(self.records):
             raise ValueError(f"keys has {len(self.keys)} items, records {len(self.records)}")
         return self
+
+
+class NewTransform(BaseModel):
+    """A SQL transform the server runs: its inputs, the query and its parameters."""
+
+    project: str = Field(pattern=_PROJECT)
+    inputs: dict[Annotated[str, Field(pattern=_ALIAS)], Annotated[str, Field(pattern=_REF)]] = (
+        Field(
+            min_length=1,
+            max_length=64,
+            description="alias -> dataset ref (NAME or NAME:V); each alias is a view in the SQL.",
+        )
+    )
+    fn: None = Field(
+        default=None,
+        description="Never accepted: a Python transform is the caller's code, run on a home.",
+    )
+    sql: str = Field(
+        min_length=1,
+        max_length=MAX_SQL,
+        description="A DuckDB query over the inputs' views; it reads no other file.",
+    )
+    params: dict[
+        Annotated[str, Field(pattern=_ALIAS)],
+        Annotated[str, Field(max_length=10_000)] | int | float | bool | None,
+    ] = Field(default_factory=dict, max_length=256, description="Bound as $name in the SQL.")
+
+    @field_validator("fn", mode="before")
+    @classmethod
+    def _no_code(cls, value: Any) -> None:
+        if value is not None:
+            raise ValueError(
+                "a Python transform is the caller's code and never runs on the server: send "
+                "sql, or run the function on a home (unset GHAF_URL)"
+            )
 
 
 # Reading ---------------------------------------------------------------------------
@@ -230,6 +268,16 @@ async def rows(
     """The first rows of a version (at most 1,000); a version with a pii or sensitive
     column (or upstream of one) needs ``dataset.read_pii``, and each such read is audited."""
     found = await _readable(who, ref)
+    await _authorize_rows(who, found)
+    shown = await run_in_threadpool(
+        functools.partial(preview, who.platform, found.ref, limit=limit, columns=column)
+    )
+    return Response(orjson.dumps(shown), media_type="application/json")
+
+
+async def _authorize_rows(who: Caller, found: DatasetVersion) -> None:
+    """Allow reading the rows of ``found``: a version with a pii or sensitive column (or
+    upstream of one) needs ``dataset.read_pii``, and each such read is audited."""
     project = await run_in_threadpool(project_of, who.platform, found)
     tags = await run_in_threadpool(object_tags, who.platform, found.node)
     action = read_action("dataset", tags)
@@ -245,10 +293,6 @@ async def rows(
                 audit_allowed=True,
             )
         )
-    shown = await run_in_threadpool(
-        functools.partial(preview, who.platform, found.ref, limit=limit, columns=column)
-    )
-    return Response(orjson.dumps(shown), media_type="application/json")
 
 
 def _contract(text: ContractText | None) -> Contract | None:
@@ -601,3 +645,24 @@ async def new_records(name: NameParam, body: Records, who: CallerDep) -> JsonRes
         )
     )
     return JsonResponse({"version": None if made is None else version_document(made, body.project)})
+
+
+@router.write("POST", "/datasets/{name}/transform", action="transform.run", status_code=201)
+async def new_transform(name: NameParam, body: NewTransform, who: CallerDep) -> JsonResponse:
+    """Run a SQL transform over dataset versions the caller may read (their rows: pii
+    ones need ``dataset.read_pii``) into a new version of ``name``; the inputs are pinned
+    to exact versions, and the code, its digest and parameters are recorded."""
+    await who.authorize("transform.run", f"dataset:{name}", body.project)
+    pinned = {}
+    for alias, ref in body.inputs.items():
+        found = await _readable(who, ref)
+        await _authorize_rows(who, found)
+        pinned[alias] = found.ref
+    platform = who.in_project(body.project)
+    await run_in_threadpool(check_dataset_project, platform, name)
+    made = await run_in_threadpool(
+        functools.partial(
+            run_transform, platform, who.actor, name, pinned, sql=body.sql, params=body.params
+        )
+    )
+    return JsonResponse(version_document(made, body.project), status_code=201)
