@@ -62,7 +62,10 @@ def login(
     ] = False,
     server: Annotated[
         str | None,
-        typer.Option("--server", help="A `ghaf server` URL: keep --token for it (0600)."),
+        typer.Option(
+            "--server",
+            help="A `ghaf server` URL: keep --token, or a --device login's token, for it.",
+        ),
     ] = None,
     api_token: Annotated[
         str | None,
@@ -72,6 +75,8 @@ def login(
     """Log in to the identity provider and keep the access token (0600) in the home."""
     cli = state(ctx)
     if server is not None:
+        if device and api_token is None:
+            api_token = _device_token_for(cli, server)
         _login_server(cli, server, api_token)
         return
     from ghaf.access.http_auth import authenticate  # starlette
@@ -98,13 +103,44 @@ def login(
     cli.console.print(f"logged in as {actor.name}; token kept in {path}", highlight=False)
 
 
+def _device_token_for(cli: CliState, url: str) -> str:
+    """A person's access token from the OIDC provider the server at ``url`` trusts
+    (device authorization grant: open a URL, enter a code)."""
+    import httpx
+
+    from ghaf.errors import BackendUnavailableError, ConfigError
+    from ghaf.security.oidc import device_code_token
+    from ghaf.settings import IdentitySettings
+
+    try:
+        answer = httpx.get(url.rstrip("/") + "/.well-known/ghaf-login", timeout=30)
+    except httpx.HTTPError as exc:
+        raise BackendUnavailableError(f"cannot reach {url}: {exc}", hint="check the URL") from exc
+    if answer.status_code != 200:
+        raise ConfigError(
+            f"{url} offers no OIDC login", hint=f"ghaf login --server {url} --token TOKEN"
+        )
+    hints = answer.json()
+    settings = IdentitySettings(
+        issuer=str(hints["issuer"]),
+        client_id=str(hints["client_id"]),
+        audience=str(hints["audience"]),
+    )
+
+    def show(verification_url: str, code: str) -> None:
+        cli.console.print(f"open {verification_url} and enter the code {code}", highlight=False)
+
+    return device_code_token(settings, show)
+
+
 def _login_server(cli: CliState, url: str, token: str | None) -> None:
     """Prove ``token`` to the server at ``url`` and keep it for that URL."""
     from ghaf.client.http import Client
 
     if not token:
         raise InvalidInputError(
-            "--server needs --token", hint="ghaf login --server URL --token TOKEN"
+            "--server needs --token or --device",
+            hint="ghaf login --server URL --device (a person), or --token TOKEN",
         )
     with Client(url, token) as client:
         me = client.whoami()

@@ -36,6 +36,8 @@ from ghaf.server.routing import API_PREFIX
 from ghaf.server.tracing import Tracing, tracer_provider
 
 VERSION = "1"
+LOGIN_HINTS = "/.well-known/ghaf-login"
+"""Where a client learns how to log a person in to this server (OIDC device flow)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,30 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
     @app.get("/health", include_in_schema=False)
     async def live() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get(LOGIN_HINTS, include_in_schema=False)
+    async def login_hints() -> JSONResponse:
+        """What ``ghaf login --server URL --device`` needs to log a person in (public: the
+        issuer and the public client id, no secret)."""
+        identity = platform.settings.identity
+        if not (identity.issuer and identity.client_id):
+            return JSONResponse(
+                {
+                    "type": "/problems/not-found",
+                    "title": "this server takes Ghaf tokens only (no OIDC issuer is set)",
+                    "status": 404,
+                    "hint": "ghaf login --server URL --token TOKEN",
+                },
+                404,
+                media_type="application/problem+json",
+            )
+        return JSONResponse(
+            {
+                "issuer": identity.issuer,
+                "client_id": identity.client_id,
+                "audience": identity.audience,
+            }
+        )
 
     @app.get("/health/ready", include_in_schema=False)
     async def ready() -> JSONResponse:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
 
 import jwt
 import pytest
@@ -18,82 +14,13 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from ghaf.errors import ConfigError, PermissionDeniedError
 from ghaf.security.oidc import OidcVerifier, device_code_token, mapped_roles
 from ghaf.settings import IdentitySettings, load_settings
-
-
-class Idp:
-    """Serves a discovery document and a JWKS that a test can change."""
-
-    def __init__(self) -> None:
-        self.keys: list[dict[str, Any]] = []
-        self.jwks_hits = 0
-        self.polls: list[str] = []  # device flow: what each token poll answers, in order
-        idp = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.endswith("openid-configuration"):
-                    body = {
-                        "issuer": idp.issuer,
-                        "jwks_uri": idp.issuer + "/jwks",
-                        "token_endpoint": idp.issuer + "/token",
-                        "device_authorization_endpoint": idp.issuer + "/device/auth",
-                    }
-                else:
-                    idp.jwks_hits += 1
-                    body = {"keys": idp.keys}
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self) -> None:
-                form = parse_qs(self.rfile.read(int(self.headers["content-length"])).decode())
-                status, body = 200, {}
-                if self.path == "/device/auth":
-                    assert form["client_id"] == ["cli"]
-                    body = {
-                        "device_code": "dc-1",
-                        "user_code": "ABCD-EFGH",
-                        "verification_uri": idp.issuer + "/device",
-                        "expires_in": 60,
-                        "interval": 1,
-                    }
-                else:
-                    assert form["device_code"] == ["dc-1"]
-                    answer = idp.polls.pop(0)
-                    if answer.startswith("token:"):
-                        body = {"access_token": answer[6:], "token_type": "Bearer"}
-                    else:
-                        status, body = 400, {"error": answer}
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.issuer = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def publish(self, key: Any, kid: str, algorithm: Any) -> None:
-        jwk = json.loads(algorithm.to_jwk(key.public_key()))
-        jwk["kid"] = kid
-        self.keys.append(jwk)
+from tests.unit.identity.fake_idp import Idp, running_idp
 
 
 @pytest.fixture
 def idp() -> Iterator[Idp]:
-    server = Idp()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    with running_idp() as server:
+        yield server
 
 
 def _token(idp: Idp, key: Any, kid: str, alg: str = "RS256") -> str:

@@ -144,3 +144,59 @@ def test_login_keeps_the_token_in_the_os_keyring_where_there_is_one(
     assert len(held) == 1 and "[ghaf]" in held[0].read_text()  # one entry, under "ghaf"
     who = ghaf("whoami", env={**env, "GHAF_URL": url})
     assert who.returncode == 0 and who.stdout.startswith("alice (user, proven by token"), who.stderr
+
+
+def test_a_person_logs_in_to_the_server_with_the_device_flow(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """``ghaf login --server URL --device``: the client learns the server's OIDC provider
+    from the server, shows the person the URL and code, keeps the token the provider gives,
+    and the server proves it (groups mapped to roles)."""
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import RSAAlgorithm
+
+    from ghaf.projects import create_project
+    from tests.unit.identity.fake_idp import running_idp
+
+    create_project(platform, platform.admin(), "fraud")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with running_idp() as idp:
+        idp.publish(key, "k1", RSAAlgorithm)
+        now = int(time.time())
+        claims = {"iss": idp.issuer, "aud": "ghaf", "sub": "dana", "iat": now, "exp": now + 600}
+        issued = jwt.encode(
+            {**claims, "groups": ["ml"]}, key, algorithm="RS256", headers={"kid": "k1"}
+        )
+        idp.polls[:] = ["authorization_pending", f"token:{issued}"]
+        identity = {
+            "GHAF_IDENTITY__ISSUER": idp.issuer,
+            "GHAF_IDENTITY__CLIENT_ID": "cli",
+            "GHAF_IDENTITY__ROLE_MAPPING": json.dumps({"ml": ["fraud:data_scientist"]}),
+        }
+        server = ServerProcess(
+            platform.settings.home, ("server",), "/health", tmp_path / "server.log", env=identity
+        ).start()
+        try:
+            env = {
+                "XDG_CONFIG_HOME": str(tmp_path / "config"),
+                "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+            }
+            logged = ghaf("login", "--server", server.url, "--device", env=env)
+            assert logged.returncode == 0, logged.stderr
+            assert f"open {idp.issuer}/device and enter the code ABCD-EFGH" in logged.stdout
+            assert "as dana" in logged.stdout
+            who = ghaf("whoami", env={**env, "GHAF_URL": server.url})
+            assert who.returncode == 0 and who.stdout.startswith("dana (user, proven by"), who
+            assert "fraud:data_scientist" in who.stdout
+        finally:
+            server.stop()
+    plain = ServerProcess(platform.settings.home, ("server",), "/health", tmp_path / "p.log")
+    plain.start()
+    try:
+        refused = ghaf("login", "--server", plain.url, "--device", env=env)
+        assert refused.returncode == 2 and "offers no OIDC login" in refused.stderr
+    finally:
+        plain.stop()
