@@ -91,6 +91,22 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[int | None, str]:
+    """The line (when known) and what is wrong, from any YAML error.
+
+    A character YAML refuses (a control character) raises a ``ReaderError``, which
+    carries a position in the text rather than a mark.
+    """
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        return (mark.line + 1 if mark is not None else None), str(exc.problem or exc.context)
+    if isinstance(exc, yaml.reader.ReaderError):
+        code = exc.character
+        shown = f"#x{code:04x}" if isinstance(code, int) else repr(code)
+        return text.count("\n", 0, exc.position) + 1, f"character {shown}: {exc.reason}"
+    return None, str(exc).splitlines()[0]
+
+
 def parse_policy(text: str, source: str = "<policy>") -> GatePolicy:
     """Parse a policy's YAML text.
 
@@ -100,12 +116,11 @@ def parse_policy(text: str, source: str = "<policy>") -> GatePolicy:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         body: Any = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
+    except yaml.YAMLError as exc:
+        line, problem = _yaml_problem(exc, text)
+        where = f"{source}:{line}" if line is not None else source
         raise ConfigError(
-            f"{where}: not valid YAML: {exc.problem or exc.context}",
-            hint="fix the YAML syntax at that line",
+            f"{where}: not valid YAML: {problem}", hint="fix the YAML syntax at that line"
         ) from exc
     if body is None:
         body = {}

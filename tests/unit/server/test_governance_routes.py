@@ -283,6 +283,10 @@ def test_bad_policy_input_is_a_400_naming_the_field_and_nothing_is_stored(home: 
         assert bad_gate.status_code == 400 and bad_gate.json()["errors"][0]["field"] == "text"
         unprintable = otto.post("/gate-policies", json={"text": "\x9c", "project": "fraud"})
         assert unprintable.status_code == 400, unprintable.text
+        assert unprintable.json()["errors"][0]["field"] == "text"
+        assert (
+            "text:1: not valid YAML: character #x009c" in unprintable.json()["errors"][0]["message"]
+        )
         assert otto.get(f"{fraud}/code-policy").json()["version"] == 0
         assert otto.get("/gate-policies").json()["policies"] == []
     assert get_release_policy(home.platform, "fraud").version == 0
