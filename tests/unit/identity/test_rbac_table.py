@@ -69,7 +69,7 @@ EXPECTED: dict[str, set[str]] = {
     "run.end": {"data_scientist", "ci_publisher"},
     "run.log_artifacts": {"data_scientist", "ci_publisher"},
     "run.log_inputs": {"data_scientist", "ci_publisher"},
-    "model.upload": {"data_scientist", "ci_publisher"},
+    "model.upload": {"data_engineer", "data_scientist", "ci_publisher"},
     "model.register": {"data_scientist", "ci_publisher"},
     "model.card_update": {"data_scientist", "ci_publisher"},
     "model.approve": {"model_approver"},

@@ -230,3 +230,11 @@ def test_a_sql_transform_runs_on_the_server_over_readable_inputs_only(served: Se
         rex.run_transform("big", {"s": "shop"}, sql="SELECT * FROM s", project="retail")
     assert list_versions(served.platform, "mine") == []
     assert [v.version for v in list_versions(served.platform, "big")] == [1]
+
+
+def test_a_data_engineer_alone_ingests_a_file_they_upload(served: Served, tmp_path: Path) -> None:
+    source = tmp_path / "orders.csv"
+    source.write_text("id,amount\n1,2.5\n2,3.5\n")
+    with served.client("dora") as dora:  # data_engineer only: the upload is model.upload
+        made = dora.ingest(source, "orders", project="fraud")
+    assert (made["ref"], made["rows"], made["project"]) == ("orders:1", 2, "fraud")
