@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -21,11 +24,14 @@ def create_metadata_engine(url: str) -> Engine:
 
     SQLite gets WAL, foreign keys, a busy timeout, ``synchronous=FULL`` and
     ``BEGIN IMMEDIATE`` transactions, so that two processes writing at once
-    queue instead of failing with "database is locked" mid-transaction.
+    queue instead of failing with "database is locked" mid-transaction. Its file is
+    the owner's alone (0600), as are its journals.
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            _private_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"timeout": 60}, pool_pre_ping=False)
         _tune_sqlite(engine)
     elif backend == "postgresql":
@@ -42,6 +48,24 @@ def create_metadata_engine(url: str) -> Engine:
         )
     _guard_writes(engine)
     return engine
+
+
+def _private_file(path: Path) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would follow the umask: 0644),
+    or take group and other access off one created so; SQLite gives its WAL and
+    shared-memory files the database file's mode. It holds token hashes and the audit
+    trail."""
+    if not path.parent.is_dir():
+        return  # SQLite names the missing directory itself
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        try:
+            mode = file.stat().st_mode & 0o777
+            if mode & 0o077:
+                file.chmod(mode & 0o700)
+        except OSError:  # absent, or not ours to change: SQLite opens it as it is
+            continue
 
 
 def _tune_sqlite(engine: Engine) -> None:
