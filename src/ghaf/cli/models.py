@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -224,6 +224,14 @@ glass = typer.Typer(
 app.add_typer(glass, name="break-glass")
 
 
+def _target(request: dict[str, Any]) -> str:
+    """``MODEL:VERSION@alias`` or ``MODEL:VERSION to stage S``, from the API's shape."""
+    ref = f"{request['model']}:{request['version']}"
+    if request["target_kind"] == "alias":
+        return f"{ref}@{request['target']}"
+    return f"{ref} to stage {request['target']}"
+
+
 @glass.command("request")
 def glass_request(
     ctx: typer.Context,
@@ -231,43 +239,81 @@ def glass_request(
     reason: Annotated[str, typer.Option("--reason", help="Why, in words (required).")],
     alias: Annotated[str | None, typer.Option("--alias", help="Protected alias to move.")] = None,
     stage: Annotated[str | None, typer.Option("--stage", help="Protected stage.")] = None,
+    output: OutputOption = Output.table,
 ) -> None:
-    """Ask to put a version on a protected alias or stage past the policy (2 people)."""
+    """Ask to put a version on a protected alias or stage past the policy (2 people).
+
+    JSON: the request {"id", "model", "version", "target_kind", "target", "reason",
+    "requested_by", "requested_at", "status", "confirmed_by"}.
+    """
     from ghaf.registry.base import parse_ref
-    from ghaf.registry.break_glass import request_break_glass
 
     cli = state(ctx)
     parsed = parse_ref(ref)
     if parsed.version is None:
         raise InvalidInputError(f"{ref!r} names no version", hint="give NAME:VERSION, e.g. fraud:3")
-    made = request_break_glass(
-        cli.platform(),
-        cli.actor(),
-        parsed.name,
-        parsed.version,
-        reason=reason,
-        alias=alias,
-        stage=stage,
-    )
+    client = cli.remote()
+    if client is not None:
+        made = client.request_break_glass(
+            parsed.name, parsed.version, reason=reason, alias=alias, stage=stage
+        )
+    else:
+        from ghaf.registry import get_model_version
+        from ghaf.registry.break_glass import request_break_glass
+
+        platform = cli.platform()
+        # Asked in the model's project, as the server does (not the home's default one).
+        project = get_model_version(platform, f"{parsed.name}:{parsed.version}").project
+        made = to_jsonable(
+            request_break_glass(
+                platform.in_project(project),
+                cli.actor(),
+                parsed.name,
+                parsed.version,
+                reason=reason,
+                alias=alias,
+                stage=stage,
+            )
+        )
+    if output is Output.json:
+        emit_json(made)
+        return
     cli.console.print(
-        f"break-glass request {made.id}: {made.describe}; a second person confirms it with "
-        f"`ghaf models break-glass confirm {made.id}`",
+        f"break-glass request {made['id']}: {_target(made)}; a second person confirms it "
+        f"with `ghaf models break-glass confirm {made['id']}`",
         highlight=False,
     )
 
 
 @glass.command("confirm")
 def glass_confirm(
-    ctx: typer.Context, request_id: Annotated[int, typer.Argument(help="Request id.")]
+    ctx: typer.Context,
+    request_id: Annotated[int, typer.Argument(help="Request id.")],
+    output: OutputOption = Output.table,
 ) -> None:
-    """Carry out a pending break-glass request (you must not be its requester)."""
-    from ghaf.registry.break_glass import confirm_break_glass
+    """Carry out a pending break-glass request (you must not be its requester).
+
+    JSON: the version it moved, as `ghaf models show NAME:VERSION` lists it.
+    """
+    from ghaf.registry.base import SUMMARY_FIELDS
 
     cli = state(ctx)
-    version = confirm_break_glass(cli.platform(), cli.actor(), request_id)
+    client = cli.remote()
+    if client is not None:
+        version = client.confirm_break_glass(request_id)
+        who = str(client.whoami()["name"])
+    else:
+        from ghaf.registry.break_glass import confirm_break_glass
+
+        done = confirm_break_glass(cli.platform(), cli.actor(), request_id)
+        version = to_jsonable({k: getattr(done, k) for k in SUMMARY_FIELDS})
+        who = cli.actor().name
+    if output is Output.json:
+        emit_json(version)
+        return
     cli.console.print(
-        f"break-glass {request_id} done by {cli.actor().name}: {version.ref} "
-        f"(aliases: {', '.join(version.aliases) or '-'}; stage {version.stage})",
+        f"break-glass {request_id} done by {who}: {version['name']}:{version['version']} "
+        f"(aliases: {', '.join(version['aliases']) or '-'}; stage {version['stage']})",
         highlight=False,
     )
 
@@ -275,22 +321,32 @@ def glass_confirm(
 @glass.command("list")
 def glass_list(
     ctx: typer.Context,
-    output: Annotated[str, typer.Option("--output", help="table or json.")] = "table",
+    pending: Annotated[bool, typer.Option("--pending", help="Only pending ones.")] = False,
+    output: OutputOption = Output.table,
 ) -> None:
-    """List break-glass requests, newest first."""
-    import json
+    """List break-glass requests, newest first (against a server: of your projects).
 
-    from ghaf.registry.break_glass import list_break_glass
-
+    JSON: {"requests": [request, as `break-glass request` prints it]}.
+    """
     cli = state(ctx)
-    requests = list_break_glass(cli.platform())
-    if output == "json":
-        rows = [{**r.__dict__, "requested_at": r.requested_at.isoformat()} for r in requests]
-        typer.echo(json.dumps(rows))
+    client = cli.remote()
+    if client is not None:
+        requests = client.break_glass_requests(pending_only=pending)
+    else:
+        from ghaf.registry.break_glass import list_break_glass
+
+        requests = to_jsonable(list_break_glass(cli.platform(), pending_only=pending))
+    if output is Output.json:
+        emit_json({"requests": requests})
         return
     table = Table("id", "target", "status", "requested by", "confirmed by", "reason")
     for r in requests:
         table.add_row(
-            str(r.id), r.describe, r.status, r.requested_by, r.confirmed_by or "", r.reason
+            str(r["id"]),
+            _target(r),
+            r["status"],
+            r["requested_by"],
+            r["confirmed_by"] or "",
+            r["reason"],
         )
     cli.console.print(table)

@@ -16,7 +16,7 @@ from ghaf.platform import Platform
 from ghaf.projects import create_project
 from ghaf.testing.people import mint
 from tests.unit.server.test_cli_remote import ghaf
-from tests.unit.server.test_governance_routes import partner_pem
+from tests.unit.server.test_governance_routes import REASON, _register_churn, partner_pem
 from tests.unit.serving.server_processes import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -203,3 +203,67 @@ def test_a_home_wide_key_custodian_manages_keys_in_both_modes(
     assert fingerprint[:16] in [k["name"] for k in listed["trusted"]]
     missing = served.remote("kate", "keys", "trust", str(tmp_path / "absent.pem"))
     assert missing.returncode == 4 and "cannot read public key file" in missing.stderr
+
+
+def test_break_glass_through_the_server_prints_what_the_home_prints(
+    served: Served, tmp_path: Path
+) -> None:
+    """Request, list and confirm as on the home, table and JSON; another project sees no
+    request; the requester cannot confirm their own."""
+    platform, home = served.platform, str(served.platform.settings.home)
+    _register_churn(platform, tmp_path)
+    served.tokens["remy"] = mint(
+        platform, "remy", ["release_manager"], project="fraud", bind_on="fraud"
+    )
+    served.tokens["ben"] = mint(
+        platform, "ben", ["model_approver"], project="fraud", bind_on="fraud"
+    )
+
+    def local(who: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return ghaf("--home", home, "--token", served.tokens[who], "models", "break-glass", *args)
+
+    def remote(who: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return served.remote(who, "models", "break-glass", *args)
+
+    ask = ("request", "churn:1", "--alias", "champion", "--reason", REASON)
+    first = remote("remy", *ask, "-o", "json")
+    assert first.returncode == 0, first.stderr
+    made = json.loads(first.stdout)
+    assert (made["model"], made["version"], made["target"]) == ("churn", 1, "champion")
+    assert (made["status"], made["requested_by"], made["reason"]) == ("pending", "remy", REASON)
+    assert made["requested_at"].endswith("Z")
+    printed = [local("remy", *ask), remote("remy", *ask)]
+    ids = [made["id"] + 1, made["id"] + 2]
+    for done, number in zip(printed, ids, strict=True):
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == (
+            f"break-glass request {number}: churn:1@champion; a second person confirms it "
+            f"with `ghaf models break-glass confirm {number}`"
+        )
+    for command in (("list",), ("list", "--pending")):
+        table_local, table_remote = served.both("ben", "models", "break-glass", *command)
+        assert table_remote == table_local
+        json_local, json_remote = served.both(
+            "ben", "models", "break-glass", *command, "-o", "json"
+        )
+        assert json_remote == json_local
+    listed = json.loads(json_remote)["requests"]
+    assert [r["id"] for r in listed] == [ids[1], ids[0], made["id"]]  # newest first
+    # Retail's owner sees none of fraud's requests and cannot confirm one.
+    assert json.loads(remote("rita", "list", "-o", "json").stdout) == {"requests": []}
+    hidden = remote("rita", "confirm", str(made["id"]))
+    assert hidden.returncode == 4 and f"no break-glass request {made['id']}" in hidden.stderr
+    # Never by the requester: refused the same way in both modes.
+    own = [local("remy", "confirm", str(made["id"])), remote("remy", "confirm", str(made["id"]))]
+    assert [r.returncode for r in own] == [7, 7]  # four eyes: a policy, not a role
+    assert own[0].stderr.splitlines()[0] == own[1].stderr.splitlines()[0]
+    confirmed = remote("ben", "confirm", str(made["id"]), "-o", "json")
+    assert confirmed.returncode == 0, confirmed.stderr
+    version = json.loads(confirmed.stdout)
+    assert (version["name"], version["version"]) == ("churn", 1)
+    assert "champion" in version["aliases"]
+    again = local("ben", "confirm", str(ids[0]), "-o", "json")
+    assert json.loads(again.stdout) == version
+    line = f"done by ben: churn:1 (aliases: champion; stage {version['stage']})"
+    assert remote("ben", "confirm", str(ids[1])).stdout.strip() == f"break-glass {ids[1]} {line}"
+    assert json.loads(remote("ben", "list", "--pending", "-o", "json").stdout) == {"requests": []}
