@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 
 from ghaf.cli.context import state
+from ghaf.cli.output import Output, OutputOption, emit_json
 
 
 def init(ctx: typer.Context) -> None:
@@ -17,22 +18,29 @@ def init(ctx: typer.Context) -> None:
     cli.console.print(f"initialized Ghaf home at {cli.settings.home}")
 
 
-def doctor(ctx: typer.Context) -> None:
-    """Check every configured backend; say what is wrong and how to fix it."""
+def doctor(ctx: typer.Context, output: OutputOption = Output.table) -> None:
+    """Check every configured backend; say what is wrong and how to fix it (exit 9 when
+    a check fails)."""
     from ghaf.home import run_doctor
 
     cli = state(ctx)
     checks = run_doctor(cli.settings)
-    table = Table("check", "status", "detail", "fix")
-    for check in checks:
-        table.add_row(check.name, "ok" if check.ok else "FAIL", check.detail, check.fix)
-    cli.console.print(table)
+    if output is Output.json:
+        emit_json({"ok": all(c.ok for c in checks), "checks": checks})
+    else:
+        table = Table("check", "status", "detail", "fix")
+        for check in checks:
+            table.add_row(check.name, "ok" if check.ok else "FAIL", check.detail, check.fix)
+        cli.console.print(table)
     if not all(check.ok for check in checks):
         raise typer.Exit(9)
 
 
-def version() -> None:
+def version(output: OutputOption = Output.table) -> None:
     """Print Ghaf's version."""
     from importlib.metadata import version as pkg_version
 
-    typer.echo(pkg_version("ghaf"))
+    if output is Output.json:
+        emit_json({"version": pkg_version("ghaf")})
+    else:
+        typer.echo(pkg_version("ghaf"))

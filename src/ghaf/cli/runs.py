@@ -126,21 +126,38 @@ def compare(
     html: Annotated[
         Path | None, typer.Option("--html", help="Write an HTML page with metric curves.")
     ] = None,
+    output: OutputOption = Output.table,
 ) -> None:
     """Compare runs side by side; optionally write an HTML page with metric curves."""
     from ghaf.errors import InvalidInputError
-    from ghaf.tracking import get_run
-    from ghaf.tracking.compare import compare_html, compare_table
+    from ghaf.tracking.compare import compare_table
 
     if len(run_ids) < 2:
         raise InvalidInputError("compare needs at least two run ids", hint="ghaf runs list")
     cli = state(ctx)
-    platform = cli.platform()
-    header, rows = compare_table([get_run(platform, r, with_env=False) for r in run_ids])
-    table = Table(*header)
-    for row in rows:
-        table.add_row(*row)
-    cli.console.print(table)
+    client = cli.remote()
+    if client is not None:
+        if html is not None:
+            raise InvalidInputError(
+                "--html draws metric curves from the home's full histories",
+                hint="unset GHAF_URL to write the page on the home, or drop --html",
+            )
+        runs = [client.get_run(r) for r in run_ids]
+    else:
+        from ghaf.tracking import get_run
+
+        runs = [to_jsonable(get_run(cli.platform(), r, with_env=False)) for r in run_ids]
+    if output is Output.json:
+        emit_json({"runs": runs})
+    else:
+        header, rows = compare_table(runs)
+        table = Table(*header)
+        for row in rows:
+            table.add_row(*row)
+        cli.console.print(table)
     if html is not None:
-        html.write_text(compare_html(platform, run_ids))
-        cli.console.print(f"wrote {html}")
+        from ghaf.tracking.compare import compare_html
+
+        html.write_text(compare_html(cli.platform(), run_ids))
+        if output is Output.table:
+            cli.console.print(f"wrote {html}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ghaf.platform import Platform
 from ghaf.tracking.base import MetricPoint, Run
@@ -12,16 +14,20 @@ from ghaf.tracking.service import get_metric_history, get_run
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
 
 
-def compare_table(runs: Sequence[Run]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: one row per param/metric/tag, one column per run."""
-    header = ["", *[f"{r.name} ({r.run_id[:8]})" for r in runs]]
-    rows: list[list[str]] = [["status", *[r.status for r in runs]]]
+def compare_table(
+    runs: Sequence[Run | Mapping[str, Any]],
+) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one row per param/metric/tag, one column per run (a :class:`Run`
+    or its JSON document, as a server answers it)."""
+    docs = [run if isinstance(run, Mapping) else dataclasses.asdict(run) for run in runs]
+    header = ["", *[f"{d['name']} ({d['run_id'][:8]})" for d in docs]]
+    rows: list[list[str]] = [["status", *[d["status"] for d in docs]]]
     for label, values in (("param", "params"), ("metric", "metrics"), ("tag", "tags")):
-        keys = sorted({k for r in runs for k in getattr(r, values)})
+        keys = sorted({k for d in docs for k in d[values]})
         for key in keys:
             cells = []
-            for run in runs:
-                value = getattr(run, values).get(key)
+            for doc in docs:
+                value = doc[values].get(key)
                 cells.append(
                     "" if value is None else f"{value:.6g}" if label == "metric" else str(value)
                 )

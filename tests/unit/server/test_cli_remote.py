@@ -17,6 +17,7 @@ from ghaf.models import save_model
 from ghaf.platform import Platform
 from ghaf.registry import register_model
 from ghaf.testing.people import mint, person
+from ghaf.tracking.query import search_runs
 from ghaf.tracking.service import create_run, end_run, log_batch
 from tests.unit.serving.server_processes import ServerProcess
 
@@ -44,6 +45,8 @@ def served(platform: Platform, tmp_path: Path) -> Iterator[tuple[Platform, str, 
     run_id = create_run(platform, admin, "churn", tags={"team": "risk"})
     log_batch(platform, admin, run_id, metrics=[("auc", 0.91, 0, 1.0)], params={"lr": "0.1"})
     end_run(platform, admin, run_id)
+    other = create_run(platform, admin, "churn", name="second")
+    log_batch(platform, admin, other, metrics=[("loss", 0.2, 0, 1.0)], params={"lr": "0.3"})
     x = np.random.default_rng(3).normal(size=(40, 3))
     saved = tmp_path / "model"
     save_model(LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)), saved)
@@ -61,12 +64,14 @@ def served(platform: Platform, tmp_path: Path) -> Iterator[tuple[Platform, str, 
 def test_reads_print_the_same_in_both_modes(served: tuple[Platform, str, str, str]) -> None:
     platform, url, token, run_id = served
     home = str(platform.settings.home)
+    other_id = next(r.run_id for r in search_runs(platform, "").runs if r.run_id != run_id)
     commands = [
         ("whoami",),
         ("projects", "list"),
         ("runs", "list"),
         ("runs", "list", "--filter", "metrics.auc > 0.5"),
         ("runs", "show", run_id),
+        ("runs", "compare", run_id, other_id),
         ("models", "list"),
         ("models", "show", LONG),
         ("models", "show", f"{LONG}:1"),
