@@ -1,10 +1,13 @@
 """A team on one ``ghaf server``: PostgreSQL, the S3 emulator, NATS and the real
 ``oidc-provider`` behind it, and client processes that hold a URL and an OIDC token only.
 
-Alice (a data scientist) tracks a run and registers a model from her machine; Ben (an
-approver) approves it from his; Remy (a release manager) makes it the champion and
-downloads it, byte for byte. No client environment holds a database URL, a key or a
-path to the home, and the audit trail names each person as their provider proved them.
+The demo's lifecycle, each step from its own person's machine: Dana (a data engineer)
+ingests a CSV; Alice (a data scientist) tracks a run that reads that version, keeps a
+file as its artifact and registers a model; Ben (an approver) approves it; Remy (a
+release manager) makes it the champion, downloads it byte for byte and deploys it; Sam
+(an SRE) saves a reference profile of the data and checks it for drift. No client
+environment holds a database URL, a key or a path to the home, and the audit trail names
+each person as their provider proved them.
 """
 
 from __future__ import annotations
@@ -34,11 +37,19 @@ from tests.unit.serving.server_processes import ServerProcess
 
 pytestmark = pytest.mark.slow
 
-GROUPS = {"alice": ["ml-scientists"], "ben": ["ml-approvers"], "remy": ["ml-release"]}
+GROUPS = {
+    "dana": ["ml-data"],
+    "alice": ["ml-scientists"],
+    "ben": ["ml-approvers"],
+    "remy": ["ml-release"],
+    "sam": ["ml-sre"],
+}
 ROLE_MAPPING = {
+    "ml-data": ["fraud:data_engineer"],
     "ml-scientists": ["fraud:data_scientist"],
     "ml-approvers": ["fraud:model_approver"],
     "ml-release": ["fraud:release_manager"],
+    "ml-sre": ["fraud:sre"],
 }
 SECRETS = ("GHAF_METADATA_URL", "GHAF_HOME")
 """Server-side values no client file may contain (the database URL, the home's path)."""
@@ -51,11 +62,18 @@ import ghaf
 step, args = sys.argv[1], json.loads(sys.argv[2])
 assert not [k for k in os.environ if k.startswith("GHAF_") and k not in ("GHAF_URL", "GHAF_TOKEN")]
 client = ghaf.connect()
-if step == "train":
+if step == "ingest":
+    made = client.ingest(args["csv"], "transactions", project="fraud")
+    print(json.dumps({"version": made["version"]}))
+elif step == "train":
     with client.start_run("churn", project="fraud") as run:
+        run.log_input(args["input"])
         for i in range(1000):
             run.log_metric("loss", 1.0 / (i + 1))
         run.log_params({"C": 1.0})
+        notes = Path(args["notes"])
+        notes.write_text("trained on " + args["input"])
+        run.log_artifact(notes)
     made = client.register_model("churn", args["model"], project="fraud", run_id=run.run_id)
     print(json.dumps({"run_id": run.run_id, "version": made["version"]}))
 elif step == "approve":
@@ -64,7 +82,14 @@ elif step == "release":
     body = {"version": args["version"]}
     moved = client.request("PUT", "/models/churn/aliases/champion", json=body)
     path = client.download_model("churn@champion", args["dest"])
-    print(json.dumps({"aliases": moved["aliases"], "path": str(path)}))
+    deployed = client.create_deployment(
+        "churn-live", {f"churn:{args['version']}": 1.0}, project="fraud"
+    )
+    print(json.dumps({"aliases": moved["aliases"], "path": str(path), "deployed": deployed}))
+elif step == "monitor":
+    client.save_profile("transactions-ref", project="fraud", dataset=args["dataset"])
+    report = client.check_drift("profile:transactions-ref", args["dataset"])
+    print(json.dumps(report))
 """
 
 
@@ -169,7 +194,23 @@ def test_three_people_release_a_model_through_the_server(
     for machine in machines.values():
         machine.mkdir(exist_ok=True)
 
-    trained = _client(url, tokens["alice"], machines["alice"], "train", model=str(model_dir))
+    csv = machines["dana"] / "transactions.csv"
+    rng = np.random.default_rng(11)
+    rows = ["account,amount,merchant"] + [
+        f"a{i % 50},{rng.gamma(2.0, 40.0):.2f},m{i % 7}" for i in range(2000)
+    ]
+    csv.write_text("\n".join(rows) + "\n")
+    ingested = _client(url, tokens["dana"], machines["dana"], "ingest", csv=str(csv))
+    dataset = f"transactions:{ingested['version']}"
+    trained = _client(
+        url,
+        tokens["alice"],
+        machines["alice"],
+        "train",
+        model=str(model_dir),
+        input=f"dataset:{dataset}",
+        notes=str(machines["alice"] / "notes.txt"),
+    )
     approved = _client(url, tokens["ben"], machines["ben"], "approve", version=trained["version"])
     assert approved["approvals"] == ["ben"]
     dest = machines["remy"] / "champion"
@@ -177,6 +218,9 @@ def test_three_people_release_a_model_through_the_server(
         url, tokens["remy"], machines["remy"], "release", version=trained["version"], dest=str(dest)
     )
     assert "champion" in released["aliases"]
+    assert released["deployed"]["name"] == "churn-live"
+    drift = _client(url, tokens["sam"], machines["sam"], "monitor", dataset=dataset)
+    assert drift["columns"] and drift["drifted_columns"] == []  # the same data: no drift
     for original in model_dir.rglob("*"):
         if original.is_file():
             copy = dest / original.relative_to(model_dir)
@@ -191,6 +235,9 @@ def test_three_people_release_a_model_through_the_server(
     done_by = {(r.action, r.actor) for r in records}
     assert {("run.create", "alice"), ("model.register", "alice")} <= done_by
     assert {("model.approve", "ben"), ("model.alias", "remy")} <= done_by
+    assert {("dataset.ingest", "dana"), ("run.log_inputs", "alice")} <= done_by
+    assert {("run.log_artifacts", "alice"), ("deployment.create", "remy")} <= done_by
+    assert ("monitoring.profile.save", "sam") in done_by
     report = verify_trail(platform)
     assert not report.failures, [f.message for f in report.failures]
     for machine in machines.values():  # nothing a client kept names a secret of the server
