@@ -4,9 +4,6 @@ home: the same commands, the same tables and JSON, the same errors and exit code
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,22 +16,11 @@ from ghaf.registry import register_model
 from ghaf.testing.people import mint, person
 from ghaf.tracking.query import search_runs
 from ghaf.tracking.service import create_run, end_run, log_batch
+from tests.unit.server.cli_runner import ghaf
 from tests.unit.serving.server_processes import ServerProcess
 
 pytestmark = pytest.mark.slow
 LONG = "a-model-name-long-enough-that-an-80-column-table-would-cut-it-short-" + "x" * 40
-
-
-def ghaf(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``ghaf ARGS`` with a pipe for stdout (no terminal) and no COLUMNS, as in a script."""
-    clean = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    return subprocess.run(
-        [sys.executable, "-m", "ghaf", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**clean, **(env or {})},
-    )
 
 
 @pytest.fixture

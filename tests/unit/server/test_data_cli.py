@@ -5,7 +5,6 @@ and the remote CLI loads no data stack (no pyarrow, DuckDB, NumPy)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,23 +19,12 @@ from ghaf.platform import Platform
 from ghaf.projects import create_project
 from ghaf.settings import GhafSettings, load_settings
 from ghaf.testing.people import mint
+from tests.unit.server.cli_runner import ghaf
 from tests.unit.serving.server_processes import ServerProcess
 
 pytestmark = pytest.mark.slow
 CONTRACT = "columns:\n  id: {type: int64, unique: true}\n  amount: {type: double, min: 0}\n"
 HEAVY = {"duckdb", "pyarrow", "numpy", "pandas", "sqlalchemy", "sklearn", "torch"}
-
-
-def ghaf(*args: str) -> subprocess.CompletedProcess[str]:
-    """``ghaf ARGS`` with a pipe for stdout (no terminal) and no COLUMNS, as in a script."""
-    clean = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    return subprocess.run(
-        [sys.executable, "-m", "ghaf", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=clean,
-    )
 
 
 @dataclass

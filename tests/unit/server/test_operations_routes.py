@@ -11,9 +11,7 @@ naming the field, and stores nothing.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +38,7 @@ from ghaf.security.audit_tables import AuditRecordRow
 from ghaf.serving.deployments import list_deployments
 from ghaf.settings import GhafSettings, load_settings
 from ghaf.testing.people import mint, person
+from tests.unit.server.cli_runner import ghaf as ghaf_cli
 from tests.unit.serving.server_processes import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -432,18 +431,6 @@ def test_bad_monitoring_input_is_a_400_naming_the_field(ops: Ops, tmp_path: Path
 # The CLI against the server prints what it prints on the home
 
 TIMES = ("created_at", "updated_at", "seconds")
-
-
-def ghaf_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """``ghaf ARGS`` with a pipe for stdout (no terminal) and no COLUMNS, as in a script."""
-    clean = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    return subprocess.run(
-        [sys.executable, "-m", "ghaf", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=clean,
-    )
 
 
 def _both(ops: Ops, *command: str) -> tuple[subprocess.CompletedProcess[str], ...]:

@@ -5,9 +5,7 @@ submits to the server and follows the run there, ``cancel`` stops one."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,23 +16,12 @@ import pytest
 from ghaf.client import Client
 from ghaf.platform import Platform
 from ghaf.testing.people import mint
+from tests.unit.server.cli_runner import ghaf
 from tests.unit.serving.server_processes import ServerProcess
 
 pytestmark = pytest.mark.slow
 NUMBERS = "ghaf.pipelines.examples:numbers"
 SLEEPY = "ghaf.pipelines.examples:sleepy"
-
-
-def ghaf(*args: str) -> subprocess.CompletedProcess[str]:
-    """``ghaf ARGS`` with a pipe for stdout (no terminal) and no COLUMNS, as in a script."""
-    clean = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    return subprocess.run(
-        [sys.executable, "-m", "ghaf", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=clean,
-    )
 
 
 @dataclass
