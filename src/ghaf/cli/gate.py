@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ghaf.cli.context import CliState, state
+from ghaf.cli.output import format_minute
 from ghaf.errors import InvalidInputError, PolicyViolationError
 
 if TYPE_CHECKING:
@@ -266,7 +267,7 @@ def policies_list(ctx: typer.Context, output: OutputOption = Output.table) -> No
             stored["project"],
             _attachments(stored),
             stored["created_by"],
-            _when(stored["created_at"]),
+            format_minute(stored["created_at"]),
         )
     cli.console.print(table)
 
@@ -275,11 +276,6 @@ def _attachments(stored: dict[str, Any]) -> str:
     return ", ".join(
         f"{a['kind']} {a['target']} (v{a['policy_version']})" for a in stored["attachments"]
     )
-
-
-def _when(iso: str) -> str:
-    """``YYYY-MM-DD HH:MM`` of an ISO-8601 time (UTC)."""
-    return iso[:16].replace("T", " ")
 
 
 def _stored(cli: CliState, ref: str) -> dict[str, Any]:
@@ -311,7 +307,7 @@ def policies_show(
     cli.console.print(
         f"# gate policy {stored['name']}:{stored['version']} (latest v{stored['latest']}, "
         f"project {stored['project']}, by {stored['created_by']} on "
-        f"{_when(stored['created_at'])} UTC)",
+        f"{format_minute(stored['created_at'])} UTC)",
         highlight=False,
         markup=False,
     )

@@ -50,6 +50,11 @@ def to_jsonable(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value, default=_default, option=_OPTIONS))
 
 
+def format_minute(iso: str) -> str:
+    """``YYYY-MM-DD HH:MM`` of an ISO-8601 time, for tables (the JSON keeps the full time)."""
+    return iso[:16].replace("T", " ")
+
+
 def emit_json(document: Any) -> None:
     """Print ``document`` as one JSON document on standard output."""
     sys.stdout.write(orjson.dumps(document, default=_default, option=_OPTIONS).decode() + "\n")

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ghaf.cli.context import state
-from ghaf.cli.output import Output, OutputOption, emit_json, to_jsonable
+from ghaf.cli.output import Output, OutputOption, emit_json, format_minute, to_jsonable
 
 if TYPE_CHECKING:
     from ghaf.access.bindings import Effect, PrincipalKind
@@ -84,13 +84,15 @@ def list_(
         return
     table = Table("subject", "role", "project", "effect", "by", "at")
     for b in found:
-        table.add_row(b["subject"], b["role"], b["project"], b["effect"], b["created_by"], _at(b))
+        table.add_row(
+            b["subject"],
+            b["role"],
+            b["project"],
+            b["effect"],
+            b["created_by"],
+            format_minute(b["created_at"]),
+        )
     cli.console.print(table)
-
-
-def _at(document: dict[str, str]) -> str:
-    """``YYYY-MM-DD HH:MM`` of a document's ``created_at`` (UTC)."""
-    return document["created_at"][:16].replace("T", " ")
 
 
 @app.command("roles")
@@ -150,7 +152,12 @@ def principals(
     table = Table("name", "kind", "members", "description", "by", "at")
     for p in found:
         table.add_row(
-            p["name"], p["kind"], ", ".join(p["members"]), p["description"], p["created_by"], _at(p)
+            p["name"],
+            p["kind"],
+            ", ".join(p["members"]),
+            p["description"],
+            p["created_by"],
+            format_minute(p["created_at"]),
         )
     cli.console.print(table)
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ghaf.cli.context import state
-from ghaf.cli.output import Output, OutputOption, emit_json, to_jsonable
+from ghaf.cli.output import Output, OutputOption, emit_json, format_minute, to_jsonable
 from ghaf.errors import InvalidInputError
 
 app = typer.Typer(help="API tokens: random, shown once, stored hashed.", no_args_is_help=True)
@@ -74,16 +74,11 @@ def create(
     info = made["info"]
     cli.console.print(
         f"created token {info['token_id']} for {info['principal']} in {info['project']} "
-        f"(roles {', '.join(info['roles'])}; expires {_minute(info['expires_at'])} UTC)",
+        f"(roles {', '.join(info['roles'])}; expires {format_minute(info['expires_at'])} UTC)",
         highlight=False,
     )
     cli.console.print("store it now, it is not shown again:", style="bold")
     typer.echo(made["token"])
-
-
-def _minute(iso: str) -> str:
-    """``YYYY-MM-DD HH:MM`` of an ISO-8601 time (UTC)."""
-    return iso[:16].replace("T", " ")
 
 
 @app.command("list")
@@ -120,7 +115,7 @@ def list_(
             t["principal"],
             t["project"],
             ", ".join(t["roles"]),
-            _minute(t["expires_at"]),
+            format_minute(t["expires_at"]),
             status,
             t["description"],
         )
