@@ -15,7 +15,7 @@ import pytest
 from ghaf.platform import Platform
 from ghaf.projects import create_project
 from ghaf.testing.people import mint
-from tests.unit.server.test_cli_remote import ghaf
+from tests.unit.server.cli_runner import ghaf
 from tests.unit.server.test_governance_routes import REASON, _register_churn, partner_pem
 from tests.unit.serving.server_processes import ServerProcess
 
