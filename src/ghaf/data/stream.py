@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from ghaf.data.base import DatasetVersion, check_name
 from ghaf.data.store import (
+    check_dataset_project,
     dataset_parquet_path,
     get_dataset,
     record_version,
@@ -62,8 +63,14 @@ def write_micro_batch(
     *,
     source: str,
 ) -> DatasetVersion | None:
-    """Append the records whose keys are new as the next version; ``None`` if none are new."""
+    """Append the records whose keys are new as the next version; ``None`` if none are new.
+
+    Raises:
+        AlreadyExistsError: ``name`` is another project's dataset (checked before its keys
+            are read, so whether they are known there never shows).
+    """
     check_name(name)
+    check_dataset_project(platform, name)
     session = current_session()
     # Reading the keys first takes the write lock (SQLite) before we decide what is new.
     seen = set(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ghaf.backends import open_executor
+from ghaf.errors import AlreadyExistsError
 from ghaf.logs import new_id
 from ghaf.metadata.base import utcnow
 from ghaf.pipelines.base import Executor, PipelineRun
@@ -311,7 +312,8 @@ def run_pipeline(
                 run.status, run.error = "failed", run.error or "the runner itself failed"
                 raise
             finally:
-                finish_run(platform, actor, run.run_id, status=run.status, error=run.error)
+                with contextlib.suppress(AlreadyExistsError):  # a cancel recorded it first
+                    finish_run(platform, actor, run.run_id, status=run.status, error=run.error)
     finally:
         if own_executor:
             chosen.close()

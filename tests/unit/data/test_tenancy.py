@@ -64,3 +64,16 @@ def test_another_project_cannot_write_a_version_of_a_dataset(
 
     again = write_dataset(fraud, fraud.admin(), "tx", _table(), source="test")
     assert again.version == 1  # its own project's identical content is still deduplicated
+
+
+def test_records_of_another_project_s_stream_are_refused_before_its_keys_are_read(
+    two_projects: tuple[Platform, Platform],
+) -> None:
+    """Keys the owner holds already: refused, not answered "nothing new" (which would say
+    that the other project holds them)."""
+    fraud, retail = two_projects
+    write_micro_batch(fraud, fraud.admin(), "events", [{"id": 1}], ["k1"], source="test")
+    for keys in (["k1"], ["k2"]):
+        with pytest.raises(AlreadyExistsError, match="belongs to another project"):
+            write_micro_batch(retail, retail.admin(), "events", [{"id": 1}], keys, source="test")
+    assert [v.version for v in list_versions(fraud, "events")] == [1]
