@@ -116,7 +116,7 @@ def test_destroy_version_shreds_what_was_not_rewrapped(settings: GhafSettings) -
     assert readable >= COUNT // 2 - 1 and shredded >= 1 and readable + shredded == COUNT
     assert f"{shredded} artifacts are now unreadable" in done.stdout
     failed = _ghaf(settings.home, "keys", "destroy-version", "2", "--yes")
-    assert failed.returncode == 2 and "current version" in failed.stderr
+    assert failed.returncode == 3 and "current version" in failed.stderr  # invalid input
     finished = _ghaf(settings.home, "keys", "rotate")
     assert f"{shredded} unreadable (crypto-shredded)" in finished.stdout
     listed = _ghaf(settings.home, "keys", "list")

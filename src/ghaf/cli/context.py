@@ -107,7 +107,7 @@ class CliState:
             platform = self.platform()
             token = self.credential()
             if token:
-                from ghaf.access.http_auth import authenticate  # starlette: only when needed
+                from ghaf.access.http_auth import authenticate
 
                 actor = authenticate(platform, {"authorization": f"Bearer {token}"}, source="cli")
                 platform.check_not_asserted(actor)

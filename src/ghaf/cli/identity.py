@@ -79,7 +79,7 @@ def login(
             api_token = _device_token_for(cli, server)
         _login_server(cli, server, api_token)
         return
-    from ghaf.access.http_auth import authenticate  # starlette
+    from ghaf.access.http_auth import authenticate
     from ghaf.security.oidc import client_credentials_token, device_code_token
 
     if client_credentials == device:
