@@ -132,7 +132,8 @@ def test_break_glass_needs_a_reason_and_a_second_person(
     assert isinstance(details, dict)
     assert details["reason"] == REASON and details["requested_by"] == "rita"
     listed = json.loads(ghaf("models", "break-glass", "list", "--output", "json").stdout)
-    assert listed[0]["status"] == "done" and listed[0]["confirmed_by"] == "ben"
+    assert listed["requests"][0]["status"] == "done"
+    assert listed["requests"][0]["confirmed_by"] == "ben"
 
 
 @pytest.mark.slow
