@@ -15,6 +15,7 @@ never pulls another project's bytes into a version someone can then download.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -24,7 +25,7 @@ from sqlalchemy import select
 
 from ghaf.artifacts.base import CHUNK_SIZE, ArtifactInfo
 from ghaf.artifacts.scratch import scratch_dir
-from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from ghaf.errors import AlreadyExistsError, GhafError, InvalidInputError, NotFoundError
 from ghaf.platform import Platform
 from ghaf.registry.base import ModelVersion, check_name
 from ghaf.registry.service import get_model_version, register_model
@@ -63,22 +64,28 @@ def store_upload(
 
 
 def check_relpath(relpath: str) -> str:
-    """``relpath`` when it is a plain path inside a model directory (``a/b.bin``).
+    """``relpath`` when it is a plain path inside a model or run directory (``a/b.bin``).
 
     Raises:
-        InvalidInputError: absolute, with a ``..``, ``.`` or empty part, or a backslash,
-            naming the path.
+        InvalidInputError: absolute, with a ``..``, ``.`` or empty part, a backslash, a
+            control or format character (a right-to-left override disguises a name), or a
+            part that starts or ends with a space, naming the path.
     """
     parts = relpath.split("/")
     if relpath.startswith("/") or ".." in parts:
         raise InvalidInputError(
-            f"file path {relpath!r} escapes the model directory",
-            hint="send paths relative to the model directory, e.g. 'model.skops' or 'data/x.bin'",
+            f"file path {relpath!r} escapes its directory",
+            hint="send paths relative to the directory, e.g. 'model.skops' or 'data/x.bin'",
         )
-    if any(part in ("", ".") for part in parts) or "\\" in relpath or "\x00" in relpath:
+    if (
+        any(part in ("", ".") or part != part.strip() for part in parts)
+        or "\\" in relpath
+        or any(unicodedata.category(char) in ("Cc", "Cf") for char in relpath)
+    ):
         raise InvalidInputError(
             f"file path {relpath!r} is not a plain relative path",
-            hint="separate parts with '/', with no empty or '.' part and no backslash",
+            hint="separate parts with '/', with no empty or '.' part, no backslash, no "
+            "control or format character and no space at either end of a part",
         )
     return relpath
 
@@ -201,14 +208,19 @@ def register_uploaded(
         directory = workdir / name
         for relpath, digest in sorted(files.items()):
             platform.artifacts.get(digest, directory / relpath)
-        return register_model(
-            in_project,
-            actor,
-            name,
-            directory,
-            run_id=run_id,
-            metrics=metrics,
-            lineage=lineage,
-            description=description,
-            project=project,
-        )
+        try:
+            return register_model(
+                in_project,
+                actor,
+                name,
+                directory,
+                run_id=run_id,
+                metrics=metrics,
+                lineage=lineage,
+                description=description,
+                project=project,
+            )
+        except GhafError as exc:  # the scratch path is the server's business, not the caller's
+            exc.headline = exc.headline.replace(f"{workdir}/", "")
+            exc.args = tuple(str(a).replace(f"{workdir}/", "") for a in exc.args)
+            raise

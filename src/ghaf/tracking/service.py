@@ -477,21 +477,25 @@ def list_experiments(platform: Platform) -> list[str]:
         )
 
 
-def artifact_files(platform: Platform, run_id: str) -> list[tuple[str, str, int]]:
-    """A run's artifact files as ``(path, digest, size)``, by path.
+def artifact_files(
+    platform: Platform, run_id: str, path: str | None = None
+) -> list[tuple[str, str, int]]:
+    """A run's artifact files as ``(path, digest, size)``, by path (only ``path``'s, when
+    given).
 
     Raises:
         NotFoundError: no such run.
     """
     check_run_id(run_id)
+    query = select(RunArtifactRow.path, RunArtifactRow.digest, RunArtifactRow.size).where(
+        RunArtifactRow.run_id == run_id
+    )
+    if path is not None:
+        query = query.where(RunArtifactRow.path == path)
     with platform.read_session() as session:
         _run_row(session, run_id)
-        rows = session.execute(
-            select(RunArtifactRow.path, RunArtifactRow.digest, RunArtifactRow.size)
-            .where(RunArtifactRow.run_id == run_id)
-            .order_by(RunArtifactRow.path)
-        ).all()
-    return [(path, digest, int(size)) for path, digest, size in rows]
+        rows = session.execute(query.order_by(RunArtifactRow.path)).all()
+    return [(found, digest, int(size)) for found, digest, size in rows]
 
 
 def download_artifacts(platform: Platform, run_id: str, path: str, dest: Path) -> Path:

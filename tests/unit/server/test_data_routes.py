@@ -232,6 +232,27 @@ def test_another_project_sees_nothing_of_a_project_s_data(served: Served) -> Non
         assert (
             rita.get("/datasets/nope:1").json()["title"] == "dataset version nope:1 does not exist"
         )
+
+        def problem(method: str, path: str, name: str, body: Any = None) -> tuple[int, str, str]:
+            """The refusal with the dataset's name blanked: fraud's and a missing one's
+            must read the same, word for word, hint included."""
+            answer = rita.request(method, path.format(name), json=body)
+            found = answer.json()
+            hint = str(found.get("hint", ""))
+            return answer.status_code, found["title"].replace(name, "N"), hint.replace(name, "N")
+
+        for method, path, body in (
+            ("GET", "/datasets/{}:1", None),
+            ("GET", "/datasets/{}:latest", None),
+            ("POST", "/drift", {"reference": "{}:1", "current": "{}:1"}),
+        ):
+
+            def filled(name: str, body: Any = body) -> Any:
+                return None if body is None else {k: v.format(name) for k, v in body.items()}
+
+            assert problem(method, path, "tx", filled("tx")) == problem(
+                method, path, "nope", filled("nope")
+            ), path
         assert rita.get("/lineage/dataset:tx:1").status_code == 404
         basket = rita.get(f"/lineage/{derived.node}").json()
         assert basket["upstream"] == [] and basket["edges"] == []

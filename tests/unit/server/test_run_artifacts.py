@@ -121,7 +121,16 @@ def test_bad_artifact_paths_are_refused_with_nothing_recorded(
     with _client(team, "alice") as alice:
         with alice.start_run("churn", project="fraud") as run:
             digest = alice.upload_file(tmp_path / "f.txt", "fraud")
-            for bad in ("../escape.txt", "/abs.txt", "a//b.txt", "a/./b.txt"):
+            for bad in (
+                "../escape.txt",
+                "/abs.txt",
+                "a//b.txt",
+                "a/./b.txt",
+                " a.txt",
+                "a /b.txt",
+                "evil\u202etxt.exe",
+                "bell\x07.txt",
+            ):
                 with pytest.raises(InvalidInputError, match="file path"):
                     alice.post(f"/runs/{run.run_id}/artifacts", {"files": {bad: digest}})
         headers = {"authorization": f"Bearer {tokens['alice']}"}
@@ -132,6 +141,18 @@ def test_bad_artifact_paths_are_refused_with_nothing_recorded(
             empty = http.post(f"/runs/{run.run_id}/artifacts", json={"files": {}})
             assert empty.status_code == 400
     assert artifact_files(platform, run.run_id) == []
+
+
+def test_a_refused_registration_names_no_server_path(
+    platform: Platform, team: tuple[ServerProcess, dict[str, str]], tmp_path: Path
+) -> None:
+    (tmp_path / "m.bin").write_bytes(b"not a model")
+    with _client(team, "alice") as alice:
+        digest = alice.upload_file(tmp_path / "m.bin", "fraud")
+        with pytest.raises(InvalidInputError) as refused:
+            alice.post("/models", {"name": "m", "project": "fraud", "files": {"m.bin": digest}})
+    assert "ghaf-model.json" in str(refused.value)
+    assert str(platform.settings.home) not in str(refused.value)
 
 
 def test_a_run_records_its_inputs_only_from_what_its_person_may_read(

@@ -31,8 +31,8 @@ from ghaf.registry.uploads import (
     store_upload,
 )
 from ghaf.server.auth import Caller, caller
-from ghaf.server.routes.registry import _readable_version
-from ghaf.server.routes.tracking import _run_in
+from ghaf.server.routes.registry import readable_version
+from ghaf.server.routes.tracking import readable_run
 from ghaf.server.routing import API_PREFIX, ActionRouter
 from ghaf.server.streams import BodyReader
 from ghaf.tracking.service import artifact_files, record_artifacts, run_project
@@ -159,7 +159,7 @@ async def register(body: NewVersion, who: CallerDep) -> Any:
 @router.read("/models/{ref}/files", action="model.read")
 async def files(ref: str, who: CallerDep) -> dict[str, Any]:
     """A version's files: path, SHA-256 and size of each (its seal included)."""
-    version = await _readable_version(who, ref)
+    version = await readable_version(who, ref)
     return {
         "name": version.name,
         "version": version.version,
@@ -189,7 +189,7 @@ async def file(
     who: CallerDep,
 ) -> StreamingResponse:
     """One file of a version, streamed (``path`` as ``/files`` lists it)."""
-    version = await _readable_version(who, ref)
+    version = await readable_version(who, ref)
     entry = version.files.get(path)
     if entry is None:
         raise NotFoundError(
@@ -211,7 +211,7 @@ def _stream(platform: Platform, digest: str, size: int) -> StreamingResponse:
 async def log_run_artifacts(run_id: str, body: RunFiles, who: CallerDep) -> dict[str, Any]:
     """Record files uploaded to the run's project as its artifacts (a path logged again
     points at the new file)."""
-    project = await _run_in(who, run_id, "run.read")
+    project = await readable_run(who, run_id, "run.read")
     for path in body.files:
         check_relpath(path)
     sizes = await run_in_threadpool(require_uploaded, who.platform, project, body.files)
@@ -223,7 +223,7 @@ async def log_run_artifacts(run_id: str, body: RunFiles, who: CallerDep) -> dict
 @router.read("/runs/{run_id}/artifacts", action="run.read")
 async def run_artifacts(run_id: str, who: CallerDep) -> dict[str, Any]:
     """A run's artifact files: path, SHA-256 and size of each."""
-    await _run_in(who, run_id, "run.read")
+    await readable_run(who, run_id, "run.read")
     found = await run_in_threadpool(artifact_files, who.platform, run_id)
     return {
         "run_id": run_id,
@@ -243,12 +243,12 @@ async def run_artifact(
     who: CallerDep,
 ) -> StreamingResponse:
     """One artifact file of a run, streamed (``path`` as ``/artifacts`` lists it)."""
-    await _run_in(who, run_id, "run.read")
-    found = await run_in_threadpool(artifact_files, who.platform, run_id)
-    for candidate, digest, size in found:
-        if candidate == path:
-            return _stream(who.platform, digest, size)
-    raise NotFoundError(
-        f"run {run_id} has no artifact {path!r}",
-        hint=f"GET /api/v1/runs/{run_id}/artifacts lists its files",
-    )
+    await readable_run(who, run_id, "run.read")
+    found = await run_in_threadpool(artifact_files, who.platform, run_id, path)
+    if not found:
+        raise NotFoundError(
+            f"run {run_id} has no artifact {path!r}",
+            hint=f"GET /api/v1/runs/{run_id}/artifacts lists its files",
+        )
+    _, digest, size = found[0]
+    return _stream(who.platform, digest, size)

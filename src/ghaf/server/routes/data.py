@@ -193,7 +193,9 @@ class NewTransform(BaseModel):
 # Reading ---------------------------------------------------------------------------
 
 
-def _missing(ref: str) -> NotFoundError:
+def dataset_missing(ref: str) -> NotFoundError:
+    """What a missing dataset version reads as over HTTP; one the caller may not read
+    reads exactly the same (headline and hint), so names in other projects do not show."""
     name, _, version = ref.removeprefix("dataset:").partition(":")
     what = f"dataset {name!r}" if version in ("", "latest") else f"dataset version {name}:{version}"
     return NotFoundError(f"{what} does not exist", hint="GET /api/v1/datasets lists yours")
@@ -206,13 +208,14 @@ async def _readable(who: Caller, ref: str, action: str = "dataset.read") -> Data
         version = await run_in_threadpool(get_dataset, who.platform, ref)
         project = await run_in_threadpool(project_of, who.platform, version)
     except NotFoundError as exc:
-        raise _missing(ref) from exc
+        raise dataset_missing(ref) from exc
+    missing = dataset_missing(ref)
     await who.authorize_hidden(
         action,
         f"dataset:{version.name}",
         project,
-        missing=_missing(ref).headline,
-        hint="GET /api/v1/datasets lists the datasets you may read",
+        missing=missing.headline,
+        hint=str(missing.hint),
     )
     return version
 
@@ -238,7 +241,7 @@ async def versions(name: NameParam, who: CallerDep) -> JsonResponse:
     allowed = set(who.readable("dataset.read", projects.values()))
     readable = [v for v in found if projects.get(v.version) in allowed]
     if not readable:
-        raise _missing(name)
+        raise dataset_missing(name)
     return JsonResponse({"versions": _documents(who.platform, readable)})
 
 
@@ -332,7 +335,7 @@ async def validation(
 # Lineage ---------------------------------------------------------------------------
 
 
-def _node_project(platform: Platform, node: str) -> str | None:
+def node_project(platform: Platform, node: str) -> str | None:
     """The project a lineage node belongs to; None when it is not (or no longer) known."""
     kind, _, rest = node.partition(":")
     try:
@@ -369,7 +372,7 @@ def _visible_graph(who: Caller, node: str) -> _Graph:
     platform = who.platform
     up, down = upstream(platform, node), downstream(platform, node)
     edges = edges_of(platform, node)
-    projects = {n: _node_project(platform, n) for n in {*up, *down}}
+    projects = {n: node_project(platform, n) for n in {*up, *down}}
     allowed = set(who.readable("lineage.read", [p for p in projects.values() if p]))
     shown = {n for n, p in projects.items() if p in allowed} | {node}
     return _Graph(
@@ -390,7 +393,7 @@ async def lineage(
     """The nodes upstream and downstream of ``node`` (e.g. ``dataset:tx:1``,
     ``model:fraud:2``, ``run:ID``) and its direct edges, within the caller's projects."""
     check_node(node)
-    project = await run_in_threadpool(_node_project, who.platform, node)
+    project = await run_in_threadpool(node_project, who.platform, node)
     missing = f"lineage node {node!r} has no edges"
     if project is None:
         raise NotFoundError(missing, hint="check the node id")
@@ -616,7 +619,7 @@ async def _readable_input(who: Caller, ref: str) -> None:
     """Refuse a lineage input the caller may not read, as if it did not exist."""
     node = ref if ref.partition(":")[0] in NODE_KINDS else f"dataset:{ref}"
     check_node(node)
-    project = await run_in_threadpool(_node_project, who.platform, node)
+    project = await run_in_threadpool(node_project, who.platform, node)
     missing = f"lineage input {ref!r} does not exist"
     if project is None:
         raise NotFoundError(

@@ -39,10 +39,11 @@ from ghaf.registry.gate_policies import (
 )
 from ghaf.registry.policy_documents import code_document, release_document
 from ghaf.registry.release import get_release_policy, parse_release_policy, set_release_policy
-from ghaf.registry.service import get_model_version, list_models
+from ghaf.registry.service import list_models
 from ghaf.security.rbac import ALL_PROJECTS
 from ghaf.server.auth import Caller, caller
 from ghaf.server.responses import JsonResponse
+from ghaf.server.routes.registry import readable_version
 from ghaf.server.routing import ActionRouter
 
 router = ActionRouter(tags=["governance"])
@@ -131,18 +132,6 @@ async def _readable_project(who: Caller, action: str, project: str) -> None:
         missing=f"project {project!r} does not exist",
         hint="GET /api/v1/projects lists yours",
     )
-
-
-async def _readable_model(who: Caller, name: str) -> ModelVersion:
-    version = await run_in_threadpool(get_model_version, who.platform, name)
-    await who.authorize_hidden(
-        "model.read",
-        f"model:{version.name}",
-        version.project,
-        missing=f"model {name!r} is not registered",
-        hint="GET /api/v1/models lists the models you may read",
-    )
-    return version
 
 
 async def _readable_gate_policy(who: Caller, ref: str) -> StoredGatePolicy:
@@ -266,7 +255,7 @@ async def add_policy(body: NewGatePolicy, who: CallerDep) -> dict[str, Any]:
     in the same transaction, when asked)."""
     _checked(parse_policy, body.text, "text")
     if body.model is not None:
-        await _readable_model(who, body.model)
+        await readable_version(who, body.model)
     stored = await run_in_threadpool(
         functools.partial(
             add_gate_policy,
@@ -288,7 +277,7 @@ async def attach(ref: str, body: GateTarget, who: CallerDep) -> dict[str, Any]:
     the version is pinned, and attaching again moves the pin."""
     await _readable_gate_policy(who, ref)
     if body.model is not None:
-        where = (await _readable_model(who, body.model)).project
+        where = (await readable_version(who, body.model)).project
     else:
         where = str(body.project)
         await _readable_project(who, "project.read", where)
@@ -318,7 +307,7 @@ def _summary(version: ModelVersion) -> dict[str, Any]:
 async def ask_break_glass(name: str, body: BreakGlassAsk, who: CallerDep) -> JsonResponse:
     """Ask to put a version on a protected alias or stage past the release policy; it
     takes effect when a second person confirms it."""
-    model = await _readable_model(who, name)
+    model = await readable_version(who, name)
     made = await run_in_threadpool(
         functools.partial(
             request_break_glass,

@@ -25,7 +25,8 @@ from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.platform import Platform
 from ghaf.server.auth import Caller, caller
 from ghaf.server.responses import JsonResponse
-from ghaf.server.routes.registry import _readable_version
+from ghaf.server.routes.data import dataset_missing
+from ghaf.server.routes.registry import readable_version
 from ghaf.server.routing import ActionRouter
 from ghaf.server.streams import receive_to_file
 
@@ -145,7 +146,7 @@ async def _check_models(who: Caller, refs: list[str]) -> None:
     """Each reference names a version the caller may read (the service refuses one of
     another project than the deployment's)."""
     for ref in refs:
-        await _readable_version(who, ref)
+        await readable_version(who, ref)
 
 
 @router.read("/deployments", action="deployment.read")
@@ -232,13 +233,13 @@ async def _readable_dataset(who: Caller, ref: str) -> tuple[FilePath, str]:
     from ghaf.features.residency import lineage_tags
     from ghaf.security.rbac import read_action
 
-    node, project = await run_in_threadpool(_dataset_project, who.platform, ref)
+    missing = dataset_missing(ref)
+    try:
+        node, project = await run_in_threadpool(_dataset_project, who.platform, ref)
+    except NotFoundError as exc:
+        raise missing from exc
     await who.authorize_hidden(
-        "dataset.read",
-        node,
-        project,
-        missing=f"dataset {ref.removeprefix('dataset:')!r} does not exist",
-        hint="GET /api/v1/datasets lists the datasets you may read",
+        "dataset.read", node, project, missing=missing.headline, hint=str(missing.hint)
     )
     action = read_action("dataset", await run_in_threadpool(lineage_tags, who.platform, node))
     if action != "dataset.read":

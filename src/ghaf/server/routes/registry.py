@@ -41,7 +41,7 @@ class Card(BaseModel):
     markdown: str = Field(min_length=1, max_length=1_000_000)
 
 
-async def _readable_version(who: Caller, ref: str) -> ModelVersion:
+async def readable_version(who: Caller, ref: str) -> ModelVersion:
     """The version ``ref`` names, when the caller may read its project; else 404."""
     version = await run_in_threadpool(get_model_version, who.platform, ref)
     await who.authorize_hidden(
@@ -75,7 +75,7 @@ async def models(who: CallerDep) -> dict[str, Any]:
 @router.read("/models/{name}/versions", action="model.read")
 async def versions(name: str, who: CallerDep) -> dict[str, Any]:
     """Every version of a model, oldest first."""
-    await _readable_version(who, name)
+    await readable_version(who, name)
     found = await run_in_threadpool(list_versions, who.platform, name)
     return {"versions": [_summary(v) for v in found]}
 
@@ -83,13 +83,13 @@ async def versions(name: str, who: CallerDep) -> dict[str, Any]:
 @router.read("/models/{ref}", action="model.read")
 async def version(ref: str, who: CallerDep) -> Any:
     """One version (``name:3``, ``name@alias`` or ``name`` for the latest), in full."""
-    return await _readable_version(who, ref)
+    return await readable_version(who, ref)
 
 
 @router.write("PUT", "/models/{name}/aliases/{alias}", action="model.alias")
 async def put_alias(name: str, alias: str, body: AliasTarget, who: CallerDep) -> Any:
     """Point an alias at a version (a protected alias needs what the release policy asks)."""
-    current = await _readable_version(who, name)
+    current = await readable_version(who, name)
     moved = await run_in_threadpool(
         set_alias, who.in_project(current.project), who.actor, name, alias, body.version
     )
@@ -99,7 +99,7 @@ async def put_alias(name: str, alias: str, body: AliasTarget, who: CallerDep) ->
 @router.write("DELETE", "/models/{name}/aliases/{alias}", action="model.alias_delete")
 async def remove_alias(name: str, alias: str, who: CallerDep) -> dict[str, Any]:
     """Remove an alias."""
-    current = await _readable_version(who, name)
+    current = await readable_version(who, name)
     await run_in_threadpool(delete_alias, who.in_project(current.project), who.actor, name, alias)
     return {"name": name, "alias": alias, "deleted": True}
 
@@ -107,7 +107,7 @@ async def remove_alias(name: str, alias: str, who: CallerDep) -> dict[str, Any]:
 @router.write("POST", "/models/{ref}/approvals", action="model.approve", status_code=201)
 async def approve(ref: str, body: Approval, who: CallerDep) -> Any:
     """Approve a version: by a second person, never its author or trainer."""
-    current = await _readable_version(who, ref)
+    current = await readable_version(who, ref)
     approved = await run_in_threadpool(
         functools.partial(
             approve_model_version,
@@ -123,7 +123,7 @@ async def approve(ref: str, body: Approval, who: CallerDep) -> Any:
 @router.write("POST", "/models/{ref}/stage", action="model.promote")
 async def stage(ref: str, body: StageChange, who: CallerDep) -> Any:
     """Move a version along the lifecycle (a protected stage needs the release policy)."""
-    current = await _readable_version(who, ref)
+    current = await readable_version(who, ref)
     moved = await run_in_threadpool(
         transition_model_version, who.in_project(current.project), who.actor, ref, body.stage
     )
@@ -133,7 +133,7 @@ async def stage(ref: str, body: StageChange, who: CallerDep) -> Any:
 @router.write("PUT", "/models/{ref}/card", action="model.card_update")
 async def card(ref: str, body: Card, who: CallerDep) -> Any:
     """Replace a version's model card."""
-    current = await _readable_version(who, ref)
+    current = await readable_version(who, ref)
     updated = await run_in_threadpool(
         update_model_card, who.in_project(current.project), who.actor, ref, body.markdown
     )

@@ -14,7 +14,7 @@ from ghaf.lineage.graph import check_node
 from ghaf.platform import Platform
 from ghaf.server.auth import Caller, caller
 from ghaf.server.responses import JsonResponse
-from ghaf.server.routes.data import _node_project
+from ghaf.server.routes.data import node_project
 from ghaf.server.routing import ActionRouter
 from ghaf.tracking.query import search_runs
 from ghaf.tracking.service import (
@@ -90,7 +90,7 @@ def _cached_run_project(platform: Platform, run_id: str) -> str:
     return run_project(platform, run_id)  # a run never changes project
 
 
-async def _run_in(who: Caller, run_id: str, action: str) -> str:
+async def readable_run(who: Caller, run_id: str, action: str) -> str:
     """The project of ``run_id`` once the caller may ``action`` there; else 404."""
     project = await run_in_threadpool(_cached_run_project, who.platform, run_id)
     await who.authorize_hidden(
@@ -147,7 +147,7 @@ async def new_run(body: NewRun, who: CallerDep) -> dict[str, Any]:
     await who.authorize("run.create", f"experiment:{body.experiment}", body.project)
     await run_in_threadpool(_check_experiment, who.platform, body.experiment, body.project)
     if body.parent_run_id is not None:
-        await _run_in(who, body.parent_run_id, "run.read")
+        await readable_run(who, body.parent_run_id, "run.read")
     run_id = await run_in_threadpool(
         functools.partial(
             create_run,
@@ -166,7 +166,7 @@ async def new_run(body: NewRun, who: CallerDep) -> dict[str, Any]:
 @router.write("POST", "/runs/{run_id}/batch", action="run.log_batch")
 async def batch(run_id: str, body: Batch, who: CallerDep) -> dict[str, Any]:
     """Write metric points, params and tags to a run, in one transaction."""
-    project = await _run_in(who, run_id, "run.read")
+    project = await readable_run(who, run_id, "run.read")
     metrics = body.metrics
     points = (
         list(zip(metrics.key, metrics.value, metrics.step, metrics.timestamp, strict=True))
@@ -191,10 +191,10 @@ async def batch(run_id: str, body: Batch, who: CallerDep) -> dict[str, Any]:
 async def inputs(run_id: str, body: RunInputs, who: CallerDep) -> dict[str, Any]:
     """Record what a run used, as inputs and lineage edges; each node must exist and be
     readable by the caller (another project's reads as missing)."""
-    project = await _run_in(who, run_id, "run.read")
+    project = await readable_run(who, run_id, "run.read")
     for node in body.nodes:
         check_node(node)
-        owner = await run_in_threadpool(_node_project, who.platform, node)
+        owner = await run_in_threadpool(node_project, who.platform, node)
         missing = f"lineage node {node!r} does not exist"
         hint = "GET /api/v1/datasets lists the datasets you may read"
         if owner is None:
@@ -207,7 +207,7 @@ async def inputs(run_id: str, body: RunInputs, who: CallerDep) -> dict[str, Any]
 @router.write("POST", "/runs/{run_id}/end", action="run.end")
 async def end(run_id: str, body: RunEnd, who: CallerDep) -> dict[str, Any]:
     """Mark a run finished, failed or killed."""
-    project = await _run_in(who, run_id, "run.read")
+    project = await readable_run(who, run_id, "run.read")
     await run_in_threadpool(end_run, who.in_project(project), who.actor, run_id, body.status)
     return {"run_id": run_id, "status": body.status}
 
@@ -215,7 +215,7 @@ async def end(run_id: str, body: RunEnd, who: CallerDep) -> dict[str, Any]:
 @router.read("/runs/{run_id}", action="run.read")
 async def run(run_id: str, who: CallerDep) -> JsonResponse:
     """A run with everything recorded about it."""
-    await _run_in(who, run_id, "run.read")
+    await readable_run(who, run_id, "run.read")
     return JsonResponse(await run_in_threadpool(get_run, who.platform, run_id))
 
 
