@@ -89,6 +89,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
     )
     app.state.guard = RequestGuard(platform, ttl=options.guard_ttl)
     app.state.limiter = RateLimiter(options.rate, options.burst)
+    app.state.max_artifact_bytes = options.max_artifact_bytes
     problems.install(app)
     for module in (
         projects,

@@ -166,6 +166,8 @@ def test_a_session_is_its_opener_s_alone_and_bytes_must_match_the_claim(
         mismatch = alice.post(upload + "/complete")
         assert mismatch.status_code == 409 and claimed in mismatch.text
         assert alice.get(upload).status_code == 404  # those bytes were not the file: gone
+        huge = alice.post("/projects/fraud/uploads", json={"sha256": claimed, "size": 1 << 49})
+        assert huge.status_code == 413 and "artifact limit" in huge.text
         for bad in ({"sha256": "xyz", "size": 1}, {"sha256": claimed, "size": 0}, {}):
             answer = alice.post("/projects/fraud/uploads", json=bad)
             assert answer.status_code == 400, answer.text

@@ -23,7 +23,7 @@ from ghaf.artifacts.upload_sessions import (
     load_session,
     open_session,
 )
-from ghaf.errors import IntegrityError
+from ghaf.errors import IntegrityError, RequestTooLargeError
 from ghaf.registry.uploads import UPLOAD_ACTION, store_upload, uploaded_to
 from ghaf.server.auth import Caller, caller
 from ghaf.server.routing import ActionRouter
@@ -55,10 +55,19 @@ class NewUpload(BaseModel):
 
 
 @router.write("POST", "/projects/{project}/uploads", action=UPLOAD_ACTION, status_code=201)
-async def open_upload(project: ProjectPath, body: NewUpload, who: CallerDep) -> dict[str, Any]:
-    """Open a session for one file; ``stored: true`` (and no session) when the project
-    holds that file already, so nothing needs sending."""
+async def open_upload(
+    project: ProjectPath, body: NewUpload, request: Request, who: CallerDep
+) -> dict[str, Any]:
+    """Open a session for one file (no larger than the server's artifact limit);
+    ``stored: true`` (and no session) when the project holds that file already, so
+    nothing needs sending."""
     await who.authorize(UPLOAD_ACTION, f"artifact:{body.sha256}", project)
+    limit: int = request.app.state.max_artifact_bytes
+    if body.size > limit:
+        raise RequestTooLargeError(
+            f"a file of {body.size} bytes is over this server's artifact limit ({limit})",
+            hint="ask the operator to raise ghaf server --max-artifact-gb",
+        )
     known = await run_in_threadpool(uploaded_to, who.platform, project, [body.sha256])
     if body.sha256 in known:
         return {"stored": True, "digest": body.sha256, "project": project}
