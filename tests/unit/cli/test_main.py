@@ -75,3 +75,14 @@ def test_starting_the_cli_loads_no_model_framework_or_flavor() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_a_command_on_a_missing_home_says_to_run_init(tmp_path: Path) -> None:
+    """A typo in --home is one line and exit 2 naming the fix, never a SQLite traceback,
+    and it creates nothing where the typo points."""
+    missing = tmp_path / "no-such-home"
+    done = _ghaf("--home", str(missing), "models", "list")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[0] == f"error: no Ghaf home at {missing}"
+    assert "ghaf init" in done.stderr and "Traceback" not in done.stderr
+    assert not missing.exists()
