@@ -100,6 +100,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "ghaf.cli.deployments:app",
         "Deployments: which versions a name serves, their traffic split, shadow and status.",
     ),
+    (
+        "experiments",
+        "ghaf.cli.experiments:app",
+        "A/B experiments: analyze a table of units, write the HTML report.",
+    ),
     ("monitor", "ghaf.cli.monitor:app", "Monitoring: drift and data quality."),
     ("features", "ghaf.cli.features:app", "Feature store: definitions, materialization, serving."),
     ("tokens", "ghaf.cli.tokens:app", "API tokens: random, shown once, stored hashed."),
