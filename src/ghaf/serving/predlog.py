@@ -38,9 +38,16 @@ LOG_SCHEMA = pa.schema(
         ("latency_ms", pa.float64()),
         ("features", pa.list_(pa.list_(pa.float64()))),
         ("outputs", pa.map_(pa.string(), pa.list_(pa.list_(pa.float64())))),
+        ("unit", pa.string()),
+        ("experiment", pa.string()),
+        ("shadow", pa.bool_()),
+        ("revision", pa.int64()),
     ]
 )
-"""One row per request: its feature rows, and each named output's rows (2-D, float64)."""
+"""One row per request: its feature rows, and each named output's rows (2-D, float64);
+the experiment unit and id when one assigned it, whether a shadow scored it, and the
+deployment revision served (the last four are absent from logs written before them:
+:func:`read_prediction_log` fills them with nulls)."""
 
 
 @dataclass
@@ -56,6 +63,10 @@ class PredictionBatch:
     row_counts: np.ndarray
     features: np.ndarray
     outputs: dict[str, np.ndarray]
+    units: list[str | None] | None = None
+    experiments: list[str | None] | None = None
+    shadow: np.ndarray | None = None
+    revisions: list[int | None] | None = None
 
     @classmethod
     def from_records(cls, records: Sequence[Mapping[str, Any]]) -> PredictionBatch:
@@ -73,6 +84,10 @@ class PredictionBatch:
             row_counts=np.fromiter((len(f) for f in features), np.int64, len(records)),
             features=_stack(features),
             outputs={n: _stack([_matrix(r["outputs"][n]) for r in records]) for n in names},
+            units=[r.get("unit") for r in records],
+            experiments=[r.get("experiment") for r in records],
+            shadow=np.fromiter((bool(r.get("shadow")) for r in records), np.bool_, len(records)),
+            revisions=[r.get("revision") for r in records],
         )
 
     def __len__(self) -> int:
@@ -100,6 +115,10 @@ class PredictionBatch:
             pa.array(self.latency_ms),
             pa.ListArray.from_arrays(offsets, _rows(self.features)),
             outputs,
+            pa.array(self.units or [None] * n, pa.string()),
+            pa.array(self.experiments or [None] * n, pa.string()),
+            pa.array(self.shadow if self.shadow is not None else np.zeros(n, np.bool_)),
+            pa.array(self.revisions or [None] * n, pa.int64()),
         ]
         return pa.Table.from_arrays(columns, schema=LOG_SCHEMA)
 
@@ -117,6 +136,10 @@ class PredictionBatch:
                 "latency_ms": float(self.latency_ms[i]),
                 "features": self.features[lo:hi].tolist(),
                 "outputs": {k: v[lo:hi].tolist() for k, v in self.outputs.items()},
+                "unit": self.units[i] if self.units else None,
+                "experiment": self.experiments[i] if self.experiments else None,
+                "shadow": bool(self.shadow[i]) if self.shadow is not None else False,
+                "revision": self.revisions[i] if self.revisions else None,
             }
 
 
@@ -149,6 +172,29 @@ def _rows(matrix: np.ndarray) -> pa.Array:
 
 def _empty_items() -> pa.Array:
     return pa.array([], pa.list_(pa.list_(pa.float64())))
+
+
+def read_prediction_log(directory: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """Every Parquet file a :class:`ParquetSink` wrote under ``directory`` as one table of
+    :data:`LOG_SCHEMA` (or its ``columns``); files written before a column existed read
+    it as nulls (``shadow``: false)."""
+    names = list(columns) if columns is not None else LOG_SCHEMA.names
+    schema = pa.schema([LOG_SCHEMA.field(n) for n in names])
+    tables = []
+    for path in sorted(Path(directory).glob("*.parquet")):
+        have = set(pq.read_schema(path).names)
+        table = pq.read_table(path, columns=[n for n in names if n in have])
+        for name in names:
+            if name not in have:
+                field = LOG_SCHEMA.field(name)
+                fill = pa.array([False] * table.num_rows) if name == "shadow" else None
+                if fill is None:
+                    fill = pa.nulls(table.num_rows, field.type)
+                table = table.append_column(field, fill)
+        tables.append(table.select(names).cast(schema))
+    if not tables:
+        return schema.empty_table()
+    return pa.concat_tables(tables)
 
 
 class PredictionSink(Protocol):

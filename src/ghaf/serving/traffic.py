@@ -55,3 +55,51 @@ class TrafficSplit:
             if point < running:
                 return version
         return last
+
+
+HOLDOUT = "holdout"
+"""The variant name recorded for units an experiment holds out (served its control)."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Sticky experiment assignment: a unit's bucket is ``sha256(salt + unit)``.
+
+    The first 8 bytes of the digest decide the holdout (a ``holdout`` share of units is
+    served ``control`` and kept out of the analysis); the next 8 bytes pick a variant by
+    weight. Using separate bits keeps the two draws independent; using SHA-256 of
+    nothing but the salt and the unit makes the answer the same in every worker, after
+    every restart, on every machine.
+    """
+
+    experiment: str
+    salt: str
+    weights: Mapping[str, float]
+    holdout: float = 0.0
+    control: str | None = None
+
+    def __post_init__(self) -> None:
+        TrafficSplit(self.weights)  # the same checks as a split's
+        if not 0.0 <= self.holdout < 1.0:
+            raise InvalidInputError(
+                f"holdout {self.holdout} is not a share in [0, 1)", hint="e.g. --holdout 0.1"
+            )
+
+    def assign(self, unit: str) -> tuple[str, str]:
+        """(variant recorded, version that answers) for ``unit``; ``holdout`` answers
+        with :attr:`control` (the first variant when unset)."""
+        digest = hashlib.sha256(f"{self.salt}{unit}".encode()).digest()
+        scale = float(1 << 64)
+        if self.holdout > 0.0 and int.from_bytes(digest[:8], "big") / scale < self.holdout:
+            return HOLDOUT, self.control or next(iter(self.weights))
+        point = int.from_bytes(digest[8:16], "big") / scale * sum(self.weights.values())
+        running = 0.0
+        last = ""
+        for version, weight in self.weights.items():
+            if weight <= 0:
+                continue
+            running += weight
+            last = version
+            if point < running:
+                return version, version
+        return last, last
