@@ -1,0 +1,1 @@
+"""A/B experiments over deployments, and the statistics that judge them (``stats``)."""
