@@ -168,6 +168,109 @@ class IngestSettings(BaseModel):
     )
 
 
+def _servicenow_matrix() -> list[list[int]]:
+    return [[1, 2, 3], [2, 3, 4], [3, 4, 5]]
+
+
+def _severity_levels() -> dict[str, list[int]]:
+    return {"critical": [1, 1], "high": [1, 2], "warning": [2, 2], "low": [3, 2], "info": [3, 3]}
+
+
+class ReceiverSettings(BaseModel):
+    """One place alerts (webhook, email, bus) or incident changes (pagerduty, servicenow) go."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["webhook", "email", "pagerduty", "servicenow", "bus"] = Field(
+        description="webhook/email/bus get alert notifications; pagerduty (Events v2 shape) "
+        "and servicenow (incident shape) get each incident's raise, ack and resolve."
+    )
+    url: str | None = Field(default=None, description="Endpoint of an HTTP receiver.")
+    routing_key: SecretStr | None = Field(default=None, description="PagerDuty routing key.")
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP server of an email receiver.")
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP port.")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP session to TLS.")
+    smtp_user: str | None = Field(default=None, description="SMTP login (after STARTTLS).")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    mail_from: str = Field(default="ghaf@localhost", description="Sender address of e-mails.")
+    mail_to: list[str] = Field(default_factory=list, description="Recipients of e-mails.")
+    timeout_s: float = Field(default=10.0, gt=0, le=120, description="Per-delivery timeout.")
+
+
+class AlertRouteSettings(BaseModel):
+    """Alerts whose labels equal every ``match`` pair go to ``receivers``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: dict[str, str] = Field(default_factory=dict, description="Label -> value to match.")
+    receivers: list[str] = Field(description="Names of receivers (keys of `receivers`).")
+
+
+class InhibitRuleSettings(BaseModel):
+    """A firing alert matching ``source_match`` mutes alerts matching ``target_match``
+    whose ``equal`` labels have the same values (Alertmanager's inhibit_rules)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_match: dict[str, str] = Field(description="Labels of the muting alert.")
+    target_match: dict[str, str] = Field(description="Labels of the muted alerts.")
+    equal: list[str] = Field(default_factory=list, description="Labels both must share.")
+
+
+class AlertingSettings(BaseModel):
+    """Alert routing, grouping, inhibition, delivery retries and incident priorities."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    receivers: dict[str, ReceiverSettings] = Field(
+        default_factory=dict, description="Receivers by name."
+    )
+    routes: list[AlertRouteSettings] = Field(
+        default_factory=list, description="Every matching route's receivers get the alert."
+    )
+    inhibit_rules: list[InhibitRuleSettings] = Field(
+        default_factory=list, description="Which firing alerts mute which others."
+    )
+    group_by: list[str] = Field(
+        default_factory=lambda: ["alertname"], description="Labels one notification groups by."
+    )
+    group_wait_s: float = Field(
+        default=30.0, ge=0, description="Wait before a new group's first notification."
+    )
+    group_interval_s: float = Field(
+        default=300.0, ge=0, description="Least time between two notifications of a group."
+    )
+    max_attempts: int = Field(default=8, ge=1, le=100, description="Tries per delivery.")
+    backoff_base_s: float = Field(default=2.0, gt=0, description="First retry delay (doubles).")
+    backoff_max_s: float = Field(default=600.0, gt=0, description="Longest retry delay.")
+    severity_levels: dict[str, list[int]] = Field(
+        default_factory=_severity_levels,
+        description="Alert severity -> [impact, urgency] (1 high .. 3 low) when the alert "
+        "gives neither.",
+    )
+    priority_matrix: list[list[int]] = Field(
+        default_factory=_servicenow_matrix,
+        description="Incident priority (1..5) by [impact-1][urgency-1]; default: "
+        "ServiceNow's matrix.",
+    )
+
+    @field_validator("priority_matrix")
+    @classmethod
+    def _three_by_three(cls, matrix: list[list[int]]) -> list[list[int]]:
+        if len(matrix) != 3 or any(len(row) != 3 for row in matrix):
+            raise ValueError("give 3 rows (impact 1..3) of 3 priorities (urgency 1..3)")
+        if any(not 1 <= p <= 5 for row in matrix for p in row):
+            raise ValueError("priorities are 1 to 5")
+        return matrix
+
+    @field_validator("severity_levels")
+    @classmethod
+    def _levels(cls, levels: dict[str, list[int]]) -> dict[str, list[int]]:
+        if any(len(v) != 2 or not all(1 <= x <= 3 for x in v) for v in levels.values()):
+            raise ValueError("each severity maps to [impact, urgency], each 1 to 3")
+        return levels
+
+
 class GhafSettings(BaseSettings):
     """Every knob Ghaf has, each with a description; see the module docstring for sources."""
 
@@ -243,6 +346,7 @@ class GhafSettings(BaseSettings):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     local_principals: list[str] = Field(
         default_factory=list,
         description="Retired: naming principals in a setting made them admins; a second "

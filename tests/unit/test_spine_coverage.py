@@ -462,6 +462,44 @@ def _prediction_export(platform: Platform) -> None:
         score_to_target(platform, platform.admin(), spec, source, out, progress=False)
 
 
+def _alert_ingest(platform: Platform) -> None:
+    from ghaf.alerts import Alert
+    from ghaf.incidents import ingest_alerts
+
+    ingest_alerts(platform, platform.admin(), [Alert("ExampleDown", {"deployment": "fraud"})])
+
+
+def _alert_resolve(platform: Platform) -> None:
+    from ghaf.alerts import fingerprint
+    from ghaf.incidents import resolve_alert
+
+    resolve_alert(platform, platform.admin(), fingerprint("ExampleDown", {"deployment": "fraud"}))
+
+
+def _alert_deliver(platform: Platform) -> None:
+    from ghaf.alerts import deliver_outbox
+
+    deliver_outbox(platform, platform.admin())
+
+
+def _incident_move(verb: str, *args: str) -> Callable[[Platform], None]:
+    def move(platform: Platform) -> None:
+        from ghaf.incidents import lifecycle
+
+        getattr(lifecycle, verb)(platform, platform.admin(), "INC0000001", *args)
+
+    return move
+
+
+def _incident_then(*verbs: str) -> Callable[[Platform], None]:
+    def prepare(platform: Platform) -> None:
+        _alert_ingest(platform)
+        for verb in verbs:
+            _incident_move(verb)(platform)
+
+    return prepare
+
+
 EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "experiment.create": _experiment_create,
     "run.create": _example_run,
@@ -509,6 +547,19 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "features.materialize": _features_materialize,
     "features.save_training_set": _features_save_training_set,
     "prediction.export": _prediction_export,
+    "alert.ingest": _alert_ingest,
+    "alert.resolve": _alert_resolve,
+    "alert.deliver": _alert_deliver,
+    "incident.ack": _incident_move("acknowledge"),
+    "incident.hold": _incident_move("hold", "waiting on the vendor"),
+    "incident.resume": _incident_move("resume"),
+    "incident.resolve": _incident_move("resolve", "rolled back"),
+    "incident.close": _incident_move("close"),
+    "incident.cancel": _incident_move("cancel", "a test alert"),
+    "incident.reopen": _incident_move("reopen", "it came back"),
+    "incident.assign": _incident_move("assign", "sam"),
+    "incident.note": _incident_move("add_note", "looking"),
+    "incident.record": _incident_move("record_event", "rollback"),
 }
 """One call per governed action; add yours when you add a governed function."""
 
@@ -538,6 +589,15 @@ SETUP: dict[str, Callable[[Platform], None]] = {
     "token.revoke": _bind_and_token,
     "pipeline.step_update": _pipeline_run_start,
     "pipeline.run_finish": _pipeline_run_start,
+    "alert.resolve": _alert_ingest,
+    "alert.deliver": _alert_ingest,
+    **{
+        f"incident.{verb}": _incident_then()
+        for verb in ("ack", "hold", "resolve", "cancel", "assign", "note", "record")
+    },
+    "incident.resume": _incident_then("hold"),
+    "incident.close": _incident_then("resolve"),
+    "incident.reopen": _incident_then("resolve"),
 }
 """Optional preparation for an action (its own audit records are not counted)."""
 

@@ -106,6 +106,16 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "A/B experiments: analyze a table of units, write the HTML report.",
     ),
     ("monitor", "ghaf.cli.monitor:app", "Monitoring: drift and data quality."),
+    (
+        "alerts",
+        "ghaf.cli.alerts:app",
+        "Alerts: fire (JSON in), list, resolve, and deliver what receivers are owed.",
+    ),
+    (
+        "incidents",
+        "ghaf.cli.incidents:app",
+        "Incidents: priority, state, assignment and timeline of what alerts raised.",
+    ),
     ("features", "ghaf.cli.features:app", "Feature store: definitions, materialization, serving."),
     ("tokens", "ghaf.cli.tokens:app", "API tokens: random, shown once, stored hashed."),
     ("roles", "ghaf.cli.roles:app", "Roles bound to principals per project (RBAC)."),

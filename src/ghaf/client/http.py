@@ -14,6 +14,7 @@ from typing import Any
 from ghaf.client.data import DataCalls
 from ghaf.client.features import FeatureCalls
 from ghaf.client.governance import GovernanceCalls
+from ghaf.client.incidents import IncidentCalls
 from ghaf.client.operations import OperationsCalls
 from ghaf.client.pipelines import PipelineCalls
 from ghaf.client.session import Session
@@ -22,7 +23,15 @@ from ghaf.errors import ConfigError
 __all__ = ["Client", "connect"]
 
 
-class Client(DataCalls, FeatureCalls, PipelineCalls, OperationsCalls, GovernanceCalls, Session):
+class Client(
+    DataCalls,
+    FeatureCalls,
+    PipelineCalls,
+    OperationsCalls,
+    GovernanceCalls,
+    IncidentCalls,
+    Session,
+):
     """A session with one server as one caller (``token``: a Ghaf token or an OIDC JWT),
     with the calls of every area."""
 

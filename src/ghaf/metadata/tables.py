@@ -24,6 +24,9 @@ TABLE_MODULES: tuple[str, ...] = (
     "ghaf.monitoring.tables",
     "ghaf.pipelines.tables",
     "ghaf.serving.tables",
+    "ghaf.experiments.tables",
+    "ghaf.alerts.tables",
+    "ghaf.incidents.tables",
 )
 
 

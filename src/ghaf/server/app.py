@@ -25,6 +25,7 @@ from ghaf.server.routes import (
     data,
     features,
     governance,
+    incidents,
     operations,
     pipelines,
     projects,
@@ -104,6 +105,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
         pipelines,
         operations,
         governance,
+        incidents,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
 

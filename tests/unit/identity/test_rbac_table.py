@@ -104,6 +104,27 @@ EXPECTED: dict[str, set[str]] = {
     "made.up": set(),
     "deployment.create": {"release_manager"},
     "deployment.update": {"release_manager"},
+    # alerts and incidents: SREs act; every reader sees them
+    "alert.ingest": {"sre"},
+    "alert.resolve": {"sre"},
+    "alert.deliver": {"sre"},
+    **{
+        f"incident.{verb}": {"sre"}
+        for verb in (
+            "ack",
+            "hold",
+            "resume",
+            "resolve",
+            "close",
+            "cancel",
+            "reopen",
+            "assign",
+            "note",
+            "record",
+        )
+    },
+    "alert.read": READERS,
+    "incident.read": READERS,
 }
 
 _SKIP = ("ghaf.__main__", "ghaf.cli", "ghaf.testing", "ghaf.demo", "ghaf.metadata.migrations")
