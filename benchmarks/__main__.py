@@ -21,6 +21,7 @@ SUITES: tuple[str, ...] = (
     "server_artifacts",
     "contracts",
     "ingest",
+    "experiments_stats",
 )
 """Benchmark modules under ``benchmarks/``, each with ``run(size) -> list[Figure]``."""
 
