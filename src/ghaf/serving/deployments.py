@@ -49,6 +49,7 @@ class Deployment:
     created_at: datetime
     updated_by: str
     updated_at: datetime
+    routing: dict[str, Any] | None = None
 
     @property
     def node(self) -> str:
@@ -68,6 +69,7 @@ def _to_record(row: DeploymentRow) -> Deployment:
         row.created_at,
         row.updated_by,
         row.updated_at,
+        json.loads(row.routing) if row.routing else None,
     )
 
 
@@ -224,6 +226,53 @@ def update_deployment(
     row.updated_at = utcnow()
     session.flush()
     return _to_record(row)
+
+
+def set_routing(platform: Platform, name: str, routing: Mapping[str, Any] | None) -> Deployment:
+    """Route the deployment's traffic by an experiment's assignment (None: by its weights).
+
+    Called inside the experiment's governed operation (it authorizes and audits); every
+    version ``routing`` names (``weights``, ``control``, ``shadows``) must be one the
+    deployment serves, so a server that loaded the deployment can apply it live.
+
+    Raises:
+        NotFoundError: no deployment ``name`` in ``platform``'s project.
+        InvalidInputError: a version the deployment does not serve.
+    """
+    session = current_session()
+    row = session.execute(
+        select(DeploymentRow).where(DeploymentRow.name == name).with_for_update()
+    ).scalar_one_or_none()
+    if row is None or row.project != platform.default_project:
+        raise NotFoundError(
+            f"deployment {name!r} does not exist in project {platform.default_project!r}",
+            hint="ghaf deployments list",
+        )
+    if routing is not None:
+        served: set[str] = {m["ref"] for m in json.loads(row.models)}
+        served |= {row.shadow} if row.shadow else set()
+        named = {*routing["weights"], *routing.get("shadows", ()), routing["control"]}
+        missing = sorted(named - served)
+        if missing:
+            raise InvalidInputError(
+                f"deployment {name!r} does not serve {', '.join(missing)}",
+                hint=f"serve every variant first: ghaf deployments update {name} "
+                f"{' '.join(sorted(served | set(missing)))}=WEIGHT (then restart ghaf serve)",
+            )
+    row.routing = json.dumps(dict(routing), sort_keys=True) if routing is not None else None
+    row.revision += 1
+    row.updated_at = utcnow()
+    current_operation().details.update({"deployment": name, "revision": row.revision})
+    session.flush()
+    return _to_record(row)
+
+
+def deployment_revision(platform: Platform, name: str) -> int | None:
+    """The record's revision (one indexed lookup: what serving workers poll), or None."""
+    with platform.read_session() as session:
+        return session.execute(
+            select(DeploymentRow.revision).where(DeploymentRow.name == name)
+        ).scalar_one_or_none()
 
 
 def get_deployment(platform: Platform, name: str) -> Deployment:
