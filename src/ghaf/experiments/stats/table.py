@@ -103,6 +103,12 @@ class TableSpec:
         if not data.is_file():
             raise InvalidInputError(f"--data {data}: no such file", hint="check the path")
         check_alpha(alpha)
+        if metric_col == variant_col or covariate_col in (variant_col, metric_col):
+            raise InvalidInputError(
+                f"--variant-col {variant_col!r}, --metric-col {metric_col!r} and --covariate "
+                f"{covariate_col!r} must name different columns",
+                hint="the variant, the goal metric and its pre-period covariate are three columns",
+            )
         if kind not in KINDS:
             raise InvalidInputError(
                 f"--kind {kind!r} is not one of {list(KINDS)}", hint="e.g. --kind mean"
