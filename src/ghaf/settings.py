@@ -271,6 +271,24 @@ class AlertingSettings(BaseModel):
         return levels
 
 
+class ServerSettings(BaseModel):
+    """What `ghaf server` offers its clients beyond the streamed routes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    presigned_urls: bool = Field(
+        default=True,
+        description="Hand clients short-lived presigned URLs for one artifact when artifacts "
+        "are on S3 (bodies stay encrypted; the server hands out that artifact's data key).",
+    )
+    presigned_expiry_s: int = Field(
+        default=300,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="Seconds a presigned URL stays valid (S3 allows at most 7 days).",
+    )
+
+
 class GhafSettings(BaseSettings):
     """Every knob Ghaf has, each with a description; see the module docstring for sources."""
 
@@ -346,6 +364,7 @@ class GhafSettings(BaseSettings):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     local_principals: list[str] = Field(
         default_factory=list,

@@ -114,6 +114,52 @@ class S3BlobStore:
         with contextlib.suppress(FileNotFoundError):
             self._fs.rm(f"{self._base}/{key}")
 
+    # Presigned access (see ghaf.artifacts.presign) ------------------------------------
+
+    def presign_get(self, key: str, expires_s: int) -> str:
+        """A URL that lets its holder GET the object ``key`` for ``expires_s`` seconds."""
+        return str(self._fs.url(f"{self._base}/{key}", expires=expires_s))
+
+    def presign_put(self, key: str, expires_s: int) -> str:
+        """A URL that lets its holder PUT the object ``key`` for ``expires_s`` seconds."""
+        return str(
+            self._fs.url(f"{self._base}/{key}", expires=expires_s, client_method="put_object")
+        )
+
+    def size(self, key: str) -> int:
+        """Bytes of the object ``key``; raises ``NotFoundError`` when it is missing."""
+        path = f"{self._base}/{key}"
+        self._fs.invalidate_cache(path)  # a presigned PUT wrote it behind s3fs's back
+        try:
+            return int(self._fs.info(path)["size"])
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"artifact blob {key} does not exist in {self.url}") from exc
+
+    def promote(self, staged: str, key: str) -> None:
+        """Copy the object ``staged`` to ``key`` inside the store, then delete ``staged``
+        (so whoever could write ``staged`` has no hold on ``key``)."""
+        try:
+            self._fs.copy(f"{self._base}/{staged}", f"{self._base}/{key}")
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"artifact blob {staged} does not exist in {self.url}") from exc
+        finally:
+            self._fs.invalidate_cache(f"{self._base}/{staged}")
+        self.delete(staged)
+
+    def objects(self, prefix: str) -> Iterator[tuple[str, int, float]]:
+        """(key, bytes, last modified as a POSIX time) of each object under ``prefix``,
+        temporary ones included."""
+        root = f"{self._base}/{prefix}".rstrip("/")
+        self._fs.invalidate_cache(root)
+        try:
+            found = self._fs.find(root, detail=True)
+        except FileNotFoundError:
+            return
+        for path, info in sorted(found.items()):
+            modified = info.get("LastModified")
+            stamp = modified.timestamp() if modified is not None else 0.0
+            yield path.removeprefix(self._base + "/"), int(info.get("size", 0)), stamp
+
     def keys(self, prefix: str = "") -> Iterator[str]:
         root = f"{self._base}/{prefix}".rstrip("/")
         try:

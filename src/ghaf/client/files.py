@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from ghaf.client.direct import download_granted, offers_presigned, upload_granted
 from ghaf.errors import (
     AlreadyExistsError,
     BackendUnavailableError,
@@ -51,15 +52,29 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def upload_file(client: Client, path: Path, project: str) -> str:
+def use_direct(client: Client, direct: bool) -> bool:
+    """Whether to move bytes through presigned URLs: asked for, and the server offers them
+    (its artifacts are on S3); otherwise the streamed routes, which always work."""
+    return direct and offers_presigned(client)
+
+
+def upload_file(client: Client, path: Path, project: str, *, direct: bool = False) -> str:
     """Send ``path`` to ``project``; its SHA-256 as the server stored it.
 
-    A file of :attr:`Client.resumable_above` bytes or more goes in resumable pieces
+    With ``direct`` (and a server that offers it) the file goes encrypted straight to the
+    bucket through a presigned URL (:func:`~ghaf.client.direct.upload_granted`). Else a
+    file of :attr:`Client.resumable_above` bytes or more goes in resumable pieces
     (:func:`_upload_in_pieces`); a smaller one in one streamed request.
     """
+    return _upload(client, path, project, use_direct(client, direct))
+
+
+def _upload(client: Client, path: Path, project: str, direct: bool) -> str:
     digest = file_digest(path)
     size = path.stat().st_size
-    if size >= client.resumable_above:
+    if direct and size > 0:
+        stored = upload_granted(client, path, project, digest, size)
+    elif size >= client.resumable_above:
         stored = _upload_in_pieces(client, path, project, digest, size)
     else:
         headers = {
@@ -162,10 +177,13 @@ def register_model(
     lineage: list[str],
     run_id: str | None,
     metrics: dict[str, float] | None,
+    direct: bool = False,
 ) -> dict[str, Any]:
-    """Upload each file of ``directory`` to ``project``, then register them as ``name``."""
+    """Upload each file of ``directory`` to ``project`` (through presigned URLs with
+    ``direct``, when offered), then register them as ``name``."""
+    direct = use_direct(client, direct)
     files = {
-        relative: upload_file(client, path, project)
+        relative: _upload(client, path, project, direct)
         for relative, path in model_files(directory).items()
     }
     body: dict[str, Any] = {
@@ -194,9 +212,19 @@ def _target(dest: Path, relative: str) -> Path:
 
 
 def _download(
-    client: Client, path: str, params: dict[str, str], digest: str, target: Path, what: str
+    client: Client,
+    path: str,
+    params: dict[str, str],
+    digest: str,
+    target: Path,
+    what: str,
+    grant: str | None = None,
 ) -> None:
-    """Stream ``GET path`` into ``target``, renamed into place once it hashes to ``digest``."""
+    """Stream ``GET path`` into ``target``, renamed into place once it hashes to ``digest``;
+    with ``grant``, fetch the presigned URL ``GET grant`` answers instead."""
+    if grant is not None:
+        download_granted(client.get(grant, **params), digest, target, what)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     partial = Path(name)
@@ -221,15 +249,18 @@ def _download(
         raise
 
 
-def download_model(client: Client, ref: str, dest: Path) -> Path:
+def download_model(client: Client, ref: str, dest: Path, *, direct: bool = False) -> Path:
     """Fetch every file of the version ``ref`` names into ``dest``; returns ``dest``.
 
-    The version is pinned first (an alias that moves meanwhile does not mix versions).
+    With ``direct`` (and a server that offers it) each file comes from the bucket
+    through a presigned URL and is decrypted here. The version is pinned first (an
+    alias that moves meanwhile does not mix versions).
     Each file is written beside its target and renamed once its SHA-256 is the
     registry's, so a file under its own name is always complete and verified.
     """
     listing = client.get(f"/models/{ref}/files")
     pinned = f"{listing['name']}:{listing['version']}"
+    grant = f"/models/{pinned}/file-grant" if use_direct(client, direct) else None
     dest.mkdir(parents=True, exist_ok=True)
     for entry in listing["files"]:
         relative = str(entry["path"])
@@ -241,6 +272,7 @@ def download_model(client: Client, ref: str, dest: Path) -> Path:
             str(entry["digest"]),
             target,
             f"{relative} of {pinned}",
+            grant,
         )
     return dest
 
@@ -262,14 +294,19 @@ def artifact_paths(source: Path, artifact_path: str | None) -> dict[str, Path]:
     raise InvalidInputError(f"artifact {source} does not exist", hint="check the path")
 
 
-def log_artifacts(client: Client, run_id: str, project: str, files: dict[str, Path]) -> list[str]:
+def log_artifacts(
+    client: Client, run_id: str, project: str, files: dict[str, Path], *, direct: bool = False
+) -> list[str]:
     """Upload each file to ``project`` and record them as the run's artifacts."""
-    digests = {path: upload_file(client, file, project) for path, file in files.items()}
+    direct = use_direct(client, direct)
+    digests = {path: _upload(client, file, project, direct) for path, file in files.items()}
     recorded = client.post(f"/runs/{run_id}/artifacts", {"files": digests})
     return [str(path) for path in recorded["files"]]
 
 
-def download_run_artifacts(client: Client, run_id: str, path: str, dest: Path) -> Path:
+def download_run_artifacts(
+    client: Client, run_id: str, path: str, dest: Path, *, direct: bool = False
+) -> Path:
     """Fetch a run's artifact file, or every file under directory ``path``, into ``dest``
     (each verified before it appears under its name); the local path of ``path``."""
     prefix = path.strip("/")
@@ -280,6 +317,7 @@ def download_run_artifacts(client: Client, run_id: str, path: str, dest: Path) -
         raise NotFoundError(
             f"run {run_id} has no artifact {path!r}", hint=f"ghaf runs show {run_id}"
         )
+    grant = f"/runs/{run_id}/artifact-grant" if use_direct(client, direct) else None
     for entry in chosen:
         relative = str(entry["path"])
         target = (
@@ -294,5 +332,6 @@ def download_run_artifacts(client: Client, run_id: str, path: str, dest: Path) -
             str(entry["digest"]),
             target,
             f"artifact {relative} of run {run_id}",
+            grant,
         )
     return dest / PurePosixPath(prefix).name if exact else dest

@@ -75,8 +75,11 @@ class Client(
         interval = DEFAULT_FLUSH_INTERVAL if flush_interval is None else flush_interval
         return RemoteRun(self, made["run_id"], project, flush_interval=interval)
 
-    def upload_file(self, path: str | Path, project: str) -> str:
+    def upload_file(self, path: str | Path, project: str, *, direct: bool = False) -> str:
         """Send one file to ``project``; its SHA-256, once the server stored exactly it.
+
+        ``direct``: send it encrypted straight to the bucket through a presigned URL
+        when the server offers them (artifacts on S3); else through the server.
 
         Raises:
             IntegrityError: the bytes the server received are not the file's (it changed
@@ -84,7 +87,7 @@ class Client(
         """
         from ghaf.client.files import upload_file
 
-        return upload_file(self, Path(path), project)
+        return upload_file(self, Path(path), project, direct=direct)
 
     def register_model(
         self,
@@ -96,6 +99,7 @@ class Client(
         lineage: list[str] | None = None,
         run_id: str | None = None,
         metrics: Mapping[str, float] | None = None,
+        direct: bool = False,
     ) -> dict[str, Any]:
         """Register a saved model directory as a new version of ``name`` in ``project``.
 
@@ -114,21 +118,28 @@ class Client(
             lineage=lineage or [],
             run_id=run_id,
             metrics=dict(metrics) if metrics is not None else None,
+            direct=direct,
         )
 
-    def download_model(self, ref: str, dest: str | Path) -> Path:
+    def download_model(self, ref: str, dest: str | Path, *, direct: bool = False) -> Path:
         """Write the files of the version ``ref`` names into ``dest``, each one checked
-        against its SHA-256 before it appears under its name; returns ``dest``."""
+        against its SHA-256 before it appears under its name; returns ``dest``.
+
+        ``direct``: fetch each file from the bucket through a presigned URL and decrypt
+        it here, when the server offers them (artifacts on S3); else through the server.
+        """
         from ghaf.client.files import download_model
 
-        return download_model(self, ref, Path(dest))
+        return download_model(self, ref, Path(dest), direct=direct)
 
-    def download_run_artifacts(self, run_id: str, path: str, dest: str | Path) -> Path:
+    def download_run_artifacts(
+        self, run_id: str, path: str, dest: str | Path, *, direct: bool = False
+    ) -> Path:
         """Fetch a run's artifact file, or every file under directory ``path``, into
         ``dest``, each checked against its SHA-256; the local path of ``path``."""
         from ghaf.client.files import download_run_artifacts
 
-        return download_run_artifacts(self, run_id, path, Path(dest))
+        return download_run_artifacts(self, run_id, path, Path(dest), direct=direct)
 
     def __enter__(self) -> Client:
         return self

@@ -90,7 +90,8 @@ class Header:
         return _canonical({"body": self.body_id, "context": self.context})
 
 
-def _body_context(body_id: str) -> bytes:
+def body_context(body_id: str) -> bytes:
+    """The chunked-encryption context of body ``body_id`` (binds the body to its id)."""
     return f"ghaf.artifact/1 body={body_id}".encode()
 
 
@@ -179,7 +180,7 @@ class EncryptedArtifactStore:
         try:
             size = encrypt_stream(
                 data_key,
-                _body_context(body_id),
+                body_context(body_id),
                 _Source(source).readinto,
                 writer.write,
                 on_plaintext=hasher.update,
@@ -189,10 +190,18 @@ class EncryptedArtifactStore:
             if self.exists(digest):
                 writer.abort()
                 return ArtifactInfo(digest=digest, size=size, region=self.region)
-            writer.commit(f"enc/{_digest_dir(digest)}/{body_id}")
+            writer.commit(self.body_key(digest, body_id))
         except BaseException:
             writer.abort()
             raise
+        return self.seal(digest, size, body_id, data_key)
+
+    def seal(self, digest: str, size: int, body_id: str, data_key: bytes) -> ArtifactInfo:
+        """Write the header that makes the committed body ``body_id`` the artifact
+        ``digest``: its data key wrapped by the KEK, bound to project and region.
+
+        Only for a body known to decrypt to ``digest`` (written by :meth:`put`, or
+        verified by :func:`~ghaf.security.grants.commit_upload`)."""
         context = {
             "artifact": f"sha256:{digest}",
             "cipher": CIPHER,
@@ -205,6 +214,11 @@ class EncryptedArtifactStore:
         header = Header("", body_id, self.keys.wrap(data_key, aad), context)
         self._write_header(digest, header)
         return ArtifactInfo(digest=digest, size=size, region=self.region)
+
+    @staticmethod
+    def body_key(digest: str, body_id: str) -> str:
+        """Where the body ``body_id`` of ``digest`` lives on the blob store."""
+        return f"enc/{_digest_dir(digest)}/{body_id}"
 
     def put_bytes(self, data: bytes) -> ArtifactInfo:
         return self.put(io.BytesIO(data))
@@ -230,6 +244,16 @@ class EncryptedArtifactStore:
             with self.blobs.open_read(key) as handle:
                 found.append(Header.parse(key, handle.read()))
         return sorted(found, key=lambda header: header.wrapped.version, reverse=True)
+
+    def unlock(self, digest: str) -> tuple[str, bytes, Header]:
+        """The body key, data key and header of ``digest`` (for a presigned download:
+        the server hands out this one artifact's key, never the KEK).
+
+        Raises:
+            NotFoundError: no such artifact.
+            IntegrityError: no header of it unwraps here.
+        """
+        return self._unlock(digest)
 
     def _unlock(self, digest: str) -> tuple[str, bytes, Header]:
         """The body key and data key of ``digest``, from the first header that unwraps."""
@@ -273,7 +297,7 @@ class EncryptedArtifactStore:
         """A decrypting, verifying reader; read to the end to have the digest checked."""
         body_key, data_key, header = self._unlock(digest)
         with self.blobs.open_read(body_key) as raw:
-            pieces = iter_decrypt(data_key, _body_context(header.body_id), _Source(raw).readinto)
+            pieces = iter_decrypt(data_key, body_context(header.body_id), _Source(raw).readinto)
             yield io.BufferedReader(DecryptingReader(pieces, digest), CHUNK_SIZE)
 
     def get(self, digest: str, dest: Path) -> ArtifactInfo:
@@ -283,7 +307,7 @@ class EncryptedArtifactStore:
         with atomic_output(dest) as out, self.blobs.open_read(body_key) as raw:
             size = decrypt_stream(
                 data_key,
-                _body_context(header.body_id),
+                body_context(header.body_id),
                 _Source(raw).readinto,
                 _hashing_writer(out, hasher),
             )
