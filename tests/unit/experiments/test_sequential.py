@@ -3,6 +3,7 @@ running p-value and confidence sequence, and the simulator running the same code
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -11,7 +12,7 @@ from scipy import integrate, stats
 
 from ghaf.errors import InvalidInputError
 from ghaf.experiments.stats import GroupStats, msprt
-from ghaf.experiments.stats.sequential import always_valid_p
+from ghaf.experiments.stats.sequential import SequentialResult, always_valid_p
 from ghaf.experiments.stats.simulate import sequential_p, simulate_looks
 
 
@@ -105,3 +106,15 @@ def test_a_nan_look_keeps_the_running_p() -> None:
     p = always_valid_p(np.array([[0.5, 3.0, math.nan, 1.0]]))
     expected = [math.exp(-0.5), math.exp(-3.0), math.exp(-3.0), math.exp(-3.0)]
     assert p[0].tolist() == pytest.approx(expected)
+
+
+def test_a_stored_look_continues_the_test_after_a_round_trip_through_json() -> None:
+    first = msprt(
+        GroupStats.from_conversions("c", 1000, 80), GroupStats.from_conversions("t", 1000, 120)
+    )
+    stored = json.loads(json.dumps(first.to_dict(), allow_nan=False))
+    restored = SequentialResult.from_dict(stored)
+    assert restored == first
+    later_c = GroupStats.from_conversions("c", 2000, 190)
+    later_t = GroupStats.from_conversions("t", 2000, 215)
+    assert msprt(later_c, later_t, history=[restored]) == msprt(later_c, later_t, history=[first])

@@ -7,6 +7,7 @@ implementation; the scalar ones wrap them, so simulations run the same code as u
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from ghaf.experiments.stats.groups import GroupStats, check_alpha, jsonable
+from ghaf.experiments.stats.groups import GroupStats, check_alpha, jsonable, number
 
 Array = npt.NDArray[np.float64]
 
@@ -26,6 +27,10 @@ class Interval:
     low: float
     high: float
     level: float
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Interval:
+        return cls(number(record["low"]), number(record["high"]), float(record["level"]))
 
     def contains(self, value: float) -> bool:
         return bool(self.low <= value <= self.high)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,16 @@ class GroupStats:
     n: int
     mean: float
     variance: float
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> GroupStats:
+        """Back from :func:`jsonable`'s form (null numbers are NaN again)."""
+        return cls(
+            str(record["name"]),
+            int(record["n"]),
+            number(record["mean"]),
+            number(record["variance"]),
+        )
 
     @classmethod
     def from_values(cls, name: str, values: npt.ArrayLike) -> GroupStats:
@@ -49,6 +60,11 @@ class GroupStats:
         p = conversions / n
         variance = p * (1 - p) * n / (n - 1) if n > 1 else math.nan
         return cls(name, n, p, variance)
+
+
+def number(value: Any) -> float:
+    """A JSON number back as a float: null (a NaN or infinity written out) is NaN."""
+    return math.nan if value is None else float(value)
 
 
 def jsonable(value: Any) -> Any:

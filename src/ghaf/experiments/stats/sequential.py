@@ -27,7 +27,7 @@ guarantee asymptotic (Johari et al., section 4), which the A/A simulation checks
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from ghaf.errors import InvalidInputError
 from ghaf.experiments.stats.fixed import Interval, a, relative_lift_arrays
-from ghaf.experiments.stats.groups import GroupStats, check_alpha, jsonable
+from ghaf.experiments.stats.groups import GroupStats, check_alpha, jsonable, number
 
 Array = npt.NDArray[np.float64]
 DEFAULT_EFFECT_SIZE = 0.1
@@ -68,6 +68,26 @@ class SequentialResult:
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = jsonable(self)
         return result
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> SequentialResult:
+        """Back from :meth:`to_dict`: a stored look, to pass as the next look's history."""
+        return cls(
+            test=str(record["test"]),
+            control=GroupStats.from_dict(record["control"]),
+            treatment=GroupStats.from_dict(record["treatment"]),
+            alpha=float(record["alpha"]),
+            tau2=number(record["tau2"]),
+            absolute_lift=number(record["absolute_lift"]),
+            variance=number(record["variance"]),
+            likelihood_ratio=number(record["likelihood_ratio"]),
+            p_value=number(record["p_value"]),
+            ci=Interval.from_dict(record["ci"]),
+            relative_lift=number(record["relative_lift"]),
+            relative_ci=Interval.from_dict(record["relative_ci"]),
+            looks=int(record["looks"]),
+            significant=bool(record["significant"]),
+        )
 
 
 def log_likelihood_ratio(lift: Array, variance: Array, tau2: Array | float) -> Array:
@@ -128,8 +148,10 @@ def msprt(
 ) -> SequentialResult:
     """One look of the mSPRT on the lift of ``treatment`` over ``control``.
 
-    Pass the earlier looks' results as ``history`` (oldest first) so the p-value and the
-    confidence sequence carry over; a first look needs none.
+    Pass the earlier looks' results as ``history`` (oldest first; the last one alone
+    suffices, since each look already carries the earlier ones) so tau^2, the p-value and
+    the confidence sequence carry over; a first look needs none. A stored look comes
+    back with :meth:`SequentialResult.from_dict`.
     """
     check_alpha(alpha)
     mix = mixing_variance(control, treatment, tau2=tau2, effect_size=effect_size)
