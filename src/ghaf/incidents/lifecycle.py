@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from ghaf.errors import InvalidInputError
 from ghaf.incidents.records import Incident, add_event, load_row, notify, to_record
 from ghaf.incidents.states import OPEN_STATES, RESOLVED, next_state
@@ -40,7 +43,10 @@ def _move(
     row = load_row(session, number, platform.default_project, lock=True)
     now = at or utcnow()
     before = row.state
-    row.state = next_state(str(row.number), row.state, verb)
+    state = next_state(str(row.number), row.state, verb)
+    if verb == "reopen" and row.fingerprint is not None:
+        _refuse_second_open(session, row)
+    row.state = state
     if verb == "ack" and row.acknowledged_at is None:
         row.acknowledged_at = now
         row.assigned_to = row.assigned_to or actor.name
@@ -53,8 +59,6 @@ def _move(
     if verb == "cancel":
         row.closed_at = now
     row.open_key = f"{row.project}:{row.fingerprint}" if row.state in OPEN_STATES else None
-    if verb == "reopen" and row.fingerprint is not None:
-        _refuse_second_open(session, row)
     row.updated_at = now
     details = {"from": before, "to": row.state, **({"note": note} if note else {})}
     add_event(session, row, verb, actor.name, now, **details)
@@ -64,14 +68,10 @@ def _move(
     return to_record(row)
 
 
-def _refuse_second_open(session: object, row: IncidentRow) -> None:
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
-
-    assert isinstance(session, Session)
+def _refuse_second_open(session: Session, row: IncidentRow) -> None:
     other = session.execute(
         select(IncidentRow.number).where(
-            IncidentRow.open_key == row.open_key, IncidentRow.id != row.id
+            IncidentRow.open_key == f"{row.project}:{row.fingerprint}", IncidentRow.id != row.id
         )
     ).scalar_one_or_none()
     if other is not None:

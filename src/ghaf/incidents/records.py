@@ -171,6 +171,12 @@ def project_of_incident(platform: Platform, number: str) -> str | None:
         ).scalar_one_or_none()
 
 
+def incident_projects(platform: Platform) -> list[str]:
+    """The projects that have incidents."""
+    with platform.read_session() as session:
+        return sorted(session.execute(select(IncidentRow.project).distinct()).scalars())
+
+
 def list_incidents(
     platform: Platform,
     *,

@@ -106,6 +106,11 @@ def test_repeats_update_one_open_incident_and_a_resolved_one_is_not_reused(
     _, new_timeline = get_incident(platform, after.opened[0])
     assert new_timeline[0].details["previous"] == first.opened[0]
     assert get_incident(platform, first.opened[0])[0].state == "Resolved"
+    # the old one cannot be reopened while the new one is open for the same alert
+    with pytest.raises(InvalidInputError, match=f"incident {after.opened[0]} is open for"):
+        lifecycle.reopen(platform, sre, first.opened[0], "came back")
+    lifecycle.cancel(platform, sre, after.opened[0], "duplicate")
+    assert lifecycle.reopen(platform, sre, first.opened[0], "came back").state == "In Progress"
 
 
 def test_each_allowed_transition_moves_and_every_other_is_refused(

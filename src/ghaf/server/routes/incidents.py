@@ -154,10 +154,9 @@ async def incidents(
     state: Annotated[str | None, Query(max_length=16)] = None,
 ) -> JsonResponse:
     """Incidents of the projects the caller may read, newest first, with MTTA/MTTR."""
-    from ghaf.incidents.records import incident_metrics, list_incidents
-    from ghaf.projects import list_projects
+    from ghaf.incidents.records import incident_metrics, incident_projects, list_incidents
 
-    every = [p.name for p in await run_in_threadpool(list_projects, who.platform)]
+    every = await run_in_threadpool(incident_projects, who.platform)
     allowed = who.readable("incident.read", every)
     shown = [p for p in allowed if project in (None, p)]
     found = await run_in_threadpool(
