@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -251,3 +252,49 @@ def test_report_is_one_self_contained_page(units: Path, tmp_path: Path) -> None:
     assert "latency_ms (guardrail)" in page
     assert page.count("<tr><td>2026-11-") == 30  # one row per daily look
     assert not list(out.parent.glob(".*partial"))
+
+
+def test_a_planned_variant_with_no_units_blocks(tmp_path: Path) -> None:
+    table = _units(n=3_000)
+    only_control = table.filter(pc.equal(table.column("variant"), "control"))
+    path = tmp_path / "one-sided.parquet"
+    pq.write_table(only_control, path)
+    code, text = _run(
+        "analyze",
+        "--data",
+        str(path),
+        "--variant-col",
+        "variant",
+        "--metric-col",
+        "converted",
+        "--weights",
+        "control=50,treatment=50",
+        "--output",
+        "json",
+    )
+    assert code == 0, text
+    analysis = json.loads(text)["analysis"]
+    assert analysis["srm"]["counts"][1] == 0
+    assert analysis["decision"]["verdict"] == "blocked"
+
+
+def test_no_outcomes_yet_keeps_running(tmp_path: Path) -> None:
+    table = _units(n=2_000)
+    path = tmp_path / "pending.parquet"
+    nothing = pa.nulls(2_000, pa.float64())
+    pq.write_table(table.set_column(3, "spend", nothing), path)
+    code, text = _run(
+        "analyze",
+        "--data",
+        str(path),
+        "--variant-col",
+        "variant",
+        "--metric-col",
+        "spend",
+        "--output",
+        "json",
+    )
+    assert code == 0, text
+    analysis = json.loads(text)["analysis"]
+    assert analysis["decision"]["verdict"] == "keep_running"
+    assert analysis["goal"]["p_value"] is None

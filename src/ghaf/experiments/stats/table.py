@@ -234,12 +234,23 @@ def _read(spec: TableSpec, extra: tuple[str, ...] = ()) -> dict[str, Any]:
 
 
 def _arms(spec: TableSpec, variants: npt.NDArray[Any]) -> tuple[str, str]:
-    names = sorted({str(v) for v in variants.tolist()})
+    """Control and treatment: the planned ones (``--weights``) when given, so a variant
+    that got no units at all is a sample-ratio mismatch, not a missing variant."""
+    found = sorted({str(v) for v in variants.tolist()})
+    names = sorted(spec.weights) if spec.weights else found
+    stray = sorted(set(found) - set(names))
+    if stray:
+        raise InvalidInputError(
+            f"--variant-col {spec.variant_col!r} has variants {stray[:10]} that --weights "
+            f"does not plan ({names})",
+            hint="give every variant in the data a weight, or filter the table",
+        )
     if len(names) != 2:
         raise InvalidInputError(
             f"--variant-col {spec.variant_col!r} has {len(names)} variants {names[:10]}; "
             "analyze compares exactly two",
-            hint="filter the table to the control and one treatment",
+            hint="filter the table to the control and one treatment (with --weights naming "
+            "both when one may have no units)",
         )
     control = spec.control if spec.control is not None else names[0]
     if control not in names:
