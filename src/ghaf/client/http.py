@@ -121,6 +121,19 @@ class Client(
             direct=direct,
         )
 
+    def set_alias(self, name: str, alias: str, version: int) -> dict[str, Any]:
+        """Point ``name@alias`` at ``version`` (a protected alias needs what the release
+        policy asks); the version's summary."""
+        return dict(self.put(f"/models/{name}/aliases/{alias}", {"version": version}))
+
+    def approve_model_version(self, ref: str, *, comment: str = "") -> dict[str, Any]:
+        """Approve ``ref`` (never as its author or trainer); the version's summary."""
+        return dict(self.post(f"/models/{ref}/approvals", {"comment": comment}))
+
+    def transition_model_version(self, ref: str, stage: str) -> dict[str, Any]:
+        """Move ``ref`` to ``stage`` (staging, production, archived); its summary."""
+        return dict(self.post(f"/models/{ref}/stage", {"stage": stage}))
+
     def download_model(self, ref: str, dest: str | Path, *, direct: bool = False) -> Path:
         """Write the files of the version ``ref`` names into ``dest``, each one checked
         against its SHA-256 before it appears under its name; returns ``dest``.
@@ -145,18 +158,35 @@ class Client(
         return self
 
 
-def connect(url: str | None = None, *, token: str | None = None, **options: Any) -> Client:
+def connect(
+    url: str | None = None,
+    *,
+    token: str | None = None,
+    home: str | Path | None = None,
+    **options: Any,
+) -> Client:
     """A client of the server at ``url`` (default ``GHAF_URL``) with ``token`` (default
-    ``GHAF_TOKEN``); ``options`` are :class:`Client`'s (``timeout``, ``verify``,
-    ``resumable_above``).
+    ``GHAF_TOKEN``); with no server named, the same client over the home ``home``
+    (default ``GHAF_HOME``) in this process, acting as its OS owner, or as ``token``'s
+    principal when one is given. ``options`` are :class:`Client`'s (``timeout``,
+    ``verify``, ``resumable_above``).
 
     Raises:
-        ConfigError: no URL or no token.
+        ConfigError: a server with no token, or both a server and a home.
+        PermissionDeniedError: embedded, no token, and this account does not own the home.
     """
     url = url or os.environ.get("GHAF_URL")
     token = token or os.environ.get("GHAF_TOKEN")
+    if url and home is not None:
+        raise ConfigError(
+            f"both a server ({url}) and a home ({home}) were named",
+            hint="pass url= for a server or home= for a home on this machine, not both",
+        )
     if not url:
-        raise ConfigError("no server URL", hint="pass url= or set GHAF_URL")
+        from ghaf.client.local import LOCAL_URL, connect_home
+
+        transport, credential = connect_home(home, token=token)
+        return Client(LOCAL_URL, credential, transport=transport, **options)
     if not token:
         raise ConfigError("no credential for the server", hint="pass token= or set GHAF_TOKEN")
     return Client(url, token, **options)

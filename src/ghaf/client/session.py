@@ -83,25 +83,33 @@ class Session:
     def __init__(
         self,
         url: str,
-        token: str,
+        token: str | None,
         *,
         timeout: float = 60.0,
         verify: Any = True,
         resumable_above: int = RESUMABLE_ABOVE,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         """Args:
+        token: the bearer credential; None only over a ``transport`` that proves the
+            caller itself (the embedded one, :mod:`ghaf.client.local`).
         resumable_above: files of this many bytes or more are uploaded in resumable
             pieces (a failure costs one piece, not the file; the server stages them).
+        transport: how requests reach the app (default: the network).
         """
         self.resumable_above = resumable_above
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"server URL {url!r} is not http(s)://", hint="GHAF_URL=https://...")
         self.url = url.rstrip("/")
+        headers = {"user-agent": "ghaf-client/1"}
+        if token is not None:
+            headers["authorization"] = f"Bearer {token}"
         self._http = httpx.Client(
             base_url=self.url + API,
-            headers={"authorization": f"Bearer {token}", "user-agent": "ghaf-client/1"},
+            headers=headers,
             timeout=timeout,
             verify=verify,
+            transport=transport,
         )
 
     def request(

@@ -2,9 +2,12 @@
 
 Every route but ``/health`` and the API document needs a bearer credential (a Ghaf
 token or an OIDC JWT), proven by :class:`~ghaf.access.guard.RequestGuard`; the home's
-OS owner has no special standing over HTTP. Writes are authorized by the spine inside
-the service function a route calls; reads are authorized here, for the project that
-owns what is read, so a principal of project A reads nothing of project B.
+OS owner has no special standing over HTTP: only the embedded client's in-process
+transport (:mod:`ghaf.client.local`) hands the app a proven owner, in an ASGI scope key
+(:data:`LOCAL_PRINCIPAL`) that no request from the network can set. Writes are
+authorized by the spine inside the service function a route calls; reads are authorized
+here, for the project that owns what is read, so a principal of project A reads nothing
+of project B.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ from ghaf.platform import Platform
 from ghaf.security.identity import Actor
 from ghaf.server.gateway import RateLimiter
 from ghaf.server.problems import RateLimitedError, UnauthenticatedError
+
+LOCAL_PRINCIPAL = "ghaf.local_principal"
+"""The ASGI scope key under which the in-process transport passes the home owner it proved
+(an :class:`Actor` with a ``home-owner`` credential). A server fills a scope from the
+network (method, path, headers, client address), never with this key."""
 
 
 @dataclass(frozen=True)
@@ -91,12 +99,16 @@ async def caller(request: Request) -> Caller:
     state = request.app.state
     guard: RequestGuard = state.guard
     source = source_of(request.client)
-    try:
-        key, actor = await guard.aauthenticate(request.headers.raw, source)
-    except BackendUnavailableError:
-        raise
-    except PermissionDeniedError as exc:
-        raise UnauthenticatedError(exc.headline, hint=exc.hint) from exc
+    local = _local_principal(request)
+    if local is not None:
+        key, actor, source = f"home-owner:{local.name}", local, local.source
+    else:
+        try:
+            key, actor = await guard.aauthenticate(request.headers.raw, source)
+        except BackendUnavailableError:
+            raise
+        except PermissionDeniedError as exc:
+            raise UnauthenticatedError(exc.headline, hint=exc.hint) from exc
     request.state.principal = actor.name
     limiter: RateLimiter = state.limiter
     wait = limiter.take(actor.name)
@@ -107,3 +119,17 @@ async def caller(request: Request) -> Caller:
             hint="slow down and retry after the Retry-After seconds",
         )
     return Caller(actor, key, guard.platform, guard, source)
+
+
+def _local_principal(request: Request) -> Actor | None:
+    """The home owner the in-process transport proved, if this request came through it.
+
+    A request that also carries a credential is not the owner's: the credential's
+    principal acts (as ``ghaf --token`` on a home), so nothing is decided by precedence.
+    """
+    local = request.scope.get(LOCAL_PRINCIPAL)
+    if not isinstance(local, Actor) or local.credential is None:
+        return None
+    if local.credential.kind != "home-owner" or "authorization" in request.headers:
+        return None
+    return local

@@ -78,8 +78,8 @@ def test_errors_are_embedded_mode_s_errors(served: tuple[Platform, str, str]) ->
         pytest.raises(PermissionDeniedError, match="not valid"),
     ):
         forged.whoami()
-    with pytest.raises(ConfigError, match="GHAF_URL"):
-        ghaf.connect(None, token=token)
+    with pytest.raises(ConfigError, match="GHAF_TOKEN"):
+        ghaf.connect(url)
 
 
 def test_a_refused_flush_keeps_the_points_and_end_says_so(
