@@ -124,3 +124,30 @@ def test_priority_and_levels_follow_the_settings() -> None:
     assert {cell: priority(settings, *cell) for cell in expected} == expected
     assert levels(settings, Alert("x", severity="critical")) == (1, 1)
     assert levels(settings, Alert("x", severity="info", urgency=1)) == (3, 1)
+
+
+def test_the_alerts_and_incidents_packages_export_a_pinned_handful() -> None:
+    import ghaf.alerts
+    import ghaf.incidents
+
+    assert ghaf.alerts.__all__ == [
+        "Alert",
+        "DeliveryReport",
+        "deliver_outbox",
+        "fingerprint",
+        "parse_alert",
+        "parse_alertmanager",
+    ]
+    assert ghaf.incidents.__all__ == [
+        "Incident",
+        "IngestResult",
+        "acknowledge",
+        "get_incident",
+        "incident_metrics",
+        "ingest_alerts",
+        "list_incidents",
+        "resolve",
+        "resolve_alert",
+    ]
+    for package in (ghaf.alerts, ghaf.incidents):
+        assert all(getattr(package, name) is not None for name in package.__all__)

@@ -5,6 +5,7 @@ for each, and MTTA/MTTR per priority from the recorded times."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -217,3 +218,26 @@ def test_mtta_and_mttr_per_priority_from_recorded_times(platform: Platform, sre:
         "P3": {"count": 1, "mtta_s": 600.0, "mttr_s": None},
         "P5": {"count": 1, "mtta_s": None, "mttr_s": None},
     }
+
+
+def test_an_incident_links_the_datasets_and_model_behind_its_deployment(
+    platform: Platform, sre: Actor, tmp_path: Path
+) -> None:
+    import numpy as np
+    import pyarrow as pa
+    from sklearn.linear_model import LogisticRegression
+
+    from ghaf.data import write_dataset
+    from ghaf.models import save_model
+    from ghaf.registry import register_model
+
+    admin = platform.admin()
+    data = write_dataset(platform, admin, "transactions", pa.table({"a": [1.0, 2.0]}), source="t")
+    x = np.arange(20, dtype=float).reshape(10, 2)
+    save_model(LogisticRegression().fit(x, np.arange(10) % 2), tmp_path / "m")
+    version = register_model(platform, admin, "fraud", tmp_path / "m", lineage=[data.node])
+    alert = Alert("Drift", {"deployment": "fraud"}, model_version=version.ref)
+    incident, _ = get_incident(platform, _open(platform, sre, alert))
+    assert incident.model_version == version.ref
+    assert incident.links["datasets"] == [data.node]
+    assert incident.links["feature_views"] == []
