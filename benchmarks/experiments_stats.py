@@ -23,6 +23,8 @@ def run(size: str) -> list[Figure]:
     from ghaf.experiments.stats.simulate import (
         aa_false_positives,
         power_simulation,
+        sequential_coverage,
+        simulate_looks,
         srm_simulation,
     )
 
@@ -34,6 +36,15 @@ def run(size: str) -> list[Figure]:
     correct = srm_simulation(units=100_000, served_share=0.5, runs=srm_runs, seed=22)
     skew_100k = srm_simulation(units=100_000, served_share=0.505, runs=srm_runs, seed=24)
     skew_200k = srm_simulation(units=200_000, served_share=0.505, runs=srm_runs, seed=23)
+    lifted = simulate_looks(
+        experiments=aa_runs // 2,
+        looks=30,
+        units_per_look=1_000,
+        rate_control=0.10,
+        rate_treatment=0.12,
+        seed=25,
+    )
+    coverage = sequential_coverage(lifted, 0.02, alpha=0.05)
     seconds = time.perf_counter() - started
     exact_100k = sample_ratio_check({"control": 50_500, "treatment": 49_500})
     exact_200k = sample_ratio_check({"control": 101_000, "treatment": 99_000})
@@ -51,6 +62,7 @@ def run(size: str) -> list[Figure]:
             "experiments_aa_fpr_fixed_one_look", aa.fixed_once * pct, "%", higher_is_better=False
         ),
         Figure("experiments_aa_runs", aa.experiments, "experiments"),
+        Figure("experiments_confidence_sequence_coverage_30_looks", coverage * pct, "%"),
         Figure("experiments_power_planned_n_per_variant", plan.n_control, "units"),
         Figure("experiments_power_fixed_at_planned_n", power.fixed_detected * pct, "%"),
         Figure(

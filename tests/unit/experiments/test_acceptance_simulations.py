@@ -16,7 +16,13 @@ import math
 import pytest
 
 from ghaf.experiments.stats import sample_ratio_check, two_proportion_sample_size
-from ghaf.experiments.stats.simulate import aa_false_positives, power_simulation, srm_simulation
+from ghaf.experiments.stats.simulate import (
+    aa_false_positives,
+    power_simulation,
+    sequential_coverage,
+    simulate_looks,
+    srm_simulation,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -50,3 +56,17 @@ def test_srm_flags_a_half_point_skew_and_rarely_a_correct_split() -> None:
     assert drawn.flagged > 0.8
     correct = srm_simulation(units=100_000, served_share=0.5, runs=10_000, seed=22)
     assert correct.flagged <= 0.001
+
+
+def test_the_confidence_sequence_holds_the_true_lift_at_every_daily_look() -> None:
+    looks = simulate_looks(
+        experiments=5_000,
+        looks=30,
+        units_per_look=1_000,
+        rate_control=0.10,
+        rate_treatment=0.12,
+        seed=25,
+    )
+    assert sequential_coverage(looks, 0.02, alpha=0.05) >= 0.95
+    # and a lift it excludes is excluded: the sequence is not vacuous
+    assert sequential_coverage(looks, 0.0, alpha=0.05) < 0.05

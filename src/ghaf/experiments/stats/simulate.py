@@ -19,6 +19,7 @@ from ghaf.experiments.stats.groups import jsonable
 from ghaf.experiments.stats.sequential import (
     DEFAULT_EFFECT_SIZE,
     always_valid_p,
+    half_width,
     log_likelihood_ratio,
 )
 from ghaf.experiments.stats.srm import SRM_THRESHOLD, chi_square_arrays
@@ -83,6 +84,29 @@ def sequential_p(looks: Looks, *, tau2: float | None = None) -> Array:
     with np.errstate(divide="ignore", invalid="ignore"):
         variance = vc / looks.n_control + vt / looks.n_treatment
     return always_valid_p(log_likelihood_ratio(pt - pc, variance, mix), axis=1)
+
+
+def sequential_coverage(
+    looks: Looks, true_lift: float, *, alpha: float = 0.05, tau2: float | None = None
+) -> float:
+    """Share of experiments whose confidence sequence (intersected over looks, as
+    :func:`msprt` with history) holds ``true_lift`` at every look: at least 1 - alpha."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pc = looks.conversions_control / looks.n_control
+        pt = looks.conversions_treatment / looks.n_treatment
+    vc, vt = _variance(pc, looks.n_control), _variance(pt, looks.n_treatment)
+    if tau2 is None:
+        nc0, nt0 = looks.n_control[:, :1], looks.n_treatment[:, :1]
+        pooled = ((nc0 - 1) * vc[:, :1] + (nt0 - 1) * vt[:, :1]) / (nc0 + nt0 - 2)
+        mix: Array | float = DEFAULT_EFFECT_SIZE**2 * pooled
+    else:
+        mix = tau2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = vc / looks.n_control + vt / looks.n_treatment
+    width = half_width(variance, mix, alpha)
+    low = np.fmax.accumulate(pt - pc - width, axis=1)
+    high = np.fmin.accumulate(pt - pc + width, axis=1)
+    return float(((low <= true_lift) & (true_lift <= high)).all(axis=1).mean())
 
 
 def fixed_p(looks: Looks) -> tuple[Array, Array]:
