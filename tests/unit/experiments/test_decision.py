@@ -136,3 +136,30 @@ def test_secondary_metrics_correct_the_goal_p_value() -> None:
     assert family.verdict == "keep_running"
     assert family.correction is not None
     assert family.goal_p_value_used == pytest.approx(goal.p_value * 3)
+
+
+def test_a_guardrail_with_no_spread_is_judged_on_its_exact_lift() -> None:
+    no_errors = two_proportion_z(
+        GroupStats.from_conversions("control", 5000, 0),
+        GroupStats.from_conversions("treatment", 5000, 0),
+    )
+    assert math.isnan(no_errors.p_value)
+    decision = decide(_goal(), [Guardrail("error_rate", no_errors)], srm=SRM_OK)
+    assert decision.verdict == "ship"
+    assert decision.guardrails[0].status == "ok"
+    slower = welch_t(GroupStats("control", 100, 50.0, 0.0), GroupStats("treatment", 100, 80.0, 0.0))
+    assert (
+        decide(_goal(), [Guardrail("latency_ms", slower, margin=10)], srm=SRM_OK).verdict == "stop"
+    )
+
+
+def test_a_goal_with_no_spread_or_one_unit_keeps_running() -> None:
+    nothing_yet = two_proportion_z(
+        GroupStats.from_conversions("control", 300, 0),
+        GroupStats.from_conversions("treatment", 300, 0),
+    )
+    assert decide(nothing_yet, srm=SRM_OK).verdict == "keep_running"
+    one = welch_t(
+        GroupStats.from_values("control", [1.0]), GroupStats.from_values("treatment", [2.0, 3.0])
+    )
+    assert decide(one, srm=SRM_OK).verdict == "keep_running"

@@ -7,7 +7,8 @@ Rules, in order (each adds its reason to the decision):
    safe, so this holds even when the evidence is otherwise blocked.
 2. No sample-ratio check, a mismatch (p < 0.001), or a NaN anywhere in the goal or a
    guardrail **blocks**: the data is broken and no verdict may rest on it.
-3. No goal data or zero units in a variant: **keep running**.
+3. No goal data, under two units in a variant, or no spread at all (every value the
+   same, so no standard error): **keep running**.
 4. The goal (its p-value Holm- or BH-adjusted with any secondary metrics) significantly
    worse: **stop**; significantly better: **ship**, only if every guardrail has data
    and passes and, for a fixed-horizon test, the planned sample size is reached.
@@ -87,39 +88,54 @@ def _numbers(result: TestResult) -> tuple[float, ...]:
     return (result.absolute_lift, result.p_value, result.ci.low, result.ci.high)
 
 
-def _empty(result: TestResult) -> bool:
-    return result.control.n == 0 or result.treatment.n == 0
+State = Literal["empty", "broken", "flat", "ok"]
 
 
-def _broken(result: TestResult) -> bool:
-    return any(math.isnan(v) for v in _numbers(result))
+def _state(result: TestResult) -> State:
+    """empty: under two units in a variant; broken: a NaN or infinity among the data's
+    means and variances; flat: finite data with no spread (every value the same in each
+    variant), so the test has no standard error; ok otherwise."""
+    c, t = result.control, result.treatment
+    if min(c.n, t.n) < 2:
+        return "empty"
+    if not all(math.isfinite(v) for v in (c.mean, c.variance, t.mean, t.variance)):
+        return "broken"
+    if not all(math.isfinite(v) for v in _numbers(result)):
+        return "flat"
+    return "ok"
 
 
 def check_guardrail(guardrail: Guardrail) -> GuardrailCheck:
-    """Judge one guardrail on its own (no correction: a guardrail errs toward stopping)."""
+    """Judge one guardrail on its own (no correction: a guardrail errs toward stopping).
+
+    A flat guardrail (say no errors at all in either variant) has an exact lift, judged
+    against the margin as it is."""
     g, r = guardrail, guardrail.result
 
     def made(status: Literal["ok", "breach", "no_data", "invalid"], why: str) -> GuardrailCheck:
         return GuardrailCheck(g.name, status, why, g.higher_is_better, g.margin, r)
 
-    if r is None or _empty(r):
-        return made("no_data", f"guardrail {g.name} has no data")
-    if _broken(r):
+    state = "empty" if r is None else _state(r)
+    if r is None or state == "empty":
+        return made("no_data", f"guardrail {g.name} has no data (under two units in a variant)")
+    if state == "broken":
         return made("invalid", f"guardrail {g.name} is not a number (NaN): fix its data")
+    flat = state == "flat"
     if g.higher_is_better:
-        breach, bound = r.ci.high < -g.margin, r.ci.high
-        side = "below"
+        bound = r.absolute_lift if flat else r.ci.high
+        breach, side = bound < -g.margin, "below"
     else:
-        breach, bound = r.ci.low > g.margin, r.ci.low
-        side = "above"
+        bound = r.absolute_lift if flat else r.ci.low
+        breach, side = bound > g.margin, "above"
     limit = -g.margin if g.higher_is_better else g.margin
+    what = "the exact lift (no spread in either variant)" if flat else "the lift's interval bound"
     if breach:
         return made(
             "breach",
-            f"guardrail {g.name} breached: the lift's interval bound {bound:.6g} lies "
-            f"{side} the tolerated {limit:.6g}",
+            f"guardrail {g.name} breached: {what} {bound:.6g} lies {side} the tolerated "
+            f"{limit:.6g}",
         )
-    return made("ok", f"guardrail {g.name} holds (interval bound {bound:.6g} vs {limit:.6g})")
+    return made("ok", f"guardrail {g.name} holds ({what} {bound:.6g} vs {limit:.6g})")
 
 
 def decide(
@@ -179,18 +195,25 @@ def decide(
             f"chi-square p = {srm.p_value:.3g} < {srm.threshold}: fix assignment or logging",
         )
         return made("blocked")
-    if goal is None or _empty(goal):
-        reasons.insert(0, f"goal {goal_name} has no data in some variant yet")
+    state = "empty" if goal is None else _state(goal)
+    if goal is None or state == "empty":
+        reasons.insert(0, f"goal {goal_name} has under two units in some variant yet")
         return made("keep_running")
-    if _broken(goal) or any(c.status == "invalid" for c in checks):
-        if _broken(goal):
+    if state == "broken" or any(c.status == "invalid" for c in checks):
+        if state == "broken":
             reasons.insert(0, f"goal {goal_name} is not a number (NaN): fix its data")
         return made("blocked")
     family = {goal_name: goal, **(secondary or {})}
-    broken = [n for n, r in family.items() if _broken(r)]
+    broken = [n for n, r in family.items() if _state(r) == "broken"]
     if broken:
-        reasons.insert(0, f"secondary metrics {broken} are not numbers (NaN): fix their data")
+        reasons.insert(0, f"metrics {broken} are not numbers (NaN): fix their data")
         return made("blocked")
+    unready = [n for n, r in family.items() if _state(r) != "ok"]
+    if unready:
+        reasons.insert(
+            0, f"metrics {unready} have too few units or no spread yet: no test is possible"
+        )
+        return made("keep_running")
     adjusted = adjust(
         [r.p_value for r in family.values()], method=correction, alpha=alpha, names=list(family)
     )
