@@ -260,6 +260,86 @@ def _register_and_deploy(platform: Platform) -> None:
     _deployment_create(platform)
 
 
+def _experiment_ready(platform: Platform) -> None:
+    """Two approved versions of ``example`` served by ``example-live``."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from ghaf.models import save_model
+    from ghaf.registry import approve_model_version, register_model
+    from ghaf.serving.deployments import create_deployment
+
+    _register_approved(platform)
+    x = np.arange(20, dtype=float).reshape(10, 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_model(LogisticRegression().fit(x, np.arange(10) % 2), Path(tmp) / "m")
+        register_model(platform, _as(platform, "ana"), "example", Path(tmp) / "m")
+    approve_model_version(platform, _as(platform, "ben"), "example:2")
+    create_deployment(platform, platform.admin(), "example-live", ["example:1", "example:2"])
+
+
+def _ab_create(platform: Platform) -> None:
+    from ghaf.experiments.service import create_experiment
+
+    variants = {"example:1": 1.0, "example:2": 1.0}
+    create_experiment(platform, platform.admin(), "example-ab", "example-live", variants)
+
+
+def _experiment_start(platform: Platform) -> None:
+    from ghaf.experiments.service import start_experiment
+
+    start_experiment(platform, platform.admin(), "example-ab")
+
+
+def _experiment_stop(platform: Platform) -> None:
+    from ghaf.experiments.service import stop_experiment
+
+    stop_experiment(platform, platform.admin(), "example-ab")
+
+
+def _experiment_decide(platform: Platform) -> None:
+    from ghaf.experiments.service import decide_experiment
+
+    decide_experiment(platform, platform.admin(), "example-ab")
+
+
+def _experiment_created(platform: Platform) -> None:
+    _experiment_ready(platform)
+    _ab_create(platform)
+
+
+def _experiment_running(platform: Platform) -> None:
+    _experiment_created(platform)
+    _experiment_start(platform)
+
+
+def _experiment_logged(platform: Platform) -> None:
+    """A stopped experiment whose units the prediction log (HOME/predictions) holds."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from ghaf.experiments.service import default_log_dir
+    from ghaf.serving.predlog import PredictionBatch
+
+    _experiment_running(platform)
+    _experiment_stop(platform)
+    records = [
+        {"request_id": f"r{i}", "ts": float(i), "model": "example", "version": str(1 + i % 2),
+         "variant": str(1 + i % 2), "latency_ms": 1.0 + i % 3, "features": np.ones((1, 2)),
+         "outputs": {"p": np.array([0.5])}, "unit": f"u{i}", "experiment": "example-ab"}
+        for i in range(40)
+    ]  # fmt: skip
+    directory = default_log_dir(platform)
+    directory.mkdir(parents=True, exist_ok=True)
+    pq.write_table(PredictionBatch.from_records(records).to_arrow(), directory / "p.parquet")
+
+
+def _model_feedback(platform: Platform) -> None:
+    from ghaf.serving.outcomes import Outcome, record_outcomes
+
+    record_outcomes(platform, platform.admin(), "example", [Outcome(1.0, request_id="r1")])
+
+
 def _example_run(platform: Platform) -> None:
     from ghaf.tracking.service import create_run
 
@@ -523,6 +603,11 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "gate_policy.attach": _gate_policy_attach,
     "deployment.create": _deployment_create,
     "deployment.update": _deployment_update,
+    "traffic.experiment_create": _ab_create,
+    "traffic.experiment_start": _experiment_start,
+    "traffic.experiment_stop": _experiment_stop,
+    "traffic.experiment_decide": _experiment_decide,
+    "model.feedback": _model_feedback,
     "dataset.write": _dataset_write,
     "dataset.ingest": _dataset_ingest,
     "dataset.ingest_stream": _dataset_ingest_stream,
@@ -582,6 +667,10 @@ SETUP: dict[str, Callable[[Platform], None]] = {
     "gate_policy.attach": _register_and_add_gate_policy,
     "deployment.create": _register_approved,
     "deployment.update": _register_and_deploy,
+    "traffic.experiment_create": _experiment_ready,
+    "traffic.experiment_start": _experiment_created,
+    "traffic.experiment_stop": _experiment_running,
+    "traffic.experiment_decide": _experiment_logged,
     "keys.destroy_version": _keys_rotate,
     "group.add_member": _principal_create,
     "role.unbind": _role_bind,

@@ -97,6 +97,7 @@ def serve(
         if shadow is not None:
             entries.append(model_entry(_spec(cli, shadow, flavor, workdir), shadow=True))
         registered = [ref for ref in models if not Path(ref).is_dir()]
+        watch: dict[str, str] = {}
         if registered:
             from ghaf.serving.deployments import record_deployment
 
@@ -110,6 +111,7 @@ def serve(
             cli.console.print(
                 f"deployment {record.name} revision {record.revision}: {record.status}"
             )
+            watch = {specs[0].name: record.name}  # workers follow its revisions live
         config = ServeConfig(
             models=entries,
             host=host,
@@ -123,6 +125,7 @@ def serve(
             home=str(cli.settings.home),
             insecure_dev=insecure_dev,
             metrics_public=metrics_public,
+            watch=watch,
         )
         scheme = "https" if tls_settings(cli.platform(), host).cert_file else "http"
         cli.console.print(f"serving {', '.join(s.name for s in specs)} on {scheme}://{host}:{port}")

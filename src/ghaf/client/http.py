@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ghaf.client.data import DataCalls
+from ghaf.client.experiments import ExperimentCalls
 from ghaf.client.features import FeatureCalls
 from ghaf.client.governance import GovernanceCalls
 from ghaf.client.incidents import IncidentCalls
@@ -30,6 +31,7 @@ class Client(
     OperationsCalls,
     GovernanceCalls,
     IncidentCalls,
+    ExperimentCalls,
     Session,
 ):
     """A session with one server as one caller (``token``: a Ghaf token or an OIDC JWT),

@@ -23,6 +23,7 @@ from ghaf.server.routes import (
     artifacts,
     audit,
     data,
+    experiments,
     features,
     governance,
     grants,
@@ -108,6 +109,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
         operations,
         governance,
         incidents,
+        experiments,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
 

@@ -14,6 +14,7 @@ one table, :mod:`ghaf.http_status`.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -39,12 +40,13 @@ from ghaf.serving.models import ServedModel
 from ghaf.serving.predlog import PredictionLogger, now_ms
 from ghaf.serving.protocol import decode_infer, encode_infer, error_body, to_matrix
 from ghaf.serving.records import FeatureJoiner, FeatureLookup, records_to_matrix
-from ghaf.serving.traffic import TrafficSplit
+from ghaf.serving.traffic import UNIT_HEADER, Assignment, Route, TrafficSplit
 
 if TYPE_CHECKING:
     from ghaf.access.guard import RequestGuard
     from ghaf.health import BackendHealth
     from ghaf.security.identity import Actor
+    from ghaf.serving.live import DeploymentWatcher
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -55,6 +57,7 @@ _JSON = [(b"content-type", b"application/json")]
 _CHALLENGE = (b"www-authenticate", b'Bearer error="invalid_token"')
 HEALTH_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 """The only paths that answer without credentials (and ``/metrics`` if made public)."""
+_WORKER = (b"x-ghaf-worker", str(os.getpid()).encode())
 _log = get_logger(__name__)
 
 
@@ -78,10 +81,32 @@ class Deployment:
     features: FeatureLookup | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     joiner: FeatureJoiner | None = field(default=None, init=False)
+    revision: int | None = None
+    assignment: Assignment | None = None
+    unit_kind: str = "header"
+    unit_name: str = UNIT_HEADER
+    shadows: tuple[str, ...] = ()
+    pending: str | None = None
+    """Why the record's latest revision is not applied (a version not loaded), or None."""
 
     def __post_init__(self) -> None:
         if self.features is not None:
             self.joiner = FeatureJoiner(self.features)
+        if self.split.shadow is not None and not self.shadows:
+            self.shadows = (self.split.shadow,)
+
+    def apply(self, route: Route) -> None:
+        """Serve ``route`` from the next request on (called on the event loop)."""
+        self.split = route.split
+        self.assignment = route.assignment
+        self.unit_kind, self.unit_name = route.unit_kind, route.unit_name
+        self.shadows = route.shadows
+        self.revision = route.revision
+        self.pending = None
+
+    @property
+    def revision_header(self) -> tuple[bytes, bytes]:
+        return (b"x-ghaf-revision", str(self.revision or 0).encode())
 
     @classmethod
     def of(cls, served: ServedModel, **kwargs: Any) -> Deployment:
@@ -102,8 +127,11 @@ class ServingApp:
         guard: RequestGuard | None = None,
         metrics_public: bool = False,
         backends: BackendHealth | None = None,
+        watcher: DeploymentWatcher | None = None,
     ) -> None:
         self.deployments = {d.name: d for d in deployments}
+        self.watcher = watcher
+        self._watch_task: asyncio.Task[None] | None = None
         self.backends = backends
         self.metrics = metrics or Metrics()
         self.prediction_log = prediction_log
@@ -127,9 +155,48 @@ class ServingApp:
                     name, version = served.spec.name, served.spec.version
                     served.batcher._observer = self._batch_observer(name, version)
                     self.metrics.track_queue(name, version, _depth_of(served.batcher))
+        if self.watcher is not None:
+            self._watch_task = asyncio.get_running_loop().create_task(self._watch())
         self._started = True
 
+    def sync_routes(self) -> None:
+        """Apply each deployment record's current revision now (blocking: at start-up)."""
+        if self.watcher is not None:
+            self._apply(self.watcher.changed({}))
+
+    def _apply(self, records: dict[str, Any]) -> None:
+        from ghaf.serving.live import route_of
+
+        for model, record in records.items():
+            deployment = self.deployments[model]
+            try:
+                route = route_of(record, model, deployment.versions)
+            except InvalidInputError as exc:
+                if deployment.pending != exc.headline:
+                    _log.warning("deployment revision not applied", error=exc.headline)
+                deployment.pending = exc.headline
+                continue
+            deployment.apply(route)
+
+    async def _watch(self) -> None:
+        """Poll the deployment records; a failed poll (database away) is retried."""
+        assert self.watcher is not None  # nosec B101
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.watcher.interval)
+            current = {
+                name: d.revision for name, d in self.deployments.items() if d.pending is None
+            }
+            try:
+                changed = await loop.run_in_executor(None, self.watcher.changed, current)
+            except Exception as exc:  # noqa: BLE001 - keep serving the last revision
+                _log.warning("deployment poll failed", error=str(exc))
+                continue
+            self._apply(changed)
+
     async def astop(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
         for deployment in self.deployments.values():
             if deployment.joiner is not None:
                 deployment.joiner.close()
@@ -182,6 +249,9 @@ class ServingApp:
                     return
                 if parts[0] == "predict" and len(parts) <= 2:
                     await self._records(scope, parts, body, send, caller)
+                    return
+                if parts == ["v2", "feedback"]:
+                    await self._feedback(body, send, caller)
                     return
             elif method in ("GET", "HEAD"):
                 await self._get(parts, send, caller)
@@ -287,8 +357,12 @@ class ServingApp:
             "platform": target.spec.flavor,
             "inputs": [s.to_json() for s in signature.inputs] if signature else [],
             "outputs": [s.to_json() for s in signature.outputs] if signature else [],
+            "revision": deployment.revision,
+            "experiment": deployment.assignment.experiment if deployment.assignment else None,
+            "weights": dict(deployment.split.weights),
+            "pending": deployment.pending,
         }
-        await _reply(send, 200, orjson.dumps(doc))
+        await _reply(send, 200, orjson.dumps(doc), [*_JSON, deployment.revision_header, _WORKER])
 
     def _lookup(self, parts: list[str]) -> tuple[Deployment, ServedModel | None, list[str]]:
         """(deployment, pinned version or None, the rest of the path) for /v2/models/..."""
@@ -314,28 +388,38 @@ class ServingApp:
         started = time.perf_counter()
         header_length: int | None = None
         route_key: str | None = None
+        unit_header: str | None = None
         for key, value in scope["headers"]:
             if key == b"inference-header-content-length":
                 header_length = int(value) if value.isdigit() else -1
             elif key == b"x-ghaf-route-key":
                 route_key = value.decode("latin-1")
+            elif key == b"x-ghaf-unit":
+                unit_header = value.decode("latin-1")
         served: ServedModel | None = None
         code = 200
         try:
             deployment, served, _ = self._lookup(parts)
             request = decode_infer(body, header_length)
             key = route_key or _str_or_none(request.parameters.get("routing_key"))
-            served = served or deployment.versions[deployment.split.choose(key)]
+            unit = _unit_of(deployment, unit_header, request.parameters, request.inputs)
+            pinned = served is not None
+            served, variant = self._choose(deployment, served, key, unit)
             await self._authorize(caller, "model.predict", served.spec)
             signature = self._ready_signature(served)
             rows = to_matrix(request, signature)
-            outputs = await self._score(deployment, served, rows, request.id, key)
+            assigned = unit if variant is not None and not pinned else None
+            outputs = await self._score(
+                deployment, served, rows, request.id, assigned, None if pinned else variant
+            )
             payload, head = encode_infer(deployment.name, served.spec.version, request, outputs)
-            headers = _JSON
+            headers = [*_JSON, deployment.revision_header, _WORKER]
             if head is not None:
                 headers = [
                     (b"content-type", b"application/octet-stream"),
                     (b"inference-header-content-length", str(head).encode()),
+                    deployment.revision_header,
+                    _WORKER,
                 ]
             await _reply(send, 200, payload, headers)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an OIP error body
@@ -361,24 +445,33 @@ class ServingApp:
                     f"request body is not valid JSON: {exc}", hint="send a list of objects"
                 ) from exc
             name = parts[1] if len(parts) == 2 else None
+            params: dict[str, Any] = {}
             if isinstance(doc, dict):
                 name = name or _str_or_none(doc.get("model"))
                 records = doc.get("records")
                 key = _str_or_none(doc.get("routing_key"))
+                params = doc
             else:
                 records, key = doc, None
             deployment = self._deployment(name)
-            served = deployment.versions[deployment.split.choose(key)]
+            unit_header = _header(scope, b"x-ghaf-unit")
+            first = records[0] if isinstance(records, list) and records else None
+            inputs = first if isinstance(first, dict) else {}
+            unit = _unit_of(deployment, unit_header, params, inputs)
+            served, variant = self._choose(deployment, None, key, unit)
             await self._authorize(caller, "model.predict", served.spec)
             signature = self._ready_signature(served)
             rows = await records_to_matrix(records, signature, deployment)
-            outputs = await self._score(deployment, served, rows, None, key)
+            outputs = await self._score(
+                deployment, served, rows, None, unit if variant else None, variant
+            )
             doc_out = {
                 "model_name": deployment.name,
                 "model_version": served.spec.version,
                 "outputs": outputs,
             }
-            await _reply(send, 200, orjson.dumps(doc_out, option=orjson.OPT_SERIALIZE_NUMPY))
+            body_out = orjson.dumps(doc_out, option=orjson.OPT_SERIALIZE_NUMPY)
+            await _reply(send, 200, body_out, [*_JSON, deployment.revision_header, _WORKER])
         except Exception as exc:  # noqa: BLE001 - every failure becomes an OIP error body
             code = await _reply_error(send, exc)
         finally:
@@ -387,6 +480,60 @@ class ServingApp:
                 self.metrics.observe_request(
                     spec.name, spec.version, code, time.perf_counter() - started
                 )
+
+    @staticmethod
+    def _choose(
+        deployment: Deployment, pinned: ServedModel | None, key: str | None, unit: str | None
+    ) -> tuple[ServedModel, str | None]:
+        """(the version that answers, the experiment variant or None).
+
+        A pinned version (``/versions/N``) answers as asked, outside any experiment; a
+        request without a unit during an experiment is served by the weights, unassigned.
+        """
+        if pinned is not None:
+            return pinned, None
+        assignment = deployment.assignment
+        if assignment is not None and unit is not None:
+            variant, version = assignment.assign(unit)
+            return deployment.versions[version], variant
+        return deployment.versions[deployment.split.choose(key)], None
+
+    async def _feedback(self, body: bytes, send: Send, caller: _Caller | None) -> None:
+        """``POST /v2/feedback``: one outcome, or ``{"model", "outcomes": [...]}``, stored
+        as one governed ``model.feedback`` operation of the caller (201)."""
+        from ghaf.serving.outcomes import parse_outcome, record_outcomes
+
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInputError(
+                f"request body is not valid JSON: {exc}",
+                hint='send {"model": "NAME", "request_id": "...", "outcome": 1}',
+            ) from exc
+        if not isinstance(doc, dict):
+            raise InvalidInputError(
+                "the feedback body is not an object", hint='{"outcomes": [...]}'
+            )
+        deployment = self._deployment(_str_or_none(doc.get("model")))
+        raw = doc.get("outcomes", [doc])
+        if not isinstance(raw, list):
+            raise InvalidInputError("outcomes is not a list", hint='"outcomes": [{...}, ...]')
+        outcomes = [
+            parse_outcome(item, i + 1 if "outcomes" in doc else 0) for i, item in enumerate(raw)
+        ]
+        if caller is None or self.guard is None:
+            raise _NotReadyError(
+                "feedback needs a platform home to store outcomes and a caller to record",
+                hint="serve without --insecure-dev",
+            )
+        spec = deployment.versions[next(iter(deployment.versions))].spec
+        platform = self.guard.platform.in_project(spec.project or self.guard.default_project)
+        loop = asyncio.get_running_loop()
+        stored = await loop.run_in_executor(
+            None,
+            lambda: record_outcomes(platform, caller.actor, deployment.name, outcomes),
+        )
+        await _reply(send, 201, orjson.dumps({"stored": stored}), [*_JSON, _WORKER])
 
     def _deployment(self, name: str | None) -> Deployment:
         if name is None:
@@ -415,27 +562,44 @@ class ServingApp:
         served: ServedModel,
         rows: Array,
         request_id: str | None,
-        key: str | None,
+        unit: str | None,
+        variant: str | None,
     ) -> dict[str, Array]:
+        """Score ``rows``; shadows score a copy off the response path; log both.
+
+        ``unit`` and ``variant`` are the experiment's assignment (None outside one).
+        """
         assert served.batcher is not None  # nosec B101
         started = time.perf_counter()
         outputs = await served.batcher.predict(rows)
-        shadow = deployment.split.shadow
-        if shadow is not None and shadow in deployment.versions:
-            target = deployment.versions[shadow]
-            if target.batcher is not None:
+        request_id = request_id or (uuid.uuid4().hex if self.prediction_log else None)
+        for shadow in deployment.shadows:
+            target = deployment.versions.get(shadow)
+            if target is not None and target.batcher is not None and target is not served:
                 task = asyncio.get_running_loop().create_task(
-                    self._shadow(deployment, target, rows, request_id)
+                    self._shadow(deployment, target, rows.copy(), request_id, unit)
                 )
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
         if self.prediction_log is not None:
-            variant = "primary" if len(deployment.versions) == 1 else served.spec.version
-            self._log(served, rows, outputs, request_id, started, variant)
+            if variant is None:
+                variant = "primary" if len(deployment.versions) == 1 else served.spec.version
+            experiment = (
+                deployment.assignment.experiment if unit and deployment.assignment else None
+            )
+            self._log(
+                served, rows, outputs, request_id, started, variant,
+                unit=unit, experiment=experiment, revision=deployment.revision,
+            )  # fmt: skip
         return outputs
 
     async def _shadow(
-        self, deployment: Deployment, served: ServedModel, rows: Array, request_id: str | None
+        self,
+        deployment: Deployment,
+        served: ServedModel,
+        rows: Array,
+        request_id: str | None,
+        unit: str | None = None,
     ) -> None:
         assert served.batcher is not None  # nosec B101
         started = time.perf_counter()
@@ -445,7 +609,13 @@ class ServingApp:
             _log.warning("shadow failed", model=deployment.name, error=str(exc))
             return
         if self.prediction_log is not None:
-            self._log(served, rows, outputs, request_id, started, "shadow")
+            experiment = (
+                deployment.assignment.experiment if unit and deployment.assignment else None
+            )
+            self._log(
+                served, rows, outputs, request_id, started, "shadow",
+                unit=unit, experiment=experiment, revision=deployment.revision, shadow=True,
+            )  # fmt: skip
 
     def _log(
         self,
@@ -455,6 +625,11 @@ class ServingApp:
         request_id: str | None,
         started: float,
         variant: str,
+        *,
+        unit: str | None = None,
+        experiment: str | None = None,
+        revision: int | None = None,
+        shadow: bool = False,
     ) -> None:
         assert self.prediction_log is not None  # nosec B101
         self.prediction_log.log(
@@ -467,6 +642,10 @@ class ServingApp:
                 "latency_ms": (time.perf_counter() - started) * 1000.0,
                 "features": rows,
                 "outputs": outputs,
+                "unit": unit,
+                "experiment": experiment,
+                "shadow": shadow,
+                "revision": revision,
             }
         )
 
@@ -485,6 +664,40 @@ class _UnauthenticatedError(GhafError):
 
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _unit_of(
+    deployment: Deployment,
+    header: str | None,
+    parameters: dict[str, Any],
+    inputs: dict[str, Any],
+) -> str | None:
+    """The experiment unit of a request: where the experiment says it is, or the
+    ``x-ghaf-unit`` header; None outside an experiment or when the request has none."""
+    if deployment.assignment is None:
+        return None
+    kind, name = deployment.unit_kind, deployment.unit_name
+    if kind == "parameter":
+        value = parameters.get(name)
+    elif kind == "input":
+        value = inputs.get(name)
+        if value is not None and hasattr(value, "ravel"):
+            flat = value.ravel()
+            value = flat[0].item() if len(flat) else None
+        elif isinstance(value, list):
+            value = value[0] if value else None
+    else:
+        value = header if name == UNIT_HEADER else None
+    if value is None and kind != "header":
+        value = header
+    return None if value is None or value == "" else str(value)
 
 
 async def _reply(

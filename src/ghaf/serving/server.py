@@ -60,6 +60,9 @@ class ServeConfig:
     insecure_dev: bool = False
     metrics_public: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    watch: dict[str, str] = field(default_factory=dict)
+    """Served model -> deployment record whose revisions the workers follow live."""
+    poll_interval: float = 1.0
 
 
 def model_entry(
@@ -171,8 +174,20 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
         guard=None if config.insecure_dev else RequestGuard(platform),
         metrics_public=config.metrics_public,
         backends=BackendHealth(backends),
+        watcher=_watcher(config, platform, set(grouped)),
     )
+    app.sync_routes()  # serve the record's current revision from the first request
     return app
+
+
+def _watcher(config: ServeConfig, platform: Any, served: set[str]) -> Any:
+    """A watcher of the deployment records of ``config.watch`` (None without a platform)."""
+    names = {model: record for model, record in config.watch.items() if model in served}
+    if platform is None or not names:
+        return None
+    from ghaf.serving.live import DeploymentWatcher
+
+    return DeploymentWatcher(platform, names, config.poll_interval)
 
 
 def tls_settings(platform: Any, host: str) -> Any:

@@ -103,3 +103,19 @@ class Assignment:
             if point < running:
                 return version, version
         return last, last
+
+
+UNIT_HEADER = "x-ghaf-unit"
+UNIT_KINDS = ("header", "input", "parameter")
+
+
+@dataclass(frozen=True)
+class Route:
+    """How a deployment routes at one revision: weights, shadows, experiment assignment."""
+
+    revision: int | None
+    split: TrafficSplit
+    assignment: Assignment | None = None
+    unit_kind: str = "header"
+    unit_name: str = UNIT_HEADER
+    shadows: tuple[str, ...] = ()

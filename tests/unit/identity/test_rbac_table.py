@@ -104,6 +104,14 @@ EXPECTED: dict[str, set[str]] = {
     "made.up": set(),
     "deployment.create": {"release_manager"},
     "deployment.update": {"release_manager"},
+    # A/B experiments move traffic: release managers; everyone who reads, reads them
+    "traffic.experiment_create": {"release_manager"},
+    "traffic.experiment_start": {"release_manager"},
+    "traffic.experiment_stop": {"release_manager"},
+    "traffic.experiment_decide": {"release_manager"},
+    "traffic.read": READERS,
+    # outcomes of served predictions: the scoring application, and label imports
+    "model.feedback": {"release_manager", "model_server"},
     # alerts and incidents: SREs act; every reader sees them
     "alert.ingest": {"sre"},
     "alert.resolve": {"sre"},
