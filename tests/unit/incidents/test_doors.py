@@ -146,3 +146,43 @@ def test_the_incident_doors_over_http_and_the_cli(
     assert json.loads(local.stdout) == listed
     code, out, _ = remote(vic, "alerts", "list", "--output", "json")
     assert [a["count"] for a in json.loads(out)["alerts"]] == [2]
+
+
+def test_a_server_tells_pagerduty_as_its_callers_raise_ack_and_resolve(
+    platform: Platform, tmp_path: Path
+) -> None:
+    from ghaf.alerts import fingerprint
+    from tests.unit.alerts.receivers import http_receiver
+
+    sam = mint(platform, "sam", ["sre"])
+    with http_receiver() as web:
+        (platform.settings.home / "ghaf.toml").write_text(
+            "[alerting]\ngroup_wait_s = 0\n"
+            f'[alerting.receivers.pd]\nkind = "pagerduty"\nurl = "{web.url}/pd"\n'
+            'routing_key = "RK"\n'
+            '[[alerting.routes]]\nreceivers = ["pd"]\n'
+        )
+        server = ServerProcess(platform.settings.home, ("server",), "/health", tmp_path / "s.log")
+        server.start()
+        try:
+
+            def remote(*args: str) -> None:
+                done = ghaf("--url", server.url, "--token", sam, *args)
+                assert done.returncode == 0, done.stderr
+
+            def wait_for(count: int) -> list[str]:
+                with web.changed:
+                    assert web.changed.wait_for(lambda: len(web.posts) >= count, timeout=60)
+                return [p.body["event_action"] for p in web.at("/pd")]
+
+            remote("alerts", "fire", DOWN)
+            assert wait_for(1) == ["trigger"]
+            remote("incidents", "ack", "INC0000001")
+            assert wait_for(2) == ["trigger", "acknowledge"]
+            remote("incidents", "resolve", "INC0000001", "-m", "fixed")
+            assert wait_for(3) == ["trigger", "acknowledge", "resolve"]
+        finally:
+            log = server.stop()
+        assert "Traceback" not in log
+        keys = {p.body["dedup_key"] for p in web.at("/pd")}
+        assert keys == {fingerprint("Down", {"deployment": "fraud"})}
