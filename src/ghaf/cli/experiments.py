@@ -1,8 +1,8 @@
 """``ghaf experiments``: A/B experiments, and the statistics that judge them.
 
-``analyze`` and ``report`` run the statistics engine (:mod:`ghaf.experiments.stats`) on a
-table of units, one row per unit (a Parquet or CSV file), so an analyst can use it on
-any experiment's export; they read no home and need no login.
+``analyze`` and ``report`` run the statistics engine (:mod:`ghaf.experiments.stats`) on
+a table of units, one row per unit (a Parquet or CSV file), so an analyst can use it on
+any experiment's export; ``sample-size`` plans one. They read no home and need no login.
 """
 
 from __future__ import annotations
@@ -194,3 +194,37 @@ def report(
     series = lift_over_time(spec, time_col) if time_col else None
     write_report(out, result, series)
     typer.echo(f"wrote {out}")
+
+
+@app.command("sample-size")
+def sample_size(
+    ctx: typer.Context,
+    baseline: Annotated[
+        float, typer.Option("--baseline", help="Control conversion rate, e.g. 0.10.")
+    ],
+    mde: Annotated[
+        float, typer.Option("--mde", help="Absolute lift to detect, e.g. 0.02 (two points).")
+    ],
+    alpha: AlphaOption = 0.05,
+    power: Annotated[float, typer.Option("--power", help="Chance of detecting the lift.")] = 0.8,
+    ratio: Annotated[
+        float, typer.Option("--ratio", help="Treatment units per control unit.")
+    ] = 1.0,
+    output: OutputOption = Output.table,
+) -> None:
+    """Units per variant a two-proportion test needs to detect a lift (plan before starting).
+
+    JSON (``--output json``): ``{"sample_size": {...}}`` with ``n_control``,
+    ``n_treatment``, ``n_total``, ``effect_size`` (Cohen's h) and the inputs.
+    """
+    from ghaf.experiments.stats import two_proportion_sample_size
+
+    plan = two_proportion_sample_size(baseline, mde, alpha=alpha, power=power, ratio=ratio)
+    if output is Output.json:
+        emit_json({"sample_size": plan.to_dict()})
+        return
+    state(ctx).console.print(
+        f"{plan.n_control} control + {plan.n_treatment} treatment = {plan.n_total} units "
+        f"to detect {mde:+g} on {baseline:g} at alpha {alpha:g} with power {power:g} "
+        f"(fixed horizon: look once, at that n)"
+    )

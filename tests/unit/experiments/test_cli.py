@@ -298,3 +298,17 @@ def test_no_outcomes_yet_keeps_running(tmp_path: Path) -> None:
     analysis = json.loads(text)["analysis"]
     assert analysis["decision"]["verdict"] == "keep_running"
     assert analysis["goal"]["p_value"] is None
+
+
+def test_sample_size_plans_what_statsmodels_plans() -> None:
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    code, text = _run("sample-size", "--baseline", "0.10", "--mde", "0.02", "--output", "json")
+    assert code == 0, text
+    plan = json.loads(text)["sample_size"]
+    n = NormalIndPower().solve_power(proportion_effectsize(0.12, 0.10), alpha=0.05, power=0.8)
+    assert plan["n_control"] == plan["n_treatment"] == int(np.ceil(n))
+    code, text = _ghaf("sample-size", "--baseline", "1.5", "--mde", "0.02")
+    assert code == 3, text
+    assert text.startswith("error: baseline 1.5")
