@@ -1,10 +1,11 @@
 """CLI startup: whole ``ghaf`` processes, median wall seconds, beside an anchor in the same run.
 
 Figures: ``ghaf --help``, ``ghaf models --help`` and ``ghaf models list`` on a fresh home
-(``ghaf init`` first, not timed). Anchor: ``mlflow --help`` when an MLflow is installed
-(``.venv`` or the tracking benchmark's ``.bench/venvs/mlflow``), else ``python -c pass``,
-the floor of any Python CLI. Targets on a 2-core machine: ``--help`` < 0.3 s, ``models
-list`` < 0.5 s.
+(``ghaf init`` first, not timed), and ``ghaf models list`` against a running ``ghaf
+server`` (remote mode: ``GHAF_URL`` and a token, no home on the client). Anchor:
+``mlflow --help`` when an MLflow is installed (``.venv`` or the tracking benchmark's
+``.bench/venvs/mlflow``), else ``python -c pass``, the floor of any Python CLI. Targets on
+a 2-core machine: ``--help`` < 0.3 s, ``models list`` < 0.5 s in both modes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import Figure
+from benchmarks.control_plane import ghaf_server
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = {"smoke": 3, "full": 10}
@@ -74,6 +76,20 @@ def run(size_name: str) -> list[Figure]:
                 Figure(
                     name,
                     _median_seconds([*ghaf, *args], runs, env),
+                    "s",
+                    anchor=anchor_name,
+                    anchor_value=anchor,
+                    higher_is_better=False,
+                )
+            )
+        with ghaf_server(home / "served", None) as (url, token, _pid):
+            client_env = {k: v for k, v in env.items() if not k.startswith("GHAF_")}
+            client_env.update({"GHAF_URL": url, "GHAF_TOKEN": token})
+            client_env["GHAF_HOME"] = str(home / "client")  # empty: nothing local is read
+            figures.append(
+                Figure(
+                    "cli_remote_models_list_seconds",
+                    _median_seconds([*ghaf, "models", "list"], runs, client_env),
                     "s",
                     anchor=anchor_name,
                     anchor_value=anchor,

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
         transition_model_version,
         update_model_card,
     )
+    from ghaf.registry.listing import list_models
     from ghaf.registry.service import (
         get_model_version,
-        list_models,
         list_versions,
         load_example,
         register_model,
@@ -38,7 +38,7 @@ _EXPORTS = {
     "evaluate_gates": "ghaf.registry.gates",
     "gate_verdicts": "ghaf.registry.gates",
     "get_model_version": "ghaf.registry.service",
-    "list_models": "ghaf.registry.service",
+    "list_models": "ghaf.registry.listing",
     "list_versions": "ghaf.registry.service",
     "load_example": "ghaf.registry.service",
     "load_model": "ghaf.registry.download",

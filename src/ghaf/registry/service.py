@@ -20,6 +20,7 @@ from ghaf.registry.base import Approval, ModelRef, ModelVersion, check_name, par
 from ghaf.registry.card import generate_card
 from ghaf.registry.code_policy import model_code_policy
 from ghaf.registry.files import release_digests, seal_dir, upload_dir
+from ghaf.registry.listing import list_models as list_models
 from ghaf.registry.tables import (
     ModelAliasRow,
     ModelApprovalRow,
@@ -410,22 +411,6 @@ def get_model_version(platform: Platform, ref: str) -> ModelVersion:
     with platform.read_session() as session:
         model, row = resolve_rows(session, parsed)
         return load_version(session, model, row)
-
-
-def list_models(platform: Platform) -> list[tuple[str, int, str]]:
-    """Every registered model: (name, latest version, project)."""
-    with platform.read_session() as session:
-        rows = session.execute(
-            select(
-                RegisteredModelRow.name,
-                func.max(ModelVersionRow.version),
-                RegisteredModelRow.project,
-            )
-            .join(ModelVersionRow, ModelVersionRow.model_id == RegisteredModelRow.id)
-            .group_by(RegisteredModelRow.id, RegisteredModelRow.name, RegisteredModelRow.project)
-            .order_by(RegisteredModelRow.name)
-        ).all()
-    return [(str(n), int(v), str(p)) for n, v, p in rows]
 
 
 def list_versions(platform: Platform, name: str) -> list[ModelVersion]:

@@ -38,10 +38,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -51,9 +50,11 @@ from ghaf.logs import get_logger
 from ghaf.metadata.base import utcnow
 from ghaf.security.audit import GENESIS_HASH, canonical_body, chain_hash, leaf_hash
 from ghaf.security.audit_tables import AuditHeadRow, AuditRecordRow
-from ghaf.security.homekeys import fingerprint, load_signing_key, public_key_path, signing_key_path
 from ghaf.security.merkle import MerkleFrontier
 from ghaf.settings import GhafSettings
+
+if TYPE_CHECKING:  # cryptography and the home's keys load when a checkpoint is signed
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 FORMAT = "ghaf-audit-checkpoint/1"
 COPY_PREFIX = "audit/checkpoints/"
@@ -267,7 +268,7 @@ class Checkpointer:
             now = self.clock()
             age = (now - signed_at).total_seconds()
         if seq - size >= self.every or age >= self.interval:
-            if signing_key_path(self.settings).exists():  # not before `ghaf init` made it
+            if _signing_key_exists(self.settings):  # not before `ghaf init` made it
                 self.checkpoint()
         else:
             self._arm(self.interval - age)
@@ -275,7 +276,7 @@ class Checkpointer:
     def flush(self) -> None:
         """Sign a checkpoint if a record this process appended is not covered yet."""
         newest = self._newest[0] if self._newest else 0
-        if self._appended > newest and signing_key_path(self.settings).exists():
+        if self._appended > newest and _signing_key_exists(self.settings):
             self.checkpoint()
 
     def close(self) -> None:
@@ -333,6 +334,8 @@ class Checkpointer:
                 shorter than this process left it, or ends in a malformed line.
             ConfigError: the home has no signing key.
         """
+        from ghaf.security.homekeys import load_signing_key
+
         key = load_signing_key(self.settings)
         with self._locked() as path:
             line, torn = _tail(path)
@@ -467,6 +470,12 @@ def _store_copy(copies: BlobStore, size: int, line: bytes) -> None:
         raise
 
 
+def _signing_key_exists(settings: GhafSettings) -> bool:
+    from ghaf.security.homekeys import signing_key_path
+
+    return signing_key_path(settings).exists()
+
+
 def _sign(
     key: ec.EllipticCurvePrivateKey,
     frontier: MerkleFrontier,
@@ -474,6 +483,11 @@ def _sign(
     at: datetime,
     settings: GhafSettings,
 ) -> Checkpoint:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from ghaf.security.homekeys import fingerprint, public_key_path
+
     unsigned = Checkpoint(
         size=frontier.size,
         root=frontier.root().hex(),
