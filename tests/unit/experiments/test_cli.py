@@ -197,7 +197,7 @@ def test_units_without_an_outcome_count_for_the_ratio_not_the_test(tmp_path: Pat
     [
         (["--metric-col", "nope"], "--metric-col 'nope': no such column"),
         (["--metric-col", "converted", "--guardrail", "latency_ms:faster"], "--guardrail"),
-        (["--metric-col", "converted", "--weights", "control=50"], "weights name"),
+        (["--metric-col", "converted", "--weights", "control=50"], "--weights does not plan"),
         (["--metric-col", "converted", "--alpha", "2"], "alpha 2.0"),
         (["--metric-col", "day"], "column 'day' is not numeric"),
         (["--metric-col", "variant"], "must name different columns"),
