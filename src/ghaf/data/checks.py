@@ -34,7 +34,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -409,6 +408,8 @@ class ContractRunner:
         by_check: dict[int, Any],
     ) -> int:
         """The single scan: every aggregate, and each per-value column grouped; the row count."""
+        import duckdb  # on use: importing this module must not load DuckDB
+
         parts = [f"SELECT {', '.join(selects)} FROM {_scan(self.path, row_numbers=False)}"]  # noqa: S608  # nosec B608 - quoted identifiers and literals
         width = len(selects)
         for column, grouped in by_value.items():
@@ -575,6 +576,8 @@ class ContractRunner:
         return float(row[0])
 
     def _references(self, check: References, total: int) -> CheckResult:
+        import duckdb  # on use: importing this module must not load DuckDB
+
         base = (check.label, check.kind, check.severity, check.columns_checked())
         if self.resolve is None:
             raise InvalidInputError(f"check {check.label}: a referential check needs a platform")

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import TYPE_CHECKING
 
-import duckdb
+if TYPE_CHECKING:
+    import duckdb
 
 _SETTINGS = (  # GLOBAL: a plain SET of the Parquet option would hold for one cursor only
     "SET GLOBAL disable_parquet_prefetching = true",
@@ -49,6 +51,8 @@ def cursor() -> duckdb.DuckDBPyConnection:
 
 
 def _open() -> duckdb.DuckDBPyConnection:
+    import duckdb  # on use: importing this module must not load DuckDB
+
     database = duckdb.connect()
     for setting in _SETTINGS:
         database.execute(setting)

@@ -15,7 +15,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -159,6 +158,8 @@ class ProfileBuilder:
         self._rng = np.random.default_rng(seed)
         self._priority = np.empty(0)
         self._sample: list[np.ndarray] = [np.empty(0) for _ in self._numeric]
+        import duckdb  # on use: importing this module must not load DuckDB
+
         self._duck = duckdb.connect()
 
     def update(self, batch: pa.RecordBatch) -> None:

@@ -23,8 +23,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import polars as pl
 import pyarrow as pa
 
 from ghaf.data.contracts import Regex
@@ -35,8 +35,15 @@ _ESCAPABLE = frozenset("\\.^$|?*+()[]{}/-#&~!\"%',:;=@_`")
 """Escaped, these mean the literal in both engines (``\\<``/``\\>`` are word edges in Rust)."""
 _REPETITION = re.compile(r"\{[0-9]+(?:,[0-9]*)?\}")
 
-EngineError = pl.exceptions.PolarsError
-"""What polars raises when it cannot run a pattern: the caller runs it in DuckDB."""
+
+def __getattr__(name: str) -> Any:
+    """``EngineError``: what polars raises when it cannot run a pattern (the caller runs it
+    in DuckDB). Looked up on use, so importing this module does not load polars."""
+    if name == "EngineError":
+        import polars as pl
+
+        return pl.exceptions.PolarsError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def portable(pattern: str) -> bool:
@@ -110,6 +117,8 @@ def eligible(check: Regex, column_type: pa.DataType | None) -> bool:
 def count_mismatches(path: Path, checks: Sequence[Regex]) -> list[int]:
     """Non-null values failing each check's pattern (partial match, as ``regexp_matches``),
     in one streaming scan of the file's columns the checks name."""
+    import polars as pl  # on use: importing this module must not load polars
+
     failing = [
         (~pl.col(check.column).str.contains(check.pattern, literal=False, strict=True))
         .sum()

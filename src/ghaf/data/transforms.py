@@ -12,9 +12,8 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 
 from ghaf.data.base import DatasetVersion, check_name
@@ -36,6 +35,9 @@ from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
 from ghaf.spine import current_operation, current_session, governed
+
+if TYPE_CHECKING:
+    import duckdb
 
 TransformFn = Callable[..., pa.Table]
 """``fn(tables: dict[str, pa.Table], **params) -> pa.Table``."""
@@ -144,6 +146,8 @@ def _sandboxed(directory: Path, inputs: Mapping[str, Path]) -> duckdb.DuckDBPyCo
     named in-memory one of its own (the plain ``:memory:`` allows a file of that name in
     the working directory); it spills into the transform's scratch space.
     """
+    import duckdb  # on use: importing this module must not load DuckDB
+
     sandbox = directory / "duckdb"
     sandbox.mkdir(mode=0o700)
     con = duckdb.connect(
@@ -175,6 +179,8 @@ def _run_sql(
     params: Mapping[str, Any],
     directory: Path,
 ) -> Staged:
+    import duckdb  # on use: importing this module must not load DuckDB
+
     for alias in versions:
         if not alias.isidentifier():
             raise InvalidInputError(

@@ -9,9 +9,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import orjson
 import pyarrow as pa
 from sqlalchemy import select
@@ -31,6 +30,9 @@ from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
 from ghaf.spine import current_operation, current_session, governed
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,8 @@ def materialize(
                     f"feature view {name!r} is already materialized until {previous.isoformat()}",
                     hint="pass a later --until, or --full to rebuild",
                 )
+            import duckdb  # on use: importing this module must not load DuckDB
+
             con = duckdb.connect()
             con.execute("SET TimeZone = 'UTC'")
             src = source_sql(con, view, dataset_resolver(platform))
@@ -265,6 +269,8 @@ def check_consistency(
             online = store.read_all(layout)
         else:
             online = sealer.unseal_table(layout, store.read_all(sealed_layout(layout)))
+        import duckdb  # on use: importing this module must not load DuckDB
+
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         src = source_sql(con, view, dataset_resolver(platform))

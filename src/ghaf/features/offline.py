@@ -14,15 +14,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.features.definitions import FeatureView, Transform
+
+if TYPE_CHECKING:
+    import duckdb
 
 SourceResolver = Callable[[str], str]
 """Turns a ``dataset:NAME[:V]`` ref into a local Parquet path."""
@@ -374,6 +376,8 @@ def point_in_time_join(
     Raises:
         InvalidInputError: naming the column at fault.
     """
+    import duckdb  # on use: importing this module must not load DuckDB
+
     con = connection or duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     entity, schema = _register_entity(con, entity_frame, timestamp_column, requests)

@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import duckdb
-
 from ghaf.access.residency import RESIDENCY_ACTION, check_residency
 from ghaf.data import get_dataset
 from ghaf.data.residency import UNKNOWN_TAG, Tags, file_tags, merge_tags, object_tags
@@ -67,6 +65,8 @@ def _sources(view: FeatureView) -> list[str]:
 def _raw_files(source: str) -> list[Path]:
     path = source.removeprefix("file://")
     if any(ch in path for ch in "*?["):  # the files DuckDB's read_parquet will read
+        import duckdb  # on use: importing this module must not load DuckDB
+
         with duckdb.connect() as con:
             rows = con.execute("SELECT file FROM glob(?)", [path]).fetchall()
         return sorted(Path(row[0]) for row in rows)

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from ghaf.data import DatasetVersion, dataset_parquet_path, write_dataset
@@ -90,6 +89,8 @@ def training_entity_frame(
     view = selections[0].view
     if start.tzinfo is None or end.tzinfo is None:
         raise InvalidInputError("start and end must be timezone-aware", hint="use UTC datetimes")
+    import duckdb  # on use: importing this module must not load DuckDB
+
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     src = source_sql(con, view, dataset_resolver(platform))
