@@ -44,6 +44,7 @@ def delivery_key(*parts: str) -> str:
 def enqueue(
     session: Session,
     settings: AlertingSettings,
+    project: str,
     receiver: str,
     event: str,
     payload: Mapping[str, Any],
@@ -52,7 +53,8 @@ def enqueue(
     group_key: str = "",
     now: datetime | None = None,
 ) -> bool:
-    """Owe ``receiver`` a delivery of ``event``; False when ``key`` is owed already.
+    """Owe ``receiver`` a delivery of ``event`` for ``project``; False when ``key`` is owed
+    already.
 
     A grouped receiver's first notification of a group waits ``group_wait_s``; the next
     waits until ``group_interval_s`` after the group's last one.
@@ -66,7 +68,8 @@ def enqueue(
     if settings.receivers[receiver].kind in GROUPED:
         last = session.execute(
             select(OutboxRow.sent_at)
-            .where(OutboxRow.receiver == receiver, OutboxRow.group_key == group_key)
+            .where(OutboxRow.project == project, OutboxRow.receiver == receiver)
+            .where(OutboxRow.group_key == group_key)
             .where(OutboxRow.sent_at.is_not(None))
             .order_by(OutboxRow.sent_at.desc())
             .limit(1)
@@ -78,6 +81,7 @@ def enqueue(
     session.add(
         OutboxRow(
             key=key,
+            project=project,
             receiver=receiver,
             event=event,
             group_key=group_key,
@@ -102,7 +106,8 @@ def _backoff(settings: AlertingSettings, attempts: int) -> timedelta:
 def deliver_outbox(
     platform: Platform, actor: Actor, *, limit: int = 200, now: datetime | None = None
 ) -> DeliveryReport:
-    """Send what is due (grouped per receiver and group), and reschedule what failed.
+    """Send what the platform's project owes that is due (grouped per receiver and group),
+    and reschedule what failed.
 
     A delivery that fails is retried after ``backoff_base_s`` doubling up to
     ``backoff_max_s``, ``max_attempts`` times in all, then marked ``failed`` (kept, with
@@ -115,6 +120,7 @@ def deliver_outbox(
     rows = (
         session.execute(
             select(OutboxRow)
+            .where(OutboxRow.project == platform.default_project)
             .where(OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now)
             .order_by(OutboxRow.id)
             .limit(limit)
@@ -153,15 +159,25 @@ def deliver_outbox(
                 row.next_attempt_at = now + _backoff(settings, row.attempts)
                 retried += 1
     session.flush()
-    pending = len(session.execute(select(OutboxRow.id).where(OutboxRow.status == "pending")).all())
+    pending = len(
+        session.execute(
+            select(OutboxRow.id).where(
+                OutboxRow.project == platform.default_project, OutboxRow.status == "pending"
+            )
+        ).all()
+    )
     current_operation().details.update({"sent": sent, "retried": retried, "failed": failed})
     return DeliveryReport(sent, retried, failed, pending)
 
 
 def outbox(platform: Platform, *, status: str | None = None) -> list[dict[str, Any]]:
-    """The outbox rows (all, or those of ``status``), oldest first."""
+    """The project's outbox rows (all, or those of ``status``), oldest first."""
     with platform.read_session() as session:
-        query = select(OutboxRow).order_by(OutboxRow.id)
+        query = (
+            select(OutboxRow)
+            .where(OutboxRow.project == platform.default_project)
+            .order_by(OutboxRow.id)
+        )
         if status is not None:
             query = query.where(OutboxRow.status == status)
         return [

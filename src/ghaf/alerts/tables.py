@@ -51,10 +51,11 @@ class OutboxRow(Base):
     """
 
     __tablename__ = "alert_outbox"
-    __table_args__ = (Index("ix_alert_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_alert_outbox_due", "project", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
+    project: Mapped[str] = mapped_column(String(128))
     receiver: Mapped[str] = mapped_column(String(128))
     event: Mapped[str] = mapped_column(String(32))
     group_key: Mapped[str] = mapped_column(String(64))

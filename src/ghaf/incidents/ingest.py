@@ -194,6 +194,7 @@ def _store_alert(
 def _notify_alert(
     session: Session, settings: AlertingSettings, alert: Alert, row: AlertRow, now: datetime
 ) -> None:
+    project = row.project
     event = "alert.fired" if alert.status == "firing" else "alert.resolved"
     body = {**alert.to_dict(), "count": row.count}
     group = group_key(settings, alert)
@@ -201,7 +202,9 @@ def _notify_alert(
         kind = settings.receivers[name].kind
         if kind in GROUPED or kind == "bus":
             key = delivery_key(name, event, alert.fingerprint, row.starts_at.isoformat())
-            enqueue(session, settings, name, event, body, key=key, group_key=group, now=now)
+            enqueue(
+                session, settings, project, name, event, body, key=key, group_key=group, now=now
+            )
 
 
 @governed("alert.ingest", resource="alerts")

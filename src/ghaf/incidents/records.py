@@ -140,10 +140,11 @@ def notify(
         if receiver.kind == "pagerduty" and verb in pd_action:
             action = pd_action[verb]
             key = delivery_key(name, str(row.number), action, at.isoformat())
-            enqueue(session, settings, name, f"incident.{action}", body, key=key, now=at)
+            event = f"incident.{action}"
+            enqueue(session, settings, row.project, name, event, body, key=key, now=at)
         elif receiver.kind == "servicenow":
             key = delivery_key(name, str(row.number), verb, at.isoformat(), row.state)
-            enqueue(session, settings, name, "incident.changed", body, key=key, now=at)
+            enqueue(session, settings, row.project, name, "incident.changed", body, key=key, now=at)
 
 
 def get_incident(platform: Platform, number: str) -> tuple[Incident, list[IncidentEvent]]:

@@ -208,3 +208,17 @@ def test_a_critical_alert_inhibits_warnings_on_the_same_deployment(
             ("Slow", "fraud"): "inhibited",
             ("Slow", "loans"): "firing",
         }
+
+
+def test_a_project_delivers_only_what_it_owes(
+    wired: Platform, sre: Actor, web: HttpReceiver
+) -> None:
+    from ghaf.projects import create_project
+
+    admin = wired.admin()
+    create_project(wired, admin, "retail")
+    ingest_alerts(wired, sre, [DOWN], now=T0)
+    retail = wired.in_project("retail")
+    assert deliver_outbox(retail, admin, now=T0).sent == 0 and outbox(retail) == []
+    assert web.posts == []
+    assert deliver_outbox(wired, sre, now=T0).sent == 5

@@ -22,6 +22,7 @@ def upgrade() -> None:
         "alert_outbox",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("project", sa.String(length=128), nullable=False),
         sa.Column("receiver", sa.String(length=128), nullable=False),
         sa.Column("event", sa.String(length=32), nullable=False),
         sa.Column("group_key", sa.String(length=64), nullable=False),
@@ -36,7 +37,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("key", name=op.f("uq_alert_outbox_key")),
     )
     op.create_index(
-        "ix_alert_outbox_due", "alert_outbox", ["status", "next_attempt_at"], unique=False
+        "ix_alert_outbox_due",
+        "alert_outbox",
+        ["project", "status", "next_attempt_at"],
+        unique=False,
     )
     op.create_table(
         "alert_receipts",
