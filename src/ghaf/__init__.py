@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ghaf.deps import install_extras_finder
 from ghaf.lazy import lazy_getattr
 
 if TYPE_CHECKING:
@@ -40,3 +41,4 @@ __all__ = [
 
 
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
+install_extras_finder()  # a missing extra names itself, wherever Ghaf imports it

@@ -4,11 +4,18 @@ A core install (``pip install ghaf``) runs the embedded platform: ``ghaf init``,
 ``doctor``, data, tracking, registry, monitoring and the remote client. Everything else
 comes with an extra; importing one of its modules without it raises
 :class:`~ghaf.errors.MissingDependencyError` with the ``pip install 'ghaf[extra]'`` line,
-never a bare ``ModuleNotFoundError``. ``tests/packaging`` checks this table against the
+never a bare ``ModuleNotFoundError`` (:class:`ExtrasFinder`, installed by ``import ghaf``).
+``tests/packaging`` checks this table against the
 extras in ``pyproject.toml`` and against every import in ``src/ghaf``.
 """
 
 from __future__ import annotations
+
+import importlib.abc
+import sys
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 
 from ghaf.errors import MissingDependencyError
 
@@ -57,3 +64,40 @@ def missing_dependency(exc: ModuleNotFoundError) -> MissingDependencyError | Non
     """
     known = OPTIONAL_MODULES.get((exc.name or "").partition(".")[0])
     return None if known is None else MissingDependencyError(*known)
+
+
+_IMPORT_MACHINERY = ("importlib", "_frozen_importlib", "_frozen_importlib_external")
+
+
+def _importer_is_ghaf() -> bool:
+    """Whether the module running the failed import is one of Ghaf's own (not a user's or
+    a library's probe, which keeps its plain ``ModuleNotFoundError``)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = str(frame.f_globals.get("__name__", ""))
+        if name.partition(".")[0] not in _IMPORT_MACHINERY and name != __name__:
+            return name == "ghaf" or name.startswith("ghaf.")
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+class ExtrasFinder(importlib.abc.MetaPathFinder):
+    """The last finder on ``sys.meta_path``: asked only once every other finder has failed,
+    it turns Ghaf's own import of a missing optional module (a function-level ``import
+    sklearn``, say) into the :class:`~ghaf.errors.MissingDependencyError` naming the extra,
+    wherever the import sits, for the SDK as for the CLI."""
+
+    @classmethod
+    def find_spec(
+        cls, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        known = OPTIONAL_MODULES.get(fullname)  # top-level names only: a package that is
+        if known is None or not _importer_is_ghaf():  # there keeps its own submodule errors
+            return None
+        raise MissingDependencyError(*known)
+
+
+def install_extras_finder() -> None:
+    """Put :class:`ExtrasFinder` last on ``sys.meta_path`` (once)."""
+    if ExtrasFinder not in sys.meta_path:
+        sys.meta_path.append(ExtrasFinder)

@@ -46,6 +46,18 @@ class AlreadyExistsError(GhafError):
     """A unique name or version is already taken."""
 
 
+def name_taken(kind: str, name: str) -> AlreadyExistsError:
+    """The one answer for a name that another project holds (names are unique in a home).
+
+    As S3 answers for a bucket name, it says only that the name is taken: never whose it
+    is or that it is another project's, and the same words from every service and door.
+    """
+    return AlreadyExistsError(
+        f"{kind} name {name!r} is taken in this home; names are unique across projects: "
+        "choose another"
+    )
+
+
 class InvalidInputError(GhafError, ValueError):
     """Input from a user or client does not pass validation."""
 
@@ -70,7 +82,7 @@ class BackendUnavailableError(GhafError, ConnectionError):
     """A configured backend (database, object store, bus) cannot be reached."""
 
 
-class MissingDependencyError(GhafError, ImportError):
+class MissingDependencyError(GhafError, ModuleNotFoundError):
     """An optional dependency is missing; the headline names the extra to install."""
 
     def __init__(self, package: str, extra: str) -> None:

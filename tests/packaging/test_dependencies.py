@@ -114,3 +114,37 @@ def test_a_missing_optional_module_becomes_the_error_naming_its_extra() -> None:
     # A module that is no optional dependency is a bug: the caller keeps its traceback.
     assert missing_dependency(ModuleNotFoundError(name="ghaf.nonexistent")) is None
     assert missing_dependency(ModuleNotFoundError()) is None
+
+
+ABSENT = "ghaf_test_absent_extra_module"
+"""A top-level module that no environment has, standing in for a missing extra's."""
+
+
+def test_ghafs_own_import_of_a_missing_extra_names_it_wherever_the_import_sits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A function-level ``import sklearn`` deep in the SDK raises the error naming the
+    extra; the same import from a user's module, and a library's ``find_spec`` probe,
+    keep Python's own answers (a probe must never raise)."""
+    import importlib.util
+    import sys
+
+    import ghaf  # installs the finder
+    from ghaf.deps import ExtrasFinder
+
+    assert ghaf is not None and sys.meta_path[-1] is ExtrasFinder
+    monkeypatch.setitem(OPTIONAL_MODULES, ABSENT, ("absent-dist", "ml"))
+    code = compile(f"def load():\n    import {ABSENT}\n", "<module>", "exec")
+    inside: dict[str, object] = {"__name__": "ghaf.models.flavors.example"}
+    exec(code, inside)
+    with pytest.raises(MissingDependencyError) as raised:
+        inside["load"]()  # type: ignore[operator]
+    assert (raised.value.package, raised.value.extra) == ("absent-dist", "ml")
+    assert raised.value.hint == "pip install 'ghaf[ml]'"
+    assert isinstance(raised.value, ModuleNotFoundError)  # `except ImportError` still holds
+    users: dict[str, object] = {"__name__": "my_project.train"}
+    exec(code, users)
+    with pytest.raises(ModuleNotFoundError) as plain:
+        users["load"]()  # type: ignore[operator]
+    assert not isinstance(plain.value, MissingDependencyError)
+    assert importlib.util.find_spec(ABSENT) is None
