@@ -301,3 +301,47 @@ def _grant_id(sealed: str) -> str:
     import orjson
 
     return str(orjson.loads(base64.urlsafe_b64decode(sealed))["terms"]["grant_id"])
+
+
+def test_a_model_is_registered_and_downloaded_through_grants(
+    platform: Platform,
+    team: tuple[ServerProcess, dict[str, str]],
+    bucket: tuple[Any, str],
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from ghaf.models import save_model
+
+    x = np.random.default_rng(7).normal(size=(60, 3))
+    model_dir = tmp_path / "model"
+    save_model(LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)), model_dir)
+    originals = {
+        p.relative_to(model_dir).as_posix(): p.read_bytes()
+        for p in model_dir.rglob("*")
+        if p.is_file()
+    }
+    with _client(team, "alice") as alice, _client(team, "rita") as rita:
+        registered = alice.register_model("churn", model_dir, project="fraud", direct=True)
+        assert (registered["name"], registered["version"], registered["signed"]) == (
+            "churn",
+            1,
+            True,
+        )
+        for digest in {hashlib.sha256(b).hexdigest() for b in originals.values()}:
+            assert _uploads(platform, digest) == [("alice", "allowed", "fraud")]
+        back = alice.download_model("churn:1", tmp_path / "back", direct=True)
+        got = {
+            p.relative_to(back).as_posix(): p.read_bytes() for p in back.rglob("*") if p.is_file()
+        }
+        assert {k: v for k, v in got.items() if k in originals} == originals
+        # another project's person gets the streamed route's 404, word for word
+        path = sorted(originals)[0]
+        answers = []
+        for route in ("file", "file-grant"):
+            with pytest.raises(NotFoundError) as caught:
+                rita.send("GET", f"/models/churn:1/{route}", params={"path": path})
+            answers.append(caught.value.headline)
+        assert answers[0] == answers[1]
+        assert answers[0].endswith("is not registered")
