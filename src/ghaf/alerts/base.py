@@ -217,7 +217,12 @@ def parse_alertmanager(document: Any) -> list[Alert]:
             raise InvalidInputError(
                 f"alerts[{index}].labels.alertname is missing", hint="every alert has a name"
             )
-        notes = item.get("annotations") or {}
+        notes = item.get("annotations")
+        notes = {} if notes is None else notes
+        if not isinstance(notes, Mapping):
+            raise InvalidInputError(
+                f"alerts[{index}].annotations is not an object", hint="send an object"
+            )
         summary = notes.get("summary") or notes.get("description") or ""
         severity = labels.pop("severity", "warning")
         levels = {k: labels.pop(k, None) for k in ("impact", "urgency")}

@@ -68,6 +68,12 @@ def test_alertmanager_s_webhook_body_reads_as_alerts() -> None:
     assert parse_alertmanager(body)[0].occurrence == alert.occurrence  # a re-send is one
     with pytest.raises(InvalidInputError, match=r"alerts\[0\].labels.alertname is missing"):
         parse_alertmanager({"alerts": [{"labels": {}}]})
+    with pytest.raises(InvalidInputError, match=r"alerts\[0\].annotations is not an object"):
+        parse_alertmanager({"alerts": [{"labels": {"alertname": "x"}, "annotations": []}]})
+    with pytest.raises(InvalidInputError, match="alert field 'summary' must be a string"):
+        parse_alertmanager(
+            {"alerts": [{"labels": {"alertname": "x"}, "annotations": {"summary": 5}}]}
+        )
     with pytest.raises(InvalidInputError, match="needs an 'alerts' list"):
         parse_alertmanager({"receiver": "ghaf"})
 
