@@ -312,3 +312,27 @@ def test_sample_size_plans_what_statsmodels_plans() -> None:
     code, text = _ghaf("sample-size", "--baseline", "1.5", "--mde", "0.02")
     assert code == 3, text
     assert text.startswith("error: baseline 1.5")
+
+
+def test_report_without_a_time_column_shows_the_summary_and_cuped(
+    units: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "summary.html"
+    code, text = _run(
+        "report",
+        "--data",
+        str(units),
+        "--variant-col",
+        "variant",
+        "--metric-col",
+        "spend",
+        "--covariate",
+        "pre_spend",
+        "--out",
+        str(out),
+    )
+    assert code == 0, text
+    page = out.read_text()
+    assert "CUPED on pre_spend" in page
+    assert "Lift over time" not in page
+    assert "sample ratio" in page

@@ -156,8 +156,13 @@ def render_report(analysis: Analysis, series: LiftSeries | None = None) -> str:
         f'<div class="card"><div class="lbl">sample ratio</div><div class="big '
         f'v-{"blocked" if srm.mismatch else "ship"}">p = {fmt(srm.p_value, 3)}</div>{ratio}</div>'
     )
+    raw_note = (
+        "<p>Over time: the raw metric (CUPED applies to the whole table above).</p>"
+        if analysis.cuped is not None
+        else ""
+    )
     over_time = (
-        f"<h2>Lift over time</h2>{_band_svg(series)}<h2>Looks</h2>{_series_table(series)}"
+        f"<h2>Lift over time</h2>{raw_note}{_band_svg(series)}<h2>Looks</h2>{_series_table(series)}"
         if series is not None
         else ""
     )
