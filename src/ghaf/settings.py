@@ -284,8 +284,9 @@ class ServerSettings(BaseModel):
     presigned_expiry_s: int = Field(
         default=300,
         ge=1,
-        le=7 * 24 * 3600,
-        description="Seconds a presigned URL stays valid (S3 allows at most 7 days).",
+        le=12 * 3600,
+        description="Seconds a presigned URL stays valid (at most 12 hours: a granted upload "
+        "must be committed within an hour of it, and `ghaf gc` removes one left a day).",
     )
 
 

@@ -24,6 +24,8 @@ import pytest
 from sqlalchemy import select
 
 import ghaf
+import ghaf.artifacts.presign
+from ghaf.artifacts.leftovers import remove_leftovers
 from ghaf.artifacts.presign import STAGING_PREFIX, presigning, stale_staged
 from ghaf.client import Client
 from ghaf.client.files import log_artifacts
@@ -281,8 +283,11 @@ def test_a_body_that_is_not_the_announced_file_is_refused_and_nothing_counts(
         assert again == {"stored": True, "digest": digest, "project": "fraud"}
 
 
-def test_an_abandoned_upload_is_found_by_gc_once_stale(
-    platform: Platform, team: tuple[ServerProcess, dict[str, str]]
+def test_an_abandoned_upload_is_removed_by_gc_once_stale(
+    platform: Platform,
+    team: tuple[ServerProcess, dict[str, str]],
+    bucket: tuple[Any, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     digest = hashlib.sha256(b"never committed").hexdigest()
     with _client(team, "alice") as alice:
@@ -294,7 +299,15 @@ def test_an_abandoned_upload_is_found_by_gc_once_stale(
     assert blobs is not None
     assert list(stale_staged(blobs)) == []  # fresh: kept for its commit
     found = list(stale_staged(blobs, now=grant["expires_at"] + 2 * 24 * 3600))
-    assert [key for key, _, _ in found] == [STAGING_PREFIX + _grant_id(grant["grant"])]
+    staged = STAGING_PREFIX + _grant_id(grant["grant"])
+    assert [key for key, _, _ in found] == [staged]
+    s3, name = bucket
+    assert remove_leftovers(platform.settings) == []  # not stale yet: kept
+    assert f"ghaf/{staged}" in _objects(s3, name)
+    monkeypatch.setattr(ghaf.artifacts.presign, "STAGED_TTL_S", 0.0)
+    removed = remove_leftovers(platform.settings)
+    assert [(r.kind, r.path.as_posix()) for r in removed] == [("staged-upload", staged)]
+    assert f"ghaf/{staged}" not in _objects(s3, name)
 
 
 def _grant_id(sealed: str) -> str:

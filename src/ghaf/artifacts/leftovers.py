@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from ghaf.artifacts.presign import PresigningBlobStore, presigning, stale_staged
 from ghaf.artifacts.scratch import SCRATCH_DIR, owner_alive, read_owner
 from ghaf.artifacts.upload_sessions import stale_sessions
 from ghaf.settings import GhafSettings
@@ -36,8 +37,10 @@ class Leftover:
 
     ``kind`` is ``scratch`` (owner ``pid`` is gone), ``unmarked`` (no owner marker,
     untouched for :data:`UNMARKED_GRACE_S`), ``partial-blob`` (an artifact write that
-    never committed) or ``stale-upload`` (a resumable upload nobody touched for
-    :data:`~ghaf.artifacts.upload_sessions.SESSION_TTL_S`).
+    never committed), ``stale-upload`` (a resumable upload nobody touched for
+    :data:`~ghaf.artifacts.upload_sessions.SESSION_TTL_S`) or ``staged-upload`` (an
+    object PUT through a presigned URL and never committed, for
+    :data:`~ghaf.artifacts.presign.STAGED_TTL_S`; ``path`` is its key in the bucket).
     """
 
     path: Path
@@ -147,6 +150,10 @@ def _scan(settings: GhafSettings) -> Iterator[Leftover | InUse]:
                 yield Leftover(entry, "scratch", size, now - owner.created, owner.pid)
     for directory, size, idle in stale_sessions(settings.home, now):
         yield Leftover(directory, "stale-upload", size, idle)
+    bucket = _presigning_store(settings)
+    if bucket is not None:
+        for key, size, idle in stale_staged(bucket, now):
+            yield Leftover(Path(key), "staged-upload", size, idle)
     temp = local_blob_temp(settings)
     if temp is None:
         return
@@ -155,6 +162,20 @@ def _scan(settings: GhafSettings) -> Iterator[Leftover | InUse]:
             if entry.is_file() and not entry.is_symlink() and _unlocked(entry):
                 size, newest = _tree(entry)
                 yield Leftover(entry, "partial-blob", size, now - newest)
+
+
+def _presigning_store(settings: GhafSettings) -> PresigningBlobStore | None:
+    """The artifact bucket, when artifacts are on object storage (grants stage there)."""
+    if urlparse(settings.resolved_artifact_url).scheme != "s3":
+        return None
+    from ghaf.artifacts.s3 import S3BlobStore
+
+    store = S3BlobStore(
+        settings.resolved_artifact_url,
+        region=settings.artifact_region,
+        endpoint_url=settings.s3_endpoint_url,
+    )
+    return presigning(store)
 
 
 def find_leftovers(settings: GhafSettings) -> tuple[list[Leftover], list[InUse]]:
@@ -206,7 +227,14 @@ def remove_leftovers(settings: GhafSettings, *, dry_run: bool = False) -> list[L
     if dry_run:
         return leftovers
     removed: list[Leftover] = []
+    bucket = None
     for item in leftovers:
+        if item.kind == "staged-upload":  # a key in the bucket, never a local path
+            bucket = bucket or _presigning_store(settings)
+            if bucket is not None:
+                bucket.delete(item.path.as_posix())
+                removed.append(item)
+            continue
         if not _still_left(item):
             continue
         if item.kind == "partial-blob":
