@@ -78,21 +78,23 @@ def _fill(readinto: ReadInto, view: memoryview) -> int:
 
 
 class _BackgroundWriter:
-    """Writes one buffer on a helper thread while the caller fills the other one."""
+    """Hands one buffer at a time to ``write`` on a helper thread (in order), so the caller
+    works on the next buffer meanwhile: writing, or hashing beside encryption."""
 
     def __init__(self, write: Write) -> None:
         self._write = write
         self._pool: ThreadPoolExecutor | None = None
         self._pending: Future[Any] | None = None
 
-    def _wait(self) -> None:
+    def wait(self) -> None:
+        """Until the buffer last submitted is done with (its errors raised here)."""
         if self._pending is not None:
             pending, self._pending = self._pending, None
             pending.result()
 
     def submit(self, view: memoryview) -> None:
         """Write ``view`` in the background; its buffer must stay untouched until next call."""
-        self._wait()
+        self.wait()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghaf-crypt")
         self._pending = self._pool.submit(self._write, view)
@@ -100,7 +102,7 @@ class _BackgroundWriter:
     def close(self, last: memoryview | None = None) -> None:
         """Wait for the pending write, write ``last`` here, and stop the thread."""
         try:
-            self._wait()
+            self.wait()
             if last is not None:
                 self._write(last)
         finally:
@@ -125,7 +127,9 @@ def encrypt_stream(
         context: application context bound into the key derivation.
         readinto: a ``readinto``-style source of plaintext.
         write: receives the ciphertext in order (views into a reused buffer).
-        on_plaintext: sees each plaintext batch (e.g. to hash it) before it is encrypted.
+        on_plaintext: sees each plaintext batch, in order (e.g. to hash it), on a helper
+            thread while the batch is encrypted, so a hash and the cipher (both release
+            the GIL) use two cores; every call has returned when this function does.
         salt: 24 bytes; random unless given (tests inject it to compare with vectors).
         key_size: 32 (Cobblestone-256, the default) or 16 (Cobblestone-128).
 
@@ -142,6 +146,7 @@ def encrypt_stream(
         memoryview(bytearray(BATCH_CHUNKS * CT_CHUNK)),
     )
     background = _BackgroundWriter(write)
+    beside = None if on_plaintext is None else _BackgroundWriter(on_plaintext)
     counter = 0
     total = 0
     turn = 0
@@ -150,10 +155,12 @@ def encrypt_stream(
         while True:
             cview = cviews[turn % 2]
             turn += 1
+            if beside is not None:
+                beside.wait()  # the plaintext buffer is seen before it is refilled
             filled = _fill(readinto, pview)
             total += filled
-            if on_plaintext is not None and filled:
-                on_plaintext(pview[:filled])
+            if beside is not None and filled:
+                beside.submit(pview[:filled])
             full = filled // CHUNK
             out = 0
             for index in range(full):
@@ -174,7 +181,11 @@ def encrypt_stream(
                 return total
             background.submit(cview[:out])
     finally:
-        background.close(last)
+        try:
+            if beside is not None:
+                beside.close()
+        finally:
+            background.close(last)
 
 
 def iter_decrypt(
