@@ -15,8 +15,9 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ghaf.client.direct import download_granted, offers_presigned, upload_granted
 from ghaf.errors import (
@@ -211,6 +212,33 @@ def _target(dest: Path, relative: str) -> Path:
     return dest.joinpath(*parts)
 
 
+def _save(pieces: Iterator[bytes], out: BinaryIO, hasher: Any) -> None:
+    """Hash and write ``pieces`` in batches of about :data:`CHUNK` on a helper thread,
+    while this one receives the next batch (both release the GIL: two cores at work)."""
+
+    def keep(data: bytes) -> None:
+        hasher.update(data)
+        out.write(data)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghaf-save") as pool:
+        pending: Future[None] | None = None
+        batch: list[bytes] = []
+        size = 0
+        for piece in pieces:
+            batch.append(piece)
+            size += len(piece)
+            if size >= CHUNK:
+                data = b"".join(batch)
+                batch.clear()
+                size = 0
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(keep, data)
+        if pending is not None:
+            pending.result()
+        keep(b"".join(batch))
+
+
 def _download(
     client: Client,
     path: str,
@@ -233,9 +261,7 @@ def _download(
         with os.fdopen(fd, "wb") as out:
             response = client.send("GET", path, params=params, stream=True)
             try:
-                for chunk in response.iter_bytes(CHUNK):
-                    hasher.update(chunk)
-                    out.write(chunk)
+                _save(response.iter_bytes(), out, hasher)
             finally:
                 response.close()
         if hasher.hexdigest() != digest or response.headers.get(DIGEST_HEADER) != digest:

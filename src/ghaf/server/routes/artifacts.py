@@ -20,7 +20,6 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
-from ghaf.artifacts.base import CHUNK_SIZE
 from ghaf.errors import NotFoundError
 from ghaf.platform import Platform
 from ghaf.registry.uploads import (
@@ -171,9 +170,14 @@ async def files(ref: str, who: CallerDep) -> dict[str, Any]:
     }
 
 
+SEND = 1024 * 1024
+"""Bytes per body message of a download: the server holds about one in flight (uvicorn
+waits for the socket to drain below its high-water mark before the next)."""
+
+
 def _chunks(platform: Platform, digest: str) -> Iterator[bytes]:
     with platform.artifacts.open(digest) as handle:  # verifies the digest at the end
-        while chunk := handle.read(CHUNK_SIZE):
+        while chunk := handle.read(SEND):
             yield chunk
 
 
