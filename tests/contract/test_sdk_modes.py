@@ -206,3 +206,15 @@ def test_embedded_acts_as_the_home_owner_or_as_a_token_s_person(
             assert alice.whoami()["name"] == remote.user
             with pytest.raises(PermissionDeniedError, match=remote.user):
                 alice.start_run("x", project="default")
+
+
+def test_the_embedded_sdk_prints_nothing(
+    platform: Platform, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A script's output is its own: the in-process app writes no access log lines."""
+    with ghaf.connect(home=platform.settings.home) as client:
+        client.whoami()
+        with pytest.raises(NotFoundError):
+            client.model_version("nope")
+    captured = capfd.readouterr()
+    assert captured.out == "" and "request" not in captured.err

@@ -101,30 +101,51 @@ def register(
     Residency is checked (the lineage given and the run's inputs) before any file is
     stored; a refusal is audited as a denied model.register.
     """
-    from ghaf.lineage.graph import check_node
-    from ghaf.registry import register_model
-
     cli = state(ctx)
-    platform = cli.platform()
-    nodes = [check_node(node) for node in lineage or ()]
-    target: str | Path = source if source.startswith("run:") else Path(source)
-    version = register_model(
-        platform, cli.actor(), name, target, description=description, lineage=nodes
-    )
-    cli.console.print(
-        f"registered {version.ref} ({version.flavor}, {'signed' if version.signed else 'unsigned'})"
-    )
+    client = cli.remote()
+    if client is not None:
+        if source.startswith("run:"):
+            raise InvalidInputError(
+                "against a server, register a local model directory or file, not a run's "
+                f"artifact ({source})",
+                hint="download the artifact with the SDK (client.download_run_artifacts), then "
+                "register the local files",
+            )
+        made = client.register_model(
+            name,
+            Path(source),
+            project=cli.settings.project,
+            description=description,
+            lineage=list(lineage or ()),
+        )
+    else:
+        from ghaf.lineage.graph import check_node
+        from ghaf.registry import register_model
+
+        nodes = [check_node(node) for node in lineage or ()]
+        target: str | Path = source if source.startswith("run:") else Path(source)
+        made = to_jsonable(
+            register_model(
+                cli.platform(), cli.actor(), name, target, description=description, lineage=nodes
+            )
+        )
+    signed = "signed" if made["signed"] else "unsigned"
+    cli.console.print(f"registered {made['name']}:{made['version']} ({made['flavor']}, {signed})")
 
 
 @app.command("alias")
 def alias(ctx: typer.Context, name: str, alias_name: str, version: int) -> None:
     """Point NAME@ALIAS at VERSION."""
-    from ghaf.registry import set_alias
-
     cli = state(ctx)
-    platform = cli.platform()
-    result = set_alias(platform, cli.actor(), name, alias_name, version)
-    cli.console.print(f"{name}@{alias_name} -> {result.ref}")
+    client = cli.remote()
+    if client is not None:
+        moved = client.set_alias(name, alias_name, version)
+        ref = f"{moved['name']}:{moved['version']}"
+    else:
+        from ghaf.registry import set_alias
+
+        ref = set_alias(cli.platform(), cli.actor(), name, alias_name, version).ref
+    cli.console.print(f"{name}@{alias_name} -> {ref}")
 
 
 @app.command("approve")
@@ -132,12 +153,17 @@ def approve(
     ctx: typer.Context, ref: str, comment: Annotated[str, typer.Option(help="Why.")] = ""
 ) -> None:
     """Approve a version for production (you must not be its author)."""
-    from ghaf.registry import approve_model_version
-
     cli = state(ctx)
-    platform = cli.platform()
-    version = approve_model_version(platform, cli.actor(), ref, comment=comment)
-    cli.console.print(f"approved {version.ref} by {cli.actor().name}")
+    client = cli.remote()
+    if client is not None:
+        approved = client.approve_model_version(ref, comment=comment)
+        done, who = f"{approved['name']}:{approved['version']}", client.whoami()["name"]
+    else:
+        from ghaf.registry import approve_model_version
+
+        done = approve_model_version(cli.platform(), cli.actor(), ref, comment=comment).ref
+        who = cli.actor().name
+    cli.console.print(f"approved {done} by {who}")
 
 
 @app.command("promote")
@@ -147,12 +173,17 @@ def promote(
     stage: Annotated[str, typer.Argument(help="staging, production or archived")],
 ) -> None:
     """Move a version along candidate -> staging -> production -> archived."""
-    from ghaf.registry import transition_model_version
-
     cli = state(ctx)
-    platform = cli.platform()
-    version = transition_model_version(platform, cli.actor(), ref, stage)
-    cli.console.print(f"{version.ref} is now {version.stage}")
+    client = cli.remote()
+    if client is not None:
+        moved = client.transition_model_version(ref, stage)
+        done, now = f"{moved['name']}:{moved['version']}", moved["stage"]
+    else:
+        from ghaf.registry import transition_model_version
+
+        version = transition_model_version(cli.platform(), cli.actor(), ref, stage)
+        done, now = version.ref, version.stage
+    cli.console.print(f"{done} is now {now}")
 
 
 @app.command("card")

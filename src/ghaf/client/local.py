@@ -77,6 +77,7 @@ class LocalTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         from ghaf.server.auth import LOCAL_PRINCIPAL
+        from ghaf.server.gateway import IN_PROCESS
 
         url = request.url
         scope: dict[str, Any] = {
@@ -94,6 +95,7 @@ class LocalTransport(httpx.BaseTransport):
             "server": ("ghaf.local", 80),
             "extensions": {},
             "state": dict(self._state),
+            IN_PROCESS: True,
         }
         if self._principal is not None:
             scope[LOCAL_PRINCIPAL] = self._principal

@@ -22,6 +22,10 @@ from ghaf.logs import bind_ids, get_logger, new_id
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _access = get_logger("ghaf.access")
+IN_PROCESS = "ghaf.in_process"
+"""ASGI scope key the embedded client's transport sets (:mod:`ghaf.client.local`): its
+requests never cross a network, so they write no access log line (on an SDK user's
+stdout); the audit log still records every governed action."""
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
@@ -134,15 +138,16 @@ class Gateway:
                 if not refused:  # after a refusal the app's complaint about it is moot
                     raise
             finally:
-                _access.info(
-                    "request",
-                    method=scope["method"],
-                    path=scope["path"],
-                    status=status,
-                    ms=round((time.perf_counter() - started) * 1000, 2),
-                    principal=state.get("principal"),
-                    client=scope["client"][0] if scope.get("client") else None,
-                )
+                if not scope.get(IN_PROCESS):
+                    _access.info(
+                        "request",
+                        method=scope["method"],
+                        path=scope["path"],
+                        status=status,
+                        ms=round((time.perf_counter() - started) * 1000, 2),
+                        principal=state.get("principal"),
+                        client=scope["client"][0] if scope.get("client") else None,
+                    )
 
 
 def _declared_length(scope: Scope) -> int | None:
