@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,6 +162,21 @@ def test_a_file_goes_to_the_bucket_and_back_encrypted_through_grants(
         )
         assert fetched.read_bytes() == data
         grant = alice.get(f"/runs/{run.run_id}/artifact-grant", path="model/weights.bin")
+    # the CLI's --direct takes the same path
+    server, tokens = team
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "ghaf", "runs", "download", run.run_id, "model/weights.bin"),
+            *("--dest", str(tmp_path / "cli"), "--direct", "--output", "json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "GHAF_URL": server.url, "GHAF_TOKEN": tokens["alice"]},
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["local"] == str(tmp_path / "cli" / "weights.bin")
+    assert (tmp_path / "cli" / "weights.bin").read_bytes() == data
     # the grant is one object's URL on the configured endpoint, for the configured time,
     # with that artifact's own key (the one its header wraps), nothing else
     url = urlparse(grant["url"])
@@ -181,7 +199,7 @@ def test_a_file_goes_to_the_bucket_and_back_encrypted_through_grants(
                 AuditRecordRow.outcome == "allowed",
             )
         ).all()
-    assert [tuple(r) for r in reads] == [("alice", "allowed"), ("alice", "allowed")]
+    assert [tuple(r) for r in reads] == [("alice", "allowed")] * 3  # SDK, GET, CLI
 
 
 def test_another_project_gets_the_404_the_streamed_route_gives(

@@ -75,7 +75,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ),
     ("admin", "ghaf.cli.admin:app", "The home: its owner and handing it over."),
     ("projects", "ghaf.cli.projects:app", "Projects: the units of ownership."),
-    ("runs", "ghaf.cli.runs:app", "Tracked runs: list, show, compare."),
+    ("runs", "ghaf.cli.runs:app", "Tracked runs: list, show, compare, download."),
     ("models", "ghaf.cli.models:app", "Model registry: versions, aliases, approvals, cards."),
     (
         "data",

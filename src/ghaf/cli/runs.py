@@ -1,4 +1,4 @@
-"""``ghaf runs``: list, show and compare tracked runs."""
+"""``ghaf runs``: list, show, compare and download tracked runs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.table import Table
 from ghaf.cli.context import state
 from ghaf.cli.output import Output, OutputOption, emit_json, to_jsonable
 
-app = typer.Typer(help="Tracked runs: list, show, compare.", no_args_is_help=True)
+app = typer.Typer(help="Tracked runs: list, show, compare, download.", no_args_is_help=True)
 
 
 @app.command("list")
@@ -161,3 +161,39 @@ def compare(
         html.write_text(compare_html(cli.platform(), run_ids))
         if output is Output.table:
             cli.console.print(f"wrote {html}")
+
+
+@app.command("download")
+def download(
+    ctx: typer.Context,
+    run_id: str,
+    path: Annotated[str, typer.Argument(help="An artifact file or directory of the run.")],
+    dest: Annotated[Path, typer.Option("--dest", help="Directory to write into.")] = Path(),
+    direct: Annotated[
+        bool,
+        typer.Option(
+            "--direct",
+            help="Against a server whose artifacts are on S3: fetch each file from the bucket "
+            "through a short-lived presigned URL and decrypt it here (the server is asked "
+            "for one file's key, never the bytes). Otherwise the server streams it.",
+        ),
+    ] = False,
+    output: OutputOption = Output.table,
+) -> None:
+    """Download a run's artifact file, or every file under an artifact directory.
+
+    Each file is checked against its SHA-256 before it appears under its name.
+    JSON: {"run_id", "path", "local"}.
+    """
+    cli = state(ctx)
+    client = cli.remote()
+    if client is not None:
+        local = client.download_run_artifacts(run_id, path, dest, direct=direct)
+    else:
+        from ghaf.tracking import download_artifacts
+
+        local = download_artifacts(cli.platform(), run_id, path, dest)
+    if output is Output.json:
+        emit_json({"run_id": run_id, "path": path, "local": str(local)})
+        return
+    cli.console.print(f"downloaded {path} of run {run_id} to {local}")
