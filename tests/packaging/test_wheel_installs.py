@@ -246,6 +246,18 @@ except MissingDependencyError as exc:
     print(exc.extra)
 """
 
+SKLEARN_MISSING = """
+import numpy as np
+
+from ghaf.errors import MissingDependencyError
+from ghaf.evaluation.metrics import classification_metrics
+
+try:  # scikit-learn is imported inside the function: the SDK still names the extra
+    classification_metrics(np.array([0, 1]), np.array([0.2, 0.8]))
+except MissingDependencyError as exc:
+    print(exc.extra)
+"""
+
 
 def test_a_core_install_runs_help_init_doctor_and_names_missing_extras(
     core: Venv, tmp_path: Path
@@ -274,6 +286,7 @@ def test_a_core_install_runs_help_init_doctor_and_names_missing_extras(
     assert "pip install 'ghaf[ray]'" in on_ray.stderr
     # The SDK raises the same error, naming the extra.
     assert _run([core.python, "-c", TORCH_MISSING, str(tmp_path / "m")]).strip() == "torch"
+    assert _run([core.python, "-c", SKLEARN_MISSING]).strip() == "ml"
 
 
 def test_older_numpy_and_pandas_in_the_ranges_are_kept(
