@@ -228,3 +228,9 @@ def sample_size(
         f"to detect {mde:+g} on {baseline:g} at alpha {alpha:g} with power {power:g} "
         f"(fixed horizon: look once, at that n)"
     )
+
+
+# Experiments over deployments: create, start, status, stop, decide, list, outcomes import
+from ghaf.cli.experiment_lifecycle import register  # noqa: E402 - after this group's own
+
+register(app)
