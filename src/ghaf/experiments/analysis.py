@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ghaf.errors import ConfigError, InvalidInputError
+from ghaf.errors import InvalidInputError
 from ghaf.experiments.records import Experiment
 from ghaf.experiments.stats.table import TableSpec, analyze_table
 from ghaf.platform import Platform
@@ -66,11 +66,11 @@ def analyze_experiment(
     """The engine's Analysis (as JSON) of ``record`` from ``log_dir`` and its outcomes.
 
     Raises:
-        ConfigError: no prediction log at ``log_dir``.
-        InvalidInputError: a variant has no unit logged yet (too early to analyze).
+        InvalidInputError: no prediction log at ``log_dir``, or a variant has no unit
+            logged yet (too early to analyze).
     """
     if not Path(log_dir).is_dir():
-        raise ConfigError(
+        raise InvalidInputError(
             f"no prediction log at {log_dir}",
             hint="serve with --log-dir DIR and give the same directory (--log-dir)",
         )

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ghaf.errors import AlreadyExistsError, ConfigError, InvalidInputError, NotFoundError
+from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from ghaf.experiments.analysis import analyze_experiment
 from ghaf.experiments.records import (
     TRANSITIONS,
@@ -231,8 +231,8 @@ def decide_experiment(
     Decision (every value, p-value, interval and sample size) in the record and audit.
 
     Raises:
-        InvalidInputError: the experiment is not stopped.
-        ConfigError: no prediction log at ``log_dir``.
+        InvalidInputError: the experiment is not stopped, no prediction log at
+            ``log_dir``, or a variant with no unit logged.
     """
     row = _row(platform, name, lock=True)
     if row.status != "stopped":
@@ -307,6 +307,6 @@ def experiment_status(
         doc["analysis"] = analyze_experiment(
             platform, record, log_dir or default_log_dir(platform), sequential=sequential
         )
-    except ConfigError as exc:
+    except InvalidInputError as exc:  # no log yet, or a variant with no unit yet
         doc["analysis_error"] = exc.headline
     return doc
