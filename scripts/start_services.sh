@@ -35,4 +35,5 @@ if ! up 4222; then
     -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
   wait_for NATS 4222
 fi
+need_pkg promtool prometheus  # promtool checks the exported SLO rules (tests/unit/slo)
 echo "services: PostgreSQL, Redis and NATS are up on 127.0.0.1"
