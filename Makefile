@@ -60,6 +60,7 @@ audit: $(STAMP)
 	$(BIN)/pip-audit --strict
 
 # The documentation site (mkdocs.yml) into site/, strict: a warning or a broken link fails.
+# Its hooks generate the reference pages and render docs/reports/ (scripts/docs_reports.py).
 .PHONY: docs
 docs: $(STAMP)
 	@$(BIN)/python -c "import mkdocs, material, mkdocstrings" 2>/dev/null || \
