@@ -181,9 +181,12 @@ class _ProjectView(Platform):
         self.settings = parent.settings.model_copy(update={"project": project})
         self._parent = parent
 
-    @property
+    @cached_property
     def artifacts(self) -> ArtifactStore:
-        return self._parent.artifacts
+        """The parent's store; an encrypted one binds this project in what it seals."""
+        store = self._parent.artifacts
+        for_project = getattr(store, "for_project", None)
+        return for_project(self.settings.project) if for_project is not None else store
 
     @property
     def events(self) -> EventBus:

@@ -70,8 +70,12 @@ class ArtifactStore(Protocol):
 
     def put_bytes(self, data: bytes) -> ArtifactInfo: ...
 
-    def open(self, digest: str) -> AbstractContextManager[BinaryIO]:
-        """A reader that raises ``IntegrityError`` at the end if the bytes do not match."""
+    def open(self, digest: str, *, verify: bool = True) -> AbstractContextManager[BinaryIO]:
+        """A reader that raises ``IntegrityError`` at the end if the bytes do not match.
+
+        ``verify=False`` skips the hash for a consumer that checks the digest itself (a
+        download, whose client verifies end to end); an encrypted store's authenticated
+        encryption still refuses any altered byte."""
         ...
 
     def get(self, digest: str, dest: Path) -> ArtifactInfo:

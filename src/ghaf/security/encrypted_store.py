@@ -113,10 +113,10 @@ class _Source:
 class DecryptingReader(io.RawIOBase):
     """Plaintext of an encrypted body; checks the plaintext digest at the end."""
 
-    def __init__(self, pieces: Iterator[memoryview], digest: str) -> None:
+    def __init__(self, pieces: Iterator[memoryview], digest: str, *, verify: bool = True) -> None:
         self._pieces = pieces
         self._digest = digest
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if verify else None
         self._buffer = memoryview(b"")
         self._error: GhafError | None = None
         self._done = False
@@ -132,10 +132,11 @@ class DecryptingReader(io.RawIOBase):
                 return 0
             try:
                 self._buffer = next(self._pieces)
-                self._hash.update(self._buffer)
+                if self._hash is not None:
+                    self._hash.update(self._buffer)
             except StopIteration:
                 self._done = True
-                if self._hash.hexdigest() != self._digest:
+                if self._hash is not None and self._hash.hexdigest() != self._digest:
                     self._error = IntegrityError(
                         f"artifact {self._digest} decrypted to bytes with another digest",
                         hint="the stored artifact is corrupt; restore it from a replica",
@@ -163,6 +164,11 @@ class EncryptedArtifactStore:
         self.keys = keys
         self.project = project
         self.region = blobs.region
+
+    def for_project(self, project: str) -> EncryptedArtifactStore:
+        """The same store writing ``project`` into the headers it seals (the blobs and keys
+        are shared: a project's view of a server's store)."""
+        return EncryptedArtifactStore(self.blobs, self.keys, project=project)
 
     # Writing -------------------------------------------------------------------------
 
@@ -293,12 +299,13 @@ class EncryptedArtifactStore:
         ) from failure
 
     @contextlib.contextmanager
-    def open(self, digest: str) -> Iterator[BinaryIO]:
-        """A decrypting, verifying reader; read to the end to have the digest checked."""
+    def open(self, digest: str, *, verify: bool = True) -> Iterator[BinaryIO]:
+        """A decrypting, verifying reader; read to the end to have the digest checked
+        (``verify=False``: the AEAD tags alone, for a consumer that checks the digest)."""
         body_key, data_key, header = self._unlock(digest)
         with self.blobs.open_read(body_key) as raw:
             pieces = iter_decrypt(data_key, body_context(header.body_id), _Source(raw).readinto)
-            yield io.BufferedReader(DecryptingReader(pieces, digest), CHUNK_SIZE)
+            yield io.BufferedReader(DecryptingReader(pieces, digest, verify=verify), CHUNK_SIZE)
 
     def get(self, digest: str, dest: Path) -> ArtifactInfo:
         """Decrypt to a temporary file beside ``dest``; rename only once everything verified."""

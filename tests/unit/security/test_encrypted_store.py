@@ -196,3 +196,33 @@ def test_missing_kek_says_run_init(tmp_path: Path) -> None:
 def test_digest_matches_plain_sha256(store: EncryptedArtifactStore) -> None:
     info = store.put_bytes(DATA)
     assert info.digest == hashlib.sha256(DATA).hexdigest()
+
+
+def test_a_project_view_seals_its_own_project_into_the_header(tmp_path: Path) -> None:
+    """A server writes for many projects through one platform: the header binds the project
+    the write was for (its view), not the server's default, and any view reads it."""
+    from ghaf.home import init_home
+
+    with init_home(load_settings(home=tmp_path / "h")) as platform:
+        risk = platform.in_project("risk")
+        info = risk.artifacts.put_bytes(b"risk's model")
+        header = orjson.loads(_header(platform.artifacts, info.digest).read_bytes())  # type: ignore[arg-type]
+        assert header["context"]["project"] == "risk" != platform.default_project
+        assert platform.artifacts.read_bytes(info.digest) == b"risk's model"
+        assert risk.artifacts is risk.artifacts  # one view per project view, not one per use
+
+
+def test_a_reader_left_unverified_still_refuses_an_altered_body(
+    store: EncryptedArtifactStore,
+) -> None:
+    """verify=False (a download whose client checks the digest) skips only the hash: the
+    AEAD tags still refuse any changed byte of the body."""
+    info = store.put_bytes(DATA)
+    with store.open(info.digest, verify=False) as handle:
+        assert handle.read() == DATA
+    body = _body(store, info.digest)
+    raw = bytearray(body.read_bytes())
+    raw[HEADER_SIZE + 10] ^= 1
+    body.write_bytes(bytes(raw))
+    with pytest.raises(IntegrityError), store.open(info.digest, verify=False) as handle:
+        handle.read()

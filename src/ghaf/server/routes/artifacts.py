@@ -176,7 +176,9 @@ waits for the socket to drain below its high-water mark before the next)."""
 
 
 def _chunks(platform: Platform, digest: str) -> Iterator[bytes]:
-    with platform.artifacts.open(digest) as handle:  # verifies the digest at the end
+    # The client checks the digest sent with the file (x-ghaf-sha256) end to end, and the
+    # store's AEAD tags refuse any altered byte: hashing here too cost a fifth of the time.
+    with platform.artifacts.open(digest, verify=False) as handle:
         while chunk := handle.read(SEND):
             yield chunk
 
