@@ -11,6 +11,8 @@ modes share (approving one's own version) and no approval that succeeds.
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -218,3 +220,18 @@ def test_the_embedded_sdk_prints_nothing(
             client.model_version("nope")
     captured = capfd.readouterr()
     assert captured.out == "" and "request" not in captured.err
+
+
+def test_a_script_that_never_closes_its_embedded_client_still_exits(platform: Platform) -> None:
+    code = (
+        "import sys, ghaf\n"
+        "client = ghaf.connect(home=sys.argv[1])\n"
+        "print(client.whoami()['name'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(platform.settings.home)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, platform.admin().name), done.stderr

@@ -14,7 +14,9 @@ token, the token's principal acts instead, exactly as ``ghaf --token`` on a home
 
 from __future__ import annotations
 
+import atexit
 import functools
+import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, asynccontextmanager
@@ -63,17 +65,24 @@ class LocalTransport(httpx.BaseTransport):
         self._principal = principal
         self._state: dict[str, Any] = {}
         self._body_reader = anyio.CapacityLimiter(4)
-        self._portal_cm = anyio.from_thread.start_blocking_portal()
-        self._portal = self._portal_cm.__enter__()
+        self._closed = False
+        # A daemon thread: a script that never closes its client still exits (a pool
+        # thread would be joined before atexit runs, and wait for the loop forever).
+        ready: Future[anyio.from_thread.BlockingPortal] = Future()
+        self._thread = threading.Thread(
+            target=_serve_portal, args=(ready,), name="ghaf-embedded", daemon=True
+        )
+        self._thread.start()
+        self._portal = ready.result()
         self._lifespan: AbstractContextManager[None] = self._portal.wrap_async_context_manager(
             _lifespan(app, self._state)
         )
         try:
             self._lifespan.__enter__()
         except BaseException:
-            self._portal_cm.__exit__(None, None, None)
+            self._stop_loop()
             raise
-        self._closed = False
+        atexit.register(self.close)  # shut the app down (the platform closes) at exit
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         from ghaf.server.auth import LOCAL_PRINCIPAL
@@ -132,10 +141,31 @@ class LocalTransport(httpx.BaseTransport):
         if self._closed:
             return
         self._closed = True
+        atexit.unregister(self.close)
         try:
             self._lifespan.__exit__(None, None, None)
         finally:
-            self._portal_cm.__exit__(None, None, None)
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._portal.call(self._portal.stop)
+        self._thread.join()
+
+
+def _serve_portal(ready: Future[anyio.from_thread.BlockingPortal]) -> None:
+    """Run an event loop with a portal into it until the portal is stopped."""
+
+    async def serve() -> None:
+        async with anyio.from_thread.BlockingPortal() as portal:
+            ready.set_result(portal)
+            await portal.sleep_until_stopped()
+
+    try:
+        anyio.run(serve)
+    except BaseException as exc:  # the loop could not start: the caller hears why
+        if not ready.done():
+            ready.set_exception(exc)
+        raise
 
 
 def _next_chunk(chunks: Iterator[bytes]) -> bytes | None:
