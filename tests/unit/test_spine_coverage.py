@@ -562,6 +562,15 @@ def _alert_deliver(platform: Platform) -> None:
     deliver_outbox(platform, platform.admin())
 
 
+def _slo_define(platform: Platform) -> None:
+    from ghaf.slo import SLO
+    from ghaf.slo.store import define_slo
+
+    define_slo(
+        platform, platform.admin(), SLO("fraud-availability", "fraud", "availability", 0.999)
+    )
+
+
 def _incident_move(verb: str, *args: str) -> Callable[[Platform], None]:
     def move(platform: Platform) -> None:
         from ghaf.incidents import lifecycle
@@ -635,6 +644,7 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "alert.ingest": _alert_ingest,
     "alert.resolve": _alert_resolve,
     "alert.deliver": _alert_deliver,
+    "slo.define": _slo_define,
     "incident.ack": _incident_move("acknowledge"),
     "incident.hold": _incident_move("hold", "waiting on the vendor"),
     "incident.resume": _incident_move("resume"),

@@ -27,6 +27,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "ghaf.experiments.tables",
     "ghaf.alerts.tables",
     "ghaf.incidents.tables",
+    "ghaf.slo.tables",
 )
 
 

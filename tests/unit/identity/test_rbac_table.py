@@ -132,6 +132,8 @@ EXPECTED: dict[str, set[str]] = {
         )
     },
     "alert.read": READERS,
+    # SLO definitions set what pages people: SREs
+    "slo.define": {"sre"},
     "incident.read": READERS,
 }
 

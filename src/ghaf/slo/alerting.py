@@ -1,0 +1,56 @@
+"""SLO verdicts as alerts: one fingerprint per SLO and window pair, so repeats dedupe."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from ghaf.alerts import Alert
+from ghaf.incidents import IngestResult, ingest_alerts
+from ghaf.platform import Platform
+from ghaf.security.identity import Actor
+from ghaf.slo.base import SLO, duration
+from ghaf.slo.engine import Verdict
+from ghaf.slo.prometheus import ALERT, alert_annotations
+
+SEVERITY = {"page": "critical", "ticket": "warning"}
+"""Ghaf's alert severity of each SLO action (a page wakes someone; a ticket waits)."""
+
+
+def alerts_for(slo: SLO, verdicts: Sequence[Verdict]) -> list[Alert]:
+    """The firing verdicts as alerts labelled as the exported Prometheus rules label them."""
+    out = []
+    for v in verdicts:
+        if not v.firing:
+            continue
+        window = next(w for w in slo.windows if w.name == v.window)
+        labels = {
+            "slo": slo.name,
+            "deployment": slo.deployment,
+            "long_window": v.window,
+            "short_window": duration(window.short_s),
+            "action": v.severity,
+        }
+        out.append(
+            Alert(
+                name=ALERT,
+                labels=labels,
+                severity=SEVERITY[v.severity],
+                summary=alert_annotations(slo, window.factor, v.window)["summary"]
+                + f": burn {v.burn_long:.1f}x over {v.window}, {v.burn_short:.1f}x confirming",
+                source="ghaf-slo",
+                deployment=slo.deployment,
+                starts_at=datetime.fromtimestamp(v.at, UTC),
+            )
+        )
+    return out
+
+
+def fire_verdicts(
+    platform: Platform, actor: Actor, slo: SLO, verdicts: Sequence[Verdict]
+) -> IngestResult | None:
+    """Send the firing verdicts to alerts and incidents (None when nothing fires)."""
+    alerts = alerts_for(slo, verdicts)
+    if not alerts:
+        return None
+    return ingest_alerts(platform, actor, alerts)
