@@ -82,6 +82,9 @@ class S3BlobStore:
         options = dict(storage_options or {})
         if endpoint_url:
             options.setdefault("endpoint_url", endpoint_url)
+        # Presigned URLs in SigV4: regions opened since 2014 (the UAE's among them) refuse
+        # the SigV2 that botocore would otherwise sign them with.
+        options["config_kwargs"] = {"signature_version": "s3v4", **options.get("config_kwargs", {})}
         self._fs = s3fs.S3FileSystem(**options)
         self._base = self.url.removeprefix("s3://")
         bucket = self._base.split("/", 1)[0]
