@@ -22,6 +22,7 @@ SUITES: tuple[str, ...] = (
     "contracts",
     "ingest",
     "experiments_stats",
+    "experiment_overhead",
 )
 """Benchmark modules under ``benchmarks/``, each with ``run(size) -> list[Figure]``."""
 
