@@ -116,6 +116,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "ghaf.cli.incidents:app",
         "Incidents: priority, state, assignment and timeline of what alerts raised.",
     ),
+    (
+        "slo",
+        "ghaf.cli.slo:app",
+        "SLOs: define, list, burn-rate status (fires alerts), export Prometheus rules.",
+    ),
     ("features", "ghaf.cli.features:app", "Feature store: definitions, materialization, serving."),
     ("tokens", "ghaf.cli.tokens:app", "API tokens: random, shown once, stored hashed."),
     ("roles", "ghaf.cli.roles:app", "Roles bound to principals per project (RBAC)."),
