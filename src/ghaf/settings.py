@@ -250,8 +250,8 @@ class AlertingSettings(BaseModel):
     )
     priority_matrix: list[list[int]] = Field(
         default_factory=_servicenow_matrix,
-        description="Incident priority (1..5) by [impact-1][urgency-1]; default: "
-        "ServiceNow's matrix.",
+        description="Incident priority (1..5): row impact, column urgency (each 1..3); "
+        "default: ServiceNow's matrix.",
     )
 
     @field_validator("priority_matrix")

@@ -72,6 +72,13 @@ def _curve(
     )
 
 
+def _labels(runs: Sequence[Any]) -> list[str]:
+    """A curve's name: the run's, with its id where runs share a name (reruns of one
+    experiment often do), so no run's curve hides another's."""
+    names = [r.name for r in runs]
+    return [f"{r.name} ({r.run_id[:8]})" if names.count(r.name) > 1 else r.name for r in runs]
+
+
 def compare_html(platform: Platform, run_ids: Sequence[str]) -> str:
     """An HTML page comparing ``run_ids``: the table, then one chart per metric."""
     runs = [get_run(platform, run_id, with_env=False) for run_id in run_ids]
@@ -81,13 +88,17 @@ def compare_html(platform: Platform, run_ids: Sequence[str]) -> str:
     for row in rows:
         table += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
     table += "</tbody></table>"
+    labels = _labels(runs)
     legend = "".join(
-        f"<span style='color:{_COLORS[i % len(_COLORS)]}'>&#9632; {html.escape(r.name)}</span> "
-        for i, r in enumerate(runs)
+        f"<span style='color:{_COLORS[i % len(_COLORS)]}'>&#9632; {html.escape(label)}</span> "
+        for i, label in enumerate(labels)
     )
     charts = []
     for key in sorted({k for r in runs for k in r.metrics}):
-        series = {r.name: get_metric_history(platform, r.run_id, key) for r in runs}
+        series = {
+            label: get_metric_history(platform, r.run_id, key)
+            for label, r in zip(labels, runs, strict=True)
+        }
         charts.append(_curve(series, key))
     style = (
         "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"

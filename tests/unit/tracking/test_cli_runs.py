@@ -50,3 +50,20 @@ def test_runs_bad_input(platform: Platform) -> None:
     assert out.returncode == 4
     out = ghaf("runs", "compare", "0" * 32)
     assert out.returncode == 3 and "at least two" in out.stderr
+
+
+def test_reruns_with_one_name_each_keep_their_curve(platform: Platform) -> None:
+    """Reruns of an experiment often share a name: each still gets its own curve, named
+    with its id, rather than the last one hiding the others."""
+    from ghaf.tracking.compare import compare_html
+
+    ids = []
+    for lr in (0.1, 0.2, 0.3):
+        with start_run("nightly", platform=platform, experiment="fraud") as run:
+            for step in range(3):
+                run.log_metric("loss", lr / (step + 1))
+        ids.append(run.run_id)
+    page = compare_html(platform, ids)
+    assert page.count("<polyline") == 3
+    for run_id in ids:
+        assert f"nightly ({run_id[:8]})" in page
