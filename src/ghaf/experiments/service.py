@@ -303,10 +303,15 @@ def experiment_status(
     """The record and, when a prediction log exists, an interim analysis (nothing stored)."""
     record = get_experiment(platform, name)
     doc: dict[str, Any] = {"experiment": record, "analysis": None, "shadow": None}
+    directory = log_dir or default_log_dir(platform)
     try:
-        doc["analysis"] = analyze_experiment(
-            platform, record, log_dir or default_log_dir(platform), sequential=sequential
-        )
+        doc["analysis"] = analyze_experiment(platform, record, directory, sequential=sequential)
     except InvalidInputError as exc:  # no log yet, or a variant with no unit yet
         doc["analysis_error"] = exc.headline
+    if record.shadows and directory.is_dir():
+        from ghaf.experiments.shadow import compare_shadows
+        from ghaf.serving.predlog import read_prediction_log
+
+        log = read_prediction_log(directory)
+        doc["shadow"] = compare_shadows(log, record.control.rpartition(":")[0])
     return doc
