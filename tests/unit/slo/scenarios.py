@@ -65,3 +65,10 @@ def quiet(min_requests_per_hour: int = 100) -> Scenario:
         min_requests_per_hour=min_requests_per_hour,
     )
     return Scenario("quiet", slo, _series(total, bad), 10 / 60, 180)
+
+
+def slow_responses(seed: int = 7) -> Scenario:
+    """The fast burn's counts as a latency SLO: 10% of requests over 250 ms for 30 min."""
+    burst = fast_burn(seed)
+    slo = SLO("fraud-latency", "fraud", "latency", 0.999, threshold_ms=250)
+    return Scenario("slow-responses", slo, burst.series, burst.per_minute, burst.onset)

@@ -13,7 +13,9 @@ import yaml
 
 from ghaf.slo import evaluate
 from ghaf.slo.prometheus import export_rules, promtool_test
-from tests.unit.slo.scenarios import Scenario, fast_burn, quiet, slow_burn
+from tests.unit.slo.scenarios import Scenario, fast_burn, quiet, slow_burn, slow_responses
+
+pytestmark = pytest.mark.slow
 
 
 def _promtool() -> str:
@@ -45,7 +47,9 @@ def _run(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("make", [fast_burn, slow_burn, quiet], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "make", [fast_burn, slow_burn, quiet, slow_responses], ids=lambda f: f.__name__
+)
 def test_promtool_agrees_with_the_engine(make: object, tmp_path: Path) -> None:
     promtool = _promtool()
     s: Scenario = make()  # type: ignore[operator]
