@@ -25,7 +25,21 @@ from ghaf.spine import current_operation, current_session, governed
 from ghaf.tracking import get_run
 
 
-@governed("model.alias", resource="model:{name}@{alias}")
+def _model_project(platform: Platform, ref: str) -> str:
+    """The project that holds the model ``ref`` names: its lifecycle is authorized there,
+    whatever project the caller's platform acts in (the default one on a home), so a
+    role in one project never moves another project's model."""
+    try:
+        name = parse_ref(ref).name
+    except InvalidInputError:
+        return platform.default_project  # refused inside the operation, audited
+    with platform.read_session() as session:
+        owner = session.execute(
+            select(RegisteredModelRow.project).where(RegisteredModelRow.name == name)
+        ).scalar_one_or_none()
+    return owner or platform.default_project  # a missing model fails in the operation
+
+
 def set_alias(
     platform: Platform, actor: Actor, name: str, alias: str, version: int
 ) -> ModelVersion:
@@ -37,6 +51,14 @@ def set_alias(
     Raises:
         PolicyViolationError: naming each requirement the version does not meet.
     """
+    project = _model_project(platform, name)
+    return _set_alias(platform.in_project(project), actor, name, alias, version, project=project)
+
+
+@governed("model.alias", resource="model:{name}@{alias}")
+def _set_alias(
+    platform: Platform, actor: Actor, name: str, alias: str, version: int, *, project: str
+) -> ModelVersion:
     check_alias(alias)
     if alias == "latest":
         raise InvalidInputError("'latest' is reserved", hint="pick another alias name")
@@ -61,9 +83,14 @@ def move_alias(
     return load_version(session, model, row)
 
 
-@governed("model.alias_delete", resource="model:{name}@{alias}")
 def delete_alias(platform: Platform, actor: Actor, name: str, alias: str) -> None:
     """Remove ``name@alias``."""
+    project = _model_project(platform, name)
+    _delete_alias(platform.in_project(project), actor, name, alias, project=project)
+
+
+@governed("model.alias_delete", resource="model:{name}@{alias}")
+def _delete_alias(platform: Platform, actor: Actor, name: str, alias: str, *, project: str) -> None:
     session = current_session()
     model, _ = resolve_rows(session, ModelRef(name, alias=check_alias(alias)))
     session.execute(
@@ -73,7 +100,6 @@ def delete_alias(platform: Platform, actor: Actor, name: str, alias: str) -> Non
     )
 
 
-@governed("model.approve", resource="model:{ref}")
 def approve_model_version(
     platform: Platform, actor: Actor, ref: str, *, comment: str = ""
 ) -> ModelVersion:
@@ -86,6 +112,14 @@ def approve_model_version(
     Raises:
         PolicyViolationError: the approver is not a second person.
     """
+    project = _model_project(platform, ref)
+    return _approve(platform.in_project(project), actor, ref, comment=comment, project=project)
+
+
+@governed("model.approve", resource="model:{ref}")
+def _approve(
+    platform: Platform, actor: Actor, ref: str, *, comment: str, project: str
+) -> ModelVersion:
     session = current_session()
     model, row = resolve_rows(session, parse_ref(ref))
     policy = policy_in(session, model.project).policy
@@ -119,7 +153,6 @@ def approve_model_version(
     return load_version(session, model, row)
 
 
-@governed("model.promote", resource="model:{ref}")
 def transition_model_version(
     platform: Platform, actor: Actor, ref: str, stage: str
 ) -> ModelVersion:
@@ -134,6 +167,14 @@ def transition_model_version(
         InvalidInputError: unknown stage or a transition the lifecycle does not allow.
         PolicyViolationError: naming each release requirement the version does not meet.
     """
+    project = _model_project(platform, ref)
+    return _transition(platform.in_project(project), actor, ref, stage, project=project)
+
+
+@governed("model.promote", resource="model:{ref}")
+def _transition(
+    platform: Platform, actor: Actor, ref: str, stage: str, *, project: str
+) -> ModelVersion:
     if stage not in STAGES:
         raise InvalidInputError(
             f"stage {stage!r} is unknown", hint=f"use one of {', '.join(STAGES)}"
@@ -175,9 +216,16 @@ def apply_stage(
     return load_version(session, model, row)
 
 
-@governed("model.card_update", resource="model:{ref}")
 def update_model_card(platform: Platform, actor: Actor, ref: str, markdown: str) -> ModelVersion:
     """Replace a version's model card with edited Markdown."""
+    project = _model_project(platform, ref)
+    return _update_card(platform.in_project(project), actor, ref, markdown, project=project)
+
+
+@governed("model.card_update", resource="model:{ref}")
+def _update_card(
+    platform: Platform, actor: Actor, ref: str, markdown: str, *, project: str
+) -> ModelVersion:
     if not markdown.strip():
         raise InvalidInputError("the model card is empty", hint="pass the card's Markdown text")
     session = current_session()
