@@ -24,7 +24,13 @@ from ghaf.data.base import (
 from ghaf.data.profile import ProfileBuilder, redact_profile
 from ghaf.data.residency import check_derived_residency
 from ghaf.data.tables import DatasetVersionRow
-from ghaf.errors import AlreadyExistsError, IntegrityError, InvalidInputError, NotFoundError
+from ghaf.errors import (
+    AlreadyExistsError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+    name_taken,
+)
 from ghaf.lineage.graph import NODE_KINDS, link
 from ghaf.lineage.openlineage import DatasetRef, LineageSink, build_run_event
 from ghaf.metadata.base import utcnow
@@ -243,10 +249,7 @@ def version_projects(platform: Platform, name: str) -> dict[int, str]:
 
 
 def _owned_elsewhere(name: str, project: str) -> AlreadyExistsError:
-    return AlreadyExistsError(
-        f"dataset {name!r} belongs to another project than {project!r}",
-        hint="a dataset name stays its first project's: pick another name for this project",
-    )
+    return name_taken("dataset", name)
 
 
 def check_dataset_project(platform: Platform, name: str) -> None:

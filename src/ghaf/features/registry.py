@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from ghaf.data import get_dataset
-from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError, name_taken
 from ghaf.features.definitions import (
     Definition,
     Entity,
@@ -120,10 +120,7 @@ def plan(session: Any, definitions: Sequence[Definition], project: str) -> list[
         row = current.get((spec["kind"], item.name))
         label = spec["kind"].replace("_", " ")
         if row is not None and row.project != project:
-            raise AlreadyExistsError(
-                f"{label} {item.name!r} belongs to another project",
-                hint=f"pick another name for project {project!r}'s {label}",
-            )
+            raise name_taken(label, item.name)
         if row is None:
             diff = "\n".join(f"+ {line}" for line in _pretty(spec))
             changes.append(Change(spec["kind"], item.name, "create", None, 1, (), diff))

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
-from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError, name_taken
 from ghaf.metadata.base import utcnow
 from ghaf.monitoring.profile import Profile
 from ghaf.monitoring.tables import ReferenceProfileRow
@@ -91,10 +91,7 @@ def save_profile(
         ).all()
     )
     if set(versions) - {here}:
-        raise AlreadyExistsError(
-            f"profile {name!r} belongs to another project",
-            hint="pick another profile name for this project",
-        )
+        raise name_taken("profile", name)
     info = platform.artifacts.put_bytes(profile.to_bytes())
     row = ReferenceProfileRow(
         name=name,

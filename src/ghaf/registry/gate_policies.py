@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 from sqlalchemy.orm import Session
 
-from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError, name_taken
 from ghaf.evaluation.policy import GatePolicy, parse_policy
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
@@ -156,10 +156,7 @@ def _add_version(
     session = current_session()
     latest = _latest_row(session, name)
     if latest is not None and latest.project != project:
-        raise AlreadyExistsError(
-            f"gate policy {name!r} belongs to project {latest.project!r}",
-            hint="add its versions there, or pick another --name",
-        )
+        raise name_taken("gate policy", name)
     row = latest
     if latest is None or latest.text != text:
         row = GatePolicyRow(

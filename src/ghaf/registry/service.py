@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ghaf.artifacts.scratch import scratch_dir
-from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from ghaf.errors import InvalidInputError, NotFoundError, name_taken
 from ghaf.lineage import link
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
@@ -182,10 +182,7 @@ def create_model_version(
     wanted = project or platform.default_project
     model = _lock_model(session, name, wanted, actor.name)
     if model.project != wanted:  # authorized in `wanted`: adding to another project's model
-        raise AlreadyExistsError(  # would let one project write into another
-            f"model {name!r} belongs to project {model.project!r}, not {wanted!r}",
-            hint=f"register it in its project (--project {model.project}) or pick another name",
-        )
+        raise name_taken("model", name)  # would let one project write into another
     latest = session.execute(
         select(func.max(ModelVersionRow.version)).where(ModelVersionRow.model_id == model.id)
     ).scalar_one()

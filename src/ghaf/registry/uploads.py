@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from ghaf.artifacts.base import CHUNK_SIZE, ArtifactInfo
 from ghaf.artifacts.scratch import scratch_dir
-from ghaf.errors import AlreadyExistsError, GhafError, InvalidInputError, NotFoundError
+from ghaf.errors import GhafError, InvalidInputError, NotFoundError, name_taken
 from ghaf.platform import Platform
 from ghaf.registry.base import ModelVersion, check_name
 from ghaf.registry.service import get_model_version, register_model
@@ -163,10 +163,7 @@ def _check_model_project(platform: Platform, name: str, project: str) -> None:
     except NotFoundError:
         return
     if current.project != project:
-        raise AlreadyExistsError(
-            f"model {name!r} belongs to another project",
-            hint="pick another model name for this project",
-        )
+        raise name_taken("model", name)
 
 
 def register_uploaded(

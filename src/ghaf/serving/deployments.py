@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError, name_taken
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.registry.base import parse_ref
@@ -152,11 +152,16 @@ def create_deployment(
     """
     session = current_session()
     _check_name(name)
-    if session.execute(select(DeploymentRow.id).where(DeploymentRow.name == name)).first():
+    project = project or platform.default_project
+    owner = session.execute(
+        select(DeploymentRow.project).where(DeploymentRow.name == name)
+    ).scalar_one_or_none()
+    if owner is not None and owner != project:
+        raise name_taken("deployment", name)
+    if owner is not None:
         raise AlreadyExistsError(
             f"deployment {name!r} exists", hint=f"update it: ghaf serve ... --deployment {name}"
         )
-    project = project or platform.default_project
     resolved, shadow_ref = _write_models(platform, actor, session, name, project, models, shadow)
     now = utcnow()
     row = DeploymentRow(

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
+from ghaf.errors import InvalidInputError, NotFoundError, name_taken
 from ghaf.lineage import link
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
@@ -94,10 +94,7 @@ def create_experiment(
         select(ExperimentRow.project).where(ExperimentRow.name == name)
     ).scalar_one()
     if owner != values["project"]:  # authorized in this project: never write into another's
-        raise AlreadyExistsError(
-            f"experiment {name!r} belongs to project {owner!r}, not {values['project']!r}",
-            hint="pick another experiment name for this project",
-        )
+        raise name_taken("experiment", name)
     return name
 
 

@@ -36,9 +36,11 @@ def test_another_project_cannot_write_a_version_of_a_dataset(
     first = write_dataset(fraud, fraud.admin(), "tx", _table(), source="test")
     stored = set(fraud.artifacts.digests())
 
-    with pytest.raises(AlreadyExistsError, match="belongs to another project than 'retail'"):
+    with pytest.raises(
+        AlreadyExistsError, match="is taken in this home; names are unique across projects"
+    ):
         write_dataset(retail, retail.admin(), "tx", _table(), source="test")
-    with pytest.raises(AlreadyExistsError, match="belongs to another project"):
+    with pytest.raises(AlreadyExistsError, match="is taken in this home"):
         write_dataset(retail, retail.admin(), "tx", pa.table({"id": [9]}), source="test")
     with pytest.raises(AlreadyExistsError):
         check_dataset_project(retail, "tx")
@@ -48,10 +50,10 @@ def test_another_project_cannot_write_a_version_of_a_dataset(
     # Identical content through ingest (record_version itself): refused, not fraud's version.
     path = tmp_path / "tx.parquet"
     pq.write_table(_table(), path)
-    with pytest.raises(AlreadyExistsError, match="belongs to another project"):
+    with pytest.raises(AlreadyExistsError, match="is taken in this home"):
         ingest(retail, retail.admin(), path, "tx")
     # Nor by records appended to it: the keys fraud holds are not looked at.
-    with pytest.raises(AlreadyExistsError, match="belongs to another project"):
+    with pytest.raises(AlreadyExistsError, match="is taken in this home"):
         write_micro_batch(
             retail, retail.admin(), "tx", [{"id": 4, "amount": 4.5}], ["k4"], source="test"
         )
@@ -74,6 +76,6 @@ def test_records_of_another_project_s_stream_are_refused_before_its_keys_are_rea
     fraud, retail = two_projects
     write_micro_batch(fraud, fraud.admin(), "events", [{"id": 1}], ["k1"], source="test")
     for keys in (["k1"], ["k2"]):
-        with pytest.raises(AlreadyExistsError, match="belongs to another project"):
+        with pytest.raises(AlreadyExistsError, match="is taken in this home"):
             write_micro_batch(retail, retail.admin(), "events", [{"id": 1}], keys, source="test")
     assert [v.version for v in list_versions(fraud, "events")] == [1]

@@ -90,7 +90,7 @@ def test_a_profile_is_saved_listed_and_read_in_its_project(homes: Platform) -> N
 
 def test_a_name_stays_with_its_first_project(homes: Platform) -> None:
     _save(homes, "tx-ref", "fraud")
-    with pytest.raises(AlreadyExistsError, match="'tx-ref' belongs to another project"):
+    with pytest.raises(AlreadyExistsError, match="profile name 'tx-ref' is taken in this home"):
         _save(homes, "tx-ref", "retail")
     # Nothing of retail's was stored, and the refusal is audited in retail.
     assert [(p.project, p.version) for p in list_profiles(homes, "tx-ref")] == [("fraud", 1)]

@@ -20,7 +20,10 @@ def test_another_project_cannot_add_a_version(platform: Platform, model_dir: Pat
     alice = person(platform, "alice", ["data_scientist"], project="fraud")
     rita = person(platform, "rita", ["data_scientist"], project="retail")
     register_model(platform.in_project("fraud"), alice, "churn", model_dir, project="fraud")
-    with pytest.raises(AlreadyExistsError, match="belongs to project 'fraud', not 'retail'"):
+    with pytest.raises(
+        AlreadyExistsError,
+        match="is taken in this home; names are unique across projects: choose another",
+    ):
         register_model(platform.in_project("retail"), rita, "churn", model_dir, project="retail")
     versions = list_versions(platform, "churn")
     assert [(v.version, v.project, v.created_by) for v in versions] == [(1, "fraud", "alice")]

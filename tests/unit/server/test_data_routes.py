@@ -270,7 +270,7 @@ def test_another_project_sees_nothing_of_a_project_s_data(served: Served) -> Non
             json={"project": "retail", "upload": {"digest": digest, "filename": "tx.csv"}},
         )
         assert stolen.status_code == 404 and "was not uploaded to project 'retail'" in stolen.text
-        with pytest.raises(AlreadyExistsError, match="belongs to another project"):
+        with pytest.raises(AlreadyExistsError, match="is taken in this home"):
             sdk.ingest(csv, "tx", project="retail")
         linked = rita.post(
             "/datasets/loot/versions",

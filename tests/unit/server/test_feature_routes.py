@@ -338,7 +338,7 @@ def test_each_project_applies_its_own_features_and_sees_none_of_the_other_s(
                       "dry_run": dry_run},
             )  # fmt: skip
             assert taken.status_code == 409, taken.text
-            assert "entity 'customer' belongs to another project" in taken.json()["title"]
+            assert "entity name 'customer' is taken in this home" in taken.json()["title"]
         # Another project's view cannot be materialized through hers, nor read to find out.
         theirs = rita.post(
             "/features/materializations", json={"project": "retail", "views": ["customer_stats"]}

@@ -247,7 +247,7 @@ def test_another_project_s_model_reads_as_missing(
     with served.client("rita") as rita_client:
         with pytest.raises(NotFoundError):
             rita_client.download_model("churn:1", tmp_path / "stolen")
-        with pytest.raises(AlreadyExistsError, match="another project"):
+        with pytest.raises(AlreadyExistsError, match="is taken in this home"):
             rita_client.register_model("churn", model_dir, project="retail")
     assert not (tmp_path / "stolen").exists() or not any((tmp_path / "stolen").iterdir())
     assert [v.project for v in [get_model_version(served.platform, "churn")]] == ["fraud"]

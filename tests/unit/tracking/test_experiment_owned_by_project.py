@@ -19,7 +19,10 @@ def test_another_project_cannot_file_runs_under_an_experiment(platform: Platform
     alice = person(platform, "alice", ["data_scientist"], project="fraud")
     rita = person(platform, "rita", ["data_scientist"], project="retail")
     run_id = create_run(platform.in_project("fraud"), alice, "churn", project="fraud")
-    with pytest.raises(AlreadyExistsError, match="belongs to project 'fraud', not 'retail'"):
+    with pytest.raises(
+        AlreadyExistsError,
+        match="is taken in this home; names are unique across projects: choose another",
+    ):
         create_run(platform.in_project("retail"), rita, "churn", project="retail")
     assert experiment_projects(platform) == {"churn": "fraud"}
     assert [r.run_id for r in search_runs(platform, experiments=["churn"]).runs] == [run_id]

@@ -9,7 +9,7 @@ from fastapi import Depends, Query
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from ghaf.errors import AlreadyExistsError, NotFoundError
+from ghaf.errors import NotFoundError, name_taken
 from ghaf.lineage.graph import check_node
 from ghaf.platform import Platform
 from ghaf.server.auth import Caller, caller
@@ -93,13 +93,9 @@ def _cached_run_project(platform: Platform, run_id: str) -> str:
 async def readable_run(who: Caller, run_id: str, action: str) -> str:
     """The project of ``run_id`` once the caller may ``action`` there; else 404."""
     project = await run_in_threadpool(_cached_run_project, who.platform, run_id)
-    await who.authorize_hidden(
-        action,
-        f"run:{run_id}",
-        project,
-        missing=f"run {run_id} does not exist",
-        hint="GET /api/v1/runs lists the runs you may read",
-    )
+    # Word for word what the service says of a run that does not exist.
+    missing, hint = f"run {run_id} does not exist", "ghaf runs list"
+    await who.authorize_hidden(action, f"run:{run_id}", project, missing=missing, hint=hint)
     return project
 
 
@@ -120,10 +116,7 @@ async def experiments(who: CallerDep) -> dict[str, Any]:
 def _check_experiment(platform: Platform, name: str, project: str) -> None:
     owner = experiment_projects(platform).get(name)
     if owner is not None and owner != project:
-        raise AlreadyExistsError(
-            f"experiment {name!r} belongs to another project",
-            hint="pick another experiment name for this project",
-        )
+        raise name_taken("experiment", name)
 
 
 @router.write("POST", "/experiments", action="experiment.create", status_code=201)
