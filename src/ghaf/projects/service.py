@@ -87,3 +87,10 @@ def list_projects(platform: Platform) -> list[Project]:
     with platform.read_session() as session:
         rows = session.execute(select(ProjectRow).order_by(ProjectRow.name)).scalars()
         return [_to_project(row) for row in rows]
+
+
+def project_names(platform: Platform) -> list[str]:
+    """Every project's name, the home's default project included: it holds work from
+    ``ghaf init`` on without a row of its own (``ghaf projects create`` makes the others)."""
+    rows = {project.name for project in list_projects(platform)}
+    return sorted(rows | {platform.settings.project})

@@ -54,7 +54,7 @@ from ghaf.features.classification import view_project
 from ghaf.features.registry import get_feature_view
 from ghaf.lineage.graph import NODE_KINDS, check_node, downstream, edges_of, upstream
 from ghaf.platform import Platform
-from ghaf.projects.service import list_projects
+from ghaf.projects.service import project_names
 from ghaf.registry.service import get_model_version
 from ghaf.registry.uploads import require_uploaded
 from ghaf.security.rbac import read_action
@@ -490,7 +490,7 @@ async def openlineage(
 
 
 def _project_names(who: Caller) -> list[str]:
-    return [p.name for p in list_projects(who.platform)]
+    return project_names(who.platform)
 
 
 # Writing ---------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from ghaf.pipelines.records import (
 )
 from ghaf.pipelines.records import start_run as record_start
 from ghaf.pipelines.values import KINDS
-from ghaf.projects.service import list_projects
+from ghaf.projects.service import project_names
 from ghaf.registry.uploads import require_uploaded
 from ghaf.server.auth import Caller, caller
 from ghaf.server.pipeline_runs import allowed_pipeline, start_run
@@ -147,8 +147,8 @@ async def _finish(who: Caller, run: PipelineRun, status: str, error: str | None)
 @router.read("/pipelines", action="pipeline.read")
 async def pipelines(who: CallerDep) -> dict[str, Any]:
     """The pipelines this server runs (for callers who may read pipelines somewhere)."""
-    every = await run_in_threadpool(list_projects, who.platform)
-    if not who.readable("pipeline.read", [p.name for p in every]):
+    every = await run_in_threadpool(project_names, who.platform)
+    if not who.readable("pipeline.read", every):
         return {"pipelines": []}
     described = []
     for target in who.platform.settings.pipelines:
