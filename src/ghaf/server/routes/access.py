@@ -106,6 +106,12 @@ async def tokens(
 async def revoke(token_id: str, who: CallerDep) -> Any:
     """Revoke a token: the next request carrying it is refused."""
     info = await run_in_threadpool(get_token, who.platform, token_id)
+    missing, hint = f"token {token_id!r} does not exist", "ghaf tokens list"  # get_token's
+    # Another project's token reads as missing; one of the caller's project may still be
+    # refused by the service (a viewer may read tokens but not revoke them).
+    await who.authorize_hidden(
+        "token.read", f"tokens:{info.project}", info.project, missing=missing, hint=hint
+    )
     return await run_in_threadpool(
         functools.partial(
             revoke_token, who.in_project(info.project), who.actor, token_id, project=info.project

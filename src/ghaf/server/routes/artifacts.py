@@ -34,7 +34,7 @@ from ghaf.server.routes.registry import readable_version
 from ghaf.server.routes.tracking import readable_run
 from ghaf.server.routing import API_PREFIX, ActionRouter
 from ghaf.server.streams import BodyReader
-from ghaf.tracking.service import artifact_files, record_artifacts, run_project
+from ghaf.tracking.service import artifact_files, record_artifacts
 
 router = ActionRouter(tags=["artifacts"])
 CallerDep = Annotated[Caller, Depends(caller)]
@@ -130,15 +130,7 @@ async def register(body: NewVersion, who: CallerDep) -> Any:
     """Register a version from files uploaded to its project (every check of embedded mode)."""
     await who.authorize("model.register", f"model:{body.name}", body.project)
     if body.run_id is not None:
-        run_id = body.run_id
-        owner = await run_in_threadpool(run_project, who.platform, run_id)
-        await who.authorize_hidden(
-            "run.read",
-            f"run:{run_id}",
-            owner,
-            missing=f"run {run_id} does not exist",
-            hint="GET /api/v1/runs lists the runs you may read",
-        )
+        await readable_run(who, body.run_id, "run.read")
     return await run_in_threadpool(
         functools.partial(
             register_uploaded,

@@ -534,7 +534,7 @@ async def retrieve(body: Retrieval, who: CallerDep) -> JsonResponse:
 
 async def _readable_job(who: Caller, job_id: str) -> Job:
     missing = f"job {job_id} does not exist"
-    hint = "GET /api/v1/features/jobs lists the jobs you may read"
+    hint = "check the id the job was submitted under"  # the board's own words for a miss
     job = await run_in_threadpool(board(who.platform).get, job_id)
     await who.authorize_hidden(
         READ, f"feature_job:{job_id}", job.project, missing=missing, hint=hint

@@ -136,12 +136,10 @@ async def _readable_project(who: Caller, action: str, project: str) -> None:
 
 async def _readable_gate_policy(who: Caller, ref: str) -> StoredGatePolicy:
     stored = await run_in_threadpool(get_gate_policy, who.platform, ref)
+    # Word for word what the registry says of a policy that does not exist.
+    missing, hint = f"gate policy {ref} does not exist", "ghaf gate policies list"
     await who.authorize_hidden(
-        "model.read",
-        f"gate_policy:{stored.name}",
-        stored.project,
-        missing=f"gate policy {ref} does not exist",
-        hint="GET /api/v1/gate-policies lists yours",
+        "model.read", f"gate_policy:{stored.name}", stored.project, missing=missing, hint=hint
     )
     return stored
 

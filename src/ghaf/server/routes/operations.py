@@ -132,12 +132,10 @@ async def _readable_deployment(who: Caller, name: str) -> Any:
     from ghaf.serving.deployments import get_deployment
 
     deployment = await run_in_threadpool(get_deployment, who.platform, name)
+    # Word for word what the service says of a deployment that does not exist.
+    missing, hint = f"deployment {name!r} does not exist", "ghaf serve MODEL@ALIAS"
     await who.authorize_hidden(
-        "deployment.read",
-        deployment.node,
-        deployment.project,
-        missing=f"deployment {name!r} does not exist",
-        hint="GET /api/v1/deployments lists the deployments you may read",
+        "deployment.read", deployment.node, deployment.project, missing=missing, hint=hint
     )
     return deployment
 

@@ -9,7 +9,9 @@ from fastapi import Depends
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ghaf.registry.base import SUMMARY_FIELDS, ModelVersion
+from ghaf.errors import NotFoundError
+from ghaf.platform import Platform
+from ghaf.registry.base import SUMMARY_FIELDS, ModelVersion, parse_ref
 from ghaf.registry.lifecycle import (
     approve_model_version,
     delete_alias,
@@ -43,15 +45,28 @@ class Card(BaseModel):
 
 async def readable_version(who: Caller, ref: str) -> ModelVersion:
     """The version ``ref`` names, when the caller may read its project; else 404."""
-    version = await run_in_threadpool(get_model_version, who.platform, ref)
+    name = parse_ref(ref).name
+    # The registry's own words for a name it does not hold: another project's model must
+    # read word for word as one that does not exist.
+    missing, hint = f"model {name!r} is not registered", "ghaf models list"
+    try:
+        version = await run_in_threadpool(get_model_version, who.platform, ref)
+    except NotFoundError:
+        # A missing version or alias of another project's model reads as a missing model.
+        owner = await run_in_threadpool(_model_project, who.platform, name)
+        if owner is not None:
+            await who.authorize_hidden(
+                "model.read", f"model:{name}", owner, missing=missing, hint=hint
+            )
+        raise
     await who.authorize_hidden(
-        "model.read",
-        f"model:{version.name}",
-        version.project,
-        missing=f"model {ref!r} is not registered",
-        hint="GET /api/v1/models lists the models you may read",
+        "model.read", f"model:{version.name}", version.project, missing=missing, hint=hint
     )
     return version
+
+
+def _model_project(platform: Platform, name: str) -> str | None:
+    return {model: project for model, _, project in list_models(platform)}.get(name)
 
 
 def _summary(version: ModelVersion) -> dict[str, Any]:
