@@ -102,10 +102,8 @@ def cli_flow(mode: Mode, inputs: Inputs) -> dict[str, Any]:
     call("ingest_2", "data", "ingest", str(inputs.csv_2), "--name", "tx")
     call("datasets", "data", "list")
     call("versions", "data", "versions", "tx")
-    # validate's --output names a file to write; its format is --format (see the report).
-    json_format = ("--format", "json")
-    call("valid", "data", "validate", "tx:1", "--contract", str(inputs.contract), flag=json_format)
-    call("invalid", "data", "validate", "tx:1", "--contract", str(inputs.strict), flag=json_format)
+    call("valid", "data", "validate", "tx:1", "--contract", str(inputs.contract))
+    call("invalid", "data", "validate", "tx:1", "--contract", str(inputs.strict))
     call("diff", "data", "diff", "tx:1", "tx:2")
     with mode.client() as client:
         used = client.start_run("churn", project=PROJECT)

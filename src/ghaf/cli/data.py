@@ -6,7 +6,6 @@ modes build the HTTP API's documents and render them the same way.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -142,14 +141,14 @@ def validate_cmd(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(help="Dataset NAME[:V] or a source (file, URL).")],
     contract: Annotated[Path, typer.Option("--contract", "-c", help="Data contract (YAML).")],
-    fmt: Annotated[str, typer.Option("--format", help="table, json or html.")] = "table",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+    output: OutputOption = Output.table,
+    html_file: Annotated[
+        Path | None, typer.Option("--html", help="Also write the report as HTML here.")
+    ] = None,
     query: QueryOpt = None,
     encoding: EncodingOpt = "utf-8",
 ) -> None:
     """Check TARGET against a contract; exits 3 when an error-severity check fails."""
-    if fmt not in ("table", "json", "html"):
-        raise InvalidInputError(f"--format {fmt!r} is unknown", hint="use table, json or html")
     cli = state(ctx)
     client = cli.remote()
     html: str | None = None
@@ -162,23 +161,22 @@ def validate_cmd(
             )
         report = client.validate_dataset(target, contract)
         assert isinstance(report, dict)  # nosec B101 - type narrowing
-        if fmt == "html":
+        if html_file is not None:
             html = str(client.validate_dataset(target, contract, format="html"))
     else:
         from ghaf.data import validate
 
         found = validate(cli.platform(), target, contract, query=query, encoding=encoding)
         report = found.to_dict()
-        html = found.to_html() if fmt == "html" else None
-    if fmt == "table":
+        html = found.to_html() if html_file is not None else None
+    if output is Output.json:
+        emit_json(report)
+    else:
         cli.console.print(_report_table(report))
-    text = json.dumps(report, indent=2, default=str) if fmt == "json" else html
-    if text is not None:
-        if output is not None:
-            output.write_text(text, encoding="utf-8")
-            cli.console.print(f"wrote {output}")
-        else:
-            typer.echo(text)
+    if html_file is not None and html is not None:
+        html_file.write_text(html, encoding="utf-8")
+        if output is Output.table:
+            cli.console.print(f"wrote {html_file}")
     if not report["ok"]:
         raise _violation(report, target)
 

@@ -54,11 +54,9 @@ def test_data_and_lineage_commands(tmp_path: Path) -> None:
     assert "max" in diff["stats"]["amount"]
 
     report = tmp_path / "r.html"
-    checked = ghaf(
-        home, "data", "validate", "tx:1", "-c", str(contract), "--format", "html", "-o", str(report)
-    )
+    checked = ghaf(home, "data", "validate", "tx:1", "-c", str(contract), "--html", str(report))
     assert checked.returncode == 0 and "<html>" in report.read_text()
-    as_json = ghaf(home, "data", "validate", str(first), "-c", str(contract), "--format", "json")
+    as_json = ghaf(home, "data", "validate", str(first), "-c", str(contract), "--output", "json")
     assert json.loads(as_json.stdout)["ok"] is True
     assert "range(amount)" in ghaf(home, "data", "validate", "tx:1", "-c", str(contract)).stdout
 

@@ -118,7 +118,7 @@ def test_data_commands_print_the_same_in_both_modes(modes: Modes) -> None:
     )
     reports = [
         json.loads(
-            ghaf(*m, "data", "validate", "tx:1", "-c", str(contract), "--format", "json").stdout
+            ghaf(*m, "data", "validate", "tx:1", "-c", str(contract), "--output", "json").stdout
         )
         for m in (modes.home, modes.remote)
     ]
