@@ -19,7 +19,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ghaf.client.direct import download_granted, offers_presigned, upload_granted
 from ghaf.errors import (
     AlreadyExistsError,
     BackendUnavailableError,
@@ -56,7 +55,11 @@ def _chunks(path: Path) -> Iterator[bytes]:
 def use_direct(client: Client, direct: bool) -> bool:
     """Whether to move bytes through presigned URLs: asked for, and the server offers them
     (its artifacts are on S3); otherwise the streamed routes, which always work."""
-    return direct and offers_presigned(client)
+    if not direct:
+        return False
+    from ghaf.client.direct import offers_presigned  # cryptography: only on the direct path
+
+    return offers_presigned(client)
 
 
 def upload_file(client: Client, path: Path, project: str, *, direct: bool = False) -> str:
@@ -74,6 +77,8 @@ def _upload(client: Client, path: Path, project: str, direct: bool) -> str:
     digest = file_digest(path)
     size = path.stat().st_size
     if direct and size > 0:
+        from ghaf.client.direct import upload_granted
+
         stored = upload_granted(client, path, project, digest, size)
     elif size >= client.resumable_above:
         stored = _upload_in_pieces(client, path, project, digest, size)
@@ -251,6 +256,8 @@ def _download(
     """Stream ``GET path`` into ``target``, renamed into place once it hashes to ``digest``;
     with ``grant``, fetch the presigned URL ``GET grant`` answers instead."""
     if grant is not None:
+        from ghaf.client.direct import download_granted
+
         download_granted(client.get(grant, **params), digest, target, what)
         return
     target.parent.mkdir(parents=True, exist_ok=True)
