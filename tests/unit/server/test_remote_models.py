@@ -243,7 +243,10 @@ def test_another_project_s_model_reads_as_missing(
     with served.http("rita") as rita:
         assert rita.get("/models/churn:1/files").status_code == 404
         one = rita.get("/models/churn:1/file", params={"path": "ghaf-model.json"})
-        assert one.status_code == 404 and "churn:1" in one.json()["title"]
+        # The registry's words for a model it does not hold, the same as for "nope:1".
+        assert (one.status_code, one.json()["title"]) == (404, "model 'churn' is not registered")
+        nope = rita.get("/models/nope:1/file", params={"path": "ghaf-model.json"})
+        assert nope.json()["title"] == "model 'nope' is not registered"
     with served.client("rita") as rita_client:
         with pytest.raises(NotFoundError):
             rita_client.download_model("churn:1", tmp_path / "stolen")
