@@ -81,6 +81,7 @@ def register_model(
     lineage: Sequence[str] = (),
     description: str = "",
     project: str | None = None,
+    source_label: str | None = None,
 ) -> ModelVersion:
     """Register a new version of ``name`` from a model directory, a model file or a run.
 
@@ -88,7 +89,9 @@ def register_model(
     ``.onnx``, ``.ubj``, ``.lgb.txt``) or ``run:<run_id>/<artifact path>``. The files
     are copied, stored content-addressed, signed with the home's key for the model,
     version and project they will be recorded as (``ghaf-release.json``), then recorded
-    in one governed operation that assigns the next version number.
+    in one governed operation that assigns the next version number. The version records
+    where it came from as ``source_label`` when given (a server's scratch copy of
+    uploaded files means nothing to its readers), else the source's resolved path.
     """
     # The flavors, NumPy and pyarrow: paid by a registration, not by every registry read.
     from ghaf.models.base import ModelMeta
@@ -102,7 +105,7 @@ def register_model(
             source_text = source
         else:
             local = Path(source)
-            source_text = str(local.resolve())
+            source_text = source_label or str(local.resolve())
         code_policy = model_code_policy(platform, name, project)
         staged = stage_source(local, workdir, code_policy=code_policy)
         meta = ModelMeta.read(staged)

@@ -216,6 +216,7 @@ def register_uploaded(
                 lineage=lineage,
                 description=description,
                 project=project,
+                source_label=f"run:{run_id}" if run_id else "upload",
             )
         except GhafError as exc:  # the scratch path is the server's business, not the caller's
             exc.headline = exc.headline.replace(f"{workdir}/", "")

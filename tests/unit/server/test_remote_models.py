@@ -129,6 +129,8 @@ def test_a_model_registered_remotely_is_approved_and_downloads_byte_for_byte(
     assert registered["created_by"] == "alice" and registered["signed"] is True
     stored = get_model_version(served.platform, "churn:1")
     assert stored.description == "remote"
+    # where it came from, in words its readers can use: never the server's scratch copy
+    assert stored.source == registered["source"] == "upload"
     assert {p: e["digest"] for p, e in stored.files.items() if p in originals} == {
         p: _sha256(b) for p, b in originals.items()
     }
