@@ -159,18 +159,15 @@ def _check_references(session: Any, definitions: Sequence[Definition], project: 
     """
     own = set(_latest_rows(session, projects=[project]))
     own |= {(d.spec()["kind"], d.name) for d in definitions}
-    elsewhere = set(_latest_rows(session)) - own
+    # One answer whether a name is another project's or nobody's: which names other
+    # projects hold is not this project's to learn.
     for item in definitions:
         if isinstance(item, FeatureView):
             for entity in item.entities:
                 if ("entity", entity.name) not in own:
                     raise InvalidInputError(
-                        f"feature view {item.name!r} uses entity {entity.name!r}, not defined"
-                        + (
-                            f" in project {project!r}"
-                            if ("entity", entity.name) in elsewhere
-                            else ""
-                        ),
+                        f"feature view {item.name!r} uses entity {entity.name!r}, not defined "
+                        f"in project {project!r}",
                         hint="define the Entity in the same file",
                     )
         refs = item.features if isinstance(item, FeatureService) else ()
@@ -178,10 +175,11 @@ def _check_references(session: Any, definitions: Sequence[Definition], project: 
         label = "feature service" if isinstance(item, FeatureService) else "on-demand view"
         for ref in refs:
             view = parse_ref(ref)[0]
-            if {("feature_view", view), ("on_demand_feature_view", view)} & elsewhere:
+            if not {("feature_view", view), ("on_demand_feature_view", view)} & own:
                 raise InvalidInputError(
-                    f"{label} {item.name!r} reads {view!r}, a feature view of another project",
-                    hint=f"a {label} of project {project!r} reads that project's views",
+                    f"{label} {item.name!r} reads {view!r}, not a feature view of project "
+                    f"{project!r}",
+                    hint=f"define {view!r} in project {project!r} (in the same file or before)",
                 )
 
 

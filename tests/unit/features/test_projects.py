@@ -107,12 +107,12 @@ def test_a_name_of_one_project_cannot_be_reused_by_another(home: Platform, sourc
     before = _rows(home)
     retail = home.in_project("retail")
     for items in (sample_definitions(source), [Entity("customer", ("customer_id",))]):
-        with pytest.raises(AlreadyExistsError, match="entity 'customer' belongs to another"):
+        with pytest.raises(AlreadyExistsError, match="entity name 'customer' is taken in this home"):
             plan_apply(retail, items)
-        with pytest.raises(AlreadyExistsError, match="entity 'customer' belongs to another"):
+        with pytest.raises(AlreadyExistsError, match="entity name 'customer' is taken in this home"):
             apply_definitions(retail, home.admin(), items)
     service = FeatureService("fraud_v1", ("customer_stats:spend",))
-    with pytest.raises(AlreadyExistsError, match="feature service 'fraud_v1'"):
+    with pytest.raises(AlreadyExistsError, match="feature service name 'fraud_v1' is taken"):
         apply_definitions(retail, home.admin(), [service])
     assert _rows(home) == before  # nothing of retail's was written
 
@@ -128,8 +128,14 @@ def test_what_a_project_applies_names_only_its_own_definitions(
     with pytest.raises(InvalidInputError, match="entity 'customer', not defined in project"):
         apply_definitions(retail, home.admin(), [borrowed])
     peeking = FeatureService("retail_v1", ("customer_stats:spend",))
-    with pytest.raises(InvalidInputError, match="reads 'customer_stats', a feature view of"):
+    with pytest.raises(InvalidInputError) as peeked:
         apply_definitions(retail, home.admin(), [peeking])
+    # the same words as for a view nobody has: fraud's names are not retail's to learn
+    nowhere = FeatureService("retail_v1", ("no_such_view:spend",))
+    with pytest.raises(InvalidInputError) as missing:
+        apply_definitions(retail, home.admin(), [nowhere])
+    assert peeked.value.headline == missing.value.headline.replace("no_such_view", "customer_stats")
+    assert "not a feature view of project 'retail'" in peeked.value.headline
     assert _rows(home) == before
     _apply(home, "retail", _retail(source))  # its own names, its own entity: applied
 
