@@ -107,9 +107,13 @@ def test_a_name_of_one_project_cannot_be_reused_by_another(home: Platform, sourc
     before = _rows(home)
     retail = home.in_project("retail")
     for items in (sample_definitions(source), [Entity("customer", ("customer_id",))]):
-        with pytest.raises(AlreadyExistsError, match="entity name 'customer' is taken in this home"):
+        with pytest.raises(
+            AlreadyExistsError, match="entity name 'customer' is taken in this home"
+        ):
             plan_apply(retail, items)
-        with pytest.raises(AlreadyExistsError, match="entity name 'customer' is taken in this home"):
+        with pytest.raises(
+            AlreadyExistsError, match="entity name 'customer' is taken in this home"
+        ):
             apply_definitions(retail, home.admin(), items)
     service = FeatureService("fraud_v1", ("customer_stats:spend",))
     with pytest.raises(AlreadyExistsError, match="feature service name 'fraud_v1' is taken"):

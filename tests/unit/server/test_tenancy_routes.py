@@ -226,7 +226,10 @@ def test_a_sql_transform_runs_on_the_server_over_readable_inputs_only(served: Se
         pa.table({"id": [1]}),
         source="test",
     )
-    with served.client("rex") as rex, pytest.raises(AlreadyExistsError, match="is taken in this home"):
+    with (
+        served.client("rex") as rex,
+        pytest.raises(AlreadyExistsError, match="is taken in this home"),
+    ):
         rex.run_transform("big", {"s": "shop"}, sql="SELECT * FROM s", project="retail")
     assert list_versions(served.platform, "mine") == []
     assert [v.version for v in list_versions(served.platform, "big")] == [1]
