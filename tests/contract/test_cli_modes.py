@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ghaf.cli.exit_codes import exit_code_for
 from ghaf.errors import InvalidInputError, NotFoundError, PolicyViolationError
-from ghaf.platform import Platform
 from tests.contract.modes import (
     MODES,
     PROJECT,
@@ -38,15 +35,19 @@ from tests.contract.modes import (
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(params=MODES)
-def mode(request: pytest.FixtureRequest, platform: Platform, tmp_path: Path) -> Iterator[Mode]:
-    with open_mode(request.param, platform, tmp_path / "mode") as opened:
-        yield opened
+@pytest.fixture(scope="module")
+def days(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each mode's day, run once on a fresh home of its own: (acting user, answers).
 
-
-@pytest.fixture
-def inputs(tmp_path: Path) -> Inputs:
-    return make_inputs(tmp_path / "inputs")
+    Both tests read the same days (each is about a hundred ``ghaf`` processes), so the
+    suite pays for one day per mode, not two."""
+    root = tmp_path_factory.mktemp("cli-modes")
+    inputs = make_inputs(root / "inputs")
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name in MODES:
+        with fresh_home(root / f"{name}-home") as home, open_mode(name, home, root / name) as mode:
+            found[name] = (mode.user, cli_flow(mode, inputs))
+    return found
 
 
 def _first_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -117,8 +118,11 @@ def cli_flow(mode: Mode, inputs: Inputs) -> dict[str, Any]:
     return seen
 
 
-def test_a_data_scientist_s_day_with_the_cli(mode: Mode, inputs: Inputs) -> None:
-    seen = cli_flow(mode, inputs)
+@pytest.mark.parametrize("name", MODES)
+def test_a_data_scientist_s_day_with_the_cli(
+    name: str, days: dict[str, tuple[str, dict[str, Any]]]
+) -> None:
+    user, seen = days[name]
     failed = {k: v for k, v in seen.items() if v[0] != 0}
     assert set(failed) == {
         "invalid",
@@ -129,7 +133,7 @@ def test_a_data_scientist_s_day_with_the_cli(mode: Mode, inputs: Inputs) -> None
     }, failed
     _, runs, _ = seen["runs"]
     assert [(r["user"], r["metrics"]) for r in runs["runs"]] == [
-        (mode.user, {"loss": 0.25, "auc": 0.91})
+        (user, {"loss": 0.25, "auc": 0.91})
     ]
     assert [r["metrics"]["loss"] for r in seen["runs_all"][1]["runs"]][:2] == [0.25, 0.7]
     run = seen["run"][1]
@@ -143,7 +147,7 @@ def test_a_data_scientist_s_day_with_the_cli(mode: Mode, inputs: Inputs) -> None
     assert (shown["version"], shown["aliases"], shown["created_by"]) == (
         1,
         ["candidate"],
-        mode.user,
+        user,
     )
     assert (seen["ingest"][1]["ref"], seen["ingest"][1]["rows"]) == ("tx:1", 3)
     assert [v["ref"] for v in seen["versions"][1]["versions"]] == ["tx:1", "tx:2"]
@@ -156,17 +160,13 @@ def test_a_data_scientist_s_day_with_the_cli(mode: Mode, inputs: Inputs) -> None
     assert seen["missing_run"][0] == exit_code_for(NotFoundError(""))
     assert seen["bad_filter"][0] == exit_code_for(InvalidInputError(""))
     assert seen["self_approval"][0] == exit_code_for(PolicyViolationError(""))
-    assert f"{mode.user} is the author of churn:1" in seen["self_approval"][2]
+    assert f"{user} is the author of churn:1" in seen["self_approval"][2]
 
 
 def test_the_cli_prints_the_same_in_both_modes(
-    platform: Platform, inputs: Inputs, tmp_path: Path
+    days: dict[str, tuple[str, dict[str, Any]]],
 ) -> None:
-    answers = {}
-    with fresh_home(tmp_path / "served-home") as served:
-        for name, home in (("embedded", platform), ("remote", served)):
-            with open_mode(name, home, tmp_path / name) as mode:
-                answers[name] = normalise(cli_flow(mode, inputs), user=mode.user)
+    answers = {name: normalise(seen, user=user) for name, (user, seen) in days.items()}
     differ = {
         key: (embedded, answers["remote"][key])
         for key, embedded in answers["embedded"].items()
