@@ -75,7 +75,7 @@ class CliState:
 
         Raises:
             ConfigError: a server is named (remote mode) and this command works on a
-                home only, or there is no home where the settings point.
+                home only.
         """
         if self.remote_url is not None:
             raise ConfigError(
@@ -84,12 +84,6 @@ class CliState:
                 hint="unset GHAF_URL (or drop --url) to run it on a local home",
             )
         if self._platform is None:
-            if not self.settings.home.is_dir():
-                raise ConfigError(
-                    f"no Ghaf home at {self.settings.home}",
-                    hint="run `ghaf init` to create it, or point --home (GHAF_HOME) at an "
-                    "existing home, or --url (GHAF_URL) at a server",
-                )
             from ghaf.platform import Platform  # SQLAlchemy and the stores: only when used
 
             self._platform = Platform(self.settings)

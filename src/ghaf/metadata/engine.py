@@ -34,6 +34,8 @@ def create_metadata_engine(url: str) -> Engine:
             _private_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"timeout": 60}, pool_pre_ping=False)
         _tune_sqlite(engine)
+        if parsed.database and parsed.database != ":memory:":
+            _name_a_missing_home(engine, Path(parsed.database).parent)
     elif backend == "postgresql":
         if parsed.get_driver_name() not in ("psycopg", "psycopg2"):
             raise ConfigError(
@@ -66,6 +68,22 @@ def _private_file(path: Path) -> None:
                 file.chmod(mode & 0o700)
         except OSError:  # absent, or not ours to change: SQLite opens it as it is
             continue
+
+
+def _name_a_missing_home(engine: Engine, directory: Path) -> None:
+    """A database file whose directory does not exist (a typo in ``--home``, a home never
+    made) is a one-line error naming ``ghaf init``, not SQLite's "unable to open database
+    file" traceback; commands that never open the database (``ghaf gate check DIR``) are
+    unaffected."""
+
+    @event.listens_for(engine, "handle_error")
+    def _missing(context: Any) -> None:
+        if not directory.is_dir():
+            raise ConfigError(
+                f"no Ghaf home at {directory}",
+                hint="run `ghaf init` to create it, or point --home (GHAF_HOME) at an "
+                "existing home, or --url (GHAF_URL) at a server",
+            ) from context.original_exception
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -1,7 +1,9 @@
 """A ``ghaf server`` process stays small while a large artifact goes up and comes back:
 it never loads the analytics engines a file transfer does not use (DuckDB, Polars,
-scikit-learn, PyTorch), and its peak resident memory stays under 200 MiB, because the
-body streams through bounded buffers instead of being held.
+scikit-learn, PyTorch), and its peak resident memory grows by less than half the file
+over its settled size, because the body streams through bounded buffers instead of
+being held. (The issue's 200 MiB for the whole process is measured by the benchmark: a
+settled worker is about 150-170 MiB, so the headroom depends on the machine.)
 
 Both are read from ``/proc`` of the real process (its mapped libraries and its
 ``VmHWM``), so nothing new is exposed over HTTP for the test.
@@ -29,7 +31,9 @@ pytestmark = [
 ]
 SIZE = 96 * 1024 * 1024
 """Large against every buffer on the path (a few MiB), so holding the body would show."""
-LIMIT_MIB = 200
+GROWTH_MIB = 48
+"""What a 96 MiB round trip may add to the server's peak over its settled size: half the
+file, so a server that held the body (or a copy of it) fails."""
 ENGINES = ("duckdb", "polars", "sklearn", "torch")
 """Libraries whose shared objects a transfer must not map into the server."""
 
@@ -75,6 +79,9 @@ def test_a_large_round_trip_keeps_the_server_small_and_free_of_engines(
     process, token = server
     assert process.process is not None
     pid = process.process.pid
+    with ghaf.connect(process.url, token=token) as client:  # settle: one authenticated call
+        client.whoami()
+    settled_mib = _status(pid, "VmHWM") / 1024
     source = tmp_path / "weights.bin"
     with source.open("wb") as out:
         block = os.urandom(4 * 1024 * 1024)
@@ -94,7 +101,9 @@ def test_a_large_round_trip_keeps_the_server_small_and_free_of_engines(
     assert digests[0] == digests[1]
     assert _engines_mapped(pid) == set()
     peak_mib = _status(pid, "VmHWM") / 1024
-    assert peak_mib < LIMIT_MIB, f"the server peaked at {peak_mib:.0f} MiB"
+    assert peak_mib - settled_mib < GROWTH_MIB, (
+        f"the server grew from {settled_mib:.0f} to {peak_mib:.0f} MiB moving {SIZE >> 20} MiB"
+    )
 
 
 def test_the_engine_check_sees_a_process_that_loaded_one() -> None:
