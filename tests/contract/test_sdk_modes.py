@@ -10,6 +10,7 @@ modes share (approving one's own version) and no approval that succeeds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import subprocess
 import sys
@@ -100,10 +101,28 @@ def sdk_flow(client: Client, inputs: Inputs, out: Path) -> dict[str, Any]:
     return seen
 
 
-def test_a_data_scientist_s_day_through_the_sdk(mode: Mode, inputs: Inputs, tmp_path: Path) -> None:
-    with mode.client() as client:
-        assert client.whoami()["name"] == mode.user
-        seen = sdk_flow(client, inputs, tmp_path)
+@pytest.fixture(scope="module")
+def days(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Mode, Any]]]:
+    """Each mode's day, run once on a fresh home of its own and kept open for the
+    assertions: both tests read the same days, so the suite pays for one day per mode."""
+    root = tmp_path_factory.mktemp("sdk-modes")
+    inputs = make_inputs(root / "inputs")
+    with contextlib.ExitStack() as stack:
+        found: dict[str, tuple[Mode, Any]] = {}
+        for name in MODES:
+            home = stack.enter_context(fresh_home(root / f"{name}-home"))
+            mode = stack.enter_context(open_mode(name, home, root / name))
+            with mode.client() as client:
+                assert client.whoami()["name"] == mode.user
+                found[name] = (mode, (inputs, sdk_flow(client, inputs, root / f"{name}-out")))
+        yield found
+
+
+@pytest.mark.parametrize("name", MODES)
+def test_a_data_scientist_s_day_through_the_sdk(
+    name: str, days: dict[str, tuple[Mode, Any]]
+) -> None:
+    mode, (inputs, seen) = days[name]
     run = seen["run"]
     assert (run["status"], run["user"], run["project"]) == ("finished", mode.user, PROJECT)
     assert run["params"] == {"lr": "0.1", "depth": "3"} and run["tags"]["team"] == "risk"
@@ -130,15 +149,8 @@ def test_a_data_scientist_s_day_through_the_sdk(mode: Mode, inputs: Inputs, tmp_
     assert any("run:" in str(node) for node in seen["lineage"]["downstream"])
 
 
-def test_the_sdk_answers_the_same_in_both_modes(
-    platform: Platform, inputs: Inputs, tmp_path: Path
-) -> None:
-    answers = {}
-    with fresh_home(tmp_path / "served-home") as served:
-        for name, home in (("embedded", platform), ("remote", served)):
-            with open_mode(name, home, tmp_path / name) as mode, mode.client() as client:
-                seen = sdk_flow(client, inputs, tmp_path / name)
-                answers[name] = normalise(seen, user=mode.user)
+def test_the_sdk_answers_the_same_in_both_modes(days: dict[str, tuple[Mode, Any]]) -> None:
+    answers = {name: normalise(seen, user=mode.user) for name, (mode, (_, seen)) in days.items()}
     assert answers["embedded"] == answers["remote"]
 
 
