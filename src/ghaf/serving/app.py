@@ -632,6 +632,7 @@ class ServingApp:
         shadow: bool = False,
     ) -> None:
         assert self.prediction_log is not None  # nosec B101
+        signature = served.signature
         self.prediction_log.log(
             {
                 "request_id": request_id or uuid.uuid4().hex,
@@ -646,6 +647,7 @@ class ServingApp:
                 "experiment": experiment,
                 "shadow": shadow,
                 "revision": revision,
+                "columns": signature.columns if signature is not None else (),
             }
         )
 

@@ -7,10 +7,20 @@ conversion), and hands that to the sinks. The drain holds the GIL only briefly, 
 does not stall the event loop under load (per-record ``tolist``/JSON did: p99 of 1-row
 requests went from 14 ms to 150-200 ms with the log on). When the buffer is full (a slow
 or down sink), the record is dropped and counted.
+
+Features are logged as rows of numbers (``list<list<double>>``); their names and the
+type the model received them as travel beside them: each Parquet file holds one model
+version's batch and carries the version's column names and dtype in its schema metadata
+(:data:`FEATURES_KEY`), and :func:`read_prediction_windows` reads a time window back as
+a table of named, typed columns. Files written before the names were logged read with
+the names ``f0, f1, ...`` (what a runtime calls unnamed columns) as float64.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import threading
 import time
 from collections import deque
@@ -21,6 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ghaf.logs import get_logger
@@ -48,6 +59,45 @@ LOG_SCHEMA = pa.schema(
 the experiment unit and id when one assigned it, whether a shadow scored it, and the
 deployment revision served (the last four are absent from logs written before them:
 :func:`read_prediction_log` fills them with nulls)."""
+FEATURES_KEY = b"ghaf.features"
+"""Schema metadata key of a log file: ``{"columns": [names], "dtype": "float32"}``, the
+name and type of each feature column of the one model version the file holds."""
+_NUMERIC_DTYPES = frozenset(
+    {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16",
+     "uint32", "uint64", "bool"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FeatureColumns:
+    """The logged name mapping of one model version: feature names and their dtype."""
+
+    names: tuple[str, ...]
+    dtype: str = "float64"
+
+    def to_metadata(self) -> bytes:
+        return json.dumps({"columns": list(self.names), "dtype": self.dtype}).encode()
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[bytes, bytes] | None, width: int) -> FeatureColumns:
+        """The mapping a file carries, or ``f0..`` float64 for a file written without one
+        (a mapping whose names do not match ``width`` is padded or cut, never trusted)."""
+        names: list[str] = []
+        dtype = "float64"
+        raw = (metadata or {}).get(FEATURES_KEY)
+        if raw is not None:
+            try:
+                body = json.loads(raw)
+                names = [str(n) for n in body.get("columns") or []]
+                dtype = str(body.get("dtype") or "float64")
+            except (ValueError, AttributeError):
+                names = []
+        if dtype not in _NUMERIC_DTYPES:
+            dtype = "float64"
+        names = names[:width] + [f"f{i}" for i in range(len(names), width)]
+        if len(set(names)) != len(names):  # duplicated names cannot be columns: number them
+            names = [f"f{i}" for i in range(width)]
+        return cls(tuple(names), dtype)
 
 
 @dataclass
@@ -67,6 +117,10 @@ class PredictionBatch:
     experiments: list[str | None] | None = None
     shadow: np.ndarray | None = None
     revisions: list[int | None] | None = None
+    columns: tuple[str, ...] = ()
+    """The feature names (the served signature's columns; empty when unknown)."""
+    dtype: str = "float64"
+    """The dtype the model received its features as (the log stores float64)."""
 
     @classmethod
     def from_records(cls, records: Sequence[Mapping[str, Any]]) -> PredictionBatch:
@@ -74,6 +128,7 @@ class PredictionBatch:
         first = records[0]
         features = [_matrix(r["features"]) for r in records]
         names = list(first["outputs"])
+        dtype = str(features[0].dtype) if features else "float64"
         return cls(
             model=str(first["model"]),
             version=str(first["version"]),
@@ -88,13 +143,25 @@ class PredictionBatch:
             experiments=[r.get("experiment") for r in records],
             shadow=np.fromiter((bool(r.get("shadow")) for r in records), np.bool_, len(records)),
             revisions=[r.get("revision") for r in records],
+            columns=tuple(str(c) for c in first.get("columns") or ()),
+            dtype=dtype if dtype in _NUMERIC_DTYPES else "float64",
         )
 
     def __len__(self) -> int:
         return len(self.request_ids)
 
+    @property
+    def feature_columns(self) -> FeatureColumns:
+        """The name mapping this batch's file carries (``f0..`` where names are unknown)."""
+        width = self.features.shape[1] if self.features.ndim == 2 else 0
+        names = self.columns if len(self.columns) == width else ()
+        return FeatureColumns.from_metadata(
+            {FEATURES_KEY: FeatureColumns(names, self.dtype).to_metadata()}, width
+        )
+
     def to_arrow(self) -> pa.Table:
-        """The batch as a table of :data:`LOG_SCHEMA` (nested lists, no JSON)."""
+        """The batch as a table of :data:`LOG_SCHEMA` (nested lists, no JSON), with the
+        feature names and dtype in its schema metadata (:data:`FEATURES_KEY`)."""
         n = len(self)
         offsets = pa.array(np.concatenate([[0], np.cumsum(self.row_counts)]), pa.int32())
         names = list(self.outputs)
@@ -120,11 +187,13 @@ class PredictionBatch:
             pa.array(self.shadow if self.shadow is not None else np.zeros(n, np.bool_)),
             pa.array(self.revisions or [None] * n, pa.int64()),
         ]
-        return pa.Table.from_arrays(columns, schema=LOG_SCHEMA)
+        table = pa.Table.from_arrays(columns, schema=LOG_SCHEMA)
+        return table.replace_schema_metadata({FEATURES_KEY: self.feature_columns.to_metadata()})
 
     def records(self) -> Iterator[dict[str, Any]]:
         """One plain (JSON-able) dict per request, for per-message sinks such as the bus."""
         bounds = np.concatenate([[0], np.cumsum(self.row_counts)])
+        columns = list(self.feature_columns.names)
         for i, request_id in enumerate(self.request_ids):
             lo, hi = int(bounds[i]), int(bounds[i + 1])
             yield {
@@ -140,6 +209,7 @@ class PredictionBatch:
                 "experiment": self.experiments[i] if self.experiments else None,
                 "shadow": bool(self.shadow[i]) if self.shadow is not None else False,
                 "revision": self.revisions[i] if self.revisions else None,
+                "columns": columns,
             }
 
 
@@ -197,6 +267,185 @@ def read_prediction_log(directory: Path, columns: Sequence[str] | None = None) -
     return pa.concat_tables(tables)
 
 
+@dataclass
+class PredictionWindow:
+    """One model version's logged predictions in a window: one entry per scored row.
+
+    ``features`` has one named, typed column per feature (the log's name mapping);
+    ``request_ids`` and ``ts`` (epoch milliseconds) say which request each row came from,
+    and ``outputs`` holds each named output's rows (2-D float64).
+    """
+
+    model: str
+    version: str
+    features: pa.Table
+    request_ids: pa.Array
+    ts: np.ndarray
+    outputs: dict[str, np.ndarray]
+    requests: int
+
+    @property
+    def rows(self) -> int:
+        return int(self.features.num_rows)
+
+
+_WINDOW_COLUMNS = ("request_id", "ts", "model", "version", "features", "outputs", "shadow")
+
+
+def log_files(directory: Path, *, since: float | None = None) -> list[Path]:
+    """The complete Parquet files of a log directory, oldest first; with ``since`` (epoch
+    seconds) only those modified at or after it: a file is written after every record it
+    holds, so an older file holds no record of a window starting at ``since``."""
+    found: list[tuple[float, str, Path]] = []
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        if not entry.name.endswith(".parquet") or not entry.is_file(follow_symlinks=False):
+            continue
+        mtime = entry.stat(follow_symlinks=False).st_mtime
+        if since is None or mtime >= since:
+            found.append((mtime, entry.name, Path(entry.path)))
+    return [path for _, _, path in sorted(found)]
+
+
+def read_prediction_windows(
+    directory: Path,
+    model: str,
+    *,
+    start_ms: float | None = None,
+    end_ms: float | None = None,
+    shadow: bool = False,
+    features: bool = True,
+) -> dict[str, PredictionWindow]:
+    """The predictions ``model`` logged under ``directory`` with ``start_ms <= ts <
+    end_ms``, one :class:`PredictionWindow` per version (shadow answers only with
+    ``shadow``). ``features=False`` skips decoding the features (ids and outputs only).
+
+    Files written before the name mapping was logged read as columns ``f0..`` (float64).
+    """
+    since = start_ms / 1000.0 if start_ms is not None else None
+    parts: dict[str, list[tuple[pa.Table, FeatureColumns | None]]] = {}
+    wanted = [c for c in _WINDOW_COLUMNS if features or c != "features"]
+    for path in log_files(Path(directory), since=since):
+        try:
+            have = pq.read_schema(path)
+        except (pa.ArrowInvalid, OSError):
+            continue  # a foreign or damaged file is no prediction: skip it, as a reader must
+        table = pq.read_table(path, columns=[c for c in wanted if c in have.names])
+        mask = pc.equal(table.column("model"), model)
+        if start_ms is not None:
+            mask = pc.and_(mask, pc.greater_equal(table.column("ts"), start_ms))
+        if end_ms is not None:
+            mask = pc.and_(mask, pc.less(table.column("ts"), end_ms))
+        if "shadow" in table.column_names and not shadow:
+            mask = pc.and_(mask, pc.invert(pc.fill_null(table.column("shadow"), False)))
+        table = table.filter(pc.fill_null(mask, False))
+        if table.num_rows == 0:
+            continue
+        for version in pc.unique(table.column("version")).to_pylist():
+            part = table.filter(pc.equal(table.column("version"), version))
+            mapping = None
+            if features:
+                width = _width(part.column("features"))
+                mapping = FeatureColumns.from_metadata(have.metadata, width)
+            parts.setdefault(str(version), []).append((part, mapping))
+    return {v: _window(model, v, chunks, features) for v, chunks in parts.items()}
+
+
+def _width(column: pa.ChunkedArray) -> int:
+    rows = pc.list_flatten(column)
+    lengths = pc.list_value_length(rows)
+    top = pc.max(lengths).as_py() if len(rows) else 0
+    return int(top or 0)
+
+
+def _window(
+    model: str, version: str, chunks: list[tuple[pa.Table, FeatureColumns | None]], features: bool
+) -> PredictionWindow:
+    mapping = next((m for _, m in chunks if m is not None), None)
+    if mapping is not None and any(m is not None and m != mapping for _, m in chunks):
+        # A version's files disagree (a re-registered signature): the latest names win.
+        mapping = chunks[-1][1]
+    ids: list[pa.Array] = []
+    ts: list[np.ndarray] = []
+    matrices: list[np.ndarray] = []
+    outputs: dict[str, list[np.ndarray]] = {}
+    requests = 0
+    for table, _ in chunks:
+        requests += table.num_rows
+        column = table.column("outputs")
+        # Each request's feature rows (or, without features, its first output's rows).
+        nested = table.column("features") if features else _first_output(column)
+        parents = pc.list_parent_indices(nested)
+        ids.append(pc.take(table.column("request_id"), parents).combine_chunks())
+        ts.append(pc.take(table.column("ts"), parents).to_numpy())
+        rows = len(parents)
+        if features and mapping is not None:
+            width = len(mapping.names)
+            matrices.append(_matrix_of(pc.list_flatten(nested), rows, width))
+        for name in _output_names(column):
+            values = pc.map_lookup(column, pa.scalar(name), "first")
+            flat = pc.list_flatten(values)
+            width = int(pc.max(pc.list_value_length(flat)).as_py() or 0) if len(flat) else 0
+            if len(flat) == rows:
+                outputs.setdefault(name, []).append(_matrix_of(flat, rows, width))
+    names = mapping.names if mapping is not None else ()
+    dtype = np.dtype(mapping.dtype if mapping is not None else "float64")
+    matrix = np.concatenate(matrices) if matrices else np.zeros((sum(map(len, ts)), len(names)))
+    columns = [_arrow_column(matrix[:, j].astype(dtype, copy=False)) for j in range(len(names))]
+    return PredictionWindow(
+        model=model,
+        version=version,
+        features=pa.Table.from_arrays(columns, names=list(names)) if names else pa.table({}),
+        request_ids=pa.concat_arrays(ids) if ids else pa.array([], pa.string()),
+        ts=np.concatenate(ts) if ts else np.zeros(0),
+        outputs={k: np.concatenate(v) for k, v in outputs.items()},
+        requests=requests,
+    )
+
+
+def _first_output(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    names = _output_names(column)
+    if not names:
+        return pa.chunked_array([pa.nulls(len(column), pa.list_(pa.list_(pa.float64())))])
+    return pc.map_lookup(column, pa.scalar(names[0]), "first")
+
+
+def _output_names(column: pa.ChunkedArray) -> list[str]:
+    """The output names of a log part (every request of a batch has the same ones)."""
+    for chunk in column.chunks:
+        if len(chunk):
+            first = chunk[0].as_py()
+            return [str(k) for k, _ in first] if first else []
+    return []
+
+
+def _matrix_of(rows: pa.Array | pa.ChunkedArray, count: int, width: int) -> np.ndarray:
+    """A list<double> array of ``count`` rows of ``width`` values as a 2-D float64 array
+    (a shorter row is padded with NaN, as the log pads ragged widths)."""
+    values = pc.list_flatten(rows)
+    flat = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
+    if flat.size == count * width:
+        return flat.reshape(count, width)
+    lengths = np.asarray(pc.list_value_length(rows).to_numpy(zero_copy_only=False))
+    out = np.full((count, width), np.nan)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    for i in range(count):  # only ragged parts get here (padded by the writer otherwise)
+        out[i, : lengths[i]] = flat[starts[i] : starts[i] + lengths[i]]
+    return out
+
+
+def _arrow_column(values: np.ndarray) -> pa.Array:
+    """A 1-D numeric NumPy array as Arrow, from its buffer (no pandas import)."""
+    values = np.ascontiguousarray(values)
+    if values.dtype == np.bool_:
+        return pa.array(values.tolist(), pa.bool_())
+    kind = pa.from_numpy_dtype(values.dtype)
+    return pa.Array.from_buffers(kind, values.size, [None, pa.py_buffer(values)])
+
+
 class PredictionSink(Protocol):
     """Where drained predictions go, one model version's batch at a time; may be slow or raise."""
 
@@ -220,13 +469,17 @@ class EventBusSink:
 
 
 class ParquetSink:
-    """Appends batches to Parquet files under ``directory``, one file per batch."""
+    """Appends batches to Parquet files under ``directory``, one file per batch.
+
+    Numbering continues after the highest file of the same prefix already there, so a
+    restarted server never replaces the files an earlier run wrote.
+    """
 
     def __init__(self, directory: Path, prefix: str = "predictions") -> None:
         self.directory = directory
         self.prefix = prefix
-        self._seq = 0
         directory.mkdir(parents=True, exist_ok=True)
+        self._seq = _last_sequence(directory, prefix)
 
     def write(self, batch: PredictionBatch) -> None:
         self._seq += 1
@@ -237,6 +490,12 @@ class ParquetSink:
 
     def close(self) -> None:
         """Each flush is a complete file; nothing is held open."""
+
+
+def _last_sequence(directory: Path, prefix: str) -> int:
+    pattern = re.compile(re.escape(prefix) + r"-(\d+)\.(?:parquet|partial)$")
+    numbers = [int(m.group(1)) for p in directory.iterdir() if (m := pattern.match(p.name))]
+    return max(numbers, default=0)
 
 
 class PredictionLogger:
