@@ -8,6 +8,7 @@ variables (nested with ``__``, e.g. ``GHAF_SECURITY__ENCRYPT_ARTIFACTS=false``),
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from ghaf.errors import ConfigError
 SETTINGS_FILE = "ghaf.toml"
 _ENV_PREFIX = "GHAF_"
 _REGION_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def _default_residency() -> dict[str, list[str]]:
@@ -290,6 +292,101 @@ class ServerSettings(BaseModel):
     )
 
 
+class KubernetesSettings(BaseModel):
+    """What `ghaf deployments export --k8s` writes: images, existing secrets, scale."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    namespace: str = Field(default="ghaf", description="Namespace the manifests are for.")
+    server_image: str | None = Field(
+        default=None,
+        description="Control-plane image (deploy/docker/server.Dockerfile); default: "
+        "ghaf-server:<this Ghaf's version>.",
+    )
+    inference_image: str | None = Field(
+        default=None,
+        description="CPU inference image (deploy/docker/inference.Dockerfile); default: "
+        "ghaf-inference:<this Ghaf's version>.",
+    )
+    gpu_image: str | None = Field(
+        default=None,
+        description="GPU inference image (deploy/docker/inference-gpu.Dockerfile); default: "
+        "ghaf-inference-gpu:<this Ghaf's version>.",
+    )
+    env_secret: str = Field(
+        default="ghaf-env",
+        description="Existing Secret whose keys become GHAF_* variables of every pod "
+        "(metadata and artifact URLs, S3 credentials, GHAF_SECURITY__KEK); never written.",
+    )
+    tls_secret: str = Field(
+        default="ghaf-tls",
+        description="Existing kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) the "
+        "servers listen with.",
+    )
+    metrics_secret: str = Field(
+        default="ghaf-metrics-token",
+        description="Existing Secret with key 'token': a Ghaf API token allowed "
+        "monitoring.read, which Prometheus presents to /metrics.",
+    )
+    home_claim: str = Field(
+        default="ghaf-home",
+        description="Existing PersistentVolumeClaim (ReadWriteMany) mounted as the platform "
+        "home: signing keys, trust store, audit checkpoints.",
+    )
+    host: str | None = Field(
+        default=None, description="Ingress host of the control plane; unset: any host."
+    )
+    ingress_class: str = Field(default="nginx", description="IngressClass of the Ingress.")
+    ingress_namespace: str = Field(
+        default="ingress-nginx",
+        description="Namespace of the ingress controller, the only one that may reach the "
+        "control plane's port besides in-namespace clients and Prometheus.",
+    )
+    prometheus_namespace: str = Field(
+        default="monitoring", description="Namespace Prometheus scrapes from."
+    )
+    server_min_replicas: int = Field(
+        default=2, ge=1, le=100, description="Fewest control-plane pods (HPA minimum)."
+    )
+    server_max_replicas: int = Field(
+        default=6, ge=1, le=100, description="Most control-plane pods (HPA maximum)."
+    )
+    server_cpu_percent: int = Field(
+        default=70, ge=1, le=100, description="CPU utilisation the HPA keeps the server at."
+    )
+    inference_min_replicas: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description="Fewest predictor pods of an InferenceService (0: scale to zero, "
+        "Serverless mode only).",
+    )
+    inference_max_replicas: int = Field(
+        default=4, ge=1, le=1000, description="Most predictor pods of an InferenceService."
+    )
+    inference_scale_metric: Literal["concurrency", "rps", "cpu", "memory"] = Field(
+        default="concurrency", description="What KServe scales predictors on."
+    )
+    inference_scale_target: int = Field(
+        default=8,
+        ge=1,
+        description="Target of the scale metric per pod (in-flight requests, requests a "
+        "second, or percent of the request for cpu and memory).",
+    )
+    deployment_mode: Literal["RawDeployment", "Serverless"] = Field(
+        default="RawDeployment",
+        description="KServe deployment mode: RawDeployment (Deployment, Service, HPA) or "
+        "Serverless (Knative: scale to zero, traffic split by revision).",
+    )
+
+    @field_validator("namespace", "env_secret", "tls_secret", "metrics_secret", "home_claim")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if not _DNS_LABEL.fullmatch(value):
+            raise ValueError("a Kubernetes name is lowercase letters, digits and '-' (1-63)")
+        return value
+
+
 class GhafSettings(BaseSettings):
     """Every knob Ghaf has, each with a description; see the module docstring for sources."""
 
@@ -367,6 +464,7 @@ class GhafSettings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     local_principals: list[str] = Field(
         default_factory=list,
         description="Retired: naming principals in a setting made them admins; a second "
