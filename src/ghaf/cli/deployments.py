@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -155,3 +156,103 @@ def update(
         )
         record = to_jsonable(changed)
     _show(cli, record, output)
+
+
+def _served(cli: CliState, ref: str) -> Any:
+    """The registry's record of ``ref`` (a version or alias), from either mode."""
+    from ghaf.k8s import ServedVersion
+
+    client = cli.remote()
+    if client is not None:
+        return ServedVersion.from_record(client.model_version(ref))
+    from ghaf.registry import get_model_version
+
+    return ServedVersion.from_record(to_jsonable(get_model_version(cli.platform(), ref)))
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    k8s: Annotated[
+        bool, typer.Option("--k8s", help="Kubernetes manifests (control plane and KServe).")
+    ] = False,
+    out: Annotated[Path, typer.Option(help="Directory the manifests are written to.")] = Path(
+        "k8s"
+    ),
+    model: Annotated[
+        list[str] | None,
+        typer.Option(help="MODEL:V or MODEL@ALIAS: an InferenceService for it (repeatable)."),
+    ] = None,
+    deployment: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A deployment: an InferenceService for its version, or its canary with the "
+            "canary's weight as canaryTrafficPercent (repeatable)."
+        ),
+    ] = None,
+    gpu: Annotated[bool, typer.Option("--gpu", help="Predictors on the GPU image.")] = False,
+    min_replicas: Annotated[
+        int | None,
+        typer.Option(help="Fewest predictor pods (default: kubernetes.inference_min_replicas)."),
+    ] = None,
+    max_replicas: Annotated[
+        int | None,
+        typer.Option(help="Most predictor pods (default: kubernetes.inference_max_replicas)."),
+    ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(help="KServe mode: RawDeployment or Serverless (default: the setting)."),
+    ] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Write manifests: the control plane (migration Job, Deployment, Service, HPA, PDB,
+    NetworkPolicies, Ingress) and a KServe InferenceService per model or deployment.
+
+    Secrets are never written: pods read the existing Secrets that the kubernetes
+    settings name (GHAF_KUBERNETES__ENV_SECRET...).
+    """
+    from ghaf.k8s import Split, export_manifests, write_manifests
+
+    if not k8s:
+        raise InvalidInputError("no format chosen", hint="add --k8s")
+    cli = state(ctx)
+    settings = cli.settings.kubernetes
+    if mode is not None:
+        if mode not in ("RawDeployment", "Serverless"):
+            raise InvalidInputError(
+                f"--mode {mode!r} is not a KServe deployment mode",
+                hint="give --mode RawDeployment or --mode Serverless",
+            )
+        settings = settings.model_copy(update={"deployment_mode": mode})
+    models = [_served(cli, ref) for ref in model or ()]
+    splits = []
+    for name in deployment or ():
+        client = cli.remote()
+        if client is not None:
+            record = client.deployment(name)
+        else:
+            from ghaf.serving.deployments import get_deployment
+
+            record = to_jsonable(get_deployment(cli.platform(), name))
+        weights = {_served(cli, ref): float(w) for ref, w in record["models"].items()}
+        splits.append(Split(record["name"], weights))
+    manifests = export_manifests(
+        settings,
+        models=models,
+        splits=splits,
+        gpu=gpu,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+    )
+    written = write_manifests(manifests, out)
+    if output is Output.json:
+        emit_json(
+            {
+                "out": str(out),
+                "files": [str(path) for path in written],
+                "kinds": [m["kind"] for m in manifests],
+            }
+        )
+        return
+    for path, manifest in zip(written, manifests, strict=True):
+        cli.console.print(f"{manifest['kind']:<24} {path}")
