@@ -81,7 +81,8 @@ def migration_job(settings: KubernetesSettings) -> Manifest:
 
 
 def deployment(settings: KubernetesSettings) -> Manifest:
-    address = "0.0.0.0"  # noqa: S104 - every interface of the pod; the policies guard it
+    # Every interface of the pod (its own network namespace); the NetworkPolicies guard it.
+    address = "0.0.0.0"  # noqa: S104  # nosec B104
     args = ["server", "--host", address, "--port", str(SERVER_PORT)]
     container = _container(settings, "server", [*args, "--workers", str(SERVER_WORKERS)])
     container["ports"] = [{"name": "https", "containerPort": SERVER_PORT, "protocol": "TCP"}]

@@ -106,7 +106,7 @@ def volumes(settings: KubernetesSettings, *, tls: bool) -> list[Manifest]:
 def mounts(*, tls: bool) -> list[Manifest]:
     found: list[Manifest] = [
         {"name": "home", "mountPath": HOME},
-        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - the pod's own emptyDir
+        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108  # nosec B108 - an emptyDir
     ]
     if tls:
         found.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
