@@ -36,6 +36,7 @@ OPTIONAL_MODULES: dict[str, tuple[str, str]] = {
     "OpenSSL": ("pyOpenSSL", "ml"),
     "opentelemetry": ("opentelemetry-sdk", "server"),
     "optuna": ("optuna", "ml"),
+    "prometheus_client": ("prometheus-client", "serve"),
     "psycopg": ("psycopg", "postgres"),
     "pyiceberg": ("pyiceberg", "data"),
     "ray": ("ray", "ray"),

@@ -1,6 +1,7 @@
 """Run the serving app on uvicorn (uvloop + httptools): one process or N workers.
 
-Workers share nothing but the port: each is its own process that binds the port with
+Workers share nothing but the port and a directory of metric files (so /metrics sums them
+all): each is its own process that binds the port with
 ``SO_REUSEPORT`` (the kernel spreads connections), loads its own models and runs with
 its math-library thread count set before NumPy loads. Every accepted socket gets
 ``TCP_NODELAY`` (uvicorn issue #3149: without it, keep-alive requests wait ~40 ms for a
@@ -18,9 +19,9 @@ import subprocess  # nosec B404
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,8 @@ class ServeConfig:
     watch: dict[str, str] = field(default_factory=dict)
     """Served model -> deployment record whose revisions the workers follow live."""
     poll_interval: float = 1.0
+    metrics_dir: str | None = None
+    """The multi-worker server's shared metric files (set by :func:`supervise`)."""
 
 
 def model_entry(
@@ -168,7 +171,7 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
     logger = PredictionLogger(sinks) if sinks else None
     app = ServingApp(
         deployments,
-        metrics=Metrics(worker),
+        metrics=Metrics(worker, shared_dir=config.metrics_dir),
         prediction_log=logger,
         max_body_bytes=config.max_body_bytes,
         guard=None if config.insecure_dev else RequestGuard(platform),
@@ -275,13 +278,19 @@ def supervise(config: ServeConfig) -> None:
         from ghaf.access.guard import check_insecure_dev
 
         check_insecure_dev(config.host, "model server")  # before the port is reserved
-    run_workers(
-        [[sys.executable, "-m", "ghaf.serving.worker", str(i)] for i in range(config.workers)],
-        orjson.dumps(asdict(config)),
-        host=config.host,
-        port=config.port,
-        env={**os.environ, **thread_environment(config.threads)},
-    )
+    from ghaf.serving.metrics import MULTIPROC_VARIABLE, mark_worker_dead, shared_metrics_dir
+
+    with shared_metrics_dir() as metrics_dir:  # /metrics sums every worker's files
+        shared = str(metrics_dir)
+        config = replace(config, metrics_dir=shared)
+        run_workers(
+            [[sys.executable, "-m", "ghaf.serving.worker", str(i)] for i in range(config.workers)],
+            orjson.dumps(asdict(config)),
+            host=config.host,
+            port=config.port,
+            env={**os.environ, **thread_environment(config.threads), MULTIPROC_VARIABLE: shared},
+            on_exit=lambda pid: mark_worker_dead(shared, pid),
+        )
 
 
 def run_workers(
@@ -291,10 +300,12 @@ def run_workers(
     host: str,
     port: int,
     env: dict[str, str] | None = None,
+    on_exit: Callable[[int], None] | None = None,
 ) -> None:
     """Run one worker process per command, each given ``payload`` on stdin, until they
     all exit; SIGTERM or SIGINT stops them all. The port is held (not listened on) while
-    they run, so nothing else takes it between their restarts."""
+    they run, so nothing else takes it between their restarts. ``on_exit(pid)`` runs as
+    soon as each worker exits, however it ends."""
     holder = reuseport_socket(host, port, listen=False)  # reserves the port
     children = [
         subprocess.Popen(command, stdin=subprocess.PIPE, env=env)  # nosec B603
@@ -304,6 +315,10 @@ def run_workers(
         assert child.stdin is not None  # nosec B101
         child.stdin.write(payload)
         child.stdin.close()
+        if on_exit is not None:
+            threading.Thread(
+                target=_on_exit, args=(child, on_exit), name="ghaf-worker-exit", daemon=True
+            ).start()
 
     def stop(*_: Any) -> None:
         for child in children:
@@ -319,6 +334,14 @@ def run_workers(
         holder.close()
         for sig, handler in previous.items():  # the caller's own (its cleanup, say) again
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
+def _on_exit(child: subprocess.Popen[bytes], callback: Callable[[int], None]) -> None:
+    child.wait()
+    try:
+        callback(child.pid)
+    except Exception as exc:  # noqa: BLE001 - a failed cleanup must not stop the others
+        _log.warning("worker exit cleanup failed", pid=child.pid, error=str(exc))
 
 
 def freeze_startup_heap() -> None:

@@ -180,7 +180,7 @@ def test_metrics_and_prediction_log(server: tuple[str, Any], trained: Any, tmp_p
     for _ in range(3):
         httpx.post(f"{url}/v2/models/fraud/infer", json=_oip(trained.X[:2]))
     text = httpx.get(f"{url}/metrics").text
-    assert 'ghaf_requests_total{model="fraud",version="1",code="200",worker="0"} 3' in text
+    assert 'ghaf_requests_total{model="fraud",version="1",code="200"} 3' in text
     assert 'ghaf_batch_rows_count{model="fraud",version="1"' in text
     assert "ghaf_queue_rows{" in text and "ghaf_request_seconds_bucket" in text
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import socket
 import subprocess
@@ -19,6 +18,19 @@ from ghaf.platform import Platform
 from ghaf.serving.deployments import get_deployment
 from ghaf.testing.people import mint
 from tests.unit.serving.server_processes import bearer, register_champion
+
+
+def _answered(text: str) -> float:
+    """fraud:1's 200 answers in a /metrics exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    want = {"model": "fraud", "version": "1", "code": "200"}
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "ghaf_requests_total" and s.labels == want
+    )
 
 
 def _free_port() -> int:
@@ -58,17 +70,25 @@ def test_serve_two_workers(platform: Platform, trained: Any, tmp_path: Path) -> 
     )
     try:
         _wait_ready(url, process)
-        workers: set[str] = set()
-        deadline = time.monotonic() + 120  # generous: one worker may start much later
-        while len(workers) < 2:
-            assert time.monotonic() < deadline, f"only workers {workers} answered"
-            with httpx.Client(headers=bearer(token)) as fresh:  # the kernel picks a worker
-                workers |= set(re.findall(r'worker="(\d+)"', fresh.get(f"{url}/metrics").text))
-        assert workers == {"0", "1"}
         rows = trained.X[:32]
         body = {"inputs": [{"name": "input", "shape": [32, 8], "datatype": "FP32",
                             "data": rows.ravel().tolist()}]}  # fmt: skip
         want = trained.model.predict_proba(rows)
+        workers: set[str] = set()
+        sent = 0
+        deadline = time.monotonic() + 120  # generous: one worker may start much later
+        while len(workers) < 2:
+            assert time.monotonic() < deadline, f"only workers {workers} answered"
+            with httpx.Client(headers=bearer(token)) as fresh:  # the kernel picks a worker
+                reply = fresh.post(f"{url}/v2/models/fraud/infer", json=body)
+                assert reply.status_code == 200
+                workers.add(reply.headers["x-ghaf-worker"])
+                sent += 1
+        # /metrics sums both workers' files, whichever worker answers the scrape.
+        for _ in range(4):
+            with httpx.Client(headers=bearer(token)) as fresh:
+                text = fresh.get(f"{url}/metrics").text
+            assert _answered(text) == sent, text[:2000]
         with httpx.Client(base_url=url, headers=bearer(token)) as client:
             for _ in range(5):
                 reply = client.post("/v2/models/fraud/infer", json=body)
