@@ -140,7 +140,8 @@ def inference_service(
     tls = not serverless
     scheme = "HTTPS" if tls else "HTTP"
     resources = GPU if gpu else CPU
-    address = "0.0.0.0"  # noqa: S104  # nosec B104 - the pod's interfaces; KServe fronts it
+    # Every interface of the pod (its own network namespace): KServe's Service fronts it.
+    address = "0.0.0.0"  # noqa: S104  # nosec B104
     args = ["serve", version.ref, "--host", address, "--port", str(PORT)]
     # Each revision records what it serves under its own name, so the canary's pods and
     # the stable ones never rewrite each other's deployment record.

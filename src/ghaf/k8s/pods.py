@@ -106,7 +106,8 @@ def volumes(settings: KubernetesSettings, *, tls: bool) -> list[Manifest]:
 def mounts(*, tls: bool) -> list[Manifest]:
     found: list[Manifest] = [
         {"name": "home", "mountPath": HOME},
-        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108  # nosec B108 - an emptyDir
+        # The pod's own emptyDir, not a shared /tmp.
+        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108  # nosec B108
     ]
     if tls:
         found.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
