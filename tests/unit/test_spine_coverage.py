@@ -393,6 +393,23 @@ def _monitoring_profile_save(platform: Platform) -> None:
     save_profile(platform, platform.admin(), "example_profile", profile, source="example")
 
 
+def _monitoring_schedule(platform: Platform) -> None:
+    from ghaf.monitoring.schedule import schedule_monitor
+
+    schedule_monitor(platform, platform.admin(), "example-live", every="1m")
+
+
+def _deploy_and_schedule(platform: Platform) -> None:
+    _register_and_deploy(platform)
+    _monitoring_schedule(platform)
+
+
+def _monitoring_run(platform: Platform) -> None:
+    from ghaf.monitoring.monitors import run_monitor
+
+    run_monitor(platform, platform.admin(), "example-live")
+
+
 def _keys_rotate(platform: Platform) -> None:
     from ghaf.access.rotation import rotate_keys
 
@@ -624,6 +641,8 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "home.init": _home_init,
     "project.create": _project_create,
     "monitoring.profile.save": _monitoring_profile_save,
+    "monitoring.schedule": _monitoring_schedule,
+    "monitoring.run": _monitoring_run,
     "keys.rotate": _keys_rotate,
     "keys.destroy_version": _keys_destroy_version,
     "keys.trust": _keys_trust,
@@ -677,6 +696,8 @@ SETUP: dict[str, Callable[[Platform], None]] = {
     "gate_policy.attach": _register_and_add_gate_policy,
     "deployment.create": _register_approved,
     "deployment.update": _register_and_deploy,
+    "monitoring.schedule": _register_and_deploy,
+    "monitoring.run": _deploy_and_schedule,
     "traffic.experiment_create": _experiment_ready,
     "traffic.experiment_start": _experiment_created,
     "traffic.experiment_stop": _experiment_running,

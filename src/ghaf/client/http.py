@@ -16,6 +16,7 @@ from ghaf.client.experiments import ExperimentCalls
 from ghaf.client.features import FeatureCalls
 from ghaf.client.governance import GovernanceCalls
 from ghaf.client.incidents import IncidentCalls
+from ghaf.client.monitors import MonitorCalls
 from ghaf.client.operations import OperationsCalls
 from ghaf.client.pipelines import PipelineCalls
 from ghaf.client.session import Session
@@ -31,6 +32,7 @@ class Client(
     OperationsCalls,
     GovernanceCalls,
     IncidentCalls,
+    MonitorCalls,
     ExperimentCalls,
     Session,
 ):

@@ -28,6 +28,7 @@ from ghaf.server.routes import (
     governance,
     grants,
     incidents,
+    monitors,
     operations,
     pipelines,
     projects,
@@ -109,6 +110,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
         operations,
         governance,
         incidents,
+        monitors,
         experiments,
     ):
         app.include_router(module.router, prefix=API_PREFIX)

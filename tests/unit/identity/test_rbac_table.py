@@ -87,6 +87,9 @@ EXPECTED: dict[str, set[str]] = {
     "code_policy.set": {"model_approver"},
     # operations
     "monitoring.profile.save": {"data_scientist", "sre"},
+    # scheduled monitors: SREs schedule and run them (a run stores results and alerts)
+    "monitoring.schedule": {"sre"},
+    "monitoring.run": {"sre"},
     "audit.checkpoint": {"auditor"},
     # identity
     **{action: {"project_admin"} for action in MEMBERSHIP},

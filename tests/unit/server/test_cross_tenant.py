@@ -235,6 +235,9 @@ def _seed_b_governance(world: World, ids: dict[str, str]) -> None:
         ids["fingerprint"] = str(fired["fingerprint"])
         [incident] = ok(bea.get("/api/v1/incidents", params={"project": B}))["incidents"]
         ids["incident"] = str(incident["number"])
+        monitor = {"deployment": "zq-deploy", "every": "1h"}
+        ok(bea.post(f"/api/v1/projects/{B}/monitors", json=monitor))
+        ok(bea.post(f"/api/v1/projects/{B}/monitors/run", json={"deployment": "zq-deploy"}))
 
 
 def ok(response: httpx.Response) -> Any:
@@ -722,6 +725,25 @@ def _calls(ids: Mapping[str, str]) -> dict[str, list[Call]]:
             Call({"project": A, "fingerprint": ids["fingerprint"]}),
         ],
         "POST /projects/{project}/alerts/deliver": [Call({"project": B})],
+        "POST /projects/{project}/monitors": [
+            Call({"project": B}, json={"deployment": "zq-deploy"}),
+            Call({"project": A}, json={"deployment": "zq-deploy"}),
+            Call({"project": A}, json={"deployment": "al-deploy", "reference": "profile:zq-profile"}),
+        ],
+        "GET /projects/{project}/monitors": [Call({"project": B})],
+        "POST /projects/{project}/monitors/run": [
+            Call({"project": B}, json={}),
+            Call({"project": B}, json={"deployment": "zq-deploy"}),
+            Call({"project": A}, json={"deployment": "zq-deploy"}),
+        ],
+        "GET /projects/{project}/monitors/status": [
+            Call({"project": B}),
+            Call({"project": A}, query={"deployment": "zq-deploy"}),
+        ],
+        "GET /projects/{project}/monitors/{deployment}/results": [
+            Call({"project": B, "deployment": "zq-deploy"}),
+            Call({"project": A, "deployment": "zq-deploy"}),
+        ],
         "GET /incidents": [Call(), Call(query={"project": B})],
         "GET /incidents/{number}": [Call({"number": ids["incident"]})],
         **{

@@ -1,0 +1,493 @@
+"""Scheduled monitors: each run reads a deployment's window of the prediction log, judges
+each model version in it (:mod:`ghaf.monitoring.evaluate`), stores the results, fires
+alerts on breaches (``drift.detected``, ``data.quality``, ``model.quality``: each opens or
+updates an incident on the deployment and version) and publishes ``drift.detected`` on the
+event bus for pipeline triggers; it also fills in the performance of earlier windows whose
+labels came in since (joined by request id).
+
+    schedule_monitor(platform, actor, "fraud", every="5m", window="1h")
+    runs = run_due_monitors(platform, actor)      # what is due now; or run_loop(...)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from ghaf.alerts.base import Alert, fingerprint
+from ghaf.errors import GhafError, NotFoundError, PermissionDeniedError
+from ghaf.logs import get_logger
+from ghaf.metadata.base import utcnow
+from ghaf.monitoring.evaluate import (
+    Evaluation,
+    clean,
+    evaluate_window,
+    performance_breaches,
+    performance_of,
+)
+from ghaf.monitoring.records import (
+    MonitorResult,
+    MonitorRun,
+    MonitorSchedule,
+    result_record,
+    schedule_record,
+)
+from ghaf.monitoring.references import reference_for
+from ghaf.monitoring.schedule import _deployment_models, due_schedules
+from ghaf.monitoring.scoring import score_vector
+from ghaf.monitoring.tables import MonitorResultRow, MonitorScheduleRow
+from ghaf.platform import Platform
+from ghaf.security.identity import Actor
+from ghaf.serving.labels import labels_of, outcome_watermark
+from ghaf.serving.predlog import PredictionWindow, read_prediction_windows
+from ghaf.spine import current_operation, current_session, governed
+
+SUBJECT = "drift.detected"
+"""Event-bus subject a run publishes when features or predictions drifted."""
+ALERTS = {"drift": "drift.detected", "quality": "data.quality", "performance": "model.quality"}
+"""Alert name per kind of breach (prediction drift counts as drift)."""
+BACKFILL_LIMIT = 24
+"""Earlier windows whose performance one run may fill in (newest first)."""
+EVALUATED = ("ok", "breached")
+_log = get_logger(__name__)
+
+
+def _ms(moment: datetime) -> float:
+    return moment.timestamp() * 1000.0
+
+
+def _versions(platform: Platform, deployment: str) -> dict[str, set[str]]:
+    """Model name -> versions the deployment record serves (live and shadow)."""
+    from ghaf.serving.deployments import get_deployment
+
+    try:
+        record = get_deployment(platform, deployment)
+    except NotFoundError:
+        return {}
+    refs = [*record.models, *([record.shadow] if record.shadow else [])]
+    found: dict[str, set[str]] = {}
+    for ref in refs:
+        name, _, version = ref.rpartition(":")
+        found.setdefault(name, set()).add(version)
+    return found
+
+
+def _kind_of(breach: str) -> str:
+    return "drift" if breach in ("drift", "prediction_drift") else breach
+
+
+def _alerts(
+    schedule: MonitorSchedule,
+    model_version: str,
+    evaluation: Evaluation,
+    previous: set[str],
+    now: datetime,
+    end: datetime,
+) -> list[Alert]:
+    """Firing alerts for this window's breaches; resolved ones for kinds that breached in
+    the last evaluated window and are clean now."""
+    labels = {"deployment": schedule.deployment, "model_version": model_version}
+    kinds = {_kind_of(b) for b in evaluation.breaches}
+    was = {_kind_of(b) for b in previous}
+    found = []
+    for kind, name in ALERTS.items():
+        if kind in kinds:
+            status, summary = "firing", _summary(kind, schedule, model_version, evaluation)
+        elif kind in was and evaluation.status in EVALUATED:
+            status, summary = (
+                "resolved",
+                f"{name} cleared on {schedule.deployment} ({model_version})",
+            )
+        else:
+            continue
+        found.append(
+            Alert(
+                name=name,
+                labels=labels,
+                severity="high" if kind == "performance" else schedule.options.severity,
+                summary=summary,
+                source="ghaf.monitoring",
+                deployment=schedule.deployment,
+                model_version=model_version,
+                starts_at=now,
+                status=status,
+                id=f"monitor:{schedule.project}:{schedule.deployment}:{model_version}:{kind}:"
+                f"{end.isoformat()}:{status}",
+            )
+        )
+    return found
+
+
+def _summary(kind: str, schedule: MonitorSchedule, mv: str, evaluation: Evaluation) -> str:
+    where = f"{schedule.deployment} ({mv})"
+    if kind == "drift":
+        parts = []
+        if evaluation.drifted_features:
+            parts.append("features " + ", ".join(evaluation.drifted_features[:10]))
+        if "prediction_drift" in evaluation.breaches:
+            parts.append("predictions")
+        return f"drift on {where}: {'; '.join(parts)}"
+    if kind == "quality":
+        problems = evaluation.report.get("quality", {}).get("problems", [])
+        return f"data quality on {where}: {'; '.join(problems[:5])}"
+    return f"model quality on {where} below its threshold"
+
+
+def _previous_breaches(session: Any, schedule_id: int, model_version: str) -> set[str]:
+    row = session.execute(
+        select(MonitorResultRow.breaches)
+        .where(MonitorResultRow.schedule_id == schedule_id)
+        .where(MonitorResultRow.model_version == model_version)
+        .where(MonitorResultRow.status.in_(EVALUATED))
+        .order_by(MonitorResultRow.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return set(json.loads(row)) if row else set()
+
+
+def _window_name(deployment: str, start: datetime, end: datetime) -> str:
+    return (
+        f"{deployment} {start.isoformat(timespec='seconds')}..{end.isoformat(timespec='seconds')}"
+    )
+
+
+@governed("monitoring.run", resource="monitor:{deployment}")
+def _record_run(
+    platform: Platform, actor: Actor, deployment: str, *, now: datetime
+) -> tuple[MonitorRun, list[Alert]]:
+    """Run the monitor of ``deployment`` over the window ending ``now``; store and alert."""
+    from ghaf.incidents.ingest import ingest_alerts
+
+    session = current_session()
+    here = current_operation().project
+    started = time.perf_counter()
+    row = session.execute(
+        select(MonitorScheduleRow)
+        .where(MonitorScheduleRow.project == here, MonitorScheduleRow.deployment == deployment)
+        .with_for_update()
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError(
+            f"no monitor is scheduled for deployment {deployment!r}",
+            hint="ghaf monitor schedule DEPLOYMENT --every 5m --window 1h",
+        )
+    schedule = schedule_record(row)
+    end = now
+    start = now - timedelta(seconds=schedule.window_s)
+    watermark = outcome_watermark(platform)
+    serving = _versions(platform, deployment)
+    for name in _deployment_models(platform, deployment, here):
+        serving.setdefault(name, set())
+    results: list[MonitorResultRow] = []
+    alerts: list[Alert] = []
+    for model in sorted(serving):
+        windows = read_prediction_windows(
+            Path(schedule.log_dir), model, start_ms=_ms(start), end_ms=_ms(end)
+        )
+        for version in sorted(set(windows) | serving[model], key=_version_key):
+            model_version = f"{model}:{version}"
+            clock = time.perf_counter()
+            evaluation = _evaluate(
+                platform, actor, schedule, model, version, windows.get(version), start, end
+            )
+            previous = _previous_breaches(session, schedule.id, model_version)
+            fired = _alerts(schedule, model_version, evaluation, previous, now, end)
+            alerts += fired
+            window = windows.get(version)
+            results.append(
+                MonitorResultRow(
+                    schedule_id=schedule.id,
+                    project=here,
+                    deployment=deployment,
+                    model_version=model_version,
+                    window_start=start,
+                    window_end=end,
+                    run_at=now,
+                    status=evaluation.status,
+                    breaches=json.dumps(evaluation.breaches),
+                    predictions=window.rows if window else 0,
+                    requests=window.requests if window else 0,
+                    drifted_features=json.dumps(evaluation.drifted_features),
+                    report=json.dumps(evaluation.report),
+                    performance=json.dumps(evaluation.performance)
+                    if evaluation.performance
+                    else None,
+                    labels=evaluation.labels,
+                    labels_watermark=watermark,
+                    alerts=json.dumps(
+                        sorted(
+                            {fingerprint(a.name, a.labels) for a in fired if a.status == "firing"}
+                        )
+                    ),
+                    seconds=time.perf_counter() - clock,
+                    note=evaluation.note[:2000],
+                )
+            )
+    updated, more = _backfill(platform, session, schedule, watermark, now)
+    alerts += more
+    session.add_all(results)
+    if alerts:
+        ingest_alerts(platform, actor, alerts, now=now)
+    row.last_run_at = now
+    row.next_run_at = now + timedelta(seconds=schedule.interval_s)
+    session.flush()
+    records = tuple(result_record(r) for r in results)
+    current_operation().details.update(
+        {
+            "window_end": end.isoformat(),
+            "results": {r.model_version: r.status for r in records},
+            "alerts": sorted({a.name for a in alerts if a.status == "firing"}),
+        }
+    )
+    run = MonitorRun(
+        deployment=deployment,
+        project=here,
+        window_start=start,
+        window_end=end,
+        results=records,
+        updated=tuple(result_record(r) for r in updated),
+        seconds=time.perf_counter() - started,
+    )
+    return run, alerts
+
+
+def _version_key(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (1 << 62, version)
+
+
+def _evaluate(
+    platform: Platform,
+    actor: Actor,
+    schedule: MonitorSchedule,
+    model: str,
+    version: str,
+    window: PredictionWindow | None,
+    start: datetime,
+    end: datetime,
+) -> Evaluation:
+    if window is None or window.rows == 0:
+        return Evaluation("no predictions", note="the log holds no prediction of this window")
+    columns = window.features.column_names
+    reference = reference_for(platform, actor, model, version, schedule.reference, columns)
+    labels = labels_of(
+        platform, model, window.request_ids.to_pylist(), metric=schedule.options.label_metric
+    )
+    return evaluate_window(
+        window,
+        reference,
+        labels,
+        schedule.options,
+        name=_window_name(schedule.deployment, start, end),
+    )
+
+
+def _backfill(
+    platform: Platform, session: Any, schedule: MonitorSchedule, watermark: int, now: datetime
+) -> tuple[list[MonitorResultRow], list[Alert]]:
+    """Fill in the performance of earlier windows whose labels were incomplete, when any
+    label arrived since they were last looked at (the outcome watermark moved)."""
+    horizon = now - timedelta(seconds=schedule.options.label_horizon_s)
+    rows = (
+        session.execute(
+            select(MonitorResultRow)
+            .where(MonitorResultRow.schedule_id == schedule.id)
+            .where(MonitorResultRow.status.in_(EVALUATED))
+            .where(MonitorResultRow.labels < MonitorResultRow.predictions)
+            .where(MonitorResultRow.labels_watermark < watermark)
+            .where(MonitorResultRow.window_end >= horizon)
+            .order_by(MonitorResultRow.window_end.desc())
+            .limit(BACKFILL_LIMIT)
+        )
+        .scalars()
+        .all()
+    )
+    updated: list[MonitorResultRow] = []
+    alerts: list[Alert] = []
+    for row in rows:
+        model, _, version = row.model_version.rpartition(":")
+        window = read_prediction_windows(
+            Path(schedule.log_dir),
+            model,
+            start_ms=_ms(row.window_start),
+            end_ms=_ms(row.window_end),
+            features=False,
+        ).get(version)
+        row.labels_watermark = watermark
+        scored = score_vector(window.outputs) if window is not None else None
+        if window is None or scored is None:
+            continue
+        labels = labels_of(
+            platform, model, window.request_ids.to_pylist(), metric=schedule.options.label_metric
+        )
+        count = int((~np.isnan(labels)).sum())
+        if count == row.labels:
+            continue
+        performance = performance_of(scored[0], scored[1], labels, schedule.options)
+        row.labels = count
+        row.performance = json.dumps(performance) if performance else None
+        report = json.loads(row.report)
+        problems = performance_breaches(
+            performance, report.get("estimate"), count / max(row.predictions, 1), schedule.options
+        )
+        breaches = [b for b in json.loads(row.breaches) if b != "performance"]
+        if problems:
+            breaches.append("performance")
+            evaluation = Evaluation("breached", breaches=breaches, report=report)
+            fired = _alerts(schedule, row.model_version, evaluation, set(), now, row.window_end)
+            alerts += [a for a in fired if a.name == ALERTS["performance"]]
+        row.breaches = json.dumps(breaches)
+        row.status = "breached" if breaches else "ok"
+        updated.append(row)
+    return updated, alerts
+
+
+def _after_commit(
+    platform: Platform, actor: Actor, run: MonitorRun, alerts: list[Alert]
+) -> MonitorRun:
+    """Publish ``drift.detected`` for each drifted version, and send what the alerts owe."""
+    events = []
+    for result in run.results:
+        if not {"drift", "prediction_drift"} & set(result.breaches):
+            continue
+        model, _, version = result.model_version.rpartition(":")
+        payload = clean(
+            {
+                "project": run.project,
+                "deployment": run.deployment,
+                "model": model,
+                "version": version,
+                "model_version": result.model_version,
+                "features": list(result.drifted_features),
+                "predictions": "prediction_drift" in result.breaches,
+                "window_start": run.window_start.isoformat(),
+                "window_end": run.window_end.isoformat(),
+                "result": result.id,
+                "alerts": list(result.alerts),
+            }
+        )
+        try:
+            platform.events.publish(SUBJECT, payload, msg_id=f"drift:{run.project}:{result.id}")
+            events.append(SUBJECT)
+        except GhafError as exc:  # the results and alerts are stored: a down bus loses no record
+            _log.warning("drift event not published", error=exc.headline, result=result.id)
+    if alerts and platform.settings.alerting.receivers:
+        from ghaf.alerts.outbox import deliver_outbox
+
+        try:
+            deliver_outbox(platform, actor)
+        except GhafError as exc:  # the outbox retries what was not sent
+            _log.warning("alert delivery deferred", error=exc.headline)
+    return replace(run, events=tuple(events))
+
+
+def run_monitor(
+    platform: Platform, actor: Actor, deployment: str, *, now: datetime | None = None
+) -> MonitorRun:
+    """Run the monitor of ``deployment`` now (due or not): the window ending ``now``,
+    its results stored, alerts fired and ``drift.detected`` published.
+
+    Raises:
+        NotFoundError: no monitor is scheduled for ``deployment`` in the project.
+        PermissionDeniedError: ``actor`` may not run it (``monitoring.run``).
+    """
+    run, alerts = _record_run(platform, actor, deployment, now=now or utcnow())
+    return _after_commit(platform, actor, run, alerts)
+
+
+def run_due_monitors(
+    platform: Platform, actor: Actor, *, now: datetime | None = None
+) -> list[MonitorRun]:
+    """Run every monitor of ``platform``'s project that is due at ``now`` (default: the
+    current time), once. A monitor that fails is logged and left due (retried next
+    time); a refusal of ``actor`` is raised."""
+    moment = now or utcnow()
+    runs = []
+    for schedule in due_schedules(platform, moment):
+        try:
+            runs.append(run_monitor(platform, actor, schedule.deployment, now=now))
+        except PermissionDeniedError:
+            raise
+        except GhafError as exc:
+            _log.warning("monitor run failed", deployment=schedule.deployment, error=exc.headline)
+    return runs
+
+
+def run_loop(
+    platform: Platform,
+    actor: Actor,
+    *,
+    every_s: float = 10.0,
+    passes: int | None = None,
+    until: float | None = None,
+    on_run: Callable[[MonitorRun], None] | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Run due monitors every ``every_s`` seconds (1 to 3600) for ``passes`` passes or
+    until ``until`` (epoch seconds), whichever comes first (neither: until interrupted).
+    Returns how many runs it made."""
+    from ghaf.errors import InvalidInputError
+
+    if not 1.0 <= every_s <= 3600.0:
+        raise InvalidInputError(
+            f"the loop interval {every_s:g} s is out of range", hint="use 1 s to 3600 s"
+        )
+    made = done = 0
+    while passes is None or done < passes:
+        for run in run_due_monitors(platform, actor):
+            made += 1
+            if on_run is not None:
+                on_run(run)
+        done += 1
+        if (passes is not None and done >= passes) or (until is not None and clock() >= until):
+            break
+        pause = every_s if until is None else min(every_s, max(0.0, until - clock()))
+        sleep(pause)
+    return made
+
+
+def monitor_status(platform: Platform, deployment: str | None = None) -> list[MonitorResult]:
+    """The latest result of each deployment and model version of ``platform``'s project
+    (of ``deployment`` only, when given), by deployment then version."""
+    here = platform.default_project
+    latest = select(func.max(MonitorResultRow.id)).where(MonitorResultRow.project == here)
+    if deployment is not None:
+        latest = latest.where(MonitorResultRow.deployment == deployment)
+    latest = latest.group_by(MonitorResultRow.deployment, MonitorResultRow.model_version)
+    with platform.read_session() as session:
+        rows = session.execute(
+            select(MonitorResultRow).where(MonitorResultRow.id.in_(latest.scalar_subquery()))
+        ).scalars()
+        found = [result_record(r) for r in rows]
+    return sorted(
+        found, key=lambda r: (r.deployment, _version_key(r.model_version.rpartition(":")[2]))
+    )
+
+
+def list_results(
+    platform: Platform,
+    deployment: str,
+    *,
+    model_version: str | None = None,
+    limit: int = 50,
+) -> list[MonitorResult]:
+    """The results of ``deployment``'s monitor in ``platform``'s project, newest first."""
+    query = (
+        select(MonitorResultRow)
+        .where(MonitorResultRow.project == platform.default_project)
+        .where(MonitorResultRow.deployment == deployment)
+        .order_by(MonitorResultRow.id.desc())
+        .limit(max(1, min(limit, 1000)))
+    )
+    if model_version is not None:
+        query = query.where(MonitorResultRow.model_version == model_version)
+    with platform.read_session() as session:
+        return [result_record(r) for r in session.execute(query).scalars()]

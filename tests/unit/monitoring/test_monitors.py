@@ -1,0 +1,146 @@
+"""Scheduled monitors in one process, over a prediction log written by the real logger:
+a clean window passes, a shifted feature is caught (that one only) with an alert, an
+incident and a ``drift.detected`` event, labels that arrive later fill in the window's
+performance, and the drift alert resolves once the traffic is clean again."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.events.base import Event
+from ghaf.incidents.ingest import list_alerts
+from ghaf.incidents.records import list_incidents
+from ghaf.monitoring.monitors import list_results, monitor_status, run_due_monitors, run_monitor
+from ghaf.monitoring.schedule import default_log_dir, get_schedule, schedule_monitor
+from ghaf.platform import Platform
+from ghaf.serving.outcomes import Outcome, record_outcomes
+from ghaf.serving.predlog import ParquetSink, PredictionLogger
+from tests.unit.monitoring.monitor_home import FEATURES, Seeded, features, labels_for, seed_home
+
+N = 1000
+
+
+def _log(platform: Platform, seeded: Seeded, x: np.ndarray, start: float, tag: str) -> list[str]:
+    """Score ``x`` with the model and log one request per row from ``start`` (epoch s)."""
+    logger = PredictionLogger([ParquetSink(default_log_dir(platform))], flush_every=60)
+    probabilities = seeded.model.predict_proba(x)
+    ids = [f"{tag}-{i}" for i in range(len(x))]
+    for i, request_id in enumerate(ids):
+        logger.log(
+            {
+                "request_id": request_id,
+                "ts": (start + i * 0.05) * 1000.0,
+                "model": "fraud",
+                "version": str(seeded.version.version),
+                "variant": "primary",
+                "latency_ms": 1.0,
+                "features": x[i : i + 1],
+                "outputs": {"probabilities": probabilities[i : i + 1]},
+                "columns": FEATURES,
+            }
+        )
+    logger.close()
+    return ids
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def test_a_monitor_catches_the_shifted_feature_then_fills_in_performance(
+    platform: Platform, tmp_path: Path
+) -> None:
+    seeded = seed_home(platform, tmp_path)
+    admin = platform.admin()
+    t = time.time()
+    _log(platform, seeded, features(10, N), t - 1500, "base")
+    shifted = features(11, N, shift={"amount": 2.0})
+    shifted_ids = _log(platform, seeded, shifted, t - 900, "shift")
+    schedule = schedule_monitor(
+        platform, admin, "fraud", every="5m", window="10m", start_at=_at(t - 1200)
+    )
+    assert (schedule.interval_s, schedule.window_s, schedule.reference) == (300, 600, None)
+    events: list[Event] = []
+    platform.events.subscribe("drift.detected", events.append)
+
+    [clean] = run_due_monitors(platform, admin, now=_at(t - 1200))
+    [result] = clean.results
+    assert result.model_version == "fraud:1" and result.status == "ok", result
+    assert result.predictions == N and result.report["reference"] == "profile:fraud-v1-training@1"
+    assert result.report["reference_scores"] == "profile:fraud-v1-scores@1"
+    assert result.report["estimate"]["accuracy"] > 0.6 and not events
+    assert get_schedule(platform, "fraud").next_run_at == _at(t - 900)
+    assert run_due_monitors(platform, admin, now=_at(t - 1000)) == []  # not due yet
+
+    [drifted] = run_due_monitors(platform, admin, now=_at(t - 600))
+    [result] = drifted.results
+    assert result.status == "breached" and result.drifted_features == ("amount",)
+    assert {"drift", "prediction_drift"} <= set(result.breaches)
+    columns = {c["column"]: c for c in result.report["drift"]["columns"]}
+    assert [name for name, c in columns.items() if c["alarm"]] == ["amount"]
+    assert result.performance is None and result.labels == 0
+    assert drifted.events == ("drift.detected",)
+    [event] = events
+    assert event.data["deployment"] == "fraud" and event.data["model"] == "fraud"
+    assert event.data["model_version"] == "fraud:1" and event.data["features"] == ["amount"]
+    alerts = {a["name"]: a for a in list_alerts(platform)}
+    assert alerts["drift.detected"]["model_version"] == "fraud:1"
+    assert alerts["drift.detected"]["status"] == "firing"
+    [incident] = [i for i in list_incidents(platform) if i.title.startswith("drift on fraud")]
+    assert (incident.deployment, incident.model_version) == ("fraud", "fraud:1")
+
+    # The labels of the shifted window come in: the next run fills in its performance.
+    labels = labels_for(12, shifted)
+    record_outcomes(
+        platform,
+        admin,
+        "fraud",
+        [Outcome(float(v), request_id=r) for r, v in zip(shifted_ids, labels, strict=True)],
+    )
+    later = run_monitor(platform, admin, "fraud", now=_at(t - 300))
+    [filled] = [r for r in later.updated if r.id == result.id]
+    assert filled.labels == N and filled.performance is not None
+    estimate = result.report["estimate"]
+    assert filled.performance["accuracy"] == pytest.approx(estimate["accuracy"], abs=0.05)
+    assert filled.performance["roc_auc"] == pytest.approx(estimate["roc_auc"], abs=0.05)
+    [stored] = [r for r in list_results(platform, "fraud") if r.id == result.id]
+    assert stored.performance == filled.performance and stored.window_end == _at(t - 600)
+
+    # Clean traffic again: the drift alert resolves (its incident stays for a person).
+    _log(platform, seeded, features(13, N), t - 250, "again")
+    recovered = run_monitor(platform, admin, "fraud", now=_at(t - 150 + 100))
+    assert recovered.results[0].status in ("ok", "breached")
+    assert "drift" not in recovered.results[0].breaches
+    alerts = {a["name"]: a for a in list_alerts(platform)}
+    assert alerts["drift.detected"]["status"] == "resolved"
+    [latest] = monitor_status(platform)
+    assert latest.id == recovered.results[0].id
+
+
+def test_a_schedule_names_what_is_wrong(platform: Platform, tmp_path: Path) -> None:
+    admin = platform.admin()
+    with pytest.raises(NotFoundError, match="deployment 'nope' does not exist"):
+        schedule_monitor(platform, admin, "nope")
+    seed_home(platform, tmp_path, rows=300)
+    with pytest.raises(InvalidInputError, match="interval"):
+        schedule_monitor(platform, admin, "fraud", every="1s")
+    with pytest.raises(InvalidInputError, match="not a duration"):
+        schedule_monitor(platform, admin, "fraud", window="soon")
+    with pytest.raises(InvalidInputError, match="unknown monitor option 'alfa'"):
+        schedule_monitor(platform, admin, "fraud", options={"alfa": 0.1})
+    with pytest.raises(InvalidInputError, match="alpha"):
+        schedule_monitor(platform, admin, "fraud", options={"alpha": 2})
+    with pytest.raises(NotFoundError, match="no stored profile"):
+        schedule_monitor(platform, admin, "fraud", reference="profile:missing")
+    with pytest.raises(NotFoundError, match="no monitor is scheduled"):
+        run_monitor(platform, admin, "fraud")
+    made = schedule_monitor(platform, admin, "fraud", every=60)
+    assert made.window_s == 60
+    [run] = run_due_monitors(platform, admin, now=made.next_run_at + timedelta(seconds=1))
+    assert [r.status for r in run.results] == ["no predictions"]
