@@ -588,6 +588,23 @@ def _slo_define(platform: Platform) -> None:
     )
 
 
+def _slo_delete(platform: Platform) -> None:
+    from ghaf.slo.store import delete_slo
+
+    delete_slo(platform, platform.admin(), "fraud-availability")
+
+
+def _slo_fire(platform: Platform) -> None:
+    import numpy as np
+
+    from ghaf.slo import EventSeries
+    from ghaf.slo.alerting import fire_slo
+
+    total = np.full(60, 100, np.int64)  # an hour at 100 a minute, every request failing
+    series = EventSeries(1_800_000_000.0, 60, np.zeros(60, np.int64), total)
+    fire_slo(platform, platform.admin(), "fraud-availability", series)
+
+
 def _incident_move(verb: str, *args: str) -> Callable[[Platform], None]:
     def move(platform: Platform) -> None:
         from ghaf.incidents import lifecycle
@@ -664,6 +681,8 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "alert.resolve": _alert_resolve,
     "alert.deliver": _alert_deliver,
     "slo.define": _slo_define,
+    "slo.delete": _slo_delete,
+    "slo.fire": _slo_fire,
     "incident.ack": _incident_move("acknowledge"),
     "incident.hold": _incident_move("hold", "waiting on the vendor"),
     "incident.resume": _incident_move("resume"),
@@ -678,6 +697,8 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
 """One call per governed action; add yours when you add a governed function."""
 
 SETUP: dict[str, Callable[[Platform], None]] = {
+    "slo.delete": _slo_define,
+    "slo.fire": _slo_define,
     "features.materialize": _features_apply,
     "features.save_training_set": _features_apply,
     "prediction.export": _register_example_model,

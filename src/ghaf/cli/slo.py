@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ghaf.cli.context import state
+from ghaf.cli.context import CliState, state
 from ghaf.cli.output import Output, OutputOption, emit_json, to_jsonable
 from ghaf.errors import InvalidInputError
 
@@ -73,8 +73,13 @@ def define(
         threshold_ms=threshold_ms,
         min_requests_per_hour=min_requests_per_hour,
     )
-    platform = cli.platform().in_project(project or cli.settings.project)
-    define_slo(platform, cli.actor(), slo)
+    where = project or cli.settings.project
+    client = cli.remote()
+    if client is not None:
+        fields = {k: v for k, v in slo.to_dict().items() if k not in ("name", "budget")}
+        client.define_slo(where, slo.name, **fields)
+    else:
+        define_slo(cli.platform().in_project(where), cli.actor(), slo)
     if output is Output.json:
         emit_json(slo.to_dict())
         return
@@ -89,10 +94,8 @@ def list_(
     ctx: typer.Context, project: ProjectOption = None, output: OutputOption = Output.table
 ) -> None:
     """List the project's SLOs. JSON: ``{"slos": [...]}``."""
-    from ghaf.slo.store import list_slos
-
     cli = state(ctx)
-    slos = list_slos(cli.platform().in_project(project or cli.settings.project))
+    slos = _slos(cli, project)
     if output is Output.json:
         emit_json({"slos": [s.to_dict() for s in slos]})
         return
@@ -108,6 +111,75 @@ def list_(
             str(s.min_requests_per_hour),
         )
     cli.console.print(table)
+
+
+def _slos(cli: CliState, project: str | None, names: list[str] | None = None) -> list[Any]:
+    """The project's SLOs (those named, if any), from the server or the home."""
+    from ghaf.slo import SLO
+
+    where = project or cli.settings.project
+    client = cli.remote()
+    if client is not None:
+        if names:
+            return [SLO.from_dict(client.slo(where, n)) for n in names]
+        return [SLO.from_dict(doc) for doc in client.slos(where)]
+    from ghaf.slo.store import get_slo, list_slos
+
+    platform = cli.platform().in_project(where)
+    return [get_slo(platform, n) for n in names] if names else list_slos(platform)
+
+
+def _show(cli: CliState, slo: Any, output: Output) -> None:
+    if output is Output.json:
+        emit_json(slo.to_dict())
+        return
+    threshold = f" under {slo.threshold_ms:g} ms" if slo.threshold_ms else ""
+    cli.console.print(
+        f"SLO {slo.name}: {slo.sli}{threshold} of {slo.deployment} at {slo.objective:.4%} over "
+        f"{slo.window_days} days (budget {slo.budget:.4%}; nothing alerts under "
+        f"{slo.min_requests_per_hour} requests an hour)"
+    )
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The SLO.")],
+    project: ProjectOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Show one SLO. JSON: the SLO (``name``, ``deployment``, ``sli``, ``objective``, ...)."""
+    cli = state(ctx)
+    [slo] = _slos(cli, project, [name])
+    _show(cli, slo, output)
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The SLO.")],
+    project: ProjectOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Delete an SLO (the alerts and incidents it raised stay).
+
+    JSON: ``{"deleted": {...}}``, the SLO it was.
+    """
+    from ghaf.slo import SLO
+
+    cli = state(ctx)
+    where = project or cli.settings.project
+    client = cli.remote()
+    if client is not None:
+        gone = SLO.from_dict(client.delete_slo(where, name)["deleted"])
+    else:
+        from ghaf.slo.store import delete_slo
+
+        gone = delete_slo(cli.platform().in_project(where), cli.actor(), name)
+    if output is Output.json:
+        emit_json({"deleted": gone.to_dict()})
+        return
+    cli.console.print(f"deleted SLO {gone.name} of {gone.deployment}")
 
 
 def _events(slo: Any, events: Path | None, log: Path | None) -> Any:
@@ -154,45 +226,50 @@ def status(
 ) -> None:
     """Burn rates of each window pair and its verdict (page, ticket or none).
 
-    JSON: ``{"slo", "at", "verdicts": [{"window", "action", "burn_long", "burn_short",
-    "requests_long"}], "alerts": {...} | null}``.
-    """
-    from ghaf.slo import verdicts_at
-    from ghaf.slo.alerting import fire_verdicts
-    from ghaf.slo.store import get_slo
+    The events are read here (a file, or a prediction log directory) and evaluated where
+    the SLO is kept: on the home, or by the server (``GHAF_URL``).
 
+    JSON: ``{"slo", "at", "verdicts": [{"window", "severity", "action", "firing",
+    "burn_long", "burn_short", "requests_long", "at"}], "alerts": {...} | null}``.
+    """
     cli = state(ctx)
-    platform = cli.platform().in_project(project or cli.settings.project)
-    slo = get_slo(platform, name)
+    where = project or cli.settings.project
+    [slo] = _slos(cli, project, [name])
     series = _events(slo, events, log)
-    when = float(series.times()[-1]) if at is None else at
-    verdicts = verdicts_at(slo, series, when)
-    fired = fire_verdicts(platform, cli.actor(), slo, verdicts) if fire else None
-    rows: list[dict[str, Any]] = [
-        {
-            "window": v.window,
-            "action": v.action,
-            "burn_long": v.burn_long,
-            "burn_short": v.burn_short,
-            "requests_long": v.requests_long,
-        }
-        for v in verdicts
-    ]
+    client = cli.remote()
+    if client is not None:
+        document = client.slo_status(where, name, series.to_dict(), at=at, fire=fire)
+    elif fire:
+        from ghaf.slo.alerting import fire_slo
+
+        platform = cli.platform().in_project(where)
+        document = to_jsonable(fire_slo(platform, cli.actor(), name, series, at))
+    else:
+        from ghaf.slo.engine import status as evaluate
+
+        document = {**evaluate(slo, series, at), "alerts": None}
     if output is Output.json:
-        emit_json({"slo": slo.name, "at": when, "verdicts": rows, "alerts": to_jsonable(fired)})
+        emit_json(document)
         return
+    rows = document["verdicts"]
     table = Table("window", "verdict", "burn (long)", "burn (short)", "requests")
     for r in rows:
         table.add_row(
             r["window"],
             r["action"],
-            f"{r['burn_long']:.2f}x",
-            f"{r['burn_short']:.2f}x",
+            _rate(r["burn_long"]),
+            _rate(r["burn_short"]),
             str(r["requests_long"]),
         )
     cli.console.print(table)
+    fired = document["alerts"]
     if fired is not None:
-        cli.console.print(f"alerts fired; opened {', '.join(fired.opened) or 'none'}")
+        cli.console.print(f"alerts fired; opened {', '.join(fired['opened']) or 'none'}")
+
+
+def _rate(burn: float | None) -> str:
+    """A burn rate for the table; none without traffic (NaN here, null from a server)."""
+    return "-" if burn is None or burn != burn else f"{burn:.2f}x"
 
 
 @app.command("export-rules")
@@ -211,19 +288,24 @@ def export_rules(
     JSON: ``{"format": "prometheus", "groups": [...]}``; otherwise the YAML rules file.
     """
     from ghaf.slo import prometheus
-    from ghaf.slo.store import get_slo, list_slos
 
     cli = state(ctx)
-    platform = cli.platform().in_project(project or cli.settings.project)
-    slos = [get_slo(platform, n) for n in names] if names else list_slos(platform)
-    if not slos:
-        raise InvalidInputError("there are no SLOs to export", hint="ghaf slo define ...")
+    client = cli.remote()
+    if client is not None:
+        document = client.slo_rules(project or cli.settings.project, names or ())
+        text = document.pop("rules")
+    else:
+        slos = _slos(cli, project, names)
+        if not slos:
+            raise InvalidInputError("there are no SLOs to export", hint="ghaf slo define ...")
+        document = {"format": format.value, **prometheus.rule_groups(slos)}
+        text = prometheus.export_rules(slos)
     if output is Output.json:
-        emit_json({"format": format.value, **prometheus.rule_groups(slos)})
+        emit_json(document)
         return
-    text = prometheus.export_rules(slos)
     if out is None:
         typer.echo(text, nl=False)
     else:
         out.write_text(text, encoding="utf-8")
-        cli.console.print(f"wrote {len(slos)} SLOs' rules to {out}")
+        count = sum(1 for g in document["groups"] if g["name"].endswith("-alerts"))
+        cli.console.print(f"wrote {count} SLOs' rules to {out}")

@@ -20,6 +20,7 @@ from ghaf.client.monitors import MonitorCalls
 from ghaf.client.operations import OperationsCalls
 from ghaf.client.pipelines import PipelineCalls
 from ghaf.client.session import Session
+from ghaf.client.slo import SLOCalls
 from ghaf.errors import ConfigError
 
 __all__ = ["Client", "connect"]
@@ -32,6 +33,7 @@ class Client(
     OperationsCalls,
     GovernanceCalls,
     IncidentCalls,
+    SLOCalls,
     MonitorCalls,
     ExperimentCalls,
     Session,

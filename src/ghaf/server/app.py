@@ -33,6 +33,7 @@ from ghaf.server.routes import (
     pipelines,
     projects,
     registry,
+    slo,
     tracking,
     uploads,
 )
@@ -110,6 +111,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
         operations,
         governance,
         incidents,
+        slo,
         monitors,
         experiments,
     ):

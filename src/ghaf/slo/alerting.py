@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from ghaf.alerts import Alert
 from ghaf.incidents import IngestResult, ingest_alerts
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
 from ghaf.slo.base import SLO, duration
-from ghaf.slo.engine import Verdict
+from ghaf.slo.engine import EventSeries, Verdict, status
 from ghaf.slo.prometheus import ALERT, alert_annotations
+from ghaf.slo.store import get_slo
+from ghaf.spine import current_operation, governed
 
 SEVERITY = {"page": "critical", "ticket": "warning"}
 """Ghaf's alert severity of each SLO action (a page wakes someone; a ticket waits)."""
@@ -54,3 +57,26 @@ def fire_verdicts(
     if not alerts:
         return None
     return ingest_alerts(platform, actor, alerts)
+
+
+@governed("slo.fire", resource="slo:{name}")
+def fire_slo(
+    platform: Platform, actor: Actor, name: str, series: EventSeries, at: float | None = None
+) -> dict[str, Any]:
+    """Evaluate the SLO ``name`` of the platform's project over ``series`` at ``at`` and
+    send what pages or tickets to alerts and incidents (``alert.ingest``, in this one
+    audited operation). Returns :func:`~ghaf.slo.engine.status`'s document with
+    ``"alerts"``: the ingest result, or None when nothing fires.
+
+    Raises:
+        NotFoundError: no SLO of that name.
+        InvalidInputError: ``at`` outside the series.
+    """
+    slo = get_slo(platform, name)
+    document = status(slo, series, at)
+    verdicts = [Verdict.from_dict(v) for v in document["verdicts"]]
+    fired = fire_verdicts(platform, actor, slo, verdicts)
+    current_operation().details.update(
+        {"at": document["at"], "firing": [v.window for v in verdicts if v.firing]}
+    )
+    return {**document, "alerts": fired}

@@ -125,3 +125,12 @@ class SLO:
             "min_requests_per_hour": self.min_requests_per_hour,
             "budget": self.budget,
         }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> SLO:
+        """The SLO :meth:`to_dict` wrote (default windows; the budget is derived)."""
+        fields = ("name", "deployment", "sli", "objective", "window_days", "threshold_ms")
+        return cls(
+            **{k: doc[k] for k in fields if k in doc},
+            min_requests_per_hour=int(doc.get("min_requests_per_hour", MIN_REQUESTS_PER_HOUR)),
+        )

@@ -6,7 +6,9 @@ buckets evaluates in milliseconds; the same arithmetic as the exported Prometheu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +48,28 @@ class EventSeries:
     def times(self) -> np.ndarray:
         """The evaluation times: the end of each bucket."""
         return self.start + self.step * np.arange(1, len(self.total) + 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: ``{"start", "step", "good": [...], "total": [...]}``."""
+        return {
+            "start": self.start,
+            "step": self.step,
+            "good": self.good.tolist(),
+            "total": self.total.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> EventSeries:
+        """The inverse of :meth:`to_dict` (counts checked as the constructor checks them)."""
+        try:
+            good = np.asarray(doc["good"], dtype=np.int64)
+            total = np.asarray(doc["total"], dtype=np.int64)
+        except (OverflowError, TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"event series 'good' and 'total' must be lists of counts: {exc}",
+                hint="whole numbers from 0 to 2**53",
+            ) from exc
+        return cls(float(doc["start"]), int(doc["step"]), good, total)
 
 
 def window_sums(counts: np.ndarray, buckets: int) -> np.ndarray:
@@ -108,6 +132,13 @@ class Verdict:
     def action(self) -> str:
         return self.severity if self.firing else "none"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "action": self.action}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Verdict:
+        return cls(**{k: v for k, v in doc.items() if k != "action"})
+
 
 def evaluate(slo: SLO, series: EventSeries) -> list[WindowEvaluation]:
     """Every window pair of ``slo`` evaluated at the end of every bucket.
@@ -165,6 +196,19 @@ def verdicts_at(slo: SLO, series: EventSeries, at: float) -> list[Verdict]:
         )
         for e in evaluate(slo, series)
     ]
+
+
+def status(slo: SLO, series: EventSeries, at: float | None = None) -> dict[str, Any]:
+    """What ``ghaf slo status`` shows: each window pair's verdict at ``at`` (default: the
+    end of the last bucket), as ``{"slo", "at", "verdicts": [{"window", "action", ...}]}``."""
+    if len(series.total) == 0:
+        raise InvalidInputError("the event series has no buckets", hint="give at least one")
+    when = float(series.times()[-1]) if at is None else at
+    return {
+        "slo": slo.name,
+        "at": when,
+        "verdicts": [v.to_dict() for v in verdicts_at(slo, series, when)],
+    }
 
 
 def first_firing(slo: SLO, series: EventSeries) -> dict[str, float | None]:

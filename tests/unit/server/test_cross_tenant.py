@@ -59,6 +59,8 @@ NUMBERS = "ghaf.pipelines.examples:numbers"
 STRICT = "name: zq-gate\nmetrics:\n  auc: {min: 0.75}\n"
 REASON = "INC-231: champion scores NaN since 09:10, restoring v1"
 VOLATILE_HEADERS = {"date", "content-length", "x-request-id", "x-ratelimit-remaining"}
+SLO_BODY = {"deployment": "zq-deploy", "sli": "availability", "objective": 0.999}
+SLO_EVENTS = {"series": {"start": 1.8e9, "step": 60, "good": [90, 0], "total": [100, 100]}}
 
 
 @dataclass
@@ -235,6 +237,7 @@ def _seed_b_governance(world: World, ids: dict[str, str]) -> None:
         ids["fingerprint"] = str(fired["fingerprint"])
         [incident] = ok(bea.get("/api/v1/incidents", params={"project": B}))["incidents"]
         ids["incident"] = str(incident["number"])
+        ok(bea.put(f"/api/v1/projects/{B}/slos/zq-slo", json=SLO_BODY))
         monitor = {"deployment": "zq-deploy", "every": "1h"}
         ok(bea.post(f"/api/v1/projects/{B}/monitors", json=monitor))
         ok(bea.post(f"/api/v1/projects/{B}/monitors/run", json={"deployment": "zq-deploy"}))
@@ -756,6 +759,29 @@ def _calls(ids: Mapping[str, str]) -> dict[str, list[Call]]:
             Call({"number": ids["incident"]}, json={"assignee": "al-dee"})
         ],
         "POST /incidents/{number}/notes": [Call({"number": ids["incident"]}, json={"text": "x"})],
+        "GET /projects/{project}/slos": [Call({"project": B})],
+        "PUT /projects/{project}/slos/{name}": [
+            Call({"project": B, "name": "zq-slo"}, json=SLO_BODY),
+            Call({"project": A, "name": "al-slo"}, json=SLO_BODY, claims=taken),
+        ],
+        **{
+            op: [Call({"project": B, "name": "zq-slo"}), Call({"project": A, "name": "zq-slo"})]
+            for op in (
+                "GET /projects/{project}/slos/{name}",
+                "DELETE /projects/{project}/slos/{name}",
+            )
+        },
+        **{
+            f"POST /projects/{{project}}/slos/{{name}}/{verb}": [
+                Call({"project": B, "name": "zq-slo"}, json=SLO_EVENTS),
+                Call({"project": A, "name": "zq-slo"}, json=SLO_EVENTS),
+            ]
+            for verb in ("status", "fire")
+        },
+        "GET /projects/{project}/slo-rules": [
+            Call({"project": B}),
+            Call({"project": A}, query={"name": "zq-slo"}),
+        ],
         # B holds no traffic experiment (seeded): these aim at B's project and deployment.
         "GET /traffic/experiments": [Call(), Call(query={"project": B})],
         "POST /traffic/experiments": [
