@@ -36,8 +36,9 @@ prepare: $(STAMP)
 	@bash scripts/prepare_tests.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks deploy
+	$(BIN)/ruff format --check src tests benchmarks deploy
+	$(BIN)/hadolint deploy/docker/*.Dockerfile
 	$(BIN)/mypy
 	$(BIN)/bandit -q -c pyproject.toml -r src
 	@bash scripts/check_unsafe_calls.sh

@@ -70,11 +70,12 @@ def _sdk_classes(wheel: Path) -> dict[str, tuple[dict[str, str], dict[str, str],
                     continue
                 tables: dict[str, dict[str, str]] = {}
                 for statement in node.body:
-                    if isinstance(statement, ast.Assign) and isinstance(
-                        statement.targets[0], ast.Name
+                    if (
+                        isinstance(statement, ast.Assign)
+                        and isinstance(statement.targets[0], ast.Name)
+                        and statement.targets[0].id in ("openapi_types", "attribute_map")
                     ):
-                        if statement.targets[0].id in ("openapi_types", "attribute_map"):
-                            tables[statement.targets[0].id] = ast.literal_eval(statement.value)
+                        tables[statement.targets[0].id] = ast.literal_eval(statement.value)
                 required = set(REQUIRED.findall(ast.get_source_segment(source, node) or ""))
                 found[node.name] = (tables["openapi_types"], tables["attribute_map"], required)
     return found
