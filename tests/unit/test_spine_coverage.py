@@ -334,6 +334,58 @@ def _experiment_logged(platform: Platform) -> None:
     pq.write_table(PredictionBatch.from_records(records).to_arrow(), directory / "p.parquet")
 
 
+_CANARY = {"steps": [10, 100], "max_error_rate": None, "min_time_s": 0}
+
+
+def _canary_start(platform: Platform) -> None:
+    from ghaf.experiments.canary import start_canary
+
+    admin = platform.admin()
+    start_canary(
+        platform,
+        admin,
+        "example-canary",
+        "example-live",
+        "example:2",
+        _CANARY,
+        champion="example:1",
+    )
+
+
+def _canary_evaluate(platform: Platform) -> None:
+    from ghaf.experiments.canary import evaluate_canary
+
+    evaluate_canary(platform, platform.admin(), "example-canary")  # no prediction log: pause
+
+
+def _canary_pause(platform: Platform) -> None:
+    from ghaf.experiments.canary import pause_canary
+
+    pause_canary(platform, platform.admin(), "example-canary", "looking at the p99")
+
+
+def _canary_resume(platform: Platform) -> None:
+    from ghaf.experiments.canary import resume_canary
+
+    resume_canary(platform, platform.admin(), "example-canary")
+
+
+def _canary_rollback(platform: Platform) -> None:
+    from ghaf.experiments.canary import rollback_canary
+
+    rollback_canary(platform, platform.admin(), "example-canary", "INC-7: errors up")
+
+
+def _canary_started(platform: Platform) -> None:
+    _experiment_ready(platform)
+    _canary_start(platform)
+
+
+def _canary_paused(platform: Platform) -> None:
+    _canary_started(platform)
+    _canary_pause(platform)
+
+
 def _model_feedback(platform: Platform) -> None:
     from ghaf.serving.outcomes import Outcome, record_outcomes
 
@@ -650,6 +702,11 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "traffic.experiment_start": _experiment_start,
     "traffic.experiment_stop": _experiment_stop,
     "traffic.experiment_decide": _experiment_decide,
+    "traffic.canary_start": _canary_start,
+    "traffic.canary_evaluate": _canary_evaluate,
+    "traffic.canary_pause": _canary_pause,
+    "traffic.canary_resume": _canary_resume,
+    "traffic.canary_rollback": _canary_rollback,
     "model.feedback": _model_feedback,
     "dataset.write": _dataset_write,
     "dataset.ingest": _dataset_ingest,
@@ -723,6 +780,11 @@ SETUP: dict[str, Callable[[Platform], None]] = {
     "traffic.experiment_start": _experiment_created,
     "traffic.experiment_stop": _experiment_running,
     "traffic.experiment_decide": _experiment_logged,
+    "traffic.canary_start": _experiment_ready,
+    "traffic.canary_evaluate": _canary_started,
+    "traffic.canary_pause": _canary_started,
+    "traffic.canary_resume": _canary_paused,
+    "traffic.canary_rollback": _canary_started,
     "keys.destroy_version": _keys_rotate,
     "group.add_member": _principal_create,
     "role.unbind": _role_bind,

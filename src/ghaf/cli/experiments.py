@@ -234,3 +234,8 @@ def sample_size(
 from ghaf.cli.experiment_lifecycle import register  # noqa: E402 - after this group's own
 
 register(app)
+
+# Canaries: start, status, step, watch, pause, resume, rollback, list
+from ghaf.cli.canary import app as canary_app  # noqa: E402 - after this group's own
+
+app.add_typer(canary_app, name="canary")

@@ -1,4 +1,4 @@
-"""The remote client's calls for A/B experiments, label imports, and model-server feedback."""
+"""The remote client's calls for A/B experiments, canaries, label imports and feedback."""
 
 from __future__ import annotations
 
@@ -64,6 +64,52 @@ class ExperimentCalls(Session):
         """Store a dataset version's labels as outcomes of ``model``; how many."""
         body = {"model": model, "dataset": dataset, "project": project}
         return int(self.post("/outcomes/import", body)["stored"])
+
+    # Canaries ----------------------------------------------------------------------
+
+    def canaries(self, project: str | None = None) -> list[dict[str, Any]]:
+        """The canaries of your projects (of ``project`` only, if given)."""
+        return list(self.get("/traffic/canaries", project=project)["canaries"])
+
+    def canary_status(self, name: str, *, decisions: int = 20) -> dict[str, Any]:
+        """``canary``, its ``deployment``'s weights now, its latest ``decisions``."""
+        return dict(self.get(f"/traffic/canaries/{name}", decisions=decisions))
+
+    def start_canary(
+        self,
+        name: str,
+        deployment: str,
+        candidate: str,
+        plan: Mapping[str, Any] | None = None,
+        *,
+        project: str,
+        champion: str | None = None,
+    ) -> dict[str, Any]:
+        """Ramp ``candidate`` (``NAME:V``) against the champion on ``deployment`` by
+        ``plan`` (see :class:`ghaf.experiments.rollout.RolloutPlan`); the canary."""
+        body = {
+            "name": name,
+            "project": project,
+            "deployment": deployment,
+            "candidate": candidate,
+            "champion": champion,
+            "plan": dict(plan or {}),
+        }
+        return dict(self.post("/traffic/canaries", body))
+
+    def evaluate_canary(self, name: str) -> dict[str, Any]:
+        """Judge one window of evidence and act on it; the decision."""
+        return dict(self.post(f"/traffic/canaries/{name}/evaluate", {}))
+
+    def pause_canary(self, name: str, reason: str) -> dict[str, Any]:
+        return dict(self.post(f"/traffic/canaries/{name}/pause", {"reason": reason}))
+
+    def resume_canary(self, name: str) -> dict[str, Any]:
+        return dict(self.post(f"/traffic/canaries/{name}/resume", {}))
+
+    def rollback_canary(self, name: str, reason: str) -> dict[str, Any]:
+        """Give every request back to the champion now; the decision."""
+        return dict(self.post(f"/traffic/canaries/{name}/rollback", {"reason": reason}))
 
 
 def send_feedback(

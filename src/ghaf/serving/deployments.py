@@ -272,6 +272,50 @@ def set_routing(platform: Platform, name: str, routing: Mapping[str, Any] | None
     return _to_record(row)
 
 
+def set_weights(platform: Platform, name: str, weights: Mapping[str, float]) -> Deployment:
+    """Move traffic between versions the deployment already serves (a new revision that
+    running servers apply within seconds); versions not named keep their weight.
+
+    Called inside a governed operation (a canary's: it authorizes and audits). No
+    release check: each version met the policy when it was added to the deployment, so
+    moving traffic back to the champion is never refused by it.
+
+    Raises:
+        NotFoundError: no deployment ``name`` in ``platform``'s project.
+        InvalidInputError: a version the deployment does not serve, a negative weight, or
+            no positive weight left.
+    """
+    session = current_session()
+    row = session.execute(
+        select(DeploymentRow).where(DeploymentRow.name == name).with_for_update()
+    ).scalar_one_or_none()
+    if row is None or row.project != platform.default_project:
+        raise NotFoundError(
+            f"deployment {name!r} does not exist in project {platform.default_project!r}",
+            hint="ghaf deployments list",
+        )
+    models = json.loads(row.models)
+    served = {m["ref"] for m in models}
+    unknown = sorted(set(weights) - served)
+    if unknown:
+        raise InvalidInputError(
+            f"deployment {name!r} does not serve {', '.join(unknown)}",
+            hint=f"it serves {', '.join(sorted(served))}",
+        )
+    for model in models:
+        model["weight"] = float(weights.get(model["ref"], model["weight"]))
+    _weights({m["ref"]: m["weight"] for m in models})  # none negative, some positive
+    row.models = json.dumps(models)
+    row.revision += 1
+    row.updated_by = current_operation().actor.name
+    row.updated_at = utcnow()
+    current_operation().details.update(
+        {"deployment": name, "revision": row.revision, "weights": dict(weights)}
+    )
+    session.flush()
+    return _to_record(row)
+
+
 def deployment_revision(platform: Platform, name: str) -> int | None:
     """The record's revision (one indexed lookup: what serving workers poll), or None."""
     with platform.read_session() as session:

@@ -112,6 +112,12 @@ EXPECTED: dict[str, set[str]] = {
     "traffic.experiment_start": {"release_manager"},
     "traffic.experiment_stop": {"release_manager"},
     "traffic.experiment_decide": {"release_manager"},
+    # canaries ramp and promote: release managers; an SRE may stop one (pause, roll back)
+    "traffic.canary_start": {"release_manager"},
+    "traffic.canary_evaluate": {"release_manager"},
+    "traffic.canary_resume": {"release_manager"},
+    "traffic.canary_pause": {"release_manager", "sre"},
+    "traffic.canary_rollback": {"release_manager", "sre"},
     "traffic.read": READERS,
     # outcomes of served predictions: the scoring application, and label imports
     "model.feedback": {"release_manager", "model_server"},

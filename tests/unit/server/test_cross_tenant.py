@@ -799,6 +799,26 @@ def _calls(ids: Mapping[str, str]) -> dict[str, list[Call]]:
             f"POST /traffic/experiments/{{name}}/{verb}": [Call({"name": "zq-ab"})]
             for verb in ("start", "stop", "decide")
         },
+        # nor a canary: these aim at B's deployment and a canary name of B's kind
+        "GET /traffic/canaries": [Call(), Call(query={"project": B})],
+        "POST /traffic/canaries": [
+            Call(
+                json={
+                    "name": "al-canary",
+                    "project": A,
+                    "deployment": "zq-deploy",
+                    "candidate": "zq-model:1",
+                    "plan": {"max_error_rate": None},
+                }
+            ),
+        ],
+        "GET /traffic/canaries/{name}": [Call({"name": "zq-canary"})],
+        **{
+            f"POST /traffic/canaries/{{name}}/{verb}": [
+                Call({"name": "zq-canary"}, json={"reason": "x"})
+            ]
+            for verb in ("evaluate", "pause", "resume", "rollback")
+        },
         "POST /outcomes/import": [
             Call(json={"model": "zq-model", "dataset": "al-ledger", "project": A}),
             Call(json={"model": "al-model", "dataset": "zq-ledger", "project": A}),

@@ -1,4 +1,5 @@
-"""A/B experiments over deployments: records, transitions, decisions, and label imports.
+"""A/B experiments over deployments: records, transitions, decisions, and label imports
+(and canaries: :mod:`ghaf.server.routes.canaries`).
 
 Reads need ``traffic.read`` in the experiment's project (another project's reads as
 missing); each write names its governed action. ``decide`` and the interim analysis read
@@ -18,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from ghaf.errors import NotFoundError
 from ghaf.server.auth import Caller, caller
 from ghaf.server.responses import JsonResponse
+from ghaf.server.routes.canaries import router as canaries_router
 from ghaf.server.routing import ActionRouter
 
 _PROJECT = r"^[a-z0-9][a-z0-9_-]{0,127}$"
@@ -171,3 +173,7 @@ async def import_labels(body: OutcomeImport, who: CallerDep) -> JsonResponse:
     )
     stored = await run_in_threadpool(import_outcomes, platform, who.actor, body.model, body.dataset)
     return JsonResponse({"stored": stored}, status_code=201)
+
+
+# The canaries' routes live in their own module, served under this router's tag group.
+router.include_router(canaries_router)
