@@ -88,13 +88,15 @@ class Scale:
         if high < 1 or high < low:
             raise InvalidInputError(
                 f"--max-replicas {high} is below {max(low, 1)}",
-                hint=f"give --max-replicas of at least {max(low, 1)}",
+                hint=f"give --max-replicas of at least {max(low, 1)} (its setting: "
+                "GHAF_KUBERNETES__INFERENCE_MAX_REPLICAS)",
             )
         if low == 0 and settings.deployment_mode != "Serverless":
             raise InvalidInputError(
                 "--min-replicas 0 (scale to zero) needs KServe's Serverless mode",
                 hint="add --mode Serverless (Knative's activator holds requests), or give "
-                "--min-replicas 1",
+                "--min-replicas 1 (settings: GHAF_KUBERNETES__DEPLOYMENT_MODE, "
+                "GHAF_KUBERNETES__INFERENCE_MIN_REPLICAS)",
             )
         return cls(low, high, settings.inference_scale_metric, settings.inference_scale_target)
 
