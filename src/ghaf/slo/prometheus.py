@@ -29,7 +29,8 @@ def _selector(slo: SLO, extra: str = "") -> str:
     return "{" + labels + "}"
 
 
-def _latency_bound(slo: SLO) -> str:
+def latency_bound(slo: SLO) -> str:
+    """The ``le`` bucket bound of a latency SLO's threshold, as the rules select it."""
     seconds = (slo.threshold_ms or 0.0) / 1000.0
     for bound in LATENCY_BUCKETS:
         if abs(bound - seconds) < 1e-12:
@@ -48,7 +49,7 @@ def _queries(slo: SLO, window: str) -> tuple[str, str]:
         bad = f"sum(rate({REQUESTS}{errors}[{window}]))"
         return bad, total
     if slo.sli == "latency":
-        le = _latency_bound(slo)
+        le = latency_bound(slo)
         total = f"sum(rate({LATENCY}_count{_selector(slo)}[{window}]))"
         fast = _selector(slo, f'le="{le}"')
         good = f"sum(rate({LATENCY}_bucket{fast}[{window}]))"
@@ -168,7 +169,7 @@ def _input_series(slo: SLO, series: EventSeries) -> list[dict[str, str]]:
             {"series": f'{name}{{model="{slo.deployment}",code="500"}}',
              "values": series_notation(bad)},
         ]  # fmt: skip
-    le = _latency_bound(slo)
+    le = latency_bound(slo)
     return [
         {"series": f'{LATENCY}_bucket{{model="{slo.deployment}",le="{le}"}}',
          "values": series_notation(good)},
