@@ -49,18 +49,26 @@ def _steps(text: str) -> list[float]:
 
 
 def _plan(path: Path | None, options: dict[str, Any], quality: dict[str, Any]) -> dict[str, Any]:
-    """The plan file's fields (or none), with each option given on the command line over it."""
+    """The plan file's fields (or none), with each option given on the command line over
+    them; the service checks the result (naming a bad field)."""
     plan: dict[str, Any] = {}
     if path is not None:
-        from ghaf.experiments.rollout import load_plan
+        import yaml
 
         try:
-            text = path.read_text()
+            loaded = yaml.safe_load(path.read_text())
         except OSError as exc:
             raise InvalidInputError(
                 f"--plan {path}: {exc.strerror}", hint="give a YAML or JSON file"
             ) from None
-        plan = load_plan(text, f"--plan {path}").to_dict()
+        except yaml.YAMLError as exc:
+            first = str(exc).splitlines()[0]
+            raise InvalidInputError(f"--plan {path} is not YAML: {first}", hint="fix it") from None
+        if not isinstance(loaded, dict):
+            raise InvalidInputError(
+                f"--plan {path} is not a mapping", hint="e.g. steps: [5, 10, 25, 50, 100]"
+            )
+        plan = loaded
     plan.update({k: v for k, v in options.items() if v is not None})
     given = {k: v for k, v in quality.items() if v is not None}
     if given:

@@ -34,7 +34,7 @@ PLAN = parse_plan(
 STATUSES = ("pass", "breach", "inconclusive", "missing", "nan")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.integers(1, 5000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))),
        st.sampled_from([0.01, 0.05, 0.1, 0.2]))  # fmt: skip
 def test_wilson_matches_statsmodels(counts: tuple[int, int], alpha: float) -> None:
@@ -45,7 +45,7 @@ def test_wilson_matches_statsmodels(counts: tuple[int, int], alpha: float) -> No
     assert 0.0 <= low <= successes / n <= high <= 1.0
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.integers(1, 3000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))),
     st.integers(1, 3000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))),
@@ -217,7 +217,7 @@ def test_a_young_step_holds() -> None:
     assert verdict.action == "hold" and any("3 s of 10 s" in r for r in verdict.reasons)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(STATUSES), min_size=1, max_size=8), st.booleans(), st.booleans())
 def test_the_decision_fails_closed(statuses: list[str], paused: bool, last: bool) -> None:
     checks = [Check(f"c{i}", s, None, None, s) for i, s in enumerate(statuses)]

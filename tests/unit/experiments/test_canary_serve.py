@@ -13,7 +13,9 @@ which version does not depend on chance. What people rely on:
   the weights reach both workers within 5 s, and no request fails because of the switch;
 - no traffic, NaN scores, and a missing source each pause the canary, never advance it;
 - a healthy canary advances step by step on evidence, waits for the approval the
-  release policy asks for, then is promoted (alias and traffic).
+  release policy asks for, then is promoted (alias and traffic);
+- the same through ``ghaf server``: the CLI logged in with a token, and the SDK, each
+  person as their roles allow, the JSON the same as on the home.
 """
 
 from __future__ import annotations
@@ -34,10 +36,13 @@ import numpy as np
 import pytest
 
 from ghaf.client.experiments import send_feedback
+from ghaf.client.http import connect
+from ghaf.errors import NotFoundError, PermissionDeniedError
 from ghaf.experiments.canary import (
     canary_decisions,
     evaluate_canary,
     get_canary,
+    list_canaries,
     rollback_canary,
     start_canary,
 )
@@ -56,6 +61,7 @@ from ghaf.serving.deployments import get_deployment, update_deployment
 from ghaf.serving.traffic import TrafficSplit
 from ghaf.settings import load_settings
 from ghaf.testing.people import mint
+from tests.unit.server.cli_runner import ghaf
 from tests.unit.serving.server_processes import ServerProcess, bearer, second_person
 
 pytestmark = pytest.mark.slow
@@ -309,20 +315,22 @@ def test_an_error_rate_breach_rolls_back_within_a_window(world: World) -> None:
     print(f"the canary's 10 % reached both workers in {took:.2f} s")
     steady = _Steady(world)
     steady.start()
+    warm = _traffic(world, 100)  # the candidate answers clean rows: the window has traffic
+    assert all(a.status == 200 for a in warm)
     watcher = subprocess.Popen(
         [sys.executable, "-m", "ghaf", "--home", str(platform.settings.home), "experiments",
          "canary", "watch", "c-errors", "--output", "json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
+        _until(lambda: len(canary_decisions(platform, "c-errors")) >= 2, 60, "a first window")
         # one at a time: a planted row fails its whole batch, and must share it with no one
-        answers = _traffic(world, 600, poison_every=3, threads=1)
-        first_failure = time.monotonic()
+        answers = _traffic(world, 300, poison_every=3, threads=1)
+        sent = time.monotonic()
         _until(lambda: get_canary(platform, "c-errors").status == "rolled_back", 30, "a rollback")
         rolled_back = time.monotonic()
-        revision = get_deployment(platform, "fraud").revision
-        took = _every_worker_at(world, revision)
-        print(f"rolled back {rolled_back - first_failure:.2f} s after the traffic; "
+        took = _every_worker_at(world, get_deployment(platform, "fraud").revision)
+        print(f"rolled back {rolled_back - sent:.2f} s after the planted traffic; "
               f"both workers at the champion {took:.2f} s later")  # fmt: skip
         assert took < WEIGHTS_S
         after = _traffic(world, 60, poison_every=2)
@@ -354,7 +362,8 @@ def test_an_error_rate_breach_rolls_back_within_a_window(world: World) -> None:
     # within one window: no earlier evaluation saw the evidence and let it pass
     for earlier in decisions[1:-1]:
         assert earlier.action == "hold" and _check(earlier, "error_rate")["status"] != "breach"
-    assert rolled_back - first_failure < 1.0 + 10.0  # one interval, plus a loaded machine
+    # one interval (1 s) and an evaluation, with room for a loaded two-core machine
+    assert rolled_back - sent < 1.0 + 5.0
     alert = rollback.evidence["alert"]
     assert alert["opened"], alert
     incidents = [i for i in list_incidents(platform) if i.number in alert["opened"]]
@@ -365,12 +374,14 @@ def test_a_five_point_accuracy_drop_rolls_back_within_a_window(world: World) -> 
     platform, admin = world.platform, world.platform.admin()
     start_canary(platform, admin, "c-accuracy", "fraud", "fraud:3", world.plan())
     _every_worker_at(world, get_deployment(platform, "fraud").revision)
-    answers = _traffic(world, 2400, flip_every=20)
+    answers = _traffic(world, 2000, flip_every=20)
     assert all(a.status == 200 for a in answers)
     by_version = {v: sum(1 for a in answers if a.version == v) for v in ("1", "3")}
     assert 150 <= by_version["3"] <= 400, by_version  # about 10 %
     time.sleep(1.0)  # the prediction log's flush interval (0.5 s)
+    started = time.monotonic()
     pending = evaluate_canary(platform, admin, "c-accuracy")
+    print(f"an evaluation took {time.monotonic() - started:.2f} s")
     assert pending.action == "hold" and "labels pending" in _check(pending, "quality")["detail"]
 
     assert _label(world, answers) == len(answers)
@@ -459,3 +470,85 @@ def test_a_healthy_canary_advances_awaits_approval_and_is_promoted(world: World)
     assert {a.version for a in _traffic(world, 40)} == {"5"}
     actions = [d.action for d in canary_decisions(platform, "c-good")]
     assert actions == ["start", "advance", "advance", "await_approval", "promote"]
+
+
+def test_the_doors_over_ghaf_server(world: World, tmp_path: Path) -> None:
+    """The CLI logged in to ``ghaf server`` and the SDK: start, step (the server reads
+    the evidence), status, pause, resume, rollback; each person as their roles allow;
+    the JSON is the home's."""
+    platform = world.platform
+    tokens = {n: mint(platform, n, [r]) for n, r in
+              (("remy", "release_manager"), ("vera", "viewer"), ("sam", "sre"))}  # fmt: skip
+    server = ServerProcess(
+        platform.settings.home, ("server",), "/health", tmp_path / "server.log"
+    ).start(timeout=300)
+    config = {"XDG_CONFIG_HOME": str(tmp_path / "config"),
+              "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}  # fmt: skip
+    remote = {**config, "GHAF_URL": server.url}
+    canary = ("experiments", "canary")
+    try:
+        logged = ghaf("login", "--server", server.url, "--token", tokens["remy"], env=config)
+        assert logged.returncode == 0, logged.stderr
+        start = (*canary, "start", "c-remote", "--deployment", "fraud", "--candidate", "fraud:1")
+        bad = ghaf(*start, "--steps", "50,10", env=remote)
+        assert bad.returncode == 3 and "field steps" in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) <= 2
+        assert "c-remote" not in {c.name for c in list_canaries(platform)}
+        plan = tmp_path / "plan.yaml"
+        plan.write_text("max_error_rate: 0.05\nmin_samples: 10000\nquality: {max_psi: null}\n")
+        made = ghaf(*start, "--plan", str(plan), "--steps", "10,100", "--metrics",
+                    world.server.url, "-o", "json", env=remote)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        record = json.loads(made.stdout)
+        assert (record["champion"], record["weight"], record["created_by"]) == (
+            "fraud:5",
+            10.0,
+            "remy",
+        )
+        assert all(a.status == 200 for a in _traffic(world, 200))
+        time.sleep(0.7)
+        stepped = ghaf(*canary, "step", "c-remote", "-o", "json", env=remote)
+        assert stepped.returncode == 0, stepped.stderr
+        decided = json.loads(stepped.stdout)
+        assert decided["action"] == "hold" and decided["actor"] == "remy"  # 10,000 samples
+        checks = {c["name"]: c for c in decided["evidence"]["checks"]}
+        assert checks["traffic"]["status"] == "pass" and checks["step"]["status"] == "inconclusive"
+        assert checks["error_rate"]["samples"]["requests"] > 0  # read by the server
+
+        with connect(server.url, token=tokens["vera"]) as vera, \
+                connect(server.url, token=tokens["sam"]) as sam:  # fmt: skip
+            status = vera.canary_status("c-remote")
+            assert status["canary"]["status"] == "running"
+            assert status["decisions"][-1]["action"] == "hold"
+            assert [c["name"] for c in vera.canaries()].count("c-remote") == 1
+            with pytest.raises(PermissionDeniedError):
+                vera.pause_canary("c-remote", "a viewer may not")
+            with pytest.raises(PermissionDeniedError):
+                sam.evaluate_canary("c-remote")
+            with pytest.raises(NotFoundError):
+                sam.canary_status("no-such-canary")
+            paused = sam.pause_canary("c-remote", "INC-9: looking at it")
+            assert paused["status"] == "paused" and paused["actor"] == "sam"
+        resumed = ghaf(*canary, "resume", "c-remote", "-o", "json", env=remote)
+        assert resumed.returncode == 0 and json.loads(resumed.stdout)["status"] == "running"
+
+        home = ("--home", str(platform.settings.home), "--token", tokens["remy"])
+        for command in (("experiments", "list"), (*canary, "status", "c-remote")):
+            here = ghaf(*home, *command, "--output", "json")
+            there = ghaf(*command, "--output", "json", env=remote)
+            assert here.returncode == there.returncode == 0, (command, here.stderr, there.stderr)
+            assert json.loads(here.stdout) == json.loads(there.stdout), command
+        table = ghaf(*canary, "status", "c-remote", env=remote)
+        assert "c-remote" in table.stdout and "resume" in table.stdout
+
+        rolled = ghaf(*canary, "rollback", "c-remote", "--reason", "done looking", env=remote)
+        assert rolled.returncode == 0 and "rolled_back" in rolled.stdout, rolled.stderr
+        again = ghaf(*canary, "step", "c-remote", env=remote)
+        assert again.returncode == 3 and "final" in again.stderr
+    finally:
+        output = server.stop()
+    assert "Traceback" not in output
+    assert get_deployment(platform, "fraud").models["fraud:1"] == 0.0
+    assert [d.actor for d in canary_decisions(platform, "c-remote")] == [
+        "remy", "remy", "sam", "remy", "remy"
+    ]  # fmt: skip
