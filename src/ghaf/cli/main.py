@@ -105,7 +105,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "ghaf.cli.experiments:app",
         "A/B experiments: analyze a table of units, write the HTML report.",
     ),
-    ("monitor", "ghaf.cli.monitor:app", "Monitoring: drift and data quality."),
+    ("monitor", "ghaf.cli.monitor:app", "Monitoring: drift, data quality, scheduled monitors."),
     (
         "alerts",
         "ghaf.cli.alerts:app",

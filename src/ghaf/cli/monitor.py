@@ -1,4 +1,5 @@
-"""``ghaf monitor``: drift reports, stored reference profiles, data-quality checks.
+"""``ghaf monitor``: drift reports, stored reference profiles, data-quality checks, and
+scheduled monitors of deployments (``schedule``, ``run [--loop]``, ``status``, ``results``).
 
 Against a server (``GHAF_URL``), windows are a stored profile or a dataset there; a
 current window that is a local Parquet file is sent with the check and not kept.
@@ -19,7 +20,9 @@ from ghaf.errors import InvalidInputError, NotFoundError
 if TYPE_CHECKING:
     from ghaf.monitoring import DriftReport
 
-app = typer.Typer(help="Monitoring: drift and data quality.", no_args_is_help=True)
+app = typer.Typer(
+    help="Monitoring: drift, data quality and scheduled monitors.", no_args_is_help=True
+)
 
 WINDOW_HELP = "A Parquet path, a dataset ref NAME:V, or profile:NAME[@V]."
 ProjectOption = Annotated[
@@ -264,3 +267,300 @@ def _profiles_here(cli: CliState, ref: str | None, one: bool) -> list[dict[str, 
     name = ref.partition("@")[0] if ref else None
     found = [get_profile(platform, ref)] if one and ref else list_profiles(platform, name)
     return [dict(to_jsonable(p)) for p in found]
+
+
+# ---- scheduled monitors --------------------------------------------------------------
+
+DeploymentArgument = Annotated[str, typer.Argument(help="The deployment record to monitor.")]
+
+
+def _option_values(pairs: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as monitor options (numbers read as numbers, ``none`` as None)."""
+    import json
+
+    found: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(
+                f"--option {pair!r} is not KEY=VALUE", hint="e.g. --option min_psi=0.2"
+            )
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        found[key.strip()] = None if raw.lower() == "none" else value
+    return found
+
+
+@app.command("schedule")
+def schedule(
+    ctx: typer.Context,
+    deployment: DeploymentArgument,
+    every: Annotated[
+        str, typer.Option("--every", help="How often it runs: 90s, 5m, 2h, 1d.")
+    ] = "5m",
+    window: Annotated[
+        str | None, typer.Option("--window", help="How far back each run looks (default: --every).")
+    ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            "--reference", help="profile:NAME[@V]; default: each version's training profile."
+        ),
+    ] = None,
+    log_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--log-dir",
+            help="The prediction log (ghaf serve --log-dir); default HOME/predictions. Against "
+            "a server: a directory under its predictions/.",
+        ),
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            help="A threshold KEY=VALUE (alpha, min_psi, min_rows, max_missing_increase, "
+            "max_out_of_range, max_unseen, threshold, min_accuracy, min_auc, label_metric, "
+            "label_horizon_s, severity); repeatable.",
+        ),
+    ] = None,
+    disable: Annotated[bool, typer.Option("--disable", help="Keep it, but do not run it.")] = False,
+    project: ProjectOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Schedule (or replace) a deployment's monitor: every --every, over the last --window
+    of its prediction log, against its training profile or --reference."""
+    cli = state(ctx)
+    where = project or cli.settings.project
+    options = _option_values(option)
+    client = cli.remote()
+    if client is not None:
+        made = client.schedule_monitor(
+            where,
+            deployment,
+            every=every,
+            window=window,
+            reference=reference,
+            log=log_dir,
+            options=options,
+            enabled=not disable,
+        )
+    else:
+        from ghaf.monitoring.schedule import schedule_monitor
+
+        made = to_jsonable(
+            schedule_monitor(
+                cli.platform().in_project(where),
+                cli.actor(),
+                deployment,
+                every=every,
+                window=window,
+                reference=reference,
+                log_dir=Path(log_dir).resolve() if log_dir else None,
+                options=options,
+                enabled=not disable,
+                project=where,
+            )
+        )
+    if output is Output.json:
+        emit_json(made)
+        return
+    state_ = "scheduled" if made["enabled"] else "scheduled (disabled)"
+    cli.console.print(
+        f"monitor of {made['deployment']} {state_}: every {made['interval_s']} s over the last "
+        f"{made['window_s']} s of {made['log_dir']}, against "
+        f"{made['reference'] or 'each version training profile'}; next run {made['next_run_at']}"
+    )
+
+
+def _print_results(cli: CliState, results: list[dict[str, Any]], title: str) -> None:
+    table = Table(title=title)
+    for header in ("deployment", "version", "window end", "status", "predictions", "drifted",
+                   "labels", "accuracy", "est. accuracy", "auc", "est. auc"):  # fmt: skip
+        table.add_column(header)
+    for r in results:
+        performance = r.get("performance") or {}
+        estimate = (r.get("report") or {}).get("estimate") or {}
+        breached = r["status"] == "breached"
+        table.add_row(
+            r["deployment"],
+            r["model_version"],
+            str(r["window_end"])[:19].replace("T", " "),
+            r["status"] + (f" ({', '.join(r['breaches'])})" if breached else ""),
+            f"{r['predictions']:,}",
+            ", ".join(r["drifted_features"]) or "–",
+            f"{r['labels']:,}",
+            _fmt(performance.get("accuracy")),
+            _fmt(estimate.get("accuracy")),
+            _fmt(performance.get("roc_auc")),
+            _fmt(estimate.get("roc_auc")),
+            style="bold red" if breached else ("yellow" if r["status"] != "ok" else ""),
+        )
+    cli.console.print(table)
+
+
+def _runs_here(cli: CliState, where: str, deployment: str | None) -> list[dict[str, Any]]:
+    from ghaf.monitoring.monitors import run_due_monitors, run_monitor
+
+    platform = cli.platform().in_project(where)
+    if deployment is not None:
+        runs = [run_monitor(platform, cli.actor(), deployment)]
+    else:
+        runs = run_due_monitors(platform, cli.actor())
+    return [dict(to_jsonable(r.to_dict())) for r in runs]
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    deployment: Annotated[
+        str | None, typer.Argument(help="Run this monitor now; none: every monitor that is due.")
+    ] = None,
+    loop: Annotated[
+        bool, typer.Option("--loop", help="Keep running due monitors (the local scheduler).")
+    ] = False,
+    every: Annotated[
+        str, typer.Option("--every", help="With --loop: how often to look (1s to 1h).")
+    ] = "10s",
+    for_: Annotated[
+        str | None, typer.Option("--for", help="With --loop: stop after this long (e.g. 1h).")
+    ] = None,
+    project: ProjectOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Run monitors once (one deployment's now, or every due one; exit 1 when a result
+    breached), or --loop: run due monitors every --every until --for is over or Ctrl-C."""
+    import time
+
+    from ghaf.monitoring.schedule import parse_duration
+
+    cli = state(ctx)
+    where = project or cli.settings.project
+    client = cli.remote()
+    if loop and deployment is not None:
+        raise InvalidInputError(
+            "--loop runs every due monitor", hint="leave DEPLOYMENT out with --loop"
+        )
+    if not loop:
+        runs = (
+            client.run_monitors(where, deployment) if client is not None
+            else _runs_here(cli, where, deployment)
+        )  # fmt: skip
+        _show_runs(cli, runs, output)
+        if any(r["breached"] for r in runs):
+            raise typer.Exit(1)
+        return
+    pause = parse_duration(every, "--every")
+    if not 1 <= pause <= 3600:
+        raise InvalidInputError(f"--every {every} is out of range", hint="use 1s to 1h")
+    until = time.time() + parse_duration(for_, "--for") if for_ else None
+    if client is None:
+        from ghaf.monitoring.monitors import run_loop
+
+        run_loop(
+            cli.platform().in_project(where),
+            cli.actor(),
+            every_s=float(pause),
+            until=until,
+            on_run=lambda r: _show_runs(cli, [dict(to_jsonable(r.to_dict()))], output),
+        )
+        return
+    while until is None or time.time() < until:
+        _show_runs(cli, client.run_monitors(where), output)
+        time.sleep(pause if until is None else max(0.0, min(pause, until - time.time())))
+
+
+def _show_runs(cli: CliState, runs: list[dict[str, Any]], output: Output) -> None:
+    if output is Output.json:
+        for run_ in runs:
+            emit_json(run_)
+        return
+    if not runs:
+        cli.console.print("no monitor is due")
+    for run_ in runs:
+        title = f"monitor run of {run_['deployment']} ({run_['seconds']:.2f} s)"
+        _print_results(cli, run_["results"], title)
+        if run_["updated"]:
+            _print_results(cli, run_["updated"], "earlier windows with new labels")
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    deployment: Annotated[str | None, typer.Argument(help="Only this deployment.")] = None,
+    project: ProjectOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """The latest monitor result of each deployment and model version, and the schedules.
+
+    JSON: ``{"monitors": [schedule...], "results": [result...]}``.
+    """
+    cli = state(ctx)
+    where = project or cli.settings.project
+    client = cli.remote()
+    if client is not None:
+        schedules = client.monitors(where)
+        results = client.monitor_status(where, deployment)
+    else:
+        from ghaf.monitoring.results import monitor_status
+        from ghaf.monitoring.schedule import list_schedules
+
+        platform = cli.platform().in_project(where)
+        schedules = [dict(to_jsonable(s)) for s in list_schedules(platform)]
+        results = [dict(to_jsonable(r.to_dict())) for r in monitor_status(platform, deployment)]
+    if deployment is not None:
+        schedules = [s for s in schedules if s["deployment"] == deployment]
+        if not schedules:
+            raise NotFoundError(
+                f"no monitor is scheduled for deployment {deployment!r}",
+                hint="ghaf monitor schedule DEPLOYMENT --every 5m --window 1h",
+            )
+    if output is Output.json:
+        emit_json({"monitors": schedules, "results": results})
+        return
+    table = Table("deployment", "every", "window", "reference", "enabled", "last run", "next run")
+    for s in schedules:
+        table.add_row(
+            s["deployment"],
+            f"{s['interval_s']} s",
+            f"{s['window_s']} s",
+            s["reference"] or "training profile",
+            "yes" if s["enabled"] else "no",
+            str(s["last_run_at"] or "–")[:19].replace("T", " "),
+            str(s["next_run_at"])[:19].replace("T", " "),
+        )
+    cli.console.print(table)
+    _print_results(cli, results, "latest results")
+
+
+@app.command("results")
+def results(
+    ctx: typer.Context,
+    deployment: DeploymentArgument,
+    model_version: Annotated[
+        str | None, typer.Option("--model-version", help="Only this version (NAME:V).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 20,
+    project: ProjectOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """A deployment's monitor results, newest first. JSON: ``{"results": [...]}``."""
+    cli = state(ctx)
+    where = project or cli.settings.project
+    client = cli.remote()
+    if client is not None:
+        found = client.monitor_results(where, deployment, model_version=model_version, limit=limit)
+    else:
+        from ghaf.monitoring.results import list_results
+
+        platform = cli.platform().in_project(where)
+        found = [
+            dict(to_jsonable(r.to_dict()))
+            for r in list_results(platform, deployment, model_version=model_version, limit=limit)
+        ]
+    if output is Output.json:
+        emit_json({"results": found})
+        return
+    _print_results(cli, found, f"monitor results of {deployment}")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ghaf.alerts.base import Alert, fingerprint
 from ghaf.errors import GhafError, NotFoundError, PermissionDeniedError
@@ -34,13 +34,13 @@ from ghaf.monitoring.evaluate import (
     performance_of,
 )
 from ghaf.monitoring.records import (
-    MonitorResult,
     MonitorRun,
     MonitorSchedule,
     result_record,
     schedule_record,
 )
 from ghaf.monitoring.references import reference_for
+from ghaf.monitoring.results import list_results, monitor_status, version_key
 from ghaf.monitoring.schedule import _deployment_models, due_schedules
 from ghaf.monitoring.scoring import score_vector
 from ghaf.monitoring.tables import MonitorResultRow, MonitorScheduleRow
@@ -58,6 +58,8 @@ BACKFILL_LIMIT = 24
 """Earlier windows whose performance one run may fill in (newest first)."""
 EVALUATED = ("ok", "breached")
 _log = get_logger(__name__)
+
+__all__ = ["list_results", "monitor_status", "run_due_monitors", "run_loop", "run_monitor"]
 
 
 def _ms(moment: datetime) -> float:
@@ -192,7 +194,7 @@ def _record_run(
         windows = read_prediction_windows(
             Path(schedule.log_dir), model, start_ms=_ms(start), end_ms=_ms(end)
         )
-        for version in sorted(set(windows) | serving[model], key=_version_key):
+        for version in sorted(set(windows) | serving[model], key=version_key):
             model_version = f"{model}:{version}"
             clock = time.perf_counter()
             evaluation = _evaluate(
@@ -257,10 +259,6 @@ def _record_run(
         seconds=time.perf_counter() - started,
     )
     return run, alerts
-
-
-def _version_key(version: str) -> tuple[int, str]:
-    return (int(version), "") if version.isdigit() else (1 << 62, version)
 
 
 def _evaluate(
@@ -452,42 +450,3 @@ def run_loop(
         pause = every_s if until is None else min(every_s, max(0.0, until - clock()))
         sleep(pause)
     return made
-
-
-def monitor_status(platform: Platform, deployment: str | None = None) -> list[MonitorResult]:
-    """The latest result of each deployment and model version of ``platform``'s project
-    (of ``deployment`` only, when given), by deployment then version."""
-    here = platform.default_project
-    latest = select(func.max(MonitorResultRow.id)).where(MonitorResultRow.project == here)
-    if deployment is not None:
-        latest = latest.where(MonitorResultRow.deployment == deployment)
-    latest = latest.group_by(MonitorResultRow.deployment, MonitorResultRow.model_version)
-    with platform.read_session() as session:
-        rows = session.execute(
-            select(MonitorResultRow).where(MonitorResultRow.id.in_(latest.scalar_subquery()))
-        ).scalars()
-        found = [result_record(r) for r in rows]
-    return sorted(
-        found, key=lambda r: (r.deployment, _version_key(r.model_version.rpartition(":")[2]))
-    )
-
-
-def list_results(
-    platform: Platform,
-    deployment: str,
-    *,
-    model_version: str | None = None,
-    limit: int = 50,
-) -> list[MonitorResult]:
-    """The results of ``deployment``'s monitor in ``platform``'s project, newest first."""
-    query = (
-        select(MonitorResultRow)
-        .where(MonitorResultRow.project == platform.default_project)
-        .where(MonitorResultRow.deployment == deployment)
-        .order_by(MonitorResultRow.id.desc())
-        .limit(max(1, min(limit, 1000)))
-    )
-    if model_version is not None:
-        query = query.where(MonitorResultRow.model_version == model_version)
-    with platform.read_session() as session:
-        return [result_record(r) for r in session.execute(query).scalars()]

@@ -731,7 +731,6 @@ def _calls(ids: Mapping[str, str]) -> dict[str, list[Call]]:
         "POST /projects/{project}/monitors": [
             Call({"project": B}, json={"deployment": "zq-deploy"}),
             Call({"project": A}, json={"deployment": "zq-deploy"}),
-            Call({"project": A}, json={"deployment": "al-deploy", "reference": "profile:zq-profile"}),
         ],
         "GET /projects/{project}/monitors": [Call({"project": B})],
         "POST /projects/{project}/monitors/run": [

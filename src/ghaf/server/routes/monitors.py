@@ -132,7 +132,7 @@ async def status(
     deployment: Annotated[str | None, Query(pattern=_NAME)] = None,
 ) -> JsonResponse:
     """The latest result of each deployment and model version of the project."""
-    from ghaf.monitoring.monitors import monitor_status
+    from ghaf.monitoring.results import monitor_status
 
     await who.authorize("monitoring.read", "monitors", project)
     found = await run_in_threadpool(
@@ -150,7 +150,7 @@ async def results(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> JsonResponse:
     """A deployment's monitor results, newest first."""
-    from ghaf.monitoring.monitors import list_results
+    from ghaf.monitoring.results import list_results
 
     await who.authorize("monitoring.read", f"monitor:{deployment}", project)
     found = await run_in_threadpool(

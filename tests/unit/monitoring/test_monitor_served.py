@@ -1,0 +1,231 @@
+"""Scheduled monitors end to end over a real ``ghaf serve``: real HTTP traffic is logged
+with its feature names, a feature shifted in the traffic is detected (that one only), an
+alert and an incident open on the deployment and version, ``drift.detected`` reaches the
+bus and a pipeline trigger reacts; labels reported later through ``/v2/feedback`` fill in
+the same window's performance. The doors: the CLI as a user types it, the SDK over the
+control plane's routes, and the monitors pipeline step."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+import ghaf
+from ghaf.errors import NotFoundError
+from ghaf.events.base import Event
+from ghaf.home import init_home
+from ghaf.incidents.records import list_incidents
+from ghaf.monitoring.monitors import list_results, run_monitor
+from ghaf.monitoring.steps import monitors
+from ghaf.pipelines.examples import whoami
+from ghaf.pipelines.pipeline import Pipeline
+from ghaf.pipelines.runner import run_pipeline
+from ghaf.pipelines.triggers import EventTrigger, TriggerLoop
+from ghaf.platform import Platform
+from ghaf.projects import create_project
+from ghaf.serving.predlog import read_prediction_windows
+from ghaf.settings import load_settings
+from ghaf.testing.people import mint
+from tests.unit.monitoring.monitor_home import FEATURES, Seeded, features, labels_for, seed_home
+from tests.unit.server.cli_runner import ghaf as ghaf_cli
+from tests.unit.serving.server_processes import ServerProcess, bearer
+
+pytestmark = pytest.mark.slow
+N = 400
+
+
+@dataclass
+class Served:
+    home: Path
+    platform: Platform
+    server: ServerProcess
+    token: str
+    seeded: Seeded
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "predictions"
+
+    def cli(self, *args: str) -> Any:
+        return ghaf_cli("--home", str(self.home), *args, env={"GHAF_HOME": str(self.home)})
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("monitor-served")
+    home = root / "home"
+    with init_home(load_settings(home=home)) as platform:
+        seeded = seed_home(platform, root)
+        token = mint(platform, "scoring-app", ["model_server"], bind_on=platform.default_project)
+        args = ("serve", "fraud@champion", "--log-dir", str(home / "predictions"))
+        server = ServerProcess(home, args, "/v2/health/ready", root / "serve.log").start()
+        try:
+            yield Served(home, platform, server, token, seeded)
+        finally:
+            output = server.stop()
+            assert "Traceback" not in output, output
+
+
+def _score(served: Served, x: np.ndarray, tag: str) -> list[str]:
+    """One OIP request per row, each with its own request id."""
+    ids = [f"{tag}-{i}" for i in range(len(x))]
+    with httpx.Client(base_url=served.server.url, headers=bearer(served.token)) as http:
+        for request_id, row in zip(ids, x, strict=True):
+            body = {
+                "id": request_id,
+                "inputs": [
+                    {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": row.tolist()}
+                ],
+            }
+            answer = http.post("/v2/models/fraud/infer", json=body, timeout=30)
+            assert answer.status_code == 200, answer.text
+    return ids
+
+
+def _wait_logged(served: Served, requests: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = read_prediction_windows(served.log_dir, "fraud", features=False).get("1")
+        if found is not None and found.requests >= requests:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the server did not log {requests} predictions in 30 s")
+
+
+def _reaction() -> Pipeline:
+    """What a drift trigger starts here: one step (a retraining pipeline in production)."""
+    pipeline = Pipeline("react", "reacts to drift.detected")
+    pipeline.add(whoami)
+    return pipeline
+
+
+def _json(done: Any) -> Any:
+    assert "Traceback" not in done.stderr, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_served_traffic_drift_is_caught_and_late_labels_fill_in_its_window(
+    served: Served,
+) -> None:
+    platform, admin = served.platform, served.platform.admin()
+    project = platform.default_project
+    made = _json(served.cli("monitor", "schedule", "fraud", "--every", "1h", "--output", "json"))
+    assert (made["interval_s"], made["window_s"], made["log_dir"]) == (
+        3600,
+        3600,
+        str(served.log_dir),
+    )
+
+    baseline = features(20, N)
+    baseline_ids = _score(served, baseline, "base")
+    _wait_logged(served, N)
+    window = read_prediction_windows(served.log_dir, "fraud")["1"]
+    assert window.features.column_names == list(FEATURES)  # the log knows the names
+    np.testing.assert_array_equal(
+        window.features.column("age").to_numpy(), baseline[:, FEATURES.index("age")]
+    )
+
+    # The monitors pipeline (a worker process) runs what is due: the new schedule.
+    piped = run_pipeline(platform, admin, monitors())
+    assert piped.status == "succeeded", piped
+    [first] = list_results(platform, "fraud")
+    assert (first.model_version, first.status, first.predictions) == ("fraud:1", "ok", N)
+
+    shifted = features(21, N, shift={"amount": 2.5})
+    shifted_ids = _score(served, shifted, "shift")
+    _wait_logged(served, 2 * N)
+    events: list[Event] = []
+    platform.events.subscribe("drift.detected", events.append)
+    trigger = EventTrigger("retrain", "drift.detected", _reaction, {"model": "fraud"})
+    loop = TriggerLoop(platform, admin, [trigger])
+    try:
+        drifted = run_monitor(platform, admin, "fraud")
+        decisions = loop.tick()
+    finally:
+        loop.stop()
+    [result] = drifted.results
+    assert result.status == "breached" and result.drifted_features == ("amount",)
+    assert "drift" in result.breaches and "prediction_drift" in result.breaches
+    assert result.predictions == 2 * N and result.performance is None
+    [event] = events
+    assert (event.data["deployment"], event.data["model_version"]) == ("fraud", "fraud:1")
+    assert event.data["features"] == ["amount"] and event.data["result"] == result.id
+    [decision] = decisions
+    assert decision.fired and decision.run is not None and decision.run.status == "succeeded"
+    drift_incidents = [i for i in list_incidents(platform) if i.title.startswith("drift on")]
+    [incident] = drift_incidents
+    assert (incident.deployment, incident.model_version) == ("fraud", "fraud:1")
+    assert incident.fingerprint in result.alerts
+
+    # The labels come in later, reported by the scoring application.
+    x = np.concatenate([baseline, shifted])
+    outcomes = [
+        {"request_id": r, "outcome": int(y)}
+        for r, y in zip(baseline_ids + shifted_ids, labels_for(22, x), strict=True)
+    ]
+    with httpx.Client(base_url=served.server.url, headers=bearer(served.token)) as http:
+        stored = http.post("/v2/feedback", json={"model": "fraud", "outcomes": outcomes})
+    assert stored.status_code == 201, stored.text
+    done = served.cli("monitor", "run", "fraud", "--output", "json")
+    assert done.returncode == 1, done.stderr  # the window still holds the shifted traffic
+    later = _json(done)
+    filled = {r["id"]: r for r in later["updated"]}
+    assert set(filled) == {first.id, result.id}
+    performance = filled[result.id]["performance"]
+    assert filled[result.id]["labels"] == 2 * N and filled[result.id]["label_coverage"] == 1.0
+    estimate = result.report["estimate"]
+    assert performance["accuracy"] == pytest.approx(estimate["accuracy"], abs=0.06)
+    assert performance["roc_auc"] == pytest.approx(estimate["roc_auc"], abs=0.06)
+
+    history = _json(served.cli("monitor", "results", "fraud", "--output", "json"))["results"]
+    same = [r for r in history if r["id"] == result.id]
+    assert same and same[0]["performance"] == performance
+    assert same[0]["window_end"].startswith(result.window_end.isoformat()[:19])
+    table = served.cli("monitor", "status")
+    assert table.returncode == 0 and "fraud:1" in table.stdout and "amount" in table.stdout
+
+    with ghaf.connect(home=served.home) as client:  # the SDK over the control plane's routes
+        assert [m["deployment"] for m in client.monitors(project)] == ["fraud"]
+        [latest] = client.monitor_status(project)
+        assert latest["id"] == later["results"][0]["id"] and latest["labels"] == 2 * N
+        assert len(client.monitor_results(project, "fraud", limit=2)) == 2
+        [again] = client.run_monitors(project, "fraud")
+        assert again["results"][0]["drifted_features"] == ["amount"]
+
+
+def test_the_cli_names_what_is_wrong_and_loops_boundedly(served: Served) -> None:
+    missing = served.cli("monitor", "schedule", "nope")
+    assert missing.returncode == 4 and "deployment 'nope' does not exist" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    bad = served.cli("monitor", "schedule", "fraud", "--every", "soon")
+    assert bad.returncode == 3 and "--every 'soon' is not a duration" in bad.stderr
+    looped = served.cli("monitor", "run", "--loop", "--every", "1s", "--for", "2s")
+    assert looped.returncode == 0, looped.stderr
+
+
+def test_another_project_s_deployment_reads_as_unknown(served: Served) -> None:
+    """An SRE of another project gets, for this project's deployment, the answers an
+    unknown name gets (with the name swapped), and sees none of its results."""
+    platform = served.platform
+    create_project(platform, platform.admin(), "beta")
+    token = mint(platform, "beta-sre", ["sre"], project="beta", bind_on="beta")
+    with ghaf.connect(home=served.home, token=token) as client:
+        answers = []
+        for name in ("fraud", "ghost"):
+            with pytest.raises(NotFoundError) as caught:
+                client.schedule_monitor("beta", name)
+            answers.append(str(caught.value).replace(name, "NAME"))
+            with pytest.raises(NotFoundError) as caught:
+                client.run_monitors("beta", name)
+            answers.append(str(caught.value).replace(name, "NAME"))
+            assert client.monitor_results("beta", name) == []
+        assert answers[:2] == answers[2:]
+        assert client.monitor_status("beta") == [] and client.monitors("beta") == []
