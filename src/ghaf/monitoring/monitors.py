@@ -41,7 +41,7 @@ from ghaf.monitoring.records import (
 )
 from ghaf.monitoring.references import reference_for
 from ghaf.monitoring.results import list_results, monitor_status, version_key
-from ghaf.monitoring.schedule import _deployment_models, due_schedules
+from ghaf.monitoring.schedule import _deployment_models, due_schedules, due_window_end
 from ghaf.monitoring.scoring import score_vector
 from ghaf.monitoring.tables import MonitorResultRow, MonitorScheduleRow
 from ghaf.platform import Platform
@@ -163,9 +163,16 @@ def _window_name(deployment: str, start: datetime, end: datetime) -> str:
 
 @governed("monitoring.run", resource="monitor:{deployment}")
 def _record_run(
-    platform: Platform, actor: Actor, deployment: str, *, now: datetime
+    platform: Platform,
+    actor: Actor,
+    deployment: str,
+    *,
+    end: datetime,
+    now: datetime,
+    skipped: int = 0,
 ) -> tuple[MonitorRun, list[Alert]]:
-    """Run the monitor of ``deployment`` over the window ending ``now``; store and alert."""
+    """Run the monitor of ``deployment`` over the window ending ``end`` (at ``now``);
+    store the results and alert."""
     from ghaf.incidents.ingest import ingest_alerts
 
     session = current_session()
@@ -182,8 +189,8 @@ def _record_run(
             hint="ghaf monitor schedule DEPLOYMENT --every 5m --window 1h",
         )
     schedule = schedule_record(row)
-    end = now
-    start = now - timedelta(seconds=schedule.window_s)
+    start = end - timedelta(seconds=schedule.window_s)
+    caught_up = f"skipped {skipped} windows to catch up" if skipped else ""
     watermark = outcome_watermark(platform)
     serving = _versions(platform, deployment)
     for name in _deployment_models(platform, deployment, here):
@@ -201,7 +208,7 @@ def _record_run(
                 platform, actor, schedule, model, version, windows.get(version), start, end
             )
             previous = _previous_breaches(session, schedule.id, model_version)
-            fired = _alerts(schedule, model_version, evaluation, previous, now, end)
+            fired = _alerts(schedule, model_version, evaluation, previous, end, end)
             alerts += fired
             window = windows.get(version)
             results.append(
@@ -230,7 +237,7 @@ def _record_run(
                         )
                     ),
                     seconds=time.perf_counter() - clock,
-                    note=evaluation.note[:2000],
+                    note="; ".join(n for n in (caught_up, evaluation.note) if n)[:2000],
                 )
             )
     updated, more = _backfill(platform, session, schedule, watermark, now)
@@ -239,7 +246,7 @@ def _record_run(
     if alerts:
         ingest_alerts(platform, actor, alerts, now=now)
     row.last_run_at = now
-    row.next_run_at = now + timedelta(seconds=schedule.interval_s)
+    row.next_run_at = end + timedelta(seconds=schedule.interval_s)
     session.flush()
     records = tuple(result_record(r) for r in results)
     current_operation().details.update(
@@ -389,14 +396,16 @@ def _after_commit(
 def run_monitor(
     platform: Platform, actor: Actor, deployment: str, *, now: datetime | None = None
 ) -> MonitorRun:
-    """Run the monitor of ``deployment`` now (due or not): the window ending ``now``,
-    its results stored, alerts fired and ``drift.detected`` published.
+    """Run the monitor of ``deployment`` now, due or not, over the window ending ``now``
+    (default: the current time): its results stored, alerts fired and
+    ``drift.detected`` published; its next due run comes one interval later.
 
     Raises:
         NotFoundError: no monitor is scheduled for ``deployment`` in the project.
         PermissionDeniedError: ``actor`` may not run it (``monitoring.run``).
     """
-    run, alerts = _record_run(platform, actor, deployment, now=now or utcnow())
+    moment = now or utcnow()
+    run, alerts = _record_run(platform, actor, deployment, end=moment, now=moment)
     return _after_commit(platform, actor, run, alerts)
 
 
@@ -404,13 +413,18 @@ def run_due_monitors(
     platform: Platform, actor: Actor, *, now: datetime | None = None
 ) -> list[MonitorRun]:
     """Run every monitor of ``platform``'s project that is due at ``now`` (default: the
-    current time), once. A monitor that fails is logged and left due (retried next
-    time); a refusal of ``actor`` is raised."""
+    current time), once, each over its next window (see ``due_window_end``). A monitor
+    that fails is logged and left due (retried next time); a refusal of ``actor`` is
+    raised."""
     moment = now or utcnow()
     runs = []
     for schedule in due_schedules(platform, moment):
+        end, skipped = due_window_end(schedule, moment)
         try:
-            runs.append(run_monitor(platform, actor, schedule.deployment, now=now))
+            run, alerts = _record_run(
+                platform, actor, schedule.deployment, end=end, now=moment, skipped=skipped
+            )
+            runs.append(_after_commit(platform, actor, run, alerts))
         except PermissionDeniedError:
             raise
         except GhafError as exc:

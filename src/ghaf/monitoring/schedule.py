@@ -19,6 +19,12 @@ from ghaf.security.identity import Actor
 from ghaf.spine import current_operation, current_session, governed
 
 MIN_SECONDS = 5
+SETTLE_S = 2.0
+"""How long after a window ends its run waits, so the log's last writes are on disk (the
+serving logger flushes every 0.5 s)."""
+MAX_BACKLOG = 24
+"""Windows a monitor that fell behind catches up one run at a time; further behind, it
+skips to the latest whole window (and says how many it skipped)."""
 MAX_INTERVAL_S = 7 * 86_400
 MAX_WINDOW_S = 31 * 86_400
 _MISSING_HINT = "ghaf monitor schedule DEPLOYMENT --every 5m --window 1h"
@@ -209,13 +215,14 @@ def list_schedules(
 
 
 def due_schedules(platform: Platform, now: datetime | None = None) -> list[MonitorSchedule]:
-    """The enabled schedules of ``platform``'s project due at ``now``, most overdue first."""
-    now = now or utcnow()
+    """The enabled schedules of ``platform``'s project whose next window ended at least
+    :data:`SETTLE_S` before ``now``, most overdue first."""
+    ready = (now or utcnow()) - timedelta(seconds=SETTLE_S)
     with platform.read_session() as session:
         rows = session.execute(
             select(MonitorScheduleRow)
             .where(MonitorScheduleRow.project == platform.default_project)
-            .where(MonitorScheduleRow.enabled.is_(True), MonitorScheduleRow.next_run_at <= now)
+            .where(MonitorScheduleRow.enabled.is_(True), MonitorScheduleRow.next_run_at <= ready)
             .order_by(MonitorScheduleRow.next_run_at)
         ).scalars()
         return [schedule_record(row) for row in rows]
@@ -239,5 +246,12 @@ def schedule_projects(platform: Platform) -> list[str]:
         return list(session.execute(select(MonitorScheduleRow.project).distinct()).scalars())
 
 
-def _after(moment: datetime, seconds: int) -> datetime:
-    return moment + timedelta(seconds=seconds)
+def due_window_end(schedule: MonitorSchedule, now: datetime) -> tuple[datetime, int]:
+    """(end of the window a due run covers, windows skipped): windows follow each other
+    (each ends one interval after the last), so every logged prediction falls in one;
+    more than :data:`MAX_BACKLOG` windows behind, the run skips to the latest whole one."""
+    ready = now - timedelta(seconds=SETTLE_S)
+    behind = int((ready - schedule.next_run_at).total_seconds() // schedule.interval_s)
+    if behind <= MAX_BACKLOG:
+        return schedule.next_run_at, 0
+    return schedule.next_run_at + timedelta(seconds=behind * schedule.interval_s), behind

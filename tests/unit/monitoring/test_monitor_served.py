@@ -133,8 +133,8 @@ def test_served_traffic_drift_is_caught_and_late_labels_fill_in_its_window(
         window.features.column("age").to_numpy(), baseline[:, FEATURES.index("age")]
     )
 
-    # The monitors pipeline (a worker process) runs what is due: the new schedule.
-    piped = run_pipeline(platform, admin, monitors())
+    # The monitors pipeline runs the deployment's monitor in a worker process.
+    piped = run_pipeline(platform, admin, monitors("fraud"))
     assert piped.status == "succeeded", piped
     [first] = list_results(platform, "fraud")
     assert (first.model_version, first.status, first.predictions) == ("fraud:1", "ok", N)
