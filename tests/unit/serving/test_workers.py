@@ -84,11 +84,18 @@ def test_serve_two_workers(platform: Platform, trained: Any, tmp_path: Path) -> 
                 assert reply.status_code == 200
                 workers.add(reply.headers["x-ghaf-worker"])
                 sent += 1
-        # /metrics sums both workers' files, whichever worker answers the scrape.
-        for _ in range(4):
+
+        # /metrics sums both workers' files, whichever worker answers the scrape (a worker
+        # flushes what it counted within 0.2 s: wait for that, then every scrape agrees).
+        def scraped() -> float:
             with httpx.Client(headers=bearer(token)) as fresh:
-                text = fresh.get(f"{url}/metrics").text
-            assert _answered(text) == sent, text[:2000]
+                return _answered(fresh.get(f"{url}/metrics").text)
+
+        deadline = time.monotonic() + 30
+        while scraped() != sent:
+            assert time.monotonic() < deadline, f"/metrics never counted the {sent} requests"
+            time.sleep(0.05)
+        assert [scraped() for _ in range(4)] == [sent] * 4
         with httpx.Client(base_url=url, headers=bearer(token)) as client:
             for _ in range(5):
                 reply = client.post("/v2/models/fraud/infer", json=body)
