@@ -12,6 +12,7 @@ SLI_KINDS = ("availability", "latency", "quality")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 MIN_REQUESTS_PER_HOUR = 100
 """Below this many requests an hour (scaled to the long window) nothing pages."""
+MAX_MIN_REQUESTS = 10**9
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,15 @@ class SLO:
                 "SLO field 'threshold_ms' is missing for a latency SLO",
                 hint="give the latency under which a request is good, e.g. 250",
             )
-        if self.min_requests_per_hour < 0:
+        if not 0 <= self.min_requests_per_hour <= MAX_MIN_REQUESTS:
             raise InvalidInputError(
-                "SLO field 'min_requests_per_hour' is negative", hint="use 0 or more"
+                f"SLO field 'min_requests_per_hour' is {self.min_requests_per_hour}",
+                hint=f"use 0 to {MAX_MIN_REQUESTS:,}",
+            )
+        if self.threshold_ms is not None and not 0 < self.threshold_ms <= 1e7:
+            raise InvalidInputError(
+                f"SLO field 'threshold_ms' is {self.threshold_ms}",
+                hint="give milliseconds above 0, e.g. 250",
             )
 
     @property

@@ -9,7 +9,7 @@ client's side); the server never reads a file a client names.
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Query
 from pydantic import BaseModel, Field
@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from ghaf.server.auth import Caller, caller
 from ghaf.server.responses import JsonResponse
 from ghaf.server.routes.operations import OperationsRouter
+from ghaf.slo.base import MAX_MIN_REQUESTS
 
 router = OperationsRouter(tags=["slo"])
 CallerDep = Annotated[Caller, Depends(caller)]
@@ -33,12 +34,17 @@ READ = "monitoring.read"
 
 class SLODefinition(BaseModel):
     deployment: str = Field(min_length=1, max_length=300, description="The deployment held to it.")
-    sli: str = Field(description="availability, latency or quality.", max_length=16)
-    objective: float = Field(description="Target share of good events, e.g. 0.999.")
-    window_days: int = Field(default=30, description="The SLO window in days (1-366).")
-    threshold_ms: float | None = Field(default=None, description="Latency SLOs: good under it.")
+    sli: Literal["availability", "latency", "quality"] = Field(description="What counts as good.")
+    objective: float = Field(gt=0, lt=1, description="Target share of good events, e.g. 0.999.")
+    window_days: int = Field(default=30, ge=1, le=366, description="The SLO window in days.")
+    threshold_ms: float | None = Field(
+        default=None, gt=0, le=1e7, description="Latency SLOs: a request under it is good."
+    )
     min_requests_per_hour: int = Field(
-        default=100, description="Below this traffic (scaled to each window) nothing alerts."
+        default=100,
+        ge=0,
+        le=MAX_MIN_REQUESTS,
+        description="Below this traffic (scaled to each window) nothing alerts.",
     )
 
 
