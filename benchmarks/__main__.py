@@ -23,6 +23,7 @@ SUITES: tuple[str, ...] = (
     "ingest",
     "experiments_stats",
     "experiment_overhead",
+    "monitoring_cost",
 )
 """Benchmark modules under ``benchmarks/``, each with ``run(size) -> list[Figure]``."""
 

@@ -286,7 +286,8 @@ class PredictionWindow:
 
     @property
     def rows(self) -> int:
-        return int(self.features.num_rows)
+        """Scored rows (a request may send several)."""
+        return int(self.ts.size)
 
 
 _WINDOW_COLUMNS = ("request_id", "ts", "model", "version", "features", "outputs", "shadow")
