@@ -12,8 +12,8 @@ COPY . .
 RUN sh deploy/docker/install-server.sh /opt/ghaf
 
 FROM ${PYTHON_IMAGE}
-RUN groupadd --system --gid 10001 ghaf \
-    && useradd --system --uid 10001 --gid ghaf --home-dir /var/lib/ghaf --no-create-home \
+RUN groupadd --gid 10001 ghaf \
+    && useradd --no-log-init --uid 10001 --gid ghaf --home-dir /var/lib/ghaf --no-create-home \
         --shell /usr/sbin/nologin ghaf \
     && install -d -o ghaf -g ghaf -m 0700 /var/lib/ghaf
 COPY --from=build /opt/ghaf /opt/ghaf

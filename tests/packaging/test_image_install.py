@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -80,11 +81,29 @@ def wheelhouse() -> Path:
     return out
 
 
+def _context(root: Path) -> Path:
+    """What the image build sees (.dockerignore): the source, the pins, the scripts. A copy,
+    so the build's in-tree files (build/lib, egg-info) never land in the working tree."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in ("src", "deploy"):
+        shutil.copytree(ROOT / name, root / name, ignore=ignore)
+    for name in ("pyproject.toml", "constraints.txt", "README.md", "LICENSE", "NOTICE"):
+        shutil.copy2(ROOT / name, root / name)
+    return root
+
+
 @pytest.fixture(scope="module")
 def venv(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``install-inference.sh VENV``, offline, as the image build runs it."""
-    target = tmp_path_factory.mktemp("image") / "opt-ghaf"
-    env = {**os.environ, **OFFLINE, "PIP_FIND_LINKS": str(wheelhouse), "PYTHON": sys.executable}
+    work = tmp_path_factory.mktemp("image")
+    target = work / "opt-ghaf"
+    env = {
+        **os.environ,
+        **OFFLINE,
+        "PIP_FIND_LINKS": str(wheelhouse),
+        "PYTHON": sys.executable,
+        "GHAF_SRC": str(_context(work / "src")),
+    }
     printed = _run(["sh", str(SCRIPT), str(target)], env=env)
     assert printed.strip().splitlines()[-1] == "0.1.0"  # the script ends with ghaf version
     return target
@@ -116,7 +135,7 @@ def test_the_script_refuses_an_image_with_a_forbidden_package(
         **OFFLINE,
         "PIP_FIND_LINKS": str(wheelhouse),
         "PYTHON": sys.executable,
-        "GHAF_SRC": str(ROOT),
+        "GHAF_SRC": str(_context(tmp_path / "src")),
     }
     done = subprocess.run(
         ["sh", str(script), str(tmp_path / "v")], capture_output=True, text=True, env=env
