@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ghaf.monitoring import DriftReport
 
 app = typer.Typer(
-    help="Monitoring: drift, data quality and scheduled monitors.", no_args_is_help=True
+    help="Monitoring: drift, data quality, scheduled monitors.", no_args_is_help=True
 )
 
 WINDOW_HELP = "A Parquet path, a dataset ref NAME:V, or profile:NAME[@V]."
