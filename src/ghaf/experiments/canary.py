@@ -252,6 +252,13 @@ def _move_traffic(platform: Platform, row: CanaryRow, weight: float, served: lis
     return set_weights(platform, row.deployment, canary.weights(weight, served)).revision
 
 
+def _held(canary: str, deployment: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"canary {canary!r} already holds deployment {deployment!r}",
+        hint=f"roll it back or let it finish: ghaf experiments canary rollback {canary}",
+    )
+
+
 def _deployment_in(platform: Platform, name: str, project: str) -> Deployment:
     """The deployment ``name`` of ``project``; one answer whether it is another
     project's or nobody's."""
@@ -325,6 +332,9 @@ def start_canary(
     # before anything is read or fetched for the caller (the spine checks again)
     authorize_read(platform, actor, "traffic.canary_start", f"canary:{name}", project)
     record = _deployment_in(platform, deployment, project)
+    holder = active_canary(platform, deployment)
+    if holder is not None:
+        raise _held(holder, deployment)
     champion = _champion_of(record, champion)
     for role, ref in (("champion", champion), ("candidate", candidate)):
         if ref not in record.models:
@@ -372,10 +382,7 @@ def _start(
         )
     ).first()
     if other is not None:
-        raise InvalidInputError(
-            f"canary {other[0]!r} already holds deployment {record.name!r}",
-            hint=f"roll it back or let it finish: ghaf experiments canary rollback {other[0]}",
-        )
+        raise _held(other[0], record.name)
     running = session.execute(
         select(AbExperimentRow.name).where(
             AbExperimentRow.deployment == record.name, AbExperimentRow.status == "running"

@@ -5,7 +5,8 @@
   ``baseline``; a counter below its baseline restarted, and counts from zero).
 - Each answer's scoring latency, its predicted class and score (the first output's
   first row: the top column, or for one column the value against the plan's threshold;
-  the score is its last column) come from the prediction log.
+  none where the row holds a NaN; the score is its last column) come from the
+  prediction log.
 - Labels are the outcomes reported for the model, joined to an answer by its request
   id, or by its experiment unit; the latest report for an id counts.
 
@@ -25,12 +26,13 @@ import duckdb
 import httpx
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ghaf.experiments.canary_records import Canary
 from ghaf.experiments.rollout import RolloutPlan
 from ghaf.platform import Platform
 from ghaf.serving.outcomes import read_outcomes
-from ghaf.serving.predlog import read_prediction_log
+from ghaf.serving.predlog import LOG_SCHEMA, log_files
 
 REQUESTS = "ghaf_requests_total"
 SERVE_MARKER = "ghaf_prediction_log_dropped"
@@ -128,7 +130,8 @@ def count_since(
 
 _ANSWERS_SQL = """
 select request_id, ts, version, latency_ms, unit, r[len(r)] as score,
-    case when len(r) > 1 then list_position(r, list_max(r)) - 1
+    case when isnan(list_sum(r)) then null
+         when len(r) > 1 then list_position(r, list_max(r)) - 1
          when len(r) = 1 then (r[1] >= $threshold)::int end as top
 from (
     select request_id, ts, version, latency_ms, unit, map_values(outputs)[1][1] as r
@@ -153,13 +156,38 @@ order by a.i
 """
 
 
+_LOG_COLUMNS = ("request_id", "ts", "model", "version", "latency_ms", "outputs", "unit", "shadow")
+
+
+def _read_log_since(log_dir: Path, since_ms: float) -> pa.Table:
+    """The log's columns the evaluator reads, from the files written since ``since_ms``
+    only (a file is written after every record it holds); a column an older file lacks
+    reads as nulls (``shadow``: false), a file that is no log is skipped."""
+    schema = pa.schema([LOG_SCHEMA.field(n) for n in _LOG_COLUMNS])
+    tables = []
+    for path in log_files(log_dir, since=since_ms / 1000.0):
+        try:
+            have = set(pq.read_schema(path).names)
+            table = pq.read_table(path, columns=[n for n in _LOG_COLUMNS if n in have])
+        except (pa.ArrowInvalid, OSError):
+            continue
+        for name in _LOG_COLUMNS:
+            if name not in have:
+                fill = pa.array([False] * table.num_rows) if name == "shadow" else None
+                field_ = schema.field(name)
+                table = table.append_column(
+                    field_, fill if fill is not None else pa.nulls(table.num_rows, field_.type)
+                )
+        tables.append(table.select(list(_LOG_COLUMNS)).cast(schema))
+    return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
 def read_answers(
     log_dir: Path, model: str, versions: list[str], since_ms: float, threshold: float
 ) -> pa.Table:
     """The live answers of ``model``'s ``versions`` logged since ``since_ms``: request id,
     ts, version, latency_ms, unit, score and top (predicted class)."""
-    columns = ["request_id", "ts", "model", "version", "latency_ms", "outputs", "unit", "shadow"]
-    log = read_prediction_log(log_dir, columns)
+    log = _read_log_since(log_dir, since_ms)
     connection = duckdb.connect()
     try:
         connection.register("log", log)

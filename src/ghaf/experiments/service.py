@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError
 from ghaf.experiments.analysis import analyze_experiment
+from ghaf.experiments.canary_records import ACTIVE as CANARY_ACTIVE
 from ghaf.experiments.records import (
     TRANSITIONS,
     Experiment,
@@ -29,7 +30,7 @@ from ghaf.experiments.records import (
     to_record,
 )
 from ghaf.experiments.stats.table import GuardrailSpec
-from ghaf.experiments.tables import AbExperimentRow
+from ghaf.experiments.tables import AbExperimentRow, CanaryRow
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
@@ -181,7 +182,8 @@ def start_experiment(platform: Platform, actor: Actor, name: str) -> Experiment:
     revision that running servers apply within seconds).
 
     Raises:
-        InvalidInputError: not a draft, or another experiment runs on the deployment.
+        InvalidInputError: not a draft, or another experiment or a canary holds the
+            deployment.
     """
     session = current_session()
     row = _row(platform, name, lock=True)
@@ -196,6 +198,16 @@ def start_experiment(platform: Platform, actor: Actor, name: str) -> Experiment:
         raise InvalidInputError(
             f"experiment {other[0]!r} already runs on deployment {row.deployment!r}",
             hint=f"stop it first: ghaf experiments stop {other[0]}",
+        )
+    canary = session.execute(
+        select(CanaryRow.name).where(
+            CanaryRow.deployment == row.deployment, CanaryRow.status.in_(CANARY_ACTIVE)
+        )
+    ).first()
+    if canary is not None:
+        raise InvalidInputError(
+            f"canary {canary[0]!r} holds deployment {row.deployment!r}",
+            hint=f"let it finish or roll it back: ghaf experiments canary rollback {canary[0]}",
         )
     _move(row, actor, "running")
     row.started_at = utcnow()

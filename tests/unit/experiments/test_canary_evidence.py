@@ -1,0 +1,202 @@
+"""What a canary's evaluator reads, and the service's refusals, without a model server.
+
+The prediction log is written as ``ghaf serve`` writes it (``PredictionBatch`` to
+Parquet); the predicted class and score of each answer are checked against NumPy on
+any output shape (hypothesis); labels join by request id, else by unit, the latest
+report winning; files older than the window are not read, older logs still are. The
+service refuses what would make a canary's evidence meaningless: an ambiguous
+champion, a candidate the servers did not load, a second canary or an experiment on the
+deployment; and a canary whose weights someone moved pauses.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.experiments.canary import (
+    canary_decisions,
+    evaluate_canary,
+    get_canary,
+    pause_canary,
+    resume_canary,
+    rollback_canary,
+    start_canary,
+)
+from ghaf.experiments.canary_evidence import join_labels, read_answers
+from ghaf.experiments.service import create_experiment, start_experiment
+from ghaf.models import save_model
+from ghaf.platform import Platform
+from ghaf.registry import approve_model_version, register_model
+from ghaf.serving.deployments import create_deployment, get_deployment, update_deployment
+from ghaf.serving.predlog import PredictionBatch
+from tests.unit.serving.server_processes import second_person
+
+PLAN = {"steps": [10, 100], "max_error_rate": None, "min_time_s": 0}
+
+
+def _write(directory: Path, name: str, records: list[dict[str, Any]]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.parquet"
+    pq.write_table(PredictionBatch.from_records(records).to_arrow(), path)
+    return path
+
+
+def _record(i: int, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+    """A request as the server logs it: as many feature rows as output rows."""
+    rows = len(next(iter(outputs.values())))
+    return {"request_id": f"r{i}", "ts": 1000.0 + i, "model": "fraud", "version": "2",
+            "latency_ms": 1.0, "features": np.ones((rows, 3)), "outputs": outputs}  # fmt: skip
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    width=st.integers(1, 4),
+    rows=st.integers(1, 3),
+    values=st.data(),
+    threshold=st.sampled_from([0.0, 0.5]),
+)
+def test_each_answer_s_class_and_score_are_its_first_output_s_first_row(
+    tmp_path_factory: pytest.TempPathFactory, width: int, rows: int, values: Any, threshold: float
+) -> None:
+    directory = tmp_path_factory.getbasetemp() / "answers"
+    floats = st.floats(-5, 5, allow_nan=False, width=32) | st.just(float("nan"))
+    matrices = [values.draw(arrays(np.float64, (rows, width), elements=floats)) for _ in range(6)]
+    records = [
+        _record(i, {"scores": m, "other": np.zeros((rows, 1))}) for i, m in enumerate(matrices)
+    ]
+    _write(directory, "p-1", records)
+    answers = read_answers(directory, "fraud", ["2"], 0.0, threshold)
+    assert answers.column("request_id").to_pylist() == [f"r{i}" for i in range(6)]
+    for m, top, score in zip(
+        matrices, answers.column("top").to_pylist(), answers.column("score").to_pylist(),
+        strict=True,
+    ):  # fmt: skip
+        first = m[0]
+        assert score == pytest.approx(first[-1], nan_ok=True)
+        if np.isnan(first).any():
+            assert top is None  # no class: never counted right
+        elif width == 1:
+            assert top == (1 if first[0] >= threshold else 0)
+        else:
+            assert top == int(np.argmax(first))  # the first column holding the largest value
+
+
+def test_older_files_are_not_read_and_older_logs_still_are(tmp_path: Path) -> None:
+    directory = tmp_path / "log"
+    old = _write(directory, "p-1", [_record(1, {"p": np.array([[0.2, 0.8]])})])
+    stale = time.time() - 7200
+    os.utime(old, (stale, stale))
+    outputs = pa.map_(pa.string(), pa.list_(pa.list_(pa.float64())))
+    legacy = pa.table({"request_id": ["r9"], "ts": [time.time() * 1000], "model": ["fraud"],
+                       "version": ["2"], "latency_ms": [3.0],
+                       "outputs": pa.array([[("p", [[0.9, 0.1]])]], outputs)})  # fmt: skip
+    pq.write_table(legacy, directory / "p-2.parquet")  # written before units and shadows
+    (directory / "p-3.parquet").write_bytes(b"not parquet")
+    since = (time.time() - 3600) * 1000
+    answers = read_answers(directory, "fraud", ["2"], since, 0.5).to_pylist()
+    assert [(a["request_id"], a["top"], a["unit"]) for a in answers] == [("r9", 0, None)]
+
+
+def test_labels_join_by_request_id_else_unit_and_the_latest_wins() -> None:
+    answers = pa.table({"request_id": ["a", "b", "c", "d"], "unit": [None, "u1", "u2", None]})
+    t = [datetime(2026, 12, 7, h, tzinfo=UTC) for h in (1, 2, 3, 4)]
+    outcomes = pa.table({
+        "request_id": ["a", "a", None, "c", None],
+        "unit": [None, None, "u1", None, "u2"],
+        "value": [0.0, 1.0, 1.0, 0.0, 1.0],
+        "ts": pa.array([t[0], t[1], t[0], t[2], t[3]], pa.timestamp("us", tz="UTC")),
+    })  # fmt: skip
+    labels = join_labels(answers, outcomes)
+    assert labels[:3].tolist() == [1.0, 1.0, 0.0] and np.isnan(labels[3])
+
+
+def _onnx(weight: float) -> bytes:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "w"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor("w", TensorProto.FLOAT, [3], [weight] * 3)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return bytes(model.SerializeToString())
+
+
+@pytest.fixture
+def deployed(platform: Platform, tmp_path: Path) -> Platform:
+    """``fraud:1..3`` approved; deployment ``fraud`` serves 1 and 2, ``fraud:1`` live."""
+    admin, ben = platform.admin(), second_person(platform)
+    for i in (1, 2, 3):
+        save_model(_onnx(float(i)), tmp_path / f"m{i}")
+        version = register_model(platform, admin, "fraud", tmp_path / f"m{i}")
+        approve_model_version(platform, ben, version.ref)
+    create_deployment(platform, admin, "fraud", {"fraud:1": 1.0, "fraud:2": 0.0})
+    return platform
+
+
+def test_the_service_refuses_what_would_blur_the_evidence(deployed: Platform) -> None:
+    platform, admin = deployed, deployed.admin()
+    with pytest.raises(InvalidInputError, match="fraud:3 is not served"):
+        start_canary(platform, admin, "c", "fraud", "fraud:3", PLAN)
+    with pytest.raises(InvalidInputError, match="is the champion"):
+        start_canary(platform, admin, "c", "fraud", "fraud:1", PLAN)
+    with pytest.raises(NotFoundError, match="deployment 'nope' does not exist"):
+        start_canary(platform, admin, "c", "nope", "fraud:2", PLAN)
+    with pytest.raises(InvalidInputError, match=r"field steps"):
+        start_canary(platform, admin, "c", "fraud", "fraud:2", {**PLAN, "steps": [50, 10]})
+    with pytest.raises(InvalidInputError, match="metrics gave no counters"):
+        plan = {**PLAN, "max_error_rate": 0.01, "metrics": ["http://127.0.0.1:9"]}
+        start_canary(platform, admin, "c", "fraud", "fraud:2", plan)
+    made = start_canary(platform, admin, "c", "fraud", "fraud:2", PLAN)
+    assert (made.champion, made.weight, made.status) == ("fraud:1", 10.0, "running")
+    assert get_deployment(platform, "fraud").models == {"fraud:1": 90.0, "fraud:2": 10.0}
+    with pytest.raises(InvalidInputError, match="already holds deployment"):
+        start_canary(platform, admin, "c2", "fraud", "fraud:2", PLAN)
+    create_experiment(platform, admin, "ab", "fraud", {"fraud:1": 1.0, "fraud:2": 1.0})
+    with pytest.raises(InvalidInputError, match="canary 'c' holds deployment"):
+        start_experiment(platform, admin, "ab")
+
+    # someone moves the weights by hand: the canary's evidence means nothing now: pause
+    update_deployment(platform, admin, "fraud", models={"fraud:1": 50.0, "fraud:2": 50.0})
+    moved = evaluate_canary(platform, admin, "c")
+    assert moved.action == "pause"
+    assert any("changed outside the canary" in reason for reason in moved.reasons)
+    assert get_canary(platform, "c").status == "paused"
+    with pytest.raises(InvalidInputError, match="only a running canary pauses"):
+        pause_canary(platform, admin, "c", "again")
+    resumed = resume_canary(platform, admin, "c")
+    assert resumed.action == "resume" and "moved" not in str(resumed.evidence)
+    rolled = rollback_canary(platform, admin, "c", "the weights were moved by hand")
+    assert rolled.status == "rolled_back"
+    assert get_deployment(platform, "fraud").models == {"fraud:1": 100.0, "fraud:2": 0.0}
+    with pytest.raises(InvalidInputError, match="final"):
+        evaluate_canary(platform, admin, "c")
+    with pytest.raises(InvalidInputError, match="a reason is needed"):
+        rollback_canary(platform, admin, "c", " ")
+    assert [d.action for d in canary_decisions(platform, "c")] == [
+        "start", "pause", "resume", "rollback"
+    ]  # fmt: skip
+
+
+def test_two_live_versions_need_the_champion_named(deployed: Platform) -> None:
+    platform, admin = deployed, deployed.admin()
+    update_deployment(platform, admin, "fraud", models={"fraud:1": 1.0, "fraud:2": 1.0})
+    with pytest.raises(InvalidInputError, match="which one is the champion"):
+        start_canary(platform, admin, "c", "fraud", "fraud:2", PLAN)
+    made = start_canary(platform, admin, "c", "fraud", "fraud:2", PLAN, champion="fraud:1")
+    assert made.champion == "fraud:1"
