@@ -355,11 +355,25 @@ def record_deployment(
     *,
     shadow: str | None = None,
 ) -> Deployment:
-    """Create the record, or update it (models, shadow, status active) when it exists."""
+    """Create the record, or update it (models, shadow, status active) when it exists.
+
+    A server that starts again with the versions the record already serves keeps the
+    record's weights (a canary's share, a weight set live): it serves what the record
+    says from its first request, rather than resetting it. Other versions: ``models``.
+    """
     try:
-        get_deployment(platform, name)
+        existing = get_deployment(platform, name)
     except NotFoundError:
         return create_deployment(platform, actor, name, models, shadow=shadow)
+    if not isinstance(models, Mapping):
+        from ghaf.registry.service import get_model_version
+
+        try:
+            concrete = {get_model_version(platform, ref).ref for ref in models}
+        except NotFoundError:
+            concrete = set()  # refused in the update, and audited there
+        if concrete == set(existing.models):
+            models = dict(existing.models)
     return update_deployment(
         platform, actor, name, models=models, shadow=shadow or "", status="active"
     )
