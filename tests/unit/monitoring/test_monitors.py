@@ -10,16 +10,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
+from ghaf.data import write_dataset
 from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.events.base import Event
+from ghaf.experiments.outcomes import import_outcomes
 from ghaf.incidents.ingest import list_alerts
 from ghaf.incidents.records import list_incidents
 from ghaf.monitoring.monitors import list_results, monitor_status, run_due_monitors, run_monitor
 from ghaf.monitoring.schedule import default_log_dir, get_schedule, schedule_monitor
 from ghaf.platform import Platform
-from ghaf.serving.outcomes import Outcome, record_outcomes
 from ghaf.serving.predlog import ParquetSink, PredictionLogger
 from tests.unit.monitoring.monitor_home import FEATURES, Seeded, features, labels_for, seed_home
 
@@ -100,17 +102,11 @@ def test_a_monitor_catches_the_shifted_feature_then_fills_in_performance(
     [incident] = [i for i in list_incidents(platform) if i.title.startswith("drift on fraud")]
     assert (incident.deployment, incident.model_version) == ("fraud", "fraud:1")
 
-    # The labels of that window come in: the next run fills in its performance.
+    # The labels of that window are imported later: the next run fills in its performance.
     labels = np.concatenate([labels_for(12, baseline), labels_for(13, shifted)])
-    record_outcomes(
-        platform,
-        admin,
-        "fraud",
-        [
-            Outcome(float(v), request_id=r)
-            for r, v in zip(baseline_ids + shifted_ids, labels, strict=True)
-        ],
-    )
+    table = pa.table({"request_id": baseline_ids + shifted_ids, "outcome": labels})
+    stored = write_dataset(platform, admin, "fraud-labels", table, source="chargebacks")
+    assert import_outcomes(platform, admin, "fraud", stored.ref) == 2 * N
     later = run_monitor(platform, admin, "fraud", now=_at(t - 300))
     assert [r.status for r in later.results] == ["no predictions"]
     filled = {r.id: r for r in later.updated}
