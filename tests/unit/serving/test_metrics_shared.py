@@ -21,6 +21,7 @@ from ghaf.serving.metrics import (
     shared_metrics_dir,
 )
 
+pytestmark = pytest.mark.slow  # five Python processes
 WORKER = textwrap.dedent(
     """
     import asyncio, sys
