@@ -19,6 +19,7 @@ from ghaf.serving.predlog import (
     ParquetSink,
     PredictionBatch,
     PredictionLogger,
+    log_files,
     read_prediction_log,
     read_prediction_windows,
 )
@@ -172,3 +173,21 @@ def test_every_value_reads_back_in_its_named_column(row_counts: list[int], width
         window.outputs["predictions"][:, 0],
         np.concatenate([r["outputs"]["predictions"] for r in records]),
     )
+
+
+def test_log_files_finds_by_bisection_what_a_stat_of_every_file_finds(tmp_path: Path) -> None:
+    """Two workers' numbered files (times grow with the number) and a foreign name."""
+    times = {}
+    for prefix, offset in (("predictions-w0", 0.0), ("predictions-w1", 0.25)):
+        for seq in range(1, 41):
+            path = tmp_path / f"{prefix}-{seq:08d}.parquet"
+            path.touch()
+            times[path] = 1000.0 + seq + offset
+    other = tmp_path / "imported.parquet"
+    other.touch()
+    times[other] = 1020.5
+    for path, moment in times.items():
+        os.utime(path, (moment, moment))
+    for since in (None, 0.0, 1000.0, 1010.1, 1020.5, 1030.25, 1041.0, 2000.0):
+        want = sorted((t, p.name, p) for p, t in times.items() if since is None or t >= since)
+        assert log_files(tmp_path, since=since) == [p for _, _, p in want], since
