@@ -364,9 +364,14 @@ def run_ghaf(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+VIEWER_TOKEN = "viewer-token"
+"""Where the module's home keeps the token of a viewer of its project (for remote mode)."""
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``tiny:1`` and ``tiny:2`` registered and approved; deployment ``live`` 90/10.
+    """``tiny:1`` and ``tiny:2`` registered and approved; deployment ``live`` 90/10; a
+    viewer's token in ``VIEWER_TOKEN`` beside the home.
 
     One home for the module: the commands below only read it.
     """
@@ -375,6 +380,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ghaf.registry import approve_model_version, register_model
     from ghaf.serving.deployments import create_deployment
     from ghaf.settings import load_settings
+    from ghaf.testing.people import mint
     from tests.unit.k8s.onnx_model import tiny_onnx
     from tests.unit.serving.server_processes import second_person
 
@@ -387,29 +393,20 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
             assert registered.version == number
             approve_model_version(platform, approver, registered.ref)
         create_deployment(platform, admin, "live", {"tiny:1": 90, "tiny:2": 10})
+        token = mint(platform, "vera", ["viewer"], project="default", bind_on="default")
+        (work / VIEWER_TOKEN).write_text(token)
         return platform.settings.home
+
+
+EXPORT = (
+    *("deployments", "export", "--k8s", "--model", "tiny:1", "--deployment", "live"),
+    *("--mode", "Serverless", "--min-replicas", "0", "--output", "json"),
+)
 
 
 def test_the_cli_exports_a_model_and_a_canary(home: Path, tmp_path: Path) -> None:
     out = tmp_path / "k8s"
-    done = run_ghaf(
-        home,
-        "deployments",
-        "export",
-        "--k8s",
-        "--out",
-        str(out),
-        "--model",
-        "tiny:1",
-        "--deployment",
-        "live",
-        "--mode",
-        "Serverless",
-        "--min-replicas",
-        "0",
-        "--output",
-        "json",
-    )
+    done = run_ghaf(home, *EXPORT, "--out", str(out))
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     manifests = [yaml.safe_load(Path(f).read_text()) for f in report["files"]]
@@ -443,3 +440,30 @@ def test_the_cli_refuses_bad_input_in_one_line(
     assert done.stderr.startswith(headline), done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "o").exists()  # nothing written when refused
+
+
+def test_a_client_of_a_server_exports_the_same_manifests(home: Path, tmp_path: Path) -> None:
+    """Remote mode: a viewer's token and the server's URL, no home; the same files."""
+    from tests.unit.serving.server_processes import ServerProcess
+
+    embedded = run_ghaf(home, *EXPORT, "--out", str(tmp_path / "embedded"))
+    assert embedded.returncode == 0, embedded.stderr
+    server = ServerProcess(home, ("server",), "/health", tmp_path / "server.log").start()
+    try:
+        token = (home.parent / VIEWER_TOKEN).read_text()
+        remote = run_ghaf(
+            tmp_path / "no-home",
+            *("--url", server.url, "--token", token),
+            *EXPORT,
+            *("--out", str(tmp_path / "remote")),
+        )
+    finally:
+        log = server.stop()
+    assert remote.returncode == 0, remote.stderr
+    assert "Traceback" not in log
+    files = sorted(p.name for p in (tmp_path / "embedded").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "remote").iterdir())
+    for name in files:
+        assert (tmp_path / "remote" / name).read_text() == (
+            tmp_path / "embedded" / name
+        ).read_text()
