@@ -442,6 +442,7 @@ def test_the_cli_refuses_bad_input_in_one_line(
     assert not (tmp_path / "o").exists()  # nothing written when refused
 
 
+@pytest.mark.slow
 def test_a_client_of_a_server_exports_the_same_manifests(home: Path, tmp_path: Path) -> None:
     """Remote mode: a viewer's token and the server's URL, no home; the same files."""
     from tests.unit.serving.server_processes import ServerProcess
