@@ -6,16 +6,9 @@ same skops file and answer ``{"instances": [[...]]}`` with ``predict_proba``.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENVS = ROOT / ".bench" / "venvs"
-PINS = {
-    "kserve": ["kserve==0.21.0", "scikit-learn==1.9.1", "skops==0.16.0"],
-    "bentoml": ["bentoml==1.4.40", "scikit-learn==1.9.1", "skops==0.16.0"],
-}
 VERSIONS = {"kserve": "kserve 0.21.0", "bentoml": "bentoml 1.4.40 (adaptive batching)"}
 
 KSERVE_APP = """
@@ -71,26 +64,6 @@ class W4:
     def predict(self, instances: np.ndarray) -> np.ndarray:
         return self.model.predict_proba(instances.astype(np.float32))
 """
-
-
-def ensure_venv(name: str) -> Path | None:
-    """The anchor venv's python, created with the pinned packages when missing (10 min cap)."""
-    venv = VENVS / name
-    python = venv / "bin" / "python"
-    marker = venv / ".ghaf-installed"
-    if marker.exists():
-        return python
-    try:
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", *PINS[name]], check=True, timeout=600
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
-        print(f"# {name}: could not be installed in {venv}: {exc}", file=sys.stderr)
-        return None
-    marker.write_text(" ".join(PINS[name]))
-    return python
 
 
 def command(name: str, python: Path, model_dir: Path, port: int, workdir: Path) -> list[str]:

@@ -12,21 +12,17 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.anchor_venvs import ensure
 from benchmarks.common import Figure, run_child, run_command
 
 SIZES = {"smoke": 100_000, "full": 10_000_000}
 ROUNDS = {"smoke": 1, "full": 5}
 ROOT = Path(__file__).resolve().parent.parent
-PANDERA_VENV = ROOT / ".bench" / "venvs" / "pandera"
-PANDERA_PINS = ["pandera==0.35.0", "pandas==3.1.1", "pyarrow==26.0.1"]
-GX_VENV = ROOT / ".bench" / "venvs" / "gx"
-GX_PINS = ["great_expectations==1.24.1", "pyarrow==26.0.1"]
 CHANNELS = ["pos", "online", "atm"]
 COUNTRIES = ["AE", "SA", "IN", "GB", "US"]
 
@@ -209,19 +205,6 @@ print(json.dumps({"seconds": time.perf_counter() - started, "load_seconds": load
 """
 
 
-def _ensure_venv(venv: Path, pins: list[str]) -> Path | None:
-    python = venv / "bin" / "python"
-    if not python.exists():
-        try:
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            subprocess.run(
-                [str(python), "-m", "pip", "install", "-q", *pins], check=True, timeout=600
-            )
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
-            return None
-    return python
-
-
 def _run_python(python: Path, script: Path, *args: str) -> tuple[dict[str, object], float]:
     env = {"GX_ANALYTICS_ENABLED": "False", "TQDM_DISABLE": "1"}
     result, rss = run_command([str(python), str(script), *args], env=env, quiet_stderr=True)
@@ -229,12 +212,11 @@ def _run_python(python: Path, script: Path, *args: str) -> tuple[dict[str, objec
 
 
 def _anchor(
-    name: str, venv: Path, pins: list[str], source: str, tmp: Path, data: Path
+    name: str, venv: str, source: str, tmp: Path, data: Path
 ) -> tuple[float, float, float] | None:
     """(seconds incl. loading the Parquet file, of which loading, peak RSS MiB) or None."""
-    python = _ensure_venv(venv, pins)
+    python = ensure(venv)
     if python is None:
-        print(f"# {name}: could not be installed in {venv}", file=sys.stderr)
         return None
     script = tmp / f"{name}_check.py"
     script.write_text(source)
@@ -277,12 +259,12 @@ def run(size_name: str) -> list[Figure]:
             _warm(path)
             ours, ours_rss = run_child("benchmarks.contracts", "ghaf", str(path))
             ours_rounds.append((float(ours["seconds"]), ours_rss))
-            for name, venv, pins, script in (
-                ("pandera", PANDERA_VENV, PANDERA_PINS, PANDERA_SCRIPT),
-                ("great_expectations", GX_VENV, GX_PINS, GX_SCRIPT),
+            for name, venv, script in (
+                ("pandera", "pandera", PANDERA_SCRIPT),
+                ("great_expectations", "gx", GX_SCRIPT),
             ):
                 _warm(path)
-                result = _anchor(name, venv, pins, script, Path(tmp), path)
+                result = _anchor(name, venv, script, Path(tmp), path)
                 if result is not None:
                     anchor_rounds.setdefault(name, []).append(result)
     print(

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.anchor_venvs import ensure
 from benchmarks.common import Figure
-from benchmarks.tracking import ensure_mlflow_venv
 
 SIZES = {
     "smoke": {"points": 5_000, "mlflow_points": 50, "runs": 1_000, "searches": 20},
@@ -276,7 +276,7 @@ def _search_p95(url: str, token: str, runs: int, searches: int, metadata_url: st
 
 
 def _mlflow_server(home: Path, points: int) -> float | None:
-    python = ensure_mlflow_venv()
+    python = ensure("mlflow")
     if python is None:
         return None
     home.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,14 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.anchor_venvs import ensure
 from benchmarks.common import Figure, run_command
 
 ROOT = Path(__file__).resolve().parent.parent
-VENVS = ROOT / ".bench" / "venvs"
-ANCHORS = {
-    "evidently": ["evidently==0.7.23", "pandas==2.2.3"],
-    "nannyml": ["nannyml==0.13.1", "statsmodels==0.14.5", "pandas==2.2.3"],
-}
 W5_ROWS = {"smoke": 20_000, "full": 100_000}
 SCALE = {"smoke": (50_000, 50, 20_000), "full": (3_000_000, 1_000, 500_000)}
 PLANTED = ["cat_0", "num_00", "num_01", "num_02", "num_03", "num_04"]
@@ -183,27 +178,8 @@ def _run(command: list[str]) -> tuple[dict[str, Any], float]:
     return result, rss
 
 
-def _anchor_python(name: str) -> Path | None:
-    """The anchor's venv python, created (pinned) when missing; None if it cannot be."""
-    python = VENVS / name / "bin" / "python"
-    marker = VENVS / name / ".ghaf-ready"
-    if marker.exists():
-        return python
-    try:
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(VENVS / name)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", *ANCHORS[name]], check=True, timeout=1200
-        )
-        marker.touch()
-    except (subprocess.SubprocessError, OSError) as exc:
-        print(f"# {name} not installable here: {exc}", file=sys.stderr)
-        return None
-    return python
-
-
 def _anchor(name: str, script: str, *args: str) -> tuple[dict[str, Any], float] | None:
-    python = _anchor_python(name)
+    python = ensure(name)
     if python is None:
         return None
     try:

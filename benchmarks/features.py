@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.anchor_venvs import VENVS, ensure
 from benchmarks.common import Figure, run_child, run_command
 
 # Feature rows are spread over ``days`` (2 per entity per day). WORKLOADS.md leaves the
@@ -43,7 +44,6 @@ SIZES = {
     },
 }
 FEATURES = [f"f{i}" for i in range(10)]
-FEAST_VENV = Path(".bench/venvs/feast")
 
 
 def _generate(root: Path, entities: int, per_entity: int, rows: int, days: int = 50) -> None:
@@ -332,15 +332,9 @@ def _w3_http(root: Path, total: int, entities: int) -> dict[str, float]:
 
 def _feast_status() -> str:
     """Create the Feast venv when missing; say whether Feast 0.67 could be installed."""
-    python = FEAST_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(FEAST_VENV)], check=False)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "feast[duckdb]==0.67.0"],
-            check=False,
-            timeout=900,
-            capture_output=True,
-        )
+    python = ensure("feast")
+    if python is None:
+        return "not installable here"
     probe = subprocess.run(
         [str(python), "-c", "import feast; print(feast.__version__)"],
         capture_output=True,
@@ -356,7 +350,7 @@ FEAST = "feast-0.67"
 
 def _feast_child(op: str, root: Path, *extra: str) -> tuple[dict[str, Any], float]:
     """One Feast operation in a fresh process of the Feast venv: (its JSON, peak RSS MiB)."""
-    command = [str(FEAST_VENV / "bin" / "python"), str(FEAST_RUNNER), op, str(root), *extra]
+    command = [str(VENVS / "feast" / "bin" / "python"), str(FEAST_RUNNER), op, str(root), *extra]
     result, rss = run_command(command, quiet_stderr=True)
     return result, rss
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.anchor_venvs import ensure
 from benchmarks.common import Figure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -433,7 +434,7 @@ def bench_anchors(size: str, x: np.ndarray, model_dir: Path, workdir: Path) -> l
     bare_body, oip_body = _bodies(x, 1)
     figures: list[Figure] = []
     for name in ("kserve", "bentoml"):
-        python = anchors.ensure_venv(name)
+        python = ensure(name)
         if python is None:
             continue
         port_b, port_a, port_g = _free_port(), _free_port(), _free_port()

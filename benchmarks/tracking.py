@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.anchor_venvs import ensure
 from benchmarks.common import Figure
 
 SIZES = {
@@ -25,8 +26,6 @@ SIZES = {
     "full": {"points": 10_000, "mlflow_points": 10_000, "runs": 500, "searches": 30},
 }
 ROOT = Path(__file__).resolve().parent.parent
-MLFLOW_VENV = ROOT / ".bench" / "venvs" / "mlflow"
-MLFLOW_PIN = "mlflow==3.17.2"
 
 _MLFLOW_CHILD = r"""
 import json, os, random, statistics, sys, time, warnings
@@ -67,39 +66,8 @@ print(json.dumps({"single": single, "batch": batch, "search_ms": median, "found"
 """
 
 
-MLFLOW_PACKAGES = (
-    MLFLOW_PIN,
-    "scikit-learn==1.9.1",
-    "lightgbm==4.7.0",
-    "xgboost-cpu==3.2.0",
-    "onnx==1.23.2",
-    "skl2onnx==1.20.0",
-    "onnxruntime==1.32.0",
-)
-
-
-def ensure_mlflow_venv() -> Path | None:
-    """The MLflow venv's python, created (or completed) on first use; None when it cannot be."""
-    python = MLFLOW_VENV / "bin" / "python"
-    marker = MLFLOW_VENV / (".installed-" + "_".join(p.split("==")[0] for p in MLFLOW_PACKAGES))
-    if not marker.exists():
-        try:
-            if not python.exists():
-                subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
-            subprocess.run(
-                [str(python), "-m", "pip", "install", "-q", *MLFLOW_PACKAGES],
-                check=True,
-                timeout=1800,
-            )
-            marker.touch()
-        except (OSError, subprocess.SubprocessError) as exc:
-            print(f"# mlflow venv unavailable: {exc}", file=sys.stderr)
-            return None
-    return python
-
-
 def _mlflow(home: Path, size: dict[str, int]) -> dict[str, float] | None:
-    python = ensure_mlflow_venv()
+    python = ensure("mlflow")
     if python is None:
         return None
     script = home / "mlflow_child.py"

@@ -17,6 +17,8 @@ from ghaf.registry import get_model_version, load_model
 from ghaf.registry.mlflow_import import import_mlflow_model
 from tests.conftest import service_missing
 
+# Requirements are given, as a user who knows them does: MLflow would otherwise infer
+# them by loading each model again in a subprocess (most of this test's minutes).
 _SAVE = r"""
 import json, sys, warnings
 warnings.filterwarnings("ignore")
@@ -28,14 +30,14 @@ out = sys.argv[1]
 rng = np.random.default_rng(7)
 x = rng.normal(size=(200, 4)); y = (x[:, 0] + x[:, 1] > 0).astype(int)
 sk = LogisticRegression().fit(x, y)
-mlflow.sklearn.save_model(sk, f"{out}/sk")
+mlflow.sklearn.save_model(sk, f"{out}/sk", pip_requirements=["scikit-learn"])
 booster = lightgbm.train({"objective": "binary", "verbose": -1}, lightgbm.Dataset(x, y), 10)
-mlflow.lightgbm.save_model(booster, f"{out}/lgb")
+mlflow.lightgbm.save_model(booster, f"{out}/lgb", pip_requirements=["lightgbm"])
 xgb = xgboost.XGBClassifier(n_estimators=5, max_depth=2).fit(x, y)
-mlflow.xgboost.save_model(xgb, f"{out}/xgb")
+mlflow.xgboost.save_model(xgb, f"{out}/xgb", pip_requirements=["xgboost"])
 x32 = x.astype(np.float32)
 onx = to_onnx(sk, x32[:1], options={id(sk): {"zipmap": False}})
-mlflow.onnx.save_model(onx, f"{out}/onnx")
+mlflow.onnx.save_model(onx, f"{out}/onnx", pip_requirements=["onnxruntime"])
 print(json.dumps({"x": x[:20].tolist(), "sk": sk.predict_proba(x[:20]).tolist(),
                   "lgb": booster.predict(x[:20]).tolist(),
                   "xgb": xgb.predict_proba(x[:20]).tolist()}))
@@ -44,9 +46,9 @@ print(json.dumps({"x": x[:20].tolist(), "sk": sk.predict_proba(x[:20]).tolist(),
 
 @pytest.fixture(scope="module")
 def mlflow_python() -> Path:
-    from benchmarks.tracking import ensure_mlflow_venv
+    from benchmarks.anchor_venvs import ensure
 
-    python = ensure_mlflow_venv()
+    python = ensure("mlflow")
     if python is None:
         service_missing(
             "MLflow", "the venv .bench/venvs/mlflow could not be created", "check pip's index"
