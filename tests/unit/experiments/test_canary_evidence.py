@@ -200,3 +200,49 @@ def test_two_live_versions_need_the_champion_named(deployed: Platform) -> None:
         start_canary(platform, admin, "c", "fraud", "fraud:2", PLAN)
     made = start_canary(platform, admin, "c", "fraud", "fraud:2", PLAN, champion="fraud:1")
     assert made.champion == "fraud:1"
+
+
+def _slow_answers(platform: Platform, version: str, latency_ms: float, n: int) -> None:
+    """``n`` answers of ``fraud:version`` logged just now, each taking ``latency_ms``."""
+    now = time.time() * 1000
+    records = [
+        {"request_id": f"{version}-{i}", "ts": now, "model": "fraud", "version": version,
+         "latency_ms": latency_ms, "features": np.ones((1, 3)),
+         "outputs": {"y": np.array([[1.0, 2.0, 3.0]])}}
+        for i in range(n)
+    ]  # fmt: skip
+    _write(platform.settings.home / "predictions", f"p-{version}-{n}", records)
+
+
+def test_a_latency_breach_rolls_back_and_opens_an_alert_when_the_evaluator_may(
+    deployed: Platform,
+) -> None:
+    from ghaf.incidents import list_incidents
+    from ghaf.testing.people import person
+
+    platform, admin = deployed, deployed.admin()
+    plan = {"steps": [10, 100], "max_error_rate": None, "max_p99_ms": 100, "min_samples": 10,
+            "min_time_s": 0, "quality": None}  # fmt: skip
+    start_canary(platform, admin, "slow", "fraud", "fraud:2", plan)
+    _slow_answers(platform, "2", 450.0, 12)
+    _slow_answers(platform, "1", 5.0, 50)
+    # a release manager runs the evaluator: it rolls back; the alert needs alert.ingest
+    rita = person(platform, "rita", ["release_manager"])
+    decided = evaluate_canary(platform, rita, "slow")
+    assert decided.action == "rollback" and decided.status == "rolled_back"
+    latency = next(c for c in decided.checks if c["name"] == "p99_latency_ms")
+    assert latency["status"] == "breach" and latency["value"] == pytest.approx(450.0)
+    assert latency["samples"] == {"answers": 12, "over": 12} and latency["threshold"] == 100
+    assert decided.evidence is not None
+    alert = decided.evidence["alert"]
+    assert alert["opened"] == [] and "alert.ingest" in alert["error"]
+    assert get_deployment(platform, "fraud").models == {"fraud:1": 100.0, "fraud:2": 0.0}
+
+    # the home's owner (every role) runs it: the same rollback opens an incident
+    start_canary(platform, admin, "slow-2", "fraud", "fraud:2", plan)
+    _slow_answers(platform, "2", 450.0, 15)
+    again = evaluate_canary(platform, admin, "slow-2")
+    assert again.action == "rollback" and again.evidence is not None
+    opened = again.evidence["alert"]["opened"]
+    incident = next(i for i in list_incidents(platform) if i.number in opened)
+    assert "fraud:2" in incident.title and "p99_latency_ms breached" in incident.title

@@ -35,6 +35,7 @@ import httpx
 import numpy as np
 import pytest
 
+from ghaf.cli.output import to_jsonable
 from ghaf.client.experiments import send_feedback
 from ghaf.client.http import connect
 from ghaf.errors import NotFoundError, PermissionDeniedError
@@ -46,6 +47,7 @@ from ghaf.experiments.canary import (
     rollback_canary,
     start_canary,
 )
+from ghaf.experiments.service import list_experiments
 from ghaf.home import init_home
 from ghaf.incidents import list_incidents
 from ghaf.models import save_model
@@ -529,20 +531,24 @@ def test_the_doors_over_ghaf_server(world: World, tmp_path: Path) -> None:
                 sam.canary_status("no-such-canary")
             paused = sam.pause_canary("c-remote", "INC-9: looking at it")
             assert paused["status"] == "paused" and paused["actor"] == "sam"
-        resumed = ghaf(*canary, "resume", "c-remote", "-o", "json", env=remote)
-        assert resumed.returncode == 0 and json.loads(resumed.stdout)["status"] == "running"
-
+        with connect(server.url, token=tokens["remy"]) as remy:
+            assert remy.resume_canary("c-remote")["status"] == "running"
+        # the same JSON on the home (as remy, by token) and through the server
         home = ("--home", str(platform.settings.home), "--token", tokens["remy"])
-        for command in (("experiments", "list"), (*canary, "status", "c-remote")):
-            here = ghaf(*home, *command, "--output", "json")
-            there = ghaf(*command, "--output", "json", env=remote)
-            assert here.returncode == there.returncode == 0, (command, here.stderr, there.stderr)
-            assert json.loads(here.stdout) == json.loads(there.stdout), command
-        table = ghaf(*canary, "status", "c-remote", env=remote)
-        assert "c-remote" in table.stdout and "resume" in table.stdout
+        here = ghaf(*home, *canary, "status", "c-remote", "--output", "json")
+        there = ghaf(*canary, "status", "c-remote", "--output", "json", env=remote)
+        assert here.returncode == there.returncode == 0, (here.stderr, there.stderr)
+        assert json.loads(here.stdout) == json.loads(there.stdout)
+        assert json.loads(there.stdout)["decisions"][-1]["action"] == "resume"
+        listed = ghaf("experiments", "list", "--output", "json", env=remote)
+        assert listed.returncode == 0 and json.loads(listed.stdout) == {
+            "experiments": to_jsonable(list_experiments(platform))
+        }
 
         rolled = ghaf(*canary, "rollback", "c-remote", "--reason", "done looking", env=remote)
         assert rolled.returncode == 0 and "rolled_back" in rolled.stdout, rolled.stderr
+        table = ghaf(*canary, "list", env=remote)
+        assert "c-remote" in table.stdout and "rolled_back" in table.stdout
         again = ghaf(*canary, "step", "c-remote", env=remote)
         assert again.returncode == 3 and "final" in again.stderr
     finally:
