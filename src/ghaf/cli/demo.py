@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ghaf.cli.context import state
-from ghaf.settings import load_settings
+from ghaf.settings import SETTINGS_FILE, load_settings
 
 DEMO_REGION = "ae-auh-1"
 
@@ -28,7 +28,12 @@ def demo(
     cli = state(ctx)
     target = home or Path(tempfile.mkdtemp(prefix="ghaf-demo-"))
     # The scenario is a UAE bank: its data is tagged pii/resident:ae, so its stores
-    # live in an ae-* region (residency is enforced on every write).
+    # live in an ae-* region (residency is enforced on every write). A new home records
+    # the region in its ghaf.toml, so every later `ghaf --home` command agrees with it.
+    target.mkdir(parents=True, exist_ok=True)
+    config = target / SETTINGS_FILE
+    if not config.exists():
+        config.write_text(f'artifact_region = "{DEMO_REGION}"\n', encoding="utf-8")
     settings = load_settings(
         home=target,
         artifact_region=DEMO_REGION,

@@ -1,15 +1,20 @@
 """The demo scenario's data: a UAE bank's customers and card transactions, seeded.
 
 90 days of normal traffic with a fraud label (~2%) that depends on amount, channel,
-country, hour and the customer's recent behaviour; then a 30-day drift period in
-which amounts rise, the channel mix moves online and a card-testing fraud pattern
-(many small online electronics/digital purchases) appears. All vectorized NumPy.
+country, hour, the account's age and the customer's transactions in the 24 hours
+before; then a 30-day drift period in which amounts rise, the channel mix moves online
+and a card-testing fraud pattern (many small online electronics/digital purchases)
+appears. All vectorized NumPy.
+
+The generator knows each transaction's true fraud probability: it is returned beside
+the tables (never a column of them, so it is neither ingested nor a feature) for the
+oracle AUC a model is measured against.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +45,25 @@ COUNTRIES = ("AE", "SA", "IN", "GB", "US", "EG", "PK", "OM", "NG", "RU")
 FOREIGN_WEIGHTS = (0.0, 0.22, 0.2, 0.14, 0.1, 0.1, 0.08, 0.08, 0.04, 0.04)
 
 
+DRIFT_ONSET = START + timedelta(days=90)
+"""When the drift period begins: the first moment of day 90."""
+
+
 @dataclass(frozen=True)
 class BankData:
-    """The three tables of the scenario."""
+    """The three tables of the scenario, and each transaction's true fraud probability
+    (row-aligned with its table; the generator's knowledge, never ingested)."""
 
     customers: pa.Table
     transactions: pa.Table
     drift_transactions: pa.Table
+    fraud_probability: np.ndarray
+    drift_fraud_probability: np.ndarray
+
+    def probability_of(self, tx_ids: np.ndarray) -> np.ndarray:
+        """The true fraud probability of each transaction id (either period)."""
+        both = np.concatenate([self.fraud_probability, self.drift_fraud_probability])
+        return both[np.asarray(tx_ids, dtype=np.int64) - 1]
 
     def write(self, directory: Path) -> dict[str, Path]:
         """Write each table as Parquet (zstd) under ``directory``; returns the paths."""
@@ -68,8 +85,8 @@ def generate_bank_data(
     """Generate the scenario; the same seed gives the same bytes."""
     rng = np.random.default_rng(seed)
     customer_table, activity, account_age = _customers(rng, customers)
-    normal = _transactions(rng, activity, account_age, transactions, 0, 90, drift=False)
-    drifted = _transactions(
+    normal, p_normal = _transactions(rng, activity, account_age, transactions, 0, 90, drift=False)
+    drifted, p_drift = _transactions(
         rng,
         activity,
         account_age,
@@ -79,7 +96,7 @@ def generate_bank_data(
         drift=True,
         first_tx_id=transactions + 1,
     )
-    return BankData(customer_table, normal, drifted)
+    return BankData(customer_table, normal, drifted, p_normal, p_drift)
 
 
 def _customers(rng: np.random.Generator, n: int) -> tuple[pa.Table, np.ndarray, np.ndarray]:
@@ -109,7 +126,7 @@ def _transactions(
     *,
     drift: bool,
     first_tx_id: int = 1,
-) -> pa.Table:
+) -> tuple[pa.Table, np.ndarray]:
     customer = rng.choice(activity.size, n, p=activity) + 1
     offsets = rng.integers(first_day * DAY_SECONDS, last_day * DAY_SECONDS, n)
     order = np.argsort(offsets, kind="stable")
@@ -138,7 +155,7 @@ def _transactions(
     probability = _calibrated(logit, target=0.02 if not drift else 0.035)
     is_fraud = rng.random(n) < probability
     ts = np.datetime64(START.replace(tzinfo=None), "s") + offsets.astype("timedelta64[s]")
-    return pa.table(
+    table = pa.table(
         {
             "tx_id": np.arange(first_tx_id, first_tx_id + n, dtype=np.int64),
             "customer_id": customer.astype(np.int64),
@@ -151,6 +168,7 @@ def _transactions(
             "is_fraud": is_fraud,
         }
     )
+    return table, probability
 
 
 def _recent_count(customer: np.ndarray, offsets: np.ndarray) -> np.ndarray:

@@ -2,36 +2,47 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ghaf.demo.state import DemoState
+from ghaf.errors import InvalidInputError
 from ghaf.platform import Platform
 from ghaf.settings import GhafSettings
 
+T = TypeVar("T")
+
 
 @dataclass
-class DemoContext:
-    """What stages share: the settings, the open platform, a work directory, results."""
+class DemoEnv:
+    """What every stage may use that is no stage's output: the settings, the open
+    platform, a work directory, and ``resources``, closed when the demo ends (a stage
+    that starts a server registers its stop there, so later stages can still call it)."""
 
     settings: GhafSettings
     platform: Platform
     workdir: Path
-    results: dict[str, Any] = field(default_factory=dict)
+    resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+
+StageRun = Callable[[DemoEnv, DemoState], tuple[DemoState, str]]
+"""A stage: the state so far in, the state with its own result added and its summary out."""
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One step of the demo; ``run`` returns a one-line summary for the table."""
+    """One step of the demo; ``run`` adds its typed result to the state."""
 
     name: str
-    run: Callable[[DemoContext], str]
+    run: StageRun
 
 
 @dataclass(frozen=True)
@@ -43,17 +54,31 @@ class StageResult:
     summary: str
 
 
+def need(value: T | None, what: str) -> T:
+    """``value``, the output of an earlier stage; a clear error when that stage did not run.
+
+    Raises:
+        InvalidInputError: naming the missing output and the stage that makes it.
+    """
+    if value is None:
+        raise InvalidInputError(
+            f"this stage needs {what}", hint="run the stage that makes it first (ghaf demo)"
+        )
+    return value
+
+
 def run_stages(
     settings: GhafSettings, stages: list[Stage], console: Console | None = None
-) -> list[StageResult]:
+) -> tuple[list[StageResult], DemoState]:
     """Run ``stages`` against the home in ``settings``; stops at the first failure."""
     from ghaf.home import init_home
 
     console = console or Console()
     outcomes: list[StageResult] = []
     platform = init_home(settings)
-    context = DemoContext(settings, platform, settings.home / "demo")
-    context.workdir.mkdir(parents=True, exist_ok=True)
+    env = DemoEnv(settings, platform, settings.home / "demo")
+    env.workdir.mkdir(parents=True, exist_ok=True)
+    state = DemoState()
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -63,12 +88,12 @@ def run_stages(
         transient=False,
     )
     try:
-        with progress:
+        with env.resources, progress:
             task = progress.add_task("demo", total=len(stages))
             for stage in stages:
                 progress.update(task, description=stage.name)
                 started = time.perf_counter()
-                summary = stage.run(context)
+                state, summary = stage.run(env, state)
                 outcomes.append(StageResult(stage.name, time.perf_counter() - started, summary))
                 progress.advance(task)
     finally:
@@ -81,4 +106,4 @@ def run_stages(
         table.add_row(outcome.name, f"{outcome.seconds:.2f}", outcome.summary)
     console.print(table)
     console.print(f"home: {settings.home}")
-    return outcomes
+    return outcomes, state

@@ -1,12 +1,16 @@
-"""Demo stage: ingest customers and transactions under contracts; validate the drift period."""
+"""Demo stages: generate the scenario, store its raw files, ingest them under contracts."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from ghaf.data import DatasetVersion, ingest
+from ghaf.data import ingest
 from ghaf.data.contracts import contract_from_dict
-from ghaf.demo.runner import DemoContext
+from ghaf.demo.bank_data import generate_bank_data
+from ghaf.demo.runner import DemoEnv
+from ghaf.demo.state import Datasets, Generated, StoredFiles
+from ghaf.errors import IntegrityError
 
 CUSTOMERS: dict[str, Any] = {
     "residency": "ae-auh-1",
@@ -76,28 +80,42 @@ TRANSACTIONS: dict[str, Any] = {
 }
 
 
-def ingest_bank_data(ctx: DemoContext) -> str:
-    paths = ctx.results["bank_paths"]
-    platform, actor = ctx.platform, ctx.platform.admin()
-    datasets: dict[str, DatasetVersion] = {
-        "customers": ingest(
-            platform, actor, paths["customers"], "customers", contract=contract_from_dict(CUSTOMERS)
-        ),
-    }
-    contract = contract_from_dict(TRANSACTIONS)
-    datasets["transactions"] = ingest(
-        platform, actor, paths["transactions"], "transactions", contract=contract
+def generate_data(env: DemoEnv) -> Generated:
+    """The seeded scenario, written as raw Parquet files under the work directory (the
+    true fraud probabilities stay in memory: they are the oracle, not data)."""
+    data = generate_bank_data(seed=7)
+    return Generated(data, data.write(env.workdir / "raw"))
+
+
+def store_raw_files(env: DemoEnv, generated: Generated) -> StoredFiles:
+    """The raw files as content-addressed (encrypted) artifacts."""
+    infos = {name: env.platform.artifacts.put(path) for name, path in generated.paths.items()}
+    return StoredFiles(
+        {name: info.digest for name, info in infos.items()}, sum(i.size for i in infos.values())
     )
+
+
+def ingest_bank_data(env: DemoEnv, generated: Generated, stored: StoredFiles) -> Datasets:
+    """Each raw file whose bytes are the stored artifact's (SHA-256 checked) through its
+    contract into a dataset version; the drift period passes the transactions' contract
+    with warnings."""
+    platform, actor = env.platform, env.platform.admin()
+    paths = generated.paths
+    for name, digest in stored.digests.items():
+        if hashlib.sha256(paths[name].read_bytes()).hexdigest() != digest:
+            raise IntegrityError(
+                f"{paths[name]} is not the stored artifact {digest[:12]}",
+                hint="run the demo again in a fresh home",
+            )
+    customers = ingest(
+        platform, actor, paths["customers"], "customers", contract=contract_from_dict(CUSTOMERS)
+    )
+    contract = contract_from_dict(TRANSACTIONS)
+    transactions = ingest(platform, actor, paths["transactions"], "transactions", contract=contract)
     drift = ingest(
         platform, actor, paths["drift_transactions"], "drift_transactions", contract=contract
     )
-    datasets["drift_transactions"] = drift
-    ctx.results["datasets"] = datasets
-    warnings = [
+    warnings = tuple(
         c["name"] for c in (drift.validation or {}).get("checks", []) if c["status"] == "warn"
-    ]
-    return (
-        f"customers:{datasets['customers'].version} "
-        f"transactions:{datasets['transactions'].version} passed; "
-        f"drift period: {len(warnings)} warnings ({', '.join(warnings) or 'none'})"
     )
+    return Datasets(customers, transactions, drift, warnings)

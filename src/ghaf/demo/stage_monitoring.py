@@ -1,44 +1,48 @@
-"""Demo stage: compare the training window with the drift period; store the reference profile."""
+"""Demo stage: monitor what was served. The replayed window of the prediction log (the
+features the server scored, looked-up ones included, as named columns) against the
+champion's training profile: the profile of the training set its lineage names, made
+once and stored as ``MODEL-vN-training``, the same reference the scheduled monitors use."""
 
 from __future__ import annotations
 
-from ghaf.demo.runner import DemoContext
+from ghaf.demo.runner import DemoEnv
+from ghaf.demo.state import Champion, Replay, Served, ServedDrift
+from ghaf.errors import InvalidInputError
 
-FEATURES = ("amount_aed", "merchant_category", "channel", "country", "hour")
 
+def monitor_served(env: DemoEnv, champion: Champion, served: Served, replay: Replay) -> ServedDrift:
+    """Drift of the replayed window against the training profile, with an HTML report.
 
-def monitor_drift(ctx: DemoContext) -> str:
-    """Profile the training window once (stored), check the drift period, write the report."""
+    Raises:
+        InvalidInputError: the champion has no training profile, or nothing was logged.
+    """
     from ghaf.monitoring import DriftOptions, compare_profiles, profile_window
+    from ghaf.monitoring.references import training_profile
     from ghaf.monitoring.report_html import render_html
-    from ghaf.monitoring.store import save_profile
+    from ghaf.serving.predlog import read_prediction_windows
 
-    paths = ctx.results["bank_paths"]
-    columns = list(FEATURES)
-    reference = profile_window(paths["transactions"], columns=columns)
-    stored = save_profile(
-        ctx.platform,
-        ctx.platform.admin(),
-        "transactions_training",
-        reference,
-        source=str(paths["transactions"]),
-    )
-    current = profile_window(paths["drift_transactions"], columns=columns)
+    platform = env.platform
+    model, version = served.model, served.version
+    stored, why = training_profile(platform, platform.admin(), model, version)
+    if stored is None:
+        raise InvalidInputError(f"no training profile for {model}:{version}: {why}")
+    reference_ref = f"profile:{stored.name}@{stored.version}"
+    reference = profile_window(reference_ref, platform)
+    windows = read_prediction_windows(served.log_dir, model, start_ms=replay.logged_from_ms)
+    window = windows.get(version)
+    if window is None or window.rows == 0:
+        raise InvalidInputError(
+            f"the prediction log under {served.log_dir} has no rows of {model}:{version}",
+            hint="run the replay stage first",
+        )
+    current = profile_window(window.features)
     report = compare_profiles(
         reference,
         current,
         DriftOptions(),
-        reference_name="training window (days 0-90)",
-        current_name="drift period (days 90-120)",
+        reference_name=f"training set of {champion.version.ref} ({champion.training_set_ref})",
+        current_name=f"served from {replay.start:%Y-%m-%d %H:%M} (prediction log)",
     )
-    html = ctx.workdir / "drift_report.html"
+    html = env.workdir / "drift_report.html"
     html.write_text(render_html(report), encoding="utf-8")
-    ctx.results["drift_report"] = report
-    ctx.results["drift_report_html"] = html
-    drifted = report.drifted_columns
-    domain = report.domain
-    auc = f", domain AUC {domain.auc:.2f}" if domain is not None else ""
-    return (
-        f"{len(drifted)}/{len(columns)} features drifted ({', '.join(drifted) or 'none'}){auc}; "
-        f"profile {stored.name}@{stored.version}; report {html.name}"
-    )
+    return ServedDrift(model, version, window.rows, reference_ref, report, html)

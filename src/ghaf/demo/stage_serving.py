@@ -1,123 +1,116 @@
-"""Demo stage: serve the champion over HTTP, send a burst of requests, score the drift period."""
+"""Demo stage: the champion behind a real ``ghaf serve`` process on loopback.
+
+Requests carry the customer id and the transaction's request fields; the server looks
+the customer's features up in the online store (``--entity-key``/``--features``, one
+lookup per batch of concurrent requests), scores, and writes its prediction log. It
+answers only the scoring service account's token. The process runs until the demo ends
+(``DemoEnv.resources``), so every later stage can send it traffic.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import os
+import signal
+import socket
+import subprocess  # nosec B404
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+from ghaf.demo.runner import DemoEnv
+from ghaf.demo.state import Champion, FeatureSet, Served
+from ghaf.errors import AlreadyExistsError, BackendUnavailableError
 
-from ghaf.demo.runner import DemoContext
-from ghaf.errors import AlreadyExistsError, GhafError
-from ghaf.security.signing import sign_model_dir
-from ghaf.serving.base import ModelSpec, Signature
-
-COLUMNS = ("amount_aed", "hour", "online")
 SCORER = "svc-fraud-scorer"
 """The service account the demo's clients call the model server as."""
+DEPLOYMENT = "fraud-live"
+READY_TIMEOUT_S = 120.0
+_CHILD_ENV_DROPPED = ("GHAF_TOKEN", "GHAF_URL")
+"""The server acts as the home's owner, never as a credential the caller's shell holds."""
 
 
-def _features(table: pa.Table) -> pa.Table:
-    online = pc.cast(pc.equal(table["channel"], "online"), pa.float32())
-    return pa.table(
-        {
-            "customer_id": table["customer_id"],
-            "amount_aed": pc.cast(table["amount_aed"], pa.float32()),
-            "hour": pc.cast(table["hour"], pa.float32()),
-            "online": online,
-        }
-    )
+class ModelServerProcess:
+    """``python -m ghaf --home HOME serve ARGS... --port PORT`` until :meth:`stop`."""
+
+    def __init__(self, home: Path, args: list[str], log: Path, region: str) -> None:
+        self.home = home
+        self.args = args
+        self.log = log
+        self.region = region
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Start it and wait (bounded) until ``/v2/health/ready`` answers 200.
+
+        Raises:
+            BackendUnavailableError: the server exited or did not become ready; the
+                message ends with what it printed.
+        """
+        import httpx
+
+        self.port = _free_port()
+        env = {k: v for k, v in os.environ.items() if k not in _CHILD_ENV_DROPPED}
+        env["GHAF_ARTIFACT_REGION"] = self.region  # the demo home's region
+        command = [sys.executable, "-m", "ghaf", "--home", str(self.home), "serve", *self.args]
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(  # nosec B603
+                [*command, "--port", str(self.port)], stdout=out, stderr=subprocess.STDOUT, env=env
+            )
+        deadline = time.monotonic() + timeout
+        with httpx.Client(base_url=self.url, timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise BackendUnavailableError(
+                        f"ghaf serve exited ({self.process.returncode}): {self._tail()}",
+                        hint=f"see {self.log}",
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get("/v2/health/ready").status_code == 200:
+                        return
+                time.sleep(0.1)
+        self.stop()
+        raise BackendUnavailableError(
+            f"ghaf serve was not ready in {timeout:.0f} s: {self._tail()}", hint=f"see {self.log}"
+        )
+
+    def stop(self) -> None:
+        """SIGTERM (the server flushes its prediction log), then SIGKILL after 30 s."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+    def _tail(self) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return text[-2000:].strip() or "(no output)"
 
 
-def _seal(ctx: DemoContext, model_dir: Path) -> None:
-    sign_model_dir(ctx.platform.settings, model_dir)
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-def _quick_model(ctx: DemoContext) -> ModelSpec:
-    """Train a small fraud model on the transactions (when no registry champion exists)."""
-    import skops.io as sio
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    table = pq.read_table(ctx.results["bank_paths"]["transactions"]).slice(0, 60_000)
-    feats = _features(table)
-    x = np.column_stack([feats[c].to_numpy() for c in COLUMNS])
-    y = table["is_fraud"].to_numpy(zero_copy_only=False).astype(int)
-    model = HistGradientBoostingClassifier(max_iter=20, random_state=7).fit(x, y)
-    model_dir = ctx.workdir / "serving" / "fraud-quick"
-    model_dir.mkdir(parents=True, exist_ok=True)
-    sio.dump(model, model_dir / "model.skops")
-    _seal(ctx, model_dir)
-    return ModelSpec("fraud", "1", "skops", model_dir, Signature.tabular(COLUMNS))
-
-
-def _champion(ctx: DemoContext) -> ModelSpec | None:
-    model = ctx.results.get("model")
-    if model is None:
-        return None
-    from ghaf.serving.models import resolve_model
-
-    name = getattr(model, "name", None) or (model.get("name") if isinstance(model, dict) else None)
-    try:
-        spec = resolve_model(ctx.platform, f"{name}@champion", ctx.workdir / "serving")
-    except GhafError:
-        return None
-    return spec if set(spec.signature.columns if spec.signature else ()) == set(COLUMNS) else None
-
-
-def _behaviour_model(ctx: DemoContext, table: pa.Table) -> tuple[ModelSpec, Any] | None:
-    """A second model over request fields + the customer's online features (customer ids in).
-
-    Trained on transactions joined with the materialized online features (one lookup),
-    served with an ``OnlineStoreLookup``: requests carry ``customer_id`` and the request
-    fields; the server fetches the rest from the online store, one lookup per batch.
-    """
-    features = ctx.results.get("features")
-    if not features:
-        return None
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    from ghaf.features.online import get_online_features
-    from ghaf.serving.records import OnlineStoreLookup
-
-    key, refs = str(features["entity_key"]), list(features["refs"])[:4]
-    names = [ref.split(":")[-1] for ref in refs]
-    sample = table.slice(0, 20_000)
-    online = get_online_features(ctx.platform, {key: sample[key].to_pylist()}, refs).columns
-    feats = _features(sample)
-    x = np.column_stack(
-        [feats[c].to_numpy() for c in COLUMNS]
-        + [np.asarray(online[n], dtype=np.float64) for n in names]
-    )
-    y = sample["is_fraud"].to_numpy(zero_copy_only=False).astype(int)
-    model = HistGradientBoostingClassifier(max_iter=15, random_state=7).fit(x, y)
-    import skops.io as sio
-
-    model_dir = ctx.workdir / "serving" / "fraud-behaviour"
-    model_dir.mkdir(parents=True, exist_ok=True)
-    sio.dump(model, model_dir / "model.skops")
-    _seal(ctx, model_dir)
-    signature = Signature.tabular((*COLUMNS, *names), datatype="FP64")
-    spec = ModelSpec("fraud-behaviour", "1", "skops", model_dir, signature)
-    return spec, OnlineStoreLookup(ctx.platform, key, refs)
-
-
-def _scorer_token(ctx: DemoContext, project: str) -> str:
-    """A token of the demo's scoring service account: the server answers nobody without one.
-
-    The home's owner creates the account, binds it the ``model_server`` role in the
-    model's project and mints a short-lived token, as ``ghaf tokens create`` would.
-    """
+def scorer_token(env: DemoEnv, project: str) -> str:
+    """A short-lived token of the scoring service account, bound ``model_server`` in
+    ``project`` by the home's owner, as ``ghaf tokens create`` would make it."""
     from ghaf.access.bindings import bind_role, create_principal
     from ghaf.access.tokens import create_token
 
-    platform, owner = ctx.platform, ctx.platform.admin()
+    platform, owner = env.platform, env.platform.admin()
     with contextlib.suppress(AlreadyExistsError):
         create_principal(platform, owner, SCORER, kind="service", description="demo scoring")
     with contextlib.suppress(AlreadyExistsError):
@@ -128,75 +121,43 @@ def _scorer_token(ctx: DemoContext, project: str) -> str:
     return made.secret
 
 
-async def _burst(
-    url: str, records: list[dict[str, Any]], token: str, path: str = "/predict"
-) -> list[int]:
+def serve_champion(env: DemoEnv, champion: Champion, features: FeatureSet) -> Served:
+    """Start ``ghaf serve MODEL@champion`` with online features and a prediction log."""
     import httpx
 
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as client:
-        replies = await asyncio.gather(*(client.post(path, json=[record]) for record in records))
-    return [reply.status_code for reply in replies]
+    from ghaf.serving.deployments import get_deployment
 
-
-def serve_and_score(ctx: DemoContext) -> str:
-    from ghaf.access.guard import RequestGuard
-    from ghaf.serving.app import Deployment, ServingApp
-    from ghaf.serving.batch import score_file
-    from ghaf.serving.models import load_served
-    from ghaf.serving.predlog import ParquetSink, PredictionLogger
-    from ghaf.serving.server import background_server
-
-    champion = _champion(ctx)
-    spec = champion or _quick_model(ctx)
-    served = load_served(spec, platform=ctx.platform)
-    if served.runtime is None:
-        return f"model refused: {served.error}"
-    record = ""
-    if champion is not None:
-        from ghaf.serving.deployments import record_deployment
-
-        deployed = record_deployment(
-            ctx.platform, ctx.platform.admin(), "fraud-live", [f"{spec.name}@champion"]
-        )
-        record = f" as deployment {deployed.name} r{deployed.revision}"
-    deployments = [Deployment.of(served)]
-    behaviour = _behaviour_model(ctx, pq.read_table(ctx.results["bank_paths"]["transactions"]))
-    if behaviour is not None:
-        second = load_served(behaviour[0], platform=ctx.platform)
-        key = behaviour[1].entity_key
-        deployments.append(Deployment.of(second, entity_key=key, features=behaviour[1]))
-    log_dir = ctx.workdir / "serving" / "prediction-log"
-    logger = PredictionLogger([ParquetSink(log_dir)], flush_every=0.2)
-    # Authenticated and authorized per request, like `ghaf serve`: the scorer's token only.
-    app = ServingApp(deployments, prediction_log=logger, guard=RequestGuard(ctx.platform))
-    token = _scorer_token(ctx, spec.project or ctx.platform.default_project)
-    drift = _features(pq.read_table(ctx.results["bank_paths"]["drift_transactions"]))
-    sample = drift.slice(0, 200).to_pylist()
-    started = time.perf_counter()
-    with background_server(app) as url:
-        codes = asyncio.run(_burst(url, sample, token, f"/predict/{spec.name}"))
-        by_id: list[int] = []
-        if behaviour is not None:
-            by_id = asyncio.run(_burst(url, sample, token, "/predict/fraud-behaviour"))
-        anonymous = asyncio.run(_burst(url, sample[:1], "", f"/predict/{spec.name}"))[0]
-    seconds = time.perf_counter() - started
-    ok = codes.count(200)
-    drift_in = ctx.workdir / "serving" / "drift-features.parquet"
-    pq.write_table(drift, drift_in)
-    scored = ctx.workdir / "serving" / "drift-scored.parquet"
-    stats = score_file(served.runtime, drift_in, scored, progress=False)
-    ctx.results["serving"] = {"scored_path": scored, "prediction_log": log_dir, "spec": spec}
-    with_ids = ""
-    if behaviour is not None:
-        joiner = deployments[1].joiner
-        lookups = joiner.lookups if joiner is not None else 0
-        with_ids = (
-            f"; {by_id.count(200)}/{len(by_id)} by customer id "
-            f"(online features, {lookups} store lookups)"
-        )
-    return (
-        f"served {spec.name} v{spec.version}{record}: {ok}/{len(codes)} requests ok "
-        f"in {seconds:.1f} s (with the scorer's token; without one: {anonymous})"
-        f"{with_ids}; scored {stats.rows:,} drift-period rows in batch"
+    model = champion.version.name
+    project = champion.version.project or env.platform.default_project
+    token = scorer_token(env, project)
+    log_dir = env.workdir / "prediction-log"
+    args = [f"{model}@champion", "--deployment", DEPLOYMENT, "--log-dir", str(log_dir)]
+    args += ["--entity-key", features.entity_key, "--features", features.service]
+    server = ModelServerProcess(
+        env.settings.home, args, env.workdir / "serve.log", env.settings.artifact_region
     )
+    started = time.perf_counter()
+    env.resources.callback(server.stop)
+    server.start()
+    seconds = time.perf_counter() - started
+    with httpx.Client(base_url=server.url, timeout=30.0) as client:
+        anonymous = client.post(f"/predict/{model}", json=[_probe(features)]).status_code
+    record = get_deployment(env.platform, DEPLOYMENT)
+    return Served(
+        url=server.url,
+        model=model,
+        version=str(champion.version.version),
+        deployment=record.name,
+        revision=record.revision,
+        log_dir=log_dir,
+        token=token,
+        project=project,
+        entity_key=features.entity_key,
+        feature_service=features.service,
+        anonymous_status=anonymous,
+        started_s=seconds,
+    )
+
+
+def _probe(features: FeatureSet) -> dict[str, Any]:
+    return {features.entity_key: 1, **dict.fromkeys(features.request_fields, 0)}
