@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, insert, inspect
+from sqlalchemy import Connection, Engine, MetaData, insert, inspect
 
 from ghaf.metadata.engine import GOVERNED
 
@@ -57,19 +57,19 @@ def _create_if_empty(engine: Engine) -> bool:
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(4242000001)")
         if inspect(connection).get_table_names():
             return False
-        load_all_tables().metadata.create_all(connection, checkfirst=False)
-        _seed(connection)
+        metadata = load_all_tables().metadata
+        metadata.create_all(connection, checkfirst=False)
+        _seed(connection, metadata)
         script = ScriptDirectory.from_config(alembic_config())
         MigrationContext.configure(connection).stamp(script, "heads")
     return True
 
 
-def _seed(connection: Connection) -> None:
+def _seed(connection: Connection, metadata: MetaData) -> None:
     """The rows the migrations insert (``foundation_0001``: the audit chain's genesis head,
     which appends lock); the schema test compares every table's rows with a replay."""
-    from ghaf.security.audit_tables import AuditHeadRow
-
-    connection.execute(insert(AuditHeadRow), [{"id": 1, "seq": 0, "record_hash": "0" * 64}])
+    head = metadata.tables["audit_head"]
+    connection.execute(insert(head), [{"id": 1, "seq": 0, "record_hash": "0" * 64}])
 
 
 def pending_heads(engine: Engine) -> set[str]:
