@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ghaf.alerts.base import Alert, fingerprint
 from ghaf.errors import GhafError, NotFoundError, PermissionDeniedError
@@ -41,7 +41,7 @@ from ghaf.monitoring.records import (
 )
 from ghaf.monitoring.references import reference_for
 from ghaf.monitoring.results import list_results, monitor_status, version_key
-from ghaf.monitoring.schedule import _deployment_models, due_schedules, due_window_end
+from ghaf.monitoring.schedule import deployment_models, due_schedules, due_window_end
 from ghaf.monitoring.scoring import score_vector
 from ghaf.monitoring.tables import MonitorResultRow, MonitorScheduleRow
 from ghaf.platform import Platform
@@ -143,7 +143,7 @@ def _summary(kind: str, schedule: MonitorSchedule, mv: str, evaluation: Evaluati
     return f"model quality on {where} below its threshold"
 
 
-def _previous_breaches(session: Any, schedule_id: int, model_version: str) -> set[str]:
+def _previous_breaches(session: Session, schedule_id: int, model_version: str) -> set[str]:
     row = session.execute(
         select(MonitorResultRow.breaches)
         .where(MonitorResultRow.schedule_id == schedule_id)
@@ -193,7 +193,7 @@ def _record_run(
     caught_up = f"skipped {skipped} windows to catch up" if skipped else ""
     watermark = outcome_watermark(platform)
     serving = _versions(platform, deployment)
-    for name in _deployment_models(platform, deployment, here):
+    for name in deployment_models(platform, deployment, here):
         serving.setdefault(name, set())
     results: list[MonitorResultRow] = []
     alerts: list[Alert] = []
@@ -295,7 +295,7 @@ def _evaluate(
 
 
 def _backfill(
-    platform: Platform, session: Any, schedule: MonitorSchedule, watermark: int, now: datetime
+    platform: Platform, session: Session, schedule: MonitorSchedule, watermark: int, now: datetime
 ) -> tuple[list[MonitorResultRow], list[Alert]]:
     """Fill in the performance of earlier windows whose labels were incomplete, when any
     label arrived since they were last looked at (the outcome watermark moved)."""

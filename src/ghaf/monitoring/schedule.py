@@ -3,6 +3,7 @@ reference (``monitoring.schedule``), and which of them are due."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -65,7 +66,7 @@ def _bounded(seconds: int, what: str, top: int) -> int:
     return seconds
 
 
-def _deployment_models(platform: Platform, deployment: str, project: str) -> list[str]:
+def deployment_models(platform: Platform, deployment: str, project: str) -> list[str]:
     """The model names the deployment record serves, if it is ``project``'s.
 
     Raises:
@@ -139,7 +140,7 @@ def schedule_monitor(
         if isinstance(options, MonitorOptions)
         else MonitorOptions.from_dict(dict(options or {}))
     )
-    models = _deployment_models(platform, deployment, here)
+    models = deployment_models(platform, deployment, here)
     pinned = _pinned_reference(platform, reference, here) if reference else None
     directory = str(Path(log_dir) if log_dir is not None else default_log_dir(platform))
     if len(directory) > 1024:
@@ -162,7 +163,7 @@ def schedule_monitor(
     row.log_dir = directory
     row.interval_s = interval_s
     row.window_s = window_s
-    row.options = _json(chosen.to_dict())
+    row.options = json.dumps(chosen.to_dict(), sort_keys=True)
     row.enabled = enabled
     row.next_run_at = start_at or now
     row.updated_by = actor.name
@@ -172,12 +173,6 @@ def schedule_monitor(
         {"every_s": interval_s, "window_s": window_s, "reference": pinned, "enabled": enabled}
     )
     return schedule_record(row)
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True)
 
 
 def get_schedule(platform: Platform, deployment: str) -> MonitorSchedule:
