@@ -1,6 +1,6 @@
 """Canaries through a real ``ghaf serve --workers 2`` and real HTTP traffic on 127.0.0.1.
 
-One server (module-wide) serves five versions of ``fraud``, each a one-node ONNX model
+One server (module-wide) serves five versions of ``fraud``, each a small ONNX model
 whose behaviour is planted: the champion (``fraud:1``) predicts the true class of every
 row; ``fraud:2`` fails on rows whose third feature is 5 (an ONNX Gather out of range);
 ``fraud:3`` flips the class of rows whose second feature is 1 (5 % of the traffic);
@@ -14,6 +14,7 @@ which version does not depend on chance. What people rely on:
 - no traffic, NaN scores, and a missing source each pause the canary, never advance it;
 - a healthy canary advances step by step on evidence, waits for the approval the
   release policy asks for, then is promoted (alias and traffic);
+- a server that starts serves the record's weights and running experiment at once;
 - the same through ``ghaf server``: the CLI logged in with a token, and the SDK, each
   person as their roles allow, the JSON the same as on the home.
 """
@@ -47,7 +48,12 @@ from ghaf.experiments.canary import (
     rollback_canary,
     start_canary,
 )
-from ghaf.experiments.service import list_experiments
+from ghaf.experiments.service import (
+    create_experiment,
+    list_experiments,
+    start_experiment,
+    stop_experiment,
+)
 from ghaf.home import init_home
 from ghaf.incidents import list_incidents
 from ghaf.models import save_model
@@ -59,8 +65,8 @@ from ghaf.registry import (
     set_alias,
 )
 from ghaf.registry.release import set_release_policy
-from ghaf.serving.deployments import get_deployment, update_deployment
-from ghaf.serving.traffic import TrafficSplit
+from ghaf.serving.deployments import create_deployment, get_deployment
+from ghaf.serving.traffic import Assignment, TrafficSplit
 from ghaf.settings import load_settings
 from ghaf.testing.people import mint
 from tests.unit.server.cli_runner import ghaf
@@ -131,6 +137,7 @@ class World:
     log_dir: Path
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(20))
     sent: int = 0
+    at_start: dict[str, Any] = field(default_factory=dict)
 
     def plan(self, **extra: Any) -> dict[str, Any]:
         """A plan with short windows: tests wait on conditions, not on minutes."""
@@ -160,6 +167,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 approve_model_version(platform, ben, version.ref)
         set_alias(platform, admin, "fraud", "champion", 1)
         token = mint(platform, "svc-app", ["model_server"], kind="service")
+        # the record before any server: the champion's weight, and a running experiment
+        create_deployment(platform, admin, "fraud", {f"fraud:{i}": 100.0 * (i == 1) for i in
+                                                     range(1, 6)})  # fmt: skip
+        ab = create_experiment(platform, admin, "ab", "fraud", {"fraud:1": 1.0, "fraud:3": 1.0})
+        start_experiment(platform, admin, "ab")
         log_dir = platform.settings.home / "predictions"
         server = ServerProcess(
             platform.settings.home,
@@ -169,14 +181,36 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             root / "serve.log",
         ).start(timeout=300)  # fmt: skip
         try:
-            weights = {f"fraud:{i}": 1.0 if i == 1 else 0.0 for i in range(1, 6)}
-            moved = update_deployment(platform, admin, "fraud", models=weights)
             world = World(platform, server, token, log_dir)
-            _every_worker_at(world, moved.revision, timeout=120)  # both workers up
+            world.at_start = _first_answers(world, ab.salt)
+            stopped = stop_experiment(platform, admin, "ab")
+            assert stopped.status == "stopped"
+            _every_worker_at(world, get_deployment(platform, "fraud").revision, timeout=120)
             yield world
         finally:
             output = server.stop()
         assert "Traceback" not in output
+
+
+def _first_answers(world: World, salt: str) -> dict[str, Any]:
+    """What the server answered first: versions and revisions without a unit, and each
+    unit's version against the one its assignment names (fresh connections: both workers)."""
+    assignment = Assignment("ab", salt, {"1": 1.0, "3": 1.0}, control="1")
+    found: dict[str, Any] = {"revision": get_deployment(world.platform, "fraud").revision,
+                             "versions": set(), "revisions": set(), "units": []}  # fmt: skip
+    for i in range(40):
+        unit = {"x-ghaf-unit": f"customer-{i}"} if i % 2 else {}
+        with httpx.Client(base_url=world.server.url, headers=bearer(world.token)) as fresh:
+            reply = fresh.post("/v2/models/fraud/infer", json=_body([1.0, 0.0, 0.0], f"s{i}"),
+                               headers=unit)  # fmt: skip
+        version = reply.json().get("model_version")
+        found["revisions"].add(int(reply.headers["x-ghaf-revision"]))
+        if unit:
+            expected = assignment.assign(unit["x-ghaf-unit"])[1]
+            found["units"].append((unit["x-ghaf-unit"], version, expected))
+        else:
+            found["versions"].add(version)
+    return found
 
 
 def _body(x: list[float], request_id: str) -> dict[str, Any]:
@@ -307,6 +341,17 @@ def _until(predicate: Any, timeout: float, what: str) -> None:
 
 def _check(decision: Any, name: str) -> dict[str, Any]:
     return next(c for c in decision.checks if c["name"] == name)
+
+
+def test_a_starting_server_serves_what_the_record_says(world: World) -> None:
+    """From its first request, with no change to wait for: the record's weights (the
+    champion's 100, not equal shares) and the running experiment's assignment."""
+    first = world.at_start
+    assert first["versions"] == {"1"} and first["revisions"] == {first["revision"]}
+    assert len(first["units"]) == 20
+    for unit, version, expected in first["units"]:
+        assert version == expected, unit
+    assert {v for _, v, _ in first["units"]} == {"1", "3"}
 
 
 def test_an_error_rate_breach_rolls_back_within_a_window(world: World) -> None:
