@@ -468,3 +468,16 @@ def test_a_client_of_a_server_exports_the_same_manifests(home: Path, tmp_path: P
         assert (tmp_path / "remote" / name).read_text() == (
             tmp_path / "embedded" / name
         ).read_text()
+
+
+def test_a_kubernetes_name_in_settings_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ghaf.settings import load_settings
+
+    monkeypatch.setenv("GHAF_KUBERNETES__ENV_SECRET", "Ghaf_Env")
+    with pytest.raises(ConfigError, match="GHAF_KUBERNETES__ENV_SECRET") as caught:
+        load_settings()
+    assert "lowercase letters, digits and '-'" in caught.value.headline
+    monkeypatch.setenv("GHAF_KUBERNETES__ENV_SECRET", "ghaf-prod-env")
+    monkeypatch.setenv("GHAF_KUBERNETES__INFERENCE_SCALE_METRIC", "gpu")
+    with pytest.raises(ConfigError, match="INFERENCE_SCALE_METRIC"):
+        load_settings()
