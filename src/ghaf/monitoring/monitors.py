@@ -198,8 +198,9 @@ def _record_run(
     results: list[MonitorResultRow] = []
     alerts: list[Alert] = []
     for model in sorted(serving):
+        # A shadow version's answers are its own version's rows: judged like the live one's.
         windows = read_prediction_windows(
-            Path(schedule.log_dir), model, start_ms=_ms(start), end_ms=_ms(end)
+            Path(schedule.log_dir), model, start_ms=_ms(start), end_ms=_ms(end), shadow=True
         )
         for version in sorted(set(windows) | serving[model], key=version_key):
             model_version = f"{model}:{version}"
@@ -323,6 +324,7 @@ def _backfill(
             model,
             start_ms=_ms(row.window_start),
             end_ms=_ms(row.window_end),
+            shadow=True,
             features=False,
         ).get(version)
         row.labels_watermark = watermark

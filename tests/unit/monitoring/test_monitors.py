@@ -28,7 +28,16 @@ from tests.unit.monitoring.monitor_home import FEATURES, Seeded, features, label
 N = 1000
 
 
-def _log(platform: Platform, seeded: Seeded, x: np.ndarray, start: float, tag: str) -> list[str]:
+def _log(
+    platform: Platform,
+    seeded: Seeded,
+    x: np.ndarray,
+    start: float,
+    tag: str,
+    *,
+    version: str = "1",
+    shadow: bool = False,
+) -> list[str]:
     """Score ``x`` with the model and log one request per row from ``start`` (epoch s)."""
     logger = PredictionLogger([ParquetSink(default_log_dir(platform))], flush_every=60)
     probabilities = seeded.model.predict_proba(x)
@@ -39,8 +48,9 @@ def _log(platform: Platform, seeded: Seeded, x: np.ndarray, start: float, tag: s
                 "request_id": request_id,
                 "ts": (start + i * 0.05) * 1000.0,
                 "model": "fraud",
-                "version": str(seeded.version.version),
-                "variant": "primary",
+                "version": version,
+                "variant": "shadow" if shadow else "primary",
+                "shadow": shadow,
                 "latency_ms": 1.0,
                 "features": x[i : i + 1],
                 "outputs": {"probabilities": probabilities[i : i + 1]},
@@ -151,3 +161,36 @@ def test_a_schedule_names_what_is_wrong(platform: Platform, tmp_path: Path) -> N
     assert run.window_end == made.next_run_at + timedelta(seconds=119 * 60)
     assert "skipped 119 windows" in run.results[0].note
     assert [r.status for r in run.results] == ["no predictions"]
+
+
+def test_a_shadow_version_is_judged_on_its_own_rows(platform: Platform, tmp_path: Path) -> None:
+    """The deployment's shadow answers the same requests: its rows (logged as shadow) are
+    its own version's window, with its own training profile."""
+    from ghaf.registry import approve_model_version, register_model
+    from ghaf.serving.deployments import update_deployment
+    from tests.unit.serving.server_processes import second_person
+
+    seeded = seed_home(platform, tmp_path, rows=500)
+    admin = platform.admin()
+    first = seeded.version
+    second = register_model(
+        platform,
+        admin,
+        "fraud",
+        tmp_path / "saved",
+        signature=first.signature,
+        lineage=first.lineage,
+    )
+    approve_model_version(platform, second_person(platform), second.ref)
+    update_deployment(platform, admin, "fraud", shadow=second.ref)
+    t = time.time()
+    x = features(30, 300)
+    _log(platform, seeded, x, t - 100, "live")
+    _log(platform, seeded, x, t - 100, "live", version="2", shadow=True)
+    schedule_monitor(platform, admin, "fraud", every="5m")
+    run = run_monitor(platform, admin, "fraud", now=_at(t))
+    assert [(r.model_version, r.status, r.predictions) for r in run.results] == [
+        ("fraud:1", "ok", 300),
+        ("fraud:2", "ok", 300),
+    ]
+    assert run.results[1].report["reference"] == "profile:fraud-v2-training@1"
