@@ -194,3 +194,20 @@ def test_a_shadow_version_is_judged_on_its_own_rows(platform: Platform, tmp_path
         ("fraud:2", "ok", 300),
     ]
     assert run.results[1].report["reference"] == "profile:fraud-v2-training@1"
+
+
+def test_performance_thresholds_hold_the_realized_metric_once_enough_labels_are_in() -> None:
+    from ghaf.monitoring.evaluate import performance_breaches
+    from ghaf.monitoring.records import MonitorOptions
+
+    options = MonitorOptions(min_auc=0.8, min_accuracy=0.7)
+    realized = {"accuracy": 0.75, "roc_auc": 0.79}
+    estimate = {"accuracy": 0.65, "roc_auc": 0.9}
+    assert performance_breaches(realized, estimate, 0.9, options) == [
+        "realized roc_auc 0.790 < 0.8"
+    ]
+    assert performance_breaches(realized, estimate, 0.1, options) == [
+        "estimated accuracy 0.650 < 0.7"
+    ]
+    assert performance_breaches(None, None, 0.0, options) == []
+    assert performance_breaches(realized, estimate, 0.9, MonitorOptions()) == []
