@@ -12,7 +12,15 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -84,6 +92,56 @@ class SecuritySettings(BaseModel):
         description="Classification or residency tag -> region patterns its data may be "
         "stored in (fnmatch, e.g. 'ae-*'); data with several tags must satisfy all.",
     )
+
+
+class KeySettings(BaseModel):
+    """Where the key-encryption key (KEK) lives: the home (local) or AWS KMS."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Literal["local", "kms"] = Field(
+        default="local",
+        description="KEK provider: 'local' (security.kek if set, else the home's key file "
+        "security.kek_file) or 'kms' (AWS KMS: every KEK version is a KMS key named by the "
+        "alias keys.kms_key_id; no KEK material is ever in the home).",
+    )
+    kms_key_id: str | None = Field(
+        default=None,
+        description="KMS alias of the KEK, alias/NAME (its target is the current version; "
+        "Ghaf adds alias/NAME/vN per version). `ghaf init` creates the key if the alias does "
+        "not exist, or adopts the key it points at.",
+    )
+    kms_region: str | None = Field(
+        default=None,
+        description="AWS region of the KMS keys (e.g. me-central-1); unset: the AWS SDK's "
+        "default (AWS_REGION, ~/.aws/config).",
+    )
+    kms_endpoint_url: str | None = Field(
+        default=None,
+        description="KMS endpoint (a VPC endpoint, or an emulator); unset: AWS's own.",
+    )
+    kms_deletion_window_days: int = Field(
+        default=7,
+        ge=7,
+        le=30,
+        description="Days KMS waits before deleting a destroyed KEK version's key "
+        "(ScheduleKeyDeletion; the version is unusable at once).",
+    )
+
+    @field_validator("kms_key_id")
+    @classmethod
+    def _alias(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"alias/[A-Za-z0-9/_-]{1,240}", value):
+            raise ValueError("give a KMS alias, alias/NAME (letters, digits, '/', '_', '-')")
+        if value is not None and value.startswith("alias/aws/"):
+            raise ValueError("alias/aws/ names AWS managed keys; pick another alias")
+        return value
+
+    @model_validator(mode="after")
+    def _kms_needs_a_key(self) -> KeySettings:
+        if self.provider == "kms" and self.kms_key_id is None:
+            raise ValueError("keys.provider 'kms' needs keys.kms_key_id (alias/NAME)")
+        return self
 
 
 class IdentitySettings(BaseModel):
@@ -459,6 +517,7 @@ class GhafSettings(BaseSettings):
         "GPU-hour of one machine class (e.g. gpu:nvidia-h100, gpu:nvidia-h200).",
     )
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    keys: KeySettings = Field(default_factory=KeySettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
