@@ -312,9 +312,13 @@ def start_canary(
     *,
     champion: str | None = None,
     project: str | None = None,
+    now: datetime | None = None,
 ) -> Canary:
     """Start ramping ``candidate`` against the champion on ``deployment`` by ``plan``:
     it takes the first step's share of the traffic at once.
+
+    ``now`` sets the canary's clock (its windows start then): for replaying logged
+    traffic, with the same ``now`` given to :func:`evaluate_canary`; default: the time.
 
     The champion is the one version the deployment gives traffic unless named; both
     must be versions the deployment serves (so running servers have them loaded).
@@ -350,7 +354,7 @@ def start_canary(
     baseline = _scrape_baseline(rollout)
     return _start(
         platform.in_project(project), actor, name, project, record, champion, candidate,
-        rollout, baseline,
+        rollout, baseline, now or utcnow(),
     )  # fmt: skip
 
 
@@ -365,6 +369,7 @@ def _start(
     candidate: str,
     plan: RolloutPlan,
     baseline: Counters | None,
+    now: datetime,
 ) -> Canary:
     session = current_session()
     owner = session.execute(
@@ -396,7 +401,6 @@ def _start(
             f"experiment {which!r} routes deployment {record.name!r}",
             hint=f"stop it first: ghaf experiments stop {which}",
         )
-    now = utcnow()
     row = CanaryRow(
         name=name,
         project=project,

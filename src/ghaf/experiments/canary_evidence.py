@@ -300,8 +300,9 @@ def _read_log(
     )
     ts, versions = _column(answers, "ts"), _column(answers, "version", object)
     latency, score = _column(answers, "latency_ms"), _column(answers, "score")
-    in_step = (versions == candidate_v) & (ts >= step_ms)
-    reference = (versions == champion_v) & (ts >= reference_ms)
+    seen = ts <= evidence.window_end.timestamp() * 1000.0  # a replay's later traffic waits
+    in_step = (versions == candidate_v) & (ts >= step_ms) & seen
+    reference = (versions == champion_v) & (ts >= reference_ms) & seen
     for side, mask in ((evidence.canary, in_step), (evidence.champion, reference)):
         side.predictions = int(mask.sum())
         side.latencies_ms, side.scores = latency[mask], score[mask]
@@ -310,7 +311,7 @@ def _read_log(
     outcomes = read_outcomes(platform.in_project(canary.project), canary.model, quality.metric)
     labels = join_labels(answers, outcomes.select(["request_id", "unit", "value", "ts"]))
     top = _column(answers, "top")
-    lived = (versions == candidate_v) & (ts >= life_ms)
+    lived = (versions == candidate_v) & (ts >= life_ms) & seen
     for side, mask in ((evidence.canary, lived), (evidence.champion, reference)):
         side.labelled, side.successes, side.not_labels = _judge(
             top[mask], labels[mask], quality.kind

@@ -246,3 +246,45 @@ def test_a_latency_breach_rolls_back_and_opens_an_alert_when_the_evaluator_may(
     opened = again.evidence["alert"]["opened"]
     incident = next(i for i in list_incidents(platform) if i.number in opened)
     assert "fraud:2" in incident.title and "p99_latency_ms breached" in incident.title
+
+
+def test_a_replay_ramps_and_promotes_on_its_own_clock(deployed: Platform) -> None:
+    """Logged traffic replayed on the canary's clock (``now``): what the demo does."""
+    from datetime import timedelta
+
+    from ghaf.registry import get_model_version
+    from ghaf.serving.outcomes import Outcome, record_outcomes
+
+    platform, admin = deployed, deployed.admin()
+    t0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    plan = {"steps": [50, 100], "max_error_rate": None, "max_p99_ms": 100, "min_samples": 20,
+            "min_time_s": 30, "quality": {"min_labels": 20, "max_drop": 0.1}}  # fmt: skip
+    start_canary(platform, admin, "replay", "fraud", "fraud:2", plan, now=t0)
+
+    def replay(first_s: int, last_s: int, versions: tuple[str, ...]) -> None:
+        for v in versions:  # one version's batch per file, as the logger writes them
+            records = [
+                {"request_id": f"q{s}-{v}", "ts": (t0.timestamp() + s) * 1000, "model": "fraud",
+                 "version": v, "latency_ms": 2.0, "features": np.ones((1, 3)),
+                 "outputs": {"y": np.array([[1.0, 2.0, 3.0]])}}
+                for s in range(first_s, last_s)
+            ]  # fmt: skip
+            _write(platform.settings.home / "predictions", f"replay-{first_s}-{v}", records)
+            labels = [Outcome(2.0, request_id=r["request_id"]) for r in records]  # class 2
+            record_outcomes(platform, admin, "fraud", labels)
+
+    replay(1, 41, ("1", "2"))
+    early = evaluate_canary(platform, admin, "replay", now=t0 + timedelta(seconds=20))
+    assert early.action == "hold", early.reasons
+    assert any("20 s of 30 s" in r for r in early.reasons)
+    step = next(c for c in early.checks if c["name"] == "step")
+    assert step["value"] == 20  # what was logged by then, not the replay's later traffic
+    moved = evaluate_canary(platform, admin, "replay", now=t0 + timedelta(seconds=41))
+    assert moved.action == "advance" and moved.weight == 100.0, moved.reasons
+    replay(42, 80, ("2",))
+    done = evaluate_canary(platform, admin, "replay", now=t0 + timedelta(seconds=80))
+    assert done.action == "promote" and done.status == "promoted", done.reasons
+    assert get_model_version(platform, "fraud@champion").version == 2
+    assert [d.window_end for d in canary_decisions(platform, "replay")][1:] == [
+        t0 + timedelta(seconds=s) for s in (20, 41, 80)
+    ]
