@@ -143,6 +143,8 @@ EXPECTED: dict[str, set[str]] = {
     "alert.read": READERS,
     # SLO definitions set what pages people: SREs
     "slo.define": {"sre"},
+    "slo.delete": {"sre"},
+    "slo.fire": {"sre"},  # its verdicts open incidents
     "incident.read": READERS,
 }
 
