@@ -43,6 +43,7 @@ BACKENDS: dict[str, dict[str, str]] = {
     "keys": {
         "file": "ghaf.security.keys:LocalKeyProvider",
         "static": "ghaf.security.keys:StaticKeyProvider",
+        "kms": "ghaf.security.kms:KmsKeyProvider",
     },
     "flavors": {
         "skops": "ghaf.models.flavors.skops",
@@ -162,7 +163,25 @@ def open_executor(settings: GhafSettings) -> Any:
 
 
 def open_key_provider(settings: GhafSettings) -> KeyProvider:
-    """The KEK the settings name: ``security.kek`` if set, else the home's key file."""
+    """The KEK the settings name: AWS KMS when ``keys.provider`` is ``kms``; else
+    ``security.kek`` if set, else the home's key file.
+
+    Raises:
+        ConfigError: ``kms`` together with ``security.kek`` (two KEKs named).
+    """
+    if settings.keys.provider == "kms":
+        if settings.security.kek is not None:
+            raise ConfigError(
+                "settings name two KEKs: keys.provider = 'kms' and security.kek",
+                hint="unset GHAF_SECURITY__KEK, or set keys.provider = 'local'",
+            )
+        kms = backend_named("keys", "kms", setting="keys.provider")
+        return kms(  # type: ignore[no-any-return]
+            settings.keys.kms_key_id,
+            region=settings.keys.kms_region,
+            endpoint_url=settings.keys.kms_endpoint_url,
+            deletion_window_days=settings.keys.kms_deletion_window_days,
+        )
     if settings.security.kek is not None:
         static = backend_named("keys", "static", setting="security.kek")
         kek = settings.security.kek.get_secret_value()

@@ -26,9 +26,10 @@ from ghaf.spine import current_operation, current_session, governed
 
 
 def _init_keys(platform: Platform) -> None:
+    from ghaf.backends import open_key_provider
     from ghaf.security.homekeys import init_keys
 
-    init_keys(platform.settings)
+    init_keys(platform.settings, open_key_provider(platform.settings))
 
 
 def _first_checkpoint(platform: Platform) -> None:

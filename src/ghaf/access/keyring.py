@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ghaf.access.rotation import local_keys
+from ghaf.access.rotation import managed_keys
 from ghaf.platform import Platform
 from ghaf.security.homekeys import fingerprint, public_key_path, trusted_keys
 
@@ -44,9 +44,10 @@ def describe_keys(platform: Platform) -> Keyring:
     """The home's keys as ``ghaf keys list`` shows them (no key material).
 
     Raises:
-        ConfigError: artifact encryption is off, or the KEK comes from settings.
+        ConfigError: artifact encryption is off, or the KEK comes from settings
+            (``security.kek``).
     """
-    keys = local_keys(platform)
+    keys = managed_keys(platform)
     current = keys.current_version()
     versions = tuple(
         KeyVersion(version, state, version == current) for version, state in keys.versions().items()

@@ -6,15 +6,16 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from ghaf.errors import ConfigError, NotFoundError
 from ghaf.platform import Platform
+from ghaf.security.base import VersionedKeyProvider
 from ghaf.security.encrypted_store import EncryptedArtifactStore
 from ghaf.security.homekeys import fingerprint, trust_public_key
 from ghaf.security.identity import Actor
-from ghaf.security.keys import LocalKeyProvider
 from ghaf.security.rbac import ALL_PROJECTS
 from ghaf.spine import current_operation, governed
 
@@ -41,15 +42,20 @@ def encrypted_store(platform: Platform) -> EncryptedArtifactStore:
     return store
 
 
-def local_keys(platform: Platform) -> LocalKeyProvider:
-    """The home's key file provider; KEKs given in settings are rotated where they live."""
+def managed_keys(platform: Platform) -> VersionedKeyProvider:
+    """The KEK whose versions Ghaf manages (the home's key file, or AWS KMS); KEKs given
+    in settings are rotated where they live."""
     keys = encrypted_store(platform).keys
-    if not isinstance(keys, LocalKeyProvider):
+    if not keys.supports_rotation:
         raise ConfigError(
-            "the KEK comes from settings (security.kek), not from the home's key file",
+            "the KEK comes from settings (security.kek), not from the home's key file or KMS",
             hint="rotate it where it is managed, then list both versions in GHAF_SECURITY__KEK",
         )
-    return keys
+    return cast(VersionedKeyProvider, keys)
+
+
+local_keys = managed_keys
+"""The name :func:`managed_keys` had while the key file was the only managed KEK."""
 
 
 @governed("keys.rotate", resource="kek:home", project=ALL_PROJECTS)
@@ -62,7 +68,7 @@ def rotate_keys(
     by running it again, without making another version. Bodies are never
     rewritten, and every artifact stays readable throughout.
     """
-    keys = local_keys(platform)
+    keys = managed_keys(platform)
     store = encrypted_store(platform)
     resumed = keys.rotation_pending() is not None
     version = keys.begin_rotation()
@@ -89,7 +95,7 @@ def destroy_key_version(platform: Platform, actor: Actor, version: int) -> list[
     Those are the artifacts whose headers were never re-wrapped to a newer version:
     they are crypto-shredded (nothing can decrypt them any more).
     """
-    keys = local_keys(platform)
+    keys = managed_keys(platform)
     store = encrypted_store(platform)
     shredded = [
         digest

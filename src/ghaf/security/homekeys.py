@@ -1,15 +1,17 @@
-"""The home's keys: KEK file and ECDSA P-256 signing key (made by ``ghaf init``), trust store."""
+"""The home's keys: the KEK's first version and signing key (made by ``ghaf init``), trust store."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import cast
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ghaf.errors import ConfigError, InvalidInputError
-from ghaf.security.keys import LocalKeyProvider, write_private_file
+from ghaf.security.base import KeyProvider, VersionedKeyProvider
+from ghaf.security.keys import write_private_file
 from ghaf.settings import GhafSettings
 
 
@@ -99,8 +101,9 @@ def trusted_keys(settings: GhafSettings) -> list[Path]:
     return sorted(folder.glob("*.pem")) if folder.is_dir() else []
 
 
-def init_keys(settings: GhafSettings) -> None:
-    """``ghaf init`` step: the KEK file (unless a KEK is given in settings) and signing key."""
-    if settings.security.kek is None:
-        LocalKeyProvider(settings.kek_path).create()
+def init_keys(settings: GhafSettings, keys: KeyProvider) -> None:
+    """``ghaf init`` step: the KEK's first version (the key file, or a KMS key; nothing
+    for a KEK given in settings) and the signing key."""
+    if keys.supports_rotation:
+        cast(VersionedKeyProvider, keys).create()
     ensure_signing_key(settings)

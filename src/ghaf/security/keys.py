@@ -9,7 +9,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -68,6 +68,8 @@ class LocalKeyProvider:
     material and records when, so artifacts still wrapped by it say why they
     cannot be read.
     """
+
+    supports_rotation: ClassVar[bool] = True
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -226,6 +228,8 @@ class StaticKeyProvider:
     The value is ``BASE64`` (version 1) or ``1:BASE64,2:BASE64``; the highest
     version is current. Rotation happens where the secret is managed.
     """
+
+    supports_rotation: ClassVar[bool] = False
 
     def __init__(self, key_id: str, spec: str) -> None:
         self.key_id = key_id

@@ -6,6 +6,7 @@ Subclass a suite in your tests and provide its fixture (see each suite's docstri
 from ghaf.testing.artifact_store import ArtifactStoreContract
 from ghaf.testing.artifacts import BlobStoreContract
 from ghaf.testing.events import EventBusContract
+from ghaf.testing.key_provider import KeyProviderContract, VersionedKeyProviderContract
 from ghaf.testing.metadata import MetadataContract
 from ghaf.testing.online_store import OnlineStoreContract
 
@@ -13,6 +14,8 @@ __all__ = [
     "ArtifactStoreContract",
     "BlobStoreContract",
     "EventBusContract",
+    "KeyProviderContract",
     "MetadataContract",
     "OnlineStoreContract",
+    "VersionedKeyProviderContract",
 ]
