@@ -57,7 +57,7 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def traffic_check(evidence: Evidence, plan: RolloutPlan) -> Check:
+def traffic_check(evidence: Evidence) -> Check:
     side = evidence.canary
     counted = side.requests if side.requests is not None else float(side.predictions)
     samples = side.samples()
@@ -224,7 +224,7 @@ def quality_check(
 def run_checks(evidence: Evidence, plan: RolloutPlan, *, last_step: bool) -> list[Check]:
     """Every guardrail of ``plan`` on ``evidence``, plus traffic, the step's samples and
     the deployment's routing."""
-    checks = [traffic_check(evidence, plan), step_check(evidence, plan)]
+    checks = [traffic_check(evidence), step_check(evidence, plan)]
     if "routing" in evidence.problems:
         checks.append(Check("routing", "missing", None, None, evidence.problems["routing"]))
     if plan.max_error_rate is not None:

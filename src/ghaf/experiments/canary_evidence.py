@@ -344,7 +344,3 @@ def gather_evidence(
         return evidence
     _read_log(evidence, platform, canary, plan, Path(log_dir))
     return evidence
-
-
-def jsonable_counters(counters: Counters | None) -> dict[str, Any] | None:
-    return None if counters is None else {t: dict(s) for t, s in counters.items()}
