@@ -115,7 +115,7 @@ def _check_prediction_log(platform: Platform, home: Path) -> None:
             pc.less(ts, pa.scalar(end, ts.type)),
         )
     )
-    windows = read_prediction_windows(home / "demo" / "prediction-log", "fraud")
+    windows = read_prediction_windows(home / "predictions", "fraud")
     assert set(windows) == {"1"}
     window = windows["1"]
     assert window.rows == window.requests == replayed.num_rows > 2_000

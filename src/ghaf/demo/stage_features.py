@@ -57,13 +57,16 @@ events AS (
            NULL::VARCHAR, FALSE
     FROM tx
 )
+SELECT customer_id, event_ts, tx_count_24h, tx_count_7d, spend_7d, tx_count_30d, spend_30d,
+       spend_30d / nullif(tx_count_30d, 0) AS avg_amount_30d,
+       share_online_30d, share_foreign_30d
+FROM (
 SELECT customer_id, event_ts,
        count(*) FILTER (WHERE is_tx) OVER w1 AS tx_count_24h,
        count(*) FILTER (WHERE is_tx) OVER w7 AS tx_count_7d,
        coalesce(sum(amount_aed) OVER w7, 0.0) AS spend_7d,
        count(*) FILTER (WHERE is_tx) OVER w30 AS tx_count_30d,
        coalesce(sum(amount_aed) OVER w30, 0.0) AS spend_30d,
-       avg(amount_aed) OVER w30 AS avg_amount_30d,
        avg(CASE WHEN is_tx THEN (channel = 'online')::DOUBLE END) OVER w30 AS share_online_30d,
        avg(CASE WHEN is_tx THEN (country <> 'AE')::DOUBLE END) OVER w30 AS share_foreign_30d
 FROM events
@@ -73,6 +76,7 @@ WINDOW w1 AS (PARTITION BY customer_id ORDER BY event_ts
               RANGE BETWEEN INTERVAL 7 DAYS PRECEDING AND CURRENT ROW),
        w30 AS (PARTITION BY customer_id ORDER BY event_ts
                RANGE BETWEEN INTERVAL 30 DAYS PRECEDING AND CURRENT ROW)
+)
 """
 
 _CUSTOMER = Entity("customer", (ENTITY_KEY,), "A card holder")

@@ -125,12 +125,14 @@ def serve_champion(env: DemoEnv, champion: Champion, features: FeatureSet) -> Se
     """Start ``ghaf serve MODEL@champion`` with online features and a prediction log."""
     import httpx
 
+    from ghaf.monitoring.schedule import default_log_dir
     from ghaf.serving.deployments import get_deployment
 
     model = champion.version.name
     project = champion.version.project or env.platform.default_project
     token = scorer_token(env, project)
-    log_dir = env.workdir / "prediction-log"
+    # Where scheduled monitors and canaries read a home's prediction log by default.
+    log_dir = default_log_dir(env.platform)
     args = [f"{model}@champion", "--deployment", DEPLOYMENT, "--log-dir", str(log_dir)]
     args += ["--entity-key", features.entity_key, "--features", features.service]
     server = ModelServerProcess(

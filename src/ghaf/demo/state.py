@@ -174,6 +174,8 @@ class Replay:
     sent: int
     ok: int
     seconds: float
+    send_seconds: float
+    """Of ``seconds``, the time spent sending (the rest: materializing)."""
     refreshes: int
     view: str
     logged: int
@@ -186,9 +188,9 @@ class Replay:
     def summary(self) -> str:
         return (
             f"{self.sent:,} drift-period transactions ({self.start:%Y-%m-%d %H:%M} to "
-            f"{self.end:%Y-%m-%d %H:%M}) sent one per request: {self.ok:,} answered in "
-            f"{self.seconds:.1f} s ({self.ok / max(self.seconds, 1e-9):.0f}/s); "
-            f"{self.view} materialized {self.refreshes} times as time passed; "
+            f"{self.end:%Y-%m-%d %H:%M}) sent one per request: {self.ok:,} answered "
+            f"({self.ok / max(self.send_seconds, 1e-9):.0f}/s while sending); {self.view} "
+            f"materialized {self.refreshes} times as replayed time passed; "
             f"{self.logged:,} predictions in the log; served AUC {self.auc:.3f} vs oracle "
             f"{self.oracle_auc:.3f}"
         )
