@@ -132,11 +132,12 @@ class KmsKeyProvider:
 
     # KMS calls -----------------------------------------------------------------------
 
-    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+    def _call(self, method: str, **params: Any) -> dict[str, Any]:
         """One KMS call; an error answer raises :class:`_RefusedError`, transport failures
         and missing credentials raise Ghaf's errors."""
+        operation = _api_name(method)
         try:
-            return dict(getattr(self._client, operation)(**params))
+            return dict(getattr(self._client, method)(**params))
         except self._errors.ClientError as exc:
             error = exc.response.get("Error", {})
             code, message = str(error.get("Code", "")), str(error.get("Message", ""))
@@ -191,6 +192,10 @@ class KmsKeyProvider:
             if exc.code == "NotFoundException":
                 return None
             raise _unexpected("DescribeKey", exc) from exc
+
+    def _enabled(self, key: str) -> bool:
+        meta = self._describe(key)
+        return meta is not None and meta.get("KeyState") == "Enabled"
 
     def _context(self, version: int, context: bytes) -> dict[str, str]:
         """The KMS encryption context: this KEK, this version, the artifact's bound context."""
@@ -418,8 +423,8 @@ class KmsKeyProvider:
                 version, key = top + 1, state.current
                 if not self._alias("create_alias", f"{self.alias}/v{version}", key):
                     continue
-            elif top > current:  # an interrupted rotation made it: take it up
-                version, key = top, state.versions[top]
+            elif top > current and self._enabled(state.versions[top]):
+                version, key = top, state.versions[top]  # an interrupted rotation made it
             else:
                 version, key = top + 1, self._new_key(top + 1)
                 if not self._alias("create_alias", f"{self.alias}/v{version}", key):
@@ -484,7 +489,7 @@ class KmsKeyProvider:
         except _RefusedError as exc:
             if exc.code == "AlreadyExistsException":
                 return False
-            raise _unexpected(operation, exc) from exc
+            raise _unexpected(_api_name(operation), exc) from exc
         return True
 
     def _retire(self, key: str) -> None:
@@ -492,6 +497,11 @@ class KmsKeyProvider:
             self._call("schedule_key_deletion", KeyId=key, PendingWindowInDays=self._window)
         except _RefusedError as exc:
             raise _unexpected("ScheduleKeyDeletion", exc) from exc
+
+
+def _api_name(method: str) -> str:
+    """KMS's name of a boto3 method: ``list_aliases`` -> ``ListAliases``."""
+    return "".join(part.title() for part in method.split("_"))
 
 
 def _unexpected(operation: str, exc: _RefusedError) -> GhafError:
@@ -531,7 +541,7 @@ def _make_client(region: str | None, endpoint_url: str | None) -> Any:
     settings = config.Config(
         connect_timeout=5,
         read_timeout=20,
-        retries={"max_attempts": 4, "mode": "standard"},
+        retries={"max_attempts": 3, "mode": "standard"},
         user_agent_extra="ghaf",
     )
     global _SESSION
