@@ -51,7 +51,8 @@ def list_(ctx: typer.Context, output: OutputOption = Output.table) -> None:
 
 @app.command("rotate")
 def rotate(ctx: typer.Context, output: OutputOption = Output.table) -> None:
-    """Make a new KEK version and re-wrap every artifact header (resumes an unfinished one).
+    """Make a new KEK version (in the key file, or a new KMS key) and re-wrap every artifact
+    header (resumes an unfinished one).
 
     JSON: {"version", "artifacts", "rewrapped", "resumed", "shredded"}.
     """
@@ -84,7 +85,10 @@ def destroy_version(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
     output: OutputOption = Output.table,
 ) -> None:
-    """Delete a KEK version: artifacts not re-wrapped since become unreadable (crypto-shredding).
+    """Destroy a KEK version: artifacts not re-wrapped since become unreadable (crypto-shredding).
+
+    The key file deletes the version's material; KMS schedules its key's deletion
+    (keys.kms_deletion_window_days) and refuses the key from now on.
 
     JSON: {"version", "shredded": [digest]}.
     """
