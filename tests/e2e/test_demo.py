@@ -19,6 +19,7 @@ from ghaf.data import read_dataset
 from ghaf.demo.bank_data import DRIFT_ONSET, generate_bank_data
 from ghaf.demo.stage_replay import REPLAY_HOURS
 from ghaf.demo.training_pipeline import split_at
+from ghaf.features.materialize import check_consistency
 from ghaf.lineage import upstream
 from ghaf.monitoring.cbpe import roc_auc
 from ghaf.monitoring.store import get_profile
@@ -80,6 +81,10 @@ def _check_lineage(platform: Platform) -> None:
     assert "dataset:drift_transactions:1" in upstream(platform, "feature_view:customer_behaviour:2")
     deployment = get_deployment(platform, "fraud-live")
     assert deployment.models == {champion.ref: 1.0}
+    # What the server looked up: the online store holds the offline answer at its watermark.
+    for view in ("customer_behaviour", "customer_profile"):
+        report = check_consistency(platform, view)
+        assert report.ok and report.checked > 1_000, (view, report)
 
 
 def _check_champion(platform: Platform) -> None:

@@ -39,7 +39,9 @@ def monitor_served(env: DemoEnv, champion: Champion, served: Served, replay: Rep
     report = compare_profiles(
         reference,
         current,
-        DriftOptions(),
+        # Per-feature tests, as the scheduled monitors run them; the domain classifier
+        # (a model trained to tell the windows apart) would cost more than the stage.
+        DriftOptions(domain_classifier=False),
         reference_name=f"training set of {champion.version.ref} ({champion.training_set_ref})",
         current_name=f"served from {replay.start:%Y-%m-%d %H:%M} (prediction log)",
     )

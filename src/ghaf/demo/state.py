@@ -84,7 +84,6 @@ class FeatureSet:
     training_from: datetime
     online_until: datetime
     materialized: int
-    consistent: bool
 
     @property
     def summary(self) -> str:
@@ -93,9 +92,8 @@ class FeatureSet:
             f"{self.training_set.ref} ({self.training_set.num_rows:,} rows from "
             f"{self.training_from:%Y-%m-%d}, "
             f"{len(self.request_fields)} request fields + {len(self.features)} features, "
-            f"point in time); {self.materialized:,} entity rows materialized until "
-            f"{self.online_until:%Y-%m-%d %H:%M}, online/offline "
-            f"{'consistent' if self.consistent else 'INCONSISTENT'}"
+            f"point in time); {self.materialized:,} entity rows materialized online until "
+            f"{self.online_until:%Y-%m-%d %H:%M}"
         )
 
 
@@ -211,12 +209,10 @@ class ServedDrift:
     def summary(self) -> str:
         drifted = self.report.drifted_columns
         total = len(self.report.columns)
-        domain = self.report.domain
-        auc = f", domain AUC {domain.auc:.2f}" if domain is not None else ""
         return (
             f"{self.rows:,} served predictions of {self.model}:{self.version} vs "
             f"{self.reference}: {len(drifted)}/{total} features drifted "
-            f"({', '.join(drifted) or 'none'}){auc}; report {self.html.name}"
+            f"({', '.join(drifted) or 'none'}); report {self.html.name}"
         )
 
 
