@@ -631,6 +631,65 @@ def _alert_deliver(platform: Platform) -> None:
     deliver_outbox(platform, platform.admin())
 
 
+def _retrain_policy_set(platform: Platform) -> None:
+    from ghaf.retraining import set_retrain_policy
+    from ghaf.testing.retraining import TARGET
+
+    platform.settings.pipelines.append(TARGET)  # the operator declares it
+    plan = {"max_error_rate": None}
+    set_retrain_policy(platform, platform.admin(), "example-live", pipeline=TARGET, plan=plan)
+
+
+def _retrain_policy_delete(platform: Platform) -> None:
+    from ghaf.retraining import delete_retrain_policy
+
+    delete_retrain_policy(platform, platform.admin(), "example-live")
+
+
+def _retrain_trigger(platform: Platform) -> None:
+    from ghaf.metadata.base import utcnow
+    from ghaf.retraining.hops import open_run
+
+    open_run(
+        platform, platform.admin(), "example-live", event="drift:default:1",
+        subject="drift.detected", model_version="example:1", incident=None,
+        trigger="retrain:default:example-live", status="training", reason="an example",
+        until=None, champion="example:1", at=utcnow(),
+    )  # fmt: skip
+
+
+def _retrain_record(platform: Platform) -> None:
+    from ghaf.metadata.base import utcnow
+    from ghaf.retraining.hops import record_hop
+
+    record_hop(platform, platform.admin(), "example-live", 1, "register", {}, at=utcnow(),
+               candidate="example:2")  # fmt: skip
+
+
+def _retrain_gates(platform: Platform) -> None:
+    from ghaf.metadata.base import utcnow
+    from ghaf.retraining.hops import run_gates
+
+    run_gates(platform, platform.admin(), "example-live", 1, None, at=utcnow())
+
+
+def _retrain_deploy(platform: Platform) -> None:
+    from ghaf.metadata.base import utcnow
+    from ghaf.retraining.hops import deploy_candidate
+
+    deploy_candidate(platform, platform.admin(), "example-live", 1, at=utcnow())
+
+
+def _retrain_candidate(platform: Platform) -> None:
+    """``example-live`` serves example:1; a loop's run has registered example:2."""
+    from ghaf.serving.deployments import update_deployment
+
+    _experiment_ready(platform)
+    update_deployment(platform, platform.admin(), "example-live", models=["example:1"])
+    _retrain_trigger(platform)
+    _retrain_record(platform)
+
+
 def _slo_define(platform: Platform) -> None:
     from ghaf.slo import SLO
     from ghaf.slo.store import define_slo
@@ -740,6 +799,12 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "slo.define": _slo_define,
     "slo.delete": _slo_delete,
     "slo.fire": _slo_fire,
+    "deployment.retrain_set": _retrain_policy_set,
+    "deployment.retrain_delete": _retrain_policy_delete,
+    "deployment.retrain_trigger": _retrain_trigger,
+    "deployment.retrain_record": _retrain_record,
+    "deployment.retrain_gates": _retrain_gates,
+    "deployment.retrain_deploy": _retrain_deploy,
     "incident.ack": _incident_move("acknowledge"),
     "incident.hold": _incident_move("hold", "waiting on the vendor"),
     "incident.resume": _incident_move("resume"),
@@ -794,6 +859,11 @@ SETUP: dict[str, Callable[[Platform], None]] = {
     "pipeline.run_finish": _pipeline_run_start,
     "alert.resolve": _alert_ingest,
     "alert.deliver": _alert_ingest,
+    "deployment.retrain_set": _register_and_deploy,
+    "deployment.retrain_delete": lambda p: (_register_and_deploy(p), _retrain_policy_set(p)),
+    "deployment.retrain_record": _retrain_trigger,
+    "deployment.retrain_gates": _retrain_candidate,
+    "deployment.retrain_deploy": _retrain_candidate,
     **{
         f"incident.{verb}": _incident_then()
         for verb in ("ack", "hold", "resolve", "cancel", "assign", "note", "record")

@@ -23,8 +23,13 @@ from ghaf.platform import Platform
 from ghaf.security.identity import Actor
 from ghaf.spine import current_operation, current_session, governed
 
-RECORD_KINDS = ("rollback", "retrain", "canary", "promote", "gate", "approval", "deploy")
-"""Timeline entries other services add with :func:`record_event`."""
+RECORD_KINDS = (
+    "trigger", "retrain", "register", "gate", "approval", "deploy", "canary", "promote",
+    "rollback",
+)  # fmt: skip
+"""Timeline entries other services add with :func:`record_event` (the closed loop's hops:
+a retraining trigger fired or skipped, the pipeline run, the registered version, its
+gates, an approval asked for, the candidate deployed, each canary decision, the end)."""
 MAX_NOTE = 10_000
 
 

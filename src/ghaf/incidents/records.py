@@ -164,6 +164,22 @@ def get_incident(platform: Platform, number: str) -> tuple[Incident, list[Incide
         return to_record(row), timeline
 
 
+def open_incident_of(platform: Platform, fingerprints: list[str]) -> Incident | None:
+    """The open incident (New, In Progress, On Hold) of one of the alert ``fingerprints``
+    in the platform's project, the newest when several are open; None when none is."""
+    keys = [f"{platform.default_project}:{fp}" for fp in fingerprints]
+    if not keys:
+        return None
+    with platform.read_session() as session:
+        row = session.execute(
+            select(IncidentRow)
+            .where(IncidentRow.open_key.in_(keys))
+            .order_by(IncidentRow.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        return to_record(row) if row is not None else None
+
+
 def project_of_incident(platform: Platform, number: str) -> str | None:
     """The project incident ``number`` belongs to (None when there is none)."""
     with platform.read_session() as session:

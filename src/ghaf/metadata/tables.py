@@ -28,6 +28,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "ghaf.alerts.tables",
     "ghaf.incidents.tables",
     "ghaf.slo.tables",
+    "ghaf.retraining.tables",
 )
 
 

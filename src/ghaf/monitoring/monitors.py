@@ -1,9 +1,10 @@
 """Scheduled monitors: each run reads a deployment's window of the prediction log, judges
 each model version in it (:mod:`ghaf.monitoring.evaluate`), stores the results, fires
 alerts on breaches (``drift.detected``, ``data.quality``, ``model.quality``: each opens or
-updates an incident on the deployment and version) and publishes ``drift.detected`` on the
-event bus for pipeline triggers; it also fills in the performance of earlier windows whose
-labels came in since (joined by request id).
+updates an incident on the deployment and version) and publishes ``drift.detected`` and
+``model.quality`` on the event bus for pipeline triggers and the retraining loop; it also
+fills in the performance of earlier windows whose labels came in since (joined by request
+id).
 
     schedule_monitor(platform, actor, "fraud", every="5m", window="1h")
     runs = run_due_monitors(platform, actor)      # what is due now; or run_loop(...)
@@ -52,6 +53,8 @@ from ghaf.spine import current_operation, current_session, governed
 
 SUBJECT = "drift.detected"
 """Event-bus subject a run publishes when features or predictions drifted."""
+QUALITY_SUBJECT = "model.quality"
+"""Event-bus subject a run publishes when a version's performance breached its threshold."""
 ALERTS = {"drift": "drift.detected", "quality": "data.quality", "performance": "model.quality"}
 """Alert name per kind of breach (prediction drift counts as drift)."""
 BACKFILL_LIMIT = 24
@@ -356,35 +359,50 @@ def _backfill(
     return updated, alerts
 
 
+def _events_of(run: MonitorRun) -> list[tuple[str, str, dict[str, object]]]:
+    """(subject, message id, payload) of each event the run owes: ``drift.detected`` per
+    drifted version, ``model.quality`` per version whose performance breached (in this
+    window, or in an earlier one that labels filled in)."""
+    found = []
+    for result in (*run.results, *run.updated):
+        kinds = []
+        if result in run.results and {"drift", "prediction_drift"} & set(result.breaches):
+            kinds.append((SUBJECT, "drift"))
+        if "performance" in result.breaches:
+            kinds.append((QUALITY_SUBJECT, "quality"))
+        model, _, version = result.model_version.rpartition(":")
+        for subject, tag in kinds:
+            payload = clean(
+                {
+                    "project": run.project,
+                    "deployment": run.deployment,
+                    "model": model,
+                    "version": version,
+                    "model_version": result.model_version,
+                    "features": list(result.drifted_features),
+                    "predictions": "prediction_drift" in result.breaches,
+                    "window_start": result.window_start.isoformat(),
+                    "window_end": result.window_end.isoformat(),
+                    "result": result.id,
+                    "alerts": list(result.alerts),
+                }
+            )
+            found.append((subject, f"{tag}:{run.project}:{result.id}", payload))
+    return found
+
+
 def _after_commit(
     platform: Platform, actor: Actor, run: MonitorRun, alerts: list[Alert]
 ) -> MonitorRun:
-    """Publish ``drift.detected`` for each drifted version, and send what the alerts owe."""
+    """Publish ``drift.detected`` and ``model.quality`` for each version that breached (see
+    ``_events_of``), and send what the alerts owe."""
     events = []
-    for result in run.results:
-        if not {"drift", "prediction_drift"} & set(result.breaches):
-            continue
-        model, _, version = result.model_version.rpartition(":")
-        payload = clean(
-            {
-                "project": run.project,
-                "deployment": run.deployment,
-                "model": model,
-                "version": version,
-                "model_version": result.model_version,
-                "features": list(result.drifted_features),
-                "predictions": "prediction_drift" in result.breaches,
-                "window_start": run.window_start.isoformat(),
-                "window_end": run.window_end.isoformat(),
-                "result": result.id,
-                "alerts": list(result.alerts),
-            }
-        )
+    for subject, msg_id, payload in _events_of(run):
         try:
-            platform.events.publish(SUBJECT, payload, msg_id=f"drift:{run.project}:{result.id}")
-            events.append(SUBJECT)
+            platform.events.publish(subject, payload, msg_id=msg_id)
+            events.append(subject)
         except GhafError as exc:  # the results and alerts are stored: a down bus loses no record
-            _log.warning("drift event not published", error=exc.headline, result=result.id)
+            _log.warning("monitor event not published", error=exc.headline, event=msg_id)
     if alerts and platform.settings.alerting.receivers:
         from ghaf.alerts.outbox import deliver_outbox
 
@@ -442,11 +460,13 @@ def run_loop(
     passes: int | None = None,
     until: float | None = None,
     on_run: Callable[[MonitorRun], None] | None = None,
+    on_pass: Callable[[], None] | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Run due monitors every ``every_s`` seconds (1 to 3600) for ``passes`` passes or
-    until ``until`` (epoch seconds), whichever comes first (neither: until interrupted).
+    until ``until`` (epoch seconds), whichever comes first (neither: until interrupted);
+    ``on_pass`` is called after each pass (the retraining loop acts on what it found).
     Returns how many runs it made."""
     from ghaf.errors import InvalidInputError
 
@@ -460,6 +480,8 @@ def run_loop(
             made += 1
             if on_run is not None:
                 on_run(run)
+        if on_pass is not None:
+            on_pass()
         done += 1
         if (passes is not None and done >= passes) or (until is not None and clock() >= until):
             break

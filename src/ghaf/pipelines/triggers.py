@@ -111,6 +111,21 @@ class Decision:
     run: PipelineRun | None = None
 
 
+def allowed_now(platform: Platform, key: str, limits: Limits, now: float) -> tuple[bool, str]:
+    """Whether the trigger keyed ``key`` may start a run at ``now`` (epoch seconds) under
+    ``limits``, from the runs recorded with that trigger key: (allowed, why)."""
+    span = max(limits.cooldown_s, limits.window_s if limits.max_runs is not None else 0.0)
+    started = runs_since(platform, key, datetime.fromtimestamp(now - span, UTC))
+    times = [s.timestamp() for s in started]
+    if limits.cooldown_s and times and now - max(times) < limits.cooldown_s:
+        return False, f"cooldown: last run {now - max(times):.0f}s ago < {limits.cooldown_s:g}s"
+    if limits.max_runs is not None:
+        recent = sum(1 for t in times if now - t < limits.window_s)
+        if recent >= limits.max_runs:
+            return False, f"max frequency: {recent} runs in {limits.window_s:g}s"
+    return True, "fired"
+
+
 class TriggerLoop:
     """Evaluates triggers against a clock and the event bus, and runs their pipelines."""
 
@@ -154,17 +169,7 @@ class TriggerLoop:
 
     def allowed(self, trigger: Trigger, now: float) -> tuple[bool, str]:
         """Whether the trigger may start a run now, from the runs it already started."""
-        limits = trigger.limits
-        span = max(limits.cooldown_s, limits.window_s if limits.max_runs is not None else 0.0)
-        started = runs_since(self.platform, trigger.key, datetime.fromtimestamp(now - span, UTC))
-        times = [s.timestamp() for s in started]
-        if limits.cooldown_s and times and now - max(times) < limits.cooldown_s:
-            return False, f"cooldown: last run {now - max(times):.0f}s ago < {limits.cooldown_s:g}s"
-        if limits.max_runs is not None:
-            recent = sum(1 for t in times if now - t < limits.window_s)
-            if recent >= limits.max_runs:
-                return False, f"max frequency: {recent} runs in {limits.window_s:g}s"
-        return True, "fired"
+        return allowed_now(self.platform, trigger.key, trigger.limits, now)
 
     def _fire(self, trigger: Trigger, params: dict[str, Any], now: float) -> Decision:
         ok, reason = self.allowed(trigger, now)

@@ -107,6 +107,12 @@ EXPECTED: dict[str, set[str]] = {
     "made.up": set(),
     "deployment.create": {"release_manager"},
     "deployment.update": {"release_manager"},
+    # the closed loop deploys and canaries a retrained candidate: release managers set
+    # its policy, and the loop's hops act as they would
+    **{
+        f"deployment.retrain_{verb}": {"release_manager"}
+        for verb in ("set", "delete", "trigger", "record", "gates", "deploy")
+    },
     # A/B experiments move traffic: release managers; everyone who reads, reads them
     "traffic.experiment_create": {"release_manager"},
     "traffic.experiment_start": {"release_manager"},
