@@ -7,7 +7,7 @@ import secrets
 import socket
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -40,6 +40,62 @@ def port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1.0)
         return sock.connect_ex((host, port)) == 0
+
+
+SHARED_SCOPES = frozenset({"class", "module", "package"})
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Generator[None, None, None]:
+    """xdist groups that hold: a module's shared fixtures are made on one worker only.
+
+    CI runs ``-n 2 --dist loadgroup``, which hands each ungrouped test to whichever
+    worker is free: a module's tests were split over both workers, and each worker
+    started the module's servers and homes again. Before the other hooks, a module whose
+    tests use a module- (or class-) scoped fixture becomes one ``xdist_group`` named
+    after its file (an explicit ``xdist_group`` mark is kept as it is; session-scoped
+    fixtures do not group).
+
+    After them, each grouped test's id gets its ``@group`` suffix if xdist's own hook
+    could not give it: xdist 3.8 writes ``item._nodeid``, which pytest 9.2 no longer
+    reads (its node ids are structured), so every group, the explicit ones included,
+    was silently ignored (pytest-dev/pytest-xdist#1386). Drop that half once xdist
+    sets the id itself.
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None and _uses_shared_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    result = yield
+    if getattr(config.option, "loadgroup", False):  # an xdist worker under loadgroup
+        for item in items:
+            _suffix_group(item)
+    return result
+
+
+def _uses_shared_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.values() if info is not None else ()
+    return any(defs and defs[-1].scope in SHARED_SCOPES for defs in definitions)
+
+
+def _suffix_group(item: pytest.Item) -> None:
+    """``item``'s id as xdist's loadgroup scheduler reads it: ``NODEID@GROUP``."""
+    names = {
+        str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+        for mark in item.iter_markers("xdist_group")
+    }
+    if not names:
+        return
+    suffix = "@" + "_".join(sorted(names))
+    if item.nodeid.endswith(suffix):  # xdist did it (pytest before 9.2)
+        return
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # pragma: no cover - a pytest without structured ids
+        return
+    item._id = NodeId.parse(item.nodeid + suffix)
 
 
 @pytest.fixture(autouse=True)
