@@ -256,3 +256,169 @@ def export(
         return
     for path, manifest in zip(written, manifests, strict=True):
         cli.console.print(f"{manifest['kind']:<24} {path}")
+
+
+def _plan_file(path: Path) -> dict[str, Any]:
+    """The canary plan in a YAML or JSON file (the service checks its fields)."""
+    from ghaf.experiments.rollout import load_plan
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError(
+            f"--canary-plan {path}: {exc.strerror}", hint="give a YAML or JSON file"
+        ) from None
+    return load_plan(text, f"--canary-plan {path}").to_dict()
+
+
+@app.command("retrain-on")
+def retrain_on(
+    ctx: typer.Context,
+    deployment: str,
+    pipeline: Annotated[
+        str,
+        typer.Option(
+            "--pipeline",
+            help="MODULE:ATTRIBUTE of a pipeline the operator declared (the pipelines "
+            "setting); its step 'register' answers {'ref': ...}.",
+        ),
+    ],
+    canary_plan: Annotated[
+        Path, typer.Option("--canary-plan", help="The candidate's canary plan (YAML or JSON).")
+    ],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="A pipeline parameter KEY=VALUE (JSON); repeatable."),
+    ] = None,
+    on: Annotated[
+        list[str] | None,
+        typer.Option("--on", help="drift.detected and/or model.quality (default: both)."),
+    ] = None,
+    cooldown: Annotated[
+        str, typer.Option(help="Least time between two retrainings: 90s, 30m, 6h, 1d.")
+    ] = "6h",
+    max_runs: Annotated[
+        int | None, typer.Option("--max-runs", help="At most this many per --window.")
+    ] = None,
+    window: Annotated[str, typer.Option(help="The window of --max-runs.")] = "1d",
+    disable: Annotated[bool, typer.Option("--disable", help="Keep it, but do not act.")] = False,
+    project: ProjectOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Retrain the deployment when a drift or model-quality alert fires on it: the pipeline
+    runs (within the cooldown and maximum frequency), its registered candidate is gated,
+    approved where the release policy wants it, and canaried by the plan until promoted or
+    rolled back; each hop goes on the alert's incident. The loop runs with the monitors
+    (ghaf monitor run --loop)."""
+    from ghaf.monitoring.schedule import parse_duration
+    from ghaf.pipelines.loader import parse_params
+
+    cli = state(ctx)
+    where = project or cli.settings.project
+    plan = _plan_file(canary_plan)
+    params = parse_params(param or [])
+    alerts = list(on or ["drift.detected", "model.quality"])
+    cooldown_s = float(parse_duration(cooldown, "--cooldown"))
+    window_s = float(parse_duration(window, "--window"))
+    client = cli.remote()
+    if client is not None:
+        made = client.set_retraining(
+            where, deployment, pipeline=pipeline, plan=plan, params=params, alerts=alerts,
+            cooldown=cooldown_s, max_runs=max_runs, window=window_s, enabled=not disable,
+        )  # fmt: skip
+    else:
+        from ghaf.retraining import set_retrain_policy
+
+        policy = set_retrain_policy(
+            cli.platform().in_project(where), cli.actor(), deployment, pipeline=pipeline,
+            plan=plan, params=params, alerts=alerts, cooldown_s=cooldown_s,
+            max_runs=max_runs, window_s=window_s, enabled=not disable,
+        )  # fmt: skip
+        made = to_jsonable(policy)
+    if output is Output.json:
+        emit_json(made)
+        return
+    limit = f", at most {made['max_runs']} per {made['window_s']:g} s" if made["max_runs"] else ""
+    cli.console.print(
+        f"{made['deployment']}: {' or '.join(made['alerts'])} runs {made['pipeline']} "
+        f"(cooldown {made['cooldown_s']:g} s{limit}), then a canary by steps "
+        f"{made['plan']['steps']}" + ("" if made["enabled"] else " [disabled]")
+    )
+
+
+@app.command("retrain-off")
+def retrain_off(
+    ctx: typer.Context,
+    deployment: str,
+    project: ProjectOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Delete the deployment's retraining policy (runs under way are not stopped)."""
+    cli = state(ctx)
+    where = project or cli.settings.project
+    client = cli.remote()
+    if client is not None:
+        gone = client.delete_retraining(where, deployment)
+    else:
+        from ghaf.retraining import delete_retrain_policy
+
+        platform = cli.platform().in_project(where)
+        gone = to_jsonable(delete_retrain_policy(platform, cli.actor(), deployment))
+    if output is Output.json:
+        emit_json({"deleted": gone})
+        return
+    cli.console.print(f"{deployment}: alerts no longer retrain it")
+
+
+@app.command("retraining")
+def retraining(
+    ctx: typer.Context,
+    deployment: Annotated[str | None, typer.Argument(help="One deployment (default: all).")] = None,
+    project: ProjectOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Retraining policies and the closed loop's latest runs (each alert it acted on, how
+    far it got and why). JSON: ``{"policies": [...], "runs": [...]}``."""
+    cli = state(ctx)
+    where = project or cli.settings.project
+    client = cli.remote()
+    if client is not None:
+        if deployment is not None:
+            one = client.retraining(where, deployment)
+            document = {"policies": [one["policy"]], "runs": one["runs"]}
+        else:
+            document = client.retraining_policies(where)
+    else:
+        from ghaf.retraining import (
+            get_retrain_policy,
+            list_retrain_policies,
+            list_retrain_runs,
+        )
+
+        platform = cli.platform().in_project(where)
+        found = (
+            [get_retrain_policy(platform, deployment)]
+            if deployment is not None
+            else list_retrain_policies(platform)
+        )
+        runs = list_retrain_runs(platform, deployment)
+        document = to_jsonable({"policies": found, "runs": runs})
+    if output is Output.json:
+        emit_json(document)
+        return
+    table = Table("deployment", "on", "pipeline", "cooldown s", "canary steps", "enabled")
+    for p in document["policies"]:
+        table.add_row(
+            p["deployment"], ", ".join(p["alerts"]), p["pipeline"], f"{p['cooldown_s']:g}",
+            ", ".join(f"{s:g}" for s in p["plan"]["steps"]), "yes" if p["enabled"] else "no",
+        )  # fmt: skip
+    cli.console.print(table)
+    runs_table = Table("run", "deployment", "fired", "alert", "incident", "status", "candidate",
+                       "why")  # fmt: skip
+    for r in document["runs"]:
+        runs_table.add_row(
+            str(r["id"]), r["deployment"], str(r["fired_at"])[:19].replace("T", " "),
+            r["subject"], r["incident"] or "", r["status"], r["candidate"] or "",
+            r["reason"][:120],
+        )  # fmt: skip
+    cli.console.print(runs_table)

@@ -7,6 +7,7 @@ current window that is a local Parquet file is sent with the check and not kept.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,9 +21,7 @@ from ghaf.errors import InvalidInputError, NotFoundError
 if TYPE_CHECKING:
     from ghaf.monitoring import DriftReport
 
-app = typer.Typer(
-    help="Monitoring: drift, data quality, scheduled monitors.", no_args_is_help=True
-)
+app = typer.Typer(help="Monitoring: drift, data quality, scheduled monitors.", no_args_is_help=True)
 
 WINDOW_HELP = "A Parquet path, a dataset ref NAME:V, or profile:NAME[@V]."
 ProjectOption = Annotated[
@@ -427,11 +426,20 @@ def run(
     for_: Annotated[
         str | None, typer.Option("--for", help="With --loop: stop after this long (e.g. 1h).")
     ] = None,
+    retrain: Annotated[
+        bool,
+        typer.Option(
+            "--retrain/--no-retrain",
+            help="With --loop on a home: act on what breached by the deployments' retraining "
+            "policies (ghaf deployments retrain-on) and advance their canaries.",
+        ),
+    ] = True,
     project: ProjectOption = None,
     output: OutputOption = Output.table,
 ) -> None:
     """Run monitors once (one deployment's now, or every due one; exit 1 when a result
-    breached), or --loop: run due monitors every --every until --for is over or Ctrl-C."""
+    breached), or --loop: run due monitors every --every until --for is over or Ctrl-C,
+    closing the loop: a breach on a deployment with a retraining policy retrains it."""
     import time
 
     from ghaf.monitoring.schedule import parse_duration
@@ -458,18 +466,35 @@ def run(
     until = time.time() + parse_duration(for_, "--for") if for_ else None
     if client is None:
         from ghaf.monitoring.monitors import run_loop
+        from ghaf.retraining import RetrainLoop
 
-        run_loop(
-            cli.platform().in_project(where),
-            cli.actor(),
-            every_s=float(pause),
-            until=until,
-            on_run=lambda r: _show_runs(cli, [dict(to_jsonable(r.to_dict()))], output),
-        )
+        platform, actor = cli.platform().in_project(where), cli.actor()
+        with contextlib.ExitStack() as stack:
+            closed = stack.enter_context(RetrainLoop(platform, actor)) if retrain else None
+            run_loop(
+                platform,
+                actor,
+                every_s=float(pause),
+                until=until,
+                on_run=lambda r: _show_runs(cli, [dict(to_jsonable(r.to_dict()))], output),
+                on_pass=(lambda: _show_retraining(cli, closed.tick(), output)) if closed else None,
+            )
         return
     while until is None or time.time() < until:
         _show_runs(cli, client.run_monitors(where), output)
         time.sleep(pause if until is None else max(0.0, min(pause, until - time.time())))
+
+
+def _show_retraining(cli: CliState, runs: list[Any], output: Output) -> None:
+    """One line (or JSON object) per retraining run the loop moved in a pass."""
+    for run in runs:
+        if output is Output.json:
+            emit_json({"retraining": to_jsonable(run)})
+            continue
+        where = f" (incident {run.incident})" if run.incident else ""
+        cli.console.print(
+            f"retraining run {run.id} of {run.deployment}{where}: {run.status}: {run.reason}"
+        )
 
 
 def _show_runs(cli: CliState, runs: list[dict[str, Any]], output: Output) -> None:

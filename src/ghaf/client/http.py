@@ -19,6 +19,7 @@ from ghaf.client.incidents import IncidentCalls
 from ghaf.client.monitors import MonitorCalls
 from ghaf.client.operations import OperationsCalls
 from ghaf.client.pipelines import PipelineCalls
+from ghaf.client.retraining import RetrainingCalls
 from ghaf.client.session import Session
 from ghaf.client.slo import SLOCalls
 from ghaf.errors import ConfigError
@@ -36,6 +37,7 @@ class Client(
     SLOCalls,
     MonitorCalls,
     ExperimentCalls,
+    RetrainingCalls,
     Session,
 ):
     """A session with one server as one caller (``token``: a Ghaf token or an OIDC JWT),

@@ -33,6 +33,7 @@ from ghaf.server.routes import (
     pipelines,
     projects,
     registry,
+    retraining,
     slo,
     tracking,
     uploads,
@@ -114,6 +115,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
         slo,
         monitors,
         experiments,
+        retraining,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
 

@@ -61,6 +61,7 @@ REASON = "INC-231: champion scores NaN since 09:10, restoring v1"
 VOLATILE_HEADERS = {"date", "content-length", "x-request-id", "x-ratelimit-remaining"}
 SLO_BODY = {"deployment": "zq-deploy", "sli": "availability", "objective": 0.999}
 SLO_EVENTS = {"series": {"start": 1.8e9, "step": 60, "good": [90, 0], "total": [100, 100]}}
+RETRAIN_BODY = {"pipeline": NUMBERS, "plan": {"max_error_rate": None}}
 
 
 @dataclass
@@ -781,6 +782,15 @@ def _calls(ids: Mapping[str, str]) -> dict[str, list[Call]]:
             Call({"project": B}),
             Call({"project": A}, query={"name": "zq-slo"}),
         ],
+        # Retraining policies: aimed at B's project and at B's deployment from A's.
+        **{
+            f"{method} /projects/{{project}}/deployments/{{deployment}}/retraining": [
+                Call({"project": B, "deployment": "zq-deploy"}, json=body),
+                Call({"project": A, "deployment": "zq-deploy"}, json=body),
+            ]
+            for method, body in (("PUT", RETRAIN_BODY), ("GET", None), ("DELETE", None))
+        },
+        "GET /projects/{project}/retraining": [Call({"project": B})],
         # B holds no traffic experiment (seeded): these aim at B's project and deployment.
         "GET /traffic/experiments": [Call(), Call(query={"project": B})],
         "POST /traffic/experiments": [

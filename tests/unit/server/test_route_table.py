@@ -27,6 +27,12 @@ NOT_OVER_HTTP = {
     "disk); an HTTP caller proves a token, never an OS account",
     "prediction.export": "writes batch scores to a file on the scoring machine (resource "
     "file:PATH); over HTTP the client would pick a path on the server",
+    **{
+        f"deployment.retrain_{hop}": "a hop of the closed loop, written by the loop itself "
+        "where the monitors run (ghaf monitor run --loop) on an alert it received; a caller "
+        "sets the policy (deployment.retrain_set) and reads the hops on the incident"
+        for hop in ("trigger", "record", "gates", "deploy")
+    },
 }
 """Governed actions that stay off the control plane by design, and why."""
 
