@@ -28,12 +28,14 @@ def demo(
     cli = state(ctx)
     target = home or Path(tempfile.mkdtemp(prefix="ghaf-demo-"))
     # The scenario is a UAE bank: its data is tagged pii/resident:ae, so its stores
-    # live in an ae-* region (residency is enforced on every write). A new home records
-    # the region in its ghaf.toml, so every later `ghaf --home` command agrees with it.
+    # live in an ae-* region (residency is enforced on every write). A new (empty) home
+    # records the region in its ghaf.toml, so every later `ghaf --home` command agrees
+    # with it; an existing home's configuration is left as it is.
     target.mkdir(parents=True, exist_ok=True)
-    config = target / SETTINGS_FILE
-    if not config.exists():
-        config.write_text(f'artifact_region = "{DEMO_REGION}"\n', encoding="utf-8")
+    if not any(target.iterdir()):
+        (target / SETTINGS_FILE).write_text(
+            f'artifact_region = "{DEMO_REGION}"\n', encoding="utf-8"
+        )
     settings = load_settings(
         home=target,
         artifact_region=DEMO_REGION,

@@ -2,15 +2,16 @@
 
 Each stage below takes the typed results it needs from the state (``need`` names the
 missing one when a stage runs out of order) and adds its own. A capability joins the
-loop by appending its stage to ``LIVE_LOOP``: what it can build on is in the state
-after ``monitor served``: the champion (``state.champion``: version, training set,
-pipeline run), the running server and its deployment record (``state.served``: URL,
-scorer token, prediction log directory; the server follows the deployment record's
-revisions, so a canary moves traffic by updating it), the replayed window
-(``state.replay``) and its drift against the training profile (``state.served_drift``).
-Scheduled monitors over the prediction log (``ghaf.monitoring``) and the canary ramp
-(``ghaf.experiments``) are the next stages; ``GOVERNANCE`` stays last so the audit check
-sees every stage's records.
+loop by appending its stage to ``LIVE_LOOP``. What it can build on, after ``monitor
+served``: the champion (``state.champion``: version, pipeline run, training set), the
+running ``ghaf serve`` and its deployment record (``state.served``: URL, the scorer's
+token, the prediction log in ``HOME/predictions``, where scheduled monitors and canaries
+read by default; the server follows the record's revisions, so a canary moves traffic
+by updating it), the replayed window (``state.replay``) and its drift against the
+training profile (``state.served_drift``). Scheduled monitors over the prediction log
+(``ghaf.monitoring``: ``schedule_monitor``/``run_due_monitors``) and the canary ramp
+(``ghaf.experiments``) are the next stages. ``GOVERNANCE`` stays last so the audit
+check sees every stage's records.
 """
 
 from __future__ import annotations
