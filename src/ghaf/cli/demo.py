@@ -12,6 +12,8 @@ from ghaf.cli.context import state
 from ghaf.settings import SETTINGS_FILE, load_settings
 
 DEMO_REGION = "ae-auh-1"
+RETRAINING = "ghaf.demo.retraining_pipeline:PIPELINE"
+"""The pipeline the demo's retraining policy names: an operator declares it."""
 
 
 def demo(
@@ -34,11 +36,12 @@ def demo(
     target.mkdir(parents=True, exist_ok=True)
     if not any(target.iterdir()):
         (target / SETTINGS_FILE).write_text(
-            f'artifact_region = "{DEMO_REGION}"\n', encoding="utf-8"
+            f'artifact_region = "{DEMO_REGION}"\npipelines = ["{RETRAINING}"]\n', encoding="utf-8"
         )
     settings = load_settings(
         home=target,
         artifact_region=DEMO_REGION,
+        pipelines=[RETRAINING],  # the closed loop's retraining pipeline, declared
         log_format=cli.settings.log_format,
         log_level=cli.settings.log_level,
     )

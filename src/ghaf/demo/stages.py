@@ -22,6 +22,7 @@ from ghaf.demo.runner import DemoEnv, Stage, need
 from ghaf.demo.stage_data import generate_data, ingest_bank_data, store_raw_files
 from ghaf.demo.stage_features import build_features
 from ghaf.demo.stage_identity import show_identity
+from ghaf.demo.stage_loop import close_the_loop
 from ghaf.demo.stage_monitoring import monitor_served
 from ghaf.demo.stage_replay import replay_drift
 from ghaf.demo.stage_security import show_security
@@ -110,6 +111,18 @@ def _monitor(env: DemoEnv, state: DemoState) -> tuple[DemoState, str]:
     return replace(state, served_drift=drift), drift.summary
 
 
+def _close_the_loop(env: DemoEnv, state: DemoState) -> tuple[DemoState, str]:
+    loop = close_the_loop(
+        env,
+        need(state.datasets, "the ingested dataset versions"),
+        need(state.features, "the feature store"),
+        need(state.champion, "the champion"),
+        need(state.served, "the served champion"),
+        need(state.replay, "the replayed traffic"),
+    )
+    return replace(state, closed_loop=loop), loop.summary
+
+
 def _security(env: DemoEnv, state: DemoState) -> tuple[DemoState, str]:
     summary = show_security(
         env, need(state.generated, "the generated data"), need(state.stored, "the stored files")
@@ -146,6 +159,7 @@ DATA_PATH: list[Stage] = [
 LIVE_LOOP: list[Stage] = [
     Stage("replay drift period", _replay),
     Stage("monitor served", _monitor),
+    Stage("closed loop", _close_the_loop),
 ]
 """Traffic through the served model and what watches it; the loop's stages append here."""
 

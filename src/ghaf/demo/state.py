@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ghaf.data import DatasetVersion
     from ghaf.demo.bank_data import BankData
+    from ghaf.demo.stage_loop import ClosedLoop
     from ghaf.monitoring import DriftReport
     from ghaf.registry import ModelVersion
 
@@ -229,3 +230,4 @@ class DemoState:
     served: Served | None = None
     replay: Replay | None = None
     served_drift: ServedDrift | None = None
+    closed_loop: ClosedLoop | None = None

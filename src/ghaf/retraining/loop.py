@@ -297,7 +297,8 @@ class RetrainLoop:
                     self.platform, self.actor, run.deployment, run.id, "gate", gate, at=now,
                     status=FAILED, reason=reason,
                 )  # fmt: skip
-            return self._fail(hop, "retrain", f"pipeline run {result.id} {result.status}", now)
+            why = f"pipeline run {result.id} {result.status}: {details['error']}"
+            return self._fail(hop, "retrain", why, now)
         record_hop(
             self.platform, self.actor, run.deployment, run.id, "retrain", details, at=now,
             pipeline_run=result.id,

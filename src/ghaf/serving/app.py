@@ -462,13 +462,15 @@ class ServingApp:
             await self._authorize(caller, "model.predict", served.spec)
             signature = self._ready_signature(served)
             rows = await records_to_matrix(records, signature, deployment)
+            request_id = _request_id(params.get("id"))
             outputs = await self._score(
-                deployment, served, rows, None, unit if variant else None, variant
+                deployment, served, rows, request_id, unit if variant else None, variant
             )
             doc_out = {
                 "model_name": deployment.name,
                 "model_version": served.spec.version,
                 "outputs": outputs,
+                **({"id": request_id} if request_id is not None else {}),
             }
             body_out = orjson.dumps(doc_out, option=orjson.OPT_SERIALIZE_NUMPY)
             await _reply(send, 200, body_out, [*_JSON, deployment.revision_header, _WORKER])
@@ -666,6 +668,19 @@ class _UnauthenticatedError(GhafError):
 
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _request_id(value: Any) -> str | None:
+    """The caller's id of a ``/predict`` request (``{"id": ..., "records": [...]}``): the
+    prediction log's request id, answered back, that outcomes are reported against."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= 256:
+        raise InvalidInputError(
+            '"id" must be a non-empty string of at most 256 characters',
+            hint='e.g. {"id": "tx-123", "records": [...]}; report its outcome with that id',
+        )
+    return value
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -21,7 +21,7 @@ def test_the_stage_list_is_the_data_path_then_the_loop_then_governance() -> None
     names = [stage.name for stage in STAGES]
     assert len(set(names)) == len(names)
     assert names[-1] == "audit trail"
-    assert [s.name for s in LIVE_LOOP] == ["replay drift period", "monitor served"]
+    assert [s.name for s in LIVE_LOOP] == ["replay drift period", "monitor served", "closed loop"]
 
 
 def test_a_stage_run_out_of_order_names_what_it_needs(isolated_env: Path) -> None:

@@ -86,9 +86,14 @@ def test_records_endpoint_with_features_and_entity_ids(
         reply.json()["outputs"]["probabilities"][0], trained.model.predict_proba(trained.X[:1])[0]
     )
     by_id = httpx.post(f"{url}/predict/fraud", json={"records": [{"customer_id": "c1"}]})
-    assert by_id.status_code == 200
+    assert by_id.status_code == 200 and "id" not in by_id.json()
     expected = trained.model.predict_proba(np.array([[0.1 * i for i in range(N)]]))
     np.testing.assert_allclose(by_id.json()["outputs"]["probabilities"], expected, rtol=1e-5)
+    # The caller's id of the prediction (what it reports the outcome against) comes back.
+    named = httpx.post(f"{url}/predict/fraud", json={"id": "tx-7", "records": [record]})
+    assert named.status_code == 200 and named.json()["id"] == "tx-7"
+    bad = httpx.post(f"{url}/predict/fraud", json={"id": 7, "records": [record]})
+    assert bad.status_code == 400 and '"id" must be a non-empty string' in bad.json()["error"]
     unknown = httpx.post(f"{url}/predict", json=[{"customer_id": "nobody"}])
     assert unknown.status_code == 400 and "nobody" in unknown.json()["error"]
 
