@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,22 +21,45 @@ def ghaf(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     )
 
 
-def test_init_is_idempotent_and_doctor_is_happy(isolated_env: Path) -> None:
-    first = ghaf("init")
+@dataclass(frozen=True)
+class Home:
+    """A home that ``ghaf init`` made, and what that first init printed."""
+
+    path: Path
+    first_init: subprocess.CompletedProcess[str]
+
+    def ghaf(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return ghaf(*args, env={**(env or {}), "GHAF_HOME": str(self.path)})
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """One initialized home for the tests that read it or add a project of their own."""
+    path = tmp_path_factory.mktemp("cli-foundation") / "home"
+    with pytest.MonkeyPatch.context() as patch:  # nothing from the outside, as isolated_env
+        for key in list(os.environ):
+            if key.startswith("GHAF_") and not key.startswith("GHAF_TEST_"):
+                patch.delenv(key)
+        first = ghaf("init", env={"GHAF_HOME": str(path)})
     assert first.returncode == 0, first.stderr
-    assert str(isolated_env) in first.stdout
-    again = ghaf("init")
+    return Home(path, first)
+
+
+def test_init_is_idempotent_and_doctor_is_happy(home: Home) -> None:
+    assert str(home.path) in home.first_init.stdout
+    again = home.ghaf("init")
     assert again.returncode == 0, again.stderr
-    doctor = ghaf("doctor")
+    doctor = home.ghaf("doctor")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     for name in ("metadata", "artifacts", "events", "disk"):
         assert name in doctor.stdout
     assert "FAIL" not in doctor.stdout
 
 
-def test_doctor_names_the_broken_backend_and_the_fix(isolated_env: Path) -> None:
-    assert ghaf("init").returncode == 0
-    result = ghaf("doctor", env={"GHAF_EVENT_BUS_URL": "nats://127.0.0.1:1"})
+def test_doctor_names_the_broken_backend_and_the_fix(home: Home) -> None:
+    result = home.ghaf("doctor", env={"GHAF_EVENT_BUS_URL": "nats://127.0.0.1:1"})
     assert result.returncode == 9
     assert "FAIL" in result.stdout and "events" in result.stdout
     assert "memory://" in result.stdout  # the fix
@@ -48,17 +72,16 @@ def test_doctor_before_init_says_run_init(isolated_env: Path) -> None:
     assert "ghaf init" in result.stdout
 
 
-def test_projects_create_list_and_bad_input(isolated_env: Path) -> None:
-    assert ghaf("init").returncode == 0
-    created = ghaf("projects", "create", "fraud", "--region", "ae-auh-1")
+def test_projects_create_list_and_bad_input(home: Home) -> None:
+    created = home.ghaf("projects", "create", "fraud", "--region", "ae-auh-1")
     assert created.returncode == 0, created.stderr
-    duplicate = ghaf("projects", "create", "fraud")
+    duplicate = home.ghaf("projects", "create", "fraud")
     assert duplicate.returncode == 5
     assert "already exists" in duplicate.stderr and "Traceback" not in duplicate.stderr
-    bad = ghaf("projects", "create", "Bad Name")
+    bad = home.ghaf("projects", "create", "Bad Name")
     assert bad.returncode == 3
     assert "project name 'Bad Name' is invalid" in bad.stderr
-    listed = ghaf("projects", "list")
+    listed = home.ghaf("projects", "list")
     assert listed.returncode == 0
     assert listed.stdout.count("fraud") == 1 and "ae-auh-1" in listed.stdout
 
