@@ -490,9 +490,10 @@ class GhafSettings(BaseSettings):
     ray_address: str | None = Field(default=None, description="Ray cluster address.")
     pipelines: list[str] = Field(
         default_factory=list,
-        description="Pipelines `ghaf server` runs when a client submits them, each the "
+        description="Pipelines `ghaf server` runs when a client submits them, and that a "
+        "retraining policy may name (ghaf deployments retrain-on), each the "
         "MODULE:ATTRIBUTE `ghaf pipelines run` takes (e.g. ghaf.pipelines.examples:numbers); "
-        "it imports no other, and a client never sends code or a path.",
+        "nothing else is imported, and a client never sends code or a path.",
     )
     log_format: Literal["human", "json"] = Field(
         default="human", description="Log lines for people (human) or log pipelines (json)."

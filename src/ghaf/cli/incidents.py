@@ -101,7 +101,11 @@ def show(ctx: typer.Context, number: Number, output: OutputOption = Output.table
     table = Table("at", "event", "by", "details")
     for event in document["timeline"]:
         table.add_row(
-            format_minute(event["at"]), event["kind"], event["actor"], str(event["details"])
+            # to the second: the closed loop's hops often fall in one minute
+            event["at"][:19].replace("T", " "),
+            event["kind"],
+            event["actor"],
+            str(event["details"]),
         )
     cli.console.print(table)
 
