@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ghaf.errors import GhafError, NotFoundError, PermissionDeniedError
+from ghaf.errors import GhafError, NotFoundError, PermissionDeniedError, PolicyViolationError
 from ghaf.events.base import Event
 from ghaf.logs import get_logger
 from ghaf.metadata.base import utcnow
@@ -355,6 +355,9 @@ class RetrainLoop:
 
         assert run.candidate is not None  # nosec B101
         version = get_model_version(self.platform, run.candidate)
+        if version.stage == "archived":  # how a person turns a waiting candidate down
+            why = f"{run.candidate} was archived by a person: not deployed"
+            return self._fail(run, "approval", why, now)
         release = get_release_policy(self.platform, version.project).policy
         missing = (
             missing_requirements(self.platform, version, release, evaluate_gates=False)
@@ -380,7 +383,10 @@ class RetrainLoop:
                 self.platform, self.actor, run.deployment, run.id, "approval", granted, at=now,
                 status=TRAINING, reason="approved",
             )  # fmt: skip
-        run = deploy_candidate(self.platform, self.actor, run.deployment, run.id, at=now)
+        try:
+            run = deploy_candidate(self.platform, self.actor, run.deployment, run.id, at=now)
+        except PolicyViolationError as exc:  # refused and audited; the run ends, saying why
+            return self._fail(run, "deploy", f"the release policy refused it: {exc.headline}", now)
         return self._start_canary(run, policy, now)
 
     def _start_canary(self, run: RetrainRun, policy: RetrainPolicy, now: datetime) -> RetrainRun:

@@ -4,7 +4,8 @@ retraining policy fires its trigger, the policy's pipeline runs in worker proces
 (fit, gate, register), the candidate waits for the approval the release policy wants, is
 deployed beside the champion and canaried on logged traffic until it is promoted; every
 hop is on the incident with its time and in the audit trail. A second alert while the run
-is under way, and a third within the cooldown after it ended, retrain nothing."""
+is under way, and a third within the cooldown after it ended, retrain nothing. A gate's
+refusal ends a run before registering; an archived candidate ends one awaiting approval."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from ghaf.monitoring.schedule import default_log_dir, schedule_monitor
 from ghaf.pipelines import list_runs, output_of
 from ghaf.pipelines.records import get_run
 from ghaf.platform import Platform
-from ghaf.registry import approve_model_version, get_model_version
+from ghaf.registry import approve_model_version, get_model_version, transition_model_version
 from ghaf.retraining import (
     RetrainLoop,
     get_retrain_policy,
@@ -227,3 +228,19 @@ def test_a_gate_refusal_ends_the_run_and_policies_are_checked(
     assert "weight 0.5 < 1" in gate[0].details["reason"]
     assert get_deployment(platform, "fraud").models == {"fraud:1": 1.0}
     assert timedelta(0) <= gate[0].at - _at(base + 310) < timedelta(minutes=5)
+
+    # With a passing weight the next alert retrains (no cooldown); archiving the waiting
+    # candidate is how a person turns it down: the run ends, nothing is deployed.
+    set_retrain_policy(
+        platform, admin, "fraud", pipeline=TARGET, plan=PLAN, params={"weight": 2.0},
+        cooldown_s=0,
+    )  # fmt: skip
+    _log_drift(platform, seeded, base + 320, "g2")
+    with RetrainLoop(platform, admin) as loop:
+        run_due_monitors(platform, admin, now=_at(base + 610))
+        [waiting] = loop.tick(now=_at(base + 610))
+        assert waiting.status == "awaiting_approval" and waiting.candidate == "fraud:2"
+        transition_model_version(platform, admin, "fraud:2", "archived")
+        [ended] = loop.tick(now=_at(base + 620))
+    assert ended.status == "failed" and "archived" in ended.reason
+    assert get_deployment(platform, "fraud").models == {"fraud:1": 1.0}
