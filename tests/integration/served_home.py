@@ -9,6 +9,7 @@ written before the home is opened, so the test and the servers read the same fil
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from ghaf.home import init_home
 from ghaf.platform import Platform
 from ghaf.settings import load_settings
 from ghaf.testing.online_store import make_source
-from tests.unit.serving.server_processes import register_champion
+from tests.unit.serving.server_processes import ServerProcess, register_champion
 
 FEATURES = {"entities": {"customer_id": [1, 2]}, "features": ["customer_stats:spend"]}
 """A body for ``POST /get-online-features``."""
@@ -70,3 +71,26 @@ def oip(rows: np.ndarray) -> dict[str, Any]:
     """An Open Inference Protocol v2 request body for ``rows``."""
     return {"inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP32",
                         "data": rows.ravel().tolist()}]}  # fmt: skip
+
+
+def start_together(*servers: ServerProcess) -> None:
+    """Start ``servers`` at once and wait until every one is healthy.
+
+    Each server process spends its start on imports and loading; started together they
+    do it side by side instead of one after another. If any fails to start, all are
+    stopped and its error is raised.
+    """
+    with ThreadPoolExecutor(len(servers)) as pool:
+        errors = [error for error in pool.map(_start_error, servers) if error is not None]
+    if errors:
+        for server in servers:
+            server.stop()
+        raise errors[0]
+
+
+def _start_error(server: ServerProcess) -> Exception | None:
+    try:
+        server.start()
+    except Exception as exc:  # raised by start_together, after every server is stopped
+        return exc
+    return None

@@ -24,7 +24,13 @@ from ghaf.platform import Platform
 from ghaf.security.audit_tables import AuditRecordRow
 from ghaf.security.tls import DevPki, client_ssl_context, make_dev_pki
 from ghaf.testing.people import mint
-from tests.integration.served_home import FEATURES, oip, open_served_home, toml_section
+from tests.integration.served_home import (
+    FEATURES,
+    oip,
+    open_served_home,
+    start_together,
+    toml_section,
+)
 from tests.unit.serving.server_processes import ServerProcess, bearer
 
 pytestmark = pytest.mark.slow
@@ -68,8 +74,7 @@ def doors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doors]:
     features = ServerProcess(home, ("features", "serve"), "/health", work / "features.log",
                              tls=client)  # fmt: skip
     try:
-        model.start()
-        features.start()
+        start_together(model, features)
         assert f"serving fraud on https://127.0.0.1:{model.port}" in model.output()
         yield Doors(pki, platform, rows, token, model, features)
     finally:
