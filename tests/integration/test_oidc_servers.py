@@ -34,7 +34,13 @@ from tests.integration.oidc_support import (
     run_provider,
     sign,
 )
-from tests.integration.served_home import FEATURES, oip, open_served_home, toml_section
+from tests.integration.served_home import (
+    FEATURES,
+    oip,
+    open_served_home,
+    start_together,
+    toml_section,
+)
 from tests.unit.serving.server_processes import ServerProcess, audit_records, bearer
 
 pytestmark = pytest.mark.slow
@@ -100,8 +106,7 @@ def doors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doors]:
                               work / "serve.log")  # fmt: skip
         features = ServerProcess(home, ("features", "serve"), "/health", work / "features.log")
         try:
-            model.start()
-            features.start()
+            start_together(model, features)
             yield Doors(provider, platform, rows, model, features)
         finally:
             logs = model.stop() + features.stop()
