@@ -37,9 +37,7 @@ def upgrade() -> None:
         sa.Column("created_at", ghaf.metadata.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_by", sa.String(length=256), nullable=False),
         sa.Column("updated_at", ghaf.metadata.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column(
-            "step_started_at", ghaf.metadata.base.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("step_started_at", ghaf.metadata.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("finished_at", ghaf.metadata.base.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_canaries")),
         sa.UniqueConstraint("name", name=op.f("uq_canaries_name")),

@@ -41,9 +41,7 @@ def upgrade() -> None:
             "project", "deployment", name=op.f("uq_monitor_schedules_project_deployment")
         ),
     )
-    op.create_index(
-        op.f("ix_monitor_schedules_next_run_at"), "monitor_schedules", ["next_run_at"]
-    )
+    op.create_index(op.f("ix_monitor_schedules_next_run_at"), "monitor_schedules", ["next_run_at"])
     op.create_table(
         "monitor_results",
         sa.Column("id", sa.Integer(), nullable=False),
