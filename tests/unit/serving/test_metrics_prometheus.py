@@ -7,7 +7,6 @@ it, so the stored total was that worker's share and moved as scrapes changed wor
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess  # nosec B404 - prometheus is a fixed local binary
 import time
@@ -22,6 +21,7 @@ import yaml
 
 from ghaf.platform import Platform
 from ghaf.testing.people import mint
+from tests.conftest import service_missing
 from tests.unit.serving.server_processes import (
     ServerProcess,
     bearer,
@@ -36,9 +36,7 @@ SCRAPE = "1s"
 def _prometheus() -> str:
     path = shutil.which("prometheus")
     if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("prometheus is missing: apt-get install prometheus")
-        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+        service_missing("Prometheus", "no prometheus on PATH", "apt-get install prometheus")
     return path
 
 
