@@ -44,7 +44,7 @@ lint: $(STAMP)
 	@bash scripts/check_unsafe_calls.sh
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=40
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks --size $(BENCH_SIZE)

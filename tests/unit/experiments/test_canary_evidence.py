@@ -12,6 +12,8 @@ deployment; and a canary whose weights someone moved pauses.
 from __future__ import annotations
 
 import os
+import socket
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +37,12 @@ from ghaf.experiments.canary import (
     rollback_canary,
     start_canary,
 )
-from ghaf.experiments.canary_evidence import join_labels, read_answers
+from ghaf.experiments.canary_evidence import (
+    ScrapeError,
+    join_labels,
+    read_answers,
+    scrape_requests,
+)
 from ghaf.experiments.service import create_experiment, start_experiment
 from ghaf.models import save_model
 from ghaf.platform import Platform
@@ -288,3 +295,43 @@ def test_a_replay_ramps_and_promotes_on_its_own_clock(deployed: Platform) -> Non
     assert [d.window_end for d in canary_decisions(platform, "replay")][1:] == [
         t0 + timedelta(seconds=s) for s in (20, 41, 80)
     ]
+
+
+def _metrics_server(drop_first: int) -> tuple[str, threading.Thread, list[int]]:
+    """A one-thread HTTP server on 127.0.0.1 that closes its first ``drop_first``
+    connections unanswered (a server too busy to answer), then serves a ghaf exposition."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    seen: list[int] = []
+    body = b'ghaf_requests_total{model="m",version="2",code="200",worker="0"} 7.0\n'
+
+    def serve() -> None:
+        with listener:
+            for _ in range(drop_first + 1):
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    return  # the client gave up first
+                with conn:
+                    seen.append(len(seen))
+                    if len(seen) <= drop_first:
+                        continue
+                    conn.recv(65536)
+                    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n"
+                    conn.sendall(head.encode() + b"Connection: close\r\n\r\n" + body)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", thread, seen
+
+
+def test_a_target_that_misses_one_scrape_is_asked_again() -> None:
+    url, thread, seen = _metrics_server(drop_first=2)
+    assert scrape_requests(url, timeout=5.0, attempts=3) == {"m:2:200": 7.0}
+    thread.join(timeout=20)
+    assert len(seen) == 3
+
+    url, thread, seen = _metrics_server(drop_first=2)
+    with pytest.raises(ScrapeError, match="did not answer .*2 tries"):
+        scrape_requests(url, timeout=5.0, attempts=2)
+    assert len(seen) == 2
