@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 
 from ghaf.access.audit import verify_trail
@@ -46,7 +45,7 @@ from ghaf.privacy import (
 )
 from ghaf.privacy.shred import erased_digests
 from ghaf.security.chunked import decrypt_stream
-from ghaf.security.encrypted_store import EncryptedArtifactStore, Header, body_context
+from ghaf.security.encrypted_store import EncryptedArtifactStore, body_context
 from ghaf.security.identity import Actor, Credential
 from ghaf.serving.predlog import ParquetSink, PredictionBatch, read_prediction_log
 from ghaf.settings import load_settings
