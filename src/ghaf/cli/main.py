@@ -40,6 +40,17 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "Remove crash leftovers: scratch directories of processes that are gone, files in "
         "<home>/tmp that nothing has touched for an hour, and partial artifact writes.",
     ),
+    (
+        "backup",
+        "ghaf.cli.backup:backup",
+        "Back the home up: metadata, artifacts, wrapped keys and audit checkpoints.",
+    ),
+    (
+        "restore",
+        "ghaf.cli.backup:restore",
+        "Restore a backup into a fresh home, database and artifact store; exit 8 if it fails "
+        "to verify.",
+    ),
     ("version", "ghaf.cli.install:version", "Print Ghaf's version."),
     (
         "demo",

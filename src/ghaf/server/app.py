@@ -22,6 +22,7 @@ from ghaf.server.routes import (
     access,
     artifacts,
     audit,
+    backups,
     data,
     experiments,
     features,
@@ -116,6 +117,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
         monitors,
         experiments,
         retraining,
+        backups,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
 
