@@ -350,18 +350,50 @@ class ServerSettings(BaseModel):
     )
 
 
-class BackupSettings(BaseModel):
-    """Where ``ghaf server`` writes the backups a client starts (``POST /backups``)."""
+class RetentionSettings(BaseModel):
+    """How long data is kept (`ghaf retention run`), and how erasure finds a subject's
+    predictions (`ghaf erase subject`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    destination: str | None = Field(
-        default=None,
-        description="A directory or s3://BUCKET/PREFIX (on s3_endpoint_url, in "
-        "artifact_region) under which each backup the server makes gets a new folder named "
-        "by its id; a client never names a path. Unset: the server makes no backups "
-        "(`ghaf backup DEST` on the home still does).",
+    prediction_log_days: int | None = Field(
+        default=90,
+        ge=1,
+        description="Days a prediction log file is kept after its newest prediction "
+        "(HOME/predictions and retention.prediction_log_dirs); null: kept forever.",
     )
+    datasets: dict[str, int] = Field(
+        default_factory=lambda: {"pii": 365},
+        description="Days a dataset version is kept after it was written, by the strongest "
+        "classification of its columns (pii, sensitive, public, or 'unclassified'); a "
+        "classification not listed is kept forever. Expired versions are crypto-shredded.",
+    )
+    keep_latest: bool = Field(
+        default=True,
+        description="Never expire the latest version of a dataset (what is in use); only "
+        "versions it superseded age out.",
+    )
+    prediction_log_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Prediction log directories besides HOME/predictions (ghaf serve "
+        "--log-dir) that retention and erasure cover.",
+    )
+    request_id_columns: list[str] = Field(
+        default_factory=lambda: ["request_id", "tx_id", "transaction_id"],
+        description="Columns of a subject's rows whose values are the request ids of their "
+        "predictions (ghaf serve logs the caller's id): erasure removes those predictions.",
+    )
+
+    @field_validator("datasets")
+    @classmethod
+    def _check_days(cls, value: dict[str, int]) -> dict[str, int]:
+        known = {"pii", "sensitive", "public", "unclassified"}
+        for tag, days in value.items():
+            if tag not in known:
+                raise ValueError(f"unknown classification {tag!r}: use {', '.join(sorted(known))}")
+            if days < 1:
+                raise ValueError(f"retention of {tag} datasets must be at least 1 day")
+        return value
 
 
 class KubernetesSettings(BaseModel):
@@ -539,7 +571,7 @@ class GhafSettings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
-    backup: BackupSettings = Field(default_factory=BackupSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     local_principals: list[str] = Field(
         default_factory=list,
         description="Retired: naming principals in a setting made them admins; a second "

@@ -49,7 +49,8 @@ def dispatch_order(
     left = {p: n for p, n in waiting.items() if n > 0}
     order: list[str] = []
     while left:
-        project = min(left, key=lambda p: (simulated.effective(p), p))  # as pick() does
+        project = simulated.pick({p: weights.get(p, 1.0) for p in left})
+        assert project is not None  # left is not empty
         simulated.charge(project, weights.get(project, 1.0))
         order.append(project)
         left[project] -= 1

@@ -22,7 +22,6 @@ from ghaf.server.routes import (
     access,
     artifacts,
     audit,
-    backups,
     data,
     experiments,
     features,
@@ -32,6 +31,7 @@ from ghaf.server.routes import (
     monitors,
     operations,
     pipelines,
+    privacy,
     projects,
     registry,
     retraining,
@@ -117,7 +117,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
         monitors,
         experiments,
         retraining,
-        backups,
+        privacy,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
 

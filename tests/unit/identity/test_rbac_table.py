@@ -35,8 +35,10 @@ ROLES = (
     "key_custodian",
     "ci_publisher",
     "model_server",
+    "privacy_officer",
 )
 READERS = {"viewer", "data_engineer", "data_scientist", "model_approver", "release_manager", "sre"}
+READERS |= {"privacy_officer"}  # it reads what it erases (viewer)
 MEMBERSHIP = {"principal.create", "group.add_member", "role.bind", "role.unbind"}
 MEMBERSHIP |= {"token.create", "token.revoke"}
 
@@ -91,6 +93,12 @@ EXPECTED: dict[str, set[str]] = {
     "monitoring.schedule": {"sre"},
     "monitoring.run": {"sre"},
     "audit.checkpoint": {"auditor"},
+    # right to erasure and retention: privacy officers act (home-wide); auditors read
+    "erasure.subject": {"privacy_officer"},
+    "erasure.dataset": {"privacy_officer"},
+    "retention.run": {"privacy_officer"},
+    "erasure.read": {"privacy_officer", "auditor"},
+    "retention.read": {"privacy_officer", "auditor"},
     # identity
     **{action: {"project_admin"} for action in MEMBERSHIP},
     # sensitive and ordinary reads (authorize_read)
