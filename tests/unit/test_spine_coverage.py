@@ -567,24 +567,6 @@ def _pipeline_run_finish(platform: Platform) -> None:
     finish_run(platform, platform.admin(), "r1", status="succeeded")
 
 
-def _erasure_subject(platform: Platform) -> None:
-    from ghaf.privacy import erase_subject
-
-    erase_subject(platform, platform.admin(), "a", "1")
-
-
-def _erasure_dataset(platform: Platform) -> None:
-    from ghaf.privacy import erase_dataset
-
-    erase_dataset(platform, platform.admin(), "example")
-
-
-def _retention_run(platform: Platform) -> None:
-    from ghaf.privacy import run_retention
-
-    run_retention(platform, platform.admin())
-
-
 def _features_apply(platform: Platform) -> None:
     from ghaf.features.registry import apply_definitions
     from ghaf.testing.online_store import make_source, sample_definitions
@@ -647,6 +629,77 @@ def _alert_deliver(platform: Platform) -> None:
     from ghaf.alerts import deliver_outbox
 
     deliver_outbox(platform, platform.admin())
+
+
+def _job_submit(platform: Platform) -> None:
+    from ghaf.scheduling import submit_job
+
+    platform.settings.pipelines.append("ghaf.pipelines.examples:numbers")  # declared
+    submit_job(platform, platform.admin(), "pipeline", "ghaf.pipelines.examples:numbers")
+
+
+def _queued_job(platform: Platform) -> str:
+    from ghaf.scheduling import list_jobs
+
+    return list_jobs(platform, statuses=("queued",))[0].id
+
+
+def _job_claim(platform: Platform) -> None:
+    from ghaf.scheduling.queue import claim_next
+
+    claim_next(platform, platform.admin(), "example-host:1:1")
+
+
+def _job_submit_and_claim(platform: Platform) -> None:
+    _job_submit(platform)
+    _job_claim(platform)
+
+
+def _job_finish(platform: Platform) -> None:
+    from ghaf.scheduling import list_jobs
+    from ghaf.scheduling.queue import finish_job
+
+    [job] = list_jobs(platform, statuses=("running",))
+    finish_job(platform, platform.admin(), job.id, "example-host:1:1", status="succeeded")
+
+
+def _job_heartbeat(platform: Platform) -> None:
+    from ghaf.scheduling.queue import heartbeat
+
+    heartbeat(platform, platform.admin(), "example-host:1:1")
+
+
+def _job_reclaim(platform: Platform) -> None:
+    from ghaf.scheduling import list_jobs
+    from ghaf.scheduling.queue import reclaim_jobs
+
+    [job] = list_jobs(platform, statuses=("running",))
+    reclaim_jobs(platform, platform.admin(), {job.id: "example-host:1:1"})
+
+
+def _job_cancel(platform: Platform) -> None:
+    from ghaf.scheduling.queue import cancel_job
+
+    cancel_job(platform, platform.admin(), _queued_job(platform), project=platform.default_project)
+
+
+def _job_priority(platform: Platform) -> None:
+    from ghaf.scheduling.queue import set_priority
+
+    job = _queued_job(platform)
+    set_priority(platform, platform.admin(), job, 5, project=platform.default_project)
+
+
+def _quota_set(platform: Platform) -> None:
+    from ghaf.scheduling import set_quota
+
+    set_quota(platform, platform.admin(), "example", gpu_hours=10, weight=2)
+
+
+def _quota_clear(platform: Platform) -> None:
+    from ghaf.scheduling.quotas import clear_quota
+
+    clear_quota(platform, platform.admin(), "example")
 
 
 def _retrain_policy_set(platform: Platform) -> None:
@@ -753,9 +806,6 @@ def _incident_then(*verbs: str) -> Callable[[Platform], None]:
 
 
 EXAMPLES: dict[str, Callable[[Platform], None]] = {
-    "erasure.subject": _erasure_subject,
-    "erasure.dataset": _erasure_dataset,
-    "retention.run": _retention_run,
     "experiment.create": _experiment_create,
     "run.create": _example_run,
     "run.log_batch": _run_log_batch,
@@ -817,6 +867,15 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "alert.ingest": _alert_ingest,
     "alert.resolve": _alert_resolve,
     "alert.deliver": _alert_deliver,
+    "job.submit": _job_submit,
+    "job.claim": _job_claim,
+    "job.finish": _job_finish,
+    "job.heartbeat": _job_heartbeat,
+    "job.reclaim": _job_reclaim,
+    "job.cancel": _job_cancel,
+    "job.priority": _job_priority,
+    "quota.set": _quota_set,
+    "quota.clear": _quota_clear,
     "slo.define": _slo_define,
     "slo.delete": _slo_delete,
     "slo.fire": _slo_fire,
@@ -840,8 +899,13 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
 """One call per governed action; add yours when you add a governed function."""
 
 SETUP: dict[str, Callable[[Platform], None]] = {
-    "erasure.subject": _dataset_write,
-    "erasure.dataset": _dataset_write,
+    "job.claim": _job_submit,
+    "job.finish": _job_submit_and_claim,
+    "job.heartbeat": _job_submit_and_claim,
+    "job.reclaim": _job_submit_and_claim,
+    "job.cancel": _job_submit,
+    "job.priority": _job_submit,
+    "quota.clear": _quota_set,
     "slo.delete": _slo_define,
     "slo.fire": _slo_define,
     "features.materialize": _features_apply,

@@ -40,6 +40,17 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "Remove crash leftovers: scratch directories of processes that are gone, files in "
         "<home>/tmp that nothing has touched for an hour, and partial artifact writes.",
     ),
+    (
+        "backup",
+        "ghaf.cli.backup:backup",
+        "Back the home up: metadata, artifacts, wrapped keys and audit checkpoints.",
+    ),
+    (
+        "restore",
+        "ghaf.cli.backup:restore",
+        "Restore a backup into a fresh home, database and artifact store; exit 8 if it fails "
+        "to verify.",
+    ),
     ("version", "ghaf.cli.install:version", "Print Ghaf's version."),
     (
         "demo",
@@ -88,17 +99,6 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "Lineage of datasets, transforms, runs, models, deployments.",
     ),
     ("keys", "ghaf.cli.keys:app", "Keys: artifact encryption keys and trusted signing keys."),
-    (
-        "erase",
-        "ghaf.cli.erase:app",
-        "Right to erasure: a data subject or a dataset, crypto-shredded, with a signed "
-        "certificate.",
-    ),
-    (
-        "retention",
-        "ghaf.cli.retention:app",
-        "Retention: rules per classification, and runs that remove what expired.",
-    ),
     ("audit", "ghaf.cli.audit:app", "Audit: the hash-chained record of every operation."),
     (
         "gate",
@@ -106,6 +106,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "Evaluation gates for CI/CD, and the gate policies promotion enforces.",
     ),
     ("pipelines", "ghaf.cli.pipelines:app", "Pipelines: runs, steps and their logs."),
+    ("jobs", "ghaf.cli.jobs:app", "The job queue: submit, list, cancel, priority, work."),
+    (
+        "quotas",
+        "ghaf.cli.quotas:app",
+        "Project quotas: CPU-hours, GPU-hours, concurrent jobs, fair-share weight.",
+    ),
     (
         "deployments",
         "ghaf.cli.deployments:app",

@@ -29,7 +29,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "ghaf.incidents.tables",
     "ghaf.slo.tables",
     "ghaf.retraining.tables",
-    "ghaf.privacy.tables",
+    "ghaf.scheduling.tables",
 )
 
 

@@ -21,6 +21,7 @@ from ghaf.pipelines.pipeline import Node, Pipeline
 from ghaf.pipelines.records import find_cached, finish_run, get_run, start_run, update_step
 from ghaf.pipelines.worker import StepResult, StepTask
 from ghaf.platform import Platform
+from ghaf.scheduling.quotas import check_quota
 from ghaf.security.identity import Actor
 from ghaf.settings import GhafSettings
 
@@ -276,6 +277,13 @@ def run_pipeline(
     workers, marks the run cancelled and stores nothing for the unfinished steps.
     """
     values = pipeline.resolve_params(params)
+    # Refused before anything is recorded: a project over its CPU- or GPU-hours quota.
+    check_quota(
+        platform,
+        platform.default_project,
+        cpus=max((n.step.options.resources.cpu for n in pipeline.nodes.values()), default=0),
+        gpus=max((n.step.options.resources.gpu for n in pipeline.nodes.values()), default=0),
+    )
     own_executor = executor is None
     chosen: Executor = executor or open_executor(platform.settings)
     run = _Run(platform, actor, pipeline, chosen, values, listener or (lambda *_: None))

@@ -22,6 +22,7 @@ from ghaf.server.routes import (
     access,
     artifacts,
     audit,
+    backups,
     data,
     experiments,
     features,
@@ -31,10 +32,10 @@ from ghaf.server.routes import (
     monitors,
     operations,
     pipelines,
-    privacy,
     projects,
     registry,
     retraining,
+    scheduling,
     slo,
     tracking,
     uploads,
@@ -117,7 +118,8 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
         monitors,
         experiments,
         retraining,
-        privacy,
+        backups,
+        scheduling,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
 

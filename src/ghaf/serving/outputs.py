@@ -30,6 +30,7 @@ from ghaf.data.store import check_version_residency, staging_dir
 from ghaf.errors import IntegrityError, InvalidInputError, NotFoundError
 from ghaf.features.residency import lineage_tags, strongest_classification
 from ghaf.platform import Platform
+from ghaf.scheduling.quotas import check_quota
 from ghaf.security.identity import Actor
 from ghaf.security.rbac import read_action
 from ghaf.security.residency import check_region
@@ -112,6 +113,9 @@ def score_to_target(
     """
     from ghaf.serving.models import load_served
 
+    # A batch job holds its scoring threads' CPUs: refused at once when the project is
+    # over its CPU-hours quota, before the model loads.
+    check_quota(platform, platform.default_project, cpus=float(workers or 1), gpus=0.0)
     served = load_served(spec, platform=platform)
     if served.runtime is None:
         raise IntegrityError(

@@ -28,6 +28,12 @@ NOT_OVER_HTTP = {
     "prediction.export": "writes batch scores to a file on the scoring machine (resource "
     "file:PATH); over HTTP the client would pick a path on the server",
     **{
+        f"job.{verb}": "a dispatcher's own bookkeeping (ghaf jobs work), written where its "
+        "executor slots run: claiming, finishing, marking alive and taking back a dead "
+        "dispatcher's jobs; callers queue, cancel and reorder jobs over HTTP"
+        for verb in ("claim", "finish", "heartbeat", "reclaim")
+    },
+    **{
         f"deployment.retrain_{hop}": "a hop of the closed loop, written by the loop itself "
         "where the monitors run (ghaf monitor run --loop) on an alert it received; a caller "
         "sets the policy (deployment.retrain_set) and reads the hops on the incident"
