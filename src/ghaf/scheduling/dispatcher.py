@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -38,8 +39,8 @@ _log = get_logger(__name__)
 def _start_time(pid: int) -> str:
     """The process's start time in clock ticks since boot (Linux), or '' elsewhere."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[19]
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+        return stat.rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return ""
 
@@ -151,9 +152,13 @@ class Dispatcher:
                 if not isinstance(exc, GhafError):
                     _log.exception("job failed", job=job.id)
                 error = exc.headline if isinstance(exc, GhafError) else repr(exc)
-                finish_job(self.platform, self.actor, job.id, self.owner, status="failed", error=error)
+                finish_job(
+                    self.platform, self.actor, job.id, self.owner, status="failed", error=error
+                )
             else:
-                finish_job(self.platform, self.actor, job.id, self.owner, status="succeeded", result=result)
+                finish_job(
+                    self.platform, self.actor, job.id, self.owner, status="succeeded", result=result
+                )
         except AlreadyExistsError:
             _log.warning("job was taken back before it ended", job=job.id)
         finally:

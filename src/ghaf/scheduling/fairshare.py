@@ -49,8 +49,7 @@ def dispatch_order(
     left = {p: n for p, n in waiting.items() if n > 0}
     order: list[str] = []
     while left:
-        project = simulated.pick({p: weights.get(p, 1.0) for p in left})
-        assert project is not None  # left is not empty
+        project = min(left, key=lambda p: (simulated.effective(p), p))  # as pick() does
         simulated.charge(project, weights.get(project, 1.0))
         order.append(project)
         left[project] -= 1

@@ -110,7 +110,9 @@ def _priority(value: int) -> int:
 
 def _amount(value: float, field: str, top: int) -> float:
     if not (math.isfinite(value) and 0 <= value <= top):
-        raise InvalidInputError(f"{field} must be 0 to {top}, not {value!r}", hint=f"e.g. --{field} 1")
+        raise InvalidInputError(
+            f"{field} must be 0 to {top}, not {value!r}", hint=f"e.g. --{field} 1"
+        )
     return value
 
 
@@ -238,14 +240,14 @@ def claim_next(
     weights, limits = _weights_and_limits(session)
     running = _running_counts(session)
     eligible = {
-        p: weights.get(p, 1.0)
-        for p in waiting
-        if p not in limits or running.get(p, 0) < limits[p]
+        p: weights.get(p, 1.0) for p in waiting if p not in limits or running.get(p, 0) < limits[p]
     }
     share = _fair_share(session)
     project = share.pick(eligible)
     if project is None:
-        current_operation().details.update({"claimed": None, "waiting": sum(map(len, waiting.values()))})
+        current_operation().details.update(
+            {"claimed": None, "waiting": sum(map(len, waiting.values()))}
+        )
         return None
     share.charge(project, eligible[project])
     _save_share(session, share, [project])
@@ -397,6 +399,13 @@ def get_job(platform: Platform, job_id: str) -> Job:
     return next(j for j in list_jobs(platform, statuses=("queued",)) if j.id == rows[0].id)
 
 
+def job_projects(platform: Platform) -> list[str]:
+    """The projects that have jobs, by name."""
+    query = select(QueuedJobRow.project).distinct().order_by(QueuedJobRow.project)
+    with platform.read_session() as session:
+        return list(session.execute(query).scalars())
+
+
 def list_jobs(
     platform: Platform,
     *,
@@ -415,7 +424,7 @@ def list_jobs(
             _fair_share(session), {p: len(rows) for p, rows in waiting.items()}, weights
         )
         queued: list[Job] = []
-        cursor = {p: 0 for p in waiting}
+        cursor = dict.fromkeys(waiting, 0)
         for position, project in enumerate(order, start=1):
             row = waiting[project][cursor[project]]
             cursor[project] += 1

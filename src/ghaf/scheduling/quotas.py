@@ -10,8 +10,9 @@ the CPUs and GPUs they requested (:func:`project_usage`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
@@ -179,6 +180,13 @@ def list_quotas(platform: Platform) -> list[Quota]:
         return [_to_quota(row) for row in rows.scalars()]
 
 
+def quota_report(platform: Platform, project: str) -> dict[str, Any]:
+    """``project``'s quota with what it used this period: ``{...quota, "usage": {...}}``."""
+    quota = get_quota(platform, project)
+    since = utcnow() - timedelta(seconds=quota.period_s)
+    return {**asdict(quota), "usage": asdict(project_usage(platform, project, since))}
+
+
 def project_usage(
     platform: Platform, project: str, since: datetime, *, now: datetime | None = None
 ) -> Usage:
@@ -199,9 +207,9 @@ def project_usage(
         for row in session.execute(query).scalars():
             if row.status == "running":
                 running += 1
-            assert row.claimed_at is not None  # the query's condition
-            end = row.finished_at or (now if row.status == "running" else row.claimed_at)
-            held = (min(end, now) - max(row.claimed_at, since)).total_seconds() / 3600
+            claimed = row.claimed_at or now  # never None: the query's condition
+            end = row.finished_at or (now if row.status == "running" else claimed)
+            held = (min(end, now) - max(claimed, since)).total_seconds() / 3600
             if held > 0:
                 cpu += held * row.cpus
                 gpu += held * row.gpus

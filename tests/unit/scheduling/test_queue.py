@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,9 +44,11 @@ def _drain(platform: Platform) -> None:
         cancel_job(platform, admin, job.id, project=job.project)
 
 
-def _submit(platform: Platform, project: str, n: int, **kw: object) -> list[Job]:
+def _submit(platform: Platform, project: str, n: int, **kw: Any) -> list[Job]:
     admin = platform.admin()
-    return [submit_job(platform, admin, "pipeline", PIPELINE, project=project, **kw) for _ in range(n)]  # type: ignore[arg-type]
+    return [
+        submit_job(platform, admin, "pipeline", PIPELINE, project=project, **kw) for _ in range(n)
+    ]
 
 
 def test_two_projects_share_the_slots_by_their_weights(home: Platform) -> None:
@@ -105,7 +108,7 @@ def test_a_viewer_may_not_queue_or_cancel(home: Platform) -> None:
     from ghaf.access.tokens import verify_token
 
     actor = verify_token(home, viewer)
-    with pytest.raises(PermissionDeniedError, match="may not job.submit"):
+    with pytest.raises(PermissionDeniedError, match=r"may not job\.submit"):
         submit_job(home, actor, "pipeline", PIPELINE, project="delta")
     [job] = _submit(home, "delta", 1)
     with pytest.raises(PermissionDeniedError):
