@@ -396,6 +396,20 @@ class RetentionSettings(BaseModel):
         return value
 
 
+class BackupSettings(BaseModel):
+    """Where ``ghaf server`` writes the backups a client starts (``POST /backups``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    destination: str | None = Field(
+        default=None,
+        description="A directory or s3://BUCKET/PREFIX (on s3_endpoint_url, in "
+        "artifact_region) under which each backup the server makes gets a new folder named "
+        "by its id; a client never names a path. Unset: the server makes no backups "
+        "(`ghaf backup DEST` on the home still does).",
+    )
+
+
 class KubernetesSettings(BaseModel):
     """What `ghaf deployments export --k8s` writes: images, existing secrets, scale."""
 
@@ -571,6 +585,7 @@ class GhafSettings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     local_principals: list[str] = Field(
         default_factory=list,

@@ -195,6 +195,9 @@ HOME_ACTIONS = ("home.",)
 KEY_ACTIONS = ("keys.",)
 """Actions on the home's keys: its owner's, and those of roles bound on '*' that allow
 them (``key_custodian``); a binding in one project never reaches them."""
+BACKUP_ACTIONS = ("backup.",)
+"""Backups copy every project's data with the wrapped keys: like the keys, they are the
+owner's and those of roles bound on '*' that allow them (``backup_operator``)."""
 OWNER_ROLES = (
     "viewer",
     "data_engineer",
@@ -261,7 +264,7 @@ class RbacAuthorizer:
             return Decision(False, "not authenticated (identity is proven, never asserted)")
         if action.startswith(HOME_ACTIONS):
             return self._decide_home(actor)
-        if action.startswith(KEY_ACTIONS):
+        if action.startswith(KEY_ACTIONS + BACKUP_ACTIONS):
             return self._decide_keys(actor, action)
         return self.policy.decide(self.grants(actor, project), action)
 
@@ -279,7 +282,7 @@ class RbacAuthorizer:
         why = decision.reason if decision.roles else "no role on every project (deny by default)"
         return Decision(
             False,
-            f"{why}; the home's keys take a role bound on '*', or the home's owner "
+            f"{why}; the home's keys and backups take a role bound on '*', or the home's owner "
             f"({self._owner()}) signed in to its OS account",
             decision.roles,
         )
@@ -297,7 +300,7 @@ class RbacAuthorizer:
         decision = self.decide(actor, action, project)
         if not decision.allowed:
             roles = ", ".join(self.policy.allowed_roles(action)) or "the home's owner only"
-            if action.startswith(KEY_ACTIONS):
+            if action.startswith(KEY_ACTIONS + BACKUP_ACTIONS):
                 roles = f"{roles} bound on '*', or the home's owner"
             raise PermissionDeniedError(
                 f"{actor.name!r} may not {action} {resource} in project {project!r}: "
