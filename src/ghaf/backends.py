@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ghaf.artifacts.base import BlobStore
     from ghaf.events.base import EventBus
     from ghaf.security.base import KeyProvider
-    from ghaf.settings import GhafSettings
+    from ghaf.settings import AuditSinkSettings, GhafSettings
 
 BACKENDS: dict[str, dict[str, str]] = {
     "artifacts": {
@@ -64,6 +64,10 @@ BACKENDS: dict[str, dict[str, str]] = {
     "sinks": {
         "file": "ghaf.serving.predlog:ParquetSink",
         "events": "ghaf.serving.predlog:EventBusSink",
+    },
+    "log_sinks": {
+        "syslog+tls": "ghaf.shipping.syslog:SyslogTlsSink",
+        "https": "ghaf.shipping.http_json:HttpJsonSink",
     },
 }
 """concern -> name -> ``"module:attr"`` (or ``"module"`` where the module is the backend).
@@ -237,6 +241,18 @@ def open_prediction_sink(
             hint="open the platform first, or log to a file:// directory",
         )
     return cls(events)
+
+
+def open_log_sink(name: str, sink: AuditSinkSettings) -> Any:
+    """The audit log sink ``audit_shipping.sinks.NAME`` describes, by its URL's scheme
+    (``syslog+tls://`` or ``https://``): a ``ghaf.shipping.base.LogSink`` (typed there:
+    shipping sits above).
+
+    Raises:
+        ConfigError: an unknown scheme, or a certificate or secret file that cannot be read.
+    """
+    cls = backend_class("log_sinks", sink.url)
+    return cls.from_settings(name, sink)
 
 
 def _listed(table: dict[str, Any]) -> str:

@@ -348,14 +348,6 @@ class ServerSettings(BaseModel):
         description="Seconds a presigned URL stays valid (at most 12 hours: a granted upload "
         "must be committed within an hour of it, and `ghaf gc` removes one left a day).",
     )
-    live_loop: bool = Field(
-        default=True,
-        description="Run the live loop in the server: due monitors, scheduled SLOs and the "
-        "closed loop's retraining, as the home's owner, in one worker at a time.",
-    )
-    live_loop_every_s: int = Field(
-        default=10, ge=1, le=3600, description="Seconds between two passes of the live loop."
-    )
 
 
 class RetentionSettings(BaseModel):
@@ -513,6 +505,159 @@ class KubernetesSettings(BaseModel):
         return value
 
 
+_SINK_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_SD_NAME = re.compile(r"[!-~]{1,32}")
+
+
+class AuditSinkSettings(BaseModel):
+    """One log system the audit trail is shipped to: syslog over TLS or an HTTP JSON endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        description="Where records go: syslog+tls://HOST:PORT (RFC 5424 messages, RFC 5425 "
+        "octet-counted framing; 6514 is the registered port) or https://HOST/PATH (a JSON "
+        "batch POSTed per delivery)."
+    )
+    enabled: bool = Field(default=True, description="Ship to this sink (false: keep its cursor).")
+    start: Literal["first", "next"] = Field(
+        default="first",
+        description="Where a new sink's cursor starts: 'first' ships the whole trail, 'next' "
+        "only records appended after its first pass.",
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="CA certificates (PEM) that verify the sink's certificate; unset: the "
+        "system's trust store. Verification is never turned off.",
+    )
+    cert_file: Path | None = Field(
+        default=None, description="Client certificate (PEM) presented to the sink (mTLS)."
+    )
+    key_file: Path | None = Field(default=None, description="Key of `cert_file` (PEM).")
+    token: SecretStr | None = Field(
+        default=None, description="HTTP sink: bearer token sent as `Authorization: Bearer`."
+    )
+    token_file: Path | None = Field(
+        default=None, description="HTTP sink: file holding the bearer token (a mounted secret)."
+    )
+    username: str | None = Field(default=None, description="HTTP sink: basic-auth user.")
+    password: SecretStr | None = Field(default=None, description="HTTP sink: basic-auth password.")
+    password_file: Path | None = Field(
+        default=None, description="HTTP sink: file holding the basic-auth password."
+    )
+    batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Most records in one delivery."
+    )
+    timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Connect, write and acknowledgement timeout."
+    )
+    backoff_base_s: float = Field(
+        default=1.0, gt=0, description="Wait after the first failed delivery (doubles each time)."
+    )
+    backoff_max_s: float = Field(
+        default=60.0, gt=0, description="Longest wait between two tries (the backoff's cap)."
+    )
+    hostname: str | None = Field(
+        default=None,
+        description="Syslog HOSTNAME field; default: this machine's host name.",
+    )
+    app_name: str = Field(default="ghaf", description="Syslog APP-NAME field.")
+    facility: int = Field(
+        default=13, ge=0, le=23, description="Syslog facility (13: log audit, RFC 5424)."
+    )
+    sd_id: str = Field(
+        default="ghafAudit@32473",
+        description="Syslog SD-ID of the structured data carrying seq and hashes (NAME@PEN; "
+        "32473 is the documentation enterprise number: put your own).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _sink_url(cls, value: str) -> str:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(value)
+        if parsed.scheme not in ("syslog+tls", "https") or not parsed.hostname:
+            raise ValueError(
+                "use syslog+tls://HOST:PORT or https://HOST/PATH (records leave only over TLS)"
+            )
+        if parsed.scheme == "syslog+tls" and parsed.port is None:
+            raise ValueError("a syslog sink needs a port, e.g. syslog+tls://siem.example:6514")
+        if parsed.username or parsed.password:
+            raise ValueError("put credentials in token/username/password, not in the URL")
+        return value
+
+    @field_validator("hostname", "app_name")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[!-~]{1,48}", value):
+            raise ValueError("printable ASCII without spaces, 1 to 48 characters")
+        return value
+
+    @field_validator("sd_id")
+    @classmethod
+    def _sd_id(cls, value: str) -> str:
+        if not _SD_NAME.fullmatch(value) or any(c in value for c in '= ]"'):
+            raise ValueError("an SD-ID is 1-32 printable characters without '=', ' ', ']', '\"'")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> AuditSinkSettings:
+        https = self.url.startswith("https:")
+        http_only = {
+            "token": self.token,
+            "token_file": self.token_file,
+            "username": self.username,
+            "password": self.password,
+            "password_file": self.password_file,
+        }
+        given = [name for name, value in http_only.items() if value is not None]
+        if given and not https:
+            raise ValueError(f"{given[0]} is for https:// sinks; syslog authenticates by mTLS")
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("give token or token_file, not both")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        has_password = self.password is not None or self.password_file is not None
+        if has_password != (self.username is not None):
+            raise ValueError("basic auth needs both username and password (or password_file)")
+        if self.username is not None and (self.token is not None or self.token_file is not None):
+            raise ValueError("give a bearer token or basic auth, not both")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("a client certificate needs both cert_file and key_file")
+        if self.backoff_max_s < self.backoff_base_s:
+            raise ValueError("backoff_max_s must be at least backoff_base_s")
+        return self
+
+
+class AuditShippingSettings(BaseModel):
+    """Shipping the audit trail (operations and access events) to the enterprise's log system."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sinks: dict[str, AuditSinkSettings] = Field(
+        default_factory=dict,
+        description="Sinks by name (lowercase letters, digits, '-', '_'); each keeps its own "
+        "cursor in the metadata store.",
+    )
+    interval_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="Seconds between passes of `ghaf audit ship --loop` (and the server's).",
+    )
+
+    @field_validator("sinks")
+    @classmethod
+    def _names(cls, sinks: dict[str, AuditSinkSettings]) -> dict[str, AuditSinkSettings]:
+        for name in sinks:
+            if not _SINK_NAME.fullmatch(name):
+                raise ValueError(
+                    f"sink name {name!r}: lowercase letters, digits, '-' and '_' (1-63)"
+                )
+        return sinks
+
+
 class GhafSettings(BaseSettings):
     """Every knob Ghaf has, each with a description; see the module docstring for sources."""
 
@@ -593,6 +738,7 @@ class GhafSettings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    audit_shipping: AuditShippingSettings = Field(default_factory=AuditShippingSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     local_principals: list[str] = Field(

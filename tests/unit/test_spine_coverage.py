@@ -631,6 +631,15 @@ def _alert_deliver(platform: Platform) -> None:
     deliver_outbox(platform, platform.admin())
 
 
+def _audit_ship(platform: Platform) -> None:
+    from ghaf.metadata.base import utcnow
+    from ghaf.security.audit import GENESIS_HASH
+    from ghaf.shipping.shipper import CursorChange, record_pass
+
+    start = CursorChange("start", None, 0, GENESIS_HASH)
+    record_pass(platform, platform.admin(), "siem", "https://siem.example/in", start, at=utcnow())
+
+
 def _job_submit(platform: Platform) -> None:
     from ghaf.scheduling import submit_job
 
@@ -867,6 +876,7 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "alert.ingest": _alert_ingest,
     "alert.resolve": _alert_resolve,
     "alert.deliver": _alert_deliver,
+    "audit.ship": _audit_ship,
     "job.submit": _job_submit,
     "job.claim": _job_claim,
     "job.finish": _job_finish,

@@ -10,10 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ghaf.cli import audit_ship
 from ghaf.cli.context import state
 from ghaf.errors import IntegrityError, InvalidInputError
 
 app = typer.Typer(help="Audit: the hash-chained record of every operation.", no_args_is_help=True)
+app.command("ship")(audit_ship.ship)
+app.command("sinks")(audit_ship.sinks)
 
 
 @app.command("verify")

@@ -191,6 +191,14 @@ class GovernanceCalls(Session):
         """The whole trail verified against its signed checkpoints (home-wide auditors)."""
         return dict(self.get("/audit/verify"))
 
+    def audit_sinks(self) -> dict[str, Any]:
+        """Each audit log sink's cursor, lag and last error (home-wide auditors, SREs)."""
+        return dict(self.get("/audit/sinks"))
+
+    def ship_audit(self) -> dict[str, Any]:
+        """Deliver what each audit log sink is behind by, now (home-wide auditors)."""
+        return dict(self.request("POST", "/audit/sinks/ship"))
+
     def audit_lines(self, project: str, *, after: int = 0) -> Iterator[bytes]:
         """A project's audit records as JSON lines (hashes included, as ``ghaf audit
         export`` writes them), in sequence order, fetched a page at a time."""

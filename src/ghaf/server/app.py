@@ -18,7 +18,6 @@ from ghaf.health import BackendHealth
 from ghaf.platform import Platform
 from ghaf.server import problems
 from ghaf.server.gateway import Gateway, RateLimiter
-from ghaf.server.live import LiveLoopThread
 from ghaf.server.routes import (
     access,
     artifacts,
@@ -37,6 +36,7 @@ from ghaf.server.routes import (
     registry,
     retraining,
     scheduling,
+    shipping,
     slo,
     tracking,
     uploads,
@@ -82,12 +82,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = options.threads
-        server = platform.settings.server
-        loop = LiveLoopThread(platform, server.live_loop_every_s) if server.live_loop else None
-        app.state.live_loop = loop.start() if loop is not None else None
         yield
-        if loop is not None:
-            loop.stop()
         if provider is not None:
             provider.shutdown()  # the last spans leave before the process does
         platform.close()
@@ -126,6 +121,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
         retraining,
         backups,
         scheduling,
+        shipping,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
 
@@ -160,11 +156,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
     @app.get("/health/ready", include_in_schema=False)
     async def ready() -> JSONResponse:
         readiness = await health.acheck()
-        document = readiness.to_json()
-        live = getattr(app.state, "live_loop", None)
-        if live is not None:  # this worker's view: it runs the loop, or waits for the lock
-            document["live_loop"] = dict(live.state)
-        return JSONResponse(document, 200 if readiness.ready else 503)
+        return JSONResponse(readiness.to_json(), 200 if readiness.ready else 503)
 
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     return Gateway(

@@ -477,6 +477,8 @@ def _calls(ids: Mapping[str, str]) -> dict[str, list[Call]]:
         "GET /audit/records": [Call(), Call(query={"project": B})],
         "GET /audit/verify": [Call()],
         "POST /audit/checkpoints": [Call()],
+        "GET /audit/sinks": [Call()],
+        "POST /audit/sinks/ship": [Call()],
         "GET /datasets": [Call()],
         "GET /datasets/{name}/versions": [Call({"name": "zq-ledger"})],
         "POST /datasets/{name}/versions": [
