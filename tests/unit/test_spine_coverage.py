@@ -567,6 +567,24 @@ def _pipeline_run_finish(platform: Platform) -> None:
     finish_run(platform, platform.admin(), "r1", status="succeeded")
 
 
+def _erasure_subject(platform: Platform) -> None:
+    from ghaf.privacy import erase_subject
+
+    erase_subject(platform, platform.admin(), "a", "1")
+
+
+def _erasure_dataset(platform: Platform) -> None:
+    from ghaf.privacy import erase_dataset
+
+    erase_dataset(platform, platform.admin(), "example")
+
+
+def _retention_run(platform: Platform) -> None:
+    from ghaf.privacy import run_retention
+
+    run_retention(platform, platform.admin())
+
+
 def _features_apply(platform: Platform) -> None:
     from ghaf.features.registry import apply_definitions
     from ghaf.testing.online_store import make_source, sample_definitions
@@ -815,6 +833,9 @@ def _incident_then(*verbs: str) -> Callable[[Platform], None]:
 
 
 EXAMPLES: dict[str, Callable[[Platform], None]] = {
+    "erasure.subject": _erasure_subject,
+    "erasure.dataset": _erasure_dataset,
+    "retention.run": _retention_run,
     "experiment.create": _experiment_create,
     "run.create": _example_run,
     "run.log_batch": _run_log_batch,
@@ -909,6 +930,8 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
 """One call per governed action; add yours when you add a governed function."""
 
 SETUP: dict[str, Callable[[Platform], None]] = {
+    "erasure.subject": _dataset_write,
+    "erasure.dataset": _dataset_write,
     "job.claim": _job_submit,
     "job.finish": _job_submit_and_claim,
     "job.heartbeat": _job_submit_and_claim,

@@ -99,6 +99,17 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "Lineage of datasets, transforms, runs, models, deployments.",
     ),
     ("keys", "ghaf.cli.keys:app", "Keys: artifact encryption keys and trusted signing keys."),
+    (
+        "erase",
+        "ghaf.cli.erase:app",
+        "Right to erasure: a data subject or a dataset, crypto-shredded, with a signed "
+        "certificate.",
+    ),
+    (
+        "retention",
+        "ghaf.cli.retention:app",
+        "Retention: rules per classification, and runs that remove what expired.",
+    ),
     ("audit", "ghaf.cli.audit:app", "Audit: the hash-chained record of every operation."),
     (
         "gate",

@@ -31,6 +31,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "ghaf.retraining.tables",
     "ghaf.shipping.tables",
     "ghaf.scheduling.tables",
+    "ghaf.privacy.tables",
 )
 
 

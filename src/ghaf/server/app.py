@@ -32,6 +32,7 @@ from ghaf.server.routes import (
     monitors,
     operations,
     pipelines,
+    privacy,
     projects,
     registry,
     retraining,
@@ -122,6 +123,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
         backups,
         scheduling,
         shipping,
+        privacy,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
 
