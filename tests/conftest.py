@@ -21,6 +21,10 @@ from ghaf.settings import GhafSettings, load_settings
 PG_ADMIN_URL = os.environ.get(
     "GHAF_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+QUIET_SERVERS = ("GHAF_SERVER__LIVE_LOOP", "false")
+"""A ``ghaf server`` a test starts runs no live loop of its own (it would run monitors and
+retraining beside what the test does); the tests of the loop turn it on by name."""
+os.environ.setdefault(*QUIET_SERVERS)  # for module-scoped servers, started before any test
 REDIS_URL = os.environ.get("GHAF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 NATS_URL = os.environ.get("GHAF_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
@@ -106,6 +110,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(key)
     home = tmp_path / "home"
     monkeypatch.setenv("GHAF_HOME", str(home))
+    monkeypatch.setenv(*QUIET_SERVERS)
     return home
 
 

@@ -348,6 +348,14 @@ class ServerSettings(BaseModel):
         description="Seconds a presigned URL stays valid (at most 12 hours: a granted upload "
         "must be committed within an hour of it, and `ghaf gc` removes one left a day).",
     )
+    live_loop: bool = Field(
+        default=True,
+        description="Run the live loop in the server: due monitors, scheduled SLOs and the "
+        "closed loop's retraining, as the home's owner, in one worker at a time.",
+    )
+    live_loop_every_s: int = Field(
+        default=10, ge=1, le=3600, description="Seconds between two passes of the live loop."
+    )
 
 
 class RetentionSettings(BaseModel):

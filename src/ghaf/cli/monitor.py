@@ -7,7 +7,6 @@ current window that is a local Parquet file is sent with the check and not kept.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -438,8 +437,9 @@ def run(
     output: OutputOption = Output.table,
 ) -> None:
     """Run monitors once (one deployment's now, or every due one; exit 1 when a result
-    breached), or --loop: run due monitors every --every until --for is over or Ctrl-C,
-    closing the loop: a breach on a deployment with a retraining policy retrains it."""
+    breached), or --loop: the live loop every --every until --for is over or Ctrl-C: due
+    monitors, scheduled SLOs (ghaf slo schedule), and the closed loop: a breach on a
+    deployment with a retraining policy retrains it. `ghaf server` runs the same loop."""
     import time
 
     from ghaf.monitoring.schedule import parse_duration
@@ -465,24 +465,36 @@ def run(
         raise InvalidInputError(f"--every {every} is out of range", hint="use 1s to 1h")
     until = time.time() + parse_duration(for_, "--for") if for_ else None
     if client is None:
-        from ghaf.monitoring.monitors import run_loop
-        from ghaf.retraining import RetrainLoop
+        from ghaf.liveloop import LiveLoop
 
         platform, actor = cli.platform().in_project(where), cli.actor()
-        with contextlib.ExitStack() as stack:
-            closed = stack.enter_context(RetrainLoop(platform, actor)) if retrain else None
-            run_loop(
-                platform,
-                actor,
-                every_s=float(pause),
-                until=until,
-                on_run=lambda r: _show_runs(cli, [dict(to_jsonable(r.to_dict()))], output),
-                on_pass=(lambda: _show_retraining(cli, closed.tick(), output)) if closed else None,
-            )
-        return
+        with LiveLoop(platform, actor, projects=[where], retrain=retrain) as live:
+            while True:
+                done = live.tick()
+                _show_runs(cli, [dict(to_jsonable(r.to_dict())) for r in done.monitors], output)
+                _show_slo_passes(cli, [p for _, p in done.slos], output)
+                _show_retraining(cli, done.retraining, output)
+                if until is not None and time.time() >= until:
+                    return
+                time.sleep(pause if until is None else max(0.0, min(pause, until - time.time())))
     while until is None or time.time() < until:
         _show_runs(cli, client.run_monitors(where), output)
         time.sleep(pause if until is None else max(0.0, min(pause, until - time.time())))
+
+
+def _show_slo_passes(cli: CliState, passes: list[Any], output: Output) -> None:
+    """One line (or JSON object) per scheduled SLO the loop evaluated in a pass."""
+    for done in passes:
+        if output is Output.json:
+            emit_json({"slo": to_jsonable(done.to_dict())})
+            continue
+        said = f"firing {', '.join(done.firing)}" if done.firing else "not firing"
+        if done.resolved:
+            said += f"; resolved {', '.join(done.resolved)}"
+        if done.note:
+            said = done.note
+        errors = f" ({'; '.join(done.errors)})" if done.errors else ""
+        cli.console.print(f"SLO {done.name}: {said}{errors}")
 
 
 def _show_retraining(cli: CliState, runs: list[Any], output: Output) -> None:

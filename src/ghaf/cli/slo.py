@@ -309,3 +309,100 @@ def export_rules(
         out.write_text(text, encoding="utf-8")
         count = sum(1 for g in document["groups"] if g["name"].endswith("-alerts"))
         cli.console.print(f"wrote {count} SLOs' rules to {out}")
+
+
+@app.command("schedule")
+def schedule(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The SLO (availability or latency).")],
+    metrics: Annotated[
+        list[str],
+        typer.Option(
+            "--metrics",
+            help="Base URL of a ghaf serve of its deployment (served with --metrics-public); "
+            "repeat for each server.",
+        ),
+    ],
+    every: Annotated[str, typer.Option("--every", help="How often to read them (10s to 1h).")] = (
+        "60s"
+    ),
+    project: ProjectOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Evaluate an SLO on a schedule: the live loop (ghaf server, or ghaf monitor run
+    --loop) reads the servers' counters, keeps them, and fires and resolves its burn-rate
+    alerts (pages and tickets open incidents). JSON: the schedule."""
+    from ghaf.monitoring.schedule import parse_duration
+
+    cli = state(ctx)
+    where = project or cli.settings.project
+    seconds = parse_duration(every, "--every")
+    client = cli.remote()
+    if client is not None:
+        document = client.schedule_slo(where, name, metrics, seconds)
+    else:
+        from ghaf.slo.schedule import schedule_slo
+
+        platform = cli.platform().in_project(where)
+        document = schedule_slo(platform, cli.actor(), name, metrics, seconds).to_dict()
+    if output is Output.json:
+        emit_json(document)
+        return
+    cli.console.print(
+        f"SLO {name}: read every {document['every_s']} s from {', '.join(document['targets'])}"
+    )
+
+
+@app.command("unschedule")
+def unschedule(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The scheduled SLO.")],
+    project: ProjectOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Stop evaluating an SLO on a schedule (its samples go; its incidents stay).
+    JSON: ``{"unscheduled": {...}}``."""
+    cli = state(ctx)
+    where = project or cli.settings.project
+    client = cli.remote()
+    if client is not None:
+        gone = client.unschedule_slo(where, name)["unscheduled"]
+    else:
+        from ghaf.slo.schedule import unschedule_slo
+
+        gone = unschedule_slo(cli.platform().in_project(where), cli.actor(), name).to_dict()
+    if output is Output.json:
+        emit_json({"unscheduled": gone})
+        return
+    cli.console.print(f"SLO {name} is no longer evaluated on a schedule")
+
+
+@app.command("schedules")
+def schedules(
+    ctx: typer.Context, project: ProjectOption = None, output: OutputOption = Output.table
+) -> None:
+    """The project's scheduled SLOs: targets, interval, next due time, last error and the
+    windows firing now. JSON: ``{"schedules": [...]}``."""
+    cli = state(ctx)
+    where = project or cli.settings.project
+    client = cli.remote()
+    if client is not None:
+        found = client.slo_schedules(where)
+    else:
+        from ghaf.slo.schedule import list_slo_scrapes
+
+        found = [s.to_dict() for s in list_slo_scrapes(cli.platform().in_project(where))]
+    if output is Output.json:
+        emit_json({"schedules": found})
+        return
+    table = Table("name", "every", "targets", "next due", "firing", "last error")
+    for s in found:
+        table.add_row(
+            s["name"],
+            f"{s['every_s']}s",
+            "\n".join(s["targets"]),
+            s["next_due"],
+            ", ".join(s["firing"]) or "-",
+            s["last_error"] or "-",
+        )
+    cli.console.print(table)

@@ -63,3 +63,19 @@ class SLOCalls(Session):
     def slo_rules(self, project: str, names: Sequence[str] = ()) -> dict[str, Any]:
         """``{"format": "prometheus", "groups": [...], "rules": YAML}``."""
         return dict(self.get(f"/projects/{project}/slo-rules", name=list(names) or None))
+
+    def schedule_slo(
+        self, project: str, name: str, targets: Sequence[str], every_s: int = 60
+    ) -> dict[str, Any]:
+        """Have the server's live loop evaluate the SLO ``name`` every ``every_s``
+        seconds from the counters of ``targets`` (ghaf serve base URLs)."""
+        body = {"targets": list(targets), "every_s": every_s}
+        return dict(self.put(f"/projects/{project}/slos/{name}/schedule", body))
+
+    def unschedule_slo(self, project: str, name: str) -> dict[str, Any]:
+        """``{"unscheduled": {...}}`` (what the schedule was)."""
+        return dict(self.delete(f"/projects/{project}/slos/{name}/schedule"))
+
+    def slo_schedules(self, project: str) -> list[dict[str, Any]]:
+        """The project's scheduled SLOs, by name."""
+        return list(self.get(f"/projects/{project}/slo-schedules")["schedules"])

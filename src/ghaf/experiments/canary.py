@@ -35,7 +35,7 @@ from ghaf.errors import (
     name_taken,
 )
 from ghaf.experiments.canary_checks import Verdict, decide, run_checks
-from ghaf.experiments.canary_evidence import Counters, Evidence, ScrapeError, gather_evidence
+from ghaf.experiments.canary_evidence import Counters, Evidence, gather_evidence
 from ghaf.experiments.canary_records import (
     ACTIVE,
     AWAITING,
@@ -57,6 +57,7 @@ from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
 from ghaf.serving.deployments import Deployment, get_deployment, set_weights
+from ghaf.serving.scrape import ScrapeError
 from ghaf.spine import current_operation, current_session, governed
 
 ALERT = "CanaryRolledBack"

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -34,21 +32,14 @@ from ghaf.experiments.rollout import RolloutPlan
 from ghaf.platform import Platform
 from ghaf.serving.outcomes import read_outcomes
 from ghaf.serving.predlog import LOG_SCHEMA, log_files
+from ghaf.serving.scrape import SCRAPE_ATTEMPTS, SCRAPE_TIMEOUT_S, ScrapeError, fetch_metrics
 
 REQUESTS = "ghaf_requests_total"
 SERVE_MARKER = "ghaf_prediction_log_dropped"
 """A series every ``ghaf serve`` exports from its start (requests appear with the first)."""
-MAX_SCRAPE_BYTES = 8 << 20
-SCRAPE_TIMEOUT_S = 3.0
-SCRAPE_ATTEMPTS = 3
-SCRAPE_BACKOFF_S = 0.25
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
 Counters = dict[str, dict[str, float]]
 """Per metrics target: ``MODEL:VERSION:CODE`` -> requests counted (JSON-able)."""
-
-
-class ScrapeError(Exception):
-    """A metrics target gave no usable counters (the message says why, never its body)."""
 
 
 def parse_requests(text: str) -> dict[str, float]:
@@ -75,45 +66,17 @@ def parse_requests(text: str) -> dict[str, float]:
     return found
 
 
-def _fetch_metrics(url: str, timeout: float) -> str:
-    with (
-        httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client,
-        client.stream("GET", url) as reply,
-    ):
-        if reply.status_code != 200:
-            fix = " (serve with --metrics-public)" if reply.status_code in (401, 403) else ""
-            raise ScrapeError(f"{url} answered HTTP {reply.status_code}{fix}")
-        body = bytearray()
-        for chunk in reply.iter_bytes():
-            body += chunk
-            if len(body) > MAX_SCRAPE_BYTES:
-                raise ScrapeError(f"{url} sent more than {MAX_SCRAPE_BYTES >> 20} MiB")
-    return body.decode("utf-8", errors="replace")
-
-
 def scrape_requests(
     target: str, timeout: float = SCRAPE_TIMEOUT_S, attempts: int = SCRAPE_ATTEMPTS
 ) -> dict[str, float]:
-    """The request counters of one ``ghaf serve`` (``TARGET/metrics``, no credential).
-
-    A target that does not answer is asked again (``attempts`` in all, as Prometheus
-    tolerates one failed scrape): a busy server must not pause a canary. An answer that
-    is wrong (not 200, too large) is final.
+    """The request counters of one ``ghaf serve`` (``TARGET/metrics``, no credential;
+    see :func:`~ghaf.serving.scrape.fetch_metrics` for the retries).
 
     Raises:
         ScrapeError: no answer, not 200, too large, or no ``ghaf_requests_total``.
     """
     url = f"{target}/metrics"
-    for attempt in range(1, attempts + 1):
-        try:
-            text = _fetch_metrics(url, timeout)
-            break
-        except httpx.HTTPError as exc:
-            if attempt == attempts:
-                raise ScrapeError(
-                    f"{url} did not answer ({type(exc).__name__}, {attempts} tries)"
-                ) from None
-            time.sleep(SCRAPE_BACKOFF_S * attempt)
+    text = fetch_metrics(target, timeout, attempts)
     if REQUESTS not in text and SERVE_MARKER not in text:  # a fresh server counts nothing yet
         raise ScrapeError(f"{url} is not a ghaf serve's metrics (no {REQUESTS})")
     return parse_requests(text)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from ghaf.alerts.base import Alert, fingerprint
 from ghaf.errors import GhafError, NotFoundError, PermissionDeniedError
+from ghaf.events.base import Event
 from ghaf.logs import get_logger
 from ghaf.metadata.base import utcnow
 from ghaf.monitoring.evaluate import (
@@ -35,6 +36,7 @@ from ghaf.monitoring.evaluate import (
     performance_of,
 )
 from ghaf.monitoring.records import (
+    MonitorResult,
     MonitorRun,
     MonitorSchedule,
     result_record,
@@ -365,29 +367,61 @@ def _events_of(run: MonitorRun) -> list[tuple[str, str, dict[str, object]]]:
     window, or in an earlier one that labels filled in)."""
     found = []
     for result in (*run.results, *run.updated):
-        kinds = []
-        if result in run.results and {"drift", "prediction_drift"} & set(result.breaches):
-            kinds.append((SUBJECT, "drift"))
-        if "performance" in result.breaches:
-            kinds.append((QUALITY_SUBJECT, "quality"))
-        model, _, version = result.model_version.rpartition(":")
-        for subject, tag in kinds:
-            payload = clean(
-                {
-                    "project": run.project,
-                    "deployment": run.deployment,
-                    "model": model,
-                    "version": version,
-                    "model_version": result.model_version,
-                    "features": list(result.drifted_features),
-                    "predictions": "prediction_drift" in result.breaches,
-                    "window_start": result.window_start.isoformat(),
-                    "window_end": result.window_end.isoformat(),
-                    "result": result.id,
-                    "alerts": list(result.alerts),
-                }
-            )
-            found.append((subject, f"{tag}:{run.project}:{result.id}", payload))
+        found += _result_events(run.project, run.deployment, result, result in run.results)
+    return found
+
+
+def breach_events(platform: Platform, since: datetime) -> list[Event]:
+    """The events every breached result of the platform's project whose window ended at
+    or after ``since`` owed, with the ids they were published under (oldest first).
+
+    The results are the durable record: a consumer that was not running when a monitor
+    published (or a bus that was down) reads what it missed here, and the ids let it
+    tell what it already acted on."""
+    query = (
+        select(MonitorResultRow)
+        .where(MonitorResultRow.project == platform.default_project)
+        .where(MonitorResultRow.window_end >= since)
+        .where(MonitorResultRow.breaches != "[]")
+        .order_by(MonitorResultRow.id)
+    )
+    with platform.read_session() as session:
+        rows = list(session.execute(query).scalars())
+    events = []
+    for row in rows:
+        result = result_record(row)
+        for subject, msg_id, payload in _result_events(row.project, row.deployment, result, True):
+            events.append(Event(subject, payload, msg_id, row.run_at))
+    return events
+
+
+def _result_events(
+    project: str, deployment: str, result: MonitorResult, drift: bool
+) -> list[tuple[str, str, dict[str, object]]]:
+    kinds = []
+    if drift and {"drift", "prediction_drift"} & set(result.breaches):
+        kinds.append((SUBJECT, "drift"))
+    if "performance" in result.breaches:
+        kinds.append((QUALITY_SUBJECT, "quality"))
+    model, _, version = result.model_version.rpartition(":")
+    found = []
+    for subject, tag in kinds:
+        payload = clean(
+            {
+                "project": project,
+                "deployment": deployment,
+                "model": model,
+                "version": version,
+                "model_version": result.model_version,
+                "features": list(result.drifted_features),
+                "predictions": "prediction_drift" in result.breaches,
+                "window_start": result.window_start.isoformat(),
+                "window_end": result.window_end.isoformat(),
+                "result": result.id,
+                "alerts": list(result.alerts),
+            }
+        )
+        found.append((subject, f"{tag}:{project}:{result.id}", payload))
     return found
 
 

@@ -69,6 +69,8 @@ GATE_STEP = "gate"
 STALE_S = 6 * 3600.0
 """A run still training without a pipeline run after this long was abandoned (its loop
 stopped mid-run): it no longer holds the deployment."""
+CATCH_UP_S = 86_400.0
+"""How far back a pass reads the monitors' stored breaches for events it missed."""
 _log = get_logger(__name__)
 
 
@@ -100,6 +102,15 @@ class RetrainLoop:
         self._lock = threading.Lock()
         self._subscriptions = [platform.events.subscribe(s, self._receive) for s in SUBJECTS]
 
+    def _missed(self, now: datetime) -> list[Event]:
+        """Breaches of the last :data:`CATCH_UP_S` from the monitors' stored results: what
+        a loop that was not running (or a bus that was down) did not deliver. Acting on
+        an event records its id, so one delivered twice is acted on once; a policy set
+        within a day of a breach acts on it (its cooldown and limits still hold)."""
+        from ghaf.monitoring.monitors import breach_events
+
+        return breach_events(self.platform, now - timedelta(seconds=CATCH_UP_S))
+
     def _receive(self, event: Event) -> None:
         with self._lock:
             self._events.append(event)
@@ -130,6 +141,10 @@ class RetrainLoop:
             return start + timedelta(seconds=time.monotonic() - began)
 
         touched: dict[int, RetrainRun] = {}
+        for event in self._missed(start):
+            found = self._guarded(functools.partial(self.handle, event, clock()), event.id)
+            if found is not None:
+                touched[found.id] = found
         while True:
             with self._lock:
                 if not self._events:

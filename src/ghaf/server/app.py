@@ -18,6 +18,7 @@ from ghaf.health import BackendHealth
 from ghaf.platform import Platform
 from ghaf.server import problems
 from ghaf.server.gateway import Gateway, RateLimiter
+from ghaf.server.live import LiveLoopThread
 from ghaf.server.routes import (
     access,
     artifacts,
@@ -83,7 +84,12 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = options.threads
+        server = platform.settings.server
+        loop = LiveLoopThread(platform, server.live_loop_every_s) if server.live_loop else None
+        app.state.live_loop = loop.start() if loop is not None else None
         yield
+        if loop is not None:
+            loop.stop()
         if provider is not None:
             provider.shutdown()  # the last spans leave before the process does
         platform.close()
@@ -158,7 +164,11 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
     @app.get("/health/ready", include_in_schema=False)
     async def ready() -> JSONResponse:
         readiness = await health.acheck()
-        return JSONResponse(readiness.to_json(), 200 if readiness.ready else 503)
+        document = readiness.to_json()
+        live = getattr(app.state, "live_loop", None)
+        if live is not None:  # this worker's view: it runs the loop, or waits for the lock
+            document["live_loop"] = dict(live.state)
+        return JSONResponse(document, 200 if readiness.ready else 503)
 
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     return Gateway(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -147,6 +147,38 @@ def from_counter_samples(
         np.bincount(index, weights=_increases(good), minlength=size).astype(np.int64),
         np.bincount(index, weights=_increases(total), minlength=size).astype(np.int64),
     )
+
+
+def from_target_samples(
+    by_target: Mapping[str, Sequence[tuple[float, float, float]]], *, step: int = 60
+) -> EventSeries:
+    """Cumulative (time, good, total) samples of several targets (the servers of one
+    deployment, each with its own counters) -> one series of per-bucket counts.
+
+    As :func:`from_counter_samples` for each target, on one clock: buckets start at the
+    earliest sample of any target; a target's first sample is its own baseline.
+
+    Raises:
+        InvalidInputError: no target has two samples yet.
+    """
+    usable = {t: sorted(s) for t, s in by_target.items() if len(s) >= 2}
+    if not usable:
+        raise InvalidInputError(
+            "at least two scrapes of one target are needed", hint="wait for the next scrape"
+        )
+    start = min(s[0][0] for s in usable.values())
+    end = max(s[-1][0] for s in usable.values())
+    size = max(1, int(np.ceil((end - start) / step)))
+    good = np.zeros(size, dtype=np.float64)
+    total = np.zeros(size, dtype=np.float64)
+    for samples in usable.values():
+        arr = np.asarray(samples, dtype=np.float64)
+        index = np.maximum(np.ceil((arr[1:, 0] - start) / step).astype(np.int64) - 1, 0)
+        good += np.bincount(index, weights=_increases(arr[:, 1]), minlength=size)[:size]
+        total += np.bincount(index, weights=_increases(arr[:, 2]), minlength=size)[:size]
+    # Two targets' counters are read a moment apart: never more good than total.
+    good = np.minimum(good, total)
+    return EventSeries(start, step, good.astype(np.int64), total.astype(np.int64))
 
 
 def _increases(values: np.ndarray) -> np.ndarray:

@@ -37,18 +37,14 @@ from ghaf.experiments.canary import (
     rollback_canary,
     start_canary,
 )
-from ghaf.experiments.canary_evidence import (
-    ScrapeError,
-    join_labels,
-    read_answers,
-    scrape_requests,
-)
+from ghaf.experiments.canary_evidence import join_labels, read_answers, scrape_requests
 from ghaf.experiments.service import create_experiment, start_experiment
 from ghaf.models import save_model
 from ghaf.platform import Platform
 from ghaf.registry import approve_model_version, register_model
 from ghaf.serving.deployments import create_deployment, get_deployment, update_deployment
 from ghaf.serving.predlog import PredictionBatch
+from ghaf.serving.scrape import ScrapeError
 from tests.unit.serving.server_processes import second_person
 
 PLAN = {"steps": [10, 100], "max_error_rate": None, "min_time_s": 0}
@@ -332,6 +328,6 @@ def test_a_target_that_misses_one_scrape_is_asked_again() -> None:
     assert len(seen) == 3
 
     url, thread, seen = _metrics_server(drop_first=2)
-    with pytest.raises(ScrapeError, match="did not answer .*2 tries"):
+    with pytest.raises(ScrapeError, match=r"did not answer .*2 tries"):
         scrape_requests(url, timeout=5.0, attempts=2)
     assert len(seen) == 2

@@ -65,7 +65,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with init_home(load_settings(home=home)) as platform:
         seeded = seed_home(platform, root)
         token = mint(platform, "scoring-app", ["model_server"], bind_on=platform.default_project)
-        args = ("serve", "fraud@champion", "--log-dir", str(home / "predictions"))
+        args = ("serve", "fraud@champion", "--log-dir", str(home / "predictions"),
+                "--metrics-public")  # fmt: skip
         server = ServerProcess(home, args, "/v2/health/ready", root / "serve.log").start()
         try:
             yield Served(home, platform, server, token, seeded)
@@ -230,3 +231,50 @@ def test_another_project_s_deployment_reads_as_unknown(served: Served) -> None:
             assert client.monitor_results("beta", name) == []
         assert answers[:2] == answers[2:]
         assert client.monitor_status("beta") == [] and client.monitors("beta") == []
+
+
+def test_ghaf_server_runs_the_live_loop_by_itself(served: Served, tmp_path: Path) -> None:
+    """Started with its live loop on, ``ghaf server`` runs the due monitor and reads the
+    scheduled SLO's counters from the model server with no one asking, as the home's
+    owner (audited); ``/health/ready`` says it runs, and how many passes it made."""
+    from ghaf.slo import SLO
+    from ghaf.slo.schedule import list_slo_scrapes, schedule_slo
+    from ghaf.slo.store import define_slo
+
+    platform, owner = served.platform, served.platform.admin()
+    define_slo(platform, owner, SLO("fraud-up", "fraud", "availability", 0.99))
+    schedule_slo(platform, owner, "fraud-up", [served.server.url], every=10)
+    made = _json(served.cli("monitor", "schedule", "fraud", "--every", "5s", "-o", "json"))
+    before = {r.id for r in list_results(platform, "fraud")}
+    env = {"GHAF_SERVER__LIVE_LOOP": "true", "GHAF_SERVER__LIVE_LOOP_EVERY_S": "1"}
+    server = ServerProcess(served.home, ("server",), "/health", tmp_path / "server.log", env=env)
+    server.start(timeout=300)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ran = [r for r in list_results(platform, "fraud") if r.id not in before]
+            [scrape] = list_slo_scrapes(platform)
+            if ran and scrape.updated_at < scrape.next_due and scrape.last_error == "":
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"the server's loop did nothing: {server.output()[-3000:]}")
+        ready = httpx.get(server.url + "/health/ready", timeout=10).json()["live_loop"]
+        assert ready["running"] and ready["passes"] >= 1 and ready["last_error"] is None, ready
+    finally:
+        output = server.stop()
+    assert "Traceback" not in output, output
+    assert made["interval_s"] == 5
+    with platform.read_session() as session:
+        from sqlalchemy import select
+
+        from ghaf.security.audit_tables import AuditRecordRow
+
+        actors = set(
+            session.execute(
+                select(AuditRecordRow.actor).where(
+                    AuditRecordRow.action.in_(["monitoring.run", "slo.scrape"])
+                )
+            ).scalars()
+        )
+    assert actors == {owner.name}

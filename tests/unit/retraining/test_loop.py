@@ -244,3 +244,27 @@ def test_a_gate_refusal_ends_the_run_and_policies_are_checked(
         [ended] = loop.tick(now=_at(base + 620))
     assert ended.status == "failed" and "archived" in ended.reason
     assert get_deployment(platform, "fraud").models == {"fraud:1": 1.0}
+
+
+def test_a_loop_that_was_not_running_acts_on_the_stored_breach_once(
+    home: Platform, tmp_path: Path
+) -> None:
+    """The monitor breached while no loop listened (its event reached nobody); the next
+    loop reads the breach from the monitors' stored results, retrains once, and a loop
+    started after that (a restart) does not retrain it again."""
+    platform, admin = home, home.admin()
+    seeded = seed_home(platform, tmp_path)
+    set_retrain_policy(platform, admin, "fraud", pipeline=TARGET, plan=PLAN, cooldown_s=60)
+    base = time.time() - 3600
+    schedule_monitor(platform, admin, "fraud", every="5m", start_at=_at(base + 300))
+    _log_drift(platform, seeded, base + 10, "missed")
+    [breached] = run_due_monitors(platform, admin, now=_at(base + 310))
+    assert breached.events == ("drift.detected",)  # published to nobody
+    with RetrainLoop(platform, admin) as loop:
+        [run] = loop.tick(now=_at(base + 320))
+        assert run.event == f"drift:default:{breached.results[0].id}"
+        assert run.status == "awaiting_approval", run.reason
+    with RetrainLoop(platform, admin) as again:
+        assert [r.id for r in again.tick(now=_at(base + 330))] in ([], [run.id])
+    assert len(list_runs(platform, "toy-retraining")) == 1
+    assert [r.event for r in list_retrain_runs(platform, "fraud")] == [run.event]

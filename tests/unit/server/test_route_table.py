@@ -39,6 +39,9 @@ NOT_OVER_HTTP = {
         "sets the policy (deployment.retrain_set) and reads the hops on the incident"
         for hop in ("trigger", "record", "gates", "deploy")
     },
+    "slo.scrape": "a pass of the live loop over a scheduled SLO (the samples it read, the "
+    "windows firing), written by the loop itself in ghaf server or ghaf monitor run --loop; "
+    "a caller schedules it (slo.schedule) and reads the schedules",
 }
 """Governed actions that stay off the control plane by design, and why."""
 

@@ -1,4 +1,5 @@
-"""The replayed outage through a real ``ghaf serve`` (issue 21's first acceptance line).
+"""The replayed outage through a real ``ghaf serve`` (issue 21's first acceptance line),
+judged on demand and by the live loop's scheduled SLOs.
 
 A served model fails on a planted input (a category its one-hot encoder never saw: a
 real 500 from the model, not a fake). Seeded traffic goes to the server as real HTTP
@@ -8,11 +9,14 @@ replay in seconds and nothing sleeps. The engine then judges the scraped series:
 fast burn pages within 5 minutes of 2% of the budget burning, a slow burn raises a
 ticket and pages nobody, and one error at 10 requests an hour pages nobody. The rules
 ``ghaf slo export-rules`` writes give the same verdicts on the same series under
-``promtool test rules``.
+``promtool test rules``. Scheduled (``ghaf slo schedule``), the loop reads the same
+counters itself, keeps them in the home, pages at the minute the engine says, opens the
+incident, and resolves the page once the burst is over.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +58,7 @@ class SimulatedClock:
 class Served:
     url: str
     client: httpx.Client
+    home: Path
 
     def infer(self, row: list[float]) -> int:
         body = {"inputs": [{"name": "input", "shape": [1, 2], "datatype": "FP64", "data": row}]}
@@ -85,13 +90,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         token = mint(platform, "svc-scorer", ["model_server", "viewer"], kind="service")
         server = ServerProcess(
             platform.settings.home,
-            ("serve", "fraud@champion"),
+            ("serve", "fraud@champion", "--metrics-public"),
             "/v2/health/ready",
             root / "serve.log",
         ).start()
         try:
             with httpx.Client(base_url=server.url, headers=bearer(token), timeout=30) as client:
-                served = Served(server.url, client)
+                served = Served(server.url, client, platform.settings.home)
                 assert served.infer(GOOD) == 200 and served.infer(PLANTED) == 500
                 yield served
         finally:
@@ -192,3 +197,70 @@ def test_one_error_at_ten_requests_an_hour_pages_nobody(served: Served, tmp_path
     loud = SLO("fraud-quiet", "fraud", "availability", 0.999, min_requests_per_hour=0)
     assert first_firing(loud, series)["1h"] is not None
     agrees_under_promtool(slo, series, tmp_path, fires=False, every=15)
+
+
+def test_the_scheduled_slo_pages_opens_an_incident_and_resolves_by_itself(
+    served: Served,
+) -> None:
+    from datetime import UTC, datetime
+
+    from ghaf.incidents.records import list_incidents
+    from ghaf.platform import Platform
+    from ghaf.settings import load_settings
+    from ghaf.slo.schedule import evaluate_scheduled, list_slo_scrapes
+    from ghaf.slo.store import define_slo
+    from tests.unit.server.cli_runner import ghaf
+
+    slo = SLO("fraud-scheduled", "fraud", "availability", 0.999)
+    with Platform(load_settings(home=served.home)) as platform:
+        owner = platform.admin()
+        define_slo(platform, owner, slo)
+        made = ghaf("--home", str(served.home), "slo", "schedule", slo.name, "--metrics",
+                    served.url, "--every", "1m", "-o", "json")  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        assert json.loads(made.stdout)["targets"] == [served.url]
+        bad = ghaf("--home", str(served.home), "slo", "schedule", slo.name,
+                   "--metrics", "http://user:pw@127.0.0.1:1")  # fmt: skip
+        assert bad.returncode != 0 and "field 'targets'" in bad.stderr, bad.stderr
+
+        rng = np.random.default_rng(11)
+        minutes, per_minute, onset, end = 60, 5, 20, 45  # 25 minutes at 20% in an hour
+        p = np.where((np.arange(minutes) >= onset) & (np.arange(minutes) < end), 0.2, 0.0)
+        bad_counts = rng.binomial(per_minute, p)
+        passes = []
+        for minute in range(-1, minutes):  # minute -1: the baseline read
+            if minute >= 0:
+                for _ in range(per_minute - int(bad_counts[minute])):
+                    assert served.infer(GOOD) == 200
+                for _ in range(int(bad_counts[minute])):
+                    assert served.infer(PLANTED) == 500
+            [scrape] = list_slo_scrapes(platform)
+            now = datetime.fromtimestamp(START + (minute + 1) * STEP, UTC)
+            passes.append(evaluate_scheduled(platform, owner, scrape, now))
+        assert not any(p.errors for p in passes)
+
+        # What the loop kept is every request sent, and its pages are the engine's.
+        series = from_kept(platform, slo.name)
+        np.testing.assert_array_equal(series.total, np.full(minutes, per_minute))
+        np.testing.assert_array_equal(series.bad, bad_counts)
+        expected = first_firing(slo, series)["1h"]
+        paged = [p.at for p in passes if "1h" in p.firing]
+        assert expected is not None and paged and paged[0] == expected
+        assert START + onset * STEP < paged[0] <= START + end * STEP
+        [incident] = [i for i in list_incidents(platform) if i.deployment == "fraud"]
+        resolved = [p.at for p in passes if "1h" in p.resolved]
+        assert resolved and resolved[0] > START + end * STEP, "the page resolves after the burst"
+        assert not passes[-1].firing
+        shown = ghaf("--home", str(served.home), "slo", "schedules", "-o", "json")
+        [schedule] = json.loads(shown.stdout)["schedules"]
+        assert schedule["firing"] == [] and schedule["last_error"] == ""
+        assert incident.number in {n for p in passes for n in p.opened}
+        assert incident.alert_count >= len(paged)  # every paging pass counted on it
+
+
+def from_kept(platform: object, name: str) -> EventSeries:
+    """The series the loop evaluates, rebuilt from the samples it kept in the home."""
+    from ghaf.slo.schedule import _samples
+    from ghaf.slo.sources import from_target_samples
+
+    return from_target_samples(_samples(platform, name, 0.0), step=STEP)  # type: ignore[arg-type]

@@ -159,3 +159,44 @@ async def rules(
     return JsonResponse(
         {"format": "prometheus", **groups, "rules": prometheus.export_rules(chosen)}
     )
+
+
+class SLOSchedule(BaseModel):
+    targets: list[str] = Field(
+        min_length=1,
+        max_length=16,
+        description="Base URLs of the deployment's ghaf serve processes (--metrics-public).",
+    )
+    every_s: int = Field(default=60, ge=10, le=3600, description="Seconds between two reads.")
+
+
+@router.write("PUT", "/projects/{project}/slos/{name}/schedule", action="slo.schedule")
+async def schedule(project: Project, name: Name, body: SLOSchedule, who: CallerDep) -> JsonResponse:
+    """Evaluate the SLO on a schedule: the server's live loop reads the targets' counters
+    every ``every_s`` seconds, keeps them, and fires and resolves the burn-rate alerts."""
+    from ghaf.slo.schedule import schedule_slo
+
+    done = await run_in_threadpool(
+        schedule_slo, who.in_project(project), who.actor, name, body.targets, body.every_s
+    )
+    return JsonResponse(done.to_dict())
+
+
+@router.write("DELETE", "/projects/{project}/slos/{name}/schedule", action="slo.unschedule")
+async def unschedule(project: Project, name: Name, who: CallerDep) -> JsonResponse:
+    """Stop evaluating the SLO on a schedule (its samples go; its incidents stay)."""
+    from ghaf.slo.schedule import unschedule_slo
+
+    gone = await run_in_threadpool(unschedule_slo, who.in_project(project), who.actor, name)
+    return JsonResponse({"unscheduled": gone.to_dict()})
+
+
+@router.read("/projects/{project}/slo-schedules", action=READ)
+async def schedules(project: Project, who: CallerDep) -> JsonResponse:
+    """The project's scheduled SLOs: targets, interval, next due time, last error, and
+    the windows firing now."""
+    from ghaf.slo.schedule import list_slo_scrapes
+
+    await who.authorize(READ, "slos", project)
+    found = await run_in_threadpool(list_slo_scrapes, who.in_project(project))
+    return JsonResponse({"schedules": [s.to_dict() for s in found]})
