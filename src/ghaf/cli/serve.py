@@ -126,6 +126,7 @@ def serve(
             insecure_dev=insecure_dev,
             metrics_public=metrics_public,
             watch=watch,
+            workdir=str(workdir),
         )
         scheme = "https" if tls_settings(cli.platform(), host).cert_file else "http"
         cli.console.print(f"serving {', '.join(s.name for s in specs)} on {scheme}://{host}:{port}")

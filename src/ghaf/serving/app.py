@@ -128,9 +128,13 @@ class ServingApp:
         metrics_public: bool = False,
         backends: BackendHealth | None = None,
         watcher: DeploymentWatcher | None = None,
+        loader: Callable[[str, str], ServedModel] | None = None,
     ) -> None:
         self.deployments = {d.name: d for d in deployments}
         self.watcher = watcher
+        self.loader = loader
+        """Loads a version a new revision names (blocking: run off the event loop)."""
+        self._failed_loads: dict[tuple[str, str], float] = {}
         self._watch_task: asyncio.Task[None] | None = None
         self.backends = backends
         self.metrics = metrics or Metrics()
@@ -150,11 +154,7 @@ class ServingApp:
             return
         for deployment in self.deployments.values():
             for served in deployment.versions.values():
-                if served.batcher is not None:
-                    served.batcher.start()
-                    name, version = served.spec.name, served.spec.version
-                    served.batcher._observer = self._batch_observer(name, version)
-                    self.metrics.track_queue(name, version, _depth_of(served.batcher))
+                self._start_batcher(served)
         if self.watcher is not None:
             self._watch_task = asyncio.get_running_loop().create_task(self._watch())
         self._started = True
@@ -178,6 +178,45 @@ class ServingApp:
                 continue
             deployment.apply(route)
 
+    def _start_batcher(self, served: ServedModel) -> None:
+        if served.batcher is not None:
+            served.batcher.start()
+            name, version = served.spec.name, served.spec.version
+            served.batcher._observer = self._batch_observer(name, version)
+            self.metrics.track_queue(name, version, _depth_of(served.batcher))
+
+    async def _load_missing(self, records: dict[str, Any]) -> None:
+        """Load the versions ``records`` name that this worker has not (off the loop)."""
+        from ghaf.serving.live import RELOAD_BACKOFF_S, versions_needed
+
+        if self.loader is None:
+            return
+        loop = asyncio.get_running_loop()
+        for model, record in records.items():
+            deployment = self.deployments[model]
+            try:
+                needed = versions_needed(record, model)
+            except InvalidInputError:
+                continue  # _apply says why
+            for version in sorted(needed - set(deployment.versions)):
+                failed = self._failed_loads.get((model, version))
+                if failed is not None and time.monotonic() - failed < RELOAD_BACKOFF_S:
+                    continue
+                served: ServedModel | None = None
+                try:
+                    served = await loop.run_in_executor(None, self.loader, model, version)
+                    reason = served.error or ""
+                except Exception as exc:  # noqa: BLE001 - keep serving what is loaded
+                    reason = f"{type(exc).__name__}: {getattr(exc, 'headline', exc)}"
+                if served is None or not served.ready:
+                    self._failed_loads[(model, version)] = time.monotonic()
+                    _log.warning("version not loaded", model=model, version=version, error=reason)
+                    continue
+                self._failed_loads.pop((model, version), None)
+                self._start_batcher(served)
+                deployment.versions[version] = served
+                _log.info("version loaded", model=model, version=version)
+
     async def _watch(self) -> None:
         """Poll the deployment records; a failed poll (database away) is retried."""
         assert self.watcher is not None  # nosec B101
@@ -192,6 +231,7 @@ class ServingApp:
             except Exception as exc:  # noqa: BLE001 - keep serving the last revision
                 _log.warning("deployment poll failed", error=str(exc))
                 continue
+            await self._load_missing(changed)
             self._apply(changed)
 
     async def astop(self) -> None:

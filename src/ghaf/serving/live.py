@@ -3,9 +3,11 @@
 Each worker polls its deployments' ``revision`` (one indexed lookup per deployment
 every ``interval`` seconds, off the event loop); on a new revision it reads the record
 and swaps in the new weights, shadow and experiment assignment between two requests.
-A revision that names a version the worker has not loaded is not applied (the worker
-keeps serving what it has, and says so in the log and the model's metadata): weights
-move live, new versions need a restart with them loaded.
+A revision that names a version the worker has not loaded is loaded first, off the
+event loop, exactly as at start (downloaded, its signature and release checked, the
+release policy asked whether it may be served, warmed), then applied; until then, and
+if it cannot be loaded, the worker keeps serving what it has and says why in the log
+and the model's metadata (a failed load is tried again after :data:`RELOAD_BACKOFF_S`).
 """
 
 from __future__ import annotations
@@ -19,12 +21,28 @@ from ghaf.serving.deployments import Deployment as DeploymentRecord
 from ghaf.serving.deployments import deployment_revision, get_deployment
 from ghaf.serving.traffic import UNIT_HEADER, Assignment, Route, TrafficSplit
 
+RELOAD_BACKOFF_S = 30.0
+"""How long after a version failed to load a worker tries it again."""
+
 
 def _version(ref: str, model: str) -> str:
     name, _, version = ref.rpartition(":")
     if name != model:
         raise InvalidInputError(f"{ref} is not a version of {model!r}", hint="serve it")
     return version
+
+
+def versions_needed(record: DeploymentRecord, model: str) -> set[str]:
+    """Every version of ``model`` that ``record`` routes to, shadows or experiments on."""
+    needed = {_version(ref, model) for ref in record.models}
+    if record.shadow:
+        needed.add(_version(record.shadow, model))
+    routing = record.routing or {}
+    needed.update(_version(ref, model) for ref in routing.get("weights", {}))
+    needed.update(_version(ref, model) for ref in routing.get("shadows", ()))
+    if routing.get("control"):
+        needed.add(_version(str(routing["control"]), model))
+    return needed
 
 
 def route_of(record: DeploymentRecord, model: str, loaded: Mapping[str, Any]) -> Route:

@@ -66,6 +66,9 @@ class ServeConfig:
     poll_interval: float = 1.0
     metrics_dir: str | None = None
     """The multi-worker server's shared metric files (set by :func:`supervise`)."""
+    workdir: str | None = None
+    """Where the workers download a version a new revision names (its scratch directory:
+    decrypted models never leave the home); None: such a revision waits for a restart."""
 
 
 def model_entry(
@@ -178,9 +181,35 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
         metrics_public=config.metrics_public,
         backends=BackendHealth(backends),
         watcher=_watcher(config, platform, set(grouped)),
+        loader=_loader(config, platform, policy, grouped, worker),
     )
     app.sync_routes()  # serve the record's current revision from the first request
     return app
+
+
+def _loader(
+    config: ServeConfig, platform: Any, policy: Any, grouped: dict[str, Any], worker: str
+) -> Any:
+    """What loads a version a new revision names, as the start loaded the first ones:
+    from the registry of the served model's project, the release policy asked, its
+    signature verified (None: no home, nothing watched, or no scratch directory)."""
+    if platform is None or not config.watch or config.workdir is None:
+        return None
+    from ghaf.serving.models import load_served, resolve_model
+
+    projects = {
+        name: next((s.spec.project for s in e["versions"].values() if s.spec.project), None)
+        for name, e in grouped.items()
+    }
+    root = Path(config.workdir) / f"hot-w{worker}"  # each worker its own downloads
+
+    def load(model: str, version: str) -> Any:
+        project = projects.get(model)
+        where = platform.in_project(project) if project else platform
+        spec = resolve_model(where, f"{model}:{version}", root)
+        return load_served(spec, platform=platform, policy=policy)
+
+    return load
 
 
 def _watcher(config: ServeConfig, platform: Any, served: set[str]) -> Any:

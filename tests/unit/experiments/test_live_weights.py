@@ -1,8 +1,9 @@
 """Running ``ghaf serve --workers 2`` follows its deployment record without a restart.
 
 Real processes on a loopback port, real tokens: weights change, then an experiment
-starts; every worker (told apart by the ``x-ghaf-worker`` pid header on fresh
-connections) serves the new revision within 5 s, and no request fails meanwhile.
+starts, then the record names a version the server never loaded; every worker (told
+apart by the ``x-ghaf-worker`` pid header on fresh connections) serves the new revision
+within 5 s (the new version: once it is loaded), and no request fails meanwhile.
 """
 
 from __future__ import annotations
@@ -158,6 +159,17 @@ def test_weight_and_experiment_changes_reach_every_worker(
         stop_experiment(platform, admin, "ab1")
         stopped = get_deployment(platform, "fraud").revision
         _until_every_worker(server.url, token, body, stopped, 2, 30)
+
+        # 3. a version the servers never loaded (the closed loop's retrained candidate):
+        # each worker downloads, verifies and warms it off its event loop, then serves it
+        _second_version(platform, trained, tmp_path / "v3")
+        moved = update_deployment(platform, admin, "fraud", models={"fraud:2": 0, "fraud:3": 1})
+        took, pids = _until_every_worker(server.url, token, body, moved.revision, 2, 120)
+        print(f"a new version loaded and served by both workers in {took:.2f} s")
+        with httpx.Client(base_url=server.url, headers=bearer(token)) as client:
+            versions = {client.post("/v2/models/fraud/infer", json=body).json()["model_version"]
+                        for _ in range(20)}  # fmt: skip
+        assert versions == {"3"}
     finally:
         traffic.done.set()
         traffic.join(30)
