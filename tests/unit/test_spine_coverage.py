@@ -462,6 +462,35 @@ def _monitoring_run(platform: Platform) -> None:
     run_monitor(platform, platform.admin(), "example-live")
 
 
+def _backup_create(platform: Platform) -> None:
+    from ghaf.backup import create_backup
+
+    create_backup(platform, platform.admin(), tempfile.mkdtemp())
+
+
+def _backup_restore(platform: Platform) -> None:
+    """The restore's load into this home, of a backup holding no row but the chain's head
+    as it stands (a real restore loads into an empty home: tests/integration)."""
+    from ghaf.artifacts.local import LocalBlobStore
+    from ghaf.backup import rows
+    from ghaf.backup.service import ROWS_FILE, _load_metadata, _Source
+    from ghaf.metadata.tables import load_all_tables
+
+    lines = []
+    with platform.read_session() as session:
+        for table in load_all_tables().metadata.sorted_tables:
+            dumped = rows.dump_table(session, table)
+            lines.append(next(dumped))
+            if table.name == "audit_head":
+                lines.extend(dumped)
+    store = LocalBlobStore(Path(tempfile.mkdtemp()))
+    writer = store.begin_write()
+    writer.write(b"".join(lines))
+    writer.commit(ROWS_FILE)
+    manifest = {"id": "example", "metadata": {"audit_seq": 0}, "files": {ROWS_FILE: {}}}
+    _load_metadata(platform, platform.admin(), store.url, _Source(store, store.url, manifest))
+
+
 def _keys_rotate(platform: Platform) -> None:
     from ghaf.access.rotation import rotate_keys
 
@@ -886,6 +915,8 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "role.bind": _role_bind,
     "role.unbind": _role_unbind,
     "token.create": _token_create,
+    "backup.create": _backup_create,
+    "backup.restore": _backup_restore,
     "token.revoke": _token_revoke,
     "pipeline.run_start": _pipeline_run_start,
     "pipeline.step_update": _pipeline_step_update,

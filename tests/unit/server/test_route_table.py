@@ -25,6 +25,9 @@ NOT_OVER_HTTP = {
     "home.init": "makes the home the server runs on: it exists before any server does",
     "home.transfer": "hands the home's files to another OS account (a chown on the server's "
     "disk); an HTTP caller proves a token, never an OS account",
+    "backup.restore": "writes a new home (its database, artifact store and key files) on "
+    "the machine that runs it, from a backup the restorer holds with the KEK; a server "
+    "runs on a home that already exists, and a client must not pick its paths",
     "prediction.export": "writes batch scores to a file on the scoring machine (resource "
     "file:PATH); over HTTP the client would pick a path on the server",
     **{
