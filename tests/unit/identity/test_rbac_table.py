@@ -60,6 +60,18 @@ EXPECTED: dict[str, set[str]] = {
     "features.apply": {"data_engineer"},
     "features.materialize": {"data_engineer"},
     "features.save_training_set": {"data_engineer", "data_scientist"},
+    # the job queue: data engineers queue, cancel and reorder; dispatchers are sre; quotas
+    # are project_admin's. The dispatcher's actions and quotas are authorized in project
+    # '*' (test_doors: a project-bound admin may not set one), here the policy's table.
+    "job.submit": {"data_engineer"},
+    "job.cancel": {"data_engineer", "sre"},
+    "job.priority": {"data_engineer"},
+    "job.claim": {"sre"},
+    "job.finish": {"sre"},
+    "job.heartbeat": {"sre"},
+    "job.reclaim": {"sre"},
+    "quota.set": {"project_admin"},
+    "quota.clear": {"project_admin"},
     "pipeline.run_start": {"data_engineer"},
     "pipeline.step_update": {"data_engineer"},
     "pipeline.run_finish": {"data_engineer"},
