@@ -37,6 +37,9 @@ class LivePass:
     monitors: list[MonitorRun] = field(default_factory=list)
     slos: list[tuple[str, SLOPass]] = field(default_factory=list)
     retraining: list[RetrainRun] = field(default_factory=list)
+    shipped: int = 0
+    retention: int | None = None
+    """The retention run this pass made (its id), if it was due."""
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -45,6 +48,8 @@ class LivePass:
             "monitors": [r.to_dict() for r in self.monitors],
             "slos": [{"project": p, **s.to_dict()} for p, s in self.slos],
             "retraining": [r.id for r in self.retraining],
+            "shipped": self.shipped,
+            "retention": self.retention,
             "errors": list(self.errors),
         }
 
@@ -64,7 +69,9 @@ def live_projects(platform: Platform) -> list[str]:
 
 class LiveLoop:
     """Passes of the live loop over ``projects`` (default: every live project, looked up
-    at each pass) as ``actor``; ``retrain=False`` leaves breaches to people."""
+    at each pass) as ``actor``; ``retrain=False`` leaves breaches to people. With
+    ``home_chores`` (the server's loop) a pass also ships the audit trail to the
+    configured sinks and runs retention when it is due (``retention.run_every_hours``)."""
 
     def __init__(
         self,
@@ -73,9 +80,11 @@ class LiveLoop:
         *,
         projects: list[str] | None = None,
         retrain: bool = True,
+        home_chores: bool = False,
     ) -> None:
         self.platform, self.actor = platform, actor
         self.projects, self.retrain = projects, retrain
+        self.home_chores = home_chores
         self._retrain_loops: dict[str, Any] = {}
 
     def close(self) -> None:
@@ -105,7 +114,41 @@ class LiveLoop:
             except GhafError as exc:
                 _log.warning("live loop pass failed", project=project, error=exc.headline)
                 done.errors.append(f"{project}: {exc.headline}")
+        if self.home_chores:
+            self._chores(moment, done)
         return done
+
+    def _chores(self, moment: datetime, done: LivePass) -> None:
+        """Home-wide work: audit shipping (cheap when nothing is new), retention when due."""
+        settings = self.platform.settings
+        try:
+            if settings.audit_shipping.sinks:
+                from ghaf.shipping.shipper import ship_once
+
+                done.shipped = ship_once(self.platform, self.actor, now=moment).shipped
+            every = settings.retention.run_every_hours
+            if every is not None and self._retention_due(moment, every):
+                from ghaf.privacy import run_retention
+
+                run_retention(self.platform, self.actor, now=moment)
+                done.retention = self._last_retention()[0]
+        except PermissionDeniedError:
+            raise
+        except GhafError as exc:
+            _log.warning("live loop chore failed", error=exc.headline)
+            done.errors.append(f"home: {exc.headline}")
+
+    def _last_retention(self) -> tuple[int | None, datetime | None]:
+        from ghaf.privacy import list_retention_runs
+
+        runs = [r for r in list_retention_runs(self.platform, limit=20) if not r["dry_run"]]
+        if not runs:
+            return None, None
+        return int(runs[0]["id"]), datetime.fromisoformat(runs[0]["ran_at"])
+
+    def _retention_due(self, moment: datetime, every_hours: int) -> bool:
+        _, last = self._last_retention()
+        return last is None or (moment - last).total_seconds() >= every_hours * 3600
 
     def _project_pass(self, project: str, moment: datetime, done: LivePass) -> None:
         from ghaf.monitoring.monitors import run_due_monitors

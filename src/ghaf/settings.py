@@ -381,6 +381,13 @@ class RetentionSettings(BaseModel):
         description="Never expire the latest version of a dataset (what is in use); only "
         "versions it superseded age out.",
     )
+    run_every_hours: int | None = Field(
+        default=24,
+        ge=1,
+        le=24 * 31,
+        description="How often the live loop in `ghaf server` runs retention (as the home's "
+        "owner); null: only when someone runs `ghaf retention run`.",
+    )
     prediction_log_dirs: list[Path] = Field(
         default_factory=list,
         description="Prediction log directories besides HOME/predictions (ghaf serve "

@@ -1,5 +1,6 @@
 """The live loop inside ``ghaf server``: a background thread in each worker process, of
-which the one holding the home's live-loop lock runs the passes.
+which the one holding the home's live-loop lock runs the passes (monitors, scheduled
+SLOs, retraining, and the home's chores: audit shipping and retention when due).
 
 The lock is an ``flock`` on ``HOME/run/live-loop.lock``: the kernel drops it when its
 process ends however it ends, and another worker (or the next server) takes it at its
@@ -85,7 +86,7 @@ class LiveLoopThread:
             return
         self.state.update(running=True, pid=os.getpid())
         try:
-            with LiveLoop(self.platform, actor) as loop:
+            with LiveLoop(self.platform, actor, home_chores=True) as loop:
                 while not self._stop.is_set():
                     self._pass(loop)
                     self._stop.wait(self.every_s)

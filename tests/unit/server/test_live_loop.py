@@ -1,12 +1,14 @@
 """The live loop runs in one of a server's workers at a time: the others wait on the
 home's lock and one takes over when the holder stops (here: two loop threads of one
-process, each with its own open lock file, as two workers would hold them)."""
+process, each with its own open lock file, as two workers would hold them); its passes
+run the home's retention once a day."""
 
 from __future__ import annotations
 
 import time
 
 from ghaf.platform import Platform
+from ghaf.privacy import list_retention_runs
 from ghaf.server.live import LiveLoopThread
 
 
@@ -30,6 +32,9 @@ def test_one_worker_runs_the_loop_and_another_takes_over_when_it_stops(
         passes = first.state["passes"]
         _wait(lambda: first.state["passes"] >= passes + 3, "more passes of the first")
         assert not second.state["running"] and second.state["passes"] == 0
+        # The home's chores: retention ran at the first pass, and is not due again today.
+        [ran] = list_retention_runs(platform)
+        assert ran["actor"] == platform.admin().name and not ran["dry_run"]
         first.stop()
         assert not first.state["running"]
         _wait(lambda: second.state["passes"] >= 1, "the second loop taking over")
