@@ -30,7 +30,7 @@ from sqlalchemy import and_, func, not_, select, text
 from sqlalchemy.orm import Session
 
 from ghaf.backends import open_log_sink
-from ghaf.errors import IntegrityError
+from ghaf.errors import IntegrityError, PermissionDeniedError
 from ghaf.logs import get_logger
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
@@ -362,12 +362,14 @@ def ship_once(
         now: the pass's clock (backoff is measured on it); default: the current time.
 
     Raises:
+        PermissionDeniedError: ``actor`` may not ship (audited; nothing was sent).
         ConfigError: a sink's certificate or secret file cannot be read (names the setting).
     """
     sinks = platform.settings.audit_shipping.sinks
+    who = actor or platform.admin()
+    _authorize(platform, who)
     if not sinks:
         return ShipResult(())
-    who = actor or platform.admin()
     at = now or utcnow()
     results: list[SinkPass] = []
     for name, cfg in sinks.items():
@@ -384,6 +386,16 @@ def ship_once(
             finally:
                 sink.close()
     return ShipResult(tuple(results))
+
+
+def _authorize(platform: Platform, actor: Actor) -> None:
+    """Refuse (and audit) a shipper that may not advance cursors before anything is sent:
+    records go out only where an ``audit.ship`` would record them."""
+    try:
+        platform.spine.authorizer.authorize(actor, SHIP_ACTION, "audit-sink:*", HOME_WIDE)
+    except PermissionDeniedError as exc:
+        platform.spine.record_denied(actor, SHIP_ACTION, "audit-sink:*", HOME_WIDE, exc.headline)
+        raise
 
 
 def _cursor(platform: Platform, name: str) -> int:

@@ -28,7 +28,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from ghaf.errors import ConfigError
+from ghaf.cli.exit_codes import exit_code_for
+from ghaf.errors import BackendUnavailableError, ConfigError
 from ghaf.home import init_home
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
@@ -314,3 +315,58 @@ def test_no_sinks_is_a_pass_that_writes_nothing(no_sinks_home: Platform) -> None
     assert ship_once(no_sinks_home).sinks == ()
     with no_sinks_home.read_session() as session:
         assert len(session.execute(select(AuditRecordRow.seq)).all()) == before
+
+
+def test_the_doors_show_sink_status_and_ship_on_demand(pki: DevPki, tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from ghaf.cli.main import app as cli
+    from ghaf.server.app import create_app
+    from ghaf.testing.people import mint
+
+    down = {"now": True}
+    http = HttpReceiver(pki, TOKEN, lambda: "503" if down["now"] else None)
+    home = tmp_path / "home"
+    sinks = {"collector": _sinks(pki, 1, http.port)["collector"]}
+    try:
+        with init_home(load_settings(home=home)) as bare:
+            tokens = {
+                who: mint(bare, who, [role], project="*", bind_on="*")
+                for who, role in (("ada", "auditor"), ("sam", "sre"), ("vic", "viewer"))
+            }
+        (home / "ghaf.toml").write_text(_toml(sinks))
+        runner = CliRunner()
+        failed = runner.invoke(cli, ["--home", str(home), "audit", "ship"])
+        assert isinstance(failed.exception, BackendUnavailableError), failed.output
+        assert exit_code_for(failed.exception) == 9  # what `ghaf` exits with
+        assert "audit sink collector did not acknowledge" in failed.exception.headline
+        assert "collector: failed, 0 shipped, cursor 0" in failed.output
+        assert "HTTP 503" in failed.output
+        down["now"] = False
+        with Platform(load_settings(home=home)) as platform:
+            api = TestClient(create_app(platform))
+
+            def call(who: str, method: str, path: str) -> Any:
+                headers = {"authorization": f"Bearer {tokens[who]}"}
+                return api.request(method, f"/api/v1/audit/sinks{path}", headers=headers)
+
+            seen = call("sam", "GET", "")
+            assert seen.status_code == 200, seen.text
+            (status,) = seen.json()["sinks"]
+            assert status["sink"] == "collector" and status["cursor"] == 0
+            assert status["attempts"] == 1 and "HTTP 503" in status["last_error"]
+            assert status["lag"] > 0
+            assert call("vic", "GET", "").status_code == 403
+            assert call("sam", "POST", "/ship").status_code == 403
+            assert http.keys == []  # refused before anything was sent
+            shipped = call("ada", "POST", "/ship")
+            assert shipped.status_code == 200, shipped.text
+            assert shipped.json()["sinks"][0]["state"] == "shipped"
+        listed = runner.invoke(cli, ["--home", str(home), "audit", "sinks", "-o", "json"])
+        assert listed.exit_code == 0, listed.output
+        (after,) = json.loads(listed.output)["sinks"]
+        assert after["lag"] == 0 and after["attempts"] == 0 and after["cursor"] > 0
+        assert [r["seq"] for r in http.records] == list(range(1, after["cursor"] + 1)), http.keys
+    finally:
+        http.close()
