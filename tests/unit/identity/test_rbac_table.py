@@ -33,6 +33,7 @@ ROLES = (
     "project_admin",
     "auditor",
     "key_custodian",
+    "backup_operator",
     "ci_publisher",
     "model_server",
     "privacy_officer",
@@ -51,6 +52,9 @@ EXPECTED: dict[str, set[str]] = {
     "keys.destroy_version": set(),
     "keys.trust": set(),
     "keys.read": set(),
+    # backups copy every project: the owner and backup operators bound on '*' (as keys)
+    "backup.create": set(),
+    "backup.restore": set(),
     "project.create": {"project_admin"},
     # data
     "dataset.write": {"data_engineer"},
@@ -308,6 +312,24 @@ def test_bindings_in_the_store_decide_like_credentials(platform: Platform) -> No
     for role in ROLES:
         stored, carried = _local(f"bound-{role}"), _actor(role)
         for action in EXPECTED:
+def test_backups_are_the_owners_and_home_wide_backup_operators(platform: Platform) -> None:
+    """Backups copy every project's data: a backup operator bound on '*' may, one bound in
+    one project may not (even there), nor any other role on '*', nor a key custodian."""
+    authz = platform.spine.authorizer
+    authz.authorize(platform.admin(), "backup.create", "backup:x", "*")
+    for project in ("fraud", "*"):
+        authz.authorize(_token("*:backup_operator"), "backup.create", "backup:x", project)
+        for who in (
+            _token("fraud:backup_operator"),
+            _token(*(f"*:{r}" for r in ROLES if r != "backup_operator")),
+            _token("*:backup_operator", "!*:backup_operator"),
+            _local("mallory"),
+        ):
+            with pytest.raises(PermissionDeniedError, match="bound on '\\*'") as refused:
+                authz.authorize(who, "backup.create", "backup:x", project)
+            assert "backup_operator bound on '*', or the home's owner" in str(refused.value.hint)
+
+
             assert (
                 authz.decide(stored, action, "fraud").allowed
                 == authz.decide(carried, action, "fraud").allowed
@@ -352,7 +374,9 @@ def test_the_home_owner_holds_the_human_roles_as_bindings_with_no_bypass(
     assert isinstance(authz, RbacAuthorizer)
     owner = platform.admin()
     for action, roles in EXPECTED.items():
-        expected = bool(roles & set(OWNER_ROLES)) or action.startswith(("home.", "keys."))
+        expected = bool(roles & set(OWNER_ROLES)) or action.startswith(
+            ("home.", "keys.", "backup.")
+        )
         # (the owner holds keys.* as the owner, not through key_custodian: not an OWNER_ROLE)
         assert authz.decide(owner, action, "fraud").allowed == expected, action
     with platform.read_session() as session:
