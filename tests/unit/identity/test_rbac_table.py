@@ -109,6 +109,9 @@ EXPECTED: dict[str, set[str]] = {
     "monitoring.schedule": {"sre"},
     "monitoring.run": {"sre"},
     "audit.checkpoint": {"auditor"},
+    # audit shipping: auditors advance the sinks' cursors; SREs watch the lag
+    "audit.ship": {"auditor"},
+    "audit.sinks.read": {"auditor", "sre"},
     # right to erasure and retention: privacy officers act (home-wide); auditors read
     "erasure.subject": {"privacy_officer"},
     "erasure.dataset": {"privacy_officer"},
