@@ -649,9 +649,16 @@ def restore_backup(
     blobs = 0
     for key in sorted(k for k in found.files if k.startswith(BLOBS)):
         writer = store.begin_write()
+        hasher = hashlib.sha256()
         try:
             for chunk in found.chunks(key):
+                hasher.update(chunk)
                 writer.write(chunk)
+            if hasher.hexdigest() != found.files[key]["sha256"]:  # changed since verified
+                raise IntegrityError(
+                    f"backup file {key} changed while it was restored",
+                    hint="restore again from a backup nothing writes to",
+                )
             writer.commit(key.removeprefix(BLOBS))
         except BaseException:
             writer.abort()
