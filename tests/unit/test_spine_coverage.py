@@ -843,6 +843,33 @@ def _slo_fire(platform: Platform) -> None:
     fire_slo(platform, platform.admin(), "fraud-availability", series)
 
 
+def _slo_schedule(platform: Platform) -> None:
+    from ghaf.slo.schedule import schedule_slo
+
+    schedule_slo(platform, platform.admin(), "fraud-availability", ["http://127.0.0.1:9"])
+
+
+def _slo_define_and_schedule(platform: Platform) -> None:
+    _slo_define(platform)
+    _slo_schedule(platform)
+
+
+def _slo_unschedule(platform: Platform) -> None:
+    from ghaf.slo.schedule import unschedule_slo
+
+    unschedule_slo(platform, platform.admin(), "fraud-availability")
+
+
+def _slo_scrape(platform: Platform) -> None:
+    """The loop's first read of a target: a baseline sample, kept (nothing to judge yet)."""
+    from ghaf.metadata.base import utcnow
+    from ghaf.slo.schedule import evaluate_scheduled, list_slo_scrapes
+
+    exposition = 'ghaf_requests_total{model="fraud",version="1",code="200"} 5.0\n'
+    [scrape] = list_slo_scrapes(platform)
+    evaluate_scheduled(platform, platform.admin(), scrape, utcnow(), lambda _: exposition)
+
+
 def _incident_move(verb: str, *args: str) -> Callable[[Platform], None]:
     def move(platform: Platform) -> None:
         from ghaf.incidents import lifecycle
@@ -941,6 +968,9 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "slo.define": _slo_define,
     "slo.delete": _slo_delete,
     "slo.fire": _slo_fire,
+    "slo.schedule": _slo_schedule,
+    "slo.unschedule": _slo_unschedule,
+    "slo.scrape": _slo_scrape,
     "deployment.retrain_set": _retrain_policy_set,
     "deployment.retrain_delete": _retrain_policy_delete,
     "deployment.retrain_trigger": _retrain_trigger,
@@ -972,6 +1002,9 @@ SETUP: dict[str, Callable[[Platform], None]] = {
     "quota.clear": _quota_set,
     "slo.delete": _slo_define,
     "slo.fire": _slo_define,
+    "slo.schedule": _slo_define,
+    "slo.unschedule": _slo_define_and_schedule,
+    "slo.scrape": _slo_define_and_schedule,
     "features.materialize": _features_apply,
     "features.save_training_set": _features_apply,
     "prediction.export": _register_example_model,

@@ -178,6 +178,9 @@ EXPECTED: dict[str, set[str]] = {
     "slo.define": {"sre"},
     "slo.delete": {"sre"},
     "slo.fire": {"sre"},  # its verdicts open incidents
+    "slo.schedule": {"sre"},
+    "slo.unschedule": {"sre"},
+    "slo.scrape": {"sre"},  # the live loop's reads (as the owner, who holds sre on '*')
     "incident.read": READERS,
 }
 
