@@ -202,6 +202,48 @@ class TlsSettings(BaseModel):
     )
 
 
+class CostSettings(BaseModel):
+    """The price sheet costs are computed with, and how often a running server records.
+
+    Defaults are OpenCost's own default prices (configs/default.json of
+    https://github.com/opencost/opencost, "based on GCP us-central1"): CPU 0.031611 per
+    vCPU-hour, RAM 0.004237 per GB-hour, GPU 0.95 per GPU-hour. As in OpenCost, each
+    resource is charged max(request, usage) x price.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    currency: str = Field(default="USD", description="Currency the prices are in.")
+    cpu_hour: float = Field(default=0.031611, ge=0, description="Price of one vCPU-hour.")
+    memory_gb_hour: float = Field(default=0.004237, ge=0, description="Price of one GB-hour.")
+    gpu_hour: float = Field(default=0.95, ge=0, description="Price of one GPU-hour (any class).")
+    gpu_classes: dict[str, float] = Field(
+        default_factory=dict,
+        description="Price of one GPU-hour by machine class (e.g. nvidia-h100: 3.0); a class "
+        "not listed costs gpu_hour.",
+    )
+    record_interval_s: float = Field(
+        default=300.0,
+        ge=5,
+        le=86_400,
+        description="Longest time between two usage records of a running ghaf serve (the "
+        "first come after 5 s, each gap doubling up to this).",
+    )
+    sample_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds between memory samples of metered work (average GB-hours).",
+    )
+
+    @field_validator("gpu_classes")
+    @classmethod
+    def _prices(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(price < 0 for price in value.values()):
+            raise ValueError("a GPU class price must be >= 0")
+        return value
+
+
 class IngestSettings(BaseModel):
     """What `ghaf server` may fetch when asked to ingest a URL (it fetches server-side)."""
 
@@ -749,6 +791,7 @@ class GhafSettings(BaseSettings):
     keys: KeySettings = Field(default_factory=KeySettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
+    cost: CostSettings = Field(default_factory=CostSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)

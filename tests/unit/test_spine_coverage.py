@@ -870,6 +870,15 @@ def _slo_scrape(platform: Platform) -> None:
     evaluate_scheduled(platform, platform.admin(), scrape, utcnow(), lambda _: exposition)
 
 
+def _usage_record(platform: Platform) -> None:
+    from ghaf.cost import Usage, record_usage
+    from ghaf.metadata.base import utcnow
+
+    now = utcnow()
+    usage = Usage("batch", "job-1", now, now, 60.0, cpu_s=30.0, cpu_request=1.0)
+    record_usage(platform, platform.admin(), usage)
+
+
 def _incident_move(verb: str, *args: str) -> Callable[[Platform], None]:
     def move(platform: Platform) -> None:
         from ghaf.incidents import lifecycle
@@ -968,6 +977,7 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "slo.define": _slo_define,
     "slo.delete": _slo_delete,
     "slo.fire": _slo_fire,
+    "usage.record": _usage_record,
     "slo.schedule": _slo_schedule,
     "slo.unschedule": _slo_unschedule,
     "slo.scrape": _slo_scrape,

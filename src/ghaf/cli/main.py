@@ -149,6 +149,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "ghaf.cli.slo:app",
         "SLOs: define, list, burn-rate status (fires alerts), export Prometheus rules.",
     ),
+    (
+        "cost",
+        "ghaf.cli.cost:app",
+        "Cost: usage x the price sheet by project, model, deployment or user; record usage.",
+    ),
     ("features", "ghaf.cli.features:app", "Feature store: definitions, materialization, serving."),
     ("tokens", "ghaf.cli.tokens:app", "API tokens: random, shown once, stored hashed."),
     ("roles", "ghaf.cli.roles:app", "Roles bound to principals per project (RBAC)."),

@@ -98,6 +98,7 @@ def serve(
             entries.append(model_entry(_spec(cli, shadow, flavor, workdir), shadow=True))
         registered = [ref for ref in models if not Path(ref).is_dir()]
         watch: dict[str, str] = {}
+        recorder = None
         if registered:
             from ghaf.serving.deployments import record_deployment
 
@@ -112,6 +113,16 @@ def serve(
                 f"deployment {record.name} revision {record.revision}: {record.status}"
             )
             watch = {specs[0].name: record.name}  # workers follow its revisions live
+            from ghaf.serving.metering import deployment_recorder
+
+            recorder = deployment_recorder(  # its cost: replicas, CPU, memory, predictions
+                cli.platform().in_project(record.project),
+                cli.actor(),
+                record.name,
+                specs[0].name,
+                workers=workers,
+                threads=threads,
+            )
         config = ServeConfig(
             models=entries,
             host=host,
@@ -130,7 +141,7 @@ def serve(
         )
         scheme = "https" if tls_settings(cli.platform(), host).cert_file else "http"
         cli.console.print(f"serving {', '.join(s.name for s in specs)} on {scheme}://{host}:{port}")
-        serve_forever(config, cli.platform())
+        serve_forever(config, cli.platform(), recorder)
 
 
 def predict(

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ghaf.demo.runner import DemoEnv, Stage, need
+from ghaf.demo.stage_cost import show_costs
 from ghaf.demo.stage_data import generate_data, ingest_bank_data, store_raw_files
 from ghaf.demo.stage_features import build_features
 from ghaf.demo.stage_identity import show_identity
@@ -164,6 +165,7 @@ LIVE_LOOP: list[Stage] = [
 """Traffic through the served model and what watches it; the loop's stages append here."""
 
 GOVERNANCE: list[Stage] = [
+    Stage("cost", show_costs),
     Stage("security", _security),
     Stage("identity and residency", _identity),
     Stage("audit trail", _audit),

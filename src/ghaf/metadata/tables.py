@@ -29,6 +29,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "ghaf.incidents.tables",
     "ghaf.slo.tables",
     "ghaf.retraining.tables",
+    "ghaf.cost.tables",
     "ghaf.shipping.tables",
     "ghaf.scheduling.tables",
     "ghaf.privacy.tables",

@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
+from ghaf.cost.base import Usage
+from ghaf.cost.store import write_usage
 from ghaf.errors import AlreadyExistsError, NotFoundError
 from ghaf.lineage import link
 from ghaf.metadata.base import utcnow
@@ -80,8 +82,10 @@ def update_step(
     status: str,
     lineage: list[tuple[str, str]] | None = None,
     fields: dict[str, Any] | None = None,
+    usage: Usage | None = None,
 ) -> None:
-    """Move a step run to ``status``; on completion its lineage edges are recorded."""
+    """Move a step run to ``status``; on completion its lineage edges are recorded, and
+    with ``usage`` what the attempt held and used (its cost record)."""
     session = current_session()
     row = session.get(StepRunRow, step_run_id)
     if row is None or row.run_id != run_id:
@@ -94,6 +98,8 @@ def update_step(
         setattr(row, key, value)
     for src, relation in lineage or []:
         _link(src, f"run:{step_run_id}", relation)
+    if usage is not None:
+        write_usage(usage)
     current_operation().details.update({"step": row.step, "status": status})
 
 

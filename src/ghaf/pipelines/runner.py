@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ghaf.backends import open_executor
+from ghaf.cost.base import Usage
 from ghaf.errors import AlreadyExistsError
 from ghaf.logs import new_id
 from ghaf.metadata.base import utcnow
 from ghaf.pipelines.base import Executor, PipelineRun
+from ghaf.pipelines.metering import step_usage
 from ghaf.pipelines.pipeline import Node, Pipeline
 from ghaf.pipelines.records import find_cached, finish_run, get_run, start_run, update_step
 from ghaf.pipelines.worker import StepResult, StepTask
@@ -95,7 +97,12 @@ class _Run:
         self.error: str | None = None
 
     def update(
-        self, node: Node, status: str, lineage: list[tuple[str, str]] | None = None, **fields: Any
+        self,
+        node: Node,
+        status: str,
+        lineage: list[tuple[str, str]] | None = None,
+        usage: Usage | None = None,
+        **fields: Any,
     ) -> None:
         update_step(
             self.platform,
@@ -105,6 +112,7 @@ class _Run:
             status=status,
             lineage=lineage,
             fields=fields,
+            usage=usage,
         )
 
     def inputs_of(self, node: Node) -> dict[str, tuple[str, str]]:
@@ -180,6 +188,14 @@ class _Run:
     def finished(self, attempt: _Attempt, result: StepResult) -> None:
         node = attempt.node
         self.logs[node.name].append(f"--- attempt {attempt.attempt} ---\n{result.log}")
+        usage = step_usage(
+            attempt.step_run_id,
+            attempt.attempt,
+            self.run_id,
+            node.step.options.resources,
+            result,
+            time.monotonic() - attempt.started,
+        )
         if result.ok and result.digest and result.kind:
             self.outputs[node.name] = (result.digest, result.kind)
             self.update(
@@ -194,6 +210,7 @@ class _Run:
                 finished_at=utcnow(),
                 duration_s=time.monotonic() - attempt.started,
                 lineage=[*self.lineage_of(node), (f"run:{self.run_id}", "step_of")],
+                usage=usage,
             )
             self.emit("succeeded", node.name, f"{result.wall_s:.2f}s")
             return
@@ -201,7 +218,7 @@ class _Run:
         if attempt.attempt <= node.step.options.retries:
             delay = node.step.options.backoff_s * 2 ** (attempt.attempt - 1)
             self.retries.append((time.monotonic() + delay, node, attempt.attempt + 1, attempt.key))
-            self.update(node, "running", error=f"attempt {attempt.attempt}: {error}")
+            self.update(node, "running", error=f"attempt {attempt.attempt}: {error}", usage=usage)
             self.emit("retry", node.name, f"{error}; retrying in {delay:.1f}s")
             return
         self.update(
@@ -212,6 +229,7 @@ class _Run:
             finished_at=utcnow(),
             duration_s=time.monotonic() - attempt.started,
             cpu_s=result.cpu_s,
+            usage=usage,
         )
         self.emit("failed", node.name, error)
         self.status = "failed"

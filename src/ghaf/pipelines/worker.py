@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ghaf.artifacts.scratch import scratch_dir
+from ghaf.cost.meter import ProcessMeter, metered_scope
 from ghaf.pipelines.step import Step
 from ghaf.security.identity import Actor
 
@@ -48,6 +49,10 @@ class StepResult:
     cpu_s: float = 0.0
     max_rss_mb: float = 0.0
     wall_s: float = 0.0
+    memory_gb_hours: float = 0.0
+    """Sampled memory over the attempt (the average times its wall time)."""
+    gpu_s: float = 0.0
+    gpu_class: str | None = None
     log: str = ""
     failure: str = "error"
     """``error`` (the step raised), ``timeout``, ``killed`` (the worker died) or ``cancelled``."""
@@ -67,6 +72,7 @@ def execute(task: StepTask, log: io.TextIOBase | None = None) -> StepResult:
 
     started = time.perf_counter()
     cpu0 = time.process_time()
+    meter = ProcessMeter().start()
     capture = log or io.StringIO()
     platform: Platform | None = None
     try:
@@ -87,7 +93,9 @@ def execute(task: StepTask, log: io.TextIOBase | None = None) -> StepResult:
                 workdir.mkdir()
                 kwargs["workdir"] = workdir
             context = StepContext(task.run_id, task.step_run_id, platform, task.actor)
-            with step_context(context):
+            # A run the step tracks is recorded within this attempt's usage, not beside it.
+            within = f"pipeline_step:{task.step_run_id}:{task.attempt}"
+            with step_context(context), metered_scope(within):
                 output = task.step.fn(**kwargs)
             digest, kind, size = values.store(artifacts, output, task.node)
         result = StepResult(ok=True, digest=digest, kind=kind, size=size)
@@ -100,6 +108,9 @@ def execute(task: StepTask, log: io.TextIOBase | None = None) -> StepResult:
     result.wall_s = time.perf_counter() - started
     result.cpu_s = time.process_time() - cpu0
     result.max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reading = meter.stop()
+    result.memory_gb_hours = reading.memory_gb_hours
+    result.gpu_s, result.gpu_class = reading.gpu_s, reading.gpu_class
     if isinstance(capture, io.StringIO):
         result.log = capture.getvalue()[-1_000_000:]
     return result

@@ -36,6 +36,7 @@ from ghaf.security.rbac import read_action
 from ghaf.security.residency import check_region
 from ghaf.serving.base import ModelSpec, Runtime
 from ghaf.serving.batch import ScoreStats, read_batches, score_file
+from ghaf.serving.metering import BatchMeter
 from ghaf.spine import current_operation, governed
 
 
@@ -125,22 +126,26 @@ def score_to_target(
     scoring = resolve_input(platform, actor, source, classification)
     model = f"model:{spec.name}:{spec.version}"
     tags = merge_tags(scoring.tags, lineage_tags(platform, model))
-    if output.startswith("dataset:"):
-        return _score_into_dataset(
-            platform, actor, served.runtime, scoring, tags, model, output, workers, progress
-        )
-    return export_predictions(
-        platform,
-        actor,
-        str(Path(output).resolve()),
-        runtime=served.runtime,
-        source=scoring.path,
-        tags=tags,
-        model=model,
-        region=region,
-        workers=workers,
-        progress=progress,
-    )
+    with BatchMeter(platform, actor, spec.name, workers) as meter:
+        if output.startswith("dataset:"):
+            stats = _score_into_dataset(
+                platform, actor, served.runtime, scoring, tags, model, output, workers, progress
+            )
+        else:
+            stats = export_predictions(
+                platform,
+                actor,
+                str(Path(output).resolve()),
+                runtime=served.runtime,
+                source=scoring.path,
+                tags=tags,
+                model=model,
+                region=region,
+                workers=workers,
+                progress=progress,
+            )
+        meter.predictions = stats.rows
+    return stats
 
 
 def _score_into_dataset(

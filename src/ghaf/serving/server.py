@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -287,19 +287,30 @@ def reuseport_socket(host: str, port: int, *, listen: bool = True) -> socket.soc
     return sock
 
 
-def serve_forever(config: ServeConfig, platform: Any = None) -> None:
-    """Serve until interrupted: in this process for one worker, else N worker processes."""
+def serve_forever(config: ServeConfig, platform: Any = None, recorder: Any = None) -> None:
+    """Serve until interrupted: in this process for one worker, else N worker processes.
+
+    ``recorder`` (a :class:`~ghaf.cost.recorder.SegmentRecorder`) records what the server
+    holds and uses, and the predictions it serves, while it runs.
+    """
     if config.workers <= 1:
         app = build_app(config, platform)
         server = uvicorn_server(app, config.host, config.port, tls_settings(platform, config.host))
         sock = reuseport_socket(config.host, config.port)
         freeze_startup_heap()
-        server.run(sockets=[sock])
+        if recorder is None:
+            server.run(sockets=[sock])
+            return
+        from ghaf.serving.metering import rows_scored
+
+        recorder.count_predictions(lambda: rows_scored(app.metrics))
+        with recorder:
+            server.run(sockets=[sock])
         return
-    supervise(config)
+    supervise(config, recorder)
 
 
-def supervise(config: ServeConfig) -> None:
+def supervise(config: ServeConfig, recorder: Any = None) -> None:
     """Start ``config.workers`` worker processes on one port and wait for them."""
     if config.port == 0:
         raise ConfigError("--workers N needs a fixed --port", hint="pick a port, e.g. --port 8080")
@@ -309,9 +320,14 @@ def supervise(config: ServeConfig) -> None:
         check_insecure_dev(config.host, "model server")  # before the port is reserved
     from ghaf.serving.metrics import MULTIPROC_VARIABLE, mark_worker_dead, shared_metrics_dir
 
-    with shared_metrics_dir() as metrics_dir:  # /metrics sums every worker's files
-        shared = str(metrics_dir)
+    with shared_metrics_dir() as metrics_dir, ExitStack() as metered:
+        shared = str(metrics_dir)  # /metrics sums every worker's files
         config = replace(config, metrics_dir=shared)
+        if recorder is not None:
+            from ghaf.serving.metering import rows_scored_in
+
+            recorder.count_predictions(lambda: rows_scored_in(shared))
+            metered.enter_context(recorder)
         run_workers(
             [[sys.executable, "-m", "ghaf.serving.worker", str(i)] for i in range(config.workers)],
             orjson.dumps(asdict(config)),

@@ -5,12 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ghaf.artifacts.scratch import scratch_dir
+from ghaf.cost.base import Usage
+from ghaf.cost.meter import ProcessMeter, enclosing_scope
 from ghaf.errors import InvalidInputError
+from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
 from ghaf.tracking import service
@@ -51,6 +55,7 @@ class ActiveRun:
         *,
         parent_run_id: str | None = None,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        within: str | None = None,
     ) -> None:
         self.platform = platform
         self.actor = actor
@@ -68,6 +73,12 @@ class ActiveRun:
         self._flush_lock = threading.Lock()
         self._writer = writer(flush_interval)
         self._writer.add(self)
+        # What the run holds and uses, recorded with its end (its cost); ``within``: the
+        # enclosing run or pipeline step whose record already counts this process's use.
+        self._within = within
+        self._started_at = utcnow()
+        self._meter = ProcessMeter(sample_interval=platform.settings.cost.sample_interval_s)
+        self._meter.start()
 
     # Hot path ---------------------------------------------------------------------
 
@@ -215,7 +226,24 @@ class ActiveRun:
             if self in stack:
                 stack.remove(self)
             self.status = status
-            service.end_run(self.platform, self.actor, self.run_id, status)
+            service.end_run(self.platform, self.actor, self.run_id, status, usage=self._usage())
+
+    def _usage(self) -> Usage:
+        reading = self._meter.stop()
+        return Usage(
+            kind="run",
+            ref=self.run_id,
+            started_at=self._started_at,
+            ended_at=self._started_at + timedelta(seconds=reading.wall_s),
+            wall_s=reading.wall_s,
+            cpu_s=reading.cpu_s,
+            memory_peak_gb=reading.memory_peak_gb,
+            memory_gb_hours=reading.memory_gb_hours,
+            gpu_class=reading.gpu_class,
+            gpu_s=reading.gpu_s,
+            parent=self.parent_run_id,
+            within=self._within,
+        )
 
     def __enter__(self) -> ActiveRun:
         return self
@@ -273,6 +301,8 @@ def start_run(
     if nested and parent_run_id is None:
         parent = active_run()
         parent_run_id = parent.run_id if parent is not None else None
+    enclosing = active_run()  # in this thread, it already meters this process
+    within = f"run:{enclosing.run_id}" if enclosing is not None else enclosing_scope()
     run_id = service.create_run(
         platform,
         actor,
@@ -290,6 +320,7 @@ def start_run(
         experiment,
         parent_run_id=parent_run_id,
         flush_interval=flush_interval,
+        within=within,
     )
     _runs_stack().append(run)
     if params:

@@ -28,6 +28,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from ghaf.cost.base import Usage
+from ghaf.cost.store import write_usage
 from ghaf.errors import InvalidInputError, NotFoundError, name_taken
 from ghaf.lineage import link
 from ghaf.metadata.base import utcnow
@@ -254,8 +256,16 @@ def _update_latest(session: Session, run_id: str, chunks: Sequence[Chunk]) -> No
 
 
 @governed("run.end", resource="run:{run_id}")
-def end_run(platform: Platform, actor: Actor, run_id: str, status: str = "finished") -> None:
-    """Mark a run finished, failed or killed."""
+def end_run(
+    platform: Platform,
+    actor: Actor,
+    run_id: str,
+    status: str = "finished",
+    *,
+    usage: Usage | None = None,
+) -> None:
+    """Mark a run finished, failed or killed; with ``usage``, record what it held and
+    used in the same transaction (its cost record, in the run's project)."""
     if status not in RUN_STATUSES or status == "running":
         raise InvalidInputError(
             f"run status {status!r} is not an end status", hint="use finished, failed or killed"
@@ -264,6 +274,8 @@ def end_run(platform: Platform, actor: Actor, run_id: str, status: str = "finish
     row.status = status
     row.end_time = utcnow()
     current_operation().details["status"] = status
+    if usage is not None:
+        write_usage(usage, project=row.project)
 
 
 @governed("run.log_artifacts", resource="run:{run_id}")

@@ -130,6 +130,9 @@ EXPECTED: dict[str, set[str]] = {
     "features.read": READERS | {"model_server"},
     "features.read_pii": {"data_engineer"},
     "monitoring.read": READERS,
+    # cost: every reader sees the project's costs; who runs the work records its usage
+    "cost.read": READERS,
+    "usage.record": {"data_engineer", "data_scientist", "release_manager"},
     # actions nobody has defined: deny by default
     "made.up": set(),
     "deployment.create": {"release_manager"},

@@ -62,6 +62,8 @@ VOLATILE_HEADERS = {"date", "content-length", "x-request-id", "x-ratelimit-remai
 SLO_BODY = {"deployment": "zq-deploy", "sli": "availability", "objective": 0.999}
 SLO_EVENTS = {"series": {"start": 1.8e9, "step": 60, "good": [90, 0], "total": [100, 100]}}
 RETRAIN_BODY = {"pipeline": NUMBERS, "plan": {"max_error_rate": None}}
+USAGE_BODY = {"kind": "batch", "ref": "job-1", "started_at": "2026-01-01T00:00:00Z",
+              "ended_at": "2026-01-01T01:00:00Z", "wall_s": 3600, "cpu_s": 60}  # fmt: skip
 
 
 @dataclass
@@ -761,6 +763,9 @@ def _calls(ids: Mapping[str, str]) -> dict[str, list[Call]]:
             Call({"number": ids["incident"]}, json={"assignee": "al-dee"})
         ],
         "POST /incidents/{number}/notes": [Call({"number": ids["incident"]}, json={"text": "x"})],
+        # Costs: the report over the caller's projects, or aimed at B's; usage into B.
+        "GET /cost": [Call(), Call(query={"project": B}), Call(query={"by": "deployment"})],
+        "POST /projects/{project}/usage": [Call({"project": B}, json=USAGE_BODY)],
         "GET /projects/{project}/slos": [Call({"project": B})],
         "PUT /projects/{project}/slos/{name}": [
             Call({"project": B, "name": "zq-slo"}, json=SLO_BODY),
