@@ -313,14 +313,6 @@ def test_key_actions_are_the_owners_and_home_wide_key_custodians(platform: Platf
         authz.authorize(_token("fraud:auditor"), "keys.read", "keys:home", "fraud")
 
 
-def test_bindings_in_the_store_decide_like_credentials(platform: Platform) -> None:
-    authz = platform.spine.authorizer
-    assert isinstance(authz, RbacAuthorizer)
-    for role in ROLES:
-        bind_role(platform, platform.admin(), f"bound-{role}", role, project="fraud")
-    for role in ROLES:
-        stored, carried = _local(f"bound-{role}"), _actor(role)
-        for action in EXPECTED:
 def test_backups_are_the_owners_and_home_wide_backup_operators(platform: Platform) -> None:
     """Backups copy every project's data: a backup operator bound on '*' may, one bound in
     one project may not (even there), nor any other role on '*', nor a key custodian."""
@@ -339,6 +331,14 @@ def test_backups_are_the_owners_and_home_wide_backup_operators(platform: Platfor
             assert "backup_operator bound on '*', or the home's owner" in str(refused.value.hint)
 
 
+def test_bindings_in_the_store_decide_like_credentials(platform: Platform) -> None:
+    authz = platform.spine.authorizer
+    assert isinstance(authz, RbacAuthorizer)
+    for role in ROLES:
+        bind_role(platform, platform.admin(), f"bound-{role}", role, project="fraud")
+    for role in ROLES:
+        stored, carried = _local(f"bound-{role}"), _actor(role)
+        for action in EXPECTED:
             assert (
                 authz.decide(stored, action, "fraud").allowed
                 == authz.decide(carried, action, "fraud").allowed
