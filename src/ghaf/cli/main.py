@@ -112,6 +112,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ),
     ("audit", "ghaf.cli.audit:app", "Audit: the hash-chained record of every operation."),
     (
+        "compliance",
+        "ghaf.cli.compliance:app",
+        "Compliance: ISO 27001 Annex A controls mapped to live evidence, with an SBOM.",
+    ),
+    (
         "gate",
         "ghaf.cli.gate:app",
         "Evaluation gates for CI/CD, and the gate policies promotion enforces.",

@@ -24,6 +24,7 @@ from ghaf.server.routes import (
     artifacts,
     audit,
     backups,
+    compliance,
     cost,
     data,
     experiments,
@@ -132,6 +133,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
         scheduling,
         shipping,
         privacy,
+        compliance,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
 

@@ -122,6 +122,8 @@ EXPECTED: dict[str, set[str]] = {
     **{action: {"project_admin"} for action in MEMBERSHIP},
     # sensitive and ordinary reads (authorize_read)
     "audit.read": {"auditor"},
+    # the ISO 27001 evidence report: auditors, and admins (an access review among it)
+    "compliance.read": {"auditor", "project_admin"},
     "dataset.read_pii": {"data_engineer"},
     "dataset.read": READERS,
     "model.read": READERS | {"model_server"},

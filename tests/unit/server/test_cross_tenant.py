@@ -478,6 +478,7 @@ def _calls(ids: Mapping[str, str]) -> dict[str, list[Call]]:
         ],
         "GET /audit/records": [Call(), Call(query={"project": B})],
         "GET /audit/verify": [Call()],
+        "GET /compliance/report": [Call(), Call(query={"since": "3650d"})],
         "POST /audit/checkpoints": [Call()],
         "GET /audit/sinks": [Call()],
         "POST /audit/sinks/ship": [Call()],
