@@ -42,13 +42,18 @@ def _gone(platform: Platform, digest: str) -> bool:
     return False
 
 
-def _verifies(platform: Platform, node: str, digest: str) -> bool:
+def _verifies(platform: Platform, node: str, digest: str) -> tuple[bool, str]:
+    """Whether the rewritten version ``node`` is the one certified and reads, and why not."""
     try:
         name, version = parse_ref(node)
         recorded = get_dataset(platform, f"{name}:{version}")
-        return recorded.digest == digest and len(platform.artifacts.read_bytes(digest)) > 0
-    except GhafError:
-        return False
+        if recorded.digest != digest:
+            return False, f"{node} is not the version certified (digest {recorded.digest[:16]})"
+        if not platform.artifacts.read_bytes(digest):
+            return False, f"{node} is empty"
+    except GhafError as exc:
+        return False, f"{node} does not verify: {exc.headline}"
+    return True, f"{node} verifies"
 
 
 def verify_certificate(
@@ -85,11 +90,7 @@ def verify_certificate(
     for entry in body.get("destroyed", []):
         check("destroyed", _gone(platform, entry["digest"]), f"{entry['node']} does not decrypt")
     for entry in body.get("rewritten", []):
-        check(
-            "rewritten",
-            _verifies(platform, entry["to"], entry["digest"]),
-            f"{entry['to']} verifies",
-        )
+        check("rewritten", *_verifies(platform, entry["to"], entry["digest"]))
     if value is not None and body.get("kind") == "subject":
         check("subject", matches_subject(body.get("subject", {}), value), "the value given")
     return {"id": body.get("id"), "ok": all(c["ok"] for c in checks), "checks": checks}

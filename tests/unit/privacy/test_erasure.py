@@ -47,7 +47,12 @@ from ghaf.privacy.shred import erased_digests
 from ghaf.security.chunked import decrypt_stream
 from ghaf.security.encrypted_store import EncryptedArtifactStore, body_context
 from ghaf.security.identity import Actor, Credential
-from ghaf.serving.predlog import ParquetSink, PredictionBatch, read_prediction_log
+from ghaf.serving.predlog import (
+    ParquetSink,
+    PredictionBatch,
+    prediction_log_keys,
+    read_prediction_log,
+)
 from ghaf.settings import load_settings
 
 SUBJECT = 3
@@ -149,7 +154,9 @@ def _build(platform: Platform, admin: Actor) -> None:
     directory = Path(platform.settings.home) / "model-src"
     save_model(LogisticRegression().fit(x, np.arange(8) % 2), directory)
     register_model(platform, admin, "fraud", directory, lineage=["dataset:train:1"])
-    sink = ParquetSink(Path(platform.settings.home) / "predictions")
+    sink = ParquetSink(  # encrypted, as ghaf serve writes it
+        Path(platform.settings.home) / "predictions", keys=prediction_log_keys(platform)
+    )
     now_ms = time.time() * 1000.0
     _log(sink, [f"tx-{c}-0" for c in CUSTOMERS], now_ms)
     _log(sink, [f"tx-{SUBJECT}-1"], now_ms)  # a file that holds only the subject
@@ -267,7 +274,9 @@ def test_everything_else_still_verifies_and_other_customers_read(world: World) -
     online = get_online_features(platform, {"customer_id": [SUBJECT, 4]}, ["tx_stats:amount"])
     ages = next(iter(online.ages.values()))
     assert ages[0] is None and ages[1] is not None  # the subject is unknown, 4 is there
-    logged = read_prediction_log(Path(platform.settings.home) / "predictions")
+    logged = read_prediction_log(
+        Path(platform.settings.home) / "predictions", keys=prediction_log_keys(platform)
+    )
     ids = logged["request_id"].to_pylist()
     assert not [i for i in ids if i.startswith(f"tx-{SUBJECT}-")]
     assert "tx-4-0" in ids and "tx-4-2" in ids
@@ -297,7 +306,9 @@ def test_retention_removes_the_expired_prediction_log_only(world: World) -> None
     datasets_before = {n: len(list_versions(platform, n)) for n in list_datasets(platform)}
     run_retention(platform, world.admin)
     assert not expired.exists()
-    logged = read_prediction_log(Path(platform.settings.home) / "predictions")
+    logged = read_prediction_log(
+        Path(platform.settings.home) / "predictions", keys=prediction_log_keys(platform)
+    )
     assert "tx-4-0" in logged["request_id"].to_pylist()
     assert plan_retention(platform).expired == []
     assert {n: len(list_versions(platform, n)) for n in list_datasets(platform)} == datasets_before
@@ -308,3 +319,39 @@ def test_retention_removes_the_expired_prediction_log_only(world: World) -> None
     # the versions it superseded were erased already: nothing is left to expire.
     later = plan_retention(platform, now=datetime.now(UTC) + timedelta(days=400))
     assert [e.name for e in later.expired if e.kind == "dataset_version"] == []
+
+
+def test_the_doors_the_cli_and_the_control_plane_s_routes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI on the home lists and verifies the certificate; over the control plane's
+    routes (the SDK's transport, with tokens) a privacy officer runs retention dry and
+    reads the same certificates, a viewer may not erase, and nobody names a subject in a
+    URL (the value travels in the body)."""
+    import json
+
+    import ghaf
+    from ghaf.testing.people import mint
+    from tests.unit.server.cli_runner import ghaf as ghaf_cli
+
+    platform, home = world.platform, str(world.platform.settings.home)
+    monkeypatch.setenv("GHAF_ARTIFACT_REGION", "ae-auh-1")  # the home's region, as its settings
+    cert_id = str(world.certificate["certificate"]["id"])
+    listed = ghaf_cli("--home", home, "erase", "list", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert cert_id in listed.stdout
+    verified = ghaf_cli("--home", home, "erase", "verify", cert_id, "-o", "json")
+    assert verified.returncode == 0 and json.loads(verified.stdout)["ok"], verified.stdout
+
+    officer = mint(platform, "pia", ["privacy_officer"], project="*")  # home-wide
+    viewer = mint(platform, "vic-viewer", ["viewer"])
+    with ghaf.connect(home=home, token=officer) as pia:
+        dry = pia.post("/retention/run", {"dry_run": True})
+        assert dry["dry_run"] is True and "expired" in dry
+        certificates = pia.get("/erasure/certificates")["certificates"]
+        assert cert_id in {str(c["id"]) for c in certificates}
+        assert pia.get(f"/erasure/certificates/{cert_id}/verify")["ok"]
+    with ghaf.connect(home=home, token=viewer) as vic, pytest.raises(PermissionDeniedError):
+        vic.post("/erasure/subject", {"key_column": "customer_id", "value": "4"})
+    runs = list_retention_runs(platform)
+    assert runs[0]["dry_run"] and runs[0]["actor"] == "pia"
