@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, cast, func, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from ghaf.access.audit import verify_trail
@@ -126,18 +127,36 @@ def _last_seen(session: Session) -> dict[str, datetime]:
     return {str(actor): ts for actor, ts in rows}
 
 
+def _via_token(session: Session) -> ColumnElement[Any]:
+    """The ``via_token`` of a record's details, extracted by the database."""
+    if session.get_bind().dialect.name == "postgresql":
+        document: Any = cast(AuditRecordRow.details, JSONB)
+        extracted: ColumnElement[Any] = document[VIA_TOKEN].astext
+    else:
+        extracted = func.json_extract(AuditRecordRow.details, f"$.{VIA_TOKEN}")
+    return extracted
+
+
 def _token_uses(session: Session) -> dict[str, dict[str, Any]]:
-    """Each token's newest record made with it (``via_token``) and its newest refusal."""
+    """Each token's newest record made with it (``via_token``) and its newest refusal.
+
+    One grouped scan in the database: only the newest record of each token comes back.
+    """
     uses: dict[str, dict[str, Any]] = {}
-    marker = f'"{VIA_TOKEN}":'
-    made = session.execute(
-        select(AuditRecordRow.details, AuditRecordRow.ts, AuditRecordRow.source)
-        .where(AuditRecordRow.details.contains(marker))
-        .order_by(AuditRecordRow.seq.desc())
+    token = _via_token(session)
+    newest = (
+        select(token.label("token"), func.max(AuditRecordRow.seq).label("seq"))
+        .where(AuditRecordRow.details.contains(f'"{VIA_TOKEN}":'))
+        .group_by(token)
+        .subquery()
     )
-    for details, ts, source in made:
-        token_id = orjson.loads(details).get(VIA_TOKEN)
-        if isinstance(token_id, str) and token_id not in uses:
+    made = session.execute(
+        select(newest.c.token, AuditRecordRow.ts, AuditRecordRow.source).join(
+            AuditRecordRow, AuditRecordRow.seq == newest.c.seq
+        )
+    )
+    for token_id, ts, source in made:
+        if isinstance(token_id, str):
             uses[token_id] = {"last_used_at": ts, "last_used_from": source}
     refused = session.execute(
         select(AuditRecordRow.resource, func.max(AuditRecordRow.ts))
