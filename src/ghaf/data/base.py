@@ -46,6 +46,16 @@ class DatasetVersion:
         return f"dataset:{self.name}:{self.version}"
 
 
+@dataclass(frozen=True)
+class Part:
+    """One encrypted Parquet artifact of a dataset version (a version reads its parts in
+    order; a version written in one piece is one part, its own digest)."""
+
+    digest: str
+    size: int
+    num_rows: int
+
+
 class Source(Protocol):
     """Something that yields Arrow record batches: a file, a query, a table format, a stream.
 

@@ -248,3 +248,105 @@ def redact_profile(profile: dict[str, Any], column_tags: dict[str, str]) -> dict
             kept = {k: v for k, v in columns[name].items() if k in KEPT_WHEN_SENSITIVE}
             columns[name] = {**kept, "redacted": tag}
     return {**profile, "columns": columns}
+
+
+def _cdf_points(column: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    quantiles = column.get("quantiles")
+    low, high = column.get("min"), column.get("max")
+    if not quantiles or not isinstance(low, int | float) or not isinstance(high, int | float):
+        return None
+    xs = [float(low), *(float(v) for v in quantiles.values()), float(high)]
+    ps = [0.0, *(float(q) for q in quantiles), 1.0]
+    return np.maximum.accumulate(np.asarray(xs)), np.asarray(ps)
+
+
+def _merged_quantiles(
+    a: dict[str, Any], b: dict[str, Any], na: int, nb: int
+) -> dict[str, float] | None:
+    """Quantiles of the mixture of two columns' piecewise-linear CDFs (approximate)."""
+    first, second = _cdf_points(a), _cdf_points(b)
+    if first is None or second is None:
+        return None
+    grid = np.union1d(first[0], second[0])
+    cdf = (na * np.interp(grid, *first) + nb * np.interp(grid, *second)) / (na + nb)
+    cdf = np.maximum.accumulate(cdf)
+    return {str(q): float(np.interp(q, cdf, grid)) for q in QUANTILES}
+
+
+def _merged_top(a: dict[str, Any], b: dict[str, Any]) -> list[list[Any]] | None:
+    if "top" not in a or "top" not in b:
+        return None
+    counts: Counter[Any] = Counter()
+    for value, count in [*a["top"], *b["top"]]:
+        counts[value] += count
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
+    return [[v, c] for v, c in ranked[:TOP_VALUES]]
+
+
+def _merged_column(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    na, nb = int(a.get("count", 0)), int(b.get("count", 0))
+    if na == 0:
+        return {**b} | _nulls(a, b)
+    if nb == 0:
+        return {**a} | _nulls(a, b)
+    body: dict[str, Any] = {"type": a.get("type"), "count": na + nb} | _nulls(a, b)
+    body["min"] = _extreme(min, a.get("min"), b.get("min"))
+    body["max"] = _extreme(max, a.get("max"), b.get("max"))
+    if "distinct" in a and "distinct" in b:  # a lower bound: the union has at least this many
+        body["distinct"] = max(int(a["distinct"]), int(b["distinct"]))
+    if "mean" in a and "mean" in b:  # Chan's parallel update: exact
+        delta = float(b["mean"]) - float(a["mean"])
+        total = na + nb
+        m2 = float(a["std"]) ** 2 * na + float(b["std"]) ** 2 * nb + delta**2 * na * nb / total
+        body["mean"] = float(a["mean"]) + delta * nb / total
+        body["std"] = math.sqrt(m2 / total)
+        quantiles = _merged_quantiles(a, b, na, nb)
+        if quantiles is not None:
+            body["quantiles"] = quantiles
+    top = _merged_top(a, b)
+    if top is not None:
+        body["top"] = top
+    if "redacted" in a:
+        body["redacted"] = a["redacted"]
+    return body
+
+
+def _nulls(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    nulls = int(a.get("nulls", 0)) + int(b.get("nulls", 0))
+    seen = nulls + int(a.get("count", 0)) + int(b.get("count", 0))
+    return {"nulls": nulls, "null_fraction": nulls / seen if seen else 0.0}
+
+
+def _extreme(pick: Any, left: Any, right: Any) -> Any:
+    if left is None or right is None:
+        return right if left is None else left
+    try:
+        return pick(left, right)
+    except TypeError:  # pragma: no cover - mixed JSON forms of one column
+        return left
+
+
+MERGED_APPROXIMATE = ("distinct", "quantiles", "top")
+"""What a merged profile states approximately: distinct is a lower bound, quantiles come
+from the mixture of the two parts' CDFs, top values from each part's top list."""
+
+
+def merge_profiles(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """The profile of two row sets, one after the other, from their profiles alone.
+
+    Counts, nulls, min, max, mean and standard deviation are exact; the fields in
+    :data:`MERGED_APPROXIMATE` are approximate (the profile says so under
+    ``approximate``). An appended dataset version is profiled this way, so that its
+    profile costs the new rows only.
+    """
+    columns_a = earlier.get("columns", {})
+    columns_b = later.get("columns", {})
+    columns = {
+        name: _merged_column(columns_a[name], column) if name in columns_a else column
+        for name, column in columns_b.items()
+    }
+    return {
+        "rows": int(earlier.get("rows", 0)) + int(later.get("rows", 0)),
+        "columns": columns,
+        "approximate": list(MERGED_APPROXIMATE),
+    }

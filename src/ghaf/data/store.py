@@ -1,8 +1,19 @@
-"""Dataset versions: stream batches to Parquet (zstd) with a profile, store, record, read back."""
+"""Dataset versions: stream batches to Parquet (zstd) with a profile, store, record, read back.
+
+A version is one or more encrypted Parquet parts. One written whole is one part (its
+``digest`` is the artifact's). One that appends (a stream's micro-batch) records only
+its new part and the version it extends (``data_version_parts``): it reads as that
+version's parts followed by its own, so a stream of N batches writes each row once.
+Its ``digest`` chains the parts: SHA-256 of ``ghaf.parts/1``, the base's digest and
+the new parts' digests, checked whenever the parts are listed.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,14 +27,15 @@ from sqlalchemy import func, select
 from ghaf.artifacts.scratch import scratch_dir
 from ghaf.data.base import (
     DatasetVersion,
+    Part,
     check_name,
     parse_ref,
     schema_from_text,
     schema_to_text,
 )
-from ghaf.data.profile import ProfileBuilder, redact_profile
+from ghaf.data.profile import ProfileBuilder, merge_profiles, redact_profile
 from ghaf.data.residency import check_derived_residency
-from ghaf.data.tables import DatasetVersionRow
+from ghaf.data.tables import DatasetPartRow, DatasetVersionRow
 from ghaf.errors import (
     AlreadyExistsError,
     IntegrityError,
@@ -38,6 +50,7 @@ from ghaf.platform import Platform
 from ghaf.security.identity import Actor
 from ghaf.spine import current_operation, current_session, governed
 
+PARTS_FORMAT = "ghaf.parts/1"
 _FLUSH_ROWS = 1 << 20
 _FLUSH_BYTES = 32 << 20
 
@@ -342,6 +355,98 @@ def record_version(
     return version
 
 
+def chain_digest(base_digest: str, added: Sequence[str]) -> str:
+    """The digest of a version that appends parts ``added`` to a version ``base_digest``."""
+    text = "\n".join([PARTS_FORMAT, base_digest, *added])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def append_version(
+    platform: Platform,
+    actor: Actor,
+    name: str,
+    staged: Staged,
+    *,
+    source: str,
+    validation: dict[str, Any] | None = None,
+    job: str = "dataset.write",
+) -> DatasetVersion:
+    """Record the staged rows as the next version of ``name``: the latest version's parts
+    by reference, then the staged file as one new part (inside the current governed
+    operation). Only the new rows are stored; the column tags and residency carry over.
+    With no version yet, this is :func:`record_version`.
+
+    Raises:
+        AlreadyExistsError: ``name`` is another project's dataset (nothing is stored).
+        InvalidInputError: the staged rows do not have the dataset's schema.
+    """
+    session = current_session()
+    latest = session.execute(
+        select(DatasetVersionRow)
+        .where(DatasetVersionRow.name == name)
+        .order_by(DatasetVersionRow.version.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if latest is None:
+        return record_version(
+            platform, actor, name, staged, source=source, validation=validation, job=job
+        )
+    project = current_operation().project
+    if latest.project != project:
+        raise _owned_elsewhere(name, project)
+    base = _to_version(latest)
+    if not staged.schema.equals(base.schema):
+        raise InvalidInputError(
+            f"dataset {name!r}: the appended rows have columns {staged.schema.names}, "
+            f"the dataset {base.schema.names}",
+            hint="append rows with the dataset's columns and types",
+        )
+    tags = dict(base.column_tags)
+    nodes = check_version_residency(
+        platform, actor, name, inputs=[base.ref], column_tags=tags, residency=base.residency
+    )
+    info = platform.artifacts.put(staged.path)
+    profile = merge_profiles(base.profile, redact_profile(staged.profile, tags))
+    row = DatasetVersionRow(
+        name=name,
+        version=base.version + 1,
+        project=project,
+        digest=chain_digest(base.digest, [info.digest]),
+        size=base.size + info.size,
+        num_rows=base.num_rows + staged.num_rows,
+        schema_b64=latest.schema_b64,
+        profile=json.dumps(redact_profile(profile, tags)),
+        column_tags=latest.column_tags,
+        residency=base.residency,
+        source=source,
+        inputs=json.dumps(nodes),
+        validation=json.dumps(validation) if validation is not None else None,
+        created_by=actor.name,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.add(
+        DatasetPartRow(
+            name=name,
+            version=row.version,
+            base=base.version,
+            position=0,
+            digest=info.digest,
+            size=info.size,
+            num_rows=staged.num_rows,
+        )
+    )
+    session.flush()
+    version = _to_version(row)
+    for node in nodes:
+        link(node, version.node, "input")
+    current_operation().details.update(
+        version=version.version, digest=version.digest, part=info.digest, part_size=info.size
+    )
+    _emit(platform, job, version, nodes, source, None)
+    return version
+
+
 def _emit(
     platform: Platform,
     job: str,
@@ -463,24 +568,97 @@ def _stamp(path: Path) -> str:
     return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def dataset_parquet_path(platform: Platform, ref: str) -> Path:
-    """A local, verified, decrypted Parquet file of the version (cached by digest).
+def _added_parts(platform: Platform, name: str) -> dict[int, tuple[int, list[Part]]]:
+    """Version -> (base, parts it adds) for every appended version of ``name``."""
+    with platform.read_session() as session:
+        rows = session.execute(
+            select(DatasetPartRow)
+            .where(DatasetPartRow.name == name)
+            .order_by(DatasetPartRow.version, DatasetPartRow.position)
+        ).scalars()
+        added: dict[int, tuple[int, list[Part]]] = {}
+        for row in rows:
+            added.setdefault(row.version, (row.base, []))[1].append(
+                Part(row.digest, row.size, row.num_rows)
+            )
+    return added
 
-    The file is fetched through the artifact store, which verifies its digest; a
-    stamp beside it (inode, size, mtime) says the cached copy is the verified one,
-    so a changed or replaced cache file is fetched again. Treat the file as read-only.
+
+def dataset_parts(platform: Platform, name: str) -> dict[int, list[Part]]:
+    """Version -> its parts in reading order, for every version of ``name``.
+
+    Raises:
+        IntegrityError: a version's parts do not chain to its recorded digest.
     """
-    version = get_dataset(platform, ref)
+    versions = {v.version: v for v in list_versions(platform, name)}
+    added = _added_parts(platform, name)
+    parts: dict[int, list[Part]] = {}
+    digests: dict[int, str] = {}
+    for number in sorted(versions):  # a base is always older than what appends to it
+        version = versions[number]
+        if number not in added:
+            parts[number] = [Part(version.digest, version.size, version.num_rows)]
+            digests[number] = version.digest
+            continue
+        base, own = added[number]
+        if base not in parts:
+            raise IntegrityError(
+                f"dataset {version.ref} appends to version {base}, which is not recorded",
+                hint="the metadata store was altered; restore it from a backup",
+            )
+        parts[number] = [*parts[base], *own]
+        digests[number] = chain_digest(digests[base], [p.digest for p in own])
+        _check_chain(version, digests[number], parts[number])
+    return parts
+
+
+def version_parts(platform: Platform, version: DatasetVersion) -> list[Part]:
+    """The parts of ``version`` in reading order (one for a version written whole).
+
+    Raises:
+        IntegrityError: the parts do not chain to the version's recorded digest.
+    """
+    added = _added_parts(platform, version.name)
+    if version.version not in added:
+        return [Part(version.digest, version.size, version.num_rows)]
+    chain: list[list[Part]] = []
+    number = version.version
+    while number in added:
+        base, own = added[number]
+        chain.append(own)
+        number = base
+    root = get_dataset(platform, f"{version.name}:{number}")
+    parts = [Part(root.digest, root.size, root.num_rows)]
+    digest = root.digest
+    for own in reversed(chain):
+        parts.extend(own)
+        digest = chain_digest(digest, [p.digest for p in own])
+    _check_chain(version, digest, parts)
+    return parts
+
+
+def _check_chain(version: DatasetVersion, digest: str, parts: Sequence[Part]) -> None:
+    size, rows = sum(p.size for p in parts), sum(p.num_rows for p in parts)
+    if digest != version.digest or size != version.size or rows != version.num_rows:
+        raise IntegrityError(
+            f"dataset {version.ref}: its parts do not add up to the version recorded "
+            f"(digest {digest[:16]}, {size} bytes, {rows} rows)",
+            hint="the metadata store was altered; restore it from a backup",
+        )
+
+
+def _fetch(platform: Platform, ref: str, part: Part) -> Path:
+    """A local, verified, decrypted copy of ``part`` (cached by digest)."""
     directory = _cache_dir(platform)
-    path = directory / f"{version.digest}.parquet"
-    stamp = directory / f"{version.digest}.verified"
+    path = directory / f"{part.digest}.parquet"
+    stamp = directory / f"{part.digest}.verified"
     if path.exists() and stamp.exists() and stamp.read_text() == _stamp(path):
         return path
-    info = platform.artifacts.get(version.digest, path)
-    if info.size != version.size:
+    info = platform.artifacts.get(part.digest, path)
+    if info.size != part.size:
         path.unlink(missing_ok=True)
         raise IntegrityError(
-            f"dataset {version.ref}: stored size {info.size} != recorded {version.size}",
+            f"dataset {ref}: stored size {info.size} != recorded {part.size}",
             hint="the artifact store and metadata disagree; restore the artifact",
         )
     path.chmod(0o400)
@@ -488,6 +666,53 @@ def dataset_parquet_path(platform: Platform, ref: str) -> Path:
     return path
 
 
+def dataset_parquet_paths(platform: Platform, ref: str) -> list[Path]:
+    """Local, verified, decrypted Parquet files of the version's parts, in reading order
+    (cached by digest; one for a version written whole). Treat them as read-only.
+
+    Each file is fetched through the artifact store, which verifies its digest; a stamp
+    beside it (inode, size, mtime) says the cached copy is the verified one, so a
+    changed or replaced cache file is fetched again.
+    """
+    version = get_dataset(platform, ref)
+    return [_fetch(platform, version.ref, part) for part in version_parts(platform, version)]
+
+
+def dataset_parquet_path(platform: Platform, ref: str) -> Path:
+    """A local, verified, decrypted Parquet file of the whole version (cached by digest).
+
+    A version of several parts is joined into one file in the cache the first time it
+    is asked for (:func:`dataset_parquet_paths` and :func:`read_dataset` read the parts
+    as they are). Treat the file as read-only.
+    """
+    version = get_dataset(platform, ref)
+    parts = version_parts(platform, version)
+    if len(parts) == 1:
+        return _fetch(platform, version.ref, parts[0])
+    paths = [_fetch(platform, version.ref, part) for part in parts]
+    directory = _cache_dir(platform)
+    path = directory / f"{version.digest}.parquet"
+    stamp = directory / f"{version.digest}.verified"
+    if path.exists() and stamp.exists() and stamp.read_text() == _stamp(path):
+        return path
+    handle, name = tempfile.mkstemp(dir=directory, prefix=f".{version.digest}.", suffix=".partial")
+    os.close(handle)
+    partial = Path(name)
+    try:
+        with pq.ParquetWriter(partial, version.schema, compression="zstd") as writer:
+            for file in paths:
+                for batch in pq.ParquetFile(file).iter_batches(batch_size=65_536):
+                    writer.write_batch(batch)
+        partial.chmod(0o400)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    stamp.write_text(_stamp(path))
+    return path
+
+
 def read_dataset(platform: Platform, ref: str, columns: Sequence[str] | None = None) -> pa.Table:
-    """The version ``ref`` as an Arrow table (optionally only ``columns``)."""
-    return pq.read_table(dataset_parquet_path(platform, ref), columns=columns)
+    """The version ``ref`` as an Arrow table (optionally only ``columns``), its parts in order."""
+    paths = dataset_parquet_paths(platform, ref)
+    tables = [pq.read_table(path, columns=columns) for path in paths]
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)

@@ -1,4 +1,4 @@
-"""Tables of the data concern: dataset versions, stream idempotency keys, transforms."""
+"""Tables of the data concern: dataset versions and their parts, stream keys, transforms."""
 
 from __future__ import annotations
 
@@ -32,6 +32,26 @@ class DatasetVersionRow(Base):
     validation: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_by: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DatasetPartRow(Base):
+    """A Parquet part a version adds after the parts of its ``base`` version (an append).
+
+    A version with no part rows is one file, its own ``digest``; one with part rows reads
+    as the parts of ``base`` followed by its own, in ``position`` order.
+    """
+
+    __tablename__ = "data_version_parts"
+    __table_args__ = (UniqueConstraint("name", "version", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    base: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    num_rows: Mapped[int] = mapped_column(BigInteger)
 
 
 class StreamKeyRow(Base):
