@@ -209,6 +209,29 @@ def _home_transfer(platform: Platform) -> None:
     transfer_home(platform, platform.admin(), "nobody")
 
 
+def _home_login_link(platform: Platform) -> None:
+    from ghaf.access.web_sessions import create_login_link
+
+    create_login_link(platform, platform.admin())
+
+
+_LINKS: list[str] = []
+
+
+def _login_link_made(platform: Platform) -> None:
+    from ghaf.access.web_sessions import create_login_link
+
+    made = create_login_link(platform, platform.admin())
+    _LINKS.append(f"{made.link_id}.{made.secret}")
+
+
+def _home_login_link_open(platform: Platform) -> None:
+    from ghaf.access.web_sessions import login_link_actor, open_login_link
+
+    token = _LINKS.pop()
+    open_login_link(platform, login_link_actor(platform, token, "test"), token.split(".")[0])
+
+
 def _model_promote(platform: Platform) -> None:
     from ghaf.registry import transition_model_version
 
@@ -917,6 +940,8 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "release_policy.set": _release_policy_set,
     "code_policy.set": _code_policy_set,
     "home.transfer": _home_transfer,
+    "home.login_link": _home_login_link,
+    "home.login_link_open": _home_login_link_open,
     "model.promote": _model_promote,
     "model.card_update": _model_card_update,
     "gate_policy.add": _gate_policy_add,
@@ -1062,6 +1087,7 @@ SETUP: dict[str, Callable[[Platform], None]] = {
         f"incident.{verb}": _incident_then()
         for verb in ("ack", "hold", "resolve", "cancel", "assign", "note", "record")
     },
+    "home.login_link_open": _login_link_made,
     "incident.resume": _incident_then("hold"),
     "incident.close": _incident_then("resolve"),
     "incident.reopen": _incident_then("resolve"),

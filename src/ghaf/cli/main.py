@@ -58,6 +58,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "Run every stage of the scenario end to end and print a summary.",
     ),
     ("server", "ghaf.cli.server:server", "Run the governed control-plane server."),
+    ("ui", "ghaf.cli.ui:app", "The web UI that ghaf server serves under /ui/."),
     (
         "serve",
         "ghaf.cli.serve:serve",

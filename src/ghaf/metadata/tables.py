@@ -20,6 +20,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "ghaf.data.tables",
     "ghaf.lineage.tables",
     "ghaf.security.identity_tables",
+    "ghaf.access.tables",
     "ghaf.features.tables",
     "ghaf.monitoring.tables",
     "ghaf.pipelines.tables",

@@ -47,6 +47,7 @@ from ghaf.server.routes import (
 )
 from ghaf.server.routing import API_PREFIX
 from ghaf.server.tracing import Tracing, tracer_provider
+from ghaf.ui import install as install_ui
 
 VERSION = "1"
 LOGIN_HINTS = "/.well-known/ghaf-login"
@@ -136,6 +137,7 @@ def create_app(platform: Platform, options: ServerOptions | None = None) -> Any:
         compliance,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
+    install_ui(app)  # the web UI under /ui/: it reads like the read routes, writes through them
 
     @app.get("/health", include_in_schema=False)
     async def live() -> dict[str, str]:

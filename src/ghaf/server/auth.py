@@ -1,10 +1,15 @@
 """Who is calling, proven per request, and what they may read.
 
 Every route but ``/health`` and the API document needs a bearer credential (a Ghaf
-token or an OIDC JWT), proven by :class:`~ghaf.access.guard.RequestGuard`; the home's
+token or an OIDC JWT), proven by :class:`~ghaf.access.guard.RequestGuard`, or the web
+UI's session cookie (:mod:`ghaf.access.web_sessions`): a request that authenticates by
+the cookie changes nothing without the session's CSRF token in ``X-CSRF-Token``, and a
+cross-site request (``Sec-Fetch-Site: cross-site``) is not authenticated by it. The home's
 OS owner has no special standing over HTTP: only the embedded client's in-process
 transport (:mod:`ghaf.client.local`) hands the app a proven owner, in an ASGI scope key
-(:data:`LOCAL_PRINCIPAL`) that no request from the network can set. Writes are
+(:data:`LOCAL_PRINCIPAL`) that no request from the network can set, and a UI session
+opened with a one-time link the owner minted from its OS account (``ghaf ui login-link``)
+carries it. Writes are
 authorized by the spine inside the service function a route calls; reads are authorized
 here, for the project that owns what is read, so a principal of project A reads nothing
 of project B.
@@ -16,8 +21,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from ghaf.access.guard import RequestGuard, source_of
+from ghaf.access.web_sessions import (
+    CSRF_HEADER,
+    WebSession,
+    actor_of,
+    csrf_matches,
+    session_cookie,
+)
 from ghaf.errors import BackendUnavailableError, NotFoundError, PermissionDeniedError
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
@@ -100,8 +113,13 @@ async def caller(request: Request) -> Caller:
     guard: RequestGuard = state.guard
     source = source_of(request.client)
     local = _local_principal(request)
+    session = None
+    if local is None and "authorization" not in request.headers:
+        session = session_cookie(request.cookies, guard.platform.settings)
     if local is not None:
         key, actor, source = f"home-owner:{local.name}", local, local.source
+    elif session is not None:
+        key, actor = await _session_actor(request, guard, session, source)
     else:
         try:
             key, actor = await guard.aauthenticate(request.headers.raw, source)
@@ -119,6 +137,45 @@ async def caller(request: Request) -> Caller:
             hint="slow down and retry after the Retry-After seconds",
         )
     return Caller(actor, key, guard.platform, guard, source)
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _session_actor(
+    request: Request, guard: RequestGuard, session: WebSession, source: str | None
+) -> tuple[str, Actor]:
+    """The actor of a UI session cookie, once the request may use it.
+
+    Raises:
+        PermissionDeniedError: a cross-site request, or a change without the session's
+            CSRF token (HTTP 403, audited).
+        UnauthenticatedError: the session no longer proves anybody (HTTP 401).
+    """
+    platform = guard.platform
+    why = None
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        why = "a cross-site request is not authenticated by the UI's session cookie"
+    elif request.method not in SAFE_METHODS and not csrf_matches(
+        session, request.headers.get(CSRF_HEADER)
+    ):
+        why = f"a change made with the UI's session cookie needs its {CSRF_HEADER} header"
+    if why is not None:
+        claimed = Actor(session.principal, source=source)
+        await run_in_threadpool(
+            platform.spine.record_denied,
+            claimed,
+            "auth.authenticate",
+            f"session:{session.sid}",
+            platform.default_project,
+            why,
+        )
+        raise PermissionDeniedError(why, hint="use the page's own buttons, or an API token")
+    try:
+        actor = await run_in_threadpool(actor_of, platform, session, source)
+    except PermissionDeniedError as exc:
+        raise UnauthenticatedError(exc.headline, hint=exc.hint) from exc
+    return f"ui-session:{session.sid}", actor
 
 
 def _local_principal(request: Request) -> Actor | None:

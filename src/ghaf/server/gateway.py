@@ -43,6 +43,12 @@ _DOCS_CSP = (
     b"style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data:; "
     b"connect-src 'self'; frame-ancestors 'none'",
 )
+_UI_CSP = (
+    b"content-security-policy",
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+)
+"""The web UI's pages (``/ui/``): its own scripts and styles only, no inline script."""
 
 
 def request_id_of(scope: Scope) -> str:
@@ -85,6 +91,7 @@ class Gateway:
         state["request_id"] = request_id
         status = 500
         docs = scope["path"] in ("/docs", "/redoc")
+        page_csp = _DOCS_CSP if docs else _UI_CSP if scope["path"].startswith("/ui") else None
         limit = self.max_body
         if self.artifacts is not None and self.artifacts[0].match(scope["path"]):
             limit = self.artifacts[1]
@@ -100,7 +107,7 @@ class Gateway:
                 ]
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.extend(
-                    _DOCS_CSP if docs and k == b"content-security-policy" else (k, v)
+                    page_csp if page_csp and k == b"content-security-policy" else (k, v)
                     for k, v in SECURITY_HEADERS
                 )
                 if self.tls:

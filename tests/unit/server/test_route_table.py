@@ -28,6 +28,10 @@ NOT_OVER_HTTP = {
     "backup.restore": "writes a new home (its database, artifact store and key files) on "
     "the machine that runs it, from a backup the restorer holds with the KEK; a server "
     "runs on a home that already exists, and a client must not pick its paths",
+    "home.login_link": "mints a one-time UI login link for the home's owner, proven by the OS "
+    "account that runs `ghaf ui login-link`; an HTTP caller proves a token, never an OS account",
+    "home.login_link_open": "the browser's door, not the API's: GET /ui/login/link/{link} "
+    "burns the link and sets the UI's session cookie (ghaf.ui.login)",
     "prediction.export": "writes batch scores to a file on the scoring machine (resource "
     "file:PATH); over HTTP the client would pick a path on the server",
     **{

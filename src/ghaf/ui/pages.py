@@ -1,0 +1,290 @@
+"""The pages: runs (search, detail with metric charts), models (versions, approvals,
+promotion) and the audit trail. Each reads through the service functions and the checks
+of the API's read routes; every button writes through the API (``/api/v1``)."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ghaf.access.audit import verify_trail
+from ghaf.access.audit_search import HOME_WIDE, AuditQuery, search_records
+from ghaf.errors import GhafError, InvalidInputError, NotFoundError
+from ghaf.projects.service import project_names
+from ghaf.registry.base import ModelVersion, parse_ref
+from ghaf.registry.service import get_model_version, list_models, list_versions
+from ghaf.security.checkpoints import last_checkpoint
+from ghaf.tracking.query import search_runs
+from ghaf.tracking.service import experiment_projects, get_metric_history, get_run, run_project
+from ghaf.ui.render import error_page, is_htmx, page, to_login
+from ghaf.ui.viewer import Viewer, viewer
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+PAGE_SIZE = 50
+MAX_COLUMNS = 8
+MAX_CHARTS = 12
+MAX_POINTS = 5_000
+"""Points drawn per metric: longer histories are thinned evenly (the last point kept)."""
+STAGES = ("staging", "production", "archived")
+
+
+def _base(who: Viewer, section: str, title: str) -> dict[str, Any]:
+    return {"who": who, "section": section, "title": title, "csrf": who.session.csrf}
+
+
+@router.get("", include_in_schema=False)
+@router.get("/", include_in_schema=False)
+async def home(request: Request) -> Response:
+    return RedirectResponse("/ui/runs", 303)
+
+
+# Runs ------------------------------------------------------------------------------
+
+
+def _columns(runs: list[Any], field: str) -> list[str]:
+    keys: set[str] = set()
+    for run in runs:
+        keys |= set(getattr(run, field))
+    return sorted(keys)[:MAX_COLUMNS]
+
+
+@router.get("/runs", name="ui_runs")
+async def runs(
+    request: Request,
+    q: Annotated[str, Query(max_length=4096)] = "",
+    order: Annotated[str, Query(max_length=300)] = "attributes.start_time desc",
+    page_token: Annotated[str, Query(max_length=256)] = "",
+    experiment: Annotated[str, Query(max_length=250)] = "",
+) -> Response:
+    """Runs of the viewer's projects: filtered in the search language, sorted, paged."""
+    who = await viewer(request)
+    if who is None:
+        return to_login(request)
+    owned = await run_in_threadpool(experiment_projects, who.platform)
+    projects = who.readable("run.read", owned.values())
+    error = ""
+    found: list[Any] = []
+    next_token = None
+    try:
+        result = await run_in_threadpool(
+            functools.partial(
+                search_runs,
+                who.platform,
+                q or None,
+                experiments=[experiment] if experiment else None,
+                order_by=[order] if order else (),
+                max_results=PAGE_SIZE,
+                page_token=page_token or None,
+                projects=projects,
+            )
+        )
+        found, next_token = result.runs, result.next_page_token
+    except InvalidInputError as exc:
+        error = exc.headline + (f" ({exc.hint})" if exc.hint else "")
+    context = {
+        **_base(who, "runs", "Runs"),
+        "runs": found,
+        "q": q,
+        "order": order,
+        "experiment": experiment,
+        "experiments": sorted(n for n, p in owned.items() if p in set(projects)),
+        "metric_columns": _columns(found, "metrics"),
+        "param_columns": _columns(found, "params"),
+        "next_token": next_token,
+        "page_token": page_token,
+        "error": error,
+    }
+    status = 400 if error and not is_htmx(request) else 200
+    template = "_runs_table.html" if is_htmx(request) else "runs.html"
+    return page(request, template, context, status=status)
+
+
+def _thin(points: list[Any]) -> tuple[list[int], list[float]]:
+    if len(points) > MAX_POINTS:
+        stride = -(-len(points) // MAX_POINTS)
+        points = points[::stride] + ([points[-1]] if (len(points) - 1) % stride else [])
+    return [p.step for p in points], [p.value for p in points]
+
+
+@router.get("/runs/{run_id}", name="ui_run")
+async def run(request: Request, run_id: str) -> Response:
+    """One run: params, tags, inputs, environment, and a chart of each metric's history."""
+    who = await viewer(request)
+    if who is None:
+        return to_login(request)
+    base = _base(who, "runs", f"Run {run_id}")
+    try:
+        project = await run_in_threadpool(run_project, who.platform, run_id)
+        await who.authorize_hidden(
+            "run.read",
+            f"run:{run_id}",
+            project,
+            missing=f"run {run_id} does not exist",
+            hint="ghaf runs list",
+        )
+        found = await run_in_threadpool(get_run, who.platform, run_id)
+        keys = sorted(found.metrics)[:MAX_CHARTS]
+        histories = {}
+        for key in keys:
+            points = await run_in_threadpool(get_metric_history, who.platform, run_id, key)
+            histories[key] = _thin(points)
+    except GhafError as exc:
+        return error_page(request, exc, base)
+    charts = orjson.dumps(
+        [{"key": key, "steps": s, "values": v} for key, (s, v) in histories.items()]
+    ).decode()
+    return page(request, "run.html", {**base, "run": found, "charts": charts, "keys": keys})
+
+
+# Models ----------------------------------------------------------------------------
+
+
+@router.get("/models", name="ui_models")
+async def models(request: Request) -> Response:
+    """Registered models of the viewer's projects."""
+    who = await viewer(request)
+    if who is None:
+        return to_login(request)
+    every = await run_in_threadpool(list_models, who.platform)
+    allowed = set(who.readable("model.read", [project for _, _, project in every]))
+    shown = [
+        {"name": name, "latest": latest, "project": project}
+        for name, latest, project in every
+        if project in allowed
+    ]
+    return page(request, "models.html", {**_base(who, "models", "Models"), "models": shown})
+
+
+async def _readable_model(who: Viewer, name: str) -> ModelVersion:
+    missing, hint = f"model {name!r} is not registered", "ghaf models list"
+    latest = await run_in_threadpool(get_model_version, who.platform, name)
+    await who.authorize_hidden(
+        "model.read", f"model:{latest.name}", latest.project, missing=missing, hint=hint
+    )
+    return latest
+
+
+def _actions(who: Viewer, version: ModelVersion) -> dict[str, Any]:
+    """What the viewer is offered on ``version``: what the policy lets it ask for. Four
+    eyes: its author (or trainer) is never offered Approve; the service refuses anyway."""
+    project = version.project
+    approvers = {a.approver for a in version.approval_records} | set(version.approvals)
+    return {
+        "approve": who.may("model.approve", project)
+        and version.created_by != who.actor.name
+        and who.actor.name not in approvers
+        and version.stage != "archived",
+        "promote": [
+            stage
+            for stage in STAGES
+            if stage != version.stage and who.may("model.promote", project)
+        ],
+    }
+
+
+@router.get("/models/{name}", name="ui_model")
+async def model(request: Request, name: str) -> Response:
+    """A model: each version with its stage, aliases, approvals, signature and metrics,
+    and the Approve and Promote buttons the viewer may press."""
+    who = await viewer(request)
+    if who is None:
+        return to_login(request)
+    base = _base(who, "models", f"Model {name}")
+    try:
+        if parse_ref(name).name != name:
+            raise NotFoundError(f"model {name!r} is not registered", hint="ghaf models list")
+        await _readable_model(who, name)
+        versions = await run_in_threadpool(list_versions, who.platform, name)
+    except GhafError as exc:
+        return error_page(request, exc, base)
+    rows = [(v, _actions(who, v)) for v in reversed(versions)]
+    return page(request, "model.html", {**base, "name": name, "versions": rows})
+
+
+# Audit -----------------------------------------------------------------------------
+
+
+def _day(text: str, field: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"{field} {text!r} is not a date", hint="use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+        ) from exc
+
+
+@router.get("/audit", name="ui_audit")
+async def audit(
+    request: Request,
+    actor: Annotated[str, Query(max_length=256)] = "",
+    action: Annotated[str, Query(max_length=128)] = "",
+    outcome: Annotated[str, Query(pattern=r"^(|allowed|denied|failed)$")] = "",
+    resource: Annotated[str, Query(max_length=512)] = "",
+    since: Annotated[str, Query(max_length=32)] = "",
+    until: Annotated[str, Query(max_length=32)] = "",
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """The audit records of the projects the viewer audits, newest first, filtered."""
+    who = await viewer(request)
+    if who is None:
+        return to_login(request)
+    base = _base(who, "audit", "Audit")
+    names = await run_in_threadpool(project_names, who.platform)
+    home_wide = who.may("audit.read", HOME_WIDE)
+    projects = [HOME_WIDE] if home_wide else who.readable("audit.read", names)
+    filters = {"actor": actor, "action": action, "outcome": outcome, "resource": resource,
+               "since": since, "until": until}  # fmt: skip
+    records: list[dict[str, Any]] = []
+    error = ""
+    if projects:
+        try:
+            query = AuditQuery(
+                actor=actor,
+                action=action,
+                outcome=outcome,
+                resource=resource,
+                since=_day(since, "since"),
+                until=_day(until, "until"),
+                before=before,
+                limit=PAGE_SIZE,
+            )
+            records = await run_in_threadpool(search_records, who.platform, projects, query)
+        except InvalidInputError as exc:
+            error = exc.headline + (f" ({exc.hint})" if exc.hint else "")
+    context = {
+        **base,
+        "records": records,
+        "filters": filters,
+        "projects": projects,
+        "home_wide": home_wide,
+        "error": error,
+        "older": records[-1]["seq"] if len(records) == PAGE_SIZE else None,
+    }
+    return page(request, "audit.html", context, status=400 if error else 200)
+
+
+@router.get("/audit/verify", name="ui_audit_verify")
+async def audit_verify(request: Request) -> Response:
+    """The chain verified against the signed checkpoints, and the last checkpoint (a
+    fragment the audit page loads; home-wide auditors only, as ``GET /audit/verify``)."""
+    who = await viewer(request)
+    if who is None:
+        return to_login(request)
+    base = _base(who, "audit", "Audit verification")
+    try:
+        await who.authorize("audit.read", "audit:*", HOME_WIDE)
+        report = await run_in_threadpool(verify_trail, who.platform)
+        checkpoint = await run_in_threadpool(last_checkpoint, who.platform.settings)
+    except GhafError as exc:
+        return error_page(request, exc, base)
+    context = {**base, "report": report, "checkpoint": checkpoint}
+    return page(request, "_audit_verify.html", context)
