@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from ghaf.access.residency import RESIDENCY_ACTION, check_residency
 from ghaf.data.base import parse_ref
-from ghaf.data.tables import DatasetVersionRow
+from ghaf.data.tables import DatasetPartRow, DatasetVersionRow
 from ghaf.lineage import upstream
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
@@ -115,9 +115,17 @@ def file_tags(platform: Platform, path: Path) -> Tags:
     stat = path.stat()
     digest = _digest(str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
     with platform.read_session() as session:
-        rows = session.execute(
-            select(DatasetVersionRow.name, DatasetVersionRow.version).where(
-                DatasetVersionRow.digest == digest
+        rows = list(
+            session.execute(
+                select(DatasetVersionRow.name, DatasetVersionRow.version).where(
+                    DatasetVersionRow.digest == digest
+                )
+            ).all()
+        )
+        # A part of an appended version (a stream's micro-batch) carries its version's tags.
+        rows += session.execute(
+            select(DatasetPartRow.name, DatasetPartRow.version).where(
+                DatasetPartRow.digest == digest
             )
         ).all()
     tags: Tags = {}

@@ -3,12 +3,16 @@
 A subject (``key_column = value``) is erased from every dataset version that holds its
 rows: the latest version of each such dataset is written again without them (a new
 version, lineage ``erasure`` from the old one), and every version that held them is
-crypto-shredded (:mod:`ghaf.privacy.shred`). The subject's entity rows leave the online
-store's feature views keyed by that column, and its predictions leave the prediction log
-(matched by request id: the values of ``retention.request_id_columns`` in its rows).
-Lineage lists what was derived and cannot be cut row by row (models, deployments,
-datasets without the key column) for review. A signed certificate (``ghaf erase
-verify``) records it all; the audit record carries the certificate's digest.
+crypto-shredded (:mod:`ghaf.privacy.shred`). A version is read part by part (an
+appended version, a stream's, is its base's parts and its own): each part holding the
+subject's rows is destroyed, and a part belongs to every version that reads it, so
+every such version is destroyed with it and listed on the certificate. The subject's
+entity rows leave the online store's feature views keyed by that column, and its
+predictions leave the prediction log (matched by request id: the values of
+``retention.request_id_columns`` in its rows). Lineage lists what was derived and
+cannot be cut row by row (models, deployments, datasets without the key column) for
+review. A signed certificate (``ghaf erase verify``) records it all; the audit record
+carries the certificate's digest.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import select
 
-from ghaf.data.base import DatasetVersion, parse_ref
+from ghaf.data.base import DatasetVersion, Part, parse_ref
 from ghaf.data.store import (
+    dataset_parts,
     list_datasets,
     list_versions,
     record_version,
@@ -49,7 +54,7 @@ from ghaf.privacy.certificates import (
     sign_certificate,
     subject_reference,
 )
-from ghaf.privacy.shred import erased_digests, record_erased, shred_artifact
+from ghaf.privacy.shred import erased_digests, forget_cached, record_erased, shred_artifact
 from ghaf.privacy.tables import ErasureCertificateRow
 from ghaf.security.identity import Actor
 from ghaf.security.rbac import ALL_PROJECTS
@@ -70,11 +75,25 @@ class _Hit:
     table: pa.Table
     mask: pa.ChunkedArray | pa.Array
     rows: int
+    parts: list[str]
+    """The digests of the version's parts that hold the subject's rows."""
 
 
-def _read(platform: Platform, version: DatasetVersion) -> pa.Table:
+def _read(platform: Platform, digest: str) -> pa.Table:
     # Straight from the store: read_dataset would leave a decrypted copy in the cache.
-    return pq.read_table(pa.BufferReader(platform.artifacts.read_bytes(version.digest)))
+    return pq.read_table(pa.BufferReader(platform.artifacts.read_bytes(digest)))
+
+
+def _chunks(masks: Sequence[pa.ChunkedArray | pa.Array]) -> pa.ChunkedArray:
+    return pa.chunked_array(
+        [c for m in masks for c in (m.chunks if isinstance(m, pa.ChunkedArray) else [m])],
+        type=pa.bool_(),
+    )
+
+
+def is_erased(version: DatasetVersion, parts: Sequence[Part], erased: Collection[str]) -> bool:
+    """Whether ``version`` was destroyed: it, or a part it reads, was erased."""
+    return version.digest in erased or any(p.digest in erased for p in parts)
 
 
 def _equal(column: pa.ChunkedArray | pa.Array, value: Any) -> pa.ChunkedArray | pa.Array | None:
@@ -98,15 +117,32 @@ def _scan(
     for name in names:
         versions = list_versions(platform, name)
         projects = version_projects(platform, name)
+        parts = dataset_parts(platform, name)
+        # Each part is read once, whichever versions read it (a stream's are shared).
+        read: dict[str, tuple[pa.Table, pa.ChunkedArray | pa.Array | None, int]] = {}
         for version in versions:
-            if version.digest in erased or key_column not in version.schema.names:
+            own = parts[version.version]
+            if is_erased(version, own, erased) or key_column not in version.schema.names:
                 continue
-            table = _read(platform, version)
-            mask = _equal(table.column(key_column), value)
-            rows = _count(mask)
-            if rows and mask is not None:
-                latest = version.version == versions[-1].version
-                hits.append(_Hit(version, projects[version.version], latest, table, mask, rows))
+            for part in own:
+                if part.digest not in read:
+                    table = _read(platform, part.digest)
+                    mask = _equal(table.column(key_column), value)
+                    read[part.digest] = (table, mask, _count(mask))
+            held = [p.digest for p in own if read[p.digest][2]]
+            if not held:
+                continue
+            found = [read[p.digest] for p in own]
+            if len(found) == 1:
+                table, mask, rows = found[0]
+            else:
+                table = pa.concat_tables([f[0] for f in found])
+                mask = _chunks([f[1] for f in found if f[1] is not None])
+                rows = sum(f[2] for f in found)
+            if mask is None:  # pragma: no cover - a part with rows has a mask
+                continue
+            latest = version.version == versions[-1].version
+            hits.append(_Hit(version, projects[version.version], latest, table, mask, rows, held))
     return hits
 
 
@@ -347,8 +383,9 @@ def erase_subject(
             }
         )
     digests: dict[str, list[str]] = {}
-    for hit in hits:
-        digests.setdefault(hit.version.digest, []).append(hit.version.node)
+    for hit in hits:  # a part holding the subject's rows goes for every version reading it
+        for digest in hit.parts:
+            digests.setdefault(digest, []).append(hit.version.node)
     # Versions that were read and hold no row of the subject need nothing either.
     handled: set[str] = {str(r["to"]) for r in rewritten} | {
         v.node
@@ -375,6 +412,8 @@ def erase_subject(
         for d in (predlogs.drop_requests(log.path, ids) for log in logs)
     ]
     body["destroyed"] = _destroy(platform, digests, f"erasure:{certificate_id}")
+    for hit in hits:  # the joined copy dataset_parquet_path keeps of a version of parts
+        forget_cached(platform, hit.version.digest)
     body["review"] += [
         {"node": n, "reason": f"online view not keyed by {key_column}: review"}
         for n in keyed_otherwise
@@ -398,10 +437,12 @@ def erase_dataset(platform: Platform, actor: Actor, ref: str) -> dict[str, Any]:
     """
     name, number = parse_ref(ref)
     erased = erased_digests(platform)
+    parts = {name: dataset_parts(platform, name)}
     versions = [
         v
         for v in list_versions(platform, name)
-        if (number is None or v.version == number) and v.digest not in erased
+        if (number is None or v.version == number)
+        and not is_erased(v, parts[name][v.version], erased)
     ]
     if not versions:
         raise NotFoundError(
@@ -415,15 +456,25 @@ def erase_dataset(platform: Platform, actor: Actor, ref: str) -> dict[str, Any]:
     digests: dict[str, list[str]] = {}
     for node in sorted(targets):
         derived_name, derived_version = parse_ref(node)
+        if derived_name not in parts:
+            parts[derived_name] = dataset_parts(platform, derived_name)
         for candidate in list_versions(platform, derived_name):
-            if candidate.version == derived_version and candidate.digest not in erased:
-                digests.setdefault(candidate.digest, []).append(candidate.node)
-    # A version sharing a destroyed digest holds the same bytes: it goes too.
+            own = parts[derived_name][candidate.version]
+            if candidate.version == derived_version and not is_erased(candidate, own, erased):
+                for part in own:
+                    digests.setdefault(part.digest, []).append(candidate.node)
+    # A version reading a destroyed part (a shared part, or the same bytes) goes too: an
+    # appended version's earlier parts are the earlier versions' rows.
+    joined: set[str] = set()
     for other in list_datasets(platform):
+        other_parts = parts.get(other) or dataset_parts(platform, other)
         for candidate in list_versions(platform, other):
-            nodes = digests.get(candidate.digest)
-            if nodes is not None and candidate.node not in nodes:
-                nodes.append(candidate.node)
+            for part in other_parts[candidate.version]:
+                nodes = digests.get(part.digest)
+                if nodes is not None and candidate.node not in nodes:
+                    nodes.append(candidate.node)
+                if nodes is not None:
+                    joined.add(candidate.digest)
     handled = set(digests_nodes(digests))
     body = _body(
         "dataset",
@@ -433,6 +484,8 @@ def erase_dataset(platform: Platform, actor: Actor, ref: str) -> dict[str, Any]:
         review=_review(platform, sorted(handled), handled),
     )
     body["destroyed"] = _destroy(platform, digests, f"erasure:{certificate_id}")
+    for digest in joined:  # the joined copy dataset_parquet_path keeps of a version of parts
+        forget_cached(platform, digest)
     return _issue(platform, actor, certificate_id, body)
 
 

@@ -4,7 +4,10 @@ The rules are settings (``retention``): prediction log files ``prediction_log_da
 after their newest prediction; dataset versions ``datasets[CLASSIFICATION]`` days after
 they were written, by the strongest tag of their columns (the latest version of a
 dataset stays while ``keep_latest``). Expired dataset versions are crypto-shredded
-(:mod:`ghaf.privacy.shred`), expired log files deleted. Every run, dry runs included, is
+(:mod:`ghaf.privacy.shred`), expired log files deleted. A version of parts (a stream's
+appended versions) loses the parts no kept version reads; a part a kept version reads
+stays, being that version's rows too, and a version whose every part is kept this way
+is not listed (nothing of it can go). Every run, dry runs included, is
 a governed ``retention.run`` with a record of the rules and what went
 (:func:`list_retention_runs`, for the compliance report).
 """
@@ -18,12 +21,13 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
-from ghaf.data.store import list_datasets, list_versions
+from ghaf.data.base import DatasetVersion
+from ghaf.data.store import dataset_parts, list_datasets, list_versions
 from ghaf.errors import InvalidInputError
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.privacy import predlogs
-from ghaf.privacy.shred import erased_digests, record_erased, shred_artifact
+from ghaf.privacy.shred import erased_digests, forget_cached, record_erased, shred_artifact
 from ghaf.privacy.tables import RetentionRunRow
 from ghaf.security.identity import Actor
 from ghaf.security.rbac import ALL_PROJECTS
@@ -58,6 +62,8 @@ class RetentionPlan:
     as_of: datetime
     rules: dict[str, Any]
     expired: list[Expired] = field(default_factory=list)
+    parts: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    """Node of an expired dataset version -> the digests of its parts that go."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,21 +110,39 @@ def plan_retention(platform: Platform, *, now: datetime | None = None) -> Retent
     if settings.datasets:
         erased = erased_digests(platform)
         for name in list_datasets(platform):
-            versions = list_versions(platform, name)
-            for version in versions:
-                limit = settings.datasets.get(classification(version.column_tags))
-                if limit is None or version.digest in erased:
-                    continue
-                if settings.keep_latest and version is versions[-1]:
-                    continue
-                age = (as_of - version.created_at).total_seconds() / 86_400.0
-                if age > limit:
-                    plan.expired.append(
-                        Expired(
-                            "dataset_version", version.node, round(age, 3), limit, version.digest
-                        )
-                    )
+            _plan_dataset(platform, plan, list_versions(platform, name), erased)
     return plan
+
+
+def _plan_dataset(
+    platform: Platform,
+    plan: RetentionPlan,
+    versions: list[DatasetVersion],
+    erased: dict[str, str],
+) -> None:
+    """Add the expired versions of one dataset (oldest first) to ``plan``."""
+    settings = platform.settings.retention
+    parts = dataset_parts(platform, versions[0].name)
+    expired: list[tuple[DatasetVersion, float, int]] = []
+    kept: set[str] = set()
+    for version in versions:
+        own = parts[version.version]
+        if version.digest in erased or any(p.digest in erased for p in own):
+            continue
+        limit = settings.datasets.get(classification(version.column_tags))
+        age = (plan.as_of - version.created_at).total_seconds() / 86_400.0
+        latest = settings.keep_latest and version is versions[-1]
+        if limit is None or latest or age <= limit:
+            kept.update(p.digest for p in own)
+        else:
+            expired.append((version, age, limit))
+    for version, age, limit in expired:
+        going = [p.digest for p in parts[version.version] if p.digest not in kept]
+        if going:
+            plan.expired.append(
+                Expired("dataset_version", version.node, round(age, 3), limit, version.digest)
+            )
+            plan.parts[version.node] = going
 
 
 @governed("retention.run", resource="retention:home", project=ALL_PROJECTS)
@@ -160,10 +184,12 @@ def run_retention(
         if item.kind == "prediction_log":
             (home / item.name).unlink(missing_ok=True)  # an absolute name stays itself
         elif item.digest is not None:
-            if item.digest not in shredded:
-                shred_artifact(platform, item.digest)
-                shredded.add(item.digest)
-            record_erased(item.digest, item.name, "retention")
+            for digest in plan.parts.get(item.name, [item.digest]):
+                if digest not in shredded:
+                    shred_artifact(platform, digest)
+                    shredded.add(digest)
+                record_erased(digest, item.name, "retention")
+            forget_cached(platform, item.digest)  # a version of parts' joined copy
     return plan
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from ghaf.data.base import parse_ref
-from ghaf.data.store import get_dataset
+from ghaf.data.store import get_dataset, version_parts
 from ghaf.errors import GhafError
 from ghaf.platform import Platform
 from ghaf.privacy.certificates import check_signature, matches_subject
@@ -49,7 +49,8 @@ def _verifies(platform: Platform, node: str, digest: str) -> tuple[bool, str]:
         recorded = get_dataset(platform, f"{name}:{version}")
         if recorded.digest != digest:
             return False, f"{node} is not the version certified (digest {recorded.digest[:16]})"
-        if not platform.artifacts.read_bytes(digest):
+        parts = version_parts(platform, recorded)  # each part decrypts and verifies
+        if not all(platform.artifacts.read_bytes(part.digest) for part in parts):
             return False, f"{node} is empty"
     except GhafError as exc:
         return False, f"{node} does not verify: {exc.headline}"
