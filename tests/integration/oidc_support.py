@@ -55,13 +55,18 @@ class Provider:
 
 
 @contextmanager
-def run_provider(directory: Path, groups: dict[str, list[str]]) -> Iterator[Provider]:
+def run_provider(
+    directory: Path, groups: dict[str, list[str]], *, interactive: dict[str, Any] | None = None
+) -> Iterator[Provider]:
     """Run oidc-provider on a free loopback port until the block ends.
 
     Args:
         directory: where its config and log are written.
         groups: client id -> the groups its client-credentials tokens carry (every
             client's secret is :data:`SECRET`).
+        interactive: also sign people in through a browser: ``{"client_id": public
+            client, "redirect_uris": [...], "accounts": {login: groups}}`` (the
+            provider's development login form; any password).
     """
     node = shutil.which("node")
     if node is None:
@@ -86,6 +91,8 @@ def run_provider(directory: Path, groups: dict[str, list[str]]) -> Iterator[Prov
             for client, client_groups in groups.items()
         ],
     }
+    if interactive is not None:
+        config["interactive"] = interactive
     directory.mkdir(parents=True, exist_ok=True)
     config_file = directory / "config.json"
     config_file.write_text(json.dumps(config))

@@ -1,0 +1,256 @@
+"""The web UI in Debian's Chromium, as people use it: one ``ghaf server``, the real
+``oidc-provider`` signing people in (authorization code + PKCE), one browser.
+
+Alice (a data scientist) signs in through the provider, filters her runs in the search
+language, opens one and sees its metric chart; she registered ``churn`` version 1 and is
+offered no Approve button (four eyes). Remy (release manager and approver) approves it
+with the button, and the approval appears on the Audit page with the chain verified. A
+viewer is offered neither button and a forced POST is refused; a POST by cookie without
+the CSRF header is refused. The owner opens the UI with a one-time ``ghaf ui
+login-link``, once. Each page: no console error, no serious or critical axe-core finding,
+and a screenshot in docs/ui/.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ghaf.home import init_home
+from ghaf.models import save_model
+from ghaf.platform import Platform
+from ghaf.registry import register_model
+from ghaf.settings import load_settings
+from ghaf.testing.people import person
+from ghaf.tracking.service import create_run, end_run, log_batch
+from tests.e2e.test_drift_report_browser import CHROMIUM, _browser_or_skip
+from tests.integration.oidc_support import AUDIENCE, free_port, run_provider
+from tests.integration.served_home import toml_section
+from tests.unit.serving.server_processes import ServerProcess, ghaf
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "docs" / "ui"
+AXE = Path(__file__).parent / "axe" / "axe.min.js"
+CLIENT = "ghaf-ui"
+ACCOUNTS = {
+    "alice": ["ml-scientists"],
+    "remy": ["ml-release", "ml-audit"],
+    "vic": ["ml-viewers"],
+}
+ROLE_MAPPING = {
+    "ml-scientists": ["default:data_scientist"],
+    "ml-release": ["default:release_manager", "default:model_approver"],
+    "ml-audit": ["*:auditor"],
+    "ml-viewers": ["default:viewer"],
+}
+SERIOUS = """async () => {
+  const found = await axe.run(document, {resultTypes: ['violations']});
+  return found.violations.filter(v => ['serious', 'critical'].includes(v.impact))
+    .map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '));
+}"""
+
+
+@dataclass
+class UI:
+    base: str
+    home: Path
+    platform: Platform
+    browser: Any
+    run_ids: list[str]
+    errors: list[str] = field(default_factory=list)
+
+    def sign_in(self, login: str) -> Any:
+        """A fresh browser context signed in as ``login`` through the provider's form."""
+        context = self.browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        self.watch(page)
+        page.goto(self.base + "/ui/runs")
+        page.get_by_role("link", name="Sign in with your organisation").click()
+        page.fill("input[name=login]", login)
+        page.fill("input[name=password]", "any password")
+        page.click("button[type=submit]")
+        page.wait_for_url(self.base + "/ui/runs**")
+        assert page.get_by_test_id("principal").inner_text() == login
+        return page
+
+    def watch(self, page: Any) -> None:
+        """Collect console errors and uncaught exceptions of Ghaf's own pages."""
+
+        def console(message: Any) -> None:
+            if message.type == "error" and page.url.startswith(self.base):
+                self.errors.append(f"{page.url}: {message.text}")
+
+        page.on("console", console)
+        page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: {exc}"))
+
+    def check(self, page: Any, shot: str) -> None:
+        """No serious/critical axe finding, no console error so far; save a screenshot."""
+        page.evaluate(AXE.read_text())
+        assert page.evaluate(SERIOUS) == [], page.url
+        assert self.errors == []
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{shot}.png"), full_page=True)
+
+
+def _seed(platform: Platform, work: Path) -> list[str]:
+    """Alice's three runs (loss curves, auc, C) and her model ``churn`` version 1."""
+    from sklearn.linear_model import LogisticRegression
+
+    alice = person(platform, "alice", ["data_scientist"])
+    run_ids = []
+    for i, c in enumerate((0.1, 1.0, 10.0)):
+        run_id = create_run(platform, alice, "churn", name=f"churn-C{c}", tags={"team": "risk"})
+        steps = np.arange(200)
+        loss = (1.0 + i) / (steps + 1.0)
+        now = time.time()
+        points = [("loss", float(v), int(s), now) for s, v in zip(steps, loss, strict=True)]
+        points.append(("auc", 0.7 + 0.1 * i, 0, now))
+        log_batch(platform, alice, run_id, metrics=points, params={"C": str(c)})
+        end_run(platform, alice, run_id, "finished")
+        run_ids.append(run_id)
+    x = np.random.default_rng(3).normal(size=(40, 3)).astype(np.float32)
+    save_model(LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)), work / "saved")
+    register_model(platform, alice, "churn", work / "saved", run_id=run_ids[-1], example=x[:2])
+    return run_ids
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
+    _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    work = tmp_path_factory.mktemp("ui")
+    port = free_port()
+    interactive = {
+        "client_id": CLIENT,
+        "redirect_uris": [f"http://127.0.0.1:{port}/ui/login/callback"],
+        "accounts": ACCOUNTS,
+    }
+    with run_provider(work / "provider", {}, interactive=interactive) as provider:
+        identity = {"issuer": provider.issuer, "audience": AUDIENCE, "client_id": CLIENT}
+        home = work / "home"
+        home.mkdir(mode=0o700)
+        (home / "ghaf.toml").write_text(
+            toml_section("identity", identity) + toml_section("identity.role_mapping", ROLE_MAPPING)
+        )
+        platform = init_home(load_settings(home=home))
+        run_ids = _seed(platform, work)
+        server = ServerProcess(home, ("server",), "/health", work / "server.log", port=port)
+        server.start()
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path=CHROMIUM,
+                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+                )
+                try:
+                    yield UI(server.url, home, platform, browser, run_ids)
+                finally:
+                    browser.close()
+        finally:
+            log = server.stop()
+            platform.close()
+    assert "Traceback" not in log, log[-3000:]
+
+
+def test_alice_signs_in_filters_her_runs_and_sees_a_run_s_chart(ui: UI) -> None:
+    page = ui.sign_in("alice")
+    assert page.get_by_test_id("run-count").inner_text() == "3 runs on this page"
+    ui.check(page, "runs")
+    page.fill("#q", "metrics.auc > 0.75 and params.C != '10.0'")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_function("document.querySelector('#runs-table tbody').rows.length === 1")
+    assert "q=metrics.auc" in page.url  # the filter is in the bookmarkable URL
+    assert page.locator("#runs-table tbody tr td").first.inner_text() == "churn-C1.0"
+    page.get_by_role("link", name="churn-C1.0").click()
+    page.wait_for_url(f"{ui.base}/ui/runs/{ui.run_ids[1]}")
+    chart = page.locator('.chart[data-metric="loss"] canvas')
+    chart.wait_for()
+    box = chart.bounding_box()
+    assert box is not None and box["width"] > 200 and box["height"] > 100
+    assert page.locator("table.kv td", has_text="C").count() >= 1
+    ui.check(page, "run")
+    page.goto(f"{ui.base}/ui/models/churn")
+    assert page.locator("[data-version='1']").count() == 1
+    assert page.get_by_test_id("approve-1").count() == 0  # her own version: four eyes
+    page.context.close()
+
+
+def test_a_release_manager_approves_and_the_audit_page_shows_it(ui: UI) -> None:
+    page = ui.sign_in("remy")
+    page.get_by_role("link", name="Models").click()
+    ui.check(page, "models")
+    page.get_by_role("link", name="churn").click()
+    assert page.get_by_test_id("approvals-1").inner_text().strip() == "none"
+    assert page.get_by_test_id("promote-1-production").count() == 1
+    with page.expect_navigation():  # the button posts to the API, then the page reloads
+        page.get_by_test_id("approve-1").click()
+    assert page.get_by_test_id("approvals-1").inner_text().startswith("remy")
+    assert page.get_by_test_id("approve-1").count() == 0
+    ui.check(page, "model")
+    page.goto(f"{ui.base}/ui/audit?action=model.approve")
+    rows = page.locator("#audit-records tbody tr")
+    assert rows.count() == 1
+    assert rows.first.locator("td").nth(2).inner_text() == "remy"
+    assert rows.first.locator("td").nth(6).inner_text() == "allowed"
+    status = page.get_by_test_id("chain-status")
+    status.wait_for()
+    assert status.inner_text().startswith(("Chain valid", "Chain pending"))
+    ui.check(page, "audit")
+    # A write by cookie without the page's CSRF header is refused; with it, allowed.
+    csrf = json.loads(page.locator("body").get_attribute("hx-headers") or "{}")["X-CSRF-Token"]
+    url = f"{ui.base}/api/v1/models/churn:1/stage"
+    refused = page.request.post(url, data={"stage": "staging"})
+    assert refused.status == 403, refused.text()
+    assert "x-csrf-token" in refused.json()["title"]
+    moved = page.request.post(url, data={"stage": "staging"}, headers={"X-CSRF-Token": csrf})
+    assert moved.status == 200, moved.text()
+    assert moved.json()["stage"] == "staging"
+    page.context.close()
+
+
+def test_a_viewer_is_offered_no_button_and_a_forced_promotion_is_refused(ui: UI) -> None:
+    page = ui.sign_in("vic")
+    page.goto(f"{ui.base}/ui/models/churn")
+    assert page.locator(".actions button").count() == 0
+    csrf = json.loads(page.locator("body").get_attribute("hx-headers") or "{}")["X-CSRF-Token"]
+    forced = page.request.post(
+        f"{ui.base}/api/v1/models/churn:1/stage",
+        data={"stage": "production"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert forced.status == 403, forced.text()
+    page.goto(f"{ui.base}/ui/audit")
+    assert "You audit no project" in page.content()
+    assert ui.errors == []
+    page.context.close()
+
+
+def test_the_owner_opens_the_ui_with_a_one_time_link(ui: UI) -> None:
+    made = ghaf(ui.home, "ui", "login-link", "--url", ui.base, "-o", "json")
+    assert made.returncode == 0, made.stderr
+    link = json.loads(made.stdout)["url"]
+    context = ui.browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    ui.watch(page)
+    page.goto(ui.base + "/ui/login")
+    ui.check(page, "login")
+    page.goto(link)
+    assert page.url == ui.base + "/ui/runs"
+    assert page.get_by_test_id("principal").inner_text() == ui.platform.home_owner()
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(ui.base + "/ui/login")
+    again = context.new_page()
+    reply = again.goto(link)
+    assert reply is not None and reply.status == 403
+    assert "used already or has expired" in again.content()
+    context.close()
