@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks._serving_apps import home_of
 from benchmarks.common import Figure
 from benchmarks.serving import (
     SIZES,
@@ -35,7 +36,6 @@ from benchmarks.serving import (
 
 def serve(model_dir: str, port: int, mode: str, log_dir: str) -> None:
     """Child process: the W4 server, with one model (``one``) or an experiment (``ab``)."""
-    from benchmarks._serving_apps import home_of
     from ghaf.platform import Platform
     from ghaf.serving.server import (
         ServeConfig,
@@ -103,16 +103,19 @@ def _arm(mode: str, model_dir: Path, workdir: Path, body: bytes, seconds: int) -
         )
     finally:
         _stop(process)
-    result["logged_units"] = _logged_units(log_dir)
+    result["logged_units"] = _logged_units(home_of(model_dir), log_dir)
     return result
 
 
-def _logged_units(log_dir: Path) -> float:
-    from ghaf.serving.predlog import read_prediction_log
+def _logged_units(home: Path, log_dir: Path) -> float:
+    from ghaf.platform import Platform
+    from ghaf.serving.predlog import prediction_log_keys, read_prediction_log
+    from ghaf.settings import load_settings
 
     if not log_dir.is_dir():
         return 0.0
-    table = read_prediction_log(log_dir, ["unit"])
+    with Platform(load_settings(home=home)) as platform:  # the log is encrypted with its KEK
+        table = read_prediction_log(log_dir, ["unit"], keys=prediction_log_keys(platform))
     return float(table.num_rows - table.column("unit").null_count)
 
 

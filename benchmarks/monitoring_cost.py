@@ -167,12 +167,20 @@ def _warm(home: Path, interval: int) -> float:
     return took
 
 
-def _logged(log_dir: Path, start_ms: float, end_ms: float) -> int:
-    from ghaf.serving.predlog import read_prediction_windows
+def _logged(home: Path, log_dir: Path, start_ms: float, end_ms: float) -> int:
+    from ghaf.platform import Platform
+    from ghaf.serving.predlog import prediction_log_keys, read_prediction_windows
+    from ghaf.settings import load_settings
 
-    found = read_prediction_windows(
-        log_dir, "bench", start_ms=start_ms, end_ms=end_ms, features=False
-    )
+    with Platform(load_settings(home=home)) as platform:  # the log is encrypted with its KEK
+        found = read_prediction_windows(
+            log_dir,
+            "bench",
+            start_ms=start_ms,
+            end_ms=end_ms,
+            features=False,
+            keys=prediction_log_keys(platform),
+        )
     return sum(w.rows for w in found.values())
 
 
@@ -219,7 +227,7 @@ def run(size: str) -> list[Figure]:
         ends = [datetime.fromisoformat(doc["window_end"]).timestamp() for doc in runs]
         starts = [datetime.fromisoformat(doc["window_start"]).timestamp() for doc in runs]
         judged = sum(r["predictions"] for r in results)
-        logged = _logged(log_dir, min(starts) * 1000.0, max(ends) * 1000.0)
+        logged = _logged(home, log_dir, min(starts) * 1000.0, max(ends) * 1000.0)
         lag = max(at - end for (at, _), end in zip(lines.runs, ends, strict=True))
         slowest = max(doc["seconds"] for doc in runs)
         share = 100.0 * (cpu1 - cpu0) / (t1 - t0)

@@ -224,17 +224,22 @@ def runtime_class(name: str) -> Any:
 
 
 def open_prediction_sink(
-    url: str, *, events: EventBus | None = None, prefix: str = "predictions"
+    url: str,
+    *,
+    events: EventBus | None = None,
+    prefix: str = "predictions",
+    keys: KeyProvider | None = None,
 ) -> Any:
     """A prediction sink (``ghaf.serving.predlog.PredictionSink``) for a sink URL.
 
-    ``file:///DIR`` writes Parquet files named ``PREFIX-*.parquet`` into DIR;
-    ``events://`` publishes on ``events``, the platform's bus.
+    ``file:///DIR`` writes Parquet files named ``PREFIX-*.parquet`` into DIR, encrypted
+    with ``keys`` (the home's KEK) when given; ``events://`` publishes on ``events``, the
+    platform's bus.
     """
     cls = backend_class("sinks", url)
     scheme = urlparse(url).scheme
     if scheme == "file":
-        return cls(Path(unquote(urlparse(url).path)), prefix=prefix)
+        return cls(Path(unquote(urlparse(url).path)), prefix=prefix, keys=keys)
     if events is None:
         raise ConfigError(
             f"prediction sink {url!r} needs the platform's event bus",

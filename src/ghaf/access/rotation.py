@@ -1,4 +1,9 @@
-"""Key management operations: rotate the KEK (re-wrap headers only), destroy a version, trust."""
+"""Key management operations: rotate the KEK (re-wrap headers only), destroy a version, trust.
+
+A rotation re-wraps every artifact header and every encrypted prediction log file (a new
+header in front of the same ciphertext, :func:`~ghaf.security.file_envelope.rewrap_file`)
+under HOME/predictions and ``retention.prediction_log_dirs``.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,11 @@ from typing import cast
 
 from cryptography.exceptions import UnsupportedAlgorithm
 
-from ghaf.errors import ConfigError, NotFoundError
+from ghaf.errors import ConfigError, GhafError, IntegrityError, NotFoundError
 from ghaf.platform import Platform
 from ghaf.security.base import VersionedKeyProvider
 from ghaf.security.encrypted_store import EncryptedArtifactStore
+from ghaf.security.file_envelope import MAGIC, header_of, rewrap_file
 from ghaf.security.homekeys import fingerprint, trust_public_key
 from ghaf.security.identity import Actor
 from ghaf.security.rbac import ALL_PROJECTS
@@ -29,6 +35,12 @@ class RotationResult:
     rewrapped: int
     resumed: bool
     shredded: int = 0
+    log_files: int = 0
+    """Encrypted prediction log files seen."""
+    log_rewrapped: int = 0
+    log_unreadable: int = 0
+    """Log files that do not unwrap here (their KEK version destroyed: crypto-shredded;
+    or another home's, or altered), left as they are for retention."""
 
 
 def encrypted_store(platform: Platform) -> EncryptedArtifactStore:
@@ -81,11 +93,57 @@ def rotate_keys(
         total += 1
         if progress is not None:
             progress(digest)
+    logs = log_rewrapped = log_unreadable = 0
+    for path in encrypted_log_files(platform):
+        try:
+            log_rewrapped += rewrap_file(path, keys)
+        except (NotFoundError, IntegrityError):  # shredded, foreign or altered: left as is
+            log_unreadable += 1
+        except FileNotFoundError:  # removed meanwhile (retention, erasure)
+            continue
+        logs += 1
+        if progress is not None:
+            progress(str(path))
     keys.finish_rotation()
     current_operation().details.update(
-        version=version, artifacts=total, rewrapped=rewrapped, resumed=resumed, shredded=shredded
+        version=version,
+        artifacts=total,
+        rewrapped=rewrapped,
+        resumed=resumed,
+        shredded=shredded,
+        log_files=logs,
+        log_rewrapped=log_rewrapped,
+        log_unreadable=log_unreadable,
     )
-    return RotationResult(version, total, rewrapped, resumed, shredded)
+    return RotationResult(
+        version, total, rewrapped, resumed, shredded, logs, log_rewrapped, log_unreadable
+    )
+
+
+def prediction_log_dirs(platform: Platform) -> list[Path]:
+    """The prediction log directories keys cover: HOME/predictions and
+    ``retention.prediction_log_dirs`` (those that exist)."""
+    settings = platform.settings
+    found: list[Path] = []
+    for directory in [Path(settings.home) / "predictions", *settings.retention.prediction_log_dirs]:
+        resolved = directory.expanduser().resolve()
+        if resolved.is_dir() and resolved not in found:
+            found.append(resolved)
+    return found
+
+
+def encrypted_log_files(platform: Platform) -> list[Path]:
+    """The encrypted prediction log files of :func:`prediction_log_dirs`."""
+    found = []
+    for directory in prediction_log_dirs(platform):
+        for path in sorted(directory.glob("*.parquet")):
+            try:
+                with path.open("rb") as handle:
+                    if handle.read(len(MAGIC)) == MAGIC:
+                        found.append(path)
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+    return found
 
 
 @governed("keys.destroy_version", resource="kek:home/v{version}", project=ALL_PROJECTS)
@@ -102,9 +160,19 @@ def destroy_key_version(platform: Platform, actor: Actor, version: int) -> list[
         for digest in store.digests()
         if {h.wrapped.version for h in store.headers(digest)} == {version}
     ]
+    logs = sum(_wrapped_by(path, version) for path in encrypted_log_files(platform))
     keys.destroy_version(version)
-    current_operation().details.update(version=version, shredded=len(shredded))
+    current_operation().details.update(
+        version=version, shredded=len(shredded), log_files_shredded=logs
+    )
     return shredded
+
+
+def _wrapped_by(path: Path, version: int) -> bool:
+    try:
+        return header_of(path).wrapped.version == version
+    except (GhafError, FileNotFoundError):
+        return False
 
 
 def trust_key(platform: Platform, actor: Actor, public_key: bytes | Path) -> str:

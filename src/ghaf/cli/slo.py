@@ -182,7 +182,7 @@ def delete(
     cli.console.print(f"deleted SLO {gone.name} of {gone.deployment}")
 
 
-def _events(slo: Any, events: Path | None, log: Path | None) -> Any:
+def _events(cli: Any, slo: Any, events: Path | None, log: Path | None) -> Any:
     from ghaf.slo import sources
 
     if (events is None) == (log is None):
@@ -191,9 +191,12 @@ def _events(slo: Any, events: Path | None, log: Path | None) -> Any:
             hint="--events FILE (Parquet or CSV: ts, good, total) or --log DIR (prediction log)",
         )
     if log is not None:
-        from ghaf.serving.predlog import read_prediction_log
+        from ghaf.serving.predlog import prediction_log_keys, read_prediction_log
 
-        return sources.from_prediction_log(read_prediction_log(log, ["ts", "latency_ms"]), slo)
+        # The log is encrypted with the home's KEK: only an embedded CLI holds it.
+        keys = prediction_log_keys(cli.platform()) if cli.remote() is None else None
+        log_table = read_prediction_log(log, ["ts", "latency_ms"], keys=keys)
+        return sources.from_prediction_log(log_table, slo)
     if events is None or not events.is_file():
         raise InvalidInputError(f"--events {events} is not a file", hint="give a Parquet or CSV")
     if events.suffix == ".csv":
@@ -235,7 +238,7 @@ def status(
     cli = state(ctx)
     where = project or cli.settings.project
     [slo] = _slos(cli, project, [name])
-    series = _events(slo, events, log)
+    series = _events(cli, slo, events, log)
     client = cli.remote()
     if client is not None:
         document = client.slo_status(where, name, series.to_dict(), at=at, fire=fire)

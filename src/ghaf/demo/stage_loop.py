@@ -193,10 +193,14 @@ class ReplayClock:
         cls, platform: Platform, served: Served, replay: Replay, datasets: Datasets
     ) -> ReplayClock:
         from ghaf.data import read_dataset
-        from ghaf.serving.predlog import read_prediction_windows
+        from ghaf.serving.predlog import prediction_log_keys, read_prediction_windows
 
         windows = read_prediction_windows(
-            served.log_dir, served.model, start_ms=replay.logged_from_ms, features=False
+            served.log_dir,
+            served.model,
+            start_ms=replay.logged_from_ms,
+            features=False,
+            keys=prediction_log_keys(platform),
         )
         logged = windows[served.version]
         walls = np.sort(np.asarray(logged.ts, dtype=np.float64)) / 1000.0
@@ -318,7 +322,7 @@ def _canary(
         ids = [f"tx-{i}" for i in window["tx_id"].to_pylist()]
         since = time.time() * 1000.0
         _send(server.url, served, features, window, ids)
-        _await_log(served, since, len(ids))
+        _await_log(platform, served, since, len(ids))
         _report_labels(server.url, served, ids, window["is_fraud"].to_pylist())
         sent += len(ids)
         for moved in loop.tick(now=_now()):
@@ -384,13 +388,14 @@ def _send(url: str, served: Served, features: FeatureSet, window: pa.Table, ids:
         )
 
 
-def _await_log(served: Served, since_ms: float, expected: int) -> None:
-    from ghaf.serving.predlog import read_prediction_windows
+def _await_log(platform: Platform, served: Served, since_ms: float, expected: int) -> None:
+    from ghaf.serving.predlog import prediction_log_keys, read_prediction_windows
 
+    keys = prediction_log_keys(platform)
     deadline = time.monotonic() + LOG_WAIT_S
     while True:
         windows = read_prediction_windows(
-            served.log_dir, served.model, start_ms=since_ms, features=False
+            served.log_dir, served.model, start_ms=since_ms, features=False, keys=keys
         )
         rows = sum(int(w.ts.size) for w in windows.values())
         if rows >= expected:

@@ -19,7 +19,7 @@ def monitor_served(env: DemoEnv, champion: Champion, served: Served, replay: Rep
     from ghaf.monitoring import DriftOptions, compare_profiles, profile_window
     from ghaf.monitoring.references import training_profile
     from ghaf.monitoring.report_html import render_html
-    from ghaf.serving.predlog import read_prediction_windows
+    from ghaf.serving.predlog import prediction_log_keys, read_prediction_windows
 
     platform = env.platform
     model, version = served.model, served.version
@@ -28,7 +28,9 @@ def monitor_served(env: DemoEnv, champion: Champion, served: Served, replay: Rep
         raise InvalidInputError(f"no training profile for {model}:{version}: {why}")
     reference_ref = f"profile:{stored.name}@{stored.version}"
     reference = profile_window(reference_ref, platform)
-    windows = read_prediction_windows(served.log_dir, model, start_ms=replay.logged_from_ms)
+    windows = read_prediction_windows(
+        served.log_dir, model, start_ms=replay.logged_from_ms, keys=prediction_log_keys(platform)
+    )
     window = windows.get(version)
     if window is None or window.rows == 0:
         raise InvalidInputError(

@@ -32,6 +32,7 @@ from ghaf.demo.stage_features import (
 )
 from ghaf.demo.state import Datasets, FeatureSet, Replay, Served
 from ghaf.errors import BackendUnavailableError
+from ghaf.platform import Platform
 
 REPLAY_HOURS = 24
 REFRESH_HOURS = 8
@@ -87,7 +88,7 @@ def replay_drift(
             f"{failures[0] if failures else 'no answer'}",
             hint=f"see {env.workdir / 'serve.log'}",
         )
-    logged = _await_log(served, logged_from, ok)
+    logged = _await_log(platform, served, logged_from, ok)
     labels = window["is_fraud"].to_numpy(zero_copy_only=False).astype(np.float64)
     truth = data.probability_of(window["tx_id"].to_numpy())
     return Replay(
@@ -183,20 +184,21 @@ def _send(served: Served, records: list[dict[str, Any]], failures: list[str]) ->
             conn.close()
 
 
-def _await_log(served: Served, since_ms: float, expected: int) -> int:
+def _await_log(platform: Platform, served: Served, since_ms: float, expected: int) -> int:
     """Wait (bounded) until the prediction log holds ``expected`` rows of the served
     version since ``since_ms``; how many it holds.
 
     Raises:
         BackendUnavailableError: fewer arrived within ``LOG_WAIT_S``.
     """
-    from ghaf.serving.predlog import read_prediction_windows
+    from ghaf.serving.predlog import prediction_log_keys, read_prediction_windows
 
+    keys = prediction_log_keys(platform)
     deadline = time.monotonic() + LOG_WAIT_S
     rows = 0
     while True:
         windows = read_prediction_windows(
-            served.log_dir, served.model, start_ms=since_ms, features=False
+            served.log_dir, served.model, start_ms=since_ms, features=False, keys=keys
         )
         found = windows.get(served.version)
         rows = int(found.ts.size) if found is not None else 0

@@ -22,7 +22,7 @@ from ghaf.experiments.records import Experiment
 from ghaf.experiments.stats.table import TableSpec, analyze_table
 from ghaf.platform import Platform
 from ghaf.serving.outcomes import read_outcomes
-from ghaf.serving.predlog import read_prediction_log
+from ghaf.serving.predlog import prediction_log_keys, read_prediction_log
 from ghaf.serving.traffic import HOLDOUT
 
 _UNITS_SQL = """
@@ -75,7 +75,7 @@ def analyze_experiment(
             hint="serve with --log-dir DIR and give the same directory (--log-dir)",
         )
     columns = ["request_id", "ts", "model", "variant", "latency_ms", "unit", "experiment", "shadow"]
-    log = read_prediction_log(Path(log_dir), columns)
+    log = read_prediction_log(Path(log_dir), columns, keys=prediction_log_keys(platform))
     model = record.control.rpartition(":")[0]
     outcomes = read_outcomes(platform.in_project(record.project), model, record.goal)
     units = unit_table(log, outcomes.select(["request_id", "unit", "value"]), record.name)

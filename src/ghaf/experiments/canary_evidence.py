@@ -25,13 +25,13 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ghaf.experiments.canary_records import Canary
 from ghaf.experiments.rollout import RolloutPlan
 from ghaf.platform import Platform
+from ghaf.security.base import KeyProvider
 from ghaf.serving.outcomes import read_outcomes
-from ghaf.serving.predlog import LOG_SCHEMA, log_files
+from ghaf.serving.predlog import LOG_SCHEMA, log_files, prediction_log_keys, read_log_table
 from ghaf.serving.scrape import SCRAPE_ATTEMPTS, SCRAPE_TIMEOUT_S, ScrapeError, fetch_metrics
 
 REQUESTS = "ghaf_requests_total"
@@ -141,18 +141,19 @@ order by a.i
 _LOG_COLUMNS = ("request_id", "ts", "model", "version", "latency_ms", "outputs", "unit", "shadow")
 
 
-def _read_log_since(log_dir: Path, since_ms: float) -> pa.Table:
+def _read_log_since(log_dir: Path, since_ms: float, keys: KeyProvider | None) -> pa.Table:
     """The log's columns the evaluator reads, from the files written since ``since_ms``
-    only (a file is written after every record it holds); a column an older file lacks
-    reads as nulls (``shadow``: false), a file that is no log is skipped."""
+    only (a file is written after every record it holds), decrypted with ``keys``; a
+    column an older file lacks reads as nulls (``shadow``: false), a file that is no log
+    is skipped."""
     schema = pa.schema([LOG_SCHEMA.field(n) for n in _LOG_COLUMNS])
     tables = []
     for path in log_files(log_dir, since=since_ms / 1000.0):
         try:
-            have = set(pq.read_schema(path).names)
-            table = pq.read_table(path, columns=[n for n in _LOG_COLUMNS if n in have])
+            table = read_log_table(path, _LOG_COLUMNS, keys=keys)
         except (pa.ArrowInvalid, OSError):
             continue
+        have = set(table.column_names)
         for name in _LOG_COLUMNS:
             if name not in have:
                 fill = pa.array([False] * table.num_rows) if name == "shadow" else None
@@ -165,11 +166,18 @@ def _read_log_since(log_dir: Path, since_ms: float) -> pa.Table:
 
 
 def read_answers(
-    log_dir: Path, model: str, versions: list[str], since_ms: float, threshold: float
+    log_dir: Path,
+    model: str,
+    versions: list[str],
+    since_ms: float,
+    threshold: float,
+    *,
+    keys: KeyProvider | None = None,
 ) -> pa.Table:
     """The live answers of ``model``'s ``versions`` logged since ``since_ms``: request id,
-    ts, version, latency_ms, unit, score and top (predicted class)."""
-    log = _read_log_since(log_dir, since_ms)
+    ts, version, latency_ms, unit, score and top (predicted class), from the log
+    decrypted with ``keys``."""
+    log = _read_log_since(log_dir, since_ms, keys)
     connection = duckdb.connect()
     try:
         connection.register("log", log)
@@ -278,7 +286,12 @@ def _read_log(
     reference_ms = life_ms - (quality.reference_s if quality else 0.0) * 1000.0
     threshold = quality.threshold if quality else 0.5
     answers = read_answers(
-        log_dir, canary.model, [champion_v, candidate_v], min(reference_ms, step_ms), threshold
+        log_dir,
+        canary.model,
+        [champion_v, candidate_v],
+        min(reference_ms, step_ms),
+        threshold,
+        keys=prediction_log_keys(platform),
     )
     ts, versions = _column(answers, "ts"), _column(answers, "version", object)
     latency, score = _column(answers, "latency_ms"), _column(answers, "score")

@@ -322,8 +322,8 @@ def experiment_status(
         doc["analysis_error"] = exc.headline
     if record.shadows and directory.is_dir():
         from ghaf.experiments.shadow import compare_shadows
-        from ghaf.serving.predlog import read_prediction_log
+        from ghaf.serving.predlog import prediction_log_keys, read_prediction_log
 
-        log = read_prediction_log(directory)
+        log = read_prediction_log(directory, keys=prediction_log_keys(platform))
         doc["shadow"] = compare_shadows(log, record.control.rpartition(":")[0])
     return doc

@@ -50,7 +50,7 @@ from ghaf.monitoring.tables import MonitorResultRow, MonitorScheduleRow
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
 from ghaf.serving.labels import labels_of, outcome_watermark
-from ghaf.serving.predlog import PredictionWindow, read_prediction_windows
+from ghaf.serving.predlog import PredictionWindow, prediction_log_keys, read_prediction_windows
 from ghaf.spine import current_operation, current_session, governed
 
 SUBJECT = "drift.detected"
@@ -205,7 +205,12 @@ def _record_run(
     for model in sorted(serving):
         # A shadow version's answers are its own version's rows: judged like the live one's.
         windows = read_prediction_windows(
-            Path(schedule.log_dir), model, start_ms=_ms(start), end_ms=_ms(end), shadow=True
+            Path(schedule.log_dir),
+            model,
+            start_ms=_ms(start),
+            end_ms=_ms(end),
+            shadow=True,
+            keys=prediction_log_keys(platform),
         )
         for version in sorted(set(windows) | serving[model], key=version_key):
             model_version = f"{model}:{version}"
@@ -331,6 +336,7 @@ def _backfill(
             end_ms=_ms(row.window_end),
             shadow=True,
             features=False,
+            keys=prediction_log_keys(platform),
         ).get(version)
         row.labels_watermark = watermark
         scored = score_vector(window.outputs) if window is not None else None

@@ -58,6 +58,7 @@ from ghaf.privacy.shred import erased_digests, forget_cached, record_erased, shr
 from ghaf.privacy.tables import ErasureCertificateRow
 from ghaf.security.identity import Actor
 from ghaf.security.rbac import ALL_PROJECTS
+from ghaf.serving.predlog import prediction_log_keys
 from ghaf.spine import current_operation, current_session, governed
 
 _RECORD_KEYS = ("version", "digest", "unchanged")
@@ -359,10 +360,11 @@ def erase_subject(
     hits = _scan(platform, key_column, value, names, set(erased_digests(platform)))
     id_columns = [*platform.settings.retention.request_id_columns, *request_id_columns]
     ids = _subject_ids(hits, key_column, value, id_columns)
+    log_keys = prediction_log_keys(platform)
     logs = [
         d
         for path in predlogs.log_files_of(platform)
-        if (d := predlogs.drop_requests(path, ids, apply=False)).rows
+        if (d := predlogs.drop_requests(path, ids, apply=False, keys=log_keys)).rows
     ]
     views, keyed_otherwise, keyed = _online_views(platform, key_column, value, apply=False)
     if not hits and not logs and not views:
@@ -409,7 +411,7 @@ def erase_subject(
             "rows_removed": d.rows,
             "action": "deleted" if d.removed else "rewritten",
         }
-        for d in (predlogs.drop_requests(log.path, ids) for log in logs)
+        for d in (predlogs.drop_requests(log.path, ids, keys=log_keys) for log in logs)
     ]
     body["destroyed"] = _destroy(platform, digests, f"erasure:{certificate_id}")
     for hit in hits:  # the joined copy dataset_parquet_path keeps of a version of parts

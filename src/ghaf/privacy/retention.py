@@ -31,6 +31,7 @@ from ghaf.privacy.shred import erased_digests, forget_cached, record_erased, shr
 from ghaf.privacy.tables import RetentionRunRow
 from ghaf.security.identity import Actor
 from ghaf.security.rbac import ALL_PROJECTS
+from ghaf.serving.predlog import prediction_log_keys
 from ghaf.spine import current_operation, current_session, governed
 
 _STRENGTH = ("pii", "sensitive", "public")
@@ -100,8 +101,9 @@ def plan_retention(platform: Platform, *, now: datetime | None = None) -> Retent
     days = settings.prediction_log_days
     if days is not None:
         cutoff_ms = (as_of - timedelta(days=days)).timestamp() * 1000.0
+        keys = prediction_log_keys(platform)
         for path in predlogs.log_files_of(platform):
-            newest = predlogs.newest_ms(path)
+            newest = predlogs.newest_ms(path, keys=keys)
             if newest is not None and newest < cutoff_ms:
                 age = (as_of.timestamp() * 1000.0 - newest) / 86_400_000.0
                 plan.expired.append(

@@ -188,6 +188,74 @@ def encrypt_stream(
             background.close(last)
 
 
+def encrypt_bytes(
+    input_key: bytes,
+    context: bytes,
+    plaintext: bytes | bytearray | memoryview,
+    *,
+    salt: bytes | None = None,
+    key_size: int = 32,
+) -> bytearray:
+    """:func:`encrypt_stream` of a message held in memory, in one output buffer sized to
+    it (the same bytes; no 2 MiB batch buffers, which dominate the cost of small files)."""
+    salt = os.urandom(SALT_SIZE) if salt is None else salt
+    aead, base, commitment = _derive(input_key, salt, context, key_size)
+    view = memoryview(plaintext).cast("B")
+    full, rest = divmod(len(view), CHUNK)
+    out = bytearray(HEADER_SIZE + full * CT_CHUNK + rest + TAG)
+    out[:HEADER_SIZE] = salt + commitment
+    cview = memoryview(out)
+    at = HEADER_SIZE
+    for index in range(full):
+        chunk = view[index * CHUNK : (index + 1) * CHUNK]
+        aead.encrypt_into(_nonce(base, index), chunk, None, cview[at : at + CT_CHUNK])
+        at += CT_CHUNK
+    aead.encrypt_into(_nonce(base, full), view[full * CHUNK :], None, cview[at:])  # short, last
+    return out
+
+
+def decrypt_bytes(
+    input_key: bytes, context: bytes, ciphertext: bytes | memoryview, *, key_size: int = 32
+) -> bytearray:
+    """:func:`iter_decrypt` of a ciphertext held in memory, into one buffer sized to it;
+    raises :class:`IntegrityError` as it does."""
+    view = memoryview(ciphertext).cast("B")
+    if len(view) < HEADER_SIZE:
+        raise IntegrityError(
+            "encrypted artifact is truncated: its 56-byte header is incomplete",
+            hint="the stored blob is damaged; restore it from a replica",
+        )
+    aead, base, commitment = _derive(input_key, bytes(view[:SALT_SIZE]), context, key_size)
+    if not hmac.compare_digest(commitment, bytes(view[SALT_SIZE:HEADER_SIZE])):
+        raise IntegrityError(
+            "encrypted artifact's key commitment does not match (wrong key or context)",
+            hint="the header or body was altered, or the artifact belongs elsewhere",
+        )
+    body = view[HEADER_SIZE:]
+    full, rest = divmod(len(body), CT_CHUNK)
+    if rest < TAG:
+        raise IntegrityError(
+            "encrypted artifact is truncated: its short final chunk is missing",
+            hint="the stored blob lost its tail; restore it from a replica",
+        )
+    out = bytearray(full * CHUNK + rest - TAG)
+    pview = memoryview(out)
+    index = 0
+    try:
+        for index in range(full + 1):
+            start = index * CT_CHUNK
+            end = min(start + CT_CHUNK, len(body))
+            target = pview[index * CHUNK : index * CHUNK + end - start - TAG]
+            aead.decrypt_into(_nonce(base, index), body[start:end], None, target)
+    except Exception as exc:  # cryptography's InvalidTag: a chunk does not authenticate
+        raise IntegrityError(
+            f"encrypted artifact chunk {index} does not authenticate "
+            "(modified, reordered, truncated or extended ciphertext)",
+            hint="the stored blob is damaged or was tampered with; restore it from a replica",
+        ) from exc
+    return out
+
+
 def iter_decrypt(
     input_key: bytes, context: bytes, readinto: ReadInto, *, key_size: int = 32
 ) -> Iterator[memoryview]:

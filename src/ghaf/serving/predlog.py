@@ -14,6 +14,12 @@ version's batch and carries the version's column names and dtype in its schema m
 (:data:`FEATURES_KEY`), and :func:`read_prediction_windows` reads a time window back as
 a table of named, typed columns. Files written before the names were logged read with
 the names ``f0, f1, ...`` (what a runtime calls unnamed columns) as float64.
+
+Log files hold features (possibly pii), so they are encrypted at rest: given the home's key
+provider (:func:`prediction_log_keys`), :func:`write_log_file` encrypts each file in memory
+in a per-file envelope (:mod:`ghaf.security.file_envelope`, which says why not Parquet
+Modular Encryption) and every reader goes through :func:`read_log_table`, which decrypts
+it (plaintext files written before, or without keys, still read).
 """
 
 from __future__ import annotations
@@ -27,14 +33,20 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ghaf.errors import ConfigError
 from ghaf.logs import get_logger
+from ghaf.security.file_envelope import MAGIC, is_enveloped, seal, unseal
+
+if TYPE_CHECKING:
+    from ghaf.platform import Platform
+    from ghaf.security.base import KeyProvider
 
 SUBJECT = "serving.prediction"
 _log = get_logger(__name__)
@@ -244,16 +256,88 @@ def _empty_items() -> pa.Array:
     return pa.array([], pa.list_(pa.list_(pa.float64())))
 
 
-def read_prediction_log(directory: Path, columns: Sequence[str] | None = None) -> pa.Table:
+LOG_KIND = "prediction_log"
+"""The kind an encrypted log file's envelope names (a file of another kind is refused)."""
+
+
+def prediction_log_keys(platform: Platform) -> KeyProvider | None:
+    """The key provider prediction log files are encrypted with: the home's KEK (the
+    encrypted artifact store's); None where the home's encryption at rest is off
+    (``security.encrypt_artifacts = false``)."""
+    from ghaf.security.encrypted_store import EncryptedArtifactStore
+
+    store = platform.artifacts
+    return store.keys if isinstance(store, EncryptedArtifactStore) else None
+
+
+def write_log_file(path: Path, table: pa.Table, keys: KeyProvider | None) -> None:
+    """Write ``table`` as the log file ``path``: Parquet built in memory, encrypted with
+    ``keys`` (plain Parquet without), written beside ``path`` and renamed over it, so a
+    reader sees no half-written file and no plaintext touches the disk."""
+    out = pa.BufferOutputStream()
+    pq.write_table(table, out)
+    data: bytes | pa.Buffer = out.getvalue()
+    if keys is not None:
+        data = seal(memoryview(data), keys, kind=LOG_KIND)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("wb") as handle:
+            handle.write(memoryview(data))
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def read_log_table(
+    path: Path, columns: Sequence[str] | None = None, *, keys: KeyProvider | None = None
+) -> pa.Table:
+    """One log file (decrypted with ``keys`` if it is encrypted) as a table of its
+    ``columns`` that it has (all without), with the file's schema metadata.
+
+    Every reader of the log goes through here.
+
+    Raises:
+        ConfigError: the file is encrypted and no ``keys`` were given.
+        IntegrityError: it does not decrypt (another home's KEK, a destroyed KEK
+            version, a tampered or truncated file); the message names the file.
+        pyarrow.ArrowInvalid, OSError: it is no Parquet file (a reader may skip it).
+    """
+    with path.open("rb") as handle:
+        head = handle.read(len(MAGIC))
+        if is_enveloped(head):
+            if keys is None:
+                raise ConfigError(
+                    f"prediction log file {path} is encrypted and no key provider was given",
+                    hint="read it through the home that wrote it (GHAF_HOME), which holds the KEK",
+                )
+            handle.seek(0)
+            plain = unseal(handle.read(), keys, name=str(path), kind=LOG_KIND)
+            source: Any = pa.BufferReader(plain)
+        else:
+            source = str(path)
+    parquet = pq.ParquetFile(source)
+    try:
+        schema = parquet.schema_arrow
+        wanted = None if columns is None else [c for c in columns if c in schema.names]
+        table = parquet.read(columns=wanted)
+    finally:
+        parquet.close()
+    return table.replace_schema_metadata(schema.metadata)
+
+
+def read_prediction_log(
+    directory: Path, columns: Sequence[str] | None = None, *, keys: KeyProvider | None = None
+) -> pa.Table:
     """Every Parquet file a :class:`ParquetSink` wrote under ``directory`` as one table of
-    :data:`LOG_SCHEMA` (or its ``columns``); files written before a column existed read
-    it as nulls (``shadow``: false)."""
+    :data:`LOG_SCHEMA` (or its ``columns``), decrypted with ``keys``; files written
+    before a column existed read it as nulls (``shadow``: false)."""
     names = list(columns) if columns is not None else LOG_SCHEMA.names
     schema = pa.schema([LOG_SCHEMA.field(n) for n in names])
     tables = []
     for path in sorted(Path(directory).glob("*.parquet")):
-        have = set(pq.read_schema(path).names)
-        table = pq.read_table(path, columns=[n for n in names if n in have])
+        table = read_log_table(path, names, keys=keys)
+        have = set(table.column_names)
         for name in names:
             if name not in have:
                 field = LOG_SCHEMA.field(name)
@@ -353,10 +437,12 @@ def read_prediction_windows(
     end_ms: float | None = None,
     shadow: bool = False,
     features: bool = True,
+    keys: KeyProvider | None = None,
 ) -> dict[str, PredictionWindow]:
     """The predictions ``model`` logged under ``directory`` with ``start_ms <= ts <
     end_ms``, one :class:`PredictionWindow` per version (shadow answers only with
     ``shadow``). ``features=False`` skips decoding the features (ids and outputs only).
+    Encrypted files are decrypted with ``keys`` (:func:`read_log_table`).
 
     Files written before the name mapping was logged read as columns ``f0..`` (float64).
     """
@@ -365,10 +451,10 @@ def read_prediction_windows(
     wanted = [c for c in _WINDOW_COLUMNS if features or c != "features"]
     for path in log_files(Path(directory), since=since):
         try:
-            have = pq.read_schema(path)
+            table = read_log_table(path, wanted, keys=keys)
         except (pa.ArrowInvalid, OSError):
             continue  # a foreign or damaged file is no prediction: skip it, as a reader must
-        table = pq.read_table(path, columns=[c for c in wanted if c in have.names])
+        have = table.schema
         mask = pc.equal(table.column("model"), model)
         if start_ms is not None:
             mask = pc.and_(mask, pc.greater_equal(table.column("ts"), start_ms))
@@ -504,31 +590,33 @@ class EventBusSink:
 
 
 class ParquetSink:
-    """Appends batches to Parquet files under ``directory``, one file per batch.
+    """Appends batches to Parquet files under ``directory``, one file per batch,
+    encrypted with ``keys`` (the home's KEK, :func:`prediction_log_keys`) when given.
 
     Numbering continues after the highest file of the same prefix already there, so a
     restarted server never replaces the files an earlier run wrote.
     """
 
-    def __init__(self, directory: Path, prefix: str = "predictions") -> None:
+    def __init__(
+        self, directory: Path, prefix: str = "predictions", *, keys: KeyProvider | None = None
+    ) -> None:
         self.directory = directory
         self.prefix = prefix
+        self.keys = keys
         directory.mkdir(parents=True, exist_ok=True)
         self._seq = _last_sequence(directory, prefix)
 
     def write(self, batch: PredictionBatch) -> None:
         self._seq += 1
         final = self.directory / f"{self.prefix}-{self._seq:08d}.parquet"
-        partial = final.with_suffix(".partial")
-        pq.write_table(batch.to_arrow(), partial)
-        partial.replace(final)  # readers never see a half-written file
+        write_log_file(final, batch.to_arrow(), self.keys)  # renamed whole: never half-seen
 
     def close(self) -> None:
         """Each flush is a complete file; nothing is held open."""
 
 
 def _last_sequence(directory: Path, prefix: str) -> int:
-    pattern = re.compile(re.escape(prefix) + r"-(\d+)\.(?:parquet|partial)$")
+    pattern = re.compile(r"\.?" + re.escape(prefix) + r"-(\d+)\.(?:parquet|partial)")
     numbers = [int(m.group(1)) for p in directory.iterdir() if (m := pattern.match(p.name))]
     return max(numbers, default=0)
 

@@ -22,7 +22,7 @@ from ghaf.models import save_model
 from ghaf.platform import Platform
 from ghaf.registry import approve_model_version, register_model
 from ghaf.serving.deployments import get_deployment, update_deployment
-from ghaf.serving.predlog import read_prediction_log
+from ghaf.serving.predlog import prediction_log_keys, read_prediction_log
 from ghaf.serving.traffic import HOLDOUT, Assignment
 from ghaf.testing.people import mint
 from tests.unit.serving.conftest import N_FEATURES, Trained
@@ -179,7 +179,7 @@ def test_weight_and_experiment_changes_reach_every_worker(
     print(f"{traffic.ok} keep-alive requests during the switches, none failed")
     assert "Traceback" not in output
 
-    logged = read_prediction_log(log_dir).to_pylist()
+    logged = read_prediction_log(log_dir, keys=prediction_log_keys(platform)).to_pylist()
     assigned = [r for r in logged if r["experiment"] == "ab1" and not r["shadow"]]
     assert {r["unit"] for r in assigned} == set(units)
     for record in assigned:

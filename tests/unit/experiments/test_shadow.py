@@ -59,7 +59,7 @@ def test_a_served_shadow_is_logged_and_never_returned(platform: Any, tmp_path: A
     from sklearn.linear_model import LogisticRegression
 
     from ghaf.serving.models import resolve_model
-    from ghaf.serving.predlog import read_prediction_log
+    from ghaf.serving.predlog import prediction_log_keys, read_prediction_log
     from ghaf.serving.server import BackgroundServer, ServeConfig, build_app, model_entry
     from ghaf.testing.people import mint
     from tests.unit.experiments.test_live_weights import Trained, _second_version
@@ -94,7 +94,7 @@ def test_a_served_shadow_is_logged_and_never_returned(platform: Any, tmp_path: A
         server.stop()
     deadline = time.monotonic() + 30
     while True:  # the log drains off the response path: wait for both sides, bounded
-        log = read_prediction_log(tmp_path / "log")
+        log = read_prediction_log(tmp_path / "log", keys=prediction_log_keys(platform))
         if log.num_rows >= 40 or time.monotonic() > deadline:
             break
         time.sleep(0.1)

@@ -31,7 +31,7 @@ from ghaf.pipelines.runner import run_pipeline
 from ghaf.pipelines.triggers import EventTrigger, TriggerLoop
 from ghaf.platform import Platform
 from ghaf.projects import create_project
-from ghaf.serving.predlog import read_prediction_windows
+from ghaf.serving.predlog import prediction_log_keys, read_prediction_windows
 from ghaf.settings import load_settings
 from ghaf.testing.people import mint
 from tests.unit.monitoring.monitor_home import FEATURES, Seeded, features, labels_for, seed_home
@@ -94,7 +94,9 @@ def _score(served: Served, x: np.ndarray, tag: str) -> list[str]:
 def _wait_logged(served: Served, requests: int) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        found = read_prediction_windows(served.log_dir, "fraud", features=False).get("1")
+        found = read_prediction_windows(
+            served.log_dir, "fraud", features=False, keys=prediction_log_keys(served.platform)
+        ).get("1")
         if found is not None and found.requests >= requests:
             return
         time.sleep(0.1)
@@ -128,7 +130,8 @@ def test_served_traffic_drift_is_caught_and_late_labels_fill_in_its_window(
     baseline = features(20, N)
     baseline_ids = _score(served, baseline, "base")
     _wait_logged(served, N)
-    window = read_prediction_windows(served.log_dir, "fraud")["1"]
+    keys = prediction_log_keys(platform)  # ghaf serve encrypts the log with the home's KEK
+    window = read_prediction_windows(served.log_dir, "fraud", keys=keys)["1"]
     assert window.features.column_names == list(FEATURES)  # the log knows the names
     np.testing.assert_array_equal(
         window.features.column("age").to_numpy(), baseline[:, FEATURES.index("age")]
