@@ -167,7 +167,8 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
     sinks: list[PredictionSink] = []
     if config.log_dir:
         log_url = Path(config.log_dir).resolve().as_uri()
-        sinks.append(open_prediction_sink(log_url, prefix=f"predictions-w{worker}"))
+        keys = _log_keys(platform)
+        sinks.append(open_prediction_sink(log_url, prefix=f"predictions-w{worker}", keys=keys))
     if config.log_to_bus and platform is not None:
         sinks.append(open_prediction_sink("events://", events=platform.events))
         backends["event_bus"] = platform.events
@@ -185,6 +186,19 @@ def build_app(config: ServeConfig, platform: Any = None, worker: str = "0") -> A
     )
     app.sync_routes()  # serve the record's current revision from the first request
     return app
+
+
+def _log_keys(platform: Any) -> Any:
+    """The KEK the prediction log is encrypted with (its files hold features, maybe pii);
+    a log without a home would be plaintext at rest, so it is refused."""
+    from ghaf.serving.predlog import prediction_log_keys
+
+    if platform is None:
+        raise ConfigError(
+            "--log-dir needs a platform home: the prediction log is encrypted with its KEK",
+            hint="set --home (or GHAF_HOME), or serve without --log-dir",
+        )
+    return prediction_log_keys(platform)
 
 
 def _loader(
