@@ -34,7 +34,7 @@ from ghaf.registry import get_model_version
 from ghaf.retraining import list_retrain_runs
 from ghaf.security.audit_tables import AuditRecordRow
 from ghaf.serving.deployments import get_deployment
-from ghaf.serving.predlog import read_prediction_windows
+from ghaf.serving.predlog import prediction_log_keys, read_prediction_windows
 from ghaf.settings import load_settings
 
 AUC_MARGIN = 0.03
@@ -126,7 +126,8 @@ def _check_prediction_log(platform: Platform, home: Path) -> None:
             pc.less(ts, pa.scalar(end, ts.type)),
         )
     )
-    windows = read_prediction_windows(home / "predictions", "fraud")
+    keys = prediction_log_keys(platform)  # the log is encrypted with the home's KEK
+    windows = read_prediction_windows(home / "predictions", "fraud", keys=keys)
     assert set(windows) == {"1", "2"}  # the champion's, and the retrained candidate's canary
     window = windows["1"]
     # The canary's requests carry their transaction's id; the replay's got the server's.
