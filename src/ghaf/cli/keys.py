@@ -52,9 +52,10 @@ def list_(ctx: typer.Context, output: OutputOption = Output.table) -> None:
 @app.command("rotate")
 def rotate(ctx: typer.Context, output: OutputOption = Output.table) -> None:
     """Make a new KEK version (in the key file, or a new KMS key) and re-wrap every artifact
-    header (resumes an unfinished one).
+    header and encrypted prediction log file (resumes an unfinished one).
 
-    JSON: {"version", "artifacts", "rewrapped", "resumed", "shredded"}.
+    JSON: {"version", "artifacts", "rewrapped", "resumed", "shredded", "log_files",
+    "log_rewrapped", "log_unreadable"}.
     """
     cli = state(ctx)
     client = cli.remote()
@@ -75,6 +76,12 @@ def rotate(ctx: typer.Context, output: OutputOption = Output.table) -> None:
         f"{verb} KEK version {result['version']}: {result['artifacts']} artifacts, "
         f"{result['rewrapped']} re-wrapped"
         + (f", {shredded} unreadable (crypto-shredded)" if shredded else "")
+        + (
+            f"; {result.get('log_files', 0)} prediction log files, "
+            f"{result.get('log_rewrapped', 0)} re-wrapped"
+            if result.get("log_files")
+            else ""
+        )
     )
 
 
