@@ -254,3 +254,38 @@ def test_the_owner_opens_the_ui_with_a_one_time_link(ui: UI) -> None:
     assert reply is not None and reply.status == 403
     assert "used already or has expired" in again.content()
     context.close()
+
+
+def test_the_cost_page_shows_the_api_s_report(ui: UI) -> None:
+    """Issue 23's cost report in the UI: the page's figures are the document
+    ``GET /api/v1/cost`` answers the same person (a batch job and a serving segment
+    recorded in alice's project); a bad window is one line naming the fix."""
+    from datetime import timedelta
+
+    from ghaf.cost import Usage, record_usage
+    from ghaf.metadata.base import utcnow
+
+    now = utcnow()
+    owner = ui.platform.admin()
+    record_usage(ui.platform, owner, Usage("batch", "ui-batch-1", now - timedelta(minutes=5),
+                 now, 300.0, cpu_s=240.0, cpu_request=2.0, model="churn"))  # fmt: skip
+    record_usage(ui.platform, owner, Usage("deployment", "ui-serve-1", now - timedelta(hours=1),
+                 now, 3600.0, cpu_s=900.0, cpu_request=1.0, replicas=1, predictions=12_000,
+                 deployment="churn-live", model="churn"))  # fmt: skip
+    page = ui.sign_in("alice")
+    page.goto(f"{ui.base}/ui/cost?by=deployment&since=1d")
+    api = page.request.get(f"{ui.base}/api/v1/cost?by=deployment&since=1d").json()
+    shown = page.locator("#cost-table tbody tr")
+    assert shown.count() == len(api["groups"]) == 2
+    for row, group in zip(shown.all(), api["groups"], strict=True):
+        cells = row.locator("td").all_inner_texts()
+        assert cells[0] == (group["key"] or "-")
+        assert float(cells[7]) == pytest.approx(group["cost"], abs=1e-6)  # shown to 6 places
+    total = page.locator("#cost-table tfoot td.cost").inner_text()
+    assert float(total) == pytest.approx(api["total"]["cost"], abs=1e-6)
+    live = next(g for g in api["groups"] if g["key"] == "churn-live")
+    assert live["cost_per_1000_predictions"] == pytest.approx(live["cost"] / 12.0)
+    ui.check(page, "cost")
+    page.goto(f"{ui.base}/ui/cost?since=fortnight")
+    assert "is not" in page.get_by_role("alert").inner_text()
+    page.context.close()

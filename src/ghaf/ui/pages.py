@@ -1,5 +1,5 @@
 """The pages: runs (search, detail with metric charts), models (versions, approvals,
-promotion) and the audit trail. Each reads through the service functions and the checks
+promotion), the audit trail and cost. Each reads through the service functions and the checks
 of the API's read routes; every button writes through the API (``/api/v1``)."""
 
 from __future__ import annotations
@@ -288,3 +288,38 @@ async def audit_verify(request: Request) -> Response:
         return error_page(request, exc, base)
     context = {**base, "report": report, "checkpoint": checkpoint}
     return page(request, "_audit_verify.html", context)
+
+
+# Cost ------------------------------------------------------------------------------
+
+GROUPINGS = ("project", "model", "deployment", "user")
+
+
+@router.get("/cost", name="ui_cost")
+async def cost(
+    request: Request,
+    by: Annotated[str, Query(max_length=32)] = "project",
+    since: Annotated[str, Query(max_length=64)] = "7d",
+) -> Response:
+    """The cost report over the projects the viewer may read costs of: the document
+    ``GET /api/v1/cost`` answers and ``ghaf cost report`` prints, as a table."""
+    from ghaf.cost.report import check_grouping, cost_report, parse_since
+    from ghaf.metadata.base import utcnow
+
+    who = await viewer(request)
+    if who is None:
+        return to_login(request)
+    base = _base(who, "cost", "Cost")
+    report: dict[str, Any] | None = None
+    error = ""
+    try:
+        check_grouping(by)
+        start = parse_since(since, utcnow())
+        report = await run_in_threadpool(
+            functools.partial(cost_report, who.platform, who.actor, by=by, since=start)
+        )
+    except InvalidInputError as exc:
+        error = exc.headline + (f" ({exc.hint})" if exc.hint else "")
+    context = {**base, "report": report, "by": by, "since": since, "error": error,
+               "groupings": GROUPINGS}  # fmt: skip
+    return page(request, "cost.html", context, status=400 if error else 200)

@@ -18,6 +18,7 @@ NAV = (
     ("runs", "Runs", "/ui/runs"),
     ("models", "Models", "/ui/models"),
     ("audit", "Audit", "/ui/audit"),
+    ("cost", "Cost", "/ui/cost"),
 )
 """The navigation, in order; data, deployments and monitoring pages slot in here."""
 
