@@ -9,14 +9,16 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from ghaf.access.residency import check_residency
 from ghaf.artifacts.scratch import scratch_dir
 from ghaf.data import engine
 from ghaf.data.base import DatasetVersion, Source, check_name
 from ghaf.data.checks import ContractRunner, ident, literal, run_contract
 from ghaf.data.contracts import Contract, RowCount, Unique, as_contract
 from ghaf.data.decoding import DEFAULT_ENCODING
+from ghaf.data.objects import ObjectStores
 from ghaf.data.report import CheckResult, ContractReport
-from ghaf.data.sources import ParquetSource, open_source
+from ghaf.data.sources import ObjectSource, ParquetSource, open_source
 from ghaf.data.store import (
     check_version_residency,
     dataset_parquet_path,
@@ -44,6 +46,34 @@ class ContractViolationError(InvalidInputError):
         self.report = report
 
 
+def object_stores(platform: Platform) -> ObjectStores:
+    """How this home reaches object storage: the artifact store's S3 endpoint."""
+    settings = platform.settings
+    return ObjectStores(home=settings.home, s3_endpoint_url=settings.s3_endpoint_url)
+
+
+def check_source_region(
+    platform: Platform, actor: Actor, source: ObjectSource, spec: Contract | None
+) -> str:
+    """Refuse to read ``source`` when its data's tags (the contract's column tags and
+    residency) may not be in the region its bucket really is in (asked of the store);
+    returns that region.
+
+    Raises:
+        PolicyViolationError: naming the tag, the region and the regions allowed (audited).
+    """
+    region = source.region()
+    current_operation().details["source_region"] = region
+    tags: dict[str, list[str]] = {}
+    if spec is not None:
+        for column, tag in sorted(spec.column_tags.items()):
+            tags.setdefault(tag, []).append(f"column {column}")
+        if spec.residency:
+            tags.setdefault(f"resident:{spec.residency}", []).append("dataset residency")
+    check_residency(platform, tags, region, actor=actor, resource=f"source {source.url}")
+    return region
+
+
 def _resolver(platform: Platform) -> Any:
     return lambda ref: dataset_parquet_path(platform, ref)
 
@@ -61,6 +91,10 @@ def ingest(
 ) -> DatasetVersion:
     """Stream ``source`` into a new version of ``name``, checked against ``contract``.
 
+    ``source`` may be a file on object storage (``s3://BUCKET/KEY.parquet|csv``), read
+    with the artifact store's S3 settings once its bucket's real region is allowed for
+    the contract's tags (:func:`check_source_region`).
+
     Error-severity failures store nothing and raise :class:`ContractViolationError`; with
     ``quarantine: true`` failing rows go to ``NAME.quarantine`` and the rest are stored.
     A CSV file is decoded as ``encoding``; a byte that does not decode is refused.
@@ -72,7 +106,11 @@ def ingest(
     check_name(name)
     spec = as_contract(contract)
     types = spec.arrow_types() if spec else None
-    src = open_source(source, column_types=types, query=query, encoding=encoding)
+    src = open_source(
+        source, column_types=types, query=query, encoding=encoding, objects=object_stores(platform)
+    )
+    if isinstance(src, ObjectSource):  # where the bytes are, before the first is read
+        check_source_region(platform, actor, src, spec)
     if spec is not None:  # before the first byte is staged
         check_version_residency(
             platform, actor, name, column_tags=spec.column_tags, residency=spec.residency

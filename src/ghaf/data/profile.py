@@ -255,9 +255,11 @@ def _cdf_points(column: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
     low, high = column.get("min"), column.get("max")
     if not quantiles or not isinstance(low, int | float) or not isinstance(high, int | float):
         return None
-    xs = [float(low), *(float(v) for v in quantiles.values()), float(high)]
+    xs = np.asarray([float(low), *(float(v) for v in quantiles.values()), float(high)])
+    if not np.all(np.isfinite(xs)):
+        return None
     ps = [0.0, *(float(q) for q in quantiles), 1.0]
-    return np.maximum.accumulate(np.asarray(xs)), np.asarray(ps)
+    return np.maximum.accumulate(xs), np.asarray(ps)
 
 
 def _merged_quantiles(
@@ -283,6 +285,32 @@ def _merged_top(a: dict[str, Any], b: dict[str, Any]) -> list[list[Any]] | None:
     return [[v, c] for v, c in ranked[:TOP_VALUES]]
 
 
+def _merged_moments(
+    a: dict[str, Any], b: dict[str, Any], na: int, nb: int
+) -> tuple[float | None, float | None]:
+    """Mean and standard deviation of two parts (None where a part's are unknown or the
+    values overflow a double)."""
+    if (
+        a.get("mean") is None
+        or b.get("mean") is None
+        or a.get("std") is None
+        or b.get("std") is None
+    ):
+        return None, None
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean_a, mean_b = np.float64(a["mean"]), np.float64(b["mean"])
+        std_a, std_b = np.float64(a["std"]), np.float64(b["std"])
+        delta = mean_b - mean_a
+        total = na + nb
+        m2 = std_a * std_a * na + std_b * std_b * nb + delta * delta * (na * nb / total)
+        mean = mean_a + delta * (nb / total)
+        std = np.sqrt(m2 / total)
+    return (
+        float(mean) if np.isfinite(mean) else None,
+        float(std) if np.isfinite(std) else None,
+    )
+
+
 def _merged_column(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     na, nb = int(a.get("count", 0)), int(b.get("count", 0))
     if na == 0:
@@ -295,11 +323,7 @@ def _merged_column(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     if "distinct" in a and "distinct" in b:  # a lower bound: the union has at least this many
         body["distinct"] = max(int(a["distinct"]), int(b["distinct"]))
     if "mean" in a and "mean" in b:  # Chan's parallel update: exact
-        delta = float(b["mean"]) - float(a["mean"])
-        total = na + nb
-        m2 = float(a["std"]) ** 2 * na + float(b["std"]) ** 2 * nb + delta**2 * na * nb / total
-        body["mean"] = float(a["mean"]) + delta * nb / total
-        body["std"] = math.sqrt(m2 / total)
+        body["mean"], body["std"] = _merged_moments(a, b, na, nb)
         quantiles = _merged_quantiles(a, b, na, nb)
         if quantiles is not None:
             body["quantiles"] = quantiles

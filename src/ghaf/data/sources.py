@@ -1,4 +1,5 @@
-"""Sources that stream Arrow record batches: CSV, Parquet, JSON lines, SQL, Delta Lake, Iceberg.
+"""Sources that stream Arrow record batches: CSV, Parquet, JSON lines, SQL, Delta Lake,
+Iceberg, and CSV or Parquet objects on object storage (:mod:`ghaf.data.objects`).
 
 Every reader streams in bounded blocks, and turns reader errors into one
 ``InvalidInputError`` naming the file, the line and the column.
@@ -11,11 +12,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 
 from ghaf.data.base import Source
 from ghaf.data.decoding import DEFAULT_ENCODING, DecodedFile, codec_name, unclosed_quote_line
+from ghaf.data.objects import OBJECT_SCHEMES, ObjectFile, ObjectStores
 from ghaf.errors import BackendUnavailableError, InvalidInputError, MissingDependencyError
 
 BATCH_ROWS = 65_536
@@ -302,6 +305,44 @@ class IcebergSource:
         yield from table.scan().to_arrow_batch_reader()
 
 
+@dataclass
+class ObjectSource:
+    """A CSV or Parquet file on object storage (``s3://BUCKET/KEY.csv``), read as a local
+    file once copied to scratch; :meth:`region` asks where its bucket is."""
+
+    url: str
+    stores: ObjectStores
+    column_types: Mapping[str, pa.DataType] = field(default_factory=dict)
+    encoding: str = DEFAULT_ENCODING
+
+    def __post_init__(self) -> None:
+        self.file = ObjectFile(self.url, self.stores)
+
+    def describe(self) -> str:
+        return self.url
+
+    def region(self) -> str:
+        """The bucket's region, asked of the store (see :meth:`ObjectFile.region`)."""
+        return self.file.region()
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        with self.file.local_copy() as local:
+            inner: Source
+            if self.file.format == "csv":
+                delimiter = "\t" if self.file.suffix == ".tsv" else ","
+                inner = CsvSource(
+                    local, self.column_types, delimiter=delimiter, encoding=self.encoding
+                )
+            else:
+                inner = ParquetSource(local)
+            try:
+                yield from inner.batches()
+            except InvalidInputError as exc:  # name the object, not its scratch copy
+                raise InvalidInputError(
+                    exc.headline.replace(str(local), self.url), hint=exc.hint
+                ) from exc
+
+
 _EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -313,18 +354,75 @@ _EXTENSIONS = {
 }
 
 
+SQL_SCHEMES = frozenset(
+    {"postgresql", "postgres", "sqlite", "mysql", "mariadb", "oracle", "mssql", "duckdb"}
+)
+"""SQLAlchemy dialects a ``SCHEME://`` source names (with or without ``+driver``)."""
+
+SOURCE_FORMS = (
+    "a file (.csv, .tsv, .parquet, .jsonl), s3://BUCKET/KEY.parquet|csv (gs://, abfs:// "
+    "with gcsfs or adlfs installed), a SQL URL (postgresql://, sqlite://, mysql://... or "
+    "sql:URL) with a query, delta:PATH or iceberg:CATALOG_URL#namespace.table"
+)
+"""What a source may be, for the hint of an error naming one Ghaf cannot read."""
+
+
+def _scheme_source(
+    text: str,
+    scheme: str,
+    *,
+    types: Mapping[str, pa.DataType],
+    query: str | None,
+    encoding: str,
+    objects: ObjectStores | None,
+) -> Source | Path:
+    """The source a ``SCHEME://`` spec names, or the local path of a ``file://`` one."""
+    if scheme == "file":
+        return Path(unquote(urlparse(text).path))
+    if scheme in OBJECT_SCHEMES:
+        if query:
+            raise InvalidInputError(
+                f"source {text!r} is a file on object storage: a query is for SQL sources",
+                hint="drop --query",
+            )
+        if objects is None:
+            raise InvalidInputError(
+                f"source {text!r}: object storage is read by an ingest on a home",
+                hint="ghaf data ingest s3://BUCKET/KEY.parquet --name NAME",
+            )
+        return ObjectSource(text, objects, types, encoding=encoding)
+    if scheme.partition("+")[0] in SQL_SCHEMES:
+        if not query:
+            raise InvalidInputError(
+                f"SQL source {text.split('@')[-1]!r} needs a query",
+                hint="pass --query 'SELECT ...'",
+            )
+        return SqlSource(text, query)
+    raise InvalidInputError(
+        f"source: {scheme}:// is not a scheme Ghaf reads", hint=f"use {SOURCE_FORMS}"
+    )
+
+
 def open_source(
     spec: str | Path | Source,
     *,
     column_types: Mapping[str, pa.DataType] | None = None,
     query: str | None = None,
     encoding: str = DEFAULT_ENCODING,
+    objects: ObjectStores | None = None,
 ) -> Source:
     """Pick a source from a spec.
 
-    ``file.csv|.tsv|.parquet|.jsonl``; ``delta:PATH[@VERSION]`` (or a directory with a
-    ``_delta_log``); ``iceberg:CATALOG_URL#namespace.table``; ``sql:URL`` or any
-    SQLAlchemy URL with ``query``. ``encoding`` is the text encoding of a CSV file.
+    ``file.csv|.tsv|.parquet|.jsonl`` (or ``file://``); ``s3://BUCKET/KEY.parquet|csv``
+    and ``gs://``/``abfs://`` where fsspec can reach them (with ``objects``: how);
+    ``delta:PATH[@VERSION]`` (or a directory with a ``_delta_log``);
+    ``iceberg:CATALOG_URL#namespace.table``; ``sql:URL`` or a SQLAlchemy URL
+    (``postgresql://``, ``sqlite://``...) with ``query``. ``encoding`` is the text
+    encoding of a CSV file.
+
+    Raises:
+        InvalidInputError: a scheme Ghaf does not read (naming the accepted forms), a SQL
+            source without a query, or a file of unknown format.
     """
     if not isinstance(spec, str | Path):
         return spec
@@ -340,14 +438,23 @@ def open_source(
                 f"Iceberg source {text!r} has no table", hint="iceberg:CATALOG_URL#namespace.table"
             )
         return IcebergSource(uri, identifier)
-    if text.startswith("sql:") or "://" in text:
+    if text.startswith("sql:"):
         if not query:
             raise InvalidInputError(
                 f"SQL source {text.split('@')[-1]!r} needs a query",
                 hint="pass --query 'SELECT ...'",
             )
         return SqlSource(text.removeprefix("sql:"), query)
-    path = Path(text).expanduser().absolute()
+    local = Path(text)
+    if "://" in text:
+        scheme = text.partition("://")[0].lower()
+        found = _scheme_source(
+            text, scheme, types=types, query=query, encoding=encoding, objects=objects
+        )
+        if not isinstance(found, Path):
+            return found
+        local = found
+    path = local.expanduser().absolute()
     if path.is_dir() and (path / "_delta_log").is_dir():
         return DeltaSource(str(path))
     kind = _EXTENSIONS.get(path.suffix.lower())
@@ -360,5 +467,5 @@ def open_source(
         return JsonLinesSource(path, types)
     raise InvalidInputError(
         f"cannot tell the format of {path}",
-        hint="use .csv, .tsv, .parquet, .jsonl, delta:PATH, iceberg:URL#table or sql:URL",
+        hint=f"use {SOURCE_FORMS}",
     )
