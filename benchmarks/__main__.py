@@ -21,6 +21,7 @@ SUITES: tuple[str, ...] = (
     "server_artifacts",
     "contracts",
     "ingest",
+    "streams",
     "experiments_stats",
     "experiment_overhead",
     "monitoring_cost",
