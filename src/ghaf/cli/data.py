@@ -69,8 +69,9 @@ def ingest_cmd(
     source: Annotated[
         str,
         typer.Argument(
-            help="File, delta:PATH, iceberg:URL#t or sql:URL; against a server: a file "
-            "(uploaded) or an http(s):// or file:// URL the server fetches."
+            help="File, s3://BUCKET/KEY.parquet|csv, delta:PATH, iceberg:URL#t or a SQL URL "
+            "(with --query); against a server: a file (uploaded) or an http(s):// or file:// "
+            "URL the server fetches."
         ),
     ],
     name: Annotated[str, typer.Option("--name", "-n", help="Dataset name.")],
