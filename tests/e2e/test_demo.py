@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from sqlalchemy import select
 
 from ghaf.data import read_dataset
@@ -54,6 +55,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Ghaf demo" in result.stdout
     assert "chain valid" in result.stdout
+    assert "ghaf ui login-link --home" in result.stdout  # how to browse the demo's home
     lines = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
     assert "vs oracle" in lines["champion"]
     drifted = re.search(r"(\d+)/14 features drifted \(([^)]*)\)", lines["monitor served"])
@@ -68,6 +70,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         _check_champion(platform)
         _check_prediction_log(platform, home)
         _check_closed_loop(platform, lines["closed loop"])
+        _check_costs(platform, lines["cost"])
 
 
 def _check_lineage(platform: Platform) -> None:
@@ -222,3 +225,29 @@ def _check_closed_loop(platform: Platform, line: str) -> None:
     assert list(dict.fromkeys(hops)) == [*HOPS, decided], hops
     assert any(a == "traffic.canary_evaluate" and d.get("action") == decided for a, _, d in records)
     assert ("model.approve", "model:fraud:2") in {(a, r) for a, r, _ in records}
+
+
+def _check_costs(platform: Platform, line: str) -> None:
+    """The pipeline's printed cost is its stored usage priced on the home's sheet, each
+    resource max(request, usage) x price, recomputed here from the raw records; the
+    deployment recorded replica-hours and the predictions it served."""
+    from ghaf.cost.store import list_usage
+
+    [listed] = list_runs(platform, "fraud-training")
+    prices = platform.settings.cost
+    total = 0.0
+    for record in list_usage(platform, kind="pipeline_step", parent=listed.id):
+        usage = record.usage
+        if usage.within:
+            continue
+        hours = usage.wall_s / 3600.0
+        cpu = max(usage.cpu_request * hours, usage.cpu_s / 3600.0)
+        memory = max(usage.memory_request_gb * hours, usage.memory_gb_hours)
+        gpu = max(usage.gpu_request * hours, usage.gpu_s / 3600.0)
+        total += cpu * prices.cpu_hour + memory * prices.memory_gb_hour + gpu * prices.gpu_hour
+    printed = re.search(r"CPU-h, ([0-9.]+) ", line)
+    assert printed is not None, line
+    assert float(printed.group(1)) == pytest.approx(total, rel=1e-3, abs=2e-6), line
+    served = re.search(r"([0-9.]+) replica-h, ([0-9,]+) predictions", line)
+    assert served is not None and float(served.group(1)) > 0, line
+    assert int(served.group(2).replace(",", "")) > 0 and "per 1,000 predictions" in line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,4 +107,9 @@ def run_stages(
         table.add_row(outcome.name, f"{outcome.seconds:.2f}", outcome.summary)
     console.print(table)
     console.print(f"home: {settings.home}")
+    home = shlex.quote(str(settings.home))
+    console.print(
+        f"browse it: ghaf server --home {home}   then open the link that "
+        f"`ghaf ui login-link --home {home}` prints (http://127.0.0.1:8700/ui/)"
+    )
     return outcomes, state
