@@ -670,15 +670,20 @@ def _prediction_export(platform: Platform) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ghaf.serving.models import resolve_model
-    from ghaf.serving.outputs import score_to_target
+    from ghaf.serving.models import load_served, resolve_model
+    from ghaf.serving.outputs import export_predictions
 
+    # The governed export itself: `ghaf predict` around it also records the job's usage
+    # (usage.record, its own audited operation: tests/unit/cost).
     with tempfile.TemporaryDirectory() as tmp:
         spec = resolve_model(platform, "example:1", Path(tmp), serving=False)
+        runtime = load_served(spec, platform=platform).runtime
+        assert runtime is not None
         source = Path(tmp) / "in.parquet"
         pq.write_table(pa.table({"f0": [1.0, 2.0], "f1": [3.0, 4.0]}), source)
         out = str(Path(tmp) / "scores.parquet")
-        score_to_target(platform, platform.admin(), spec, source, out, progress=False)
+        export_predictions(platform, platform.admin(), out, runtime=runtime, source=source,
+                           tags={}, model="model:example:1", progress=False)  # fmt: skip
 
 
 def _alert_ingest(platform: Platform) -> None:
@@ -967,6 +972,8 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "monitoring.profile.save": _monitoring_profile_save,
     "monitoring.schedule": _monitoring_schedule,
     "monitoring.run": _monitoring_run,
+    "backup.create": _backup_create,
+    "backup.restore": _backup_restore,
     "keys.rotate": _keys_rotate,
     "keys.destroy_version": _keys_destroy_version,
     "keys.trust": _keys_trust,
@@ -976,8 +983,6 @@ EXAMPLES: dict[str, Callable[[Platform], None]] = {
     "role.bind": _role_bind,
     "role.unbind": _role_unbind,
     "token.create": _token_create,
-    "backup.create": _backup_create,
-    "backup.restore": _backup_restore,
     "token.revoke": _token_revoke,
     "pipeline.run_start": _pipeline_run_start,
     "pipeline.step_update": _pipeline_step_update,
