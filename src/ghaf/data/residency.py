@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from ghaf.access.residency import RESIDENCY_ACTION, check_residency
 from ghaf.data.base import parse_ref
@@ -60,17 +60,53 @@ def object_tags(platform: Platform, node: str) -> Tags:
         InvalidInputError: ``node`` is not a node id of a known kind.
     """
     nodes = [node, *upstream(platform, node)]
+    known = _datasets_tags(platform, [n for n in nodes if n.startswith("dataset:")])
     tags: Tags = {}
     for current in nodes:
         if not current.startswith("dataset:"):
             continue
-        found = _dataset_tags(platform, current)
+        found = known.get(current)
         if found is None:  # visible, and a policy may give "unknown" a rule (fail closed)
             found = [(UNKNOWN_TAG, f"{current} is not in this home: its tags are unknown")]
         for tag, origin in found:
             via = origin if current == node else f"{origin}, upstream of {node}"
             tags.setdefault(tag, []).append(via)
     return tags
+
+
+_PAIRS_PER_QUERY = 400
+
+
+def _datasets_tags(platform: Platform, nodes: list[str]) -> dict[str, list[tuple[str, str]] | None]:
+    """:func:`_dataset_tags` of many dataset nodes in a few queries (a stream's versions
+    are each other's upstream: one query per node made every append cost its history)."""
+    found: dict[str, list[tuple[str, str]] | None] = {}
+    pairs: dict[tuple[str, int], str] = {}
+    for node in nodes:
+        name, version = parse_ref(node.removeprefix("dataset:"))
+        if version is None:
+            found[node] = _dataset_tags(platform, node)
+        else:
+            pairs[(name, version)] = node
+    keys = list(pairs)
+    with platform.read_session() as session:
+        for start in range(0, len(keys), _PAIRS_PER_QUERY):
+            rows = session.execute(
+                select(
+                    DatasetVersionRow.name,
+                    DatasetVersionRow.version,
+                    DatasetVersionRow.column_tags,
+                    DatasetVersionRow.residency,
+                ).where(
+                    tuple_(DatasetVersionRow.name, DatasetVersionRow.version).in_(
+                        keys[start : start + _PAIRS_PER_QUERY]
+                    )
+                )
+            ).all()
+            for name, version, column_tags, residency in rows:
+                node = pairs[(name, version)]
+                found[node] = _row_tags(node, json.loads(column_tags), residency)
+    return found
 
 
 def _dataset_tags(platform: Platform, node: str) -> list[tuple[str, str]] | None:

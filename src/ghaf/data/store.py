@@ -355,6 +355,26 @@ def record_version(
     return version
 
 
+def _chain_root(name: str, version: int) -> int:
+    """The newest version of ``name`` up to ``version`` written whole (appends always
+    extend the latest version, so it is the one every later append reads first)."""
+    appended = (
+        select(DatasetPartRow.id)
+        .where(DatasetPartRow.name == name, DatasetPartRow.version == DatasetVersionRow.version)
+        .exists()
+    )
+    root = (
+        current_session()
+        .execute(
+            select(func.max(DatasetVersionRow.version)).where(
+                DatasetVersionRow.name == name, DatasetVersionRow.version <= version, ~appended
+            )
+        )
+        .scalar_one()
+    )
+    return int(root) if root is not None else version
+
+
 def chain_digest(base_digest: str, added: Sequence[str]) -> str:
     """The digest of a version that appends parts ``added`` to a version ``base_digest``."""
     text = "\n".join([PARTS_FORMAT, base_digest, *added])
@@ -402,9 +422,17 @@ def append_version(
             hint="append rows with the dataset's columns and types",
         )
     tags = dict(base.column_tags)
-    nodes = check_version_residency(
-        platform, actor, name, inputs=[base.ref], column_tags=tags, residency=base.residency
+    # The tags upstream of an appended version are its chain root's: every version since
+    # appended with the same tags. Judging the root keeps an append's cost off its history.
+    check_version_residency(
+        platform,
+        actor,
+        name,
+        inputs=[f"{name}:{_chain_root(name, base.version)}"],
+        column_tags=tags,
+        residency=base.residency,
     )
+    nodes = [base.node]
     info = platform.artifacts.put(staged.path)
     profile = merge_profiles(base.profile, redact_profile(staged.profile, tags))
     row = DatasetVersionRow(
