@@ -405,7 +405,7 @@ def test_predict_to_a_file_is_checked_against_its_declared_classification(
     metadata = pq.read_schema(out).metadata
     assert json.loads(metadata[b"ghaf:tags"]) == {"pii": ["declared by --classification"]}
     with _open(isolated_env, "eu-west-1") as platform:
-        last = _last(platform)
+        last = _last(platform, "prediction.export")  # the job's usage.record follows it
         assert (last.action, last.outcome) == ("prediction.export", "allowed")
         details = json.loads(last.details)
         assert (details["region"], details["rows"], details["tags"]) == ("ae-auh-1", 4, ["pii"])
