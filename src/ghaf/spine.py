@@ -42,7 +42,7 @@ class Operation:
 
 
 _current: ContextVar[Operation | None] = ContextVar("ghaf_operation", default=None)
-VIA_TOKEN = "via_token"  # noqa: S105 - a key name, not a secret
+VIA_TOKEN = "via_token"  # noqa: S105  # nosec B105 - a key name, not a secret
 """Audit details key naming the API token (its public id) an operation was made with."""
 
 
