@@ -48,6 +48,8 @@ EXPECTED: dict[str, set[str]] = {
     # never a role bound in one project (as here; see test_home_and_key_actions_...)
     "home.init": set(),
     "home.transfer": set(),
+    "home.login_link": set(),  # the owner's alone, as every home.* action
+    "home.login_link_open": set(),
     "keys.rotate": set(),
     "keys.destroy_version": set(),
     "keys.trust": set(),

@@ -844,6 +844,37 @@ def _calls(ids: Mapping[str, str]) -> dict[str, list[Call]]:
         "POST /incidents/{number}/events": [
             Call({"number": ids["incident"]}, json={"kind": "rollback"})
         ],
+        # Scheduled SLOs: aimed at B's project and at B's SLO name from A's.
+        "PUT /projects/{project}/slos/{name}/schedule": [
+            Call({"project": B, "name": "zq-slo"}, json={"targets": ["http://127.0.0.1:9"]}),
+            Call({"project": A, "name": "zq-slo"}, json={"targets": ["http://127.0.0.1:9"]}),
+        ],
+        "DELETE /projects/{project}/slos/{name}/schedule": [
+            Call({"project": B, "name": "zq-slo"}),
+            Call({"project": A, "name": "zq-slo"}),
+        ],
+        "GET /projects/{project}/slo-schedules": [Call({"project": B})],
+        # Home-wide operations (backups, erasure, retention): refused to people of one
+        # project; the job queue and quotas aimed at B's project.
+        "POST /backups": [Call()],
+        "GET /backups/jobs": [Call()],
+        "GET /backups/jobs/{job_id}": [Call({"job_id": "0" * 32})],
+        "GET /jobs": [Call(), Call(query={"project": B})],
+        "POST /jobs": [Call(json={"pipeline": NUMBERS, "project": B})],
+        "GET /jobs/{job_id}": [Call({"job_id": "0" * 32})],
+        "POST /jobs/{job_id}/cancel": [Call({"job_id": "0" * 32})],
+        "PUT /jobs/{job_id}/priority": [Call({"job_id": "0" * 32}, json={"priority": 5})],
+        "GET /quotas": [Call()],
+        "GET /projects/{project}/quota": [Call({"project": B})],
+        "PUT /projects/{project}/quota": [Call({"project": B}, json={"gpu_hours": 1.0})],
+        "DELETE /projects/{project}/quota": [Call({"project": B})],
+        "POST /erasure/subject": [Call(json={"key_column": "customer_id", "value": "zq-1"})],
+        "POST /erasure/dataset": [Call(json={"dataset": "zq-ledger"})],
+        "GET /erasure/certificates": [Call()],
+        "GET /erasure/certificates/{certificate}": [Call({"certificate": "0" * 32})],
+        "GET /erasure/certificates/{certificate}/verify": [Call({"certificate": "0" * 32})],
+        "POST /retention/run": [Call(json={"dry_run": True})],
+        "GET /retention": [Call()],
     }
 
 

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ghaf.backup import create_backup
 from ghaf.backup.service import new_backup_id
-from ghaf.errors import ConfigError
+from ghaf.errors import NotFoundError
 from ghaf.platform import Platform
 from ghaf.security.rbac import ALL_PROJECTS
 from ghaf.server.auth import Caller, caller
@@ -49,8 +49,8 @@ def board(platform: Platform) -> JobBoard:
 
 def _destination(platform: Platform, backup_id: str) -> str:
     base = platform.settings.backup.destination
-    if not base:
-        raise ConfigError(
+    if not base:  # nothing the caller can fix, nor a fault of the server's: none is set
+        raise NotFoundError(
             "this server has no backup destination",
             hint="the operator sets backup.destination (a directory or s3://BUCKET/PREFIX) "
             "in the server's ghaf.toml",
@@ -64,9 +64,9 @@ def _destination(platform: Platform, backup_id: str) -> str:
 async def start_backup(who: CallerDep) -> JsonResponse:
     """Back the home up to a new folder under the server's ``backup.destination``, as a
     job; the job's result is the backup (id, destination, audit_seq, tables, blobs...)."""
+    await who.authorize("backup.create", "backup:home", ALL_PROJECTS)  # before any setting
     backup_id = new_backup_id()
     destination = _destination(who.platform, backup_id)
-    await who.authorize("backup.create", f"backup:{destination}", ALL_PROJECTS)
     platform, actor = who.platform, who.actor
 
     def work() -> dict[str, Any]:
