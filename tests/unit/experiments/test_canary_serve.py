@@ -552,6 +552,8 @@ def test_the_doors_over_ghaf_server(world: World, tmp_path: Path) -> None:
             10.0,
             "remy",
         )
+        # the servers follow the record within a poll: send once both serve the canary's 10%
+        _every_worker_at(world, get_deployment(platform, "fraud").revision)
         assert all(a.status == 200 for a in _traffic(world, 200))
         time.sleep(0.7)
         stepped = ghaf(*canary, "step", "c-remote", "-o", "json", env=remote)
