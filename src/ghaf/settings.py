@@ -390,6 +390,13 @@ class ServerSettings(BaseModel):
         description="Seconds a presigned URL stays valid (at most 12 hours: a granted upload "
         "must be committed within an hour of it, and `ghaf gc` removes one left a day).",
     )
+    fetch_allow: list[str] = Field(
+        default_factory=list,
+        description="Base URLs (scheme://host[:port]) of the `ghaf serve` processes whose "
+        "/metrics the server and the live loop may read for canaries and scheduled SLOs; a "
+        "target elsewhere is refused. Empty: any http(s) base URL (set it on a shared server, "
+        "so a plan cannot make the server probe internal hosts).",
+    )
     live_loop: bool = Field(
         default=True,
         description="Run the live loop in the server: due monitors, scheduled SLOs and the "

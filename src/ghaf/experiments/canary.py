@@ -289,10 +289,14 @@ def _champion_of(record: Deployment, champion: str | None) -> str:
     return live[0]
 
 
-def _scrape_baseline(plan: RolloutPlan) -> Counters | None:
+def _scrape_baseline(platform: Platform, plan: RolloutPlan) -> Counters | None:
     if not plan.metrics:
         return None
     from ghaf.experiments.canary_evidence import scrape_all
+    from ghaf.serving.scrape import check_allowed
+
+    for target in plan.metrics:  # before a byte is fetched
+        check_allowed(target, platform.settings.server.fetch_allow)
 
     try:
         return scrape_all(plan.metrics)
@@ -352,7 +356,7 @@ def start_canary(
         raise InvalidInputError(
             f"{candidate} is the champion", hint="canary another version against it"
         )
-    baseline = _scrape_baseline(rollout)
+    baseline = _scrape_baseline(platform, rollout)
     return _start(
         platform.in_project(project), actor, name, project, record, champion, candidate,
         rollout, baseline, now or utcnow(),
@@ -644,7 +648,7 @@ def resume_canary(platform: Platform, actor: Actor, name: str) -> CanaryDecision
             f"canary {name!r} is {canary.status}: only a paused canary resumes",
             hint="ghaf experiments canary status " + name,
         )
-    baseline = _scrape_baseline(canary.rollout)
+    baseline = _scrape_baseline(platform, canary.rollout)
     return _resume(platform, actor, name, canary.revision, baseline)
 
 

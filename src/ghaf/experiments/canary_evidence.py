@@ -26,13 +26,20 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from ghaf.errors import PolicyViolationError
 from ghaf.experiments.canary_records import Canary
 from ghaf.experiments.rollout import RolloutPlan
 from ghaf.platform import Platform
 from ghaf.security.base import KeyProvider
 from ghaf.serving.outcomes import read_outcomes
 from ghaf.serving.predlog import LOG_SCHEMA, log_files, prediction_log_keys, read_log_table
-from ghaf.serving.scrape import SCRAPE_ATTEMPTS, SCRAPE_TIMEOUT_S, ScrapeError, fetch_metrics
+from ghaf.serving.scrape import (
+    SCRAPE_ATTEMPTS,
+    SCRAPE_TIMEOUT_S,
+    ScrapeError,
+    check_allowed,
+    fetch_metrics,
+)
 
 REQUESTS = "ghaf_requests_total"
 SERVE_MARKER = "ghaf_prediction_log_dropped"
@@ -331,7 +338,13 @@ def gather_evidence(
     if routing_problem:
         evidence.problems["routing"] = routing_problem
     if plan.metrics:
-        _count_requests(evidence, canary, plan.metrics, baseline)
+        try:
+            for target in plan.metrics:  # the operator may have narrowed it since the start
+                check_allowed(target, platform.settings.server.fetch_allow)
+        except PolicyViolationError as exc:
+            evidence.problems["metrics"] = exc.headline
+        else:
+            _count_requests(evidence, canary, plan.metrics, baseline)
     if not Path(log_dir).is_dir():
         evidence.problems["prediction_log"] = (
             f"no prediction log at {log_dir} (serve with --log-dir {log_dir})"

@@ -10,8 +10,12 @@ environment is used, and an error never echoes the body.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import httpx
+
+from ghaf.errors import PolicyViolationError
 
 MAX_SCRAPE_BYTES = 8 << 20
 SCRAPE_TIMEOUT_S = 3.0
@@ -60,3 +64,26 @@ def fetch_metrics(
                 ) from None
             time.sleep(SCRAPE_BACKOFF_S * attempt)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def check_allowed(target: str, allow: Sequence[str]) -> None:
+    """Refuse ``target`` unless ``allow`` (``server.fetch_allow``) is empty or names its
+    scheme, host and port (an entry without a port allows every port of its host).
+
+    Raises:
+        PolicyViolationError: naming the target and the setting.
+    """
+    if not allow:
+        return
+    want = urlsplit(target)
+    for entry in allow:
+        base = urlsplit(entry.strip())
+        if (base.scheme, base.hostname) == (want.scheme, want.hostname) and (
+            base.port is None or base.port == want.port
+        ):
+            return
+    raise PolicyViolationError(
+        f"metrics target {target[:200]} is not in server.fetch_allow",
+        hint="read metrics only from the ghaf serve base URLs the operator lists in "
+        "server.fetch_allow (ghaf.toml)",
+    )

@@ -23,12 +23,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, select
 
 from ghaf.alerts import Alert
-from ghaf.errors import GhafError, InvalidInputError, NotFoundError
+from ghaf.errors import GhafError, InvalidInputError, NotFoundError, PolicyViolationError
 from ghaf.logs import get_logger
 from ghaf.metadata.base import utcnow
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
-from ghaf.serving.scrape import ScrapeError, fetch_metrics
+from ghaf.serving.scrape import ScrapeError, check_allowed, fetch_metrics
 from ghaf.slo.base import SLO
 from ghaf.slo.engine import EventSeries, Verdict, status
 from ghaf.slo.sources import counts_from_metrics, from_target_samples
@@ -172,6 +172,8 @@ def schedule_slo(
             f"SLO field 'every' is {every} s", hint=f"use {MIN_EVERY_S} s to {MAX_EVERY_S} s"
         )
     clean = sorted({check_target(t) for t in targets})
+    for target in clean:
+        check_allowed(target, platform.settings.server.fetch_allow)
     session = current_session()
     project = platform.default_project
     row = session.execute(
@@ -313,8 +315,9 @@ def evaluate_scheduled(
     samples, errors = [], []
     for target in scrape.targets:
         try:
+            check_allowed(target, platform.settings.server.fetch_allow)  # as it is now
             good, total = counts_from_metrics(fetch(target), slo)
-        except (ScrapeError, InvalidInputError) as exc:
+        except (ScrapeError, InvalidInputError, PolicyViolationError) as exc:
             errors.append(f"{target}: {exc}")
             continue
         samples.append((target, at, good, total))

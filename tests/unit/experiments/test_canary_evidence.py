@@ -331,3 +331,33 @@ def test_a_target_that_misses_one_scrape_is_asked_again() -> None:
     with pytest.raises(ScrapeError, match=r"did not answer .*2 tries"):
         scrape_requests(url, timeout=5.0, attempts=2)
     assert len(seen) == 2
+
+
+def test_a_metrics_target_outside_server_fetch_allow_is_refused_by_name(tmp_path: Path) -> None:
+    """``server.fetch_allow`` bounds what the server and the live loop fetch: a scheduled
+    SLO (and a canary's plan) may name only the listed ``ghaf serve`` base URLs; an empty
+    list allows any, an entry without a port any port of its host."""
+    from ghaf.errors import PolicyViolationError
+    from ghaf.home import init_home
+    from ghaf.serving.scrape import check_allowed
+    from ghaf.settings import load_settings
+    from ghaf.slo import SLO
+    from ghaf.slo.schedule import list_slo_scrapes, schedule_slo
+    from ghaf.slo.store import define_slo
+
+    check_allowed("http://10.0.0.5:8080", [])
+    check_allowed("http://10.0.0.5:8080", ["http://10.0.0.5"])
+    check_allowed("http://10.0.0.5:8080", ["http://10.0.0.5:8080/"])
+    allow = ["http://127.0.0.1:8080", "http://10.0.0.6"]
+    for target in ("http://127.0.0.1:9090", "https://127.0.0.1:8080", "http://169.254.169.254"):
+        with pytest.raises(PolicyViolationError, match=r"server\.fetch_allow"):
+            check_allowed(target, allow)
+    settings = load_settings(home=tmp_path / "home", server={"fetch_allow": allow})
+    with init_home(settings) as platform:
+        owner = platform.admin()
+        define_slo(platform, owner, SLO("up", "fraud", "availability", 0.99))
+        with pytest.raises(PolicyViolationError, match=r"169\.254\.169\.254"):
+            schedule_slo(platform, owner, "up", ["http://169.254.169.254"])
+        assert list_slo_scrapes(platform) == []  # nothing stored
+        made = schedule_slo(platform, owner, "up", ["http://10.0.0.6:7000"])
+        assert made.targets == ("http://10.0.0.6:7000",)
