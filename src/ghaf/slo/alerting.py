@@ -22,31 +22,36 @@ SEVERITY = {"page": "critical", "ticket": "warning"}
 
 def alerts_for(slo: SLO, verdicts: Sequence[Verdict]) -> list[Alert]:
     """The firing verdicts as alerts labelled as the exported Prometheus rules label them."""
-    out = []
-    for v in verdicts:
-        if not v.firing:
-            continue
-        window = next(w for w in slo.windows if w.name == v.window)
-        labels = {
-            "slo": slo.name,
-            "deployment": slo.deployment,
-            "long_window": v.window,
-            "short_window": duration(window.short_s),
-            "action": v.severity,
-        }
-        out.append(
-            Alert(
-                name=ALERT,
-                labels=labels,
-                severity=SEVERITY[v.severity],
-                summary=alert_annotations(slo, window.factor, v.window)["summary"]
-                + f": burn {v.burn_long:.1f}x over {v.window}, {v.burn_short:.1f}x confirming",
-                source="ghaf-slo",
-                deployment=slo.deployment,
-                starts_at=datetime.fromtimestamp(v.at, UTC),
-            )
+    return [slo_alert(slo, v, "firing") for v in verdicts if v.firing]
+
+
+def slo_alert(slo: SLO, verdict: Verdict, status: str) -> Alert:
+    """The alert of one window pair of ``slo``: ``firing`` with the verdict's burn rates,
+    or ``resolved`` (the same labels, so the same fingerprint and incident)."""
+    window = next(w for w in slo.windows if w.name == verdict.window)
+    labels = {
+        "slo": slo.name,
+        "deployment": slo.deployment,
+        "long_window": verdict.window,
+        "short_window": duration(window.short_s),
+        "action": window.severity,
+    }
+    summary = alert_annotations(slo, window.factor, verdict.window)["summary"]
+    if status == "firing":
+        summary += (
+            f": burn {verdict.burn_long:.1f}x over {verdict.window}, "
+            f"{verdict.burn_short:.1f}x confirming"
         )
-    return out
+    return Alert(
+        name=ALERT,
+        labels=labels,
+        severity=SEVERITY[window.severity],
+        summary=summary,
+        source="ghaf-slo",
+        deployment=slo.deployment,
+        starts_at=datetime.fromtimestamp(verdict.at, UTC),
+        status=status,
+    )
 
 
 def fire_verdicts(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -289,15 +289,9 @@ def _samples(
 
 
 def _resolved_alert(slo: SLO, window: str, at: float) -> Alert:
-    from ghaf.slo.alerting import alerts_for
+    from ghaf.slo.alerting import slo_alert
 
-    verdict = Verdict(slo.name, window, _severity(slo, window), True, 0.0, 0.0, 0, at)
-    (alert,) = alerts_for(slo, [verdict])
-    return replace(alert, status="resolved")
-
-
-def _severity(slo: SLO, window: str) -> str:
-    return next(w.severity for w in slo.windows if w.name == window)
+    return slo_alert(slo, Verdict(slo.name, window, "", False, 0.0, 0.0, 0, at), "resolved")
 
 
 def evaluate_scheduled(

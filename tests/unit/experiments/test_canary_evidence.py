@@ -27,7 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ghaf.errors import InvalidInputError, NotFoundError
+from ghaf.errors import InvalidInputError, NotFoundError, PolicyViolationError
 from ghaf.experiments.canary import (
     canary_decisions,
     evaluate_canary,
@@ -152,7 +152,9 @@ def deployed(platform: Platform, tmp_path: Path) -> Platform:
     return platform
 
 
-def test_the_service_refuses_what_would_blur_the_evidence(deployed: Platform) -> None:
+def test_the_service_refuses_what_would_blur_the_evidence(
+    deployed: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
     platform, admin = deployed, deployed.admin()
     with pytest.raises(InvalidInputError, match="fraud:3 is not served"):
         start_canary(platform, admin, "c", "fraud", "fraud:3", PLAN)
@@ -162,8 +164,13 @@ def test_the_service_refuses_what_would_blur_the_evidence(deployed: Platform) ->
         start_canary(platform, admin, "c", "nope", "fraud:2", PLAN)
     with pytest.raises(InvalidInputError, match=r"field steps"):
         start_canary(platform, admin, "c", "fraud", "fraud:2", {**PLAN, "steps": [50, 10]})
+    plan = {**PLAN, "max_error_rate": 0.01, "metrics": ["http://127.0.0.1:9"]}
+    # an operator's allow-list: a target outside it is refused before anything is fetched
+    monkeypatch.setattr(platform.settings.server, "fetch_allow", ["http://127.0.0.1:8080"])
+    with pytest.raises(PolicyViolationError, match=r"127\.0\.0\.1:9 is not in server\.fetch_allow"):
+        start_canary(platform, admin, "c", "fraud", "fraud:2", plan)
+    monkeypatch.setattr(platform.settings.server, "fetch_allow", [])
     with pytest.raises(InvalidInputError, match="metrics gave no counters"):
-        plan = {**PLAN, "max_error_rate": 0.01, "metrics": ["http://127.0.0.1:9"]}
         start_canary(platform, admin, "c", "fraud", "fraud:2", plan)
     made = start_canary(platform, admin, "c", "fraud", "fraud:2", PLAN)
     assert (made.champion, made.weight, made.status) == ("fraud:1", 10.0, "running")
@@ -337,7 +344,6 @@ def test_a_metrics_target_outside_server_fetch_allow_is_refused_by_name(tmp_path
     """``server.fetch_allow`` bounds what the server and the live loop fetch: a scheduled
     SLO (and a canary's plan) may name only the listed ``ghaf serve`` base URLs; an empty
     list allows any, an entry without a port any port of its host."""
-    from ghaf.errors import PolicyViolationError
     from ghaf.home import init_home
     from ghaf.serving.scrape import check_allowed
     from ghaf.settings import load_settings
