@@ -198,6 +198,15 @@ def ray_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     _refresh_ray_config()
 
 
+@pytest.fixture(scope="session")
+def ray_cluster(ray_auth: None) -> Iterator[object]:
+    """The loopback Ray cluster the Ray modules share (tests/integration/ray_cluster.py);
+    a module using it carries ``pytest.mark.xdist_group("ray-cluster")``."""
+    from tests.integration.ray_cluster import start_cluster
+
+    yield from start_cluster()
+
+
 def _refresh_ray_config() -> None:
     """Ray caches its config (auth mode included) when first imported; an earlier test of
     this process may have imported it before the token was set, so re-read it here."""
