@@ -9,13 +9,11 @@ yet has no goal value (the engine counts it as missing, never as a zero).
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ghaf.errors import InvalidInputError
 from ghaf.experiments.records import Experiment
@@ -92,19 +90,19 @@ def analyze_experiment(
             hint="run one experiment per treatment against the control",
         )
     weights = ",".join(f"{ref}={w}" for ref, w in record.variants.items())
-    with tempfile.TemporaryDirectory(prefix="ghaf-experiment-") as scratch:
-        path = Path(scratch) / "units.parquet"
-        pq.write_table(units, path)
-        spec = TableSpec.parse(
-            data=path,
-            variant_col="variant",
-            metric_col="goal",
-            control=record.control,
-            weights=weights,
-            sequential=sequential,
-            guardrails=record.guardrails,
-        )
-        analysis = analyze_table(spec)
+    # The units stay in memory: the prediction log is sealed at rest, and a plaintext
+    # Parquet copy in a temporary directory would undo that.
+    spec = TableSpec.parse(
+        data=Path(log_dir) / "units",
+        variant_col="variant",
+        metric_col="goal",
+        control=record.control,
+        weights=weights,
+        sequential=sequential,
+        guardrails=record.guardrails,
+        table=units,
+    )
+    analysis = analyze_table(spec)
     doc: dict[str, Any] = analysis.to_dict()
     doc["source"] = str(log_dir)
     doc["goal_metric"] = record.goal

@@ -10,6 +10,9 @@ audit trail; the CLI prints the same JSON on the home and against the server.
 from __future__ import annotations
 
 import json
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,12 @@ from sqlalchemy import select
 from ghaf.client.http import connect
 from ghaf.data import write_dataset
 from ghaf.errors import GhafError, NotFoundError, PermissionDeniedError
-from ghaf.experiments.service import default_log_dir, get_experiment, list_experiments
+from ghaf.experiments.service import (
+    default_log_dir,
+    experiment_status,
+    get_experiment,
+    list_experiments,
+)
 from ghaf.models import save_model
 from ghaf.platform import Platform
 from ghaf.projects import create_project
@@ -77,6 +85,30 @@ def _audit(platform: Platform, action: str) -> list[AuditRecordRow]:
         )
         session.expunge_all()
     return rows
+
+
+def _created_during(call: Callable[[], Any]) -> tuple[Any, list[str]]:
+    """``call()``'s result and every directory or file it made or opened for writing,
+    as Python's audit events report them."""
+    created: list[str] = []
+    active = [True]
+    writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if not active[0]:
+            return
+        if event == "os.mkdir":
+            created.append(str(args[0]))
+        elif event == "open" and isinstance(args[0], str | bytes | os.PathLike):
+            mode, flags = args[1], args[2]
+            if (mode and any(c in mode for c in "wax+")) or (mode is None and flags & writing):
+                created.append(str(args[0]))
+
+    sys.addaudithook(hook)  # hooks cannot be removed: this one goes quiet after the call
+    try:
+        return call(), created
+    finally:
+        active[0] = False
 
 
 def test_experiment_lifecycle_over_the_control_plane(platform: Platform, tmp_path: Path) -> None:
@@ -172,6 +204,11 @@ def test_experiment_lifecycle_over_the_control_plane(platform: Platform, tmp_pat
     assert details["verdict"] == decision["verdict"]
     assert details["sample_sizes"] == counts
     assert get_experiment(platform.in_project("fraud"), "ab").decision == analysis
+
+    # The analysis keeps the units in memory: the prediction log is sealed at rest, and no
+    # plaintext copy of it is written anywhere (it was a Parquet file in a temp directory).
+    status, created = _created_during(lambda: experiment_status(platform.in_project("fraud"), "ab"))
+    assert status["analysis"]["units"] == 400 and created == []
 
     # the CLI on the home prints the record as the API does
     shown = ghaf(platform.settings.home, "experiments", "list", "--output", "json")

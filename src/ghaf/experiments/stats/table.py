@@ -77,6 +77,10 @@ class TableSpec:
     kind: str
     guardrails: tuple[GuardrailSpec, ...]
     tau2: float | None
+    table: Any = None
+    """The units already in memory (a ``pyarrow.Table``), read instead of ``data``: the
+    experiment analysis of a live prediction log passes them so that no plaintext copy
+    of the log is written to disk."""
 
     @classmethod
     def parse(
@@ -93,14 +97,20 @@ class TableSpec:
         kind: str = "auto",
         guardrails: list[str] | tuple[str, ...] = (),
         tau2: float | None = None,
+        table: Any = None,
     ) -> TableSpec:
-        """Check every option; raise :class:`InvalidInputError` naming the one to fix."""
-        if data.suffix.lower() not in (".parquet", ".csv"):
+        """Check every option; raise :class:`InvalidInputError` naming the one to fix.
+
+        ``table`` (a ``pyarrow.Table``) is analyzed instead of reading ``data``, which
+        then only names the source in the result."""
+        if table is not None:
+            pass
+        elif data.suffix.lower() not in (".parquet", ".csv"):
             raise InvalidInputError(
                 f"--data {data}: expected a .parquet or .csv file",
                 hint="export the experiment's units (one row per unit) as Parquet or CSV",
             )
-        if not data.is_file():
+        elif not data.is_file():
             raise InvalidInputError(f"--data {data}: no such file", hint="check the path")
         check_alpha(alpha)
         if metric_col == variant_col or covariate_col in (variant_col, metric_col):
@@ -129,6 +139,7 @@ class TableSpec:
             kind=kind,
             guardrails=tuple(GuardrailSpec.parse(g) for g in guardrails),
             tau2=tau2,
+            table=table,
         )
 
 
@@ -183,7 +194,10 @@ def _read(spec: TableSpec, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     wanted += [g.column for g in spec.guardrails] + list(extra)
     wanted = list(dict.fromkeys(wanted))
     try:
-        if spec.data.suffix.lower() == ".parquet":
+        if spec.table is not None:
+            table = spec.table
+            schema_names = table.column_names
+        elif spec.data.suffix.lower() == ".parquet":
             import pyarrow.parquet as pq
 
             schema_names = pq.read_schema(spec.data).names
