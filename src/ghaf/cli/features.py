@@ -238,6 +238,10 @@ def retrieve(
     download: Annotated[
         Path | None, typer.Option(help="Also write the training set (Parquet) here.")
     ] = None,
+    on: Annotated[
+        str,
+        typer.Option(help="Where the join runs: local, ray (ray_address), ray://HOST:PORT."),
+    ] = "local",
     output: OutputOption = Output.table,
 ) -> None:
     """Point-in-time features for entity rows, saved as a training set (a job on a server)."""
@@ -247,8 +251,16 @@ def retrieve(
         raise InvalidInputError("name exactly one of --entities and --entity-dataset")
     wanted: list[str] | str = features.split(",") if features is not None else str(service)
     cli = state(ctx)
+    from ghaf.features.join_ray import parse_on
+
+    parse_on(on, cli.settings.ray_address, option="--on")
     client = cli.remote()
     if client is not None:
+        if on != "local":
+            raise InvalidInputError(
+                "--on applies to a join run here, not to a server's retrieval job",
+                hint="leave --on out when a server is configured",
+            )
         if entities is not None and not entities.is_file():
             raise InvalidInputError(f"entity file {entities} does not exist", hint="check the path")
         job = client.retrieve(
@@ -280,6 +292,7 @@ def retrieve(
             wanted,
             timestamp_column=timestamp_column,
             full_feature_names=full_feature_names,
+            on=on,
         )
         version = save_training_set(platform, cli.actor(), name, rows, wanted)
         saved = {

@@ -350,6 +350,71 @@ def _register_entity(
     return numbered, entity.schema
 
 
+@dataclass(frozen=True)
+class PreparedJoin:
+    """The validated inputs of a join, registered on a DuckDB connection."""
+
+    entity: pa.Table | None
+    """The entity frame numbered by ``__ghaf_row`` (``None`` when DuckDB scans a file)."""
+    schema: pa.Schema
+    """The entity frame's own columns."""
+    sources: list[str]
+    """Each view's FROM expression, with a ``__rn`` row-number column."""
+    ranges: list[KeyRange | None]
+    """Each view's packed ASOF key range, taken over its whole source."""
+
+
+def prepare_join(
+    con: duckdb.DuckDBPyConnection,
+    entity_frame: Any,
+    requests: Sequence[ViewRequest],
+    timestamp_column: str,
+    resolver: SourceResolver | None,
+    tables: dict[str, pa.Table] | None,
+) -> PreparedJoin:
+    """Register the entity frame as ``__entity`` on ``con``, resolve and validate every
+    view's source (through ``resolver``: verified, decrypted local files only).
+
+    Raises:
+        InvalidInputError: naming the column at fault.
+    """
+    con.execute("SET TimeZone = 'UTC'")
+    entity, schema = _register_entity(con, entity_frame, timestamp_column, requests)
+    sources = [source_sql(con, r.view, resolver, tables) for r in requests]
+    for src, request in zip(sources, requests, strict=True):
+        _validate_source(con, src, request, schema, timestamp_column)
+    ranges = [key_range(con, s, r.view) for s, r in zip(sources, requests, strict=True)]
+    return PreparedJoin(entity, schema, sources, ranges)
+
+
+def run_join(
+    con: duckdb.DuckDBPyConnection,
+    sources: Sequence[str],
+    requests: Sequence[ViewRequest],
+    entity_columns: Sequence[str],
+    timestamp_column: str,
+    *,
+    full_feature_names: bool,
+    ranges: Sequence[KeyRange | None],
+    batch_size: int = 65_536,
+) -> pa.RecordBatchReader:
+    """Run the ASOF join of ``sources`` (FROM expressions with a ``__rn`` column) onto
+    ``__entity`` (numbered by ``__ghaf_row``) on ``con``, in ``__ghaf_row`` order.
+
+    The one join both paths run: :func:`point_in_time_join` on the whole frame, and
+    :mod:`ghaf.features.join_ray` on each partition in a Ray task.
+    """
+    query = build_query(
+        sources,
+        requests,
+        [*entity_columns, _ROW],
+        timestamp_column,
+        full_feature_names=full_feature_names,
+        ranges=ranges,
+    )
+    return con.sql(query).to_arrow_reader(batch_size)
+
+
 def point_in_time_join(
     entity_frame: Any,
     requests: Sequence[ViewRequest],
@@ -379,20 +444,18 @@ def point_in_time_join(
     import duckdb  # on use: importing this module must not load DuckDB
 
     con = connection or duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    entity, schema = _register_entity(con, entity_frame, timestamp_column, requests)
-    sources = [source_sql(con, r.view, resolver, tables) for r in requests]
-    for src, request in zip(sources, requests, strict=True):
-        _validate_source(con, src, request, schema, timestamp_column)
-    query = build_query(
-        sources,
+    prepared = prepare_join(con, entity_frame, requests, timestamp_column, resolver, tables)
+    entity = prepared.entity
+    reader = run_join(
+        con,
+        prepared.sources,
         requests,
-        [*schema.names, _ROW],
+        prepared.schema.names,
         timestamp_column,
         full_feature_names=full_feature_names,
-        ranges=[key_range(con, s, r.view) for s, r in zip(sources, requests, strict=True)],
+        ranges=prepared.ranges,
+        batch_size=batch_size,
     )
-    reader = con.sql(query).to_arrow_reader(batch_size)
 
     def batches() -> Iterator[pa.RecordBatch]:
         # Keeps the connection and the registered frame alive while the caller reads.

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from ghaf.data import DatasetVersion, dataset_parquet_path, write_dataset
 from ghaf.errors import InvalidInputError
+from ghaf.features.join_ray import parse_on
 from ghaf.features.offline import (
     SourceResolver,
     ViewRequest,
@@ -48,6 +49,7 @@ def get_historical_features(
     timestamp_column: str = "event_ts",
     full_feature_names: bool = False,
     batch_size: int = 65_536,
+    on: str | None = None,
 ) -> pa.RecordBatchReader:
     """Point-in-time correct features for every row of ``entity_df``, as Arrow batches.
 
@@ -55,6 +57,9 @@ def get_historical_features(
         entity_df: join keys and ``timestamp_column`` (plus columns carried through,
             such as labels): a pyarrow Table, pandas DataFrame or Parquet path.
         features: ``"view:feature"`` refs or a feature service name.
+        on: where the join runs: ``local`` (default, in this process), or on Ray,
+            partitioned by entity hash: ``ray`` (the ``ray_address`` setting),
+            ``ray://HOST:PORT`` or ``HOST:PORT`` (:mod:`ghaf.features.join_ray`).
 
     Raises:
         InvalidInputError: naming the bad column or feature.
@@ -65,6 +70,19 @@ def get_historical_features(
             f"on-demand feature view {on_demand[0].name!r} is online-only here",
             hint="compute it from the returned columns with its function",
         )
+    address = parse_on(on, platform.settings.ray_address)
+    if address is not None:
+        from ghaf.features.join_ray import ray_point_in_time_join
+
+        joined = ray_point_in_time_join(
+            entity_df,
+            _requests(selections),
+            address,
+            timestamp_column=timestamp_column,
+            resolver=dataset_resolver(platform),
+            full_feature_names=full_feature_names,
+        )
+        return joined.table.to_reader(max_chunksize=batch_size)
     return point_in_time_join(
         entity_df,
         _requests(selections),
