@@ -29,3 +29,21 @@ def event_bus(request: pytest.FixtureRequest) -> Iterator[EventBus]:
 
 class TestEventBus(EventBusContract):
     pass
+
+
+def test_a_nats_address_with_nothing_listening_fails_at_once_naming_it() -> None:
+    """nats-py retries a first connection forever when reconnects are unbounded: the bus
+    answers at once instead (it waited 30 s), naming each address it tried."""
+    import socket
+    import time
+
+    from ghaf.errors import BackendUnavailableError
+
+    with socket.socket() as held:  # a port that is ours and listens nowhere
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailableError, match=f"127.0.0.1:{port}") as caught:
+            NatsEventBus(f"nats://127.0.0.1:{port},nats://127.0.0.1:{port}")
+    assert time.monotonic() - started < 5.0
+    assert "event_bus_url" in str(caught.value.hint)

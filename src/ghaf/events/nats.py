@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -77,6 +79,27 @@ class _NatsSubscription:
         self._bus._run(self._sub.unsubscribe())
 
 
+def probe_servers(url: str, timeout: float) -> None:
+    """Return when a server of ``url`` (one or a comma-separated list) accepts a TCP
+    connection; raise :class:`OSError` naming each address otherwise.
+
+    nats-py retries a first connection as long as it retries a lost one (forever here, so
+    that a running server survives a NATS restart): with nothing listening, the caller
+    waited for the 30-s call timeout instead of hearing at once that NATS is down.
+    """
+    errors = []
+    for server in url.split(","):
+        text = server.strip()
+        parsed = urlsplit(text if "://" in text else f"nats://{text}")
+        host, port = parsed.hostname or "127.0.0.1", parsed.port or 4222
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return
+        except OSError as exc:
+            errors.append(f"{host}:{port}: {exc.strerror or exc}")
+    raise OSError("; ".join(errors))
+
+
 class NatsEventBus:
     """Events in a JetStream stream named ``stream`` holding ``ghaf.>`` subjects."""
 
@@ -93,6 +116,13 @@ class NatsEventBus:
             import nats
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise MissingDependencyError("nats-py", "nats") from exc
+        try:
+            probe_servers(url, connect_timeout)
+        except OSError as exc:
+            raise BackendUnavailableError(
+                f"cannot reach NATS JetStream at {url}: {exc}",
+                hint="start nats-server with -js, or set event_bus_url to memory://",
+            ) from exc
         self.url = url
         self.stream = stream
         # Each stream owns its own subject space (GHAF -> "ghaf.>"), so streams never overlap.
