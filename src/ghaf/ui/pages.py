@@ -5,8 +5,10 @@ of the API's read routes; every button writes through the API (``/api/v1``)."""
 from __future__ import annotations
 
 import functools
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Query
@@ -21,8 +23,16 @@ from ghaf.projects.service import project_names
 from ghaf.registry.base import ModelVersion, parse_ref
 from ghaf.registry.service import get_model_version, list_models, list_versions
 from ghaf.security.checkpoints import last_checkpoint
+from ghaf.tracking.base import Run
+from ghaf.tracking.overlay import metric_curves, run_keys, runs_by_id
 from ghaf.tracking.query import search_runs
-from ghaf.tracking.service import experiment_projects, get_metric_history, get_run, run_project
+from ghaf.tracking.service import (
+    check_run_id,
+    experiment_projects,
+    get_metric_history,
+    get_run,
+    run_project,
+)
 from ghaf.ui.render import error_page, is_htmx, page, to_login
 from ghaf.ui.viewer import Viewer, viewer
 
@@ -32,6 +42,14 @@ MAX_COLUMNS = 8
 MAX_CHARTS = 12
 MAX_POINTS = 5_000
 """Points drawn per metric: longer histories are thinned evenly (the last point kept)."""
+MAX_CHOSEN = 50
+"""Metric (and param) columns a viewer may choose for the runs table."""
+MAX_COMPARE = 100
+"""Runs one comparison shows."""
+MAX_AXES = 16
+"""Params (and metrics) a parallel-coordinates chart has axes for, differing params first."""
+COMPARE_POINTS = 1_000
+"""Steps on a comparison chart's x axis (more than its pixels): longer are bucketed."""
 STAGES = ("staging", "production", "archived")
 
 
@@ -55,6 +73,22 @@ def _columns(runs: list[Any], field: str) -> list[str]:
     return sorted(keys)[:MAX_COLUMNS]
 
 
+def _chosen(values: list[str]) -> list[str]:
+    """Column keys as the URL gives them (repeated, or comma-separated), deduplicated."""
+    return _chosen_all(values)[:MAX_CHOSEN]
+
+
+def _runs_query(**fields: Any) -> str:
+    """The query string that keeps the page's filter, order and columns (for its links)."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in fields.items():
+        if isinstance(value, list):
+            pairs += [(name, item) for item in value]
+        elif value:
+            pairs.append((name, str(value)))
+    return urlencode(pairs)
+
+
 @router.get("/runs", name="ui_runs")
 async def runs(
     request: Request,
@@ -62,8 +96,13 @@ async def runs(
     order: Annotated[str, Query(max_length=300)] = "attributes.start_time desc",
     page_token: Annotated[str, Query(max_length=256)] = "",
     experiment: Annotated[str, Query(max_length=250)] = "",
+    metric: Annotated[list[str] | None, Query(max_length=2048)] = None,
+    param: Annotated[list[str] | None, Query(max_length=2048)] = None,
+    cols: Annotated[str, Query(pattern=r"^(|chosen)$")] = "",
 ) -> Response:
-    """Runs of the viewer's projects: filtered in the search language, sorted, paged."""
+    """Runs of the viewer's projects: filtered in the search language, sorted, paged, with
+    the metric and param columns the viewer chose (``cols=chosen&metric=auc&param=C``; by
+    default the first few keys of the page)."""
     who = await viewer(request)
     if who is None:
         return to_login(request)
@@ -88,6 +127,20 @@ async def runs(
         found, next_token = result.runs, result.next_page_token
     except InvalidInputError as exc:
         error = exc.headline + (f" ({exc.hint})" if exc.hint else "")
+    metric_keys, param_keys = await run_in_threadpool(
+        run_keys, who.platform, projects, [experiment] if experiment else []
+    )
+    if cols:
+        metric_columns, param_columns = _chosen(metric or []), _chosen(param or [])
+    else:
+        metric_columns, param_columns = _columns(found, "metrics"), _columns(found, "params")
+    keep = {
+        "q": q,
+        "experiment": experiment,
+        "cols": cols,
+        "metric": metric_columns if cols else [],
+        "param": param_columns if cols else [],
+    }
     context = {
         **_base(who, "runs", "Runs"),
         "runs": found,
@@ -95,11 +148,16 @@ async def runs(
         "order": order,
         "experiment": experiment,
         "experiments": sorted(n for n, p in owned.items() if p in set(projects)),
-        "metric_columns": _columns(found, "metrics"),
-        "param_columns": _columns(found, "params"),
+        "metric_columns": metric_columns,
+        "param_columns": param_columns,
+        "metric_keys": sorted(set(metric_keys) | set(metric_columns)),
+        "param_keys": sorted(set(param_keys) | set(param_columns)),
+        "keep": _runs_query(**keep),
+        "keep_order": _runs_query(**keep, order=order),
         "next_token": next_token,
         "page_token": page_token,
         "error": error,
+        "max_compare": MAX_COMPARE,
     }
     status = 400 if error and not is_htmx(request) else 200
     template = "_runs_table.html" if is_htmx(request) else "runs.html"
@@ -141,6 +199,134 @@ async def run(request: Request, run_id: str) -> Response:
         [{"key": key, "steps": s, "values": v} for key, (s, v) in histories.items()]
     ).decode()
     return page(request, "run.html", {**base, "run": found, "charts": charts, "keys": keys})
+
+
+# Compare ---------------------------------------------------------------------------
+
+
+def _run_ids(values: list[str]) -> list[str]:
+    """The run ids of ``?runs=a,b,c`` (or repeated ``runs``), in order, once each.
+
+    Raises:
+        InvalidInputError: none, more than :data:`MAX_COMPARE`, or a malformed id.
+    """
+    ids = _chosen_all(values)
+    if not ids:
+        raise InvalidInputError(
+            "runs: no run to compare", hint="tick runs in the Runs table, then Compare selected"
+        )
+    if len(ids) > MAX_COMPARE:
+        raise InvalidInputError(
+            f"runs: {len(ids)} runs given, at most {MAX_COMPARE} can be compared at once",
+            hint=f"choose {MAX_COMPARE} or fewer in the Runs table",
+        )
+    for run_id in ids:
+        check_run_id(run_id)
+    return ids
+
+
+def _chosen_all(values: list[str]) -> list[str]:
+    keys: dict[str, None] = {}
+    for value in values:
+        for key in value.split(","):
+            if key.strip():
+                keys[key.strip()] = None
+    return list(keys)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parallel(runs: list[Run], params: list[str], metrics: list[str]) -> dict[str, Any]:
+    """Axes (params, then metrics' latest values) and one line per run, for ECharts'
+    parallel series: a param whose values are all numbers gets a value axis, else a
+    category axis of its values."""
+    dims: list[dict[str, Any]] = []
+    rows: list[list[Any]] = [[] for _ in runs]
+    for key in params[:MAX_AXES]:
+        values = [run.params.get(key) for run in runs]
+        present = [v for v in values if v is not None]
+        if present and all(_is_number(v) for v in present):
+            dims.append({"name": key, "kind": "param", "type": "value"})
+            cells: list[Any] = [None if v is None else float(v) for v in values]
+        else:
+            cells = [v if v is not None else "(none)" for v in values]
+            dims.append(
+                {"name": key, "kind": "param", "type": "category", "data": sorted(set(cells))}
+            )
+        for row, cell in zip(rows, cells, strict=True):
+            row.append(cell)
+    for key in metrics[:MAX_AXES]:
+        dims.append({"name": key, "kind": "metric", "type": "value"})
+        for row, run in zip(rows, runs, strict=True):
+            value = run.metrics.get(key)
+            row.append(value if value is not None and math.isfinite(value) else None)
+    return {"dims": dims, "rows": rows}
+
+
+@router.get("/compare", name="ui_compare")
+async def compare(
+    request: Request, runs: Annotated[list[str] | None, Query(max_length=8192)] = None
+) -> Response:
+    """Up to :data:`MAX_COMPARE` runs side by side (``?runs=ID,ID,...``): each metric's
+    curves overlaid (one chart per metric, one line per run), a parallel-coordinates chart
+    of their params and latest metrics, and their params with the differing ones marked."""
+    who = await viewer(request)
+    if who is None:
+        return to_login(request)
+    base = _base(who, "runs", "Compare runs")
+    try:
+        ids = _run_ids(runs or [])
+        found = await run_in_threadpool(runs_by_id, who.platform, ids)
+        missing = [run_id for run_id in ids if run_id not in {r.run_id for r in found}]
+        for run in found:
+            if not who.may("run.read", run.project):
+                missing.append(run.run_id)
+                await who.authorize_hidden(
+                    "run.read", f"run:{run.run_id}", run.project,
+                    missing=f"run {run.run_id} does not exist", hint="ghaf runs list",
+                )  # fmt: skip
+        if missing:
+            raise NotFoundError(f"run {missing[0]} does not exist", hint="ghaf runs list")
+        metric_keys = sorted({key for run in found for key in run.metrics})
+        charted = metric_keys[:MAX_CHARTS]
+        curves = [
+            await run_in_threadpool(metric_curves, who.platform, ids, key, COMPARE_POINTS)
+            for key in charted
+        ]
+    except GhafError as exc:
+        return error_page(request, exc, base)
+    param_keys = sorted({key for run in found for key in run.params})
+    diff: list[dict[str, Any]] = []
+    for key in param_keys:
+        values = [run.params.get(key) for run in found]
+        diff.append({"key": key, "values": values, "differs": len(set(values)) > 1})
+    diff.sort(key=lambda row: (not row["differs"], row["key"]))
+    labels = [f"{run.name or run.run_id[:8]} ({run.run_id[:8]})" for run in found]
+    data = {
+        "runs": [{"id": r.run_id, "label": label} for r, label in zip(found, labels, strict=True)],
+        "charts": [
+            {"key": c.key, "steps": c.steps, "values": c.values, "thinned": c.thinned}
+            for c in curves
+        ],
+        "parallel": _parallel(found, [row["key"] for row in diff], metric_keys),
+    }
+    context = {
+        **base,
+        "runs": found,
+        "labels": labels,
+        "curves": curves,
+        "more_metrics": len(metric_keys) - len(charted),
+        "diff": diff,
+        "differing": sum(1 for row in diff if row["differs"]),
+        "data": orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+    }
+    return page(request, "compare.html", context)
 
 
 # Models ----------------------------------------------------------------------------
