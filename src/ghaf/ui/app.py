@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from ghaf.ui import login, pages
+from ghaf.ui import login, pages, pages_data
 
 STATIC = "/ui/static"
 
@@ -14,4 +14,5 @@ def install(app: FastAPI) -> None:
     """Serve the UI under ``/ui/`` (no route of it writes but sign-in and sign-out)."""
     app.include_router(login.router)
     app.include_router(pages.router)
+    app.include_router(pages_data.router)
     app.mount(STATIC, StaticFiles(packages=[("ghaf.ui", "static")]), name="ui_static")

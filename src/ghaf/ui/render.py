@@ -17,6 +17,8 @@ from ghaf.http_status import http_status_for
 NAV = (
     ("runs", "Runs", "/ui/runs"),
     ("models", "Models", "/ui/models"),
+    ("data", "Data", "/ui/data"),
+    ("features", "Features", "/ui/features"),
     ("audit", "Audit", "/ui/audit"),
     ("cost", "Cost", "/ui/cost"),
 )

@@ -16,10 +16,10 @@ caller's code, so it never runs on the server.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn, Protocol
 
 import orjson
 import pyarrow as pa
@@ -366,7 +366,16 @@ class _Graph:
     edges: list[dict[str, str]]
 
 
-def _visible_graph(who: Caller, node: str) -> _Graph:
+class LineageReader(Protocol):
+    """Who reads lineage: an API caller or a UI viewer (the same checks for both)."""
+
+    @property
+    def platform(self) -> Platform: ...
+
+    def readable(self, action: str, projects: Iterable[str]) -> list[str]: ...
+
+
+def visible_graph(who: LineageReader, node: str) -> _Graph:
     """What lineage ``node`` has, with every node of a project the caller may not
     ``lineage.read`` left out (so are the edges that touch one)."""
     platform = who.platform
@@ -400,7 +409,7 @@ async def lineage(
     await who.authorize_hidden(
         "lineage.read", node, project, missing=missing, hint="check the node id"
     )
-    graph = await run_in_threadpool(_visible_graph, who, node)
+    graph = await run_in_threadpool(visible_graph, who, node)
     return {
         "node": node,
         "upstream": graph.upstream,
