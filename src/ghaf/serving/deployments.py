@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session
 
 from ghaf.errors import AlreadyExistsError, InvalidInputError, NotFoundError, name_taken
@@ -162,7 +163,14 @@ def create_deployment(
         raise AlreadyExistsError(
             f"deployment {name!r} exists", hint=f"update it: ghaf serve ... --deployment {name}"
         )
-    resolved, shadow_ref = _write_models(platform, actor, session, name, project, models, shadow)
+    try:
+        resolved, shadow_ref = _write_models(
+            platform, actor, session, name, project, models, shadow
+        )
+    except DBIntegrityError as exc:  # another process recorded it since the check above
+        raise AlreadyExistsError(
+            f"deployment {name!r} exists", hint=f"update it: ghaf serve ... --deployment {name}"
+        ) from exc
     now = utcnow()
     row = DeploymentRow(
         name=name,
@@ -177,7 +185,12 @@ def create_deployment(
         updated_at=now,
     )
     session.add(row)
-    session.flush()
+    try:
+        session.flush()
+    except DBIntegrityError as exc:  # another process recorded it since the check above
+        raise AlreadyExistsError(
+            f"deployment {name!r} exists", hint=f"update it: ghaf serve ... --deployment {name}"
+        ) from exc
     return _to_record(row)
 
 
@@ -364,7 +377,12 @@ def record_deployment(
     try:
         existing = get_deployment(platform, name)
     except NotFoundError:
-        return create_deployment(platform, actor, name, models, shadow=shadow)
+        try:
+            return create_deployment(platform, actor, name, models, shadow=shadow)
+        except AlreadyExistsError:
+            # Two servers of one deployment started together: the other one recorded it
+            # between our read and our write. Update it as if it had been there.
+            existing = get_deployment(platform, name)
     if not isinstance(models, Mapping):
         from ghaf.registry.service import get_model_version
 

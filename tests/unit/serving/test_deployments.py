@@ -124,3 +124,34 @@ def test_everyone_deploys_only_what_the_release_policy_allows(
     with pytest.raises(PermissionDeniedError):
         update_deployment(platform, ci, "fraud-live", status="stopped")
     assert _audit(platform)[-1].outcome == "denied"
+
+
+def test_two_servers_recording_one_deployment_at_once_both_succeed(
+    platform: Platform, two_versions: None
+) -> None:
+    """Two `ghaf serve` of one model started together both read "no record" and both
+    create it: the one that loses the race updates the record instead of failing."""
+    import threading
+
+    admin = platform.admin()
+    for name in ("a", "b", "c", "d"):
+        barrier = threading.Barrier(2)
+        outcomes: list[Any] = []
+
+        def start(
+            deployment: str = name, gate: threading.Barrier = barrier, out: list[Any] = outcomes
+        ) -> None:
+            gate.wait(10)
+            try:
+                out.append(record_deployment(platform, admin, deployment, ["fraud:1"]))
+            except Exception as exc:  # the race's loser, before the fix
+                out.append(exc)
+
+        threads = [threading.Thread(target=start) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert [type(o).__name__ for o in outcomes] == ["Deployment", "Deployment"], outcomes
+        assert get_deployment(platform, name).models == {"fraud:1": 1.0}
+    assert sorted(d.name for d in list_deployments(platform)) == ["a", "b", "c", "d"]
