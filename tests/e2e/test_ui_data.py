@@ -4,7 +4,8 @@ item 3), signed in through the real ``oidc-provider``.
 The home holds dataset ``transactions`` ingested twice from CSV under a contract (20 then
 30 rows), a feature view ``customer_spend`` built from it and materialized, a run that
 trained on version 2 and the feature view, ``churn`` version 1 registered from the run,
-approved by a second person and deployed as ``churn-live``; and a run of project
+approved by a second person and deployed as ``churn-live``, a second view materialized
+three hours ago with a TTL of an hour (stale); and a run of project
 ``sandbox`` that read version 2 too. Alice (data scientist in the default project) opens
 Data, the dataset, its versions and contract result, compares two versions, opens the
 lineage graph (dataset -> feature view -> run -> model -> deployment), sees exactly the
@@ -33,6 +34,7 @@ from ghaf.features import Entity, FeatureView, Field
 from ghaf.features.materialize import materialize
 from ghaf.features.registry import apply_definitions
 from ghaf.home import init_home
+from ghaf.metadata.base import utcnow
 from ghaf.models import save_model
 from ghaf.platform import Platform
 from ghaf.registry import approve_model_version, register_model
@@ -85,8 +87,13 @@ def _seed(platform: Platform, work: Path) -> dict[str, str]:
         "customer_spend", (customer,), "dataset:transactions", (Field("amount"),),
         ttl=timedelta(days=30),
     )  # fmt: skip
-    apply_definitions(platform, owner, [customer, view])
-    materialize(platform, owner)
+    hourly = FeatureView(
+        "customer_spend_hourly", (customer,), "dataset:transactions", (Field("amount"),),
+        ttl=timedelta(hours=1),
+    )  # fmt: skip
+    apply_definitions(platform, owner, [customer, view, hourly])
+    materialize(platform, owner, ["customer_spend"])
+    materialize(platform, owner, ["customer_spend_hourly"], until=utcnow() - timedelta(hours=3))
     run_id = create_run(platform, owner, "churn", name="train-churn")
     log_inputs(platform, owner, run_id, [v2.node, "feature_view:customer_spend:1"])
     log_batch(platform, owner, run_id, metrics=[("auc", 0.81, 0, time.time())], params={"C": "1"})
@@ -187,6 +194,12 @@ def test_alice_browses_a_dataset_its_diff_and_its_lineage_graph(
     page.wait_for_url(re.compile(r"[?&]a=2&b=1$"), timeout=5000)
     assert page.get_by_test_id("diff-rows").inner_text() == "Rows: 30 → 20 (-10)"
     ui.check(page, "dataset")
+    reply = page.goto(f"{ui.base}/ui/data/transactions?a=9")
+    assert reply is not None and reply.status == 400
+    assert page.get_by_role("alert").inner_text().startswith("a: version 9 is not a version")
+    status = "the server responded with a status of 400 (Bad Request)"
+    ui.errors.remove(f"{page.url}: Failed to load resource: {status}")  # the refused page
+    page.go_back()
 
     page.get_by_role("link", name="lineage graph of version 2").click()
     page.wait_for_url(f"{ui.base}/ui/lineage?node={quote(nodes['dataset'], safe='')}")
@@ -221,6 +234,10 @@ def test_alice_browses_a_dataset_its_diff_and_its_lineage_graph(
     assert page.get_by_test_id("freshness-customer_spend").inner_text() == "fresh"
     row = page.locator("#view-customer_spend td").all_inner_texts()
     assert row[4] == "dataset:transactions" and row[6] == "5" and row[8] == "30d 0h"
+    # Materialized as of three hours ago with a TTL of one hour: stale.
+    assert page.get_by_test_id("freshness-customer_spend_hourly").inner_text() == "stale"
+    age = page.locator("#view-customer_spend_hourly td").nth(7).inner_text()
+    assert age.startswith("3h "), age
     ui.check(page, "features")
     assert ui.errors == []
     page.context.close()
