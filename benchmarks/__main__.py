@@ -25,6 +25,7 @@ SUITES: tuple[str, ...] = (
     "experiments_stats",
     "experiment_overhead",
     "monitoring_cost",
+    "join_ray",
 )
 """Benchmark modules under ``benchmarks/``, each with ``run(size) -> list[Figure]``."""
 

@@ -83,7 +83,7 @@ def test_w2_on_ray_equals_local_at_every_door(
     assert 0 < nulls < 4_000  # some rows have no feature row inside the TTL
 
     on_ray = get_historical_features(
-        platform, frame, refs, timestamp_column="event_timestamp", on=ray_cluster.address
+        platform, frame, refs, timestamp_column="event_timestamp", on=f"ray://{ray_cluster.address}"
     ).read_all()
     assert on_ray.schema == expected.schema
     assert on_ray.equals(expected)
@@ -106,14 +106,14 @@ def test_w2_on_ray_equals_local_at_every_door(
     retrieve += ["--features", ",".join(refs), "--entities", str(entities)]
     retrieve += ["--timestamp-column", "event_timestamp", "-o", "json"]
     out = tmp_path / "train.parquet"
-    done = ghaf(*retrieve, "--on", ray_cluster.address, "--download", str(out))
+    done = ghaf(*retrieve, "--on", f"ray://{ray_cluster.address}", "--download", str(out))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["training_set"]["rows"] == 4_000
     assert pq.read_table(out).equals(expected)
 
     bad = ghaf(*retrieve, "--on", "spark://nowhere")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
-    assert "--on 'spark://nowhere' is not local, ray, ray://HOST:PORT" in bad.stderr
+    assert "--on 'spark://nowhere' is not local, ray or ray://HOST:PORT" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) <= 2  # the error and its hint
 
 

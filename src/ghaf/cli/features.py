@@ -240,7 +240,10 @@ def retrieve(
     ] = None,
     on: Annotated[
         str,
-        typer.Option(help="Where the join runs: local, ray (ray_address), ray://HOST:PORT."),
+        typer.Option(
+            help="Where the join runs: local, ray (the cluster at GHAF_RAY_ADDRESS, else a "
+            "new local node) or ray://HOST:PORT (the Ray head's address)."
+        ),
     ] = "local",
     output: OutputOption = Output.table,
 ) -> None:

@@ -21,7 +21,6 @@ Each task returns its rows in the frame's order; the driver puts them back in pl
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -46,35 +45,33 @@ if TYPE_CHECKING:
 
 _ROW = "__ghaf_row"
 _PART = "__ghaf_part"
-_ADDRESS = re.compile(r"^(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+SCHEME = "ray://"
 
 
 def parse_on(
     value: str | None, ray_address: str | None = None, *, option: str = "on"
-) -> str | None:
-    """The Ray address ``value`` names, or ``None`` for the local join.
+) -> tuple[bool, str | None]:
+    """Where ``value`` runs the join: (on Ray?, the Ray address; ``None`` for a new node).
 
-    ``value`` is ``local`` (or ``None``), ``ray`` (the ``ray_address`` setting),
-    ``ray://HOST:PORT`` (a Ray Client server) or ``HOST:PORT`` (a cluster's GCS).
+    ``value`` is ``local`` (or ``None``), ``ray`` (the cluster at ``ray_address``, else a
+    new local node) or ``ray://HOST:PORT``, the Ray head's GCS address, as ``ghaf serve
+    --on`` and ``ghaf predict --on`` read it.
 
     Raises:
         InvalidInputError: naming ``option`` when ``value`` is none of those.
     """
     if value is None or value == "local":
-        return None
+        return False, None
     if value == "ray":
-        if not ray_address:
-            raise InvalidInputError(
-                f"{option} ray needs the ray_address setting",
-                hint=f"set ray_address (GHAF_RAY_ADDRESS) or pass {option} ray://HOST:PORT",
-            )
-        return ray_address
-    if not _ADDRESS.match(value):
-        raise InvalidInputError(
-            f"{option} {value!r} is not local, ray, ray://HOST:PORT or HOST:PORT",
-            hint=f"e.g. {option} ray://127.0.0.1:10001",
-        )
-    return value
+        return True, ray_address
+    host, _, port = value.removeprefix(SCHEME).rpartition(":")
+    valid = value.startswith(SCHEME) and host and "/" not in host and port.isdigit()
+    if valid and 0 < int(port) < 65536:
+        return True, f"{host}:{int(port)}"
+    raise InvalidInputError(
+        f"{option} {value!r} is not local, ray or ray://HOST:PORT",
+        hint=f"e.g. {option} ray://127.0.0.1:6379 (what `ray start --head --port` listens on)",
+    )
 
 
 @dataclass(frozen=True)
@@ -182,7 +179,7 @@ def ray_point_in_time_join(
     joined in a Ray task (spread over the nodes) on the cluster at ``address``.
 
     Args:
-        address: ``ray://HOST:PORT``, ``HOST:PORT`` or ``auto``; ``None`` starts a local
+        address: the head's ``HOST:PORT`` (or ``auto``); ``None`` starts a local
             loopback node (a driver already connected keeps its cluster).
         partitions: how many; default twice the cluster's CPUs.
 

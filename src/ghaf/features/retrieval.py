@@ -58,8 +58,9 @@ def get_historical_features(
             such as labels): a pyarrow Table, pandas DataFrame or Parquet path.
         features: ``"view:feature"`` refs or a feature service name.
         on: where the join runs: ``local`` (default, in this process), or on Ray,
-            partitioned by entity hash: ``ray`` (the ``ray_address`` setting),
-            ``ray://HOST:PORT`` or ``HOST:PORT`` (:mod:`ghaf.features.join_ray`).
+            partitioned by entity hash: ``ray`` (the cluster at ``ray_address``, else a
+            new local node) or ``ray://HOST:PORT``, the head's address
+            (:mod:`ghaf.features.join_ray`).
 
     Raises:
         InvalidInputError: naming the bad column or feature.
@@ -70,8 +71,8 @@ def get_historical_features(
             f"on-demand feature view {on_demand[0].name!r} is online-only here",
             hint="compute it from the returned columns with its function",
         )
-    address = parse_on(on, platform.settings.ray_address)
-    if address is not None:
+    on_ray, address = parse_on(on, platform.settings.ray_address)
+    if on_ray:
         from ghaf.features.join_ray import ray_point_in_time_join
 
         joined = ray_point_in_time_join(
