@@ -14,6 +14,8 @@ Framework = Literal["sklearn", "lightgbm", "xgboost", "pytorch"]
 FRAMEWORKS: tuple[str, ...] = ("sklearn", "lightgbm", "xgboost", "pytorch")
 Task = Literal["classification", "regression"]
 DeviceRequest = Literal["auto", "cpu", "cuda"]
+DISTRIBUTED_FRAMEWORKS: tuple[str, ...] = ("pytorch", "xgboost")
+"""Frameworks that train on several Ray Train workers (``TrainSpec.workers > 1``)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,12 @@ class TrainSpec:
     log_model: bool = False
     inputs: Sequence[str] = ()
     """Lineage node ids of the data used (e.g. ``dataset:transactions:3``)."""
+    workers: int = 1
+    """Data-parallel Ray Train workers (:data:`DISTRIBUTED_FRAMEWORKS`); 1 trains here.
+
+    More than one trains on the Ray cluster this process is connected to, else the one
+    ``train(..., ray_address=)`` names, else ``settings.ray_address``, else a new local
+    loopback-only node (``ghaf.training.ray_train``)."""
 
     def __post_init__(self) -> None:
         if self.framework not in FRAMEWORKS:
@@ -45,6 +53,15 @@ class TrainSpec:
         if self.task not in ("classification", "regression"):
             raise InvalidInputError(
                 f"task {self.task!r} is not supported", hint="use classification or regression"
+            )
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise InvalidInputError(
+                f"workers is {self.workers!r}", hint="use a whole number of workers, 1 or more"
+            )
+        if self.workers > 1 and self.framework not in DISTRIBUTED_FRAMEWORKS:
+            raise InvalidInputError(
+                f"framework {self.framework!r} does not train on {self.workers} workers",
+                hint=f"use workers=1, or framework {' or '.join(DISTRIBUTED_FRAMEWORKS)}",
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise InvalidInputError(

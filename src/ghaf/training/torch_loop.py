@@ -33,6 +33,22 @@ def to_device(array: np.ndarray, device: str, dtype: Any) -> Any:
     return tensor
 
 
+def mlp_outputs(task: str, params: Mapping[str, Any]) -> int:
+    """Output units: one for regression and binary classification, else one per class."""
+    classes = int(params.get("classes", 2)) if task == "classification" else 1
+    return 1 if classes <= 2 else classes
+
+
+def targets_and_loss(task: str, outputs: int, y: np.ndarray, device: str) -> tuple[Any, Any]:
+    """The target tensor on ``device`` and the loss that fits the task and output units."""
+    import torch
+
+    if task == "classification" and outputs > 1:
+        return to_device(y, device, torch.long), torch.nn.CrossEntropyLoss()
+    loss_fn = torch.nn.BCEWithLogitsLoss() if task == "classification" else torch.nn.MSELoss()
+    return to_device(y.reshape(-1, 1), device, torch.float32), loss_fn
+
+
 def fit_mlp(
     task: str,
     params: Mapping[str, Any],
@@ -49,18 +65,12 @@ def fit_mlp(
     epochs = int(params.get("epochs", 5))
     batch = int(params.get("batch_size", 256))
     lr = float(params.get("lr", 1e-3))
-    classes = int(params.get("classes", 2)) if task == "classification" else 1
-    outputs = 1 if classes <= 2 else classes
+    outputs = mlp_outputs(task, params)
     model = build_mlp(data.x.shape[1], hidden, outputs).to(device)
     # On CUDA the fused Adam updates every parameter in one kernel (launch-bound small MLPs).
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=device == "cuda")
     x = to_device(data.x, device, torch.float32)
-    if task == "classification" and outputs > 1:
-        y = to_device(data.y, device, torch.long)
-        loss_fn: Any = torch.nn.CrossEntropyLoss()
-    else:
-        y = to_device(data.y.reshape(-1, 1), device, torch.float32)
-        loss_fn = torch.nn.BCEWithLogitsLoss() if task == "classification" else torch.nn.MSELoss()
+    y, loss_fn = targets_and_loss(task, outputs, data.y, device)
     generator = torch.Generator(device=device).manual_seed(seed)
     autocast = device == "cuda"
     rows = len(data.x)

@@ -31,11 +31,19 @@ def train(
     platform: Platform | None = None,
     actor: Actor | None = None,
     parent_run_id: str | None = None,
+    ray_address: str | None = None,
 ) -> TrainResult:
     """Train ``spec`` on ``data`` as a tracked run (a child of ``parent_run_id`` when given).
 
     The run records the params, seed, device (and why), environment, validation metrics,
     CPU and wall seconds, GPU seconds and a cost from ``settings.prices``.
+
+    ``spec.workers > 1`` (or a ``ray_address``) trains data-parallel on Ray Train
+    (:mod:`ghaf.training.ray_train`) on the cluster this process is connected to, else
+    ``ray_address``, else ``settings.ray_address``, else a new local loopback-only node.
+    The run is still one run written by this process: the workers send back the per-epoch
+    loss, CPU seconds and the model; ``samples_per_s`` counts the workers' training loops
+    and ``wall_s`` everything, the Ray Train start included.
 
     Raises:
         InvalidInputError: unsupported framework, task or device, or malformed data.
@@ -46,7 +54,13 @@ def train(
         from ghaf.tracking.default import default_platform
 
         platform = default_platform()
-    device = select_device(spec.device, spec.framework)
+    distributed = spec.workers > 1 or ray_address is not None
+    if distributed:
+        from ghaf.training.ray_train import cluster_device, fit_on_ray
+
+        device = cluster_device(spec, ray_address or platform.settings.ray_address)
+    else:
+        device = select_device(spec.device, spec.framework)
     params = dict(spec.params)
     tags = {
         "ghaf.framework": spec.framework,
@@ -57,10 +71,12 @@ def train(
     }
     if device.gpu_class:
         tags["ghaf.gpu_class"] = device.gpu_class
+    if distributed:
+        tags["ghaf.distributed"] = "ray-train"
     logged = {f"model.{k}": v for k, v in params.items()}
     logged.update(
         framework=spec.framework, task=spec.task, seed=spec.seed, device=device.kind,
-        rows=len(data.x), features=data.x.shape[1],
+        rows=len(data.x), features=data.x.shape[1], workers=spec.workers,
     )  # fmt: skip
     with start_run(
         spec.name or f"{spec.framework}-{spec.task}",
@@ -78,12 +94,21 @@ def train(
             run.log_metric("train_loss", loss, step=epoch)
 
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        model = fit(spec.framework, spec.task, params, data, spec.seed, device.kind, on_epoch)
-        cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
-        gpu_s = wall_s if device.kind == "cuda" else 0.0
+        if distributed:
+            fitted = fit_on_ray(spec, params, data, device.kind, platform.settings.home)
+            for epoch, loss in enumerate(fitted.losses):
+                on_epoch(epoch, loss)  # rank 0's figures, recorded here
+            model, loop_s = fitted.model, fitted.loop_s
+            cpu_s = time.process_time() - cpu0 + fitted.cpu_s
+            wall_s = time.perf_counter() - wall0
+        else:
+            model = fit(spec.framework, spec.task, params, data, spec.seed, device.kind, on_epoch)
+            cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+            loop_s = wall_s
+        gpu_s = wall_s * spec.workers if device.kind == "cuda" else 0.0
         cost = training_cost(platform.settings.prices, cpu_s, gpu_s, device.gpu_class)
-        epochs = int(params.get("epochs", 1)) if spec.framework == "pytorch" else 1
-        samples_per_s = len(data.x) * epochs / wall_s if wall_s > 0 else 0.0
+        epochs = int(params.get("epochs", 5)) if spec.framework == "pytorch" else 1
+        samples_per_s = len(data.x) * epochs / loop_s if loop_s > 0 else 0.0
         metrics: dict[str, float] = {}
         if data.x_valid is not None and data.y_valid is not None:
             metrics = evaluate(
