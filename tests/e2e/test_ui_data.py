@@ -2,17 +2,18 @@
 item 3), signed in through the real ``oidc-provider``.
 
 The home holds dataset ``transactions`` ingested twice from CSV under a contract (20 then
-30 rows), a feature view ``customer_spend`` built from it and materialized, a run that
-trained on version 2 and the feature view, ``churn`` version 1 registered from the run,
-approved by a second person and deployed as ``churn-live``, a second view materialized
-three hours ago with a TTL of an hour (stale); and a run of project
-``sandbox`` that read version 2 too. Alice (data scientist in the default project) opens
-Data, the dataset, its versions and contract result, compares two versions, opens the
-lineage graph (dataset -> feature view -> run -> model -> deployment), sees exactly the
-nodes ``GET /api/v1/lineage`` shows her (not the sandbox run), clicks the model's node on
-the canvas and lands on its page. Olga, who has a role only in ``sandbox``, sees no
-dataset, and the dataset and its lineage read as missing. Each page: no console error, no
-serious or critical axe-core finding, a screenshot in docs/ui/.
+30 rows), a feature view ``customer_spend`` built from it and materialized, a training
+set ``churn_training`` retrieved from the view, a run that trained on it, ``churn``
+version 1 registered from the run, approved by a second person and deployed as
+``churn-live``, a second view materialized three hours ago with a TTL of an hour (stale),
+and a run of project ``sandbox`` that read version 2 too. Alice (data scientist in the
+default project) opens Data, the dataset, its versions and contract result, compares two
+versions, opens the lineage graph (dataset -> feature view -> training set -> run ->
+model -> deployment), sees exactly the nodes ``GET /api/v1/lineage`` shows her (not the
+sandbox run), clicks the model's and the run's nodes on the canvas and lands on their
+pages. Olga, who has a role only in ``sandbox``, sees no dataset, and the dataset and its
+lineage read as missing. Each page: no console error, no serious or critical axe-core
+finding, a screenshot in docs/ui/.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import itertools
 import re
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from ghaf.data.contracts import ColumnSpec, Contract, Range, RowCount
@@ -33,6 +35,7 @@ from ghaf.data.ingest import ingest
 from ghaf.features import Entity, FeatureView, Field
 from ghaf.features.materialize import materialize
 from ghaf.features.registry import apply_definitions
+from ghaf.features.retrieval import get_historical_features, save_training_set
 from ghaf.home import init_home
 from ghaf.metadata.base import utcnow
 from ghaf.models import save_model
@@ -94,8 +97,16 @@ def _seed(platform: Platform, work: Path) -> dict[str, str]:
     apply_definitions(platform, owner, [customer, view, hourly])
     materialize(platform, owner, ["customer_spend"])
     materialize(platform, owner, ["customer_spend_hourly"], until=utcnow() - timedelta(hours=3))
+    spine = pa.table({
+        "customer_id": [1, 2, 3, 4],
+        "event_ts": pa.array([datetime(2026, 2, 1)] * 4, pa.timestamp("us")),
+        "label": [0, 1, 0, 1],
+    })  # fmt: skip
+    wanted = ["customer_spend:amount"]
+    found = get_historical_features(platform, spine, wanted)
+    training = save_training_set(platform, owner, "churn_training", found, wanted)
     run_id = create_run(platform, owner, "churn", name="train-churn")
-    log_inputs(platform, owner, run_id, [v2.node, "feature_view:customer_spend:1"])
+    log_inputs(platform, owner, run_id, [training.node])
     log_batch(platform, owner, run_id, metrics=[("auc", 0.81, 0, time.time())], params={"C": "1"})
     end_run(platform, owner, run_id, "finished")
     x = np.random.default_rng(3).normal(size=(40, 3)).astype(np.float32)
@@ -110,6 +121,7 @@ def _seed(platform: Platform, work: Path) -> dict[str, str]:
     return {
         "dataset": v2.node,
         "view": "feature_view:customer_spend:1",
+        "training": training.node,
         "run": f"run:{run_id}",
         "model": model.node,
         "deployment": "deployment:churn-live",
@@ -174,7 +186,8 @@ def test_alice_browses_a_dataset_its_diff_and_its_lineage_graph(
     page = ui.sign_in("alice")
     page.get_by_role("link", name="Data", exact=True).click()
     page.wait_for_url(f"{ui.base}/ui/data")
-    assert page.locator("#datasets tbody tr").all_inner_texts()[0].startswith("transactions")
+    listed = page.locator("#datasets tbody tr").evaluate_all("r => r.map(x => x.dataset.dataset)")
+    assert listed == ["churn_training", "transactions"]
     ui.check(page, "data")
 
     page.get_by_role("link", name="transactions", exact=True).click()
@@ -208,17 +221,16 @@ def test_alice_browses_a_dataset_its_diff_and_its_lineage_graph(
         "rows => rows.map(r => r.dataset.node)"))  # fmt: skip
     api = page.request.get(f"{ui.base}/api/v1/lineage/{nodes['dataset']}").json()
     assert shown == {api["node"], *api["upstream"], *api["downstream"]}
-    assert {nodes[k] for k in ("dataset", "view", "run", "model", "deployment")} <= shown
+    chain = ("dataset", "view", "training", "run", "model", "deployment")
+    assert {nodes[k] for k in chain} <= shown
     assert nodes["sandbox_run"] not in shown  # another project's run stays out
     drawn = page.evaluate("window.ghafLineage.nodes().map(n => n.id())")
     assert set(drawn) == shown
     edges = page.evaluate(
         "window.ghafLineage.edges().map(e => e.source().id() + '>' + e.target().id())"
     )
-    chain = ("dataset", "view", "run", "model", "deployment")
-    for a, b in itertools.pairwise(chain):
+    for a, b in itertools.pairwise(chain):  # dataset -> ... -> deployment, drawn
         assert f"{nodes[a]}>{nodes[b]}" in edges
-    assert f"{nodes['dataset']}>{nodes['run']}" in edges
     ui.check(page, "lineage")
 
     _click_node(page, nodes["model"])
