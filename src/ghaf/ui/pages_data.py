@@ -36,7 +36,8 @@ from ghaf.ui.viewer import Viewer, viewer
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 MAX_GRAPH_NODES = 300
-"""Nodes one lineage graph draws; a larger neighbourhood is cut, and the page says so."""
+"""Nodes one lineage graph draws; past it, the first half of each side by name is drawn,
+and the page says so."""
 PROFILE_STATS = ("count", "nulls", "distinct", "min", "max", "mean", "std")
 FEATURES_READ = "features.read"
 
@@ -293,7 +294,7 @@ def _graph(who: Viewer, node: str) -> dict[str, Any]:
     cut = len(nodes) > MAX_GRAPH_NODES
     if cut:
         keep = MAX_GRAPH_NODES // 2
-        nodes = [*found.upstream[-keep:], node, *found.downstream[:keep]]
+        nodes = [*found.upstream[:keep], node, *found.downstream[:keep]]
     shown = set(nodes)
     edges = {
         (e.src, e.dst, e.relation)
@@ -352,5 +353,6 @@ async def lineage(request: Request, node: Annotated[str, Query(max_length=300)] 
         "project": project,
         "graph": graph,
         "elements": orjson.dumps(graph["elements"]).decode(),
+        "limit": MAX_GRAPH_NODES,
     }
     return page(request, "lineage.html", context)
