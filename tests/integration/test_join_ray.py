@@ -175,7 +175,9 @@ def _case(
     }
     frame = pa.table(
         {
-            "cid": pa.array([e[0] for e in entities], pa.int64()),
+            # int32 against the views' int64: the join (and the partitioning) must match
+            # keys by value across integer widths.
+            "cid": pa.array([e[0] for e in entities], pa.int32()),
             "region": pa.array([e[1] for e in entities], pa.string()),
             "event_ts": pa.array([_at(e[2]) for e in entities], TS),
             "label": pa.array([e[3] for e in entities], pa.int64()),
