@@ -407,6 +407,100 @@ class ServerSettings(BaseModel):
     )
 
 
+class RayServeSettings(BaseModel):
+    """How `ghaf serve --on ray://HOST:PORT` deploys on Ray Serve: the autoscaling policy
+    (Ray Serve's own, see its autoscaling guide), each replica's share of a node, and the
+    Serve HTTP proxy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_replicas: int = Field(
+        default=1,
+        ge=0,
+        description="Fewest replicas; 0 scales to zero when idle (a request that then "
+        "arrives waits, up to request_timeout_s, for a replica to load and verify its model).",
+    )
+    max_replicas: int = Field(default=4, ge=1, description="Most replicas.")
+    initial_replicas: int | None = Field(
+        default=None, ge=0, description="Replicas at deployment; default: min_replicas."
+    )
+    target_ongoing_requests: float = Field(
+        default=2.0,
+        gt=0,
+        description="Requests in flight (running and queued) per replica the autoscaler "
+        "aims for: more replicas when above it, fewer when below.",
+    )
+    upscale_delay_s: float = Field(
+        default=30.0, ge=0, description="Seconds the load must stay high before scaling up."
+    )
+    downscale_delay_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="Seconds the load must stay low before scaling down (to 1 or more).",
+    )
+    downscale_to_zero_delay_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds without requests before the last replica stops (min_replicas "
+        "0); default: downscale_delay_s.",
+    )
+    look_back_period_s: float = Field(
+        default=30.0, gt=0, description="Window the in-flight requests are averaged over."
+    )
+    metrics_interval_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often replicas and the proxy report their in-flight requests "
+        "(must be below look_back_period_s).",
+    )
+    max_ongoing_requests: int = Field(
+        default=32,
+        ge=1,
+        description="Requests one replica takes at once (its batcher groups them); more wait "
+        "in the proxy.",
+    )
+    max_queued_requests: int = Field(
+        default=1000,
+        ge=1,
+        description="Requests the proxy holds while no replica has room (scaling from zero "
+        "included); beyond it a request is answered 503.",
+    )
+    request_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Longest a request may take end to end, its wait for a replica "
+        "included (a cold start loads and verifies the model first).",
+    )
+    num_cpus: float = Field(
+        default=1.0, gt=0, description="CPUs each replica reserves (fractions allowed)."
+    )
+    proxy_location: Literal["HeadOnly", "EveryNode"] = Field(
+        default="HeadOnly",
+        description="Where Serve's HTTP proxy runs: the head node only, or every node with a "
+        "replica (each on the same port, so one node per machine).",
+    )
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> RayServeSettings:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("max_replicas must be at least min_replicas")
+        if self.initial_replicas is not None and not (
+            self.min_replicas <= self.initial_replicas <= self.max_replicas
+        ):
+            raise ValueError("initial_replicas must lie between min_replicas and max_replicas")
+        if self.metrics_interval_s >= self.look_back_period_s:
+            raise ValueError("metrics_interval_s must be below look_back_period_s")
+        return self
+
+
+class ServingSettings(BaseModel):
+    """`ghaf serve` beyond its command-line options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ray: RayServeSettings = Field(default_factory=RayServeSettings)
+
+
 class RetentionSettings(BaseModel):
     """How long data is kept (`ghaf retention run`), and how erasure finds a subject's
     predictions (`ghaf erase subject`)."""
@@ -806,6 +900,7 @@ class GhafSettings(BaseSettings):
     audit_shipping: AuditShippingSettings = Field(default_factory=AuditShippingSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
     local_principals: list[str] = Field(
         default_factory=list,
         description="Retired: naming principals in a setting made them admins; a second "

@@ -64,6 +64,14 @@ def serve(
             help="Serve without authentication (loopback addresses only; logs a warning).",
         ),
     ] = False,
+    on: Annotated[
+        str | None,
+        typer.Option(
+            "--on",
+            help="ray://HOST:PORT: deploy on that Ray cluster's Serve (autoscaling from "
+            "serving.ray settings); its proxy listens on --host/--port.",
+        ),
+    ] = None,
 ) -> None:
     """Serve models over the Open Inference Protocol v2 (and POST /predict, /metrics).
 
@@ -77,6 +85,10 @@ def serve(
 
     if insecure_dev:
         check_insecure_dev(host, "model server")  # refused before anything is resolved or bound
+    if on is not None:
+        from ghaf.serving.ray_serve import ray_address
+
+        on = ray_address(on)  # a bad value is refused before anything is resolved
     cli = state(ctx)
     if (entity_key is None) != (not features):
         raise InvalidInputError(
@@ -94,8 +106,9 @@ def serve(
     with sigterm_exits(), scratch_dir(cli.settings.home, "serve-") as workdir:
         specs = [_spec(cli, ref, flavor, workdir) for ref in models]
         entries = [model_entry(s, features=lookup) for s in specs]
-        if shadow is not None:
-            entries.append(model_entry(_spec(cli, shadow, flavor, workdir), shadow=True))
+        shadow_spec = None if shadow is None else _spec(cli, shadow, flavor, workdir)
+        if shadow_spec is not None:
+            entries.append(model_entry(shadow_spec, shadow=True))
         registered = [ref for ref in models if not Path(ref).is_dir()]
         watch: dict[str, str] = {}
         recorder = None
@@ -139,6 +152,14 @@ def serve(
             watch=watch,
             workdir=str(workdir),
         )
+        if on is not None:
+            from ghaf.serving.ray_serve import model_ref, serve_on_ray
+
+            placed = [model_ref(s, r, features=lookup) for s, r in zip(specs, models, strict=True)]
+            if shadow_spec is not None and shadow is not None:
+                placed.append(model_ref(shadow_spec, shadow, shadow=True))
+            serve_on_ray(cli, on, config, placed, name=deployment or specs[0].name)
+            return
         scheme = "https" if tls_settings(cli.platform(), host).cert_file else "http"
         cli.console.print(f"serving {', '.join(s.name for s in specs)} on {scheme}://{host}:{port}")
         serve_forever(config, cli.platform(), recorder)
