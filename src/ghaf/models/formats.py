@@ -301,11 +301,9 @@ def _skops(path: Path) -> str | None:
         schema = json.loads(archive.read("schema.json"))
     if not isinstance(schema, dict) or not {"__loader__", "protocol"} <= set(schema):
         return "its schema.json is not a skops schema"
-    try:
-        import skops.io as sio
-    except ImportError as exc:  # pragma: no cover - skops is in the ml extra
-        raise MissingDependencyError("skops", "ml") from exc
-    sio.get_untrusted_types(file=path)  # skops' own reading of the schema
+    from ghaf.models.skops_files import skops_io
+
+    skops_io().get_untrusted_types(file=path)  # skops' own reading of the schema
     return None
 
 

@@ -5,13 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ghaf.errors import PolicyViolationError
 from ghaf.serving.base import Array, Signature, as_matrix
 from ghaf.serving.runtimes import find_model_file
 from ghaf.serving.runtimes._tabular import column_of, tabular_signature, warm
-
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
-"""skops types are trusted only from these packages: estimators and their arrays."""
 
 
 class SklearnRuntime:
@@ -38,17 +34,10 @@ class SklearnRuntime:
         allowed_files: list[str] | None = None,
         **_options: Any,
     ) -> SklearnRuntime:
-        import skops.io as sio
+        from ghaf.models.skops_files import load_skops  # types checked (no function, no eval)
 
         path = find_model_file(model_dir, (".skops",), allowed_files)
-        untrusted = sio.get_untrusted_types(file=path)
-        refused = [name for name in untrusted if not name.startswith(_TRUSTED_PREFIXES)]
-        if refused:
-            raise PolicyViolationError(
-                f"{path.name} contains types outside scikit-learn/NumPy/SciPy: {refused}",
-                hint="serve only estimators built from scikit-learn components",
-            )
-        return cls(sio.load(path, trusted=untrusted), signature)
+        return cls(load_skops(path), signature)
 
     def predict(self, batch: Array) -> dict[str, Array]:
         rows = as_matrix(batch, self.signature.n_features, self._dtype)
