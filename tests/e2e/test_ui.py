@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from platform import python_version
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,8 @@ from ghaf.platform import Platform
 from ghaf.registry import register_model
 from ghaf.settings import load_settings
 from ghaf.testing.people import person
-from ghaf.tracking.service import create_run, end_run, log_batch
+from ghaf.tracking.env import capture_environment
+from ghaf.tracking.service import create_run, end_run, log_batch, log_inputs
 from tests.e2e.test_drift_report_browser import CHROMIUM, _browser_or_skip
 from tests.integration.oidc_support import AUDIENCE, free_port, run_provider
 from tests.integration.served_home import toml_section
@@ -46,6 +48,7 @@ ACCOUNTS = {
     "alice": ["ml-scientists"],
     "remy": ["ml-release", "ml-audit"],
     "vic": ["ml-viewers"],
+    "rita": ["ml-release"],
 }
 ROLE_MAPPING = {
     "ml-scientists": ["default:data_scientist"],
@@ -87,8 +90,13 @@ class UI:
         """Collect console errors and uncaught exceptions of Ghaf's own pages."""
 
         def console(message: Any) -> None:
-            if message.type == "error" and page.url.startswith(self.base):
-                self.errors.append(f"{page.url}: {message.text}")
+            if message.type != "error" or not page.url.startswith(self.base):
+                return
+            if message.text.startswith("Failed to load resource") and (
+                message.location.get("url") == page.url
+            ):
+                return  # the page's own HTTP status, which each test asserts itself
+            self.errors.append(f"{page.url}: {message.text}")
 
         page.on("console", console)
         page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: {exc}"))
@@ -107,9 +115,12 @@ def _seed(platform: Platform, work: Path) -> list[str]:
     from sklearn.linear_model import LogisticRegression
 
     alice = person(platform, "alice", ["data_scientist"])
+    environment = capture_environment()
     run_ids = []
     for i, c in enumerate((0.1, 1.0, 10.0)):
-        run_id = create_run(platform, alice, "churn", name=f"churn-C{c}", tags={"team": "risk"})
+        run_id = create_run(
+            platform, alice, "churn", name=f"churn-C{c}", tags={"team": "risk"}, env=environment
+        )
         steps = np.arange(200)
         loss = (1.0 + i) / (steps + 1.0)
         now = time.time()
@@ -192,7 +203,8 @@ def test_a_release_manager_approves_and_the_audit_page_shows_it(ui: UI) -> None:
     ui.check(page, "models")
     page.get_by_role("link", name="churn").click()
     assert page.get_by_test_id("approvals-1").inner_text().strip() == "none"
-    assert page.get_by_test_id("promote-1-production").count() == 1
+    assert page.get_by_test_id("promote-1-staging").count() == 1  # the lifecycle's next steps
+    assert page.get_by_test_id("promote-1-production").count() == 0
     with page.expect_navigation():  # the button posts to the API, then the page reloads
         page.get_by_test_id("approve-1").click()
     assert page.get_by_test_id("approvals-1").inner_text().startswith("remy")
@@ -296,6 +308,9 @@ def test_alice_chooses_columns_and_compares_three_runs(ui: UI) -> None:
     """The column chooser keeps its choice in the URL; three runs ticked in the table are
     compared: one uPlot line per run on each metric's chart, one line per run in the
     parallel coordinates, and C (the only param that differs) marked in the params diff."""
+    alice = person(ui.platform, "alice", ["data_scientist"])
+    inputs = ["dataset:churn_training:2", "feature_view:customer_stats:1"]
+    log_inputs(ui.platform, alice, ui.run_ids[0], inputs)
     page = ui.sign_in("alice")
 
     def header(name: str) -> Any:
@@ -328,9 +343,95 @@ def test_alice_chooses_columns_and_compares_three_runs(ui: UI) -> None:
     assert c_row.get_attribute("class") == "differs"
     assert c_row.locator("td").all_inner_texts() == ["0.1", "1.0", "10.0"]
     ui.check(page, "compare")
+    # A compared run's page: its inputs link to their data pages, its environment shows.
+    page.get_by_role("link", name=f"churn-C0.1 ({ui.run_ids[0][:8]})").click()
+    page.wait_for_url(f"{ui.base}/ui/runs/{ui.run_ids[0]}")
+    dataset = page.locator('#run-inputs tr[data-node="dataset:churn_training:2"] a').first
+    assert dataset.get_attribute("href") == "/ui/data/churn_training?version=2"
+    view = page.locator('#run-inputs tr[data-node="feature_view:customer_stats:1"] a').first
+    assert view.get_attribute("href") == "/ui/features#view-customer_stats"
+    facts = page.locator("#run-environment").inner_text()
+    assert f"Python\n{python_version()}" in facts
+    assert "installed packages" in page.get_by_text("installed packages").inner_text()
     # More than 100 runs: refused with one line naming the limit.
     many = ",".join(f"{i:032x}" for i in range(101))
     reply = page.goto(f"{ui.base}/ui/compare?runs={many}")
     assert reply is not None and reply.status == 400
     assert "at most 100 can be compared" in page.content()
+    page.context.close()
+
+
+def test_break_glass_asks_a_reason_a_second_person_confirms_and_the_audit_shows_it(
+    ui: UI, tmp_path: Path
+) -> None:
+    """Model ``fraud`` (alice's; a gate policy attached): its page shows each version's
+    signature, evaluation and card. Remy approves version 1 and promotes it (the gate
+    runs: its verdict shows); version 2 is unapproved, so its Promote to production
+    goes through break-glass: a dialog that needs a reason. Remy is offered no Confirm
+    of his own request; Rita confirms it; the audit page shows the reason."""
+    from sklearn.linear_model import LogisticRegression
+
+    from ghaf.registry.gate_policies import add_gate_policy, attach_gate_policy
+
+    alice = person(ui.platform, "alice", ["data_scientist"])
+    x = np.random.default_rng(5).normal(size=(40, 2)).astype(np.float32)
+    save_model(LogisticRegression().fit(x, (x[:, 1] > 0).astype(int)), tmp_path / "fraud")
+    for _ in range(2):
+        register_model(ui.platform, alice, "fraud", tmp_path / "fraud", example=x[:2],
+                       metrics={"auc": 0.81})  # fmt: skip
+    owner = ui.platform.admin()
+    add_gate_policy(ui.platform, owner, "metrics:\n  auc: {min: 0.75}\n", name="fraud-auc")
+    attach_gate_policy(ui.platform, owner, "fraud-auc", model="fraud")
+
+    page = ui.sign_in("remy")
+    page.goto(f"{ui.base}/ui/models/fraud")
+    inputs = page.get_by_test_id("signature-1").locator("tbody tr td").all_inner_texts()
+    assert inputs[:2] == ["f0", "float"], inputs
+    assert "auc" in page.get_by_test_id("evaluation-1").inner_text()
+    assert "0.81" in page.get_by_test_id("evaluation-1").inner_text()
+    card = page.get_by_test_id("card-1")
+    assert card.locator("h3, h4").count() >= 1 and "fraud" in (card.text_content() or "")
+    assert "approved (0 of 1" in page.get_by_test_id("release-1").inner_text()
+    with page.expect_navigation():
+        page.get_by_test_id("approve-1").click()
+    for stage in ("staging", "production"):
+        with page.expect_navigation():
+            page.get_by_test_id(f"promote-1-{stage}").click()
+    assert page.locator("[data-version='1'] .badge.stage-production").count() == 1
+    gates = page.get_by_test_id("gates-1").inner_text()
+    assert "fraud-auc:1" in gates and "passed" in gates, gates
+    # Version 2 misses the policy: break-glass asks for a reason before it asks the API.
+    page.get_by_test_id("break-glass-2-production").click()
+    dialog = page.locator("dialog#glass-2-production")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Request break-glass").click()
+    expect(dialog).to_be_visible()  # the reason is required: nothing was sent
+    assert dialog.get_by_role("textbox").evaluate("e => e.validity.valueMissing")
+    reason = "INC-77: fraud scores drifted since 09:10, shipping v2 now"
+    dialog.get_by_label("Reason").fill(reason)
+    ui.check(page, "model-break-glass")
+    with page.expect_navigation():
+        dialog.get_by_role("button", name="Request break-glass").click()
+    requests = page.get_by_test_id("glass-requests-2")
+    assert reason in requests.inner_text() and "pending" in requests.inner_text()
+    assert requests.get_by_role("button", name="Confirm break-glass").count() == 0  # his own
+    page.context.close()
+
+    page = ui.sign_in("rita")
+    page.goto(f"{ui.base}/ui/models/fraud")
+    with page.expect_navigation():
+        page.get_by_test_id("glass-requests-2").get_by_role("button").click()
+    assert page.locator("[data-version='2'] .badge.stage-production").count() == 1
+    assert "confirmed by rita" in page.get_by_test_id("glass-requests-2").inner_text()
+    assert reason in page.get_by_test_id("card-2").inner_text()  # on the model card too
+    page.context.close()
+
+    page = ui.sign_in("remy")
+    page.goto(f"{ui.base}/ui/audit?action=model.break_glass")
+    rows = page.locator("#audit-records tbody tr")
+    assert rows.count() == 1
+    cells = rows.first.locator("td")
+    assert cells.nth(2).inner_text() == "rita" and cells.nth(6).inner_text() == "allowed"
+    cells.nth(7).get_by_text("details").click()
+    assert reason in cells.nth(7).inner_text()
     page.context.close()

@@ -154,6 +154,20 @@ def _inline(text: str) -> str:
 
 def render_html(markdown: str, title: str = "Model card") -> str:
     """Render the Markdown subset cards use (headings, lists, tables, paragraphs); escaped."""
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:860px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+        "code{background:#f3f3f3;padding:0 3px}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>{render_body(markdown)}</body></html>"
+    )
+
+
+def render_body(markdown: str, *, shift: int = 0) -> str:
+    """The card's HTML without a document around it (a page embeds it), every text
+    escaped; headings ``shift`` levels deeper (at most h6)."""
     out: list[str] = []
     in_list = False
     table: list[list[str]] = []
@@ -191,17 +205,9 @@ def render_html(markdown: str, title: str = "Model card") -> str:
         close()
         heading = re.match(r"^(#{1,6})\s+(.*)$", stripped)
         if heading:
-            level = len(heading.group(1))
+            level = min(6, len(heading.group(1)) + shift)
             out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
         elif stripped:
             out.append(f"<p>{_inline(stripped)}</p>")
     close()
-    style = (
-        "body{font-family:system-ui,sans-serif;max-width:860px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
-        "code{background:#f3f3f3;padding:0 3px}"
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body>{''.join(out)}</body></html>"
-    )
+    return "".join(out)

@@ -8,10 +8,11 @@ import functools
 import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import orjson
 from fastapi import APIRouter, Query
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -19,8 +20,13 @@ from starlette.responses import RedirectResponse, Response
 from ghaf.access.audit import verify_trail
 from ghaf.access.audit_search import HOME_WIDE, AuditQuery, search_records
 from ghaf.errors import GhafError, InvalidInputError, NotFoundError
+from ghaf.evaluation.evaluate import EVALUATION_FILE, Evaluation
 from ghaf.projects.service import project_names
-from ghaf.registry.base import ModelVersion, parse_ref
+from ghaf.registry.base import NEXT_STAGES, ModelVersion, parse_ref
+from ghaf.registry.break_glass import list_break_glass
+from ghaf.registry.card import render_body
+from ghaf.registry.gates import gate_verdicts
+from ghaf.registry.release import ReleasePolicy, get_release_policy, missing_requirements
 from ghaf.registry.service import get_model_version, list_models, list_versions
 from ghaf.security.checkpoints import last_checkpoint
 from ghaf.tracking.base import Run
@@ -171,6 +177,42 @@ def _thin(points: list[Any]) -> tuple[list[int], list[float]]:
     return [p.step for p in points], [p.value for p in points]
 
 
+def _input_link(node: str) -> dict[str, str]:
+    """A run input (a lineage node id) as a link: a dataset version to its data page, a
+    feature view version to the features page, anything else to the lineage graph."""
+    kind, _, rest = node.partition(":")
+    name, _, version = rest.rpartition(":")
+    if not version.isdigit():
+        name, version = rest, ""
+    lineage = f"/ui/lineage?{urlencode({'node': node})}"
+    if kind == "dataset" and name:
+        href = f"/ui/data/{quote(name, safe='')}" + (f"?version={version}" if version else "")
+    elif kind == "feature_view" and name:
+        href = f"/ui/features#view-{quote(name, safe='')}"
+    else:
+        href = lineage
+    label = {"dataset": "dataset", "feature_view": "feature view"}.get(kind, kind)
+    return {"node": node, "kind": label, "name": name or rest, "version": version,
+            "href": href, "lineage": lineage}  # fmt: skip
+
+
+def _environment(env: dict[str, Any]) -> dict[str, Any]:
+    """The facts of a run's captured environment worth a glance, and its packages."""
+    facts = {
+        label: env[key]
+        for key, label in (("python", "Python"), ("implementation", "Implementation"),
+                           ("os", "OS"), ("git", "Git commit"), ("argv", "Command"))
+        if env.get(key)
+    }  # fmt: skip
+    if isinstance(facts.get("Command"), list):
+        facts["Command"] = " ".join(str(part) for part in facts["Command"])
+    hardware = env.get("hardware")
+    if isinstance(hardware, dict):
+        facts.update({f"Hardware: {k}": v for k, v in sorted(hardware.items())})
+    packages = env.get("packages")
+    return {"facts": facts, "packages": packages if isinstance(packages, dict) else {}}
+
+
 @router.get("/runs/{run_id}", name="ui_run")
 async def run(request: Request, run_id: str) -> Response:
     """One run: params, tags, inputs, environment, and a chart of each metric's history."""
@@ -198,7 +240,15 @@ async def run(request: Request, run_id: str) -> Response:
     charts = orjson.dumps(
         [{"key": key, "steps": s, "values": v} for key, (s, v) in histories.items()]
     ).decode()
-    return page(request, "run.html", {**base, "run": found, "charts": charts, "keys": keys})
+    context = {
+        **base,
+        "run": found,
+        "charts": charts,
+        "keys": keys,
+        "inputs": [_input_link(node) for node in found.inputs],
+        "environment": _environment(found.env),
+    }
+    return page(request, "run.html", context)
 
 
 # Compare ---------------------------------------------------------------------------
@@ -357,28 +407,75 @@ async def _readable_model(who: Viewer, name: str) -> ModelVersion:
     return latest
 
 
-def _actions(who: Viewer, version: ModelVersion) -> dict[str, Any]:
+def _actions(
+    who: Viewer, version: ModelVersion, policy: ReleasePolicy, missing: list[str]
+) -> dict[str, Any]:
     """What the viewer is offered on ``version``: what the policy lets it ask for. Four
-    eyes: its author (or trainer) is never offered Approve; the service refuses anyway."""
+    eyes: its author (or trainer) is never offered Approve; the service refuses anyway.
+    A protected stage the version does not yet meet the release policy for is offered
+    through break-glass too, when the policy allows it (a reason, then a second person)."""
     project = version.project
     approvers = {a.approver for a in version.approval_records} | set(version.approvals)
+    promote = [
+        stage
+        for stage in STAGES
+        if stage in NEXT_STAGES.get(version.stage, ()) and who.may("model.promote", project)
+    ]
+    glass = (
+        [stage for stage in STAGES if stage != version.stage and policy.protects(stage=stage)]
+        if missing and policy.break_glass.allowed and who.may("model.break_glass_request", project)
+        else []
+    )
     return {
         "approve": who.may("model.approve", project)
         and version.created_by != who.actor.name
         and who.actor.name not in approvers
         and version.stage != "archived",
-        "promote": [
-            stage
-            for stage in STAGES
-            if stage != version.stage and who.may("model.promote", project)
-        ],
+        "promote": promote,
+        "break_glass": glass,
+        "confirm": who.may("model.break_glass", project),
+    }
+
+
+def _fields(schema: Any) -> list[dict[str, Any]]:
+    fields = schema.get("fields") if isinstance(schema, dict) else None
+    return [f for f in fields if isinstance(f, dict)] if isinstance(fields, list) else []
+
+
+def _evaluation(platform: Any, version: ModelVersion) -> dict[str, Any]:
+    """The version's recorded evaluation: its ``evaluation.json`` (metrics, slices), else
+    the metrics registered with it."""
+    entry = version.files.get(EVALUATION_FILE)
+    if entry is None:
+        return {"source": "metrics registered with it", "metrics": dict(version.metrics),
+                "slices": {}}  # fmt: skip
+    try:
+        text = platform.artifacts.read_bytes(str(entry["digest"])).decode()
+        found = Evaluation.from_json(text)
+    except (ValueError, TypeError):
+        return {"source": f"{EVALUATION_FILE} (unreadable)", "metrics": {}, "slices": {}}
+    return {"source": EVALUATION_FILE, "metrics": found.flat_metrics(), "slices": found.slices}
+
+
+def _version_details(platform: Any, version: ModelVersion, policy: ReleasePolicy) -> dict[str, Any]:
+    """Signature, evaluation, gate verdicts, card and release readiness of one version."""
+    missing = missing_requirements(platform, version, policy, evaluate_gates=False)
+    return {
+        "inputs": _fields(version.signature.get("inputs")),
+        "outputs": _fields(version.signature.get("outputs")),
+        "evaluation": _evaluation(platform, version),
+        "verdicts": gate_verdicts(platform, version.ref, latest=True),
+        # render_body escapes every text of the card; only its own tags are markup.
+        "card": Markup(render_body(version.card, shift=2)) if version.card else "",  # noqa: S704 # nosec B704
+        "missing": missing,
     }
 
 
 @router.get("/models/{name}", name="ui_model")
 async def model(request: Request, name: str) -> Response:
-    """A model: each version with its stage, aliases, approvals, signature and metrics,
-    and the Approve and Promote buttons the viewer may press."""
+    """A model: each version with its stage, aliases, approvals, signature, evaluation,
+    gate verdicts and card, its break-glass requests, and the Approve, Promote,
+    Break-glass and Confirm buttons the viewer may press."""
     who = await viewer(request)
     if who is None:
         return to_login(request)
@@ -386,12 +483,26 @@ async def model(request: Request, name: str) -> Response:
     try:
         if parse_ref(name).name != name:
             raise NotFoundError(f"model {name!r} is not registered", hint="ghaf models list")
-        await _readable_model(who, name)
+        latest = await _readable_model(who, name)
         versions = await run_in_threadpool(list_versions, who.platform, name)
+        stored = await run_in_threadpool(get_release_policy, who.platform, latest.project)
+        details = [
+            await run_in_threadpool(_version_details, who.platform, v, stored.policy)
+            for v in versions
+        ]
+        requests = [
+            r for r in await run_in_threadpool(list_break_glass, who.platform) if r.model == name
+        ]
     except GhafError as exc:
         return error_page(request, exc, base)
-    rows = [(v, _actions(who, v)) for v in reversed(versions)]
-    return page(request, "model.html", {**base, "name": name, "versions": rows})
+    rows = [
+        (v, _actions(who, v, stored.policy, d["missing"]), d,
+         [r for r in requests if r.version == v.version])
+        for v, d in reversed(list(zip(versions, details, strict=True)))
+    ]  # fmt: skip
+    context = {**base, "name": name, "versions": rows, "policy": stored,
+               "min_reason": stored.policy.break_glass.min_reason_chars}  # fmt: skip
+    return page(request, "model.html", context)
 
 
 # Audit -----------------------------------------------------------------------------
