@@ -127,9 +127,17 @@ def _needed(request: ViewRequest) -> list[str]:
 
 
 def _split(table: pa.Table, parts: np.ndarray[Any, Any], count: int) -> list[pa.Table]:
-    """``table``'s rows by partition, in their order; the partition column dropped."""
-    body = table.drop_columns([_PART])
-    return [body.filter(pa.array(parts == p)) for p in range(count)]
+    """``table``'s rows by partition (``parts[i]`` is row ``i``'s), each in table order.
+
+    One stable sort of the partition numbers, then a ``take`` per partition: the table is
+    read once, not once per partition. Each part owns compact buffers: a zero-copy slice
+    would pickle its whole parent buffer into every task's arguments (ARROW-10739).
+    """
+    parts = np.asarray(parts, dtype=np.int64)
+    order = np.argsort(parts, kind="stable")
+    ends = np.cumsum(np.bincount(parts, minlength=count))
+    starts = np.concatenate([[0], ends[:-1]])
+    return [table.take(pa.array(order[a:b])) for a, b in zip(starts, ends, strict=True)]
 
 
 def _partition(
@@ -148,7 +156,7 @@ def _partition(
         f"FROM __entity"
     )
     parts = con.sql(f"SELECT {_PART} FROM __parts ORDER BY {_ROW}").fetchnumpy()[_PART]  # nosec B608
-    entities = [entity.filter(pa.array(parts == p)) for p in range(count)]
+    entities = _split(entity, parts, count)
     views: list[list[pa.Table]] = [[] for _ in range(count)]
     for src, request in zip(sources, requests, strict=True):
         view_keys = request.view.join_keys
@@ -159,7 +167,8 @@ def _partition(
             f"SELECT {cols}, m.{_PART} FROM {src} s JOIN (SELECT DISTINCT {distinct}, "  # nosec B608
             f"{_PART} FROM __parts) m ON {on}"
         ).to_arrow_table()
-        for p, part in enumerate(_split(rows, rows.column(_PART).to_numpy(), count)):
+        where = rows.column(_PART).to_numpy()
+        for p, part in enumerate(_split(rows.drop_columns([_PART]), where, count)):
             views[p].append(part)
     return entities, views
 
