@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,10 +19,13 @@ import pytest
 from benchmarks.features import FEATURES, _generate
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from ghaf.cli.main import app
 from ghaf.data import write_dataset
+from ghaf.features import join_ray
 from ghaf.features.definitions import Entity, FeatureView, Field
-from ghaf.features.join_ray import ray_point_in_time_join
+from ghaf.features.join_ray import RayJoin, ray_point_in_time_join
 from ghaf.features.offline import ViewRequest, point_in_time_join
 from ghaf.features.registry import apply_definitions
 from ghaf.features.retrieval import dataset_resolver, get_historical_features
@@ -56,7 +60,10 @@ def cluster(ray_cluster: RayCluster) -> Iterator[tuple[RayCluster, set[str]]]:
 
 
 def test_w2_on_ray_equals_local_at_every_door(
-    cluster: tuple[RayCluster, set[str]], platform: Platform, tmp_path: Path
+    cluster: tuple[RayCluster, set[str]],
+    platform: Platform,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ray_cluster, nodes = cluster
     # W2's generator and view at a small size, its features read from the dataset store.
@@ -82,11 +89,21 @@ def test_w2_on_ray_equals_local_at_every_door(
     nulls = expected.column("f0").null_count
     assert 0 < nulls < 4_000  # some rows have no feature row inside the TTL
 
+    # Each door must really join on Ray: record where the real join ran (a spy, not a stub).
+    ran_on: list[set[str]] = []
+
+    def recorded(*args: Any, **kwargs: Any) -> RayJoin:
+        joined = ray_point_in_time_join(*args, **kwargs)
+        ran_on.append(set(joined.nodes))
+        return joined
+
+    monkeypatch.setattr(join_ray, "ray_point_in_time_join", recorded)
     on_ray = get_historical_features(
         platform, frame, refs, timestamp_column="event_timestamp", on=f"ray://{ray_cluster.address}"
     ).read_all()
     assert on_ray.schema == expected.schema
     assert on_ray.equals(expected)
+    assert ran_on == [nodes]  # on both nodes (partitions: twice the cluster's CPUs)
 
     joined = ray_point_in_time_join(
         frame,
@@ -100,16 +117,19 @@ def test_w2_on_ray_equals_local_at_every_door(
     assert len(joined.nodes) == 6
     assert set(joined.nodes) == nodes  # every node joined some partition
 
-    # The CLI door: a fresh driver joins the same cluster; the saved rows are the local join.
+    # The CLI door, in this process (a fresh driver would start Ray workers of its own):
+    # the saved training set is the local join.
     entities = tmp_path / "entities.parquet"
     retrieve = ["--home", str(platform.settings.home), "features", "retrieve", "train"]
     retrieve += ["--features", ",".join(refs), "--entities", str(entities)]
     retrieve += ["--timestamp-column", "event_timestamp", "-o", "json"]
     out = tmp_path / "train.parquet"
-    done = ghaf(*retrieve, "--on", f"ray://{ray_cluster.address}", "--download", str(out))
-    assert done.returncode == 0, done.stderr
+    on = ["--on", f"ray://{ray_cluster.address}", "--download", str(out)]
+    done = CliRunner().invoke(app, [*retrieve, *on])
+    assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["training_set"]["rows"] == 4_000
     assert pq.read_table(out).equals(expected)
+    assert ran_on == [nodes, nodes]
 
     bad = ghaf(*retrieve, "--on", "spark://nowhere")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
