@@ -239,6 +239,8 @@ def test_scale_from_zero_up_under_load_and_back_down(
             for thread in callers:
                 thread.join(30)
         print(f"  most replicas running: {counts.most_running()}")
+        exposed = ray_cluster.listening_beyond_loopback()
+        assert not exposed, f"Ray listens beyond loopback on {exposed}"
         # No load: back to the minimum (zero).
         counts.wait(lambda: not app.replicas(), 90, "scale down after load")
     finally:

@@ -29,6 +29,7 @@ proxy is started.
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 import time
 import warnings
@@ -154,11 +155,10 @@ def keep_replica_grpc_on_node_ip() -> None:
     cluster kept on 127.0.0.1 then listens on loopback only. Patched in this replica's own
     process, before Serve starts the server; a Ray without that helper is left alone.
     """
-    try:
-        replica_module: Any = importlib.import_module("ray.serve._private.replica")
-        ray_util: Any = importlib.import_module("ray.util")
-    except ImportError:
+    replica_module: Any = sys.modules.get("ray.serve._private.replica")
+    if replica_module is None:  # not in a Serve replica (a test building one in-process)
         return
+    ray_util: Any = importlib.import_module("ray.util")
     original = getattr(replica_module, "add_port_to_grpc_server", None)
     if original is None or getattr(original, "_ghaf_node_ip", False):
         return
@@ -175,9 +175,8 @@ def keep_replica_grpc_on_node_ip() -> None:
 
 
 def _replica_name() -> str:
+    serve: Any = sys.modules.get("ray.serve")
     try:
-        from ray import serve
-
         return str(serve.get_replica_context().replica_id.unique_id)
     except Exception:  # noqa: BLE001 - outside a replica (tests): any stable name will do
         return "ray"
