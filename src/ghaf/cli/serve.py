@@ -186,6 +186,15 @@ def predict(
             "artifact_region when its artifact store is a local directory)."
         ),
     ] = None,
+    on: Annotated[
+        str | None,
+        typer.Option(
+            "--on",
+            help="Where to score: local (threads here, the default), ray (the Ray cluster "
+            "at GHAF_RAY_ADDRESS, else a new local node) or ray://HOST:PORT (the head). On Ray "
+            "every node reads the Parquet input at its path and scores its share.",
+        ),
+    ] = None,
 ) -> None:
     """Score a file or dataset in batch: streamed, parallel, with progress; output atomically.
 
@@ -208,5 +217,6 @@ def predict(
             classification=classification or (),
             region=region,
             workers=workers,
+            on=on,
         )
     cli.console.print(f"scored {stats.rows:,} rows into {output}")

@@ -14,16 +14,13 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
 from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.serving.base import Array, Runtime
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)
@@ -33,6 +30,15 @@ class ScoreStats:
     rows: int
     batches: int
     output: Path | None
+
+
+class Scorer(Protocol):
+    """Scores a whole input elsewhere (on a Ray cluster): the scored batches in input order
+    (what :func:`score_batches` yields for it) and the input's row count when known."""
+
+    def __call__(
+        self, source: Path, batch_rows: int
+    ) -> tuple[Iterator[pa.RecordBatch], int | None]: ...
 
 
 def _limit_one() -> None:
@@ -129,12 +135,18 @@ def score_file(
     batch_rows: int = 65_536,
     progress: bool = True,
     metadata: dict[bytes, bytes] | None = None,
+    scorer: Scorer | None = None,
 ) -> ScoreStats:
     """Score ``source`` (Parquet/CSV) into ``output`` (Parquet/CSV), written atomically.
 
     ``metadata`` goes into a Parquet output's key-value metadata (the data's tags).
+    ``scorer`` scores elsewhere (``ghaf predict --on ray``); this writes what it yields.
     """
-    batches, total = read_batches(source, batch_rows)
+    if scorer is None:
+        batches, total = read_batches(source, batch_rows)
+        scored_batches = score_batches(runtime, batches, keep=keep, workers=workers)
+    else:
+        scored_batches, total = scorer(source, batch_rows)
     suffix = output.suffix.lower()
     if suffix not in (".parquet", ".pq", ".csv"):
         raise InvalidInputError(
@@ -146,7 +158,7 @@ def score_file(
     writer: Any = None
     bar = _Progress(total, enabled=progress)
     try:
-        for scored in score_batches(runtime, batches, keep=keep, workers=workers):
+        for scored in scored_batches:
             if writer is None:
                 writer = _writer(partial, scored.schema, suffix, metadata)
             writer.write_batch(scored)

@@ -87,18 +87,9 @@ def load_served(
                 f"model {spec.name} cannot be verified: no platform home to hold the trust store",
                 hint="serve with --home (or GHAF_HOME) set to the home that trusts its key",
             )
-        signed = verify_signed(platform.settings, spec.path)
-        if spec.project is not None or signed.release is not None:
-            check_release(
-                signed.release, model=spec.name, version=spec.version, project=spec.project
-            )
-        allowed = sorted(signed.files)
-        options = dict(spec.options)
-        options.setdefault("threads", (policy or BatchPolicy()).threads)
-        runtime = load_runtime(
-            spec.flavor, spec.path, spec.signature, allowed_files=allowed, **options
+        runtime = verified_runtime(
+            platform.settings, spec, threads=(policy or BatchPolicy()).threads
         )
-        runtime.warmup()
     except GhafError as exc:
         served.error = exc.headline
         _log.warning("model refused", model=spec.name, version=spec.version, reason=exc.headline)
@@ -110,6 +101,28 @@ def load_served(
     served.runtime = runtime
     served.batcher = Batcher(f"{spec.name}-{spec.version}", runtime, policy)
     return served
+
+
+def verified_runtime(settings: GhafSettings, spec: ModelSpec, *, threads: int) -> Runtime:
+    """Verify ``spec``'s files against the trust store of ``settings``, then load (only the
+    signed files) and warm its runtime: what every process that scores a model does first.
+
+    A registry version (``spec.project`` set) must be signed for exactly its model,
+    version and project; a directory, when it names a release, for its name and version.
+
+    Raises:
+        IntegrityError: the signature or the release does not verify.
+    """
+    signed = verify_signed(settings, spec.path)
+    if spec.project is not None or signed.release is not None:
+        check_release(signed.release, model=spec.name, version=spec.version, project=spec.project)
+    options = dict(spec.options)
+    options.setdefault("threads", threads)
+    runtime = load_runtime(
+        spec.flavor, spec.path, spec.signature, allowed_files=sorted(signed.files), **options
+    )
+    runtime.warmup()
+    return runtime
 
 
 def resolve_model(

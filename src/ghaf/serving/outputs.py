@@ -35,7 +35,7 @@ from ghaf.security.identity import Actor
 from ghaf.security.rbac import read_action
 from ghaf.security.residency import check_region
 from ghaf.serving.base import ModelSpec, Runtime
-from ghaf.serving.batch import ScoreStats, read_batches, score_file
+from ghaf.serving.batch import Scorer, ScoreStats, read_batches, score_file
 from ghaf.serving.metering import BatchMeter
 from ghaf.spine import current_operation, governed
 
@@ -98,6 +98,7 @@ def score_to_target(
     region: str | None = None,
     workers: int | None = None,
     progress: bool = True,
+    on: str | None = None,
 ) -> ScoreStats:
     """Verify and load ``spec``, then score ``source`` into a file or ``dataset:NAME``.
 
@@ -105,6 +106,8 @@ def score_to_target(
         source: a Parquet/CSV file or ``dataset:NAME[:V]``.
         classification: tags of a file input that Ghaf cannot know (``pii``...).
         region: where a file output will be stored (see the module docstring).
+        on: where to score: ``local`` (default: threads here), ``ray`` (the cluster at
+            ``ray_address``) or ``ray://HOST:PORT`` (:mod:`ghaf.serving.batch_ray`).
 
     Raises:
         IntegrityError: the model's files do not verify (nothing is written).
@@ -114,6 +117,11 @@ def score_to_target(
     """
     from ghaf.serving.models import load_served
 
+    on_ray, address = False, None
+    if on is not None:
+        from ghaf.serving.batch_ray import ray_target
+
+        on_ray, address = ray_target(on, platform.settings)  # a bad --on fails first
     # A batch job holds its scoring threads' CPUs: refused at once when the project is
     # over its CPU-hours quota, before the model loads.
     check_quota(platform, platform.default_project, cpus=float(workers or 1), gpus=0.0)
@@ -123,13 +131,27 @@ def score_to_target(
             f"model {spec.name} version {spec.version} was refused: {served.error}",
             hint="score only models signed by a trusted key: register it, then use NAME:VERSION",
         )
+    scorer: Scorer | None = None
+    if on_ray:
+        from ghaf.serving.batch_ray import RayScorer
+
+        scorer = RayScorer(spec, platform.settings, address, workers=workers)
     scoring = resolve_input(platform, actor, source, classification)
     model = f"model:{spec.name}:{spec.version}"
     tags = merge_tags(scoring.tags, lineage_tags(platform, model))
     with BatchMeter(platform, actor, spec.name, workers) as meter:
         if output.startswith("dataset:"):
             stats = _score_into_dataset(
-                platform, actor, served.runtime, scoring, tags, model, output, workers, progress
+                platform,
+                actor,
+                served.runtime,
+                scoring,
+                tags,
+                model,
+                output,
+                workers,
+                progress,
+                scorer,
             )
         else:
             stats = export_predictions(
@@ -143,6 +165,7 @@ def score_to_target(
                 region=region,
                 workers=workers,
                 progress=progress,
+                scorer=scorer,
             )
         meter.predictions = stats.rows
     return stats
@@ -158,6 +181,7 @@ def _score_into_dataset(
     output: str,
     workers: int | None,
     progress: bool,
+    scorer: Scorer | None = None,
 ) -> ScoreStats:
     name = output.removeprefix("dataset:")
     inputs = [model, *scoring.nodes]
@@ -165,7 +189,9 @@ def _score_into_dataset(
     check_version_residency(platform, actor, name, inputs=inputs, own_tags=tags)
     with staging_dir(platform) as directory:
         staged = directory / "scored.parquet"
-        stats = score_file(runtime, scoring.path, staged, workers=workers, progress=progress)
+        stats = score_file(
+            runtime, scoring.path, staged, workers=workers, progress=progress, scorer=scorer
+        )
         columns = pq.read_schema(staged).names
         scored, _ = read_batches(staged)
         write_dataset(
@@ -210,6 +236,7 @@ def export_predictions(
     region: str | None = None,
     workers: int | None = None,
     progress: bool = True,
+    scorer: Scorer | None = None,
 ) -> ScoreStats:
     """Score ``source`` into the file ``output``, its residency checked first.
 
@@ -222,6 +249,8 @@ def export_predictions(
     operation.details.update(
         model=model, input=str(source), region=where or "unknown", tags=sorted(tags)
     )
+    if scorer is not None:
+        operation.details["scored_on"] = "ray"
     if where is not None:
         check_residency(platform, tags, where, actor=actor, resource=f"file:{output}")
     elif tags:
@@ -237,6 +266,7 @@ def export_predictions(
         workers=workers,
         progress=progress,
         metadata=tags_metadata(tags) if tags else None,
+        scorer=scorer,
     )
     operation.details["rows"] = stats.rows
     return stats
