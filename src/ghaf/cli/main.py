@@ -88,6 +88,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("admin", "ghaf.cli.admin:app", "The home: its owner and handing it over."),
     ("projects", "ghaf.cli.projects:app", "Projects: the units of ownership."),
     ("runs", "ghaf.cli.runs:app", "Tracked runs: list, show, compare, download."),
+    (
+        "train",
+        "ghaf.cli.train:train",
+        "Train a model on a dataset version as a tracked run, in this process or "
+        "data-parallel on Ray Train (--workers N --on ADDRESS).",
+    ),
     ("models", "ghaf.cli.models:app", "Model registry: versions, aliases, approvals, cards."),
     (
         "data",
