@@ -6,6 +6,11 @@ server`` (remote mode: ``GHAF_URL`` and a token, no home on the client). Anchor:
 ``mlflow --help`` when an MLflow is installed (``.venv`` or the tracking benchmark's
 ``.bench/venvs/mlflow``), else ``python -c pass``, the floor of any Python CLI. Targets on
 a 2-core machine: ``--help`` < 0.3 s, ``models list`` < 0.5 s in both modes.
+
+``ghaf predict`` as a user runs it (issue 22): one whole process scores W6 (1M rows at
+full size, Parquet to Parquet, the W4 model signed by the bench home's key), start-up,
+verification and model loading included, against in-memory ``predict_proba`` on the same
+rows in the same run (all cores, the median of as many calls). Target: ratio >= 0.8.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from benchmarks.control_plane import ghaf_server
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = {"smoke": 1, "full": 10}  # smoke: CI checks it runs, not the figure
+PREDICT = {"smoke": (2_000, 1), "full": (1_000_000, 5)}
+"""W6 rows scored by ``ghaf predict``, and the number of whole processes timed."""
 MLFLOW_CANDIDATES = (
     Path(sys.executable).parent / "mlflow",
     ROOT / ".bench" / "venvs" / "mlflow" / "bin" / "mlflow",
@@ -48,6 +55,48 @@ def _median_seconds(command: list[str], runs: int, env: dict[str, str]) -> float
         if index:
             times.append(elapsed)
     return statistics.median(times)
+
+
+def bench_predict(size_name: str, workdir: Path) -> list[Figure]:
+    """``ghaf predict`` (whole processes) on W6 against in-memory ``predict_proba``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.datasets import make_classification
+    from threadpoolctl import threadpool_limits
+
+    from benchmarks._serving_apps import home_of
+    from benchmarks.serving import train_w4
+
+    rows, runs = PREDICT[size_name]
+    model, _, model_dir = train_w4(workdir, 20_000 if size_name == "full" else 5_000)
+    x, _ = make_classification(n_samples=rows, n_features=20, random_state=7)
+    x = x.astype(np.float32)
+    columns = [f"f{i}" for i in range(20)]
+    source = workdir / "w6.parquet"
+    pq.write_table(
+        pa.table({c: x[:, i] for i, c in enumerate(columns)}), source, row_group_size=65_536
+    )
+    memory = []
+    with threadpool_limits(limits=os.cpu_count() or 1):
+        for _ in range(runs):
+            started = time.perf_counter()
+            model.predict_proba(x)
+            memory.append(time.perf_counter() - started)
+    env = {**os.environ, "GHAF_HOME": str(home_of(model_dir)), "NO_COLOR": "1"}
+    output = workdir / "w6-scored.parquet"
+    command = [*_ghaf(), "predict", "--flavor", "skops", str(model_dir), str(source), str(output)]
+    seconds = _median_seconds(command, runs, env)
+    assert pq.ParquetFile(output).metadata.num_rows == rows
+    return [
+        Figure(
+            "W6 rows/s ghaf predict (whole process)",
+            rows / seconds,
+            "rows/s",
+            anchor="in-memory predict_proba",
+            anchor_value=rows / statistics.median(memory),
+        )
+    ]
 
 
 def _anchor() -> tuple[str, list[str]]:
@@ -96,6 +145,6 @@ def run(size_name: str) -> list[Figure]:
                     higher_is_better=False,
                 )
             )
-        return figures
+        return figures + bench_predict(size_name, home / "predict")
     finally:
         shutil.rmtree(home, ignore_errors=True)

@@ -202,6 +202,10 @@ def predict(
     against the output's region before anything is written, and the output is audited
     (dataset.write for dataset:NAME, prediction.export for a file).
     """
+    if flavor is not None:  # before anything else is imported: see preload
+        from ghaf.serving.runtimes import preload
+
+        preload(flavor)
     from ghaf.artifacts.scratch import scratch_dir
     from ghaf.serving.outputs import score_to_target
 

@@ -31,6 +31,21 @@ def load_runtime(
     return runtime
 
 
+def preload(flavor: str) -> None:
+    """Import the library that loading a ``flavor`` model needs, as the first thing a
+    command does (``ghaf predict --flavor``).
+
+    Only skops gains from going first: at import it names each SciPy ufunc by walking the
+    loaded modules in order until one holds it, so importing it before the platform's
+    modules (SQLAlchemy, signing, the registry...) takes about 0.8 s less CPU. Other
+    flavors are left to load when their model does.
+    """
+    if flavor == "skops":
+        from ghaf.models.skops_files import skops_io
+
+        skops_io()
+
+
 def find_model_file(model_dir: Path, suffixes: tuple[str, ...], allowed: list[str] | None) -> Path:
     """The model file in ``model_dir`` with one of ``suffixes`` (only a listed one if given)."""
     candidates = sorted(
