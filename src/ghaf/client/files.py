@@ -14,6 +14,7 @@ import hashlib
 import os
 import stat
 import tempfile
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
@@ -38,6 +39,8 @@ PIECE = 256 * 1024 * 1024
 RESUME_TRIES = 8
 """Failed pieces in a row a resumable upload survives before it gives up."""
 OFFSET_HEADER = "x-ghaf-offset"
+SAVE_DEPTH = 4
+"""Received batches of a download that may wait to be hashed and written."""
 
 
 def file_digest(path: Path) -> str:
@@ -219,29 +222,35 @@ def _target(dest: Path, relative: str) -> Path:
 
 def _save(pieces: Iterator[bytes], out: BinaryIO, hasher: Any) -> None:
     """Hash and write ``pieces`` in batches of about :data:`CHUNK` on a helper thread,
-    while this one receives the next batch (both release the GIL: two cores at work)."""
+    while this one receives the next batches (both release the GIL: two cores at work).
+    Up to :data:`SAVE_DEPTH` batches wait their turn, so a write the kernel holds back
+    for a moment does not stop the download."""
 
     def keep(data: bytes) -> None:
         hasher.update(data)
         out.write(data)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghaf-save") as pool:
-        pending: Future[None] | None = None
+        pending: deque[Future[None]] = deque()
         batch: list[bytes] = []
         size = 0
-        for piece in pieces:
-            batch.append(piece)
-            size += len(piece)
-            if size >= CHUNK:
-                data = b"".join(batch)
-                batch.clear()
-                size = 0
-                if pending is not None:
-                    pending.result()
-                pending = pool.submit(keep, data)
-        if pending is not None:
-            pending.result()
-        keep(b"".join(batch))
+        try:
+            for piece in pieces:
+                batch.append(piece)
+                size += len(piece)
+                if size >= CHUNK:
+                    data = b"".join(batch)
+                    batch.clear()
+                    size = 0
+                    while len(pending) >= SAVE_DEPTH:
+                        pending.popleft().result()
+                    pending.append(pool.submit(keep, data))
+            while pending:
+                pending.popleft().result()
+            keep(b"".join(batch))
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _download(

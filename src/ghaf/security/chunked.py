@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -34,6 +35,8 @@ CT_CHUNK = CHUNK + TAG
 MAX_CHUNKS = 1 << 38
 BATCH_CHUNKS = 128
 """Chunks per batch: 2 MiB of plaintext per read and per write."""
+WRITE_DEPTH = 4
+"""Ciphertext batches that may wait for a slow ``write`` while encryption goes on."""
 
 _PREFIX = b"c2sp.org/chunked-encryption@v1+"
 _AEAD_NAMES = {16: b"AEAD_AES_128_GCM", 32: b"AEAD_AES_256_GCM"}
@@ -78,36 +81,39 @@ def _fill(readinto: ReadInto, view: memoryview) -> int:
 
 
 class _BackgroundWriter:
-    """Hands one buffer at a time to ``write`` on a helper thread (in order), so the caller
-    works on the next buffer meanwhile: writing, or hashing beside encryption."""
+    """Hands buffers to ``write`` on a helper thread (in order), so the caller works on the
+    next buffer meanwhile: writing, or hashing beside encryption. Up to ``depth`` buffers
+    wait their turn, so a write that stalls for a moment (the kernel throttling dirty
+    pages) does not stall the caller, and the writer finds work when it resumes."""
 
-    def __init__(self, write: Write) -> None:
+    def __init__(self, write: Write, depth: int = 1) -> None:
         self._write = write
+        self._depth = depth
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: Future[Any] | None = None
+        self._pending: deque[Future[Any]] = deque()
 
-    def wait(self) -> None:
-        """Until the buffer last submitted is done with (its errors raised here)."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
+    def wait(self, keep: int = 0) -> None:
+        """Until at most ``keep`` submitted buffers are still pending (errors raised here)."""
+        while len(self._pending) > keep:
+            self._pending.popleft().result()
 
     def submit(self, view: memoryview) -> None:
-        """Write ``view`` in the background; its buffer must stay untouched until next call."""
-        self.wait()
+        """Write ``view`` in the background. Its buffer must stay untouched until ``depth``
+        more buffers have been submitted after it (or :meth:`wait`, or :meth:`close`)."""
+        self.wait(self._depth - 1)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghaf-crypt")
-        self._pending = self._pool.submit(self._write, view)
+        self._pending.append(self._pool.submit(self._write, view))
 
     def close(self, last: memoryview | None = None) -> None:
-        """Wait for the pending write, write ``last`` here, and stop the thread."""
+        """Wait for the pending writes, write ``last`` here, and stop the thread."""
         try:
             self.wait()
             if last is not None:
                 self._write(last)
         finally:
             if self._pool is not None:
-                self._pool.shutdown(wait=True)
+                self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def encrypt_stream(
@@ -139,13 +145,12 @@ def encrypt_stream(
     salt = os.urandom(SALT_SIZE) if salt is None else salt
     aead, base, commitment = _derive(input_key, salt, context, key_size)
     write(memoryview(salt + commitment))
-    plain = bytearray(BATCH_CHUNKS * CHUNK)
-    pview = memoryview(plain)
-    cviews = (
-        memoryview(bytearray(BATCH_CHUNKS * CT_CHUNK)),
-        memoryview(bytearray(BATCH_CHUNKS * CT_CHUNK)),
-    )
-    background = _BackgroundWriter(write)
+    # Two plaintext buffers: one is filled while ``on_plaintext`` still sees the other;
+    # WRITE_DEPTH + 1 ciphertext buffers: one is encrypted into while the rest wait to be
+    # written (a buffer is reused only once its write has returned).
+    pviews = tuple(memoryview(bytearray(BATCH_CHUNKS * CHUNK)) for _ in range(2))
+    cviews = tuple(memoryview(bytearray(BATCH_CHUNKS * CT_CHUNK)) for _ in range(WRITE_DEPTH + 1))
+    background = _BackgroundWriter(write, WRITE_DEPTH)
     beside = None if on_plaintext is None else _BackgroundWriter(on_plaintext)
     counter = 0
     total = 0
@@ -153,14 +158,13 @@ def encrypt_stream(
     last: memoryview | None = None
     try:
         while True:
-            cview = cviews[turn % 2]
+            pview = pviews[turn % 2]
+            cview = cviews[turn % len(cviews)]
             turn += 1
-            if beside is not None:
-                beside.wait()  # the plaintext buffer is seen before it is refilled
-            filled = _fill(readinto, pview)
+            filled = _fill(readinto, pview)  # on_plaintext is done with this buffer
             total += filled
             if beside is not None and filled:
-                beside.submit(pview[:filled])
+                beside.submit(pview[:filled])  # waits for the batch before
             full = filled // CHUNK
             out = 0
             for index in range(full):

@@ -5,6 +5,8 @@ staging copy on disk and about one batch in memory.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import io
 from collections import deque
@@ -19,47 +21,96 @@ from ghaf.errors import InvalidInputError, RequestTooLargeError
 
 BATCH = 1024 * 1024
 """Bytes gathered from the socket before the consumer thread is handed them."""
+AHEAD = 8 * BATCH
+"""Bytes of a body received ahead of its consumer: the socket is read while the consumer
+hashes, encrypts and writes, and the consumer finds a batch waiting when it asks."""
 
 
 class BodyReader(io.RawIOBase):
     """``readinto`` over a request's body; call it only from an anyio worker thread
     (``run_in_threadpool``), which it blocks while the event loop receives.
 
-    The chunks the server received are handed over as they are (a list per batch) and
-    copied once, into the caller's buffer: no joining, no staging copy."""
+    Use it inside :meth:`receiving`: a task on the event loop then receives the body
+    ahead of the consumer (up to :data:`AHEAD` bytes), so receiving overlaps the
+    consumer's work instead of alternating with it, and each hand-over to the thread
+    carries every chunk received since the last (at least :data:`BATCH` bytes until the
+    body ends). The chunks are copied once, into the caller's buffer: no joining, no
+    staging copy.
+    """
 
     def __init__(self, request: Request) -> None:
-        self._chunks: AsyncIterator[bytes] = request.stream()
+        self._request = request
+        self._chunks: deque[bytes] = deque()
+        self._queued = 0
+        self._finished = False
+        self._error: Exception | None = None
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
         self._batch: deque[memoryview] = deque()
         self._done = False
+        self._task: asyncio.Task[None] | None = None
         self.received = 0
 
     def readable(self) -> bool:
         return True
 
-    async def _gather(self) -> list[bytes]:
-        batch: list[bytes] = []
-        size = 0
+    @contextlib.asynccontextmanager
+    async def receiving(self) -> AsyncIterator[BodyReader]:
+        """Receive the body in the background while the block runs; stopped at its end
+        (the body left unread when the consumer failed is not waited for)."""
+        self._task = asyncio.get_running_loop().create_task(self._receive())
         try:
-            async for chunk in self._chunks:
+            yield self
+        finally:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _receive(self) -> None:
+        try:
+            async for chunk in self._request.stream():
                 if chunk:
-                    batch.append(chunk)
-                    size += len(chunk)
-                if size >= BATCH:
-                    return batch
+                    self._chunks.append(chunk)
+                    self._queued += len(chunk)
+                    if self._queued >= BATCH:
+                        self._arrived.set()
+                while self._queued >= AHEAD:
+                    self._room.clear()
+                    await self._room.wait()
         except ClientDisconnect as exc:
-            raise InvalidInputError(
+            self._error = InvalidInputError(
                 "the upload ended before its body did", hint="send the file again"
-            ) from exc
-        self._done = True
-        return batch
+            )
+            self._error.__cause__ = exc
+        except Exception as exc:  # noqa: BLE001 - raised to the consumer, which must not
+            self._error = exc  # take the body that arrived before the failure as whole
+        finally:
+            self._finished = True
+            self._arrived.set()
+
+    async def _take(self) -> list[bytes]:
+        """Every chunk received so far, once there is a batch or the body has ended."""
+        if self._task is None:
+            raise RuntimeError("BodyReader is read outside its receiving() block")
+        while self._queued < BATCH and not self._finished:
+            self._arrived.clear()
+            await self._arrived.wait()
+        if self._error is not None and not self._chunks:
+            raise self._error
+        chunks = list(self._chunks)
+        self._chunks.clear()
+        self._queued = 0
+        self._room.set()
+        return chunks
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         if not self._batch:
             if self._done:
                 return 0
-            self._batch.extend(memoryview(c) for c in anyio.from_thread.run(self._gather))
+            chunks = anyio.from_thread.run(self._take)
+            self._batch.extend(memoryview(c) for c in chunks)
             if not self._batch:
+                self._done = True
                 return 0
         count = 0
         while self._batch and count < len(buffer):
