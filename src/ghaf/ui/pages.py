@@ -334,9 +334,9 @@ async def compare(
         ids = _run_ids(runs or [])
         found = await run_in_threadpool(runs_by_id, who.platform, ids)
         missing = [run_id for run_id in ids if run_id not in {r.run_id for r in found}]
+        readable = set(who.readable("run.read", {run.project for run in found}))
         for run in found:
-            if not who.may("run.read", run.project):
-                missing.append(run.run_id)
+            if run.project not in readable:
                 await who.authorize_hidden(
                     "run.read", f"run:{run.run_id}", run.project,
                     missing=f"run {run.run_id} does not exist", hint="ghaf runs list",
