@@ -7,7 +7,7 @@ exactly the accepted names as ``trusted``. The policy:
 
 - a class defined in scikit-learn, LightGBM or XGBoost (their estimators, and the state
   objects a fitted model holds, such as a histogram gradient boosting's ``TreePredictor``),
-- or one of :data:`PLAIN_TYPES` (containers with no side effects).
+- or one of :data:`PLAIN_TYPES` (containers and scalars with no side effects).
 
 Anything else is refused, functions above all: skops *calls* what some nodes name
 (``ConstructorFromReduceNode`` calls the named object with arguments from the file), so
@@ -53,6 +53,7 @@ PLAIN_TYPES = frozenset(
         "builtins.tuple",
         "collections.OrderedDict",
         "collections.defaultdict",
+        "numpy.dtype",  # a fitted SimpleImputer or KBinsDiscretizer keeps one
     }
 )
 """Container and scalar types accepted by exact name."""

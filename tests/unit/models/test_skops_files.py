@@ -65,6 +65,7 @@ def test_a_file_that_calls_a_function_is_refused_before_it_runs(
 def test_the_policy_accepts_estimator_classes_and_refuses_functions() -> None:
     assert accepted("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor")
     assert accepted("collections.OrderedDict")
+    assert accepted("numpy.dtype")  # a fitted SimpleImputer's state
     assert not accepted("sklearn.utils.validation.check_array")  # a function, not a class
     assert not accepted("builtins.getattr")
     assert not accepted("numpy.memmap")  # a class, but it opens files: not a model's state
