@@ -172,3 +172,46 @@ def test_a_run_records_its_inputs_only_from_what_its_person_may_read(
                 run.log_input("table:customers")
         assert alice.get_run(run.run_id)["inputs"] == [f"run:{upstream.run_id}"]
         assert alice.get(f"/lineage/run:{run.run_id}")["upstream"] == [f"run:{upstream.run_id}"]
+
+
+def test_an_upload_cut_off_mid_body_stores_nothing_and_the_next_one_does(
+    platform: Platform, team: tuple[ServerProcess, dict[str, str]], tmp_path: Path
+) -> None:
+    """The server reads an upload's body ahead of the store; a client that goes away
+    mid-body leaves no artifact and no temporary file, and the same file sent whole then
+    is stored (the read-ahead ends with the request, whatever its fate)."""
+    import hashlib
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    server, tokens = team
+    body = bytes(range(256)) * (12 * 4096)  # 12 MiB: more than the server reads ahead
+    digest = hashlib.sha256(body).hexdigest()
+    address = urlsplit(server.url)
+    head = (
+        f"POST /api/v1/projects/fraud/artifacts HTTP/1.1\r\nhost: {address.netloc}\r\n"
+        f"authorization: Bearer {tokens['alice']}\r\ncontent-type: application/octet-stream\r\n"
+        f"content-length: {len(body)}\r\nx-ghaf-sha256: {digest}\r\n\r\n"
+    ).encode()
+    temp = platform.artifacts.blobs.root / ".tmp"  # type: ignore[attr-defined]
+    with socket.create_connection((address.hostname, address.port)) as sock:
+        sock.sendall(head + body[: 5 << 20])
+        deadline = time.monotonic() + 30
+        while not any(temp.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert any(temp.iterdir()), "the server never began storing the upload"
+    deadline = time.monotonic() + 30
+    while any(temp.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(temp.iterdir()), "the cut upload left a temporary file"
+    assert not platform.artifacts.exists(digest)
+
+    source = tmp_path / "whole.bin"
+    source.write_bytes(body)
+    with _client(team, "alice") as alice:
+        with alice.start_run("cut", project="fraud") as run:
+            run.log_artifact(source)
+        got = alice.download_run_artifacts(run.run_id, "whole.bin", tmp_path / "back")
+    assert platform.artifacts.exists(digest)
+    assert got.read_bytes() == body
