@@ -2,7 +2,8 @@
 read from the dataset store (through ``get_historical_features(on=...)``, the library join
 and ``ghaf features retrieve --on``) and on hypothesis-generated cases with several views,
 entities spread over partitions, duplicates, ties, out-of-order rows and missing entities.
-Tasks run on both nodes of the shared loopback cluster (``ray_cluster.py``)."""
+Tasks run on both nodes of the shared loopback cluster (``ray_cluster.py``). A bad ``--on``
+is tested without Ray: tests/unit/features/test_join_on.py."""
 
 from __future__ import annotations
 
@@ -31,7 +32,6 @@ from ghaf.features.registry import apply_definitions
 from ghaf.features.retrieval import dataset_resolver, get_historical_features
 from ghaf.platform import Platform
 from tests.integration.ray_cluster import GROUP, RayCluster
-from tests.unit.server.cli_runner import ghaf
 
 pytestmark = [
     pytest.mark.service,
@@ -130,11 +130,6 @@ def test_w2_on_ray_equals_local_at_every_door(
     assert json.loads(done.stdout)["training_set"]["rows"] == 4_000
     assert pq.read_table(out).equals(expected)
     assert ran_on == [nodes, nodes]
-
-    bad = ghaf(*retrieve, "--on", "spark://nowhere")
-    assert bad.returncode != 0 and "Traceback" not in bad.stderr
-    assert "--on 'spark://nowhere' is not local, ray or ray://HOST:PORT" in bad.stderr
-    assert len(bad.stderr.strip().splitlines()) <= 2  # the error and its hint
 
 
 CUSTOMER = Entity("customer", ("cid",))
