@@ -14,6 +14,7 @@ SUITES: tuple[str, ...] = (
     "serving",
     "gpu",
     "training",
+    "training_ray",
     "features",
     "drift",
     "tracking",
@@ -26,7 +27,6 @@ SUITES: tuple[str, ...] = (
     "experiment_overhead",
     "monitoring_cost",
     "join_ray",
-    "serving_ray",
 )
 """Benchmark modules under ``benchmarks/``, each with ``run(size) -> list[Figure]``."""
 

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +136,33 @@ def test_two_ray_workers_match_one(
 
     with pytest.raises(InvalidInputError, match="workers"):
         TrainSpec("lightgbm", workers=2)
+    # A bad param is refused by name before any worker starts.
+    bad = TrainSpec("pytorch", params={"hidden": ["wide"]}, device="cpu", workers=2)
+    with pytest.raises(InvalidInputError, match="hidden"):
+        train(bad, data, platform=platform, ray_address=ray_cluster.address)
+
+
+def test_xgboost_on_two_ray_workers_matches_one(
+    ray_cluster: RayCluster, platform: Platform
+) -> None:
+    from ghaf.pipelines.ray import connect_ray
+
+    data = TrainData.from_table(_table(2000), "label", seed=1)
+    connect_ray(ray_cluster.address)
+    assert len(ray_cluster.wait_for_nodes(2)) == 2
+    params = {"n_estimators": 20, "max_depth": 4}
+    spec = TrainSpec("xgboost", params=params, seed=1, device="cpu", experiment="xgb")
+    one = train(spec, data, platform=platform)
+    two = train(replace(spec, workers=2), data, platform=platform, ray_address=ray_cluster.address)
+    print(f"xgboost samples/s: 1 worker {one.samples_per_s:.0f}, 2 workers {two.samples_per_s:.0f}")
+    assert abs(two.metrics["valid_auc"] - one.metrics["valid_auc"]) <= AUC_TOLERANCE, (
+        one.metrics,
+        two.metrics,
+    )
+    # The same kind of model as single-process training returns, and one run per training.
+    assert type(two.model) is type(one.model)
+    run = get_run(platform, two.run_id)
+    assert run.params["workers"] == "2" and run.tags["ghaf.distributed"] == "ray-train"
+    rounds = get_metric_history(platform, two.run_id, "train_loss")
+    assert [p.step for p in rounds] == list(range(20))
+    assert len(search_runs(platform, "", experiments=["xgb"]).runs) == 2

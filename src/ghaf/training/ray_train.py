@@ -107,9 +107,10 @@ def fit_on_ray(
             f"framework {spec.framework!r} does not train on several workers",
             hint=f"use workers=1, or one of {', '.join(DISTRIBUTED_FRAMEWORKS)}",
         )
+    _check_params(spec, params, device)
     ray = _connect(None)
     train, trainer_cls, backend = _ray_train(spec.framework, device)
-    config = {
+    config: dict[str, Any] = {
         "task": spec.task,
         "params": dict(params),
         "seed": spec.seed,
@@ -121,6 +122,9 @@ def fit_on_ray(
         config["classes"] = len(np.unique(data.y))
     loop = _torch_loop if spec.framework == "pytorch" else _xgboost_loop
     with scratch_dir(home, "ray-train-") as storage:
+        # Rank 0 writes each checkpoint under the storage path too (not the node's /tmp):
+        # plaintext weights stay where Ray Train keeps them, and go when the fit ends.
+        config["staging"] = str(storage)
         trainer = trainer_cls(
             loop,
             train_loop_config=config,
@@ -146,6 +150,35 @@ def fit_on_ray(
             )
         with result.checkpoint.as_directory() as directory:
             return _read_checkpoint(spec.framework, Path(directory))
+
+
+def _check_params(spec: TrainSpec, params: Mapping[str, Any], device: str) -> None:
+    """Refuse bad params here, by name, before any worker starts."""
+    if spec.framework == "xgboost":
+        try:
+            xgboost_params(spec.task, params, spec.seed, device)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"xgboost params: {exc}", hint="check the names") from exc
+        return
+    for key, kind in (("epochs", int), ("batch_size", int), ("lr", float)):
+        try:
+            value = kind(params.get(key, 1))
+        except (TypeError, ValueError):
+            value = 0
+        if value <= 0:
+            raise InvalidInputError(
+                f"pytorch param {key} is {params.get(key)!r}",
+                hint=f"use a positive {kind.__name__}",
+            )
+    hidden = params.get("hidden", [64, 64])
+    try:
+        widths = [int(h) for h in hidden]
+    except (TypeError, ValueError):
+        widths = [0]
+    if not all(w > 0 for w in widths):
+        raise InvalidInputError(
+            f"pytorch param hidden is {hidden!r}", hint="use a list of layer widths, e.g. [64, 64]"
+        )
 
 
 def _connect(address: str | None) -> Any:
@@ -276,7 +309,7 @@ def _torch_loop(config: dict[str, Any]) -> None:
         if rank != 0:
             ray.train.report(metrics)
             continue
-        with tempfile.TemporaryDirectory() as directory:
+        with tempfile.TemporaryDirectory(dir=config["staging"]) as directory:
             _write_torch_checkpoint(Path(directory), plain, optimizer, state, epoch)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
 
@@ -376,7 +409,7 @@ def _xgboost_loop(config: dict[str, Any]) -> None:
     if rank != 0:
         ray.train.report({"rounds": rounds})
         return
-    with tempfile.TemporaryDirectory() as directory:
+    with tempfile.TemporaryDirectory(dir=config["staging"]) as directory:
         booster.save_model(str(Path(directory) / _XGB_FILE))
         (Path(directory) / _STATE_FILE).write_text(json.dumps(state))
         ray.train.report(
