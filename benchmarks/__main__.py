@@ -27,6 +27,7 @@ SUITES: tuple[str, ...] = (
     "experiment_overhead",
     "monitoring_cost",
     "join_ray",
+    "serving_ray",
 )
 """Benchmark modules under ``benchmarks/``, each with ``run(size) -> list[Figure]``."""
 
