@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from ghaf.ui import login, pages, pages_data
+from ghaf.ui import login, pages, pages_data, pages_ops
 
 STATIC = "/ui/static"
 
@@ -15,4 +15,5 @@ def install(app: FastAPI) -> None:
     app.include_router(login.router)
     app.include_router(pages.router)
     app.include_router(pages_data.router)
+    app.include_router(pages_ops.router)
     app.mount(STATIC, StaticFiles(packages=[("ghaf.ui", "static")]), name="ui_static")

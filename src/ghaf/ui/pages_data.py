@@ -264,8 +264,8 @@ KIND_LABELS = {
 
 
 def node_href(node: str) -> str:
-    """The page a lineage node opens: its run, model, dataset or feature view; a node
-    with no page of its own centres the graph on itself."""
+    """The page a lineage node opens: its run, model, dataset, feature view or
+    deployment; a node with no page of its own centres the graph on itself."""
     kind, _, rest = node.partition(":")
     if kind == "run":
         return f"/ui/runs/{quote(rest, safe='')}"
@@ -276,6 +276,8 @@ def node_href(node: str) -> str:
         return f"/ui/data/{quote(name, safe='')}" + (f"?version={number}" if number else "")
     if kind == "feature_view":
         return f"/ui/features#view-{quote(rest.partition(':')[0], safe='')}"
+    if kind == "deployment":
+        return f"/ui/deployments/{quote(rest, safe='')}"
     return "/ui/lineage?node=" + quote(node, safe="")
 
 

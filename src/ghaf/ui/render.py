@@ -19,6 +19,9 @@ NAV = (
     ("models", "Models", "/ui/models"),
     ("data", "Data", "/ui/data"),
     ("features", "Features", "/ui/features"),
+    ("deployments", "Deployments", "/ui/deployments"),
+    ("monitoring", "Monitoring", "/ui/monitoring"),
+    ("incidents", "Incidents", "/ui/incidents"),
     ("audit", "Audit", "/ui/audit"),
     ("cost", "Cost", "/ui/cost"),
 )
