@@ -415,18 +415,16 @@ def test_break_glass_asks_a_reason_a_second_person_confirms_and_the_audit_shows_
     requests = page.get_by_test_id("glass-requests-2")
     assert reason in requests.inner_text() and "pending" in requests.inner_text()
     assert requests.get_by_role("button", name="Confirm break-glass").count() == 0  # his own
-    page.context.close()
 
-    page = ui.sign_in("rita")
-    page.goto(f"{ui.base}/ui/models/fraud")
-    with page.expect_navigation():
-        page.get_by_test_id("glass-requests-2").get_by_role("button").click()
-    assert page.locator("[data-version='2'] .badge.stage-production").count() == 1
-    assert "confirmed by rita" in page.get_by_test_id("glass-requests-2").inner_text()
-    assert reason in page.get_by_test_id("card-2").inner_text()  # on the model card too
-    page.context.close()
+    rita = ui.sign_in("rita")
+    rita.goto(f"{ui.base}/ui/models/fraud")
+    with rita.expect_navigation():
+        rita.get_by_test_id("glass-requests-2").get_by_role("button").click()
+    assert rita.locator("[data-version='2'] .badge.stage-production").count() == 1
+    assert "confirmed by rita" in rita.get_by_test_id("glass-requests-2").inner_text()
+    assert reason in rita.get_by_test_id("card-2").inner_text()  # on the model card too
+    rita.context.close()
 
-    page = ui.sign_in("remy")
     page.goto(f"{ui.base}/ui/audit?action=model.break_glass")
     rows = page.locator("#audit-records tbody tr")
     assert rows.count() == 1
