@@ -12,7 +12,8 @@ errors. Sam (SRE, auditor) reads the split, the live figures (exactly what was l
 the canary's step and the experiment; the drift over time per feature, the latest drift
 report and its data quality; then acknowledges and resolves the incident with the
 buttons, and sees each on its timeline and in the audit log. Vic (viewer) is offered no
-button and a forced POST is refused. Each page: no console error, no serious or
+button and a forced POST is refused; Olga, with a role only in another project, sees
+none of it. Each page: no console error, no serious or
 critical axe-core finding, a screenshot in docs/ui/.
 """
 
@@ -49,6 +50,7 @@ from ghaf.slo.schedule import evaluate_scheduled, list_slo_scrapes, schedule_slo
 from ghaf.slo.store import define_slo
 from tests.e2e.test_drift_report_browser import CHROMIUM, _browser_or_skip
 from tests.e2e.test_ui import CLIENT, UI
+from tests.e2e.test_ui_data import _click_node
 from tests.integration.oidc_support import AUDIENCE, free_port, run_provider
 from tests.integration.served_home import toml_section
 from tests.unit.monitoring.monitor_home import FEATURES, Seeded, features, seed_home
@@ -56,11 +58,12 @@ from tests.unit.serving.server_processes import ServerProcess, second_person
 
 pytestmark = pytest.mark.slow
 
-ACCOUNTS = {"sam": ["ops-sre", "ops-audit"], "vic": ["ops-viewers"]}
+ACCOUNTS = {"sam": ["ops-sre", "ops-audit"], "vic": ["ops-viewers"], "olga": ["sandbox-team"]}
 ROLE_MAPPING = {
     "ops-sre": ["default:sre"],
     "ops-audit": ["*:auditor"],
     "ops-viewers": ["default:viewer"],
+    "sandbox-team": ["sandbox:data_scientist"],
 }
 N = 1000
 BURST = 600
@@ -210,6 +213,12 @@ def test_sam_reads_deployments_and_monitoring_then_acks_and_resolves_the_inciden
     expect(page.get_by_test_id("live-at")).not_to_have_text(first, timeout=20_000)
     assert page.locator("#live-charts canvas").count() == 3  # redrawn in place
 
+    # Its lineage graph: the deployment's node opens this page again.
+    page.get_by_role("link", name="graph of deployment:fraud").click()
+    page.locator("#lineage-graph[data-ready=true] canvas").first.wait_for()
+    _click_node(page, "deployment:fraud")
+    page.wait_for_url(f"{ui.base}/ui/deployments/fraud")
+
     page.goto(f"{ui.base}/ui/deployments/fraud-ab")
     assert page.get_by_test_id("experiment-status").inner_text() == "running"
     assert page.get_by_test_id("experiment-verdict").inner_text().startswith("none yet")
@@ -277,8 +286,25 @@ def test_a_viewer_is_offered_no_button_and_a_forced_ack_is_refused(
     reply = page.goto(f"{ui.base}/ui/deployments/nonesuch")
     assert reply is not None and reply.status == 404
     assert page.get_by_role("alert").inner_text() == "deployment 'nonesuch' does not exist"
-    refused = f"{ui.base}/ui/deployments/nonesuch: Failed to load resource"
-    others = [e for e in ui.errors if not e.startswith(refused)]
+    page.context.close()
+    # Olga has a role only in project sandbox: nothing of project default shows, and the
+    # deployment reads as missing, word for word as the API says it.
+    page = ui.sign_in("olga")
+    page.goto(f"{ui.base}/ui/deployments")
+    assert page.locator("#deployments tbody").inner_text().strip() == "No deployments you may read."
+    reply = page.goto(f"{ui.base}/ui/deployments/fraud")
+    assert reply is not None and reply.status == 404
+    api = page.request.get(f"{ui.base}/api/v1/deployments/fraud")
+    assert api.status == 404 and page.get_by_role("alert").inner_text() == api.json()["title"]
+    page.goto(f"{ui.base}/ui/monitoring")
+    assert page.locator("#monitors tbody").inner_text().strip() == "No monitors you may read."
+    page.goto(f"{ui.base}/ui/incidents")
+    assert page.locator("#incidents tbody").inner_text().strip() == "No incidents you may read."
+    refused = [
+        f"{ui.base}/{p}: Failed to load resource"
+        for p in ("ui/deployments/nonesuch", "ui/deployments/fraud", "api/v1/deployments/fraud")
+    ]
+    others = [e for e in ui.errors if not e.startswith(tuple(refused))]
     ui.errors.clear()
     assert others == []
     page.context.close()
