@@ -35,7 +35,7 @@ CT_CHUNK = CHUNK + TAG
 MAX_CHUNKS = 1 << 38
 BATCH_CHUNKS = 128
 """Chunks per batch: 2 MiB of plaintext per read and per write."""
-WRITE_DEPTH = 4
+WRITE_DEPTH = 3
 """Ciphertext batches that may wait for a slow ``write`` while encryption goes on."""
 
 _PREFIX = b"c2sp.org/chunked-encryption@v1+"

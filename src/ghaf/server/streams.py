@@ -21,7 +21,7 @@ from ghaf.errors import InvalidInputError, RequestTooLargeError
 
 BATCH = 1024 * 1024
 """Bytes gathered from the socket before the consumer thread is handed them."""
-AHEAD = 8 * BATCH
+AHEAD = 4 * BATCH
 """Bytes of a body received ahead of its consumer: the socket is read while the consumer
 hashes, encrypts and writes, and the consumer finds a batch waiting when it asks."""
 
