@@ -52,6 +52,14 @@
       store(ids);
       sync();
     });
+    document.getElementById("compare-page").addEventListener("click", function () {
+      var ids = chosen();
+      document.querySelectorAll("input[data-run]").forEach(function (box) {
+        if (ids.indexOf(box.value) < 0) { ids.push(box.value); }
+      });
+      store(ids);
+      sync();
+    });
     document.getElementById("compare-clear").addEventListener("click", function () {
       store([]);
       sync();
