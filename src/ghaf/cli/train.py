@@ -118,9 +118,9 @@ def train(
         emit_json(document)
         return
     figures = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
-    where = f"{workers} Ray Train workers" if workers > 1 or on else "this process"
+    where = f"on {workers} Ray Train workers" if workers > 1 or on else "in this process"
     cli.console.print(
-        f"run {result.run_id}: {framework} on {where} ({result.device}), "
+        f"run {result.run_id}: {framework} {where} ({result.device}), "
         f"{result.samples_per_s:,.0f} samples/s, {result.wall_s:.1f} s"
     )
     if figures:
