@@ -235,7 +235,7 @@ class RayScorer:
     def _run(
         self, ray: Any, source: Path, metadata: Any, batch_rows: int
     ) -> Iterator[pa.RecordBatch]:
-        from ray.data import DataContext
+        from ray.data import ActorPoolStrategy, DataContext
 
         cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
         workers = min(self.workers or cpus, cpus)
@@ -270,7 +270,7 @@ class RayScorer:
                     "source": str(source),
                     "keep": self.keep,
                 },
-                concurrency=min(workers, len(ranges)),
+                compute=ActorPoolStrategy(size=min(workers, len(ranges))),
                 num_cpus=1,
             )
             for table in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
