@@ -56,6 +56,8 @@ MAX_AXES = 16
 """Params (and metrics) a parallel-coordinates chart has axes for, differing params first."""
 COMPARE_POINTS = 1_000
 """Steps on a comparison chart's x axis (more than its pixels): longer are bucketed."""
+COMPARE_CELLS = 50_000
+"""Points on one comparison chart, all runs together: 100 runs get 500 steps each."""
 STAGES = ("staging", "production", "archived")
 
 
@@ -345,9 +347,9 @@ async def compare(
             raise NotFoundError(f"run {missing[0]} does not exist", hint="ghaf runs list")
         metric_keys = sorted({key for run in found for key in run.metrics})
         charted = metric_keys[:MAX_CHARTS]
+        steps = min(COMPARE_POINTS, max(200, COMPARE_CELLS // len(ids)))
         curves = [
-            await run_in_threadpool(metric_curves, who.platform, ids, key, COMPARE_POINTS)
-            for key in charted
+            await run_in_threadpool(metric_curves, who.platform, ids, key, steps) for key in charted
         ]
     except GhafError as exc:
         return error_page(request, exc, base)
