@@ -298,10 +298,13 @@ def _torch_loop(config: dict[str, Any]) -> None:
             optimizer.step()
             total += loss.detach() * len(index)
         figures = torch.tensor(
-            [float(total), float(len(rows)), time.process_time() - cpu0], dtype=torch.float64
+            [float(total), float(len(rows)), time.process_time() - cpu0],
+            dtype=torch.float64,
+            device=device,  # NCCL reduces only CUDA tensors, gloo CPU ones
         )
         if world > 1:
-            dist.all_reduce(figures)  # gloo reduces CPU tensors, also under NCCL's group
+            dist.all_reduce(figures)
+        figures = figures.cpu()
         state["loop_s"] += time.perf_counter() - wall0
         state["losses"].append(float(figures[0] / figures[1]))
         state["cpu_s"] += float(figures[2])
