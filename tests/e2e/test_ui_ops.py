@@ -32,7 +32,9 @@ import pyarrow as pa
 import pytest
 from playwright.sync_api import expect
 
+from ghaf.data import write_dataset
 from ghaf.experiments.canary import start_canary
+from ghaf.experiments.outcomes import import_outcomes
 from ghaf.experiments.service import create_experiment, start_experiment
 from ghaf.home import init_home
 from ghaf.incidents.records import list_incidents
@@ -44,6 +46,7 @@ from ghaf.registry import approve_model_version, register_model
 from ghaf.serving.deployments import create_deployment, update_deployment
 from ghaf.serving.metrics import Metrics
 from ghaf.serving.predlog import ParquetSink, PredictionLogger
+from ghaf.serving.traffic import Assignment
 from ghaf.settings import load_settings
 from ghaf.slo.base import SLO
 from ghaf.slo.schedule import evaluate_scheduled, list_slo_scrapes, schedule_slo
@@ -124,7 +127,27 @@ def _seed(platform: Platform, work: Path) -> dict[str, Any]:
                  {"steps": [10, 50, 100], "max_error_rate": None}, champion="fraud:1")  # fmt: skip
     create_deployment(platform, owner, "fraud-ab", {"fraud:1": 1.0, "fraud:2": 1.0})
     create_experiment(platform, owner, "ab-fraud", "fraud-ab", {"fraud:1": 1.0, "fraud:2": 1.0})
-    start_experiment(platform, owner, "ab-fraud")
+    salt = start_experiment(platform, owner, "ab-fraud").salt
+    # Two hours ago (outside the live charts' hour) 400 units were served; their labels
+    # came in later: the treatment converts more.
+    assignment = Assignment("ab-fraud", salt, {"1": 1, "2": 1})
+    logger = PredictionLogger([ParquetSink(default_log_dir(platform))], flush_every=60)
+    units, converted = [f"u{i}" for i in range(400)], []
+    rng = np.random.default_rng(7)
+    for i, unit in enumerate(units):
+        variant, version = assignment.assign(unit)
+        logger.log({
+            "request_id": f"ab-{i}", "ts": (t - 7200 + i * 0.01) * 1000.0, "model": "fraud",
+            "version": version, "variant": variant, "latency_ms": 2.0, "shadow": False,
+            "features": np.ones((1, len(FEATURES)), np.float32),
+            "outputs": {"probabilities": np.array([[0.5, 0.5]])}, "unit": unit,
+            "experiment": "ab-fraud", "columns": FEATURES,
+        })  # fmt: skip
+        converted.append(int(rng.random() < (0.6 if version == "2" else 0.2)))
+    logger.close()
+    outcomes = pa.table({"unit": units, "outcome": converted})
+    labels = write_dataset(platform, owner, "ab-labels", outcomes, source="test")
+    import_outcomes(platform, owner, "fraud", labels.ref)
     [incident] = [i for i in list_incidents(platform) if i.title.startswith("drift on fraud")]
     return {"incident": incident.number, "burst_ms": burst_ms, "burst_start": burst_start}
 
@@ -221,7 +244,11 @@ def test_sam_reads_deployments_and_monitoring_then_acks_and_resolves_the_inciden
 
     page.goto(f"{ui.base}/ui/deployments/fraud-ab")
     assert page.get_by_test_id("experiment-status").inner_text() == "running"
-    assert page.get_by_test_id("experiment-verdict").inner_text().startswith("none yet")
+    # The verdict is the API's interim analysis of the same log and labels.
+    api = page.request.get(f"{ui.base}/api/v1/traffic/experiments/ab-fraud").json()
+    verdict = api["analysis"]["decision"]["verdict"]
+    shown = page.get_by_test_id("experiment-verdict").inner_text()
+    assert shown == f"{verdict.replace('_', ' ')} (interim)", (shown, api["analysis"]["decision"])
     assert "No canary on this deployment." in page.locator("#canary-panel").inner_text()
 
     page.get_by_role("link", name="Monitoring", exact=True).click()

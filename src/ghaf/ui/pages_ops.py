@@ -246,9 +246,10 @@ def _experiment_panel(platform: Platform, deployment: str) -> dict[str, Any] | N
     newest = max(found, key=lambda e: e.created_at)
     doc = experiment_status(platform, newest.name)
     analysis = doc.get("analysis") or {}
-    decided = newest.decision or {}
-    verdict = decided.get("verdict") or (analysis.get("decision") or {}).get("verdict")
-    reasons = decided.get("reasons") or (analysis.get("decision") or {}).get("reasons") or []
+    # A decided experiment keeps the analysis it was decided on; else the interim one.
+    judged = (newest.decision or analysis).get("decision") or {}
+    verdict = judged.get("verdict")
+    reasons = list(judged.get("reasons") or [])
     return {
         "experiment": newest,
         "verdict": verdict,
