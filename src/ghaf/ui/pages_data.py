@@ -5,7 +5,7 @@ Each page reads through the service functions with the checks of the API's read 
 a dataset version of a project the viewer may not ``dataset.read`` is not listed (and
 reads as missing, word for word as ``GET /api/v1/datasets/...`` says it), feature views
 need ``features.read`` in their project, and the lineage graph is the one ``GET
-/api/v1/lineage/{node}`` answers (:func:`ghaf.server.routes.data.visible_graph`): nodes of
+/api/v1/lineage/{node}`` answers (:func:`ghaf.provenance.visible_graph`): nodes of
 projects the viewer may not ``lineage.read`` are left out, and so are their edges.
 """
 
@@ -30,7 +30,7 @@ from ghaf.features.materialize import MaterializationResult, materialization_his
 from ghaf.features.registry import StoredDefinition, definition_projects, list_definitions
 from ghaf.lineage.graph import check_node, edges_of
 from ghaf.platform import Platform
-from ghaf.server.routes.data import dataset_missing, node_project, visible_graph
+from ghaf.provenance import dataset_missing, node_project, visible_graph
 from ghaf.ui.render import error_page, page, to_login
 from ghaf.ui.viewer import Viewer, viewer
 

@@ -23,9 +23,9 @@ from starlette.concurrency import run_in_threadpool
 from ghaf.artifacts.scratch import process_scratch_dir, release
 from ghaf.errors import InvalidInputError, NotFoundError
 from ghaf.platform import Platform
+from ghaf.provenance import dataset_missing
 from ghaf.server.auth import Caller, caller
 from ghaf.server.responses import JsonResponse
-from ghaf.server.routes.data import dataset_missing
 from ghaf.server.routes.registry import readable_version
 from ghaf.server.routing import ActionRouter
 from ghaf.server.streams import receive_to_file

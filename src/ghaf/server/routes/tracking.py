@@ -12,9 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from ghaf.errors import NotFoundError, name_taken
 from ghaf.lineage.graph import check_node
 from ghaf.platform import Platform
+from ghaf.provenance import node_project
 from ghaf.server.auth import Caller, caller
 from ghaf.server.responses import JsonResponse
-from ghaf.server.routes.data import node_project
 from ghaf.server.routing import ActionRouter
 from ghaf.tracking.query import search_runs
 from ghaf.tracking.service import (
