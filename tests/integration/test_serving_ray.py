@@ -148,7 +148,7 @@ def _burst(url: str, token: str, rows: np.ndarray, count: int) -> list[tuple[int
 
     async def all_of() -> list[tuple[int, float]]:
         limits = httpx.Limits(max_connections=count)
-        async with httpx.AsyncClient(limits=limits, timeout=150) as client:
+        async with httpx.AsyncClient(limits=limits, timeout=300) as client:
             return list(await asyncio.gather(*(one(client) for _ in range(count))))
 
     return asyncio.run(all_of())
@@ -205,6 +205,7 @@ def test_scale_from_zero_up_under_load_and_back_down(
         downscale_to_zero_delay_s=2,
         look_back_period_s=2,
         metrics_interval_s=0.5,
+        request_timeout_s=240,  # a cold start on a loaded 2-core box took up to 64 s
     )
     config = ServeConfig(models=[], port=served.port, home=str(served.home))
     models = [model_ref(served.version, "fraud@champion")]
@@ -221,19 +222,21 @@ def test_scale_from_zero_up_under_load_and_back_down(
         print(f"  cold start, 50 requests at 0 replicas: p50 {p50:.2f} s, p95 {p95:.2f} s")
         assert not failed, f"{len(failed)} of 50 failed: {failed}"
 
-        # Load: a closed loop of 8 callers until more than one replica runs.
+        # Load: 8 callers (each pausing 50 ms between requests, to spare the shared box's
+        # CPU) keep more requests in flight than one replica's target, until a second runs.
         stop = threading.Event()
 
         def caller() -> None:
             with httpx.Client(timeout=150) as client:
                 while not stop.is_set():
                     client.post(url, json=oip(served.rows[:1]), headers=bearer(served.token))
+                    stop.wait(0.05)
 
         callers = [threading.Thread(target=caller, daemon=True) for _ in range(8)]
         for thread in callers:
             thread.start()
         try:
-            counts.wait(lambda: counts.running() > 1, 90, "scale up under load")
+            counts.wait(lambda: counts.running() > 1, 180, "scale up under load")
         finally:
             stop.set()
             for thread in callers:
