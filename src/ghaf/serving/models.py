@@ -10,10 +10,6 @@ from ghaf.errors import GhafError, IntegrityError
 from ghaf.logs import get_logger
 from ghaf.models.checks import check_model_dir
 from ghaf.platform import Platform
-from ghaf.registry import download_model, get_model_version
-from ghaf.registry.base import parse_ref
-from ghaf.registry.code_policy import get_code_policy
-from ghaf.registry.release import check_serving
 from ghaf.security.release_manifest import check_release
 from ghaf.security.signing import SignedDir, verify_signed_dir
 from ghaf.serving.base import ModelSpec, Runtime, Signature
@@ -140,6 +136,12 @@ def resolve_model(
             is missing.
         IntegrityError: a stored digest or the signature does not verify.
     """
+    # Here, not at the top: a model directory (ghaf predict DIR --flavor) needs no registry.
+    from ghaf.registry import download_model, get_model_version
+    from ghaf.registry.base import parse_ref
+    from ghaf.registry.code_policy import get_code_policy
+    from ghaf.registry.release import check_serving
+
     version = get_model_version(platform, ref)
     if serving:
         check_serving(platform, version, parse_ref(ref).alias)
