@@ -17,7 +17,7 @@ import anyio.from_thread
 import anyio.to_thread
 from starlette.requests import ClientDisconnect, Request
 
-from ghaf.errors import InvalidInputError, RequestTooLargeError
+from ghaf.errors import GhafError, InvalidInputError, RequestTooLargeError
 
 BATCH = 1024 * 1024
 """Bytes gathered from the socket before the consumer thread is handed them."""
@@ -67,6 +67,7 @@ class BodyReader(io.RawIOBase):
                 await self._task
 
     async def _receive(self) -> None:
+        whole = False
         try:
             async for chunk in self._request.stream():
                 if chunk:
@@ -77,14 +78,17 @@ class BodyReader(io.RawIOBase):
                 while self._queued >= AHEAD:
                     self._room.clear()
                     await self._room.wait()
-        except ClientDisconnect as exc:
-            self._error = InvalidInputError(
-                "the upload ended before its body did", hint="send the file again"
-            )
-            self._error.__cause__ = exc
+            whole = True
         except Exception as exc:  # noqa: BLE001 - raised to the consumer, which must not
             self._error = exc  # take the body that arrived before the failure as whole
         finally:
+            if not whole and not isinstance(self._error, GhafError):
+                # the client went away (ClientDisconnect), or this task was cancelled
+                cut = InvalidInputError(
+                    "the upload ended before its body did", hint="send the file again"
+                )
+                cut.__cause__ = self._error
+                self._error = cut
             self._finished = True
             self._arrived.set()
 
