@@ -323,13 +323,15 @@ def deploy(
             replica = serve.deployment(**options)(serve.ingress()(GhafReplica))
             serve.run(replica.bind(payload), name=name, route_prefix="/", blocking=False)
     except Exception as exc:  # RuntimeError (deploy failed) and Ray's own errors
+        why = _failure_reason(serve, name)
         with suppress(Exception), quiet_serve():
             serve.delete(name)  # a failed application retries no more replicas
         if isinstance(exc, GhafError):
             raise
-        reason = str(exc).strip().splitlines()
+        lines = str(exc).strip().splitlines()
+        why = why or (lines[-1] if lines else type(exc).__name__)
         raise ConfigError(
-            f"Ray Serve did not deploy {name}: {reason[-1] if reason else type(exc).__name__}",
+            f"Ray Serve did not deploy {name}: {why}",
             hint="see the replica logs in the Ray session directory (logs/serve/)",
         ) from exc
     scheme = "https" if tls is not None and tls.cert_file is not None else "http"
@@ -348,6 +350,19 @@ def quiet_serve() -> Iterator[None]:
     with _QUIET, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         yield
+
+
+def _failure_reason(serve: Any, name: str) -> str | None:
+    """The error a failed replica constructor raised (a refused model, say), from the
+    deployment's status message: its last line that names an error."""
+    try:
+        with quiet_serve():
+            application = serve.status().applications.get(name)
+        message = str(application.deployments[DEPLOYMENT].message)
+    except Exception:  # noqa: BLE001 - no status: the caller falls back to the exception
+        return None
+    named = [line.strip() for line in message.splitlines() if "Error" in line]
+    return named[-1][:500] if named else None
 
 
 def import_serve() -> Any:
