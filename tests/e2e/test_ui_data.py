@@ -4,16 +4,18 @@ item 3), signed in through the real ``oidc-provider``.
 The home holds dataset ``transactions`` ingested twice from CSV under a contract (20 then
 30 rows), a feature view ``customer_spend`` built from it and materialized, a training
 set ``churn_training`` retrieved from the view, a run that trained on it, ``churn``
-version 1 registered from the run, approved by a second person and deployed as
-``churn-live``, a second view materialized three hours ago with a TTL of an hour (stale),
-and a run of project ``sandbox`` that read version 2 too. Alice (data scientist in the
-default project) opens Data, the dataset, its versions and contract result, compares two
-versions, opens the lineage graph (dataset -> feature view -> training set -> run ->
-model -> deployment), sees exactly the nodes ``GET /api/v1/lineage`` shows her (not the
-sandbox run), clicks the model's and the run's nodes on the canvas and lands on their
-pages. Olga, who has a role only in ``sandbox``, sees no dataset, and the dataset and its
-lineage read as missing. Each page: no console error, no serious or critical axe-core
-finding, a screenshot in docs/ui/.
+version 1 registered from the run, approved by a second person, deployed as
+``churn-live`` and used to score a small dataset ``churn_inputs`` into ``churn_scores``
+(as ``ghaf predict churn:1 dataset:churn_inputs dataset:churn_scores`` does), a second
+view materialized three hours ago with a TTL of an hour (stale), and a run of project
+``sandbox`` that read version 2 too. Alice (data scientist in the default project) opens
+Data, the dataset, its versions and contract result, compares two versions, opens the
+lineage graph (dataset -> feature view -> training set -> run -> model -> deployment,
+and model -> predictions), sees exactly the nodes ``GET /api/v1/lineage`` shows her (not
+the sandbox run), clicks the model's, the run's and the predictions' nodes on the canvas
+and lands on their pages. Olga, who has a role only in ``sandbox``, sees no dataset, and
+the dataset and its lineage read as missing. Each page: no console error, no serious or
+critical axe-core finding, a screenshot in docs/ui/.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from ghaf.data import get_dataset, write_dataset
 from ghaf.data.contracts import ColumnSpec, Contract, Range, RowCount
 from ghaf.data.ingest import ingest
 from ghaf.features import Entity, FeatureView, Field
@@ -42,6 +45,8 @@ from ghaf.models import save_model
 from ghaf.platform import Platform
 from ghaf.registry import approve_model_version, register_model
 from ghaf.serving.deployments import create_deployment
+from ghaf.serving.models import resolve_model
+from ghaf.serving.outputs import score_to_target
 from ghaf.settings import load_settings
 from ghaf.tracking.service import create_run, end_run, log_batch, log_inputs
 from tests.e2e.test_drift_report_browser import CHROMIUM, _browser_or_skip
@@ -114,6 +119,18 @@ def _seed(platform: Platform, work: Path) -> dict[str, str]:
     model = register_model(platform, owner, "churn", work / "saved", run_id=run_id, example=x[:2])
     approve_model_version(platform, second_person(platform), model.ref)
     create_deployment(platform, owner, "churn-live", [model.ref])
+    # Batch scoring, as ``ghaf predict churn:1 dataset:churn_inputs --output
+    # dataset:churn_scores`` does it: the registry reference resolved and verified, the
+    # scores written as a dataset version whose lineage is the model and the input.
+    spec = resolve_model(platform, "churn:1", work / "scoring", serving=False)
+    assert spec.signature is not None and len(spec.signature.columns) == 3
+    features = {c: x[:6, i] for i, c in enumerate(spec.signature.columns)}
+    inputs = write_dataset(platform, owner, "churn_inputs", pa.table(features), source="test")
+    score_to_target(
+        platform, owner, spec, "dataset:churn_inputs", "dataset:churn_scores", progress=False
+    )
+    scores = get_dataset(platform, "churn_scores")
+    assert scores.num_rows == 6 and scores.inputs == (model.node, inputs.node)
     sandbox = platform.in_project("sandbox")
     other = create_run(sandbox, owner, "sandbox-exp", name="sandbox-reader")
     log_inputs(sandbox, owner, other, [v2.node])
@@ -125,6 +142,8 @@ def _seed(platform: Platform, work: Path) -> dict[str, str]:
         "run": f"run:{run_id}",
         "model": model.node,
         "deployment": "deployment:churn-live",
+        "inputs": inputs.node,
+        "predictions": scores.node,
         "sandbox_run": f"run:{other}",
     }
 
@@ -187,7 +206,7 @@ def test_alice_browses_a_dataset_its_diff_and_its_lineage_graph(
     page.get_by_role("link", name="Data", exact=True).click()
     page.wait_for_url(f"{ui.base}/ui/data")
     listed = page.locator("#datasets tbody tr").evaluate_all("r => r.map(x => x.dataset.dataset)")
-    assert listed == ["churn_training", "transactions"]
+    assert listed == ["churn_inputs", "churn_scores", "churn_training", "transactions"]
     ui.check(page, "data")
 
     page.get_by_role("link", name="transactions", exact=True).click()
@@ -230,6 +249,12 @@ def test_alice_browses_a_dataset_its_diff_and_its_lineage_graph(
     )
     for a, b in itertools.pairwise(chain):  # dataset -> ... -> deployment, drawn
         assert f"{nodes[a]}>{nodes[b]}" in edges
+    # The model's batch scores: drawn downstream of it, labelled predictions; the scored
+    # input is upstream of the scores only, not of this dataset, so it is not drawn.
+    assert nodes["predictions"] in drawn and nodes["inputs"] not in drawn
+    assert f"{nodes['model']}>{nodes['predictions']}" in edges
+    kind = page.locator(f"#lineage-nodes tr[data-node='{nodes['predictions']}'] td").first
+    assert kind.inner_text() == "Predictions"
     ui.check(page, "lineage")
 
     _click_node(page, nodes["model"])
@@ -239,6 +264,12 @@ def test_alice_browses_a_dataset_its_diff_and_its_lineage_graph(
     page.locator("#lineage-graph[data-ready=true] canvas").first.wait_for()
     _click_node(page, nodes["run"])
     page.wait_for_url(f"{ui.base}/ui/runs/{nodes['run'].removeprefix('run:')}")
+    page.go_back()
+    page.locator("#lineage-graph[data-ready=true] canvas").first.wait_for()
+    _click_node(page, nodes["predictions"])
+    page.wait_for_url(f"{ui.base}/ui/data/churn_scores?version=1")
+    derived = page.get_by_text("derived from").inner_text()
+    assert nodes["model"] in derived and nodes["inputs"] in derived, derived
 
     page.get_by_role("link", name="Features", exact=True).click()
     page.wait_for_url(f"{ui.base}/ui/features")

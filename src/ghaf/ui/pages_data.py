@@ -260,6 +260,7 @@ KIND_LABELS = {
     "run": "Run",
     "model": "Model",
     "deployment": "Deployment",
+    "predictions": "Predictions",
 }
 
 
@@ -305,11 +306,15 @@ def _graph(who: Viewer, node: str) -> dict[str, Any]:
         if e.src in shown and e.dst in shown
     }
     side = dict.fromkeys(found.upstream, "upstream") | dict.fromkeys(found.downstream, "downstream")
+    # A dataset version a model wrote (batch scoring: ``ghaf predict ... dataset:NAME``)
+    # is drawn as predictions; only edges the viewer sees decide it.
+    scored = {d for s, d, _ in edges if s.startswith("model:") and d.startswith("dataset:")}
+    kinds = {n: "predictions" if n in scored else n.partition(":")[0] for n in nodes}
     items = [
         {
             "id": n,
-            "kind": n.partition(":")[0],
-            "kind_label": KIND_LABELS.get(n.partition(":")[0], n.partition(":")[0]),
+            "kind": kinds[n],
+            "kind_label": KIND_LABELS.get(kinds[n], kinds[n]),
             "label": _label(n),
             "href": node_href(n),
             "centre": "/ui/lineage?node=" + quote(n, safe=""),

@@ -7,7 +7,7 @@
 
   var COLOURS = {
     dataset: "#1f5fa8", feature_view: "#6a3d9a", transform: "#4f5863",
-    run: "#b35806", model: "#1d6b2f", deployment: "#a4121c",
+    run: "#b35806", model: "#1d6b2f", deployment: "#a4121c", predictions: "#005f73",
   };
 
   function draw() {
