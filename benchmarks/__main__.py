@@ -29,6 +29,7 @@ SUITES: tuple[str, ...] = (
     "join_ray",
     "serving_ray",
     "batch_ray",
+    "ui_speed",
 )
 """Benchmark modules under ``benchmarks/``, each with ``run(size) -> list[Figure]``."""
 

@@ -21,6 +21,10 @@ class Figure:
     anchor: str | None = None
     anchor_value: float | None = None
     higher_is_better: bool = True
+    limit: float | None = None
+    """The acceptance limit the value must stay within (shown only when set)."""
+    note: str | None = None
+    """How it was measured, where the name cannot say (shown only when set)."""
 
     @property
     def ratio(self) -> float | None:
@@ -34,6 +38,9 @@ class Figure:
         if self.anchor_value is not None:
             body["anchor_value"] = round(self.anchor_value, 3)
         body["ratio"] = self.ratio
+        for optional in ("limit", "note"):
+            if body[optional] is None:
+                del body[optional]
         return json.dumps(body)
 
 
