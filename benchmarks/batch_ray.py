@@ -84,6 +84,21 @@ def loopback_cluster(nodes: int, env: dict[str, str]) -> Iterator[str]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def _connect(address: str, timeout: float = 240) -> Any:
+    """The driver on ``address``, retried while the head finishes starting (slow under load)."""
+    from ghaf.errors import BackendUnavailableError
+    from ghaf.pipelines.ray import connect_ray
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return connect_ray(address)
+        except BackendUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
 def _wait_for(ray: Any, nodes: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -160,13 +175,16 @@ def measure(rows: int) -> list[Figure]:
             _write_input(source, rows)
             load = os.getloadavg()[0]
 
+            driver_cpu: dict[str, float] = {}
+
             def timed(on: str | None, name: str) -> float:
                 out = workdir / f"{name}.parquet"
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 stats = score_to_target(
                     platform, platform.admin(), spec, source, str(out), progress=False, on=on
                 )
                 seconds = time.perf_counter() - started
+                driver_cpu[name] = (time.process_time() - cpu) / seconds
                 assert stats.rows == rows, stats
                 out.unlink()
                 return rows / seconds
@@ -175,9 +193,7 @@ def measure(rows: int) -> list[Figure]:
             rates: dict[int, float] = {}
             for nodes in (1, 2):
                 with loopback_cluster(nodes, env) as address:
-                    from ghaf.pipelines.ray import connect_ray
-
-                    ray = connect_ray(address)
+                    ray = _connect(address)
                     try:
                         _wait_for(ray, nodes)
                         rates[nodes] = timed(f"ray://{address}", f"ray{nodes}")
@@ -197,6 +213,10 @@ def measure(rows: int) -> list[Figure]:
         Figure(f"batch on Ray, 1 node x 1 CPU ({label})", rates[1], "rows/s"),
         Figure(f"batch local path, {os.cpu_count()} threads ({label})", local, "rows/s"),
         Figure("load average (1 min) before scoring", load, "", None, None, False),
+        *(
+            Figure(f"driver CPU share during {name} ({label})", share, "cores", None, None, False)
+            for name, share in driver_cpu.items()
+        ),
     ]
 
 
