@@ -23,11 +23,13 @@ def list_(ctx: typer.Context, output: OutputOption = Output.table) -> None:
     if client is not None:
         models = client.models()
     else:
-        from ghaf.registry import list_models
+        # Two columns of two tables: read without opening the platform (its audit, RBAC
+        # policy and stores) or the ORM, so the list answers at once (issue 18).
+        from ghaf.registry.listing import list_models_at
 
         models = [
             {"name": name, "latest": latest, "project": project}
-            for name, latest, project in list_models(cli.platform())
+            for name, latest, project in list_models_at(cli.settings.resolved_metadata_url)
         ]
     if output is Output.json:
         emit_json({"models": models})
