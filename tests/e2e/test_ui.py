@@ -210,11 +210,30 @@ def test_a_release_manager_approves_and_the_audit_page_shows_it(ui: UI) -> None:
     assert page.get_by_test_id("approvals-1").inner_text().startswith("remy")
     assert page.get_by_test_id("approve-1").count() == 0
     ui.check(page, "model")
-    page.goto(f"{ui.base}/ui/audit?action=model.approve")
+    # The audit page's filters, as a person uses them: actor, action, outcome and dates.
+    page.get_by_role("link", name="Audit").click()
+    page.fill("#f-actor", "remy")
+    page.fill("#f-action", "model.*")
+    page.select_option("#f-outcome", "allowed")
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    page.fill("#f-since", today)
+    page.fill("#f-until", today)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Apply").click()
+    assert "actor=remy" in page.url and "outcome=allowed" in page.url  # bookmarkable
     rows = page.locator("#audit-records tbody tr")
     assert rows.count() == 1
     assert rows.first.locator("td").nth(2).inner_text() == "remy"
+    assert rows.first.locator("td").nth(3).inner_text() == "model.approve"
     assert rows.first.locator("td").nth(6).inner_text() == "allowed"
+    rows.first.get_by_text("details").click()  # the record's details, with its hash
+    assert "hash: " in rows.first.locator("pre").inner_text()
+    page.select_option("#f-outcome", "denied")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Apply").click()
+    assert rows.first.inner_text() == "No records match."
+    page.goto(f"{ui.base}/ui/audit?action=model.approve")
+    assert rows.count() == 1
     status = page.get_by_test_id("chain-status")
     status.wait_for()
     assert status.inner_text().startswith(("Chain valid", "Chain pending"))

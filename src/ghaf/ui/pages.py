@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -511,14 +511,19 @@ async def model(request: Request, name: str) -> Response:
 
 
 def _day(text: str, field: str) -> datetime | None:
+    """The filter's bound; a date alone as ``until`` means the end of that day (a person
+    who picks "until today" means today's records too; the search's bound is exclusive)."""
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+        bound = datetime.fromisoformat(text).replace(tzinfo=UTC)
     except ValueError as exc:
         raise InvalidInputError(
             f"{field} {text!r} is not a date", hint="use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
         ) from exc
+    if field == "until" and "T" not in text and " " not in text:
+        bound += timedelta(days=1)
+    return bound
 
 
 @router.get("/audit", name="ui_audit")
