@@ -498,7 +498,15 @@ class ServingSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ray: RayServeSettings = Field(default_factory=RayServeSettings)
+    ray: RayServeSettings = Field(
+        default_factory=RayServeSettings,
+        description="How `ghaf serve --on ray://HOST:PORT` deploys on Ray Serve, a table "
+        "`[serving.ray]`: min_replicas, max_replicas, initial_replicas, "
+        "target_ongoing_requests, upscale_delay_s, downscale_delay_s, "
+        "downscale_to_zero_delay_s, look_back_period_s, metrics_interval_s, "
+        "max_ongoing_requests, max_queued_requests, request_timeout_s (the serving guide, "
+        "'On Ray Serve', gives each one's meaning and default).",
+    )
 
 
 class RetentionSettings(BaseModel):
