@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from platform import python_version
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -39,6 +40,7 @@ from tests.integration.served_home import toml_section
 from tests.unit.serving.server_processes import ServerProcess, ghaf
 
 pytestmark = pytest.mark.slow
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" / "ui"
@@ -135,27 +137,35 @@ def _seed(platform: Platform, work: Path) -> list[str]:
     return run_ids
 
 
-@pytest.fixture(scope="module")
-def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
+@contextmanager
+def served_ui(
+    work: Path,
+    seed: Callable[[Platform, Path], T],
+    accounts: dict[str, list[str]] | None = None,
+    role_mapping: dict[str, list[str]] | None = None,
+) -> Iterator[tuple[UI, T]]:
+    """One `ghaf server` on a home signed into by the real oidc-provider (interactive
+    authorization code + PKCE for ``accounts``, roles from ``role_mapping``), seeded by
+    ``seed`` before the server starts, and one Chromium: what each UI test module needs."""
     _browser_or_skip()
     from playwright.sync_api import sync_playwright
 
-    work = tmp_path_factory.mktemp("ui")
     port = free_port()
     interactive = {
         "client_id": CLIENT,
         "redirect_uris": [f"http://127.0.0.1:{port}/ui/login/callback"],
-        "accounts": ACCOUNTS,
+        "accounts": ACCOUNTS if accounts is None else accounts,
     }
+    mapping = ROLE_MAPPING if role_mapping is None else role_mapping
     with run_provider(work / "provider", {}, interactive=interactive) as provider:
         identity = {"issuer": provider.issuer, "audience": AUDIENCE, "client_id": CLIENT}
         home = work / "home"
         home.mkdir(mode=0o700)
         (home / "ghaf.toml").write_text(
-            toml_section("identity", identity) + toml_section("identity.role_mapping", ROLE_MAPPING)
+            toml_section("identity", identity) + toml_section("identity.role_mapping", mapping)
         )
         platform = init_home(load_settings(home=home))
-        run_ids = _seed(platform, work)
+        seeded = seed(platform, work)
         server = ServerProcess(home, ("server",), "/health", work / "server.log", port=port)
         server.start()
         try:
@@ -165,13 +175,20 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
                 )
                 try:
-                    yield UI(server.url, home, platform, browser, run_ids)
+                    run_ids = seeded if isinstance(seeded, list) else []
+                    yield UI(server.url, home, platform, browser, run_ids), seeded
                 finally:
                     browser.close()
         finally:
             log = server.stop()
             platform.close()
     assert "Traceback" not in log, log[-3000:]
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
+    with served_ui(tmp_path_factory.mktemp("ui"), _seed) as (served, _):
+        yield served
 
 
 def test_alice_signs_in_filters_her_runs_and_sees_a_run_s_chart(ui: UI) -> None:

@@ -39,7 +39,6 @@ from ghaf.features import Entity, FeatureView, Field
 from ghaf.features.materialize import materialize
 from ghaf.features.registry import apply_definitions
 from ghaf.features.retrieval import get_historical_features, save_training_set
-from ghaf.home import init_home
 from ghaf.metadata.base import utcnow
 from ghaf.models import save_model
 from ghaf.platform import Platform
@@ -47,13 +46,9 @@ from ghaf.registry import approve_model_version, register_model
 from ghaf.serving.deployments import create_deployment
 from ghaf.serving.models import resolve_model
 from ghaf.serving.outputs import score_to_target
-from ghaf.settings import load_settings
 from ghaf.tracking.service import create_run, end_run, log_batch, log_inputs
-from tests.e2e.test_drift_report_browser import CHROMIUM, _browser_or_skip
-from tests.e2e.test_ui import CLIENT, UI
-from tests.integration.oidc_support import AUDIENCE, free_port, run_provider
-from tests.integration.served_home import toml_section
-from tests.unit.serving.server_processes import ServerProcess, second_person
+from tests.e2e.test_ui import UI, served_ui
+from tests.unit.serving.server_processes import second_person
 
 pytestmark = pytest.mark.slow
 
@@ -150,41 +145,8 @@ def _seed(platform: Platform, work: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[UI, dict[str, str]]]:
-    _browser_or_skip()
-    from playwright.sync_api import sync_playwright
-
-    work = tmp_path_factory.mktemp("ui-data")
-    port = free_port()
-    interactive = {
-        "client_id": CLIENT,
-        "redirect_uris": [f"http://127.0.0.1:{port}/ui/login/callback"],
-        "accounts": ACCOUNTS,
-    }
-    with run_provider(work / "provider", {}, interactive=interactive) as provider:
-        identity = {"issuer": provider.issuer, "audience": AUDIENCE, "client_id": CLIENT}
-        home = work / "home"
-        home.mkdir(mode=0o700)
-        (home / "ghaf.toml").write_text(
-            toml_section("identity", identity) + toml_section("identity.role_mapping", ROLE_MAPPING)
-        )
-        platform = init_home(load_settings(home=home))
-        nodes = _seed(platform, work)
-        server = ServerProcess(home, ("server",), "/health", work / "server.log", port=port)
-        server.start()
-        try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=CHROMIUM,
-                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-                )
-                try:
-                    yield UI(server.url, home, platform, browser, []), nodes
-                finally:
-                    browser.close()
-        finally:
-            log = server.stop()
-            platform.close()
-    assert "Traceback" not in log, log[-3000:]
+    with served_ui(tmp_path_factory.mktemp("ui-data"), _seed, ACCOUNTS, ROLE_MAPPING) as pair:
+        yield pair
 
 
 def _click_node(page: object, node: str) -> None:

@@ -36,7 +36,6 @@ from ghaf.data import write_dataset
 from ghaf.experiments.canary import start_canary
 from ghaf.experiments.outcomes import import_outcomes
 from ghaf.experiments.service import create_experiment, start_experiment
-from ghaf.home import init_home
 from ghaf.incidents.records import list_incidents
 from ghaf.models.base import schema_to_json
 from ghaf.monitoring.monitors import run_due_monitors
@@ -47,17 +46,13 @@ from ghaf.serving.deployments import create_deployment, update_deployment
 from ghaf.serving.metrics import Metrics
 from ghaf.serving.predlog import ParquetSink, PredictionLogger
 from ghaf.serving.traffic import Assignment
-from ghaf.settings import load_settings
 from ghaf.slo.base import SLO
 from ghaf.slo.schedule import evaluate_scheduled, list_slo_scrapes, schedule_slo
 from ghaf.slo.store import define_slo
-from tests.e2e.test_drift_report_browser import CHROMIUM, _browser_or_skip
-from tests.e2e.test_ui import CLIENT, UI
+from tests.e2e.test_ui import UI, served_ui
 from tests.e2e.test_ui_data import _click_node
-from tests.integration.oidc_support import AUDIENCE, free_port, run_provider
-from tests.integration.served_home import toml_section
 from tests.unit.monitoring.monitor_home import FEATURES, Seeded, features, seed_home
-from tests.unit.serving.server_processes import ServerProcess, second_person
+from tests.unit.serving.server_processes import second_person
 
 pytestmark = pytest.mark.slow
 
@@ -154,41 +149,8 @@ def _seed(platform: Platform, work: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[UI, dict[str, Any]]]:
-    _browser_or_skip()
-    from playwright.sync_api import sync_playwright
-
-    work = tmp_path_factory.mktemp("ui-ops")
-    port = free_port()
-    interactive = {
-        "client_id": CLIENT,
-        "redirect_uris": [f"http://127.0.0.1:{port}/ui/login/callback"],
-        "accounts": ACCOUNTS,
-    }
-    with run_provider(work / "provider", {}, interactive=interactive) as provider:
-        identity = {"issuer": provider.issuer, "audience": AUDIENCE, "client_id": CLIENT}
-        home = work / "home"
-        home.mkdir(mode=0o700)
-        (home / "ghaf.toml").write_text(
-            toml_section("identity", identity) + toml_section("identity.role_mapping", ROLE_MAPPING)
-        )
-        platform = init_home(load_settings(home=home))
-        facts = _seed(platform, work)
-        server = ServerProcess(home, ("server",), "/health", work / "server.log", port=port)
-        server.start()
-        try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=CHROMIUM,
-                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-                )
-                try:
-                    yield UI(server.url, home, platform, browser, []), facts
-                finally:
-                    browser.close()
-        finally:
-            log = server.stop()
-            platform.close()
-    assert "Traceback" not in log, log[-3000:]
+    with served_ui(tmp_path_factory.mktemp("ui-ops"), _seed, ACCOUNTS, ROLE_MAPPING) as pair:
+        yield pair
 
 
 def _csrf(page: Any) -> str:
