@@ -93,7 +93,7 @@ def test_two_ray_workers_match_one(
             sys.executable, "-m", "ghaf", "--home", str(platform.settings.home), "train",
             version.ref, "--target", "label", "--framework", "pytorch",
             "--params", json.dumps(params), "--seed", "3", "--device", "cpu",
-            "--workers", "2", "--on", ray_cluster.address, "--experiment", "ddp",
+            "--workers", "2", "--on", f"ray://{ray_cluster.address}", "--experiment", "ddp",
             "--output", "json",
         ],
         capture_output=True, text=True, timeout=600,

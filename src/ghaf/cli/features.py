@@ -254,9 +254,9 @@ def retrieve(
         raise InvalidInputError("name exactly one of --entities and --entity-dataset")
     wanted: list[str] | str = features.split(",") if features is not None else str(service)
     cli = state(ctx)
-    from ghaf.features.join_ray import parse_on
+    from ghaf.pipelines.ray_target import ray_target
 
-    parse_on(on, cli.settings.ray_address, option="--on")
+    ray_target(on, cli.settings.ray_address, option="--on")
     client = cli.remote()
     if client is not None:
         if on != "local":

@@ -86,9 +86,9 @@ def serve(
     if insecure_dev:
         check_insecure_dev(host, "model server")  # refused before anything is resolved or bound
     if on is not None:
-        from ghaf.serving.ray_serve import ray_address
+        from ghaf.pipelines.ray_target import head_address
 
-        on = ray_address(on)  # a bad value is refused before anything is resolved
+        on = head_address(on)  # a bad value is refused before anything is resolved
     cli = state(ctx)
     if (entity_key is None) != (not features):
         raise InvalidInputError(

@@ -56,8 +56,9 @@ def train(
         str | None,
         typer.Option(
             "--on",
-            help="Ray cluster address (ray://HOST:PORT, HOST:PORT or auto) to train on "
-            "(default: GHAF_RAY_ADDRESS, else a local node when --workers > 1).",
+            help="Where to train: local, ray (the cluster at GHAF_RAY_ADDRESS) or "
+            "ray://HOST:PORT, the Ray head's address (default: in this process, or a Ray "
+            "node at GHAF_RAY_ADDRESS, else a new local one, when --workers > 1).",
         ),
     ] = None,
     experiment: Annotated[str, typer.Option(help="Experiment of the run.")] = "training",
@@ -71,15 +72,17 @@ def train(
     output: OutputOption = Output.table,
 ) -> None:
     """Train a model on a dataset version as a tracked run, in this process or data-parallel
-    on Ray Train (--workers N --on ADDRESS).
+    on Ray Train (--workers N --on ray://HOST:PORT).
 
     JSON output: ``run_id``, ``model_source``, ``framework``, ``workers``, ``device``,
     ``metrics`` (validation), ``samples_per_s``, ``wall_s``, ``cpu_s``, ``cost``.
     """
+    from ghaf.pipelines.ray_target import ray_target
     from ghaf.training import TrainSpec
     from ghaf.training.from_dataset import train_on_dataset
 
     cli = state(ctx)
+    _, address = ray_target(on, cli.settings.ray_address)  # a bad --on fails first
     platform = cli.platform().in_project(project or cli.settings.project)
     spec = TrainSpec(
         framework,  # type: ignore[arg-type]  # TrainSpec refuses an unknown one by name
@@ -100,7 +103,7 @@ def train(
         target,
         features=feature,
         valid_fraction=valid_fraction,
-        ray_address=on,
+        ray_address=address,
     )
     document = {
         "run_id": result.run_id,

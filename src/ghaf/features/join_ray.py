@@ -45,33 +45,6 @@ if TYPE_CHECKING:
 
 _ROW = "__ghaf_row"
 _PART = "__ghaf_part"
-SCHEME = "ray://"
-
-
-def parse_on(
-    value: str | None, ray_address: str | None = None, *, option: str = "on"
-) -> tuple[bool, str | None]:
-    """Where ``value`` runs the join: (on Ray?, the Ray address; ``None`` for a new node).
-
-    ``value`` is ``local`` (or ``None``), ``ray`` (the cluster at ``ray_address``, else a
-    new local node) or ``ray://HOST:PORT``, the Ray head's GCS address, as ``ghaf serve
-    --on`` and ``ghaf predict --on`` read it.
-
-    Raises:
-        InvalidInputError: naming ``option`` when ``value`` is none of those.
-    """
-    if value is None or value == "local":
-        return False, None
-    if value == "ray":
-        return True, ray_address
-    host, _, port = value.removeprefix(SCHEME).rpartition(":")
-    valid = value.startswith(SCHEME) and host and "/" not in host and port.isdigit()
-    if valid and 0 < int(port) < 65536:
-        return True, f"{host}:{int(port)}"
-    raise InvalidInputError(
-        f"{option} {value!r} is not local, ray or ray://HOST:PORT",
-        hint=f"e.g. {option} ray://127.0.0.1:6379 (what `ray start --head --port` listens on)",
-    )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import pyarrow as pa
 
 from ghaf.data import DatasetVersion, dataset_parquet_path, write_dataset
 from ghaf.errors import InvalidInputError
-from ghaf.features.join_ray import parse_on
 from ghaf.features.offline import (
     SourceResolver,
     ViewRequest,
@@ -23,6 +22,7 @@ from ghaf.features.offline import (
 )
 from ghaf.features.registry import ViewSelection, resolve
 from ghaf.features.residency import check_lineage_residency, column_tags_for
+from ghaf.pipelines.ray_target import ray_target
 from ghaf.platform import Platform
 from ghaf.security.identity import Actor
 from ghaf.spine import current_operation, governed
@@ -71,7 +71,7 @@ def get_historical_features(
             f"on-demand feature view {on_demand[0].name!r} is online-only here",
             hint="compute it from the returned columns with its function",
         )
-    on_ray, address = parse_on(on, platform.settings.ray_address)
+    on_ray, address = ray_target(on, platform.settings.ray_address, option="on")
     if on_ray:
         from ghaf.features.join_ray import ray_point_in_time_join
 

@@ -34,10 +34,6 @@ from ghaf.errors import BackendUnavailableError, GhafError, InvalidInputError, N
 from ghaf.serving.base import ModelSpec
 from ghaf.settings import GhafSettings
 
-TARGETS = (
-    "local, ray (the cluster at GHAF_RAY_ADDRESS, else a new local node) or ray://HOST:PORT "
-    "(the Ray head's address, what `ray start --head --port` listens on)"
-)
 RANGE_ROWS = 262_144
 """Most rows per work unit (whole row groups), and each actor gets at least
 ``UNITS_PER_ACTOR`` units when the file has the row groups: enough to balance nodes, few
@@ -51,22 +47,11 @@ removes it before writing, so the output is the local path's byte for byte in sc
 
 
 def ray_target(on: str | None, settings: GhafSettings) -> tuple[bool, str | None]:
-    """Where ``on`` scores: (on Ray?, the Ray address, ``None`` for a new local node).
+    """Where ``on`` scores (:func:`ghaf.pipelines.ray_target.ray_target`, read as every
+    ``--on`` is)."""
+    from ghaf.pipelines.ray_target import ray_target as where
 
-    ``ray://HOST:PORT`` names the head's GCS address, as ``ghaf serve --on`` does.
-
-    Raises:
-        InvalidInputError: ``on`` names no known target.
-    """
-    if on is None or on == "local":
-        return False, None
-    if on == "ray":
-        return True, settings.ray_address
-    host, _, port = on.removeprefix("ray://").rpartition(":")
-    valid = on.startswith("ray://") and host and "/" not in host and port.isdigit()
-    if valid and 0 < int(port) < 65536:
-        return True, f"{host}:{int(port)}"
-    raise InvalidInputError(f"--on {on!r} is not a place to score", hint=f"use {TARGETS}")
+    return where(on, settings.ray_address)
 
 
 @dataclass(frozen=True)

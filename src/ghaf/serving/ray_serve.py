@@ -39,31 +39,14 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ghaf.errors import ConfigError, GhafError, IntegrityError, InvalidInputError
+from ghaf.errors import ConfigError, GhafError, IntegrityError
 from ghaf.logs import get_logger
 from ghaf.serving.server import ServeConfig, model_entry, thread_environment
 
 _log = get_logger(__name__)
-SCHEME = "ray://"
 DEPLOYMENT = "ghaf"
 """The name of the one Serve deployment of each application (its replicas hold every
 model the command serves, as a ``ghaf serve`` worker does)."""
-
-
-def ray_address(on: str) -> str:
-    """``HOST:PORT`` of ``--on ray://HOST:PORT``.
-
-    Raises:
-        InvalidInputError: anything else, naming the option.
-    """
-    rest = on.removeprefix(SCHEME) if on.startswith(SCHEME) else None
-    host, _, port = (rest or "").rpartition(":")
-    if rest is None or not host or "/" in rest or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InvalidInputError(
-            f"--on must be ray://HOST:PORT (the Ray head's address), not {on!r}",
-            hint="e.g. --on ray://127.0.0.1:6379 (what `ray start --head --port` listens on)",
-        )
-    return f"{host}:{int(port)}"
 
 
 def model_ref(

@@ -8,18 +8,18 @@ from pathlib import Path
 import pytest
 
 from ghaf.errors import InvalidInputError
-from ghaf.features.join_ray import parse_on
+from ghaf.pipelines.ray_target import ray_target
 from tests.unit.server.cli_runner import ghaf
 
 
 def test_on_values_and_a_bad_one_at_the_cli(tmp_path: Path) -> None:
-    assert parse_on(None) == parse_on("local") == (False, None)
-    assert parse_on("ray", "10.0.0.5:6379") == (True, "10.0.0.5:6379")
-    assert parse_on("ray") == (True, None)  # no ray_address: a new local node
-    assert parse_on("ray://127.0.0.1:6379") == (True, "127.0.0.1:6379")
+    assert ray_target(None) == ray_target("local") == (False, None)
+    assert ray_target("ray", "10.0.0.5:6379") == (True, "10.0.0.5:6379")
+    assert ray_target("ray") == (True, None)  # no ray_address: a new local node
+    assert ray_target("ray://127.0.0.1:6379") == (True, "127.0.0.1:6379")
     for bad in ("127.0.0.1:6379", "ray://host", "ray://host:0", "ray://a/b:1", "spark://x:1"):
         with pytest.raises(InvalidInputError, match=f"on {bad!r} is not local, ray or ray://"):
-            parse_on(bad)
+            ray_target(bad)
 
     home = ["--home", str(tmp_path), "features", "retrieve", "train", "--features", "v:f"]
     bad = ghaf(*home, "--entities", "e.parquet", "--on", "spark://nowhere:1")

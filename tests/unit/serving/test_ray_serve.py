@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from ghaf.errors import IntegrityError, InvalidInputError
+from ghaf.pipelines.ray_target import head_address
 from ghaf.platform import Platform
 from ghaf.serving.base import ModelSpec
-from ghaf.serving.ray_serve import GhafReplica, ModelRefusedError, model_ref, ray_address
+from ghaf.serving.ray_serve import GhafReplica, ModelRefusedError, model_ref
 from ghaf.serving.server import ServeConfig
 from ghaf.settings import GhafSettings
 from tests.unit.serving.conftest import Trained
@@ -54,10 +55,10 @@ def test_a_replica_is_built_only_from_a_model_that_verifies_and_loads(
 
 
 def test_on_and_ray_settings_refuse_bad_values(tmp_path: Path) -> None:
-    assert ray_address("ray://127.0.0.1:6379") == "127.0.0.1:6379"
+    assert head_address("ray://127.0.0.1:6379") == "127.0.0.1:6379"
     for bad in ("127.0.0.1:6379", "ray://127.0.0.1", "ray://:6379", "ray://h:0", "ray://h:6/x"):
         with pytest.raises(InvalidInputError, match="--on must be ray://HOST:PORT"):
-            ray_address(bad)
+            head_address(bad)
     with pytest.raises(ValueError, match="max_replicas must be at least min_replicas"):
         GhafSettings(serving={"ray": {"min_replicas": 3, "max_replicas": 2}})
     with pytest.raises(ValueError, match="metrics_interval_s must be below look_back_period_s"):
