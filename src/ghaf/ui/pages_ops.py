@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import threading
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -126,6 +127,39 @@ def _buckets(now: float) -> np.ndarray:
     return last - 60.0 * np.arange(LIVE_MINUTES - 1, -1, -1, dtype=np.float64)
 
 
+_FILE_POINTS: dict[tuple[str, int, int, frozenset[str]], tuple[np.ndarray, np.ndarray]] = {}
+"""(seconds, latency ms) of the answers in one complete log file, by its path, mtime and
+size: a file is never rewritten, so a page polled every 5 s decrypts and filters each
+file once, not once per poll."""
+_FILE_POINTS_MAX = 512
+_FILE_POINTS_LOCK = threading.Lock()
+
+
+def _remember(
+    key: tuple[str, int, int, frozenset[str]], points: tuple[np.ndarray, np.ndarray]
+) -> None:
+    with _FILE_POINTS_LOCK:  # pages are read in the thread pool
+        if len(_FILE_POINTS) >= _FILE_POINTS_MAX:
+            _FILE_POINTS.pop(next(iter(_FILE_POINTS)))  # the oldest entry
+        _FILE_POINTS[key] = points
+
+
+def _answers(table: Any, models: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds and latency (ms) of ``models``' answers in a log table, shadows left out
+    (Arrow's compute on the columns, no Python object per row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0 or "model" not in table.column_names:
+        return np.empty(0), np.empty(0)
+    keep = pc.is_in(table["model"], value_set=pa.array(sorted(models), pa.string()))
+    if "shadow" in table.column_names:
+        keep = pc.and_(keep, pc.invert(pc.fill_null(table["shadow"], False)))
+    kept = table.filter(pc.fill_null(keep, False))
+    seconds = kept["ts"].to_numpy(zero_copy_only=False) / 1000.0
+    return seconds, kept["latency_ms"].to_numpy(zero_copy_only=False).astype(np.float64)
+
+
 def _log_figures(platform: Platform, models: set[str], starts: np.ndarray) -> dict[str, Any]:
     """Requests/s, p50 and p99 scoring latency (ms) per minute of ``models``' answers in
     the server's prediction log (shadow answers left out: they answer no caller)."""
@@ -134,21 +168,21 @@ def _log_figures(platform: Platform, models: set[str], starts: np.ndarray) -> di
 
     since = float(starts[0])
     keys = prediction_log_keys(platform)
+    wanted = frozenset(models)
     ts_parts, ms_parts = [], []
     for path in log_files(default_log_dir(platform), since=since):
         try:
-            table = read_log_table(path, ("ts", "model", "latency_ms", "shadow"), keys=keys)
+            stat = path.stat()
+            cache_key = (str(path), stat.st_mtime_ns, stat.st_size, wanted)
+            points = _FILE_POINTS.get(cache_key)
+            if points is None:
+                table = read_log_table(path, ("ts", "model", "latency_ms", "shadow"), keys=keys)
+                points = _answers(table, wanted)
+                _remember(cache_key, points)
         except (OSError, ValueError):
             continue  # being written, or no Parquet: the next poll reads it
-        if table.num_rows == 0 or "model" not in table.column_names:
-            continue
-        model = np.asarray(table["model"].to_pylist(), dtype=object)
-        keep = np.isin(model, list(models))
-        if "shadow" in table.column_names:
-            shadow = np.asarray(table["shadow"].fill_null(False).to_pylist(), dtype=bool)
-            keep &= ~shadow
-        ts_parts.append(table["ts"].to_numpy(zero_copy_only=False)[keep] / 1000.0)
-        ms_parts.append(table["latency_ms"].to_numpy(zero_copy_only=False)[keep])
+        ts_parts.append(points[0])
+        ms_parts.append(points[1])
     ts = np.concatenate(ts_parts) if ts_parts else np.empty(0)
     ms = np.concatenate(ms_parts) if ms_parts else np.empty(0)
     index = np.floor((ts - since) / 60.0).astype(np.int64)
