@@ -13,7 +13,6 @@ stopped. Target: two nodes >= 1.6x one node.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -28,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import Figure
+from benchmarks.common import Figure, ray_loopback_env
 
 ROOT = Path(__file__).resolve().parent.parent
 RAY = Path(sys.executable).parent / "ray"
@@ -151,18 +150,8 @@ def run(size: str) -> list[Figure]:
 def measure(rows: int) -> list[Figure]:
     """The figures for ``rows`` rows (``python -m benchmarks.batch_ray ROWS`` runs one size)."""
     workdir = Path(tempfile.mkdtemp(prefix="ghaf-bench-ray-"))
-    token = workdir / "ray_auth_token"
-    token.write_text(secrets.token_hex(32))
-    token.chmod(0o600)
-    # Before Ray is imported (it reads these once): token auth, everything on loopback.
-    ray_env = {
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN_PATH": str(token),
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        "RAY_USAGE_STATS_ENABLED": "0",
-        **THREADS_ENV,
-    }
-    os.environ.update(ray_env)
+    ray_loopback_env(workdir)  # before Ray is imported
+    os.environ.update(THREADS_ENV)
     env = dict(os.environ)
     from ghaf.home import init_home
     from ghaf.serving.outputs import score_to_target

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -80,3 +81,22 @@ def run_command(
 def run_child(module: str, *args: str, env: dict[str, str] | None = None) -> tuple[Any, float]:
     """Run ``python -m module args``; returns (its last stdout line as JSON, peak RSS MiB)."""
     return run_command([sys.executable, "-m", module, *args], env=env)
+
+
+def ray_loopback_env(workdir: Path) -> dict[str, str]:
+    """The environment a benchmark's own Ray clusters and driver share, set in
+    ``os.environ`` before Ray is imported (it reads these once): a fresh auth token in
+    ``workdir`` (token mode), everything on loopback, no usage reporting."""
+    import secrets
+
+    token = workdir / "ray_auth_token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    env = {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    os.environ.update(env)
+    return env

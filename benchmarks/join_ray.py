@@ -14,31 +14,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import Figure
+from benchmarks.common import Figure, ray_loopback_env
 from benchmarks.features import FEATURES, SIZES, _generate, _view
 
 
 def run(size: str) -> list[Figure]:
     sizes = SIZES[size]
     workdir = Path(tempfile.mkdtemp(prefix="ghaf-bench-join-ray-"))
-    token = workdir / "ray_auth_token"
-    token.write_text(secrets.token_hex(32))
-    token.chmod(0o600)
-    # Before Ray is imported (it reads these once): token auth, everything on loopback.
-    os.environ.update(
-        {
-            "RAY_AUTH_MODE": "token",
-            "RAY_AUTH_TOKEN_PATH": str(token),
-            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-            "RAY_USAGE_STATS_ENABLED": "0",
-        }
-    )
+    ray_loopback_env(workdir)  # before Ray is imported
     from tests.integration.ray_cluster import start_cluster
 
     from ghaf.features.join_ray import ray_point_in_time_join

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import Figure
+from benchmarks.common import Figure, ray_loopback_env
 from benchmarks.serving import THREADS_ENV, _bodies, _free_port, _start, _stop, train_w4, wrk
 
 SIZES = {
@@ -77,19 +76,8 @@ def run(size: str) -> list[Figure]:
 
     sizes = SIZES[size]
     workdir = Path(tempfile.mkdtemp(prefix="ghaf-bench-serve-ray-"))
-    token = workdir / "ray_auth_token"
-    token.write_text(secrets.token_hex(32))
-    token.chmod(0o600)
-    # Before Ray is imported (it reads these once): token auth, everything on loopback.
-    os.environ.update(
-        {
-            "RAY_AUTH_MODE": "token",
-            "RAY_AUTH_TOKEN_PATH": str(token),
-            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-            "RAY_USAGE_STATS_ENABLED": "0",
-            **THREADS_ENV,
-        }
-    )
+    ray_loopback_env(workdir)  # before Ray is imported
+    os.environ.update(THREADS_ENV)
     _, x, model_dir = train_w4(workdir, sizes["train"])
     _, body = _bodies(x, 1)
     headers = {**bench_headers(model_dir), "Content-Type": "application/json"}
