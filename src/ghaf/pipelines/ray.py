@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from typing import Any
 
 from ghaf.errors import BackendUnavailableError, MissingDependencyError
@@ -54,6 +56,11 @@ def connect_ray(address: str | None = None) -> Any:
     options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
     if address is None:
         options.update(_node_ip_address="127.0.0.1", include_dashboard=False)
+    # ray.init installs Ray's own SIGTERM handler (it logs and ends the process), over the
+    # one a command set to leave cleanly (sigterm_exits: remove its Serve application,
+    # its scratch directory). The command's is put back once Ray is up.
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
     try:
         ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -62,6 +69,9 @@ def connect_ray(address: str | None = None) -> Any:
             hint="start one with `ray start --head --node-ip-address=127.0.0.1` "
             "and set GHAF_RAY_ADDRESS",
         ) from exc
+    finally:
+        if callable(handler):
+            signal.signal(signal.SIGTERM, handler)
     return ray
 
 

@@ -387,13 +387,17 @@ def serve_on_ray(
             config = replace(config, port=int(probe.getsockname()[1]))
     tls = tls_settings(cli.platform(), config.host)
     settings = cli.settings.serving.ray
-    app = deploy(address, config, models, settings, name=name, tls=tls)
-    try:
-        cli.console.print(
-            f"serving {name} on Ray Serve at {app.url} (cluster {address}; replicas "
-            f"{settings.min_replicas}..{settings.max_replicas}, target "
-            f"{settings.target_ongoing_requests:g} in flight each)"
-        )
+    app: RayServeApp | None = None
+    scheme = "https" if tls is not None and tls.cert_file is not None else "http"
+    # Said before deploying: the proxy answers as soon as the replicas are ready, which
+    # can be before Serve's deploy call returns here.
+    cli.console.print(
+        f"serving {name} on Ray Serve at {scheme}://{config.host}:{config.port} (cluster "
+        f"{address}; replicas {settings.min_replicas}..{settings.max_replicas}, target "
+        f"{settings.target_ongoing_requests:g} in flight each)"
+    )
+    try:  # a SIGTERM while it deploys removes the application too
+        app = deploy(address, config, models, settings, name=name, tls=tls)
 
         def report(counts: dict[str, int]) -> None:
             shown = ", ".join(f"{state.lower()} {n}" for state, n in sorted(counts.items()))
@@ -402,5 +406,12 @@ def serve_on_ray(
 
         app.watch(report)
     finally:
-        app.remove()
+        if app is not None:
+            app.remove()
+        else:
+            import ray
+
+            if ray.is_initialized():  # never start a Ray only to delete from it
+                with suppress(Exception), quiet_serve():
+                    import_serve().delete(name)
         _log.info("ray serve application removed", application=name)
