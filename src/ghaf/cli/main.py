@@ -92,7 +92,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "train",
         "ghaf.cli.train:train",
         "Train a model on a dataset version as a tracked run, in this process or "
-        "data-parallel on Ray Train (--workers N --on ADDRESS).",
+        "data-parallel on Ray Train (--workers N --on ray://HOST:PORT).",
     ),
     ("models", "ghaf.cli.models:app", "Model registry: versions, aliases, approvals, cards."),
     (
