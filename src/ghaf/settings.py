@@ -390,6 +390,15 @@ class ServerSettings(BaseModel):
         description="Seconds a presigned URL stays valid (at most 12 hours: a granted upload "
         "must be committed within an hour of it, and `ghaf gc` removes one left a day).",
     )
+    presigned_part_mib: int = Field(
+        default=64,
+        ge=5,
+        le=4096,
+        description="MiB of ciphertext per part when a presigned upload goes in parts (an S3 "
+        "multipart upload, each part PUT through its own URL, in parallel, and sent again "
+        "alone when it fails): a file larger than one part is sent in parts. S3 allows 5 MiB "
+        "to 5 GiB a part and 10,000 parts; a file that would need more gets larger parts.",
+    )
     fetch_allow: list[str] = Field(
         default_factory=list,
         description="Base URLs (scheme://host[:port]) of the `ghaf serve` processes whose "

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from ghaf.artifacts.presign import PresigningBlobStore, presigning, stale_staged
+from ghaf.artifacts.presign import PresigningBlobStore, presigning, remove_staged, stale_staged
 from ghaf.artifacts.scratch import SCRATCH_DIR, owner_alive, read_owner
 from ghaf.artifacts.upload_sessions import stale_sessions
 from ghaf.settings import GhafSettings
@@ -39,7 +39,7 @@ class Leftover:
     untouched for :data:`UNMARKED_GRACE_S`), ``partial-blob`` (an artifact write that
     never committed), ``stale-upload`` (a resumable upload nobody touched for
     :data:`~ghaf.artifacts.upload_sessions.SESSION_TTL_S`) or ``staged-upload`` (an
-    object PUT through a presigned URL and never committed, for
+    object PUT through a presigned URL, or parts sent for one, never committed, for
     :data:`~ghaf.artifacts.presign.STAGED_TTL_S`; ``path`` is its key in the bucket).
     """
 
@@ -232,7 +232,7 @@ def remove_leftovers(settings: GhafSettings, *, dry_run: bool = False) -> list[L
         if item.kind == "staged-upload":  # a key in the bucket, never a local path
             bucket = bucket or _presigning_store(settings)
             if bucket is not None:
-                bucket.delete(item.path.as_posix())
+                remove_staged(bucket, item.path.as_posix())
                 removed.append(item)
             continue
         if not _still_left(item):

@@ -149,6 +149,109 @@ class S3BlobStore:
             self._fs.invalidate_cache(f"{self._base}/{staged}")
         self.delete(staged)
 
+    # Multipart uploads through presigned part URLs (see ghaf.artifacts.presign) ---------
+
+    def _bucket_key(self, key: str) -> tuple[str, str]:
+        bucket, path, _ = self._fs.split_path(f"{self._base}/{key}")
+        return str(bucket), str(path)
+
+    def start_multipart(self, key: str) -> str:
+        """Begin a multipart upload to ``key``; its upload id."""
+        bucket, path = self._bucket_key(key)
+        return str(self._fs.call_s3("create_multipart_upload", Bucket=bucket, Key=path)["UploadId"])
+
+    def presign_part(self, key: str, upload_id: str, part: int, expires_s: int) -> str:
+        """A URL that lets its holder PUT part ``part`` of upload ``upload_id`` for
+        ``expires_s`` seconds (the upload id and part number are signed with it)."""
+        return str(
+            self._fs.url(
+                f"{self._base}/{key}",
+                expires=expires_s,
+                client_method="upload_part",
+                UploadId=upload_id,
+                PartNumber=part,
+            )
+        )
+
+    def uploaded_parts(self, key: str, upload_id: str) -> list[tuple[int, int, str, float]]:
+        """(part number, bytes, ETag, received as a POSIX time) of each part upload
+        ``upload_id`` has received.
+
+        Raises:
+            NotFoundError: the upload is not in progress (completed, aborted, or unknown).
+        """
+        bucket, path = self._bucket_key(key)
+        found: list[tuple[int, int, str, float]] = []
+        marker = 0
+        while True:
+            try:
+                page = self._fs.call_s3(
+                    "list_parts",
+                    Bucket=bucket,
+                    Key=path,
+                    UploadId=upload_id,
+                    PartNumberMarker=marker,
+                )
+            except FileNotFoundError as exc:
+                raise NotFoundError(
+                    f"no multipart upload {upload_id} is in progress for {key} in {self.url}"
+                ) from exc
+            for part in page.get("Parts", []):
+                modified = part.get("LastModified")
+                stamp = modified.timestamp() if modified is not None else 0.0
+                found.append((int(part["PartNumber"]), int(part["Size"]), str(part["ETag"]), stamp))
+            if not page.get("IsTruncated"):
+                return found
+            marker = int(page["NextPartNumberMarker"])
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Make ``key`` the object of those (part number, ETag) parts, in order.
+
+        Raises:
+            NotFoundError: the upload is not in progress.
+        """
+        bucket, path = self._bucket_key(key)
+        listed = [{"PartNumber": number, "ETag": etag} for number, etag in parts]
+        try:
+            self._fs.call_s3(
+                "complete_multipart_upload",
+                Bucket=bucket,
+                Key=path,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": listed},
+            )
+        except FileNotFoundError as exc:
+            raise NotFoundError(
+                f"no multipart upload {upload_id} is in progress for {key} in {self.url}"
+            ) from exc
+        finally:
+            self._fs.invalidate_cache(f"{self._base}/{key}")
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Drop upload ``upload_id`` and its parts; nothing when it is not in progress."""
+        bucket, path = self._bucket_key(key)
+        with contextlib.suppress(FileNotFoundError):
+            self._fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=path, UploadId=upload_id)
+
+    def pending_multiparts(self, prefix: str) -> Iterator[tuple[str, str, float]]:
+        """(key, upload id, begun as a POSIX time) of each multipart upload in progress
+        under ``prefix``."""
+        bucket, root = self._bucket_key(prefix)
+        base = self._base.removeprefix(bucket).strip("/")
+        params: dict[str, Any] = {"Bucket": bucket, "Prefix": root}
+        while True:
+            page = self._fs.call_s3("list_multipart_uploads", **params)
+            for upload in page.get("Uploads", []):
+                key = str(upload["Key"])
+                if base:
+                    key = key.removeprefix(base + "/")
+                begun = upload.get("Initiated")
+                yield key, str(upload["UploadId"]), begun.timestamp() if begun else 0.0
+            if not page.get("IsTruncated"):
+                return
+            params["KeyMarker"] = page.get("NextKeyMarker", "")
+            params["UploadIdMarker"] = page.get("NextUploadIdMarker", "")
+
     def objects(self, prefix: str) -> Iterator[tuple[str, int, float]]:
         """(key, bytes, last modified as a POSIX time) of each object under ``prefix``,
         temporary ones included."""

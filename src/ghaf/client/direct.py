@@ -7,6 +7,11 @@ renamed only once its SHA-256 is the registry's. An upload grant comes with a fr
 key: the file is encrypted as it streams to the bucket, then committed; the server reads
 it back and keeps it only if it decrypts to the announced SHA-256. The server's own
 bearer token never goes to the bucket: the URL is the only credential it sees.
+
+A file larger than the server's part size goes in parts (an S3 multipart upload): each
+part is a run of whole encryption chunks, encrypted on its own and PUT through a URL
+signed for that part alone, several at once; a part that fails is sent again alone
+(with a fresh URL when its own expired), and an upload given up is aborted.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import os
 import queue
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +36,8 @@ from ghaf.errors import (
     IntegrityError,
     PermissionDeniedError,
 )
-from ghaf.security.chunked import encrypt_stream, iter_decrypt
+from ghaf.security.chunked import CHUNK as ENCRYPTED_CHUNK
+from ghaf.security.chunked import ChunkEncryptor, encrypt_stream, iter_decrypt
 
 if TYPE_CHECKING:
     from ghaf.client.http import Client
@@ -39,6 +47,16 @@ _END = object()
 _QUEUED = 8
 """Ciphertext batches (about 2 MiB each) waiting for the PUT at most."""
 _WAIT_S = 0.5
+PARALLEL_PARTS = 4
+"""Parts of one upload sent at once."""
+_ASK_PARTS = 4 * PARALLEL_PARTS
+"""Part URLs asked for at once, so that none waits long enough to expire unused."""
+_PART_TRIES = 3
+"""Times one part is sent before the upload is given up."""
+_URL_MARGIN_S = 30
+"""A part URL this close to its expiry is asked for again before it is used."""
+_PART_BATCH = 128 * ENCRYPTED_CHUNK
+"""Plaintext bytes read and encrypted at a time while a part is sent (2 MiB)."""
 
 
 def offers_presigned(client: Client) -> bool:
@@ -180,6 +198,114 @@ def _encrypted(path: Path, grant: dict[str, Any], digest: str) -> Iterator[bytes
         worker.join(timeout=60)
 
 
+class _PartFailedError(Exception):
+    """One try of a part failed in a way another try may not (the store's 5xx, a cut
+    connection, an expired URL)."""
+
+    def __init__(self, cause: Exception, *, expired: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.expired = expired
+
+
+def _read_exactly(handle: Any, count: int, path: Path) -> bytes:
+    data = handle.read(count)
+    while len(data) < count:
+        more = handle.read(count - len(data))
+        if not more:
+            raise IntegrityError(
+                f"{path} is shorter than when its upload was granted",
+                hint="send it again once nothing writes to it",
+            )
+        data += more
+    return bytes(data)
+
+
+def _part_body(
+    path: Path, encryptor: ChunkEncryptor, part: dict[str, Any], final: bool
+) -> Iterator[bytes]:
+    """Part ``part``'s ciphertext, read and encrypted 2 MiB at a time as it is sent."""
+    if int(part["part"]) == 1:
+        yield encryptor.header
+    length = int(part["length"])
+    chunk = int(part["first_chunk"])
+    done = 0
+    with path.open("rb", buffering=0) as handle:
+        handle.seek(int(part["offset"]))
+        while True:
+            want = min(_PART_BATCH, length - done)
+            data = _read_exactly(handle, want, path)
+            last = done + want == length
+            yield bytes(encryptor.encrypt(chunk, data, final=final and last))
+            chunk += want // ENCRYPTED_CHUNK
+            done += want
+            if last:
+                return
+
+
+def _send_part(
+    http: httpx.Client, path: Path, encryptor: ChunkEncryptor, part: dict[str, Any], count: int
+) -> _PartFailedError | None:
+    """PUT one part; None once the store took it, the failure when another try may do."""
+    number = int(part["part"])
+    body = _part_body(path, encryptor, part, final=number == count)
+    try:
+        response = http.put(
+            str(part["url"]), content=body, headers={"content-length": str(part["size"])}
+        )
+    except httpx.TransportError as exc:
+        return _PartFailedError(exc, expired=False)
+    if response.status_code in (200, 201, 204):
+        return None
+    error = _store_error(response, f"part {number} of {path}")
+    if response.status_code in (401, 403) or response.status_code >= 500:
+        return _PartFailedError(error, expired=response.status_code < 500)
+    raise error
+
+
+def _send_parts(client: Client, path: Path, project: str, grant: dict[str, Any]) -> None:
+    """PUT every part of a grant in parts, :data:`PARALLEL_PARTS` at once, each tried
+    up to :data:`_PART_TRIES` times (with a fresh URL when the store refused its own)."""
+    encryptor = ChunkEncryptor(
+        base64.b64decode(str(grant["data_key"])), str(grant["context"]).encode()
+    )
+    count = int(grant["part_count"])
+    expires = float(grant["expires_at"])
+    known = {int(p["part"]): (p, expires) for p in grant["parts"]}
+
+    def ask(numbers: list[int]) -> None:
+        answer = client.post(
+            f"/projects/{project}/upload-grants/parts",
+            {"grant": grant["grant"], "parts": numbers},
+        )
+        for entry in answer["parts"]:
+            known[int(entry["part"])] = (entry, float(answer["expires_at"]))
+
+    with (
+        httpx.Client(timeout=60.0) as http,
+        ThreadPoolExecutor(PARALLEL_PARTS, thread_name_prefix="ghaf-part") as pool,
+    ):
+        for start in range(1, count + 1, _ASK_PARTS):
+            todo = list(range(start, min(start + _ASK_PARTS, count + 1)))
+            for attempt in range(1, _PART_TRIES + 1):
+                soon = time.time() + _URL_MARGIN_S
+                stale = [n for n in todo if n not in known or known[n][1] < soon]
+                if stale:
+                    ask(stale)
+                sent = pool.map(
+                    lambda n: _send_part(http, path, encryptor, known[n][0], count), todo
+                )
+                failed = {n: err for n, err in zip(todo, sent, strict=True) if err is not None}
+                if not failed:
+                    break
+                if attempt == _PART_TRIES:
+                    raise next(iter(failed.values())).cause
+                for number, error in failed.items():
+                    if error.expired:
+                        known.pop(number)
+                todo = sorted(failed)
+
+
 def upload_granted(client: Client, path: Path, project: str, digest: str, size: int) -> str:
     """Send ``path`` to ``project`` through an upload grant; its SHA-256 once the server
     verified and stored it (a file the project holds already is not sent again).
@@ -191,6 +317,17 @@ def upload_granted(client: Client, path: Path, project: str, digest: str, size: 
     grant = client.post(f"/projects/{project}/upload-grants", {"sha256": digest, "size": size})
     if grant["stored"]:
         return str(grant["digest"])
+    if grant.get("method") == "multipart":
+        try:
+            _send_parts(client, path, project, grant)
+            done = client.post(
+                f"/projects/{project}/upload-grants/commit", {"grant": grant["grant"]}
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):  # the first error is the one to tell
+                client.post(f"/projects/{project}/upload-grants/abort", {"grant": grant["grant"]})
+            raise
+        return str(done["digest"])
     headers = {"content-length": str(grant["encrypted_size"])}
     with httpx.Client(timeout=60.0) as http:
         response = http.put(

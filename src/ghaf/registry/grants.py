@@ -9,6 +9,7 @@ records who was handed what.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ghaf.artifacts.base import ArtifactInfo
@@ -17,7 +18,16 @@ from ghaf.errors import InvalidInputError
 from ghaf.platform import Platform
 from ghaf.registry.uploads import UPLOAD_ACTION
 from ghaf.security.encrypted_store import EncryptedArtifactStore
-from ghaf.security.grants import commit_upload, download_grant, open_grant, upload_grant
+from ghaf.security.grants import (
+    PARTS_PER_ANSWER,
+    UploadTerms,
+    abort_upload,
+    commit_upload,
+    download_grant,
+    open_grant,
+    part_urls,
+    upload_grant,
+)
 from ghaf.security.identity import Actor
 
 _STREAMED = "use the streamed route instead (drop --direct, or direct=False)"
@@ -103,9 +113,12 @@ def grant_upload(
     """A presigned PUT for one file the caller may upload to ``project`` (the caller
     authorized ``model.upload``), a fresh data key, and the sealed grant.
 
+    A file whose ciphertext is over ``server.presigned_part_mib`` goes in parts: the
+    grant begins a multipart upload and carries the first part URLs.
+
     Raises:
         PresignedUrlsUnavailableError: the server offers no presigned URLs.
-        InvalidInputError: the file is too large for one presigned PUT.
+        InvalidInputError: the file is too large for S3.
     """
     store, blobs = presigned_store(platform)
     return upload_grant(
@@ -116,7 +129,50 @@ def grant_upload(
         digest=digest,
         size=size,
         expires_s=platform.settings.server.presigned_expiry_s,
+        part_bytes=platform.settings.server.presigned_part_mib * 1024**2,
     )
+
+
+def open_upload_grant(platform: Platform, actor: Actor, grant: str, *, project: str) -> UploadTerms:
+    """The terms of ``grant`` if it is the caller's, for ``project``, and still open.
+
+    Raises:
+        PresignedUrlsUnavailableError: the server offers no presigned URLs.
+        InvalidInputError: not a grant this server sealed.
+        NotFoundError: another caller's or project's grant, or an expired one.
+    """
+    store, _ = presigned_store(platform)
+    terms, _ = open_grant(store, grant, principal=actor.name, project=project)
+    return terms
+
+
+def granted_part_urls(platform: Platform, terms: UploadTerms, parts: list[int]) -> dict[str, Any]:
+    """Fresh URLs for parts of an open grant in parts (the caller opened it with
+    :func:`open_upload_grant` and may still upload its file).
+
+    Raises:
+        InvalidInputError: more than :data:`PARTS_PER_ANSWER` parts, a part the grant
+            has not, or a grant for one PUT.
+    """
+    if len(parts) > PARTS_PER_ANSWER:
+        raise InvalidInputError(
+            f"field 'parts' names {len(parts)} parts; ask for at most {PARTS_PER_ANSWER} at once",
+            hint="ask again for the rest",
+        )
+    _, blobs = presigned_store(platform)
+    expires_s = platform.settings.server.presigned_expiry_s
+    return {
+        "grant_id": terms.grant_id,
+        "parts": part_urls(blobs, terms, parts, expires_s),
+        "expires_at": int(time.time()) + expires_s,
+    }
+
+
+def abort_granted_upload(platform: Platform, terms: UploadTerms) -> None:
+    """Drop what was sent for an open grant (its parts, or its staged object), so an
+    upload given up costs no storage until ``ghaf gc``."""
+    _, blobs = presigned_store(platform)
+    abort_upload(blobs, terms)
 
 
 def commit_granted_upload(

@@ -218,6 +218,56 @@ def encrypt_bytes(
     return out
 
 
+class ChunkEncryptor:
+    """One message's chunks, each encrypted on its own (chunk ``i`` depends only on the
+    key, salt, context and ``i``), so a message sent in parts can send them in any
+    order, on several threads, and send one again alone: the bytes come out the same
+    as :func:`encrypt_stream`'s under the same salt.
+
+    Attributes:
+        header: the message's first bytes (salt and key commitment).
+    """
+
+    def __init__(
+        self, input_key: bytes, context: bytes, *, salt: bytes | None = None, key_size: int = 32
+    ) -> None:
+        salt = os.urandom(SALT_SIZE) if salt is None else salt
+        self._aead, self._base, commitment = _derive(input_key, salt, context, key_size)
+        self.header = salt + commitment
+
+    def encrypt(self, first: int, plaintext: bytes | memoryview, *, final: bool) -> bytearray:
+        """The ciphertext of the chunks from number ``first`` on, whose plaintext is
+        ``plaintext``; ``final`` when it ends the message (its last chunk short, maybe
+        empty). Not final, ``plaintext`` must be whole chunks.
+
+        Raises:
+            InvalidInputError: a part that does not end the message is not whole chunks.
+        """
+        view = memoryview(plaintext).cast("B")
+        full, rest = divmod(len(view), CHUNK)
+        if rest and not final:
+            raise InvalidInputError(
+                f"{len(view)} bytes are not whole {CHUNK}-byte chunks, and do not end the message",
+                hint="cut a message into parts at chunk boundaries",
+            )
+        out = bytearray(full * CT_CHUNK + (rest + TAG if final else 0))
+        cview = memoryview(out)
+        for index in range(full):
+            chunk = view[index * CHUNK : (index + 1) * CHUNK]
+            at = index * CT_CHUNK
+            self._aead.encrypt_into(
+                _nonce(self._base, first + index), chunk, None, cview[at : at + CT_CHUNK]
+            )
+        if final:
+            self._aead.encrypt_into(
+                _nonce(self._base, first + full),
+                view[full * CHUNK :],
+                None,
+                cview[full * CT_CHUNK :],
+            )
+        return out
+
+
 def decrypt_bytes(
     input_key: bytes, context: bytes, ciphertext: bytes | memoryview, *, key_size: int = 32
 ) -> bytearray:

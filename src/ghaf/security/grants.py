@@ -11,6 +11,15 @@ commit. At commit the server copies the staged object to its body key (out of th
 client's reach), streams it back, decrypts and hashes it, and writes the header only
 if it is the file the client announced: a body that does not decrypt to its digest
 would otherwise be handed to every later writer of that digest.
+
+A file whose ciphertext does not fit one part goes in parts (a **multipart grant**):
+the server begins an S3 multipart upload on the staging key and seals its upload id
+into the grant; each part is a run of whole encryption chunks (the first also carries
+the header), so the client encrypts and sends each on its own, in parallel, and sends
+one again alone when it failed. Part URLs are presigned for one upload id and part
+number, a batch at a time (:func:`part_urls`), so an upload outlives one URL's life.
+At commit the server lists the parts S3 holds, refuses missing or misshapen ones,
+completes the upload, and verifies the object exactly as one PUT's.
 """
 
 from __future__ import annotations
@@ -27,13 +36,23 @@ from typing import Any
 import orjson
 
 from ghaf.artifacts.base import ArtifactInfo
-from ghaf.artifacts.presign import MAX_SINGLE_PUT, PresigningBlobStore, staged_key
+from ghaf.artifacts.presign import (
+    MAX_PARTS,
+    MAX_SINGLE_PUT,
+    MIN_PART,
+    MultipartBlobStore,
+    PresigningBlobStore,
+    multipart,
+    staged_key,
+)
 from ghaf.errors import GhafError, IntegrityError, InvalidInputError, NotFoundError
 from ghaf.security.base import WrappedKey
-from ghaf.security.chunked import CHUNK, HEADER_SIZE, TAG, iter_decrypt
+from ghaf.security.chunked import CHUNK, CT_CHUNK, HEADER_SIZE, TAG, iter_decrypt
 from ghaf.security.encrypted_store import CIPHER, EncryptedArtifactStore, body_context
 
 GRANT_FORMAT = "ghaf-grant/1"
+PARTS_PER_ANSWER = 100
+"""Part URLs one answer carries at most (a grant's first ones, or one ``part_urls``)."""
 COMMIT_GRACE_S = 3600
 """Seconds after its URL expires that a grant may still be committed (a PUT of a few
 GiB that started in time may take that long to finish)."""
@@ -43,6 +62,63 @@ def ciphertext_size(size: int) -> int:
     """Bytes of the chunked-encryption ciphertext of ``size`` plaintext bytes (the last
     chunk is always short, possibly empty)."""
     return HEADER_SIZE + size + TAG * (size // CHUNK + 1)
+
+
+@dataclass(frozen=True)
+class PartLayout:
+    """How the ciphertext of a ``size``-byte file is cut into parts of ``part_chunks``
+    encryption chunks each (the last part fewer; the first also holds the header)."""
+
+    size: int
+    part_chunks: int
+
+    @classmethod
+    def plan(cls, size: int, part_bytes: int) -> PartLayout:
+        """Parts of at least ``part_bytes`` (and S3's 5 MiB) of ciphertext, made larger
+        when the file would otherwise need more than S3's 10,000.
+
+        Raises:
+            InvalidInputError: even parts of 5 GiB would be more than 10,000.
+        """
+        chunks = size // CHUNK + 1
+        per_part = max(-(-max(part_bytes, MIN_PART) // CT_CHUNK), -(-chunks // MAX_PARTS))
+        if HEADER_SIZE + per_part * CT_CHUNK > MAX_SINGLE_PUT:
+            raise InvalidInputError(
+                f"a file of {size} bytes needs more than {MAX_PARTS} parts of "
+                f"{MAX_SINGLE_PUT} bytes, over what one S3 object may hold",
+                hint="split the artifact into several files",
+            )
+        return cls(size, per_part)
+
+    @property
+    def count(self) -> int:
+        """How many parts."""
+        return -(-(self.size // CHUNK + 1) // self.part_chunks)
+
+    def part(self, number: int) -> dict[str, int]:
+        """Part ``number`` (1-based): ``offset`` and ``length`` of its plaintext in the
+        file, its first chunk's number, and ``size``, its ciphertext bytes.
+
+        Raises:
+            InvalidInputError: no such part.
+        """
+        if not 1 <= number <= self.count:
+            raise InvalidInputError(
+                f"field 'parts' names part {number}; this upload has parts 1 to {self.count}",
+                hint="ask only for the parts the grant's part_count allows",
+            )
+        first = (number - 1) * self.part_chunks
+        last = min(first + self.part_chunks, self.size // CHUNK + 1)
+        offset = first * CHUNK
+        length = min(last * CHUNK, self.size) - offset
+        header = HEADER_SIZE if number == 1 else 0
+        return {
+            "part": number,
+            "offset": offset,
+            "length": length,
+            "first_chunk": first,
+            "size": header + length + (last - first) * TAG,
+        }
 
 
 def _b64(data: bytes) -> str:
@@ -87,9 +163,20 @@ class UploadTerms:
     size: int
     body_id: str
     expires_at: int
+    upload_id: str = ""
+    """The S3 multipart upload of a grant in parts; empty for one PUT."""
+    part_chunks: int = 0
+    """Encryption chunks per part of a grant in parts."""
 
     def aad(self) -> bytes:
-        return _canonical({"format": GRANT_FORMAT, **self.__dict__})
+        terms = dict(self.__dict__)
+        if not self.upload_id:  # one PUT: the terms as grants before parts were sealed
+            del terms["upload_id"], terms["part_chunks"]
+        return _canonical({"format": GRANT_FORMAT, **terms})
+
+    @property
+    def layout(self) -> PartLayout:
+        return PartLayout(self.size, self.part_chunks)
 
 
 def upload_grant(
@@ -101,27 +188,41 @@ def upload_grant(
     digest: str,
     size: int,
     expires_s: int,
+    part_bytes: int = MAX_SINGLE_PUT,
 ) -> dict[str, Any]:
     """A presigned PUT to a fresh staging key, a fresh data key, and the sealed grant
-    to commit with.
+    to commit with; for a file whose ciphertext is over ``part_bytes`` (and a store
+    that takes parts), a multipart upload begun there and the first part URLs instead
+    (``method: multipart``).
 
     Raises:
-        InvalidInputError: the encrypted file would exceed one PUT's limit.
+        InvalidInputError: the encrypted file would exceed one PUT's limit and the
+            store takes no parts, or S3's limits on parts.
     """
-    if ciphertext_size(size) > MAX_SINGLE_PUT:
+    parts = multipart(blobs)
+    layout = PartLayout.plan(size, part_bytes) if parts is not None else None
+    if layout is not None and layout.count < 2:
+        layout = None
+    if layout is None and ciphertext_size(size) > MAX_SINGLE_PUT:
         raise InvalidInputError(
             f"a file of {size} bytes is over the {MAX_SINGLE_PUT} bytes one presigned PUT "
             "may carry (encrypted)",
             hint="send it through the server's resumable upload (without --direct)",
         )
+    grant_id = secrets.token_hex(16)
+    upload_id = ""
+    if layout is not None and parts is not None:
+        upload_id = parts.start_multipart(staged_key(grant_id))
     terms = UploadTerms(
-        grant_id=secrets.token_hex(16),
+        grant_id=grant_id,
         principal=principal,
         project=project,
         digest=digest,
         size=size,
         body_id=secrets.token_hex(8),
         expires_at=int(time.time()) + expires_s,
+        upload_id=upload_id,
+        part_chunks=layout.part_chunks if layout is not None else 0,
     )
     data_key = os.urandom(32)
     wrapped = store.keys.wrap(data_key, terms.aad())
@@ -131,10 +232,17 @@ def upload_grant(
         "kek_version": wrapped.version,
         "wrapped_key": _b64(wrapped.blob),
     }
-    return {
-        "grant": base64.urlsafe_b64encode(_canonical(sealed)).decode(),
-        "url": blobs.presign_put(staged_key(terms.grant_id), expires_s),
-        "method": "PUT",
+    answer: dict[str, Any] = {"grant": base64.urlsafe_b64encode(_canonical(sealed)).decode()}
+    if layout is None:
+        answer |= {"url": blobs.presign_put(staged_key(terms.grant_id), expires_s), "method": "PUT"}
+    else:
+        first = range(1, min(layout.count, PARTS_PER_ANSWER) + 1)
+        answer |= {
+            "method": "multipart",
+            "part_count": layout.count,
+            "parts": part_urls(blobs, terms, list(first), expires_s),
+        }
+    return answer | {
         "expires_at": terms.expires_at,
         "digest": digest,
         "size": size,
@@ -183,6 +291,84 @@ def open_grant(
     return terms, data_key
 
 
+def _parts_of(blobs: PresigningBlobStore, terms: UploadTerms) -> MultipartBlobStore:
+    parts = multipart(blobs)
+    if not terms.upload_id or parts is None:
+        raise InvalidInputError(
+            f"upload grant {terms.grant_id} is for one PUT, not for parts",
+            hint="PUT the encrypted file to the grant's url, then commit",
+        )
+    return parts
+
+
+def part_urls(
+    blobs: PresigningBlobStore, terms: UploadTerms, numbers: list[int], expires_s: int
+) -> list[dict[str, Any]]:
+    """Fresh presigned URLs for parts ``numbers`` of a grant in parts, each with where
+    its plaintext lies in the file and its ciphertext size.
+
+    Raises:
+        InvalidInputError: a grant for one PUT, or a part it does not have.
+    """
+    parts = _parts_of(blobs, terms)
+    key = staged_key(terms.grant_id)
+    answers = []
+    for number in numbers:
+        entry: dict[str, Any] = dict(terms.layout.part(number))
+        entry["url"] = parts.presign_part(key, terms.upload_id, number, expires_s)
+        answers.append(entry)
+    return answers
+
+
+def abort_upload(blobs: PresigningBlobStore, terms: UploadTerms) -> None:
+    """Drop whatever was sent for a grant: its parts, or its staged object."""
+    parts = multipart(blobs)
+    if terms.upload_id and parts is not None:
+        parts.abort_multipart(staged_key(terms.grant_id), terms.upload_id)
+    blobs.delete(staged_key(terms.grant_id))
+
+
+def _complete_parts(blobs: PresigningBlobStore, terms: UploadTerms) -> None:
+    """Complete a grant's multipart upload once S3 holds each of its parts, each of the
+    size the layout gives; one completed before (a commit retried) is left as it is.
+
+    Raises:
+        InvalidInputError: parts are missing (the upload stays open: send them, then
+            commit again).
+        IntegrityError: a part of the wrong size, or one the layout has not; the upload
+            is aborted and nothing is stored.
+    """
+    parts = _parts_of(blobs, terms)
+    key = staged_key(terms.grant_id)
+    try:
+        held = parts.uploaded_parts(key, terms.upload_id)
+    except NotFoundError:
+        return  # completed by a commit before (or aborted: the size check finds nothing)
+    layout = terms.layout
+    sizes = {number: size for number, size, _, _ in held}
+    missing = [n for n in range(1, layout.count + 1) if n not in sizes]
+    wrong = [
+        n for n, size in sorted(sizes.items()) if n > layout.count or layout.part(n)["size"] != size
+    ]
+    if wrong:
+        parts.abort_multipart(key, terms.upload_id)
+        raise IntegrityError(
+            f"the upload for grant {terms.grant_id} has parts {wrong} that are not of the "
+            "sizes the grant gives (each part's size is in its entry)",
+            hint="encrypt each part with the grant's data_key and context as its entry "
+            "says, then ask for a new grant; nothing was stored",
+        )
+    if missing:
+        shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
+        raise InvalidInputError(
+            f"the upload for grant {terms.grant_id} lacks {len(missing)} of its "
+            f"{layout.count} parts: {shown}",
+            hint="PUT them (fresh URLs: POST /api/v1/projects/{project}/upload-grants/parts), "
+            "then commit again",
+        )
+    parts.complete_multipart(key, terms.upload_id, [(n, etag) for n, _, etag, _ in sorted(held)])
+
+
 def commit_upload(
     store: EncryptedArtifactStore, blobs: PresigningBlobStore, terms: UploadTerms, data_key: bytes
 ) -> ArtifactInfo:
@@ -190,13 +376,18 @@ def commit_upload(
 
     The object is first copied to its body key (the client's URL cannot write there),
     then verified there; a body that fails is deleted, and nothing else is written.
-    Identical content stored already is kept, and the verified copy dropped.
+    Identical content stored already is kept, and the verified copy dropped. A grant in
+    parts has its multipart upload completed first, once every part is there.
 
     Raises:
         NotFoundError: nothing was PUT for this grant (or it was committed already).
+        InvalidInputError: parts of a grant in parts are missing; send them, then
+            commit again.
         IntegrityError: the body is not the announced file; nothing is stored.
     """
     staged = staged_key(terms.grant_id)
+    if terms.upload_id:
+        _complete_parts(blobs, terms)
     try:
         found = blobs.size(staged)
     except NotFoundError as exc:

@@ -715,6 +715,12 @@ def _calls(ids: Mapping[str, str]) -> dict[str, list[Call]]:
         "POST /projects/{project}/upload-grants/commit": [
             Call({"project": B}, json={"grant": "zq-grant"}),
         ],
+        "POST /projects/{project}/upload-grants/parts": [
+            Call({"project": B}, json={"grant": "zq-grant", "parts": [1]}),
+        ],
+        "POST /projects/{project}/upload-grants/abort": [
+            Call({"project": B}, json={"grant": "zq-grant"}),
+        ],
         "POST /projects/{project}/alerts": [
             Call({"project": B}, json={"alerts": [{"name": "zqOther"}]}),
         ],

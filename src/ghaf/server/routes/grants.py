@@ -5,8 +5,12 @@ data key and verifies every upload before it counts.
 A download grant is asked for per file of a readable model version or run, exactly as
 the streamed download is (never by bare digest), and is audited. An upload grant is
 committed once the client has PUT the encrypted file; the server decrypts and hashes it
-first. A server whose artifacts are local files answers 400 (presigned-urls-unavailable)
-naming the streamed route, which always works.
+first. A file larger than one part (``server.presigned_part_mib``) goes in parts: the
+grant carries the first part URLs, ``/upload-grants/parts`` hands out more (or fresh
+ones for a part sent again), the commit completes the multipart upload before it
+verifies, and ``/upload-grants/abort`` drops an upload given up. A server whose
+artifacts are local files answers 400 (presigned-urls-unavailable) naming the streamed
+route, which always works.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ from starlette.concurrency import run_in_threadpool
 
 from ghaf.errors import NotFoundError, RequestTooLargeError
 from ghaf.registry.grants import (
+    abort_granted_upload,
     commit_granted_upload,
     grant_download,
     grant_upload,
+    granted_part_urls,
+    open_upload_grant,
     presigned_offer,
 )
 from ghaf.registry.uploads import UPLOAD_ACTION, uploaded_to
@@ -51,6 +58,13 @@ class GrantCommit(BaseModel):
     """The sealed grant an upload-grant answer carried."""
 
     grant: str = Field(min_length=1, max_length=4096)
+
+
+class PartsRequest(BaseModel):
+    """The sealed grant of an upload in parts, and the parts to sign URLs for."""
+
+    grant: str = Field(min_length=1, max_length=4096)
+    parts: list[Annotated[int, Field(ge=1, le=10_000)]] = Field(min_length=1, max_length=100)
 
 
 @router.own("/artifact-access")
@@ -158,3 +172,38 @@ async def commit_upload_grant(
         )
     )
     return {"digest": info.digest, "size": info.size}
+
+
+@router.write(
+    "POST", "/projects/{project}/upload-grants/parts", action=UPLOAD_ACTION, status_code=201
+)
+async def upload_grant_parts(
+    project: ProjectPath, body: PartsRequest, who: CallerDep
+) -> dict[str, Any]:
+    """Fresh presigned URLs for parts of an upload grant in parts (at most 100 at once):
+    the parts after the grant's first ones, or one to send again once its URL expired.
+    Only the caller the grant was made for, while they may still upload the file."""
+    terms = await run_in_threadpool(
+        functools.partial(
+            open_upload_grant, who.in_project(project), who.actor, body.grant, project=project
+        )
+    )
+    await who.authorize(UPLOAD_ACTION, f"artifact:{terms.digest}", project)
+    return await run_in_threadpool(
+        granted_part_urls, who.in_project(project), terms, list(body.parts)
+    )
+
+
+@router.write("POST", "/projects/{project}/upload-grants/abort", action=UPLOAD_ACTION)
+async def abort_upload_grant(
+    project: ProjectPath, body: GrantCommit, who: CallerDep
+) -> dict[str, Any]:
+    """Drop what was sent for an upload grant not committed (its parts, or its object):
+    an upload given up costs no storage until ``ghaf gc``."""
+    terms = await run_in_threadpool(
+        functools.partial(
+            open_upload_grant, who.in_project(project), who.actor, body.grant, project=project
+        )
+    )
+    await run_in_threadpool(abort_granted_upload, who.in_project(project), terms)
+    return {"grant_id": terms.grant_id, "aborted": True}
