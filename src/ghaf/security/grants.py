@@ -56,6 +56,9 @@ PARTS_PER_ANSWER = 100
 COMMIT_GRACE_S = 3600
 """Seconds after its URL expires that a grant may still be committed (a PUT of a few
 GiB that started in time may take that long to finish)."""
+SLOWEST_PARTS_BPS = 4 * 1024**2
+"""Bytes a second an upload in parts is given time for beyond :data:`COMMIT_GRACE_S`
+(its part URLs are renewed, and it is committed, until then): 100 GiB get 7 hours more."""
 
 
 def ciphertext_size(size: int) -> int:
@@ -178,6 +181,12 @@ class UploadTerms:
     def layout(self) -> PartLayout:
         return PartLayout(self.size, self.part_chunks)
 
+    @property
+    def deadline(self) -> float:
+        """Until when the grant may be used (part URLs renewed, the upload committed)."""
+        slack = self.size / SLOWEST_PARTS_BPS if self.upload_id else 0.0
+        return self.expires_at + COMMIT_GRACE_S + slack
+
 
 def upload_grant(
     store: EncryptedArtifactStore,
@@ -283,7 +292,7 @@ def open_grant(
     if (terms.principal, terms.project) != (
         principal,
         project,
-    ) or time.time() > terms.expires_at + COMMIT_GRACE_S:
+    ) or time.time() > terms.deadline:
         raise NotFoundError(
             f"upload grant {terms.grant_id} does not exist (or expired)",
             hint=f"ask for a new grant: POST /api/v1/projects/{project}/upload-grants",

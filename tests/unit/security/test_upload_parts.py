@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +13,13 @@ from hypothesis import strategies as st
 from ghaf.artifacts.presign import MAX_PARTS, MAX_SINGLE_PUT, MIN_PART
 from ghaf.errors import InvalidInputError
 from ghaf.security.chunked import CHUNK, ChunkEncryptor, decrypt_bytes, encrypt_bytes
-from ghaf.security.grants import PartLayout, ciphertext_size
+from ghaf.security.grants import (
+    COMMIT_GRACE_S,
+    SLOWEST_PARTS_BPS,
+    PartLayout,
+    UploadTerms,
+    ciphertext_size,
+)
 
 KEY = bytes(range(32))
 CONTEXT = b"ghaf-test-parts"
@@ -76,3 +83,23 @@ def test_the_cut_keeps_to_s3_s_limits_and_grows_parts_for_a_huge_file() -> None:
     for wrong in (0, layout.count + 1):
         with pytest.raises(InvalidInputError, match=f"names part {wrong}; this upload has parts"):
             layout.part(wrong)
+
+
+def test_an_upload_in_parts_is_given_time_in_proportion_to_its_size() -> None:
+    terms = {
+        "grant_id": "0" * 32,
+        "principal": "alice",
+        "project": "fraud",
+        "digest": "0" * 64,
+        "size": 100 * GiB,
+        "body_id": "0" * 16,
+        "expires_at": 1000,
+    }
+    one = UploadTerms(**terms)  # type: ignore[arg-type]
+    parts = UploadTerms(**terms, upload_id="u", part_chunks=320)  # type: ignore[arg-type]
+    assert one.deadline == 1000 + COMMIT_GRACE_S
+    assert parts.deadline == 1000 + COMMIT_GRACE_S + 100 * GiB / SLOWEST_PARTS_BPS
+    assert 7 * 3600 < parts.deadline - one.deadline < 8 * 3600
+    # a one-PUT grant binds the terms it bound before uploads in parts existed
+    assert sorted(orjson.loads(one.aad())) == sorted(["format", *terms])
+    assert orjson.loads(parts.aad())["upload_id"] == "u"
