@@ -85,7 +85,7 @@ def _pending(s3: Any, name: str) -> list[str]:
 def _grant(alice: Client, data: bytes) -> dict[str, Any]:
     digest = hashlib.sha256(data).hexdigest()
     grant: dict[str, Any] = alice.post(
-        "/projects/fraud/upload-grants", {"sha256": digest, "size": len(data)}
+        "/projects/fraud/upload-grants", {"sha256": digest, "size": len(data), "parts": True}
     )
     return grant
 
@@ -137,6 +137,9 @@ def test_a_file_in_parts_goes_to_the_bucket_and_back_byte_identical(
     digest = hashlib.sha256(data).hexdigest()
     (tmp_path / "weights.bin").write_bytes(data)
     with _client(team, "alice") as alice:
+        # a client that sends no parts (an older one) gets one PUT, as before
+        single = alice.post("/projects/fraud/upload-grants", {"sha256": digest, "size": len(data)})
+        assert (single["method"], "parts" in single) == ("PUT", False)
         # a file of this size is granted in three parts, each URL for its part alone
         probe = _grant(alice, data)
         assert (probe["method"], probe["part_count"]) == ("multipart", 3)

@@ -314,7 +314,9 @@ def upload_granted(client: Client, path: Path, project: str, digest: str, size: 
         IntegrityError: the server found the bytes are not the file; nothing was stored.
         PermissionDeniedError: the object store refused the URL (expired).
     """
-    grant = client.post(f"/projects/{project}/upload-grants", {"sha256": digest, "size": size})
+    grant = client.post(
+        f"/projects/{project}/upload-grants", {"sha256": digest, "size": size, "parts": True}
+    )
     if grant["stored"]:
         return str(grant["digest"])
     if grant.get("method") == "multipart":

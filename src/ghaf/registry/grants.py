@@ -108,13 +108,20 @@ def grant_download(
 
 
 def grant_upload(
-    platform: Platform, actor: Actor, *, project: str, digest: str, size: int
+    platform: Platform,
+    actor: Actor,
+    *,
+    project: str,
+    digest: str,
+    size: int,
+    in_parts: bool = False,
 ) -> dict[str, Any]:
     """A presigned PUT for one file the caller may upload to ``project`` (the caller
     authorized ``model.upload``), a fresh data key, and the sealed grant.
 
-    A file whose ciphertext is over ``server.presigned_part_mib`` goes in parts: the
-    grant begins a multipart upload and carries the first part URLs.
+    With ``in_parts`` (the client sends parts), a file whose ciphertext is over
+    ``server.presigned_part_mib`` goes in parts: the grant begins a multipart upload
+    and carries the first part URLs.
 
     Raises:
         PresignedUrlsUnavailableError: the server offers no presigned URLs.
@@ -129,7 +136,7 @@ def grant_upload(
         digest=digest,
         size=size,
         expires_s=platform.settings.server.presigned_expiry_s,
-        part_bytes=platform.settings.server.presigned_part_mib * 1024**2,
+        part_bytes=platform.settings.server.presigned_part_mib * 1024**2 if in_parts else None,
     )
 
 

@@ -197,26 +197,29 @@ def upload_grant(
     digest: str,
     size: int,
     expires_s: int,
-    part_bytes: int = MAX_SINGLE_PUT,
+    part_bytes: int | None = None,
 ) -> dict[str, Any]:
     """A presigned PUT to a fresh staging key, a fresh data key, and the sealed grant
-    to commit with; for a file whose ciphertext is over ``part_bytes`` (and a store
-    that takes parts), a multipart upload begun there and the first part URLs instead
-    (``method: multipart``).
+    to commit with; for a file whose ciphertext is over ``part_bytes`` (a client that
+    sends parts, and a store that takes them), a multipart upload begun there and the
+    first part URLs instead (``method: multipart``).
 
     Raises:
-        InvalidInputError: the encrypted file would exceed one PUT's limit and the
-            store takes no parts, or S3's limits on parts.
+        InvalidInputError: the encrypted file would exceed one PUT's limit and goes in
+            no parts, or S3's limits on parts.
     """
     parts = multipart(blobs)
-    layout = PartLayout.plan(size, part_bytes) if parts is not None else None
+    layout = None
+    if parts is not None and part_bytes is not None:
+        layout = PartLayout.plan(size, part_bytes)
     if layout is not None and layout.count < 2:
         layout = None
     if layout is None and ciphertext_size(size) > MAX_SINGLE_PUT:
         raise InvalidInputError(
             f"a file of {size} bytes is over the {MAX_SINGLE_PUT} bytes one presigned PUT "
             "may carry (encrypted)",
-            hint="send it through the server's resumable upload (without --direct)",
+            hint='ask for a grant in parts ("parts": true; this SDK\'s direct uploads do), '
+            "or send it through the server's resumable upload (without --direct)",
         )
     grant_id = secrets.token_hex(16)
     upload_id = ""

@@ -52,6 +52,11 @@ class UploadGrantRequest(BaseModel):
 
     sha256: str = Field(pattern=_SHA256)
     size: int = Field(ge=1, le=1 << 50)
+    parts: bool = Field(
+        default=False,
+        description="The client sends a file larger than one part in parts (an S3 "
+        "multipart upload); without it, one PUT of at most 5 GiB.",
+    )
 
 
 class GrantCommit(BaseModel):
@@ -130,7 +135,9 @@ async def upload_grant(
 ) -> dict[str, Any]:
     """A presigned PUT for one file, the data key to encrypt it with (C2SP chunked
     AES-256-GCM under ``context``) and the grant to commit it with; ``stored: true``
-    (and no grant) when the project holds that file already."""
+    (and no grant) when the project holds that file already. With ``parts: true``, a
+    file larger than one part gets ``method: multipart``: its part layout and first
+    part URLs instead of one URL."""
     await who.authorize(UPLOAD_ACTION, f"artifact:{body.sha256}", project)
     limit: int = request.app.state.max_artifact_bytes
     if body.size > limit:
@@ -149,6 +156,7 @@ async def upload_grant(
             project=project,
             digest=body.sha256,
             size=body.size,
+            in_parts=body.parts,
         )
     )
     return {"stored": False, "project": project, **grant}
