@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlparse, urlunparse
@@ -28,7 +30,7 @@ from ghaf.artifacts.presign import STAGING_PREFIX, presigning, stale_staged
 from ghaf.client import Client
 from ghaf.client.direct import upload_granted
 from ghaf.client.files import log_artifacts
-from ghaf.errors import IntegrityError, InvalidInputError, NotFoundError
+from ghaf.errors import BackendUnavailableError, IntegrityError, InvalidInputError, NotFoundError
 from ghaf.home import init_home
 from ghaf.platform import Platform
 from ghaf.projects import create_project
@@ -192,10 +194,11 @@ def _grant_id(grant: dict[str, Any]) -> str:
     return str(orjson.loads(base64.urlsafe_b64decode(grant["grant"]))["terms"]["grant_id"])
 
 
-def test_parts_missing_altered_or_misshapen_store_nothing_and_urls_are_one_part_s(
+def test_parts_missing_altered_misshapen_or_left_store_nothing_and_urls_are_one_part_s(
     platform: Platform,
     team: tuple[ServerProcess, dict[str, str]],
     bucket: tuple[Any, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     s3, name = bucket
     salt = os.urandom(24)
@@ -260,19 +263,9 @@ def test_parts_missing_altered_or_misshapen_store_nothing_and_urls_are_one_part_
         assert [k for k in _objects(s3, name) if k.startswith(f"ghaf/enc/{bad[:2]}/")] == []
         assert not [k for k in _objects(s3, name) if k.startswith("ghaf/" + STAGING_PREFIX)]
         assert _pending(s3, name) == []
-
-
-def test_parts_left_uncommitted_are_aborted_by_gc_once_stale(
-    platform: Platform,
-    team: tuple[ServerProcess, dict[str, str]],
-    bucket: tuple[Any, str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    s3, name = bucket
-    data = os.urandom(12 * MiB)
-    with _client(team, "alice") as alice:
-        grant = _grant(alice, data)
-        _put(grant["parts"][0], _part(grant, grant["parts"][0], data, os.urandom(24)))
+        # parts sent and never committed: ghaf gc aborts the upload once it is stale
+        grant = _grant(alice, data[::-1])
+        _put(grant["parts"][0], _part(grant, grant["parts"][0], data[::-1], salt))
     store = platform.artifacts
     assert isinstance(store, EncryptedArtifactStore)
     blobs = presigning(store.blobs)
@@ -287,3 +280,129 @@ def test_parts_left_uncommitted_are_aborted_by_gc_once_stale(
     removed = remove_leftovers(platform.settings)
     assert [(r.kind, r.path.as_posix()) for r in removed] == [("staged-upload", staged)]
     assert _pending(s3, name) == []
+
+
+class _FlakyStore:
+    """moto behind a real HTTP proxy that answers chosen part PUTs with a failure (as a
+    store that is slow, or a URL that expired, would), and counts every part PUT."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.fail: dict[int, list[int]] = {}
+        self.puts: list[int] = []
+        store = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # answers botocore's Expect: 100-continue
+
+            def body(self) -> bytes:
+                if "chunked" not in self.headers.get("transfer-encoding", ""):
+                    return self.rfile.read(int(self.headers.get("content-length") or 0))
+                data = b""
+                while size := int(self.rfile.readline().split(b";")[0], 16):
+                    data += self.rfile.read(size)
+                    self.rfile.readline()
+                self.rfile.readline()
+                return data
+
+            def forward(self) -> None:
+                query = parse_qs(urlparse(self.path).query)
+                body = self.body()
+                if self.command == "PUT" and "partNumber" in query:
+                    part = int(query["partNumber"][0])
+                    store.puts.append(part)
+                    if store.fail.get(part):
+                        self.send_response(store.fail[part].pop(0))
+                        self.send_header("content-length", "0")
+                        self.end_headers()
+                        return
+                skip = {"host", "content-length", "connection", "transfer-encoding"}
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+                answer = httpx.request(
+                    self.command, store.upstream + self.path, headers=headers, content=body
+                )
+                self.send_response(answer.status_code)
+                for key, value in answer.headers.items():
+                    if key.lower() not in {*skip, "content-encoding"}:
+                        self.send_header(key, value)
+                size = answer.headers.get("content-length", "0")
+                self.send_header(
+                    "content-length", size if self.command == "HEAD" else str(len(answer.content))
+                )
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(answer.content)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = forward
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def flaky(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[_FlakyStore]:
+    store = _FlakyStore(s3_endpoint)
+    try:
+        yield store
+    finally:
+        store.server.shutdown()
+        store.server.server_close()
+
+
+@pytest.fixture
+def flaky_team(
+    bucket: tuple[Any, str],
+    flaky: _FlakyStore,
+    isolated_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Iterator[tuple[Platform, ServerProcess, str]]:
+    """A server whose bucket is reached (and whose part URLs point) through ``flaky``."""
+    monkeypatch.setenv("GHAF_S3_ENDPOINT_URL", flaky.url)
+    monkeypatch.setenv("GHAF_SERVER__PRESIGNED_PART_MIB", "5")
+    with init_home(load_settings(home=isolated_env)) as opened:
+        create_project(opened, opened.admin(), "fraud")
+        token = mint(opened, "alice", ["data_scientist"], project="fraud", bind_on="fraud")
+        server = ServerProcess(
+            opened.settings.home, ("server",), "/health", tmp_path / "server.log"
+        ).start()
+        try:
+            yield opened, server, token
+        finally:
+            log = server.stop()
+    assert "Traceback" not in log
+
+
+def test_a_part_the_store_fails_is_sent_again_alone_and_one_that_keeps_failing_aborts(
+    flaky_team: tuple[Platform, ServerProcess, str],
+    flaky: _FlakyStore,
+    bucket: tuple[Any, str],
+    tmp_path: Path,
+) -> None:
+    platform, server, token = flaky_team
+    s3, name = bucket
+    data = os.urandom(12 * MiB)
+    digest = hashlib.sha256(data).hexdigest()
+    (tmp_path / "weights.bin").write_bytes(data)
+    with ghaf.connect(server.url, token=token) as alice:
+        # part 2 meets the store's 503, part 3 an expired URL (a fresh one is asked for)
+        flaky.fail = {2: [503], 3: [403]}
+        sent = upload_granted(alice, tmp_path / "weights.bin", "fraud", digest, len(data))
+        assert sent == digest
+        assert sorted(flaky.puts) == [1, 2, 2, 3, 3]  # only the failed parts again
+        assert platform.artifacts.read_bytes(digest) == data
+        # a part that fails every try: the upload is given up and aborted
+        other = os.urandom(12 * MiB)
+        (tmp_path / "other.bin").write_bytes(other)
+        flaky.fail, flaky.puts = {1: [500, 500, 500]}, []
+        with pytest.raises(BackendUnavailableError, match="HTTP 500 for part 1"):
+            upload_granted(
+                alice, tmp_path / "other.bin", "fraud", hashlib.sha256(other).hexdigest(), 12 * MiB
+            )
+        assert flaky.puts.count(1) == 3
+        assert _pending(s3, name) == []
+        assert not platform.artifacts.exists(hashlib.sha256(other).hexdigest())

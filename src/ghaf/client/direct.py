@@ -54,6 +54,8 @@ _ASK_PARTS = 4 * PARALLEL_PARTS
 _PART_TRIES = 3
 """Times one part is sent before the upload is given up."""
 _URL_MARGIN_S = 30
+_BACKOFF_S = 0.5
+"""Seconds waited before a part the store failed is sent again, times the try's number."""
 """A part URL this close to its expiry is asked for again before it is used."""
 _PART_BATCH = 128 * ENCRYPTED_CHUNK
 """Plaintext bytes read and encrypted at a time while a part is sent (2 MiB)."""
@@ -303,6 +305,8 @@ def _send_parts(client: Client, path: Path, project: str, grant: dict[str, Any])
                 for number, error in failed.items():
                     if error.expired:
                         known.pop(number)
+                if not all(error.expired for error in failed.values()):
+                    time.sleep(_BACKOFF_S * attempt)  # a store that failed (S3's SlowDown)
                 todo = sorted(failed)
 
 
