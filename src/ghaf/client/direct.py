@@ -54,9 +54,9 @@ _ASK_PARTS = 4 * PARALLEL_PARTS
 _PART_TRIES = 3
 """Times one part is sent before the upload is given up."""
 _URL_MARGIN_S = 30
+"""A part URL this close to its expiry is asked for again before it is used."""
 _BACKOFF_S = 0.5
 """Seconds waited before a part the store failed is sent again, times the try's number."""
-"""A part URL this close to its expiry is asked for again before it is used."""
 _PART_BATCH = 128 * ENCRYPTED_CHUNK
 """Plaintext bytes read and encrypted at a time while a part is sent (2 MiB)."""
 
@@ -287,27 +287,31 @@ def _send_parts(client: Client, path: Path, project: str, grant: dict[str, Any])
         httpx.Client(timeout=60.0) as http,
         ThreadPoolExecutor(PARALLEL_PARTS, thread_name_prefix="ghaf-part") as pool,
     ):
-        for start in range(1, count + 1, _ASK_PARTS):
-            todo = list(range(start, min(start + _ASK_PARTS, count + 1)))
-            for attempt in range(1, _PART_TRIES + 1):
-                soon = time.time() + _URL_MARGIN_S
-                stale = [n for n in todo if n not in known or known[n][1] < soon]
-                if stale:
-                    ask(stale)
-                sent = pool.map(
-                    lambda n: _send_part(http, path, encryptor, known[n][0], count), todo
-                )
-                failed = {n: err for n, err in zip(todo, sent, strict=True) if err is not None}
-                if not failed:
-                    break
-                if attempt == _PART_TRIES:
-                    raise next(iter(failed.values())).cause
-                for number, error in failed.items():
-                    if error.expired:
-                        known.pop(number)
-                if not all(error.expired for error in failed.values()):
-                    time.sleep(_BACKOFF_S * attempt)  # a store that failed (S3's SlowDown)
-                todo = sorted(failed)
+        try:
+            for start in range(1, count + 1, _ASK_PARTS):
+                todo = list(range(start, min(start + _ASK_PARTS, count + 1)))
+                for attempt in range(1, _PART_TRIES + 1):
+                    soon = time.time() + _URL_MARGIN_S
+                    stale = [n for n in todo if n not in known or known[n][1] < soon]
+                    if stale:
+                        ask(stale)
+                    sent = pool.map(
+                        lambda n: _send_part(http, path, encryptor, known[n][0], count), todo
+                    )
+                    failed = {n: e for n, e in zip(todo, sent, strict=True) if e is not None}
+                    if not failed:
+                        break
+                    if attempt == _PART_TRIES:
+                        raise next(iter(failed.values())).cause
+                    for number, error in failed.items():
+                        if error.expired:
+                            known.pop(number)
+                    if not all(error.expired for error in failed.values()):
+                        time.sleep(_BACKOFF_S * attempt)  # a store that failed (S3's SlowDown)
+                    todo = sorted(failed)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # send no part of a lost upload
+            raise
 
 
 def upload_granted(client: Client, path: Path, project: str, digest: str, size: int) -> str:
