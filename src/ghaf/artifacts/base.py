@@ -21,6 +21,20 @@ class ArtifactInfo:
     region: str
 
 
+class LateClaim(Protocol):
+    """A SHA-256 that arrives after the bytes it is claimed for (an upload whose digest
+    trails its body, so its sender hashes the bytes as it sends them): readable only once
+    the source those bytes come from has been read to its end."""
+
+    def value(self) -> str:
+        """The claimed digest (lowercase hex).
+
+        Raises:
+            InvalidInputError: the claim did not arrive whole, or is not a SHA-256.
+        """
+        ...
+
+
 class BlobWriter(Protocol):
     """An in-progress write; invisible to readers until :meth:`commit`."""
 
@@ -63,9 +77,12 @@ class ArtifactStore(Protocol):
 
     region: str
 
-    def put(self, source: BinaryIO | Path, *, expected: str | None = None) -> ArtifactInfo:
+    def put(
+        self, source: BinaryIO | Path, *, expected: str | LateClaim | None = None
+    ) -> ArtifactInfo:
         """Stream ``source`` in; with ``expected``, store it only if it hashes to that
-        SHA-256 (else raise ``IntegrityError``, storing nothing)."""
+        SHA-256 (else raise ``IntegrityError``, storing nothing). A :class:`LateClaim` is
+        read once ``source`` has ended, before anything is committed."""
         ...
 
     def put_bytes(self, data: bytes) -> ArtifactInfo: ...

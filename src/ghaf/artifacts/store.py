@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ghaf.artifacts.base import CHUNK_SIZE, ArtifactInfo, BlobStore
+from ghaf.artifacts.base import CHUNK_SIZE, ArtifactInfo, BlobStore, LateClaim
 from ghaf.errors import IntegrityError, InvalidInputError
 
 _PREFIX = "sha256/"
@@ -116,15 +116,20 @@ def atomic_output(dest: Path) -> Iterator[BinaryIO]:
         raise
 
 
-def check_expected(digest: str, expected: str | None) -> None:
-    """Refuse bytes that do not hash to the SHA-256 their sender claimed.
+def check_expected(digest: str, expected: str | LateClaim | None) -> None:
+    """Refuse bytes that do not hash to the SHA-256 their sender claimed (a
+    :class:`~ghaf.artifacts.base.LateClaim` is read here, once the bytes have ended).
 
     Raises:
         IntegrityError: ``digest`` is not ``expected``.
+        InvalidInputError: a late claim did not arrive whole, or is not a SHA-256.
     """
-    if expected is not None and digest != expected:
+    if expected is None:
+        return
+    claimed = expected if isinstance(expected, str) else expected.value()
+    if digest != claimed:
         raise IntegrityError(
-            f"refused: the sender claimed sha256 {expected}, the bytes that arrived hash to "
+            f"refused: the sender claimed sha256 {claimed}, the bytes that arrived hash to "
             f"{digest}",
             hint="the file changed on the way or while it was read; send it again",
         )
@@ -137,7 +142,9 @@ class ContentStore:
         self.blobs = blobs
         self.region = blobs.region
 
-    def put(self, source: BinaryIO | Path, *, expected: str | None = None) -> ArtifactInfo:
+    def put(
+        self, source: BinaryIO | Path, *, expected: str | LateClaim | None = None
+    ) -> ArtifactInfo:
         """Stream ``source`` in; identical content is stored once. With ``expected``, only
         bytes that hash to it are stored."""
         if isinstance(source, Path):

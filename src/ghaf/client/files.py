@@ -14,7 +14,6 @@ import hashlib
 import os
 import stat
 import tempfile
-from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
@@ -32,6 +31,10 @@ if TYPE_CHECKING:
     from ghaf.client.http import Client
 
 DIGEST_HEADER = "x-ghaf-sha256"
+TRAILING = "trailing"
+"""The value of :data:`DIGEST_HEADER` on an upload whose body ends with the file's digest."""
+DIGEST_SIZE = 64
+"""Bytes of a SHA-256 in lowercase hex."""
 CHUNK = 1024 * 1024
 """Bytes read from or written to disk at a time."""
 PIECE = 256 * 1024 * 1024
@@ -71,30 +74,82 @@ def upload_file(client: Client, path: Path, project: str, *, direct: bool = Fals
     With ``direct`` (and a server that offers it) the file goes encrypted straight to the
     bucket through a presigned URL (:func:`~ghaf.client.direct.upload_granted`). Else a
     file of :attr:`Client.resumable_above` bytes or more goes in resumable pieces
-    (:func:`_upload_in_pieces`); a smaller one in one streamed request.
+    (:func:`_upload_in_pieces`); a smaller one in one streamed request, hashed as it is
+    sent (its digest follows its bytes: one read of the file, not two).
     """
     return _upload(client, path, project, use_direct(client, direct))
 
 
+class _HashedBody:
+    """One pass over a file as the body of ``X-Ghaf-SHA256: trailing``: its ``size`` bytes,
+    hashed as they are sent, then their SHA-256 in hex. The digest is sent only if the
+    file kept its size and modification time meanwhile; otherwise the body stops short,
+    and a server stores nothing of a body that ends early."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self.size = size
+        self.digest: str | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        hasher = hashlib.sha256()
+        with self.path.open("rb", buffering=0) as handle:
+            before = os.fstat(handle.fileno())
+            left = self.size
+            while left:
+                chunk = handle.read(min(CHUNK, left))
+                if not chunk:
+                    break
+                hasher.update(chunk)
+                left -= len(chunk)
+                yield chunk
+            after = os.fstat(handle.fileno())
+        if left or (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            raise InvalidInputError(
+                f"{self.path} changed while it was being uploaded; nothing was stored",
+                hint="upload it again once nothing is writing to it",
+            )
+        self.digest = hasher.hexdigest()
+        yield self.digest.encode()
+
+
+def _upload_streamed(client: Client, path: Path, project: str, size: int) -> tuple[str, str]:
+    """Send ``path`` in one request, its digest after its bytes; (the digest the server
+    stored it as, the digest of the bytes sent)."""
+    bodies: list[_HashedBody] = []
+
+    def body() -> Iterator[bytes]:  # a fresh pass for each try
+        bodies.append(_HashedBody(path, size))
+        return iter(bodies[-1])
+
+    headers = {
+        "content-type": "application/octet-stream",
+        "content-length": str(size + DIGEST_SIZE),
+        DIGEST_HEADER: TRAILING,
+    }
+    response = client.send("POST", f"/projects/{project}/artifacts", content=body, headers=headers)
+    sent = bodies[-1].digest
+    if sent is None:  # pragma: no cover - the server answered before the body ended
+        raise IntegrityError(
+            f"the server stored {path} before it had received its digest",
+            hint="check what sits between you and the server",
+        )
+    return str(response.json()["digest"]), sent
+
+
 def _upload(client: Client, path: Path, project: str, direct: bool) -> str:
-    digest = file_digest(path)
     size = path.stat().st_size
     if direct and size > 0:
         from ghaf.client.direct import upload_granted
 
+        digest = file_digest(path)
         stored = upload_granted(client, path, project, digest, size)
     elif size >= client.resumable_above:
+        # The digest goes first: a server that holds the file already is not sent it.
+        digest = file_digest(path)
         stored = _upload_in_pieces(client, path, project, digest, size)
     else:
-        headers = {
-            "content-type": "application/octet-stream",
-            "content-length": str(size),
-            DIGEST_HEADER: digest,
-        }
-        response = client.send(
-            "POST", f"/projects/{project}/artifacts", content=lambda: _chunks(path), headers=headers
-        )
-        stored = str(response.json()["digest"])
+        stored, digest = _upload_streamed(client, path, project, size)
     if stored != digest:  # the server would have refused; a proxy in between might not
         raise IntegrityError(
             f"{path} was stored as sha256 {stored}, not {digest}",
@@ -221,36 +276,53 @@ def _target(dest: Path, relative: str) -> Path:
 
 
 def _save(pieces: Iterator[bytes], out: BinaryIO, hasher: Any) -> None:
-    """Hash and write ``pieces`` in batches of about :data:`CHUNK` on a helper thread,
-    while this one receives the next batches (both release the GIL: two cores at work).
-    Up to :data:`SAVE_DEPTH` batches wait their turn, so a write the kernel holds back
-    for a moment does not stop the download."""
+    """Hash and write ``pieces`` while this thread receives the next ones: they are copied
+    into batches of :data:`CHUNK` bytes, each hashed on one helper thread and written on
+    another (both release the GIL). Up to :data:`SAVE_DEPTH` batches wait their turn, so
+    a write the kernel holds back for a moment does not stop the download.
 
-    def keep(data: bytes) -> None:
-        hasher.update(data)
-        out.write(data)
+    The batches are a ring of buffers allocated once: a fresh 1 MiB object per batch cost
+    more system time than the file's writes (each faulted in anew)."""
+    ring = [memoryview(bytearray(CHUNK)) for _ in range(SAVE_DEPTH + 1)]
+    using: list[tuple[Future[Any], Future[Any]] | None] = [None] * len(ring)
+    hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghaf-hash")
+    writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghaf-save")
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghaf-save") as pool:
-        pending: deque[Future[None]] = deque()
-        batch: list[bytes] = []
-        size = 0
-        try:
-            for piece in pieces:
-                batch.append(piece)
-                size += len(piece)
-                if size >= CHUNK:
-                    data = b"".join(batch)
-                    batch.clear()
-                    size = 0
-                    while len(pending) >= SAVE_DEPTH:
-                        pending.popleft().result()
-                    pending.append(pool.submit(keep, data))
-            while pending:
-                pending.popleft().result()
-            keep(b"".join(batch))
-        finally:
-            for future in pending:
+    def hand_over(index: int, view: memoryview) -> None:
+        using[index] = (hashing.submit(hasher.update, view), writing.submit(out.write, view))
+
+    def wait(index: int) -> None:
+        pending, using[index] = using[index], None
+        if pending is not None:
+            pending[0].result()
+            pending[1].result()
+
+    turn = 0
+    filled = 0
+    try:
+        for piece in pieces:
+            data = memoryview(piece)
+            while data:
+                buffer = ring[turn % len(ring)]
+                take = min(len(data), CHUNK - filled)
+                buffer[filled : filled + take] = data[:take]
+                data = data[take:]
+                filled += take
+                if filled == CHUNK:
+                    hand_over(turn % len(ring), buffer)
+                    turn += 1
+                    wait(turn % len(ring))  # the next buffer is free once saved
+                    filled = 0
+        if filled:
+            hand_over(turn % len(ring), ring[turn % len(ring)][:filled])
+        for index in range(len(ring)):
+            wait(index)
+    finally:
+        for pending in using:
+            for future in pending or ():
                 future.cancel()
+        hashing.shutdown(wait=True)
+        writing.shutdown(wait=True)
 
 
 def _download(

@@ -23,7 +23,7 @@ from typing import BinaryIO
 import orjson
 from sqlalchemy import select
 
-from ghaf.artifacts.base import CHUNK_SIZE, ArtifactInfo
+from ghaf.artifacts.base import CHUNK_SIZE, ArtifactInfo, LateClaim
 from ghaf.artifacts.scratch import scratch_dir
 from ghaf.errors import GhafError, InvalidInputError, NotFoundError, name_taken
 from ghaf.platform import Platform
@@ -44,22 +44,26 @@ def store_upload(
     actor: Actor,
     source: BinaryIO | Path,
     *,
-    digest: str,
+    digest: str | LateClaim,
     project: str,
 ) -> ArtifactInfo:
     """Put a file arriving for ``project`` in the artifact store, if it is what was sent.
 
     Args:
         source: the bytes as they arrive (a request body's stream, or a staged file).
-        digest: the SHA-256 the sender claimed for them.
+        digest: the SHA-256 the sender claimed for them, or the claim that follows them.
         project: the project the file is uploaded to.
 
     Raises:
         IntegrityError: the bytes hash to something else; nothing is stored (audited as
             failed).
+        InvalidInputError: a claim that follows the bytes is missing or malformed.
     """
     info = platform.artifacts.put(source, expected=digest)
-    current_operation().details["size"] = info.size
+    operation = current_operation()
+    operation.details["size"] = info.size
+    if not isinstance(digest, str):  # the claim followed the bytes: known only now
+        operation.resource = f"artifact:{info.digest}"
     return info
 
 

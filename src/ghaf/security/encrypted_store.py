@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from ghaf.artifacts.base import CHUNK_SIZE, ArtifactInfo, BlobStore
+from ghaf.artifacts.base import CHUNK_SIZE, ArtifactInfo, BlobStore, LateClaim
 from ghaf.artifacts.store import atomic_output, blob_key, check_expected
 from ghaf.errors import GhafError, IntegrityError, NotFoundError
 from ghaf.security.base import KeyProvider, WrappedKey
@@ -172,7 +172,9 @@ class EncryptedArtifactStore:
 
     # Writing -------------------------------------------------------------------------
 
-    def put(self, source: BinaryIO | Path, *, expected: str | None = None) -> ArtifactInfo:
+    def put(
+        self, source: BinaryIO | Path, *, expected: str | LateClaim | None = None
+    ) -> ArtifactInfo:
         """Encrypt ``source`` as it streams in; identical content is stored once. With
         ``expected``, only bytes that hash to it are stored."""
         if isinstance(source, Path):

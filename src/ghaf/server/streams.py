@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import re
 from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +25,9 @@ BATCH = 1024 * 1024
 AHEAD = 4 * BATCH
 """Bytes of a body received ahead of its consumer: the socket is read while the consumer
 hashes, encrypts and writes, and the consumer finds a batch waiting when it asks."""
+DIGEST_SIZE = 64
+"""Bytes of a SHA-256 in hex: the trailer of an upload whose digest follows its body."""
+_SHA256_HEX = re.compile(rb"[0-9a-f]{64}")
 
 
 class BodyReader(io.RawIOBase):
@@ -36,10 +40,18 @@ class BodyReader(io.RawIOBase):
     carries every chunk received since the last (at least :data:`BATCH` bytes until the
     body ends). The chunks are copied once, into the caller's buffer: no joining, no
     staging copy.
+
+    With ``trailer``, the body's last ``trailer`` bytes are not read: they are held back
+    as they arrive and left in :attr:`trailer` at the end (a digest sent after the file).
     """
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, *, trailer: int = 0) -> None:
         self._request = request
+        self._trailer = trailer
+        self._buffered = 0  # bytes in ``_batch``
+        self.trailer: bytes | None = None
+        """The last ``trailer`` bytes of the body (fewer if it was shorter), held back from
+        the reads; set once the body has ended."""
         self._chunks: deque[bytes] = deque()
         self._queued = 0
         self._finished = False
@@ -108,26 +120,63 @@ class BodyReader(io.RawIOBase):
         return chunks
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if not self._batch:
+        while self._buffered <= self._trailer:
             if self._done:
                 return 0
             chunks = anyio.from_thread.run(self._take)
-            self._batch.extend(memoryview(c) for c in chunks)
-            if not self._batch:
+            if not chunks:
                 self._done = True
+                self.trailer = b"".join(bytes(view) for view in self._batch)
+                self._batch.clear()
+                self._buffered = 0
                 return 0
+            self._batch.extend(memoryview(c) for c in chunks)
+            self._buffered += sum(len(c) for c in chunks)
         count = 0
-        while self._batch and count < len(buffer):
+        room = min(len(buffer), self._buffered - self._trailer)
+        while count < room:
             head = self._batch[0]
-            take = min(len(buffer) - count, len(head))
+            take = min(room - count, len(head))
             buffer[count : count + take] = head[:take]
             count += take
             if take == len(head):
                 self._batch.popleft()
             else:
                 self._batch[0] = head[take:]
+        self._buffered -= count
         self.received += count
         return count
+
+
+class TrailingDigest:
+    """The SHA-256 an upload's body ends with (``X-Ghaf-SHA256: trailing``): its last 64
+    bytes, held back by a :class:`BodyReader` made with ``trailer=DIGEST_SIZE``; an
+    :class:`~ghaf.artifacts.base.LateClaim`."""
+
+    def __init__(self, body: BodyReader) -> None:
+        self._body = body
+
+    def __str__(self) -> str:
+        return "trailing"  # what an audit record names before the body has ended
+
+    def value(self) -> str:
+        """The digest the body ended with.
+
+        Raises:
+            InvalidInputError: the body did not end with 64 lowercase hex characters.
+            RuntimeError: asked before the body has ended (a bug of the caller).
+        """
+        raw = self._body.trailer
+        if raw is None:
+            raise RuntimeError("the trailing digest is read before its body has ended")
+        if not _SHA256_HEX.fullmatch(raw):
+            raise InvalidInputError(
+                "x-ghaf-sha256 is 'trailing', but the body does not end with a SHA-256 "
+                f"(its last {len(raw)} bytes are not 64 lowercase hex characters)",
+                hint="append the file's SHA-256 in lowercase hex after its bytes, and count "
+                "those 64 bytes in content-length",
+            )
+        return raw.decode("ascii")
 
 
 async def receive_to_file(request: Request, dest: Path) -> str:

@@ -10,9 +10,10 @@ digest: a digest says nothing about which project may read the bytes.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Generator
 from typing import Annotated, Any, BinaryIO, cast
 
 from fastapi import Depends, Header, Path, Query, Request
@@ -33,15 +34,18 @@ from ghaf.server.auth import Caller, caller
 from ghaf.server.routes.registry import readable_version
 from ghaf.server.routes.tracking import readable_run
 from ghaf.server.routing import API_PREFIX, ActionRouter
-from ghaf.server.streams import BodyReader
+from ghaf.server.streams import DIGEST_SIZE, BodyReader, TrailingDigest
 from ghaf.tracking.service import artifact_files, record_artifacts
 
 router = ActionRouter(tags=["artifacts"])
 CallerDep = Annotated[Caller, Depends(caller)]
 DIGEST_HEADER = "x-ghaf-sha256"
 """The SHA-256 (lowercase hex) of a file's bytes: claimed by an upload, sent with a download."""
+TRAILING = "trailing"
+"""The value of :data:`DIGEST_HEADER` on an upload whose body ends with the digest."""
 _PROJECT = r"^[a-z0-9][a-z0-9_-]{0,127}$"
 _SHA256 = r"^[0-9a-f]{64}$"
+_CLAIM = rf"^([0-9a-f]{{64}}|{TRAILING})$"
 MAX_FILES = 10_000
 """Files one version may be registered with."""
 UPLOAD_PATH = re.compile(
@@ -103,24 +107,38 @@ class RunFiles(BaseModel):
 )
 async def upload(
     project: Annotated[str, Path(pattern=_PROJECT)],
-    sha256: Annotated[str, Header(alias=DIGEST_HEADER, pattern=_SHA256)],
+    sha256: Annotated[
+        str,
+        Header(
+            alias=DIGEST_HEADER,
+            pattern=_CLAIM,
+            description="The file's SHA-256 in lowercase hex, or 'trailing': the body ends "
+            "with it (64 bytes after the file's).",
+        ),
+    ],
     request: Request,
     who: CallerDep,
 ) -> dict[str, Any]:
     """Upload one file's bytes to a project; stored only when they hash to X-Ghaf-SHA256.
 
+    With ``X-Ghaf-SHA256: trailing`` the body is the file's bytes followed by their
+    SHA-256 in lowercase hex (64 bytes more), so a sender hashes the file as it sends it
+    instead of reading it twice; the file is stored only when it hashes to that trailer.
     The body streams into the artifact store as it arrives (hashed and encrypted on the
     way, never staged whole on disk or in memory); the socket is read ahead of the store
     by a bounded amount, so receiving and storing overlap."""
+    trailing = sha256 == TRAILING
     await who.authorize(UPLOAD_ACTION, f"artifact:{sha256}", project)
-    async with BodyReader(request).receiving() as body:
+    reader = BodyReader(request, trailer=DIGEST_SIZE if trailing else 0)
+    claim: str | TrailingDigest = TrailingDigest(reader) if trailing else sha256
+    async with reader.receiving() as body:
         info = await run_in_threadpool(
             functools.partial(
                 store_upload,
                 who.in_project(project),
                 who.actor,
                 cast(BinaryIO, body),
-                digest=sha256,
+                digest=claim,
                 project=project,
             )
         )
@@ -169,7 +187,7 @@ SEND = 1024 * 1024
 waits for the socket to drain below its high-water mark before the next)."""
 
 
-def _chunks(platform: Platform, digest: str) -> Iterator[bytes]:
+def _chunks(platform: Platform, digest: str) -> Generator[bytes, None, None]:
     # The client checks the digest sent with the file (x-ghaf-sha256) end to end, and the
     # store's AEAD tags refuse any altered byte: hashing here too cost a fifth of the time.
     # read1: one read of the decrypted stream straight into the chunk sent (read would
@@ -202,9 +220,24 @@ async def file(
     return _stream(who.platform, str(entry["digest"]), int(entry["size"]))
 
 
+async def _read_ahead(chunks: Generator[bytes, None, None]) -> AsyncIterator[bytes]:
+    """``chunks`` (read and decrypted on a worker thread), each one read while the one
+    before is sent: the event loop waits on the socket and the thread on the disk and the
+    cipher at the same time, instead of taking turns."""
+    ahead = asyncio.ensure_future(run_in_threadpool(next, chunks, None))
+    try:
+        while (chunk := await ahead) is not None:
+            ahead = asyncio.ensure_future(run_in_threadpool(next, chunks, None))
+            yield chunk
+    finally:  # sent whole, failed, or the client went away
+        if not ahead.done():
+            await asyncio.wait([ahead])  # a thread is in the file: let it leave first
+        await run_in_threadpool(chunks.close)
+
+
 def _stream(platform: Platform, digest: str, size: int) -> StreamingResponse:
     return StreamingResponse(
-        _chunks(platform, digest),
+        _read_ahead(_chunks(platform, digest)),
         media_type="application/octet-stream",
         headers={DIGEST_HEADER: digest, "content-length": str(size)},
     )
