@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import secrets
@@ -378,7 +379,10 @@ def _complete_parts(blobs: PresigningBlobStore, terms: UploadTerms) -> None:
             hint="PUT them (fresh URLs: POST /api/v1/projects/{project}/upload-grants/parts), "
             "then commit again",
         )
-    parts.complete_multipart(key, terms.upload_id, [(n, etag) for n, _, etag, _ in sorted(held)])
+    with contextlib.suppress(NotFoundError):  # completed meanwhile by a commit sent again
+        parts.complete_multipart(
+            key, terms.upload_id, [(n, etag) for n, _, etag, _ in sorted(held)]
+        )
 
 
 def commit_upload(
@@ -403,6 +407,8 @@ def commit_upload(
     try:
         found = blobs.size(staged)
     except NotFoundError as exc:
+        if _sealed(store, terms):  # a commit sent again (its answer was lost): done
+            return ArtifactInfo(digest=terms.digest, size=terms.size, region=store.region)
         raise NotFoundError(
             f"nothing was uploaded for grant {terms.grant_id} (or it was committed already)",
             hint="PUT the encrypted file to the grant's url, then commit",
@@ -418,15 +424,24 @@ def commit_upload(
         )
     body = store.body_key(terms.digest, terms.body_id)
     blobs.promote(staged, body)
+    # Two commits of one grant (a client's retry while the first still runs) share the
+    # body key: neither may delete a body that the other sealed.
     try:
         _verify(blobs, body, terms, data_key)
     except BaseException:
-        blobs.delete(body)
+        if not _sealed(store, terms):
+            blobs.delete(body)
         raise
     if store.exists(terms.digest):
-        blobs.delete(body)  # the bytes are proven; the copy held already serves them
+        if not _sealed(store, terms):
+            blobs.delete(body)  # the bytes are proven; the copy held already serves them
         return ArtifactInfo(digest=terms.digest, size=terms.size, region=store.region)
     return store.seal(terms.digest, terms.size, terms.body_id, data_key)
+
+
+def _sealed(store: EncryptedArtifactStore, terms: UploadTerms) -> bool:
+    """Whether the store holds the grant's digest under the grant's own body."""
+    return any(header.body_id == terms.body_id for header in store.headers(terms.digest))
 
 
 def _verify(blobs: PresigningBlobStore, body: str, terms: UploadTerms, data_key: bytes) -> None:
