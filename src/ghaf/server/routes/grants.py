@@ -169,7 +169,9 @@ async def commit_upload_grant(
     project: ProjectPath, body: GrantCommit, who: CallerDep
 ) -> dict[str, Any]:
     """Store the file PUT for a grant once it decrypts to the announced SHA-256 (the
-    server reads it back whole); a body that does not is deleted and nothing counts."""
+    server reads it back whole); a body that does not is deleted and nothing counts. A
+    grant in parts is completed first: with parts missing the answer is 400 naming
+    them, and the upload stays open to send them. Sent again, it answers the same."""
     info = await run_in_threadpool(
         functools.partial(
             commit_granted_upload,
@@ -182,9 +184,7 @@ async def commit_upload_grant(
     return {"digest": info.digest, "size": info.size}
 
 
-@router.write(
-    "POST", "/projects/{project}/upload-grants/parts", action=UPLOAD_ACTION, status_code=201
-)
+@router.write("POST", "/projects/{project}/upload-grants/parts", action=UPLOAD_ACTION)
 async def upload_grant_parts(
     project: ProjectPath, body: PartsRequest, who: CallerDep
 ) -> dict[str, Any]:
