@@ -290,6 +290,10 @@ class _FlakyStore:
         self.upstream = upstream
         self.fail: dict[int, list[int]] = {}
         self.puts: list[int] = []
+        self.stall = ""
+        """An object path whose GET is held until a HEAD of it comes (a second commit)."""
+        self.stalled = threading.Event()
+        self.release = threading.Event()
         store = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -308,6 +312,12 @@ class _FlakyStore:
             def forward(self) -> None:
                 query = parse_qs(urlparse(self.path).query)
                 body = self.body()
+                held = bool(store.stall) and store.stall in urlparse(self.path).path
+                if held and self.command == "HEAD" and store.stalled.is_set():
+                    store.release.set()
+                if held and self.command == "GET" and not store.release.is_set():
+                    store.stalled.set()
+                    store.release.wait(timeout=60)
                 if self.command == "PUT" and "partNumber" in query:
                     part = int(query["partNumber"][0])
                     store.puts.append(part)
@@ -406,3 +416,15 @@ def test_a_part_the_store_fails_is_sent_again_alone_and_one_that_keeps_failing_a
         assert flaky.puts.count(1) == 3
         assert _pending(s3, name) == []
         assert not platform.artifacts.exists(hashlib.sha256(other).hexdigest())
+    # the server verifies longer than the client waits for an answer: the session sends
+    # the commit again, is told the first is verifying, and asks until it is stored
+    late = os.urandom(12 * MiB)
+    (tmp_path / "late.bin").write_bytes(late)
+    digest = hashlib.sha256(late).hexdigest()
+    flaky.fail, flaky.stall = {}, f"/ghaf/enc/{digest[:2]}/{digest}/"
+    with ghaf.connect(server.url, token=token, timeout=3.0) as impatient:
+        assert upload_granted(impatient, tmp_path / "late.bin", "fraud", digest, len(late)) == (
+            digest
+        )
+    assert flaky.release.is_set()  # a second commit came while the first verified
+    assert platform.artifacts.read_bytes(digest) == late

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ghaf.errors import (
+    AlreadyExistsError,
     BackendUnavailableError,
     IntegrityError,
     PermissionDeniedError,
@@ -59,6 +60,12 @@ _BACKOFF_S = 0.5
 """Seconds waited before a part the store failed is sent again, times the try's number."""
 _PART_BATCH = 128 * ENCRYPTED_CHUNK
 """Plaintext bytes read and encrypted at a time while a part is sent (2 MiB)."""
+_VERIFIED_BPS = 20 * 1024**2
+"""Bytes a second the server is waited for at least while it verifies a commit whose
+answer was late (beyond :data:`_COMMIT_WAIT_S`)."""
+_COMMIT_WAIT_S = 120.0
+_POLL_S = (0.5, 5.0)
+"""First and longest wait between two asks whether a late commit is done."""
 
 
 def offers_presigned(client: Client) -> bool:
@@ -314,6 +321,27 @@ def _send_parts(client: Client, path: Path, project: str, grant: dict[str, Any])
             raise
 
 
+def _commit(client: Client, project: str, grant: dict[str, Any]) -> str:
+    """Commit a grant; its digest once stored.
+
+    The server reads a large file back whole before it answers, which can outlast the
+    client's read timeout: the session then sends the commit again, and the server says
+    the first is still verifying (409). The answer is then asked for again, waiting
+    longer each time, for as long as verifying the file may take.
+    """
+    path = f"/projects/{project}/upload-grants/commit"
+    deadline = time.monotonic() + _COMMIT_WAIT_S + int(grant["size"]) / _VERIFIED_BPS
+    wait, longest = _POLL_S
+    while True:
+        try:
+            return str(client.post(path, {"grant": grant["grant"]})["digest"])
+        except AlreadyExistsError:
+            if time.monotonic() + wait > deadline:
+                raise
+        time.sleep(wait)
+        wait = min(wait * 2, longest)
+
+
 def upload_granted(client: Client, path: Path, project: str, digest: str, size: int) -> str:
     """Send ``path`` to ``project`` through an upload grant; its SHA-256 once the server
     verified and stored it (a file the project holds already is not sent again).
@@ -330,14 +358,11 @@ def upload_granted(client: Client, path: Path, project: str, digest: str, size: 
     if grant.get("method") == "multipart":
         try:
             _send_parts(client, path, project, grant)
-            done = client.post(
-                f"/projects/{project}/upload-grants/commit", {"grant": grant["grant"]}
-            )
+            return _commit(client, project, grant)
         except BaseException:
             with contextlib.suppress(Exception):  # the first error is the one to tell
                 client.post(f"/projects/{project}/upload-grants/abort", {"grant": grant["grant"]})
             raise
-        return str(done["digest"])
     headers = {"content-length": str(grant["encrypted_size"])}
     with httpx.Client(timeout=60.0) as http:
         response = http.put(
@@ -345,5 +370,4 @@ def upload_granted(client: Client, path: Path, project: str, digest: str, size: 
         )
         if response.status_code not in (200, 201, 204):
             raise _store_error(response, str(path))
-    committed = client.post(f"/projects/{project}/upload-grants/commit", {"grant": grant["grant"]})
-    return str(committed["digest"])
+    return _commit(client, project, grant)

@@ -46,7 +46,13 @@ from ghaf.artifacts.presign import (
     multipart,
     staged_key,
 )
-from ghaf.errors import GhafError, IntegrityError, InvalidInputError, NotFoundError
+from ghaf.errors import (
+    AlreadyExistsError,
+    GhafError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+)
 from ghaf.security.base import WrappedKey
 from ghaf.security.chunked import CHUNK, CT_CHUNK, HEADER_SIZE, TAG, iter_decrypt
 from ghaf.security.encrypted_store import CIPHER, EncryptedArtifactStore, body_context
@@ -397,6 +403,8 @@ def commit_upload(
 
     Raises:
         NotFoundError: nothing was PUT for this grant (or it was committed already).
+        AlreadyExistsError: another commit of this grant is verifying its body (the
+            client sent it again when its answer was late); commit again later.
         InvalidInputError: parts of a grant in parts are missing; send them, then
             commit again.
         IntegrityError: the body is not the announced file; nothing is stored.
@@ -409,6 +417,13 @@ def commit_upload(
     except NotFoundError as exc:
         if _sealed(store, terms):  # a commit sent again (its answer was lost): done
             return ArtifactInfo(digest=terms.digest, size=terms.size, region=store.region)
+        if blobs.exists(store.body_key(terms.digest, terms.body_id)):
+            raise AlreadyExistsError(
+                f"upload grant {terms.grant_id} is being committed: its body is being "
+                "verified (a commit sent before this one)",
+                hint="commit again in a while for the answer; a large file takes about a "
+                "second per 100 MiB",
+            ) from exc
         raise NotFoundError(
             f"nothing was uploaded for grant {terms.grant_id} (or it was committed already)",
             hint="PUT the encrypted file to the grant's url, then commit",
