@@ -28,7 +28,7 @@ import ghaf.artifacts.presign
 from ghaf.artifacts.leftovers import remove_leftovers
 from ghaf.artifacts.presign import STAGING_PREFIX, presigning, stale_staged
 from ghaf.client import Client
-from ghaf.client.direct import upload_granted
+from ghaf.client.direct import download_granted, upload_granted
 from ghaf.client.files import log_artifacts
 from ghaf.errors import BackendUnavailableError, IntegrityError, InvalidInputError, NotFoundError
 from ghaf.home import init_home
@@ -36,6 +36,7 @@ from ghaf.platform import Platform
 from ghaf.projects import create_project
 from ghaf.security.chunked import ChunkEncryptor
 from ghaf.security.encrypted_store import EncryptedArtifactStore
+from ghaf.security.grants import ciphertext_size
 from ghaf.settings import load_settings
 from ghaf.testing.people import mint
 from tests.integration.test_presigned_artifacts import _objects, _uploads, bucket
@@ -294,6 +295,9 @@ class _FlakyStore:
         """An object path whose GET is held until a HEAD of it comes (a second commit)."""
         self.stalled = threading.Event()
         self.release = threading.Event()
+        self.cut = ""
+        """An object path whose first GET is cut off halfway (the Range of each is kept)."""
+        self.ranges: list[str] = []
         store = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -331,6 +335,15 @@ class _FlakyStore:
                 answer = httpx.request(
                     self.command, store.upstream + self.path, headers=headers, content=body
                 )
+                if store.cut and store.cut in urlparse(self.path).path and self.command == "GET":
+                    store.ranges.append(self.headers.get("range", ""))
+                    if len(store.ranges) == 1:  # the connection breaks halfway
+                        self.send_response(answer.status_code)
+                        self.send_header("content-length", str(len(answer.content)))
+                        self.end_headers()
+                        self.wfile.write(answer.content[: len(answer.content) // 2])
+                        self.close_connection = True
+                        return
                 self.send_response(answer.status_code)
                 for key, value in answer.headers.items():
                     if key.lower() not in {*skip, "content-encoding"}:
@@ -405,6 +418,16 @@ def test_a_part_the_store_fails_is_sent_again_alone_and_one_that_keeps_failing_a
         assert sent == digest
         assert sorted(flaky.puts) == [1, 2, 2, 3, 3]  # only the failed parts again
         assert platform.artifacts.read_bytes(digest) == data
+        # a download whose connection breaks halfway goes on from where it stopped
+        with alice.start_run("churn", project="fraud") as run:
+            alice.post(f"/runs/{run.run_id}/artifacts", {"files": {"m.bin": digest}})
+        grant = alice.get(f"/runs/{run.run_id}/artifact-grant", path="m.bin")
+        flaky.cut = f"/ghaf/enc/{digest[:2]}/{digest}/"
+        download_granted(grant, digest, tmp_path / "back.bin", "m.bin")
+        assert (tmp_path / "back.bin").read_bytes() == data
+        assert flaky.ranges[0] == "" and flaky.ranges[1].startswith("bytes=")
+        resumed_at = int(flaky.ranges[1].removeprefix("bytes=").rstrip("-"))
+        assert 0 < resumed_at <= ciphertext_size(len(data)) // 2
         # a part that fails every try: the upload is given up and aborted
         other = os.urandom(12 * MiB)
         (tmp_path / "other.bin").write_bytes(other)

@@ -11,7 +11,8 @@ bearer token never goes to the bucket: the URL is the only credential it sees.
 A file larger than the server's part size goes in parts (an S3 multipart upload): each
 part is a run of whole encryption chunks, encrypted on its own and PUT through a URL
 signed for that part alone, several at once; a part that fails is sent again alone
-(with a fresh URL when its own expired), and an upload given up is aborted.
+(with a fresh URL when its own expired), and an upload given up is aborted. A download
+whose connection breaks midway goes on from where it stopped (a ranged GET).
 """
 
 from __future__ import annotations
@@ -109,6 +110,31 @@ def _store_error(response: httpx.Response, what: str) -> Exception:
     )
 
 
+def _object_bytes(http: httpx.Client, url: str, what: str) -> Iterator[bytes]:
+    """The bytes of the object at a presigned ``url``, in order; a connection that breaks
+    midway is taken up where it stopped (a ranged GET of the rest, the URL still
+    valid), up to :data:`_PART_TRIES` times in all."""
+    received = 0
+    for attempt in range(1, _PART_TRIES + 1):
+        headers = {"range": f"bytes={received}-"} if received else None
+        try:
+            with http.stream("GET", url, headers=headers) as response:
+                if response.status_code != (206 if received else 200):
+                    response.read()
+                    raise _store_error(response, what)
+                for chunk in response.iter_bytes(CHUNK):
+                    received += len(chunk)
+                    yield chunk
+                return
+        except httpx.TransportError as exc:
+            if attempt == _PART_TRIES:
+                raise BackendUnavailableError(
+                    f"the connection to the object store broke {attempt} times while "
+                    f"fetching {what} ({received} bytes came): {exc}",
+                    hint="download it again",
+                ) from exc
+
+
 def download_granted(grant: dict[str, Any], digest: str, target: Path, what: str) -> None:
     """Fetch the body a download grant names, decrypt it beside ``target`` and rename it
     into place once it hashes to ``digest``.
@@ -117,6 +143,7 @@ def download_granted(grant: dict[str, Any], digest: str, target: Path, what: str
         IntegrityError: the grant is for another file, or the bytes do not decrypt to
             ``digest``; nothing is written under ``target``'s name.
         PermissionDeniedError: the object store refused the URL (expired).
+        BackendUnavailableError: the connection to the store broke, again and again.
     """
     if grant.get("digest") != digest:
         raise IntegrityError(
@@ -130,15 +157,8 @@ def download_granted(grant: dict[str, Any], digest: str, target: Path, what: str
     partial = Path(name)
     hasher = hashlib.sha256()
     try:
-        with (
-            os.fdopen(fd, "wb") as out,
-            httpx.Client(timeout=60.0) as http,
-            http.stream("GET", str(grant["url"])) as response,
-        ):
-            if response.status_code != 200:
-                response.read()
-                raise _store_error(response, what)
-            source = _ChunkSource(response.iter_bytes(CHUNK))
+        with os.fdopen(fd, "wb") as out, httpx.Client(timeout=60.0) as http:
+            source = _ChunkSource(_object_bytes(http, str(grant["url"]), what))
             for piece in iter_decrypt(data_key, context, source.readinto):
                 hasher.update(piece)
                 out.write(piece)
