@@ -39,6 +39,7 @@ class ServerConfig:
 def _serve_here(config: ServerConfig) -> None:
     from ghaf.platform import Platform
     from ghaf.security.tls import effective_tls, uvicorn_server
+    from ghaf.server.protocol import ProblemHttpToolsProtocol
     from ghaf.serving.server import freeze_startup_heap, reuseport_socket
     from ghaf.settings import load_settings
 
@@ -51,7 +52,7 @@ def _serve_here(config: ServerConfig) -> None:
         host=config.host,
         port=config.port,
         loop="uvloop",
-        http="httptools",
+        http=ProblemHttpToolsProtocol,
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -26,7 +26,7 @@ import pyarrow as pa
 import yaml
 from fastapi import Depends, Query
 from fastapi import Path as PathParam
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 
@@ -79,6 +79,10 @@ MAX_SQL = 1024 * 1024
 _ALIAS = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 NameParam = Annotated[str, PathParam(pattern=_NAME)]
 RefParam = Annotated[str, PathParam(pattern=_REF)]
+MAX_PREVIEW_COLUMNS = 100
+"""Columns a preview may name: the request line stays far below the 80 KiB the HTTP
+parser takes (a longer one is refused by uvicorn as plain text, before the API can answer)."""
+ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class ContractText(BaseModel):
@@ -254,10 +258,11 @@ async def rows(
     ref: RefParam,
     who: CallerDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PREVIEW_ROWS)] = 20,
-    column: Annotated[list[str] | None, Query(max_length=1000)] = None,
+    column: Annotated[list[ColumnName] | None, Query(max_length=MAX_PREVIEW_COLUMNS)] = None,
 ) -> Response:
-    """The first rows of a version (at most 1,000); a version with a pii or sensitive
-    column (or upstream of one) needs ``dataset.read_pii``, and each such read is audited."""
+    """The first rows of a version (at most 1,000), all columns or the named ones (at most
+    100; name none for all); a version with a pii or sensitive column (or upstream of one)
+    needs ``dataset.read_pii``, and each such read is audited."""
     found = await _readable(who, ref)
     await _authorize_rows(who, found)
     shown = await run_in_threadpool(
