@@ -19,6 +19,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ghaf.logs import bind_ids, get_logger, new_id
+from ghaf.server.streams import DIGEST_SIZE
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _access = get_logger("ghaf.access")
@@ -93,8 +94,10 @@ class Gateway:
         docs = scope["path"] in ("/docs", "/redoc")
         page_csp = _DOCS_CSP if docs else _UI_CSP if scope["path"].startswith("/ui") else None
         limit = self.max_body
+        slack = 0  # bytes a body may carry beyond the limit it is told of
         if self.artifacts is not None and self.artifacts[0].match(scope["path"]):
             limit = self.artifacts[1]
+            slack = DIGEST_SIZE  # the digest an upload may end with (x-ghaf-sha256: trailing)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -124,7 +127,7 @@ class Gateway:
                 return {"type": "http.disconnect"}
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > limit:
+            if seen > limit + slack:
                 refused = True
                 await _too_large(send_with_headers, request_id, None, limit)
                 return {"type": "http.disconnect"}  # the app stops reading and answers nobody
@@ -137,7 +140,7 @@ class Gateway:
         with bind_ids(request_id=request_id):
             try:
                 declared = _declared_length(scope)
-                if declared is not None and declared > limit:
+                if declared is not None and declared > limit + slack:
                     await _too_large(send_with_headers, request_id, declared, limit)
                     return
                 await self.app(scope, limited, send_app)

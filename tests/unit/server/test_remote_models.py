@@ -310,9 +310,17 @@ def test_the_artifact_route_has_its_own_body_limit(platform: Platform, tmp_path:
                 "/projects/fraud/artifacts", content=within, headers={DIGEST: _sha256(within)}
             )
             assert fits.status_code == 201, fits.text
+            whole = b"z" * limit  # a file of exactly the limit, its digest sent after it
+            trailing = http.post(
+                "/projects/fraud/artifacts",
+                content=whole + _sha256(whole).encode(),
+                headers={DIGEST: "trailing"},
+            )
+            assert trailing.status_code == 201, trailing.text
             other = http.post("/experiments", content=b"{" * (MiB + MiB // 2))
             assert other.status_code == 413 and str(MiB) in other.json()["title"]
     finally:
         server.stop()
     assert not platform.artifacts.exists(_sha256(big))
     assert platform.artifacts.exists(_sha256(within))
+    assert platform.artifacts.exists(_sha256(b"z" * limit))
