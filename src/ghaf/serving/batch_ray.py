@@ -35,12 +35,13 @@ from ghaf.serving.base import ModelSpec
 from ghaf.settings import GhafSettings
 
 RANGE_ROWS = 262_144
-"""Most rows per work unit (whole row groups), and each actor gets at least
-``UNITS_PER_ACTOR`` units when the file has the row groups: enough to balance nodes, few
-enough that a unit's overhead is noise."""
+"""Most rows per work unit (whole row groups): few enough units that a unit's overhead is
+noise. A unit is also at most a ``1 / (actors x UNITS_PER_ACTOR)`` share of the rows left
+after it, so units shrink to a row group each towards the end of the file and the nodes
+finish together (with equal units, one node idled while another scored the last one)."""
 UNITS_PER_ACTOR = 4
 ACTOR_START_S = 300
-"""How long the actors may take to start, verify and load the model before the run fails."""
+"""How long the actors' processes may take to start before the run fails."""
 NODE_KEY = b"ghaf.ray_node"
 """Schema metadata an actor's output carries (the node that scored it); the driver
 removes it before writing, so the output is the local path's byte for byte in schema."""
@@ -97,27 +98,45 @@ class ModelBundle:
 
 
 class ScoreActor:
-    """A Ray Data actor: verifies and loads the model once, then reads and scores ranges."""
+    """A Ray Data actor: verifies and loads the model with its first range, then reads and
+    scores ranges.
+
+    The constructor keeps only what it was sent, so the pool counts an actor as started
+    once its process is up, and each actor verifies and loads the model at its first range
+    instead of the whole pool waiting for the slowest to load before the first range goes
+    out (on two nodes that barrier idled the node that loaded first for a second or two).
+    """
 
     def __init__(self, bundle: ModelBundle, source: str, keep: Sequence[str] | None) -> None:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-
-        from ghaf.serving.models import verified_runtime
-
-        threadpool_limits(limits=1)  # one CPU per actor: the cores go to actors
-        directory = Path(tempfile.mkdtemp(prefix="ghaf-score-"))
-        self.refused: GhafError | None = None
-        try:
-            settings, spec = bundle.unpack(directory)
-            self.runtime = verified_runtime(settings, spec, threads=1)
-        except GhafError as exc:
-            # Kept to raise from the first call: Ray reports an error from __init__ only
-            # as text, and the driver should raise the refusal itself.
-            self.refused = exc
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
+        self.bundle = bundle
         self.source = source
         self.keep = keep
+        self.runtime: Any = None
+        self.refused: GhafError | None = None
+
+    def _load(self) -> Any:
+        """The verified runtime, loaded once; a refusal is raised again at every range."""
+        if self.refused is not None:
+            raise self.refused  # nothing was loaded: the model did not verify here
+        if self.runtime is None:
+            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+            from ghaf.serving.models import verified_runtime
+
+            threadpool_limits(limits=1)  # what is loaded already (numpy's BLAS)
+            directory = Path(tempfile.mkdtemp(prefix="ghaf-score-"))
+            try:
+                settings, spec = self.bundle.unpack(directory)
+                self.runtime = verified_runtime(settings, spec, threads=1)
+            except GhafError as exc:
+                self.refused = exc
+                raise
+            finally:
+                shutil.rmtree(directory, ignore_errors=True)
+            # Again after the load, for the math libraries it brought (scikit-learn's
+            # OpenMP): one CPU per actor, the cores go to actors.
+            threadpool_limits(limits=1)
+        return self.runtime
 
     def __call__(self, ranges: pa.Table) -> Iterator[pa.Table]:
         import pyarrow.parquet as pq
@@ -125,9 +144,7 @@ class ScoreActor:
 
         from ghaf.serving.batch import score_batch
 
-        if self.refused is not None:
-            raise self.refused  # nothing was loaded: the model did not verify here
-
+        runtime = self._load()
         try:
             handle = pq.ParquetFile(self.source, pre_buffer=False)
         except FileNotFoundError as exc:
@@ -135,7 +152,7 @@ class ScoreActor:
                 f"a Ray node cannot read the input {self.source}",
                 hint="put the input where every node reads it at the same path",
             ) from exc
-        features = set(self.runtime.signature.columns)
+        features = set(runtime.signature.columns)
         node = {NODE_KEY: get_runtime_context().get_node_id().encode()}
         for unit in ranges.to_pylist():
             groups = list(range(unit["first"], unit["last"]))
@@ -145,21 +162,23 @@ class ScoreActor:
                     if self.keep is not None
                     else [n for n in batch.schema.names if n not in features]
                 )
-                scored = score_batch(self.runtime, batch, kept)
+                scored = score_batch(runtime, batch, kept)
                 yield pa.Table.from_batches([scored]).replace_schema_metadata(node)
 
 
 def _ranges(metadata: Any, batch_rows: int, actors: int) -> list[dict[str, int]]:
-    """Ranges of whole row groups, each of at most about ``RANGE_ROWS`` rows, at least
-    ``UNITS_PER_ACTOR`` per actor where the file has that many row groups."""
-    target = min(RANGE_ROWS, -(-metadata.num_rows // (actors * UNITS_PER_ACTOR)))
+    """Ranges of whole row groups in input order, each of at most about ``RANGE_ROWS`` rows
+    and of a ``1 / (actors x UNITS_PER_ACTOR)`` share of the rows not yet in a range, so
+    that the last ranges are one row group each."""
     ranges: list[dict[str, int]] = []
     first = rows = 0
+    left = metadata.num_rows
     for group in range(metadata.num_row_groups):
         rows += metadata.row_group(group).num_rows
+        target = min(RANGE_ROWS, -(-left // (actors * UNITS_PER_ACTOR)))
         if rows >= target or group == metadata.num_row_groups - 1:
             ranges.append({"first": first, "last": group + 1, "rows": batch_rows})
-            first, rows = group + 1, 0
+            first, left, rows = group + 1, left - rows, 0
     return ranges
 
 
@@ -242,8 +261,8 @@ class RayScorer:
         )
         options.preserve_order = True  # scores come back in input order
         context.enable_progress_bars = False  # the driver shows its own
-        # Every actor verified and loaded before the first range goes out, so one that
-        # started first does not score it all while the others load.
+        # Every actor's process up before the first range goes out, so every actor gets
+        # ranges from the start; each then verifies and loads the model with its first.
         context.wait_for_min_actors_s = ACTOR_START_S
         try:
             scored = ray.data.from_items(ranges, override_num_blocks=len(ranges)).map_batches(
