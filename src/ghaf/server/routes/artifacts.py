@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import threading
 from collections.abc import AsyncIterator, Generator
 from typing import Annotated, Any, BinaryIO, cast
 
@@ -224,15 +225,23 @@ async def _read_ahead(chunks: Generator[bytes, None, None]) -> AsyncIterator[byt
     """``chunks`` (read and decrypted on a worker thread), each one read while the one
     before is sent: the event loop waits on the socket and the thread on the disk and the
     cipher at the same time, instead of taking turns."""
-    ahead = asyncio.ensure_future(run_in_threadpool(next, chunks, None))
+    inside = threading.Lock()  # held by the thread in the generator, and by its closing
+
+    def advance() -> bytes | None:
+        with inside:
+            return next(chunks, None)
+
+    ahead = asyncio.ensure_future(run_in_threadpool(advance))
     try:
         while (chunk := await ahead) is not None:
-            ahead = asyncio.ensure_future(run_in_threadpool(next, chunks, None))
+            ahead = asyncio.ensure_future(run_in_threadpool(advance))
             yield chunk
     finally:  # sent whole, failed, or the client went away
-        if not ahead.done():
-            await asyncio.wait([ahead])  # a thread is in the file: let it leave first
-        chunks.close()  # closes the file (no wait: safe in a cancelled scope)
+        # A cancelled read can look done while its thread is still in the generator
+        # (closing it then raised "generator already executing"): wait for the thread
+        # under the lock, at most one chunk's read, without awaiting in a cancelled scope.
+        with inside:
+            chunks.close()  # closes the file
 
 
 def _stream(platform: Platform, digest: str, size: int) -> StreamingResponse:
