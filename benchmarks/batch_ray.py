@@ -6,13 +6,8 @@ max_iter=100, seed 7, signed by the bench home's key) scores N rows x 20 float32
 plus an id (10M at full size) from Parquet (row groups of 65,536) to a Parquet file, each
 figure the whole ``score_to_target`` call (model verified on the driver and on every
 actor, residency, audit). Each cluster is started here on 127.0.0.1 (head from ``ray
-start --head``, worker node from ``tests/integration/ray_worker_node.py``), scores a small
-file untimed, then the timed input, and is stopped. The untimed run is the cluster's first:
-Ray Data starts its per-cluster actors then (stats, autoscaling coordinator, actor
-locations: detached, about 3 s of CPU in all), which a cluster in service has already; the
-timed run, as a later ``ghaf predict`` on such a cluster, still starts its own scoring
-actors in new worker processes, each verifying and loading the model. Target: two nodes
->= 1.6x one node.
+start --head``, worker node from ``tests/integration/ray_worker_node.py``), used once and
+stopped. Target: two nodes >= 1.6x one node.
 """
 
 from __future__ import annotations
@@ -158,8 +153,6 @@ def measure(rows: int) -> list[Figure]:
     ray_loopback_env(workdir)  # before Ray is imported
     os.environ.update(THREADS_ENV)
     env = dict(os.environ)
-    import pyarrow.parquet as pq
-
     from ghaf.home import init_home
     from ghaf.serving.outputs import score_to_target
     from ghaf.settings import load_settings
@@ -169,24 +162,21 @@ def measure(rows: int) -> list[Figure]:
             spec = _signed_w4(platform.settings, workdir / "w4")
             source = workdir / "in.parquet"
             _write_input(source, rows)
-            first = workdir / "first.parquet"
-            _write_input(first, min(rows, 131_072))
             load = os.getloadavg()[0]
 
             driver_cpu: dict[str, float] = {}
 
-            def timed(on: str | None, name: str, data: Path = source) -> float:
+            def timed(on: str | None, name: str) -> float:
                 out = workdir / f"{name}.parquet"
                 started, cpu = time.perf_counter(), time.process_time()
                 stats = score_to_target(
-                    platform, platform.admin(), spec, data, str(out), progress=False, on=on
+                    platform, platform.admin(), spec, source, str(out), progress=False, on=on
                 )
                 seconds = time.perf_counter() - started
-                if data == source:
-                    driver_cpu[name] = (time.process_time() - cpu) / seconds
-                assert stats.rows == pq.read_metadata(data).num_rows, stats
+                driver_cpu[name] = (time.process_time() - cpu) / seconds
+                assert stats.rows == rows, stats
                 out.unlink()
-                return stats.rows / seconds
+                return rows / seconds
 
             local = timed(None, "local")
             rates: dict[int, float] = {}
@@ -195,7 +185,6 @@ def measure(rows: int) -> list[Figure]:
                     ray = _connect(address)
                     try:
                         _wait_for(ray, nodes)
-                        timed(f"ray://{address}", f"first{nodes}", first)  # untimed
                         rates[nodes] = timed(f"ray://{address}", f"ray{nodes}")
                     finally:
                         ray.shutdown()
