@@ -39,13 +39,14 @@ from ghaf.security.encrypted_store import EncryptedArtifactStore
 from ghaf.security.grants import ciphertext_size
 from ghaf.settings import load_settings
 from ghaf.testing.people import mint
-from tests.integration.test_presigned_artifacts import _objects, _uploads, bucket
+from tests.integration.test_presigned_artifacts import _client, _objects, _uploads, bucket, team
 from tests.unit.serving.server_processes import ServerProcess
 
 pytestmark = pytest.mark.slow
 
 MiB = 1024**2
-__all__ = ["bucket"]  # the fixture, shared with the single-PUT tests
+__all__ = ["bucket", "team"]  # the fixtures, shared with the single-PUT tests (team
+# starts its server on this module's platform, which sets the part size)
 
 
 @pytest.fixture
@@ -55,29 +56,6 @@ def platform(
     monkeypatch.setenv("GHAF_SERVER__PRESIGNED_PART_MIB", "5")  # the server's too
     with init_home(load_settings(home=isolated_env)) as opened:
         yield opened
-
-
-@pytest.fixture
-def team(platform: Platform, tmp_path: Path) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
-    for project in ("fraud", "retail"):
-        create_project(platform, platform.admin(), project)
-    tokens = {
-        "alice": mint(platform, "alice", ["data_scientist"], project="fraud", bind_on="fraud"),
-        "rita": mint(platform, "rita", ["data_scientist"], project="retail", bind_on="retail"),
-    }
-    server = ServerProcess(
-        platform.settings.home, ("server",), "/health", tmp_path / "server.log"
-    ).start()
-    try:
-        yield server, tokens
-    finally:
-        log = server.stop()
-    assert "Traceback" not in log
-
-
-def _client(team: tuple[ServerProcess, dict[str, str]], who: str) -> Client:
-    server, tokens = team
-    return ghaf.connect(server.url, token=tokens[who])
 
 
 def _pending(s3: Any, name: str) -> list[str]:

@@ -27,6 +27,8 @@ AHEAD = 4 * BATCH
 hashes, encrypts and writes, and the consumer finds a batch waiting when it asks."""
 DIGEST_SIZE = 64
 """Bytes of a SHA-256 in hex: the trailer of an upload whose digest follows its body."""
+TRAILING = "trailing"
+"""The value of ``X-Ghaf-SHA256`` on an upload whose body ends with the file's digest."""
 _SHA256_HEX = re.compile(rb"[0-9a-f]{64}")
 
 
@@ -157,7 +159,7 @@ class TrailingDigest:
         self._body = body
 
     def __str__(self) -> str:
-        return "trailing"  # what an audit record names before the body has ended
+        return TRAILING  # what an audit record names before the body has ended
 
     def value(self) -> str:
         """The digest the body ended with.

@@ -35,15 +35,13 @@ from ghaf.server.auth import Caller, caller
 from ghaf.server.routes.registry import readable_version
 from ghaf.server.routes.tracking import readable_run
 from ghaf.server.routing import API_PREFIX, ActionRouter
-from ghaf.server.streams import DIGEST_SIZE, BodyReader, TrailingDigest
+from ghaf.server.streams import DIGEST_SIZE, TRAILING, BodyReader, TrailingDigest
 from ghaf.tracking.service import artifact_files, record_artifacts
 
 router = ActionRouter(tags=["artifacts"])
 CallerDep = Annotated[Caller, Depends(caller)]
 DIGEST_HEADER = "x-ghaf-sha256"
 """The SHA-256 (lowercase hex) of a file's bytes: claimed by an upload, sent with a download."""
-TRAILING = "trailing"
-"""The value of :data:`DIGEST_HEADER` on an upload whose body ends with the digest."""
 _PROJECT = r"^[a-z0-9][a-z0-9_-]{0,127}$"
 _SHA256 = r"^[0-9a-f]{64}$"
 _CLAIM = rf"^([0-9a-f]{{64}}|{TRAILING})$"
